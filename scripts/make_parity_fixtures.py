@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Builds the tiny random-weight parity fixtures under tests/fixtures/.
+
+Each fixture is a model made from a config (no download), saved as safetensors with the upstream
+tensor names, plus the inputs and the reference outputs computed by Hugging Face transformers.
+The Rust parity tests (tests/parity.rs) load them and must match within 1e-4.
+
+Run: python3 scripts/make_parity_fixtures.py   (needs torch, transformers, safetensors)
+"""
+import json
+import os
+
+import torch
+import transformers as tf
+from safetensors.torch import save_file
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
+torch.manual_seed(20261121)
+
+COMMON = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+              intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=0.1,
+              attention_probs_dropout_prob=0.1, initializer_range=0.3)
+LABELS = {0: "contradiction", 1: "entailment", 2: "neutral"}
+
+
+def inputs(pad_id, first_id, sep_id, with_types):
+    lens = [11, 7, 3]
+    seq = max(lens)
+    ids, mask, types = [], [], []
+    g = torch.Generator().manual_seed(7)
+    for n in lens:
+        body = torch.randint(5, 60, (n - 2,), generator=g).tolist()
+        row = [first_id] + body + [sep_id]
+        t = [0] * (n // 2) + [1] * (n - n // 2) if with_types else [0] * n
+        ids.append(row + [pad_id] * (seq - n))
+        mask.append([1] * n + [0] * (seq - n))
+        types.append(t + [0] * (seq - n))
+    return ids, mask, types
+
+
+def perturb(model):
+    # Random init leaves LayerNorm at 1/0 and biases at 0; move them so a wrong name or order shows.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+
+
+def dump(name, model, config, ids, mask, types, kind, extra=None):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    model.eval()
+    perturb(model)
+    config_dict = config.to_dict()
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(config_dict, f, indent=1, sort_keys=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(d, "model.safetensors"))
+    t_ids, t_mask, t_types = (torch.tensor(x) for x in (ids, mask, types))
+    with torch.no_grad():
+        if kind == "classifier":
+            kw = dict(input_ids=t_ids, attention_mask=t_mask)
+            if config.type_vocab_size > 1:
+                kw["token_type_ids"] = t_types
+            out = model(**kw).logits
+        else:
+            h = model(input_ids=t_ids, attention_mask=t_mask, token_type_ids=t_types).last_hidden_state
+            m = t_mask.unsqueeze(-1).float()
+            out = (h * m).sum(1) / m.sum(1)
+            out = torch.nn.functional.normalize(out, dim=-1)
+    ref = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output=out.tolist(), kind=kind,
+               transformers=tf.__version__, torch=torch.__version__)
+    if extra:
+        ref.update(extra)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(ref, f)
+    print(name, tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
+
+
+def main():
+    # BERT cross-encoder (MiniLM-style).
+    cfg = tf.BertConfig(**COMMON, type_vocab_size=2, id2label=LABELS)
+    ids, mask, types = inputs(0, 2, 3, True)
+    dump("bert-cls", tf.BertForSequenceClassification(cfg), cfg, ids, mask, types, "classifier")
+
+    # BERT sentence embedder, mean pooling + L2 normalisation.
+    cfg = tf.BertConfig(**COMMON, type_vocab_size=2)
+    dump("bert-embed", tf.BertModel(cfg, add_pooling_layer=False), cfg, ids, mask, types, "embedding",
+         {"pooling": "mean", "normalize": True})
+
+    # RoBERTa cross-encoder: positions start after padding_idx, no token types.
+    cfg = tf.RobertaConfig(**COMMON, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                           id2label=LABELS)
+    cfg.max_position_embeddings = 66
+    ids, mask, types = inputs(1, 0, 2, False)
+    dump("roberta-cls", tf.RobertaForSequenceClassification(cfg), cfg, ids, mask, types, "classifier")
+
+    # XLM-RoBERTa: the same network under another model_type.
+    cfg = tf.XLMRobertaConfig(**COMMON, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                              id2label=LABELS)
+    cfg.max_position_embeddings = 66
+    dump("xlm-roberta-cls", tf.XLMRobertaForSequenceClassification(cfg), cfg, ids, mask, types, "classifier")
+
+    # DeBERTa-v3 cross-encoder: relative attention with log buckets, shared keys, no absolute positions.
+    cfg = tf.DebertaV2Config(**COMMON, type_vocab_size=0, relative_attention=True, max_relative_positions=-1,
+                             position_buckets=8, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm",
+                             share_att_key=True, position_biased_input=False, pad_token_id=0,
+                             pooler_hidden_size=32, pooler_hidden_act="gelu", id2label=LABELS)
+    ids, mask, types = inputs(0, 1, 2, False)
+    dump("deberta-v2-cls", tf.DebertaV2ForSequenceClassification(cfg), cfg, ids, mask, types, "classifier")
+
+
+if __name__ == "__main__":
+    main()

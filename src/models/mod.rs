@@ -1,0 +1,10 @@
+//! Models: the registry of known models, where their files come from, their verification, and the
+//! network architectures that run them.
+
+pub mod arch;
+pub mod registry;
+pub mod store;
+pub mod verify;
+
+pub use registry::{Architecture, ModelEntry, Pooling, Registry, Role, Source};
+pub use store::{ModelStore, ResolvedModel};

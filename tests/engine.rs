@@ -4,37 +4,12 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use candor::engine::{CrossEncoder, TextTokenizer};
+use candor::engine::CrossEncoder;
 use candor::models::arch;
 use candor::models::Architecture;
 
-/// A word-level tokenizer over the tiny fixture's 64-token vocabulary, with BERT's pair template.
-fn tiny_tokenizer(dir: &Path, max_tokens: usize) -> TextTokenizer {
-    let mut vocab = serde_json::Map::new();
-    for (i, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
-        vocab.insert(t.to_string(), i.into());
-    }
-    for i in 4..64 {
-        vocab.insert(format!("w{i}"), i.into());
-    }
-    let special = |t: &str, id: u32| serde_json::json!({"id": t, "ids": [id], "tokens": [t]});
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": {"type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                       {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
-            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
-                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
-                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
-            "special_tokens": {"[CLS]": special("[CLS]", 2), "[SEP]": special("[SEP]", 3)}},
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    });
-    let path = dir.join("tokenizer.json");
-    std::fs::write(&path, tok.to_string()).unwrap();
-    TextTokenizer::from_file(&path, max_tokens).unwrap()
-}
+mod common;
+use common::tiny_tokenizer;
 
 fn tiny_cross_encoder(max_tokens: usize) -> (CrossEncoder, tempfile::TempDir) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-cls");

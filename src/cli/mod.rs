@@ -1,6 +1,8 @@
 //! Command-line parsing and dispatch. Everything here is presentation: the work is in the library.
 
+mod grade;
 mod models;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,10 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// Grade a suite: support, citations and consistency of every case.
+    Grade(grade::GradeArgs),
+    /// Fine-tune a cross-encoder classifier on labelled pairs (resumable).
+    Train(train::TrainArgs),
 }
 
 /// Parses the command line, runs it, and turns errors into a message and exit code 2.
@@ -57,5 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = candor::models::ModelStore::from_env(registry).allow_download(cli.allow_download);
     match cli.command {
         Command::Models { command } => models::run(&store, command),
+        Command::Train(args) => train::run(&store, args),
+        Command::Grade(args) => grade::run(&store, args),
     }
 }

@@ -99,6 +99,19 @@ impl TextTokenizer {
     }
 }
 
+impl TextTokenizer {
+    /// Byte offsets of the tokens of `text` (no special tokens, no truncation), for cutting texts
+    /// into windows by tokens.
+    pub fn token_offsets(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut out: Vec<(usize, usize)> = enc.get_offsets().to_vec();
+        for o in enc.get_overflowing() {
+            out.extend_from_slice(o.get_offsets());
+        }
+        Ok(out)
+    }
+}
+
 /// Cuts inputs of the given token lengths into batches: longest first, each batch's padded size
 /// (count x longest) within `token_budget`, and at most `max_batch` inputs. A single input longer than
 /// the budget gets a batch of its own. Returns indices into `lengths`.

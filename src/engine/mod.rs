@@ -170,9 +170,13 @@ impl CrossEncoder {
         self.predict_with(pairs, &|_| {}).map(|(p, _)| p)
     }
 
-    /// Like [`CrossEncoder::predict`], calling `progress` with the number of distinct pairs done after
-    /// each batch, and returning what was computed.
-    pub fn predict_with(&self, pairs: &[(&str, &str)], progress: &(dyn Fn(usize) + Sync)) -> Result<(Vec<Vec<f32>>, RunStats)> {
+    /// Like [`CrossEncoder::predict_with`], also saying for each pair whether it was cut to fit the
+    /// model's window.
+    pub fn predict_flagged(
+        &self,
+        pairs: &[(&str, &str)],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(Vec<Vec<f32>>, Vec<bool>, RunStats)> {
         let (unique, index) = dedup(pairs);
         let encoded = self.tokenizer.encode_pairs(&unique)?;
         let mut stats = RunStats { inputs: pairs.len(), computed: unique.len(), ..Default::default() };
@@ -182,7 +186,14 @@ impl CrossEncoder {
             let logits = model.logits(b, Mode::Eval)?.to_dtype(DType::F32)?;
             candle_nn::ops::softmax_last_dim(&logits)
         })?;
-        Ok((index.into_iter().map(|i| probs[i].clone()).collect(), stats))
+        let flags = index.iter().map(|&i| encoded[i].truncated).collect();
+        Ok((index.into_iter().map(|i| probs[i].clone()).collect(), flags, stats))
+    }
+
+    /// Like [`CrossEncoder::predict`], calling `progress` with the number of distinct pairs done after
+    /// each batch, and returning what was computed.
+    pub fn predict_with(&self, pairs: &[(&str, &str)], progress: &(dyn Fn(usize) + Sync)) -> Result<(Vec<Vec<f32>>, RunStats)> {
+        self.predict_flagged(pairs, progress).map(|(p, _, s)| (p, s))
     }
 }
 

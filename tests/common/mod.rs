@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candor::engine::TextTokenizer;
 use candor::models::{ModelStore, Registry, ResolvedModel};
 
 /// The labelled data beside the project (`../shared/data`), or `CANDOR_DATA`.
@@ -33,3 +34,32 @@ pub fn fetched(name: &str) -> ResolvedModel {
     let store = ModelStore::from_env(Registry::builtin().unwrap()).with_cache_dir(test_cache()).with_models_override(None);
     store.fetch(name).unwrap_or_else(|e| panic!("fetching {name}: {e}"))
 }
+
+/// A word-level tokenizer over the tiny fixture's 64-token vocabulary, with BERT's pair template.
+pub fn tiny_tokenizer(dir: &Path, max_tokens: usize) -> TextTokenizer {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].iter().enumerate() {
+        vocab.insert(t.to_string(), i.into());
+    }
+    for i in 4..64 {
+        vocab.insert(format!("w{i}"), i.into());
+    }
+    let special = |t: &str, id: u32| serde_json::json!({"id": t, "ids": [id], "tokens": [t]});
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                       {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                     {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+            "special_tokens": {"[CLS]": special("[CLS]", 2), "[SEP]": special("[SEP]", 3)}},
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, tok.to_string()).unwrap();
+    TextTokenizer::from_file(&path, max_tokens).unwrap()
+}
+

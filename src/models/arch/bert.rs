@@ -123,7 +123,7 @@ impl Embeddings {
         };
         let xs = (xs + pos)?;
         let xs = self.norm.forward(&xs, mode)?;
-        dropout(&xs, self.dropout, mode)
+        dropout(&xs, self.dropout, mode, 1)
     }
 }
 
@@ -131,18 +131,21 @@ struct Attention {
     query: Linear,
     key: Linear,
     value: Linear,
-    /// Q, K and V weights stacked into one matrix, for inference (one matmul instead of three).
-    qkv: Linear,
+    /// Q, K and V weights stacked into one matrix, for inference (one matmul instead of three). Absent
+    /// in models loaded for training, whose weights change under it.
+    qkv: Option<Linear>,
     out: Linear,
     norm: LayerNorm,
     heads: usize,
     head_dim: usize,
     attn_dropout: f64,
     hidden_dropout: f64,
+    /// Base id of this layer's dropout sites.
+    site: u64,
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, index: usize, fuse: bool) -> Result<Self> {
         let h = cfg.hidden_size;
         if h % cfg.num_attention_heads != 0 {
             candle_core::bail!("hidden_size {h} is not a multiple of num_attention_heads {}", cfg.num_attention_heads);
@@ -151,7 +154,7 @@ impl Attention {
         let query = linear(h, h, sv.pp("query"))?;
         let key = linear(h, h, sv.pp("key"))?;
         let value = linear(h, h, sv.pp("value"))?;
-        let qkv = stack_linears(&[&query, &key, &value])?;
+        let qkv = if fuse { Some(stack_linears(&[&query, &key, &value])?) } else { None };
         let ov = vb.pp("output");
         let out = linear(h, h, ov.pp("dense"))?;
         let norm = LayerNorm::load(h, cfg.layer_norm_eps, ov.pp("LayerNorm"))?;
@@ -166,6 +169,7 @@ impl Attention {
             head_dim: h / cfg.num_attention_heads,
             attn_dropout: cfg.attention_probs_dropout_prob,
             hidden_dropout: cfg.hidden_dropout_prob,
+            site: 100 + 10 * index as u64,
         })
     }
 
@@ -174,12 +178,13 @@ impl Attention {
         let split = |t: Tensor| -> Result<Tensor> {
             t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let (q, k, v) = if mode.is_train() {
-            // Separate projections so that gradients reach each upstream tensor.
-            (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?)
-        } else {
-            let qkv = self.qkv.forward(xs)?;
-            (qkv.narrow(D::Minus1, 0, h)?, qkv.narrow(D::Minus1, h, h)?, qkv.narrow(D::Minus1, 2 * h, h)?)
+        let (q, k, v) = match (&self.qkv, mode) {
+            (Some(qkv), Mode::Eval) => {
+                let qkv = qkv.forward(xs)?;
+                (qkv.narrow(D::Minus1, 0, h)?, qkv.narrow(D::Minus1, h, h)?, qkv.narrow(D::Minus1, 2 * h, h)?)
+            }
+            // Separate projections, so that gradients reach each upstream tensor.
+            _ => (self.query.forward(xs)?, self.key.forward(xs)?, self.value.forward(xs)?),
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let q = (split(q)? * scale)?;
@@ -187,9 +192,9 @@ impl Attention {
         let v = split(v)?;
         let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
         let probs = softmax_last(&scores, mode)?;
-        let probs = dropout(&probs, self.attn_dropout, mode)?;
+        let probs = dropout(&probs, self.attn_dropout, mode, self.site + 1)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let out = dropout(&self.out.forward(&ctx)?, self.hidden_dropout, mode)?;
+        let out = dropout(&self.out.forward(&ctx)?, self.hidden_dropout, mode, self.site + 2)?;
         self.norm.forward(&(out + xs)?, mode)
     }
 }
@@ -215,8 +220,8 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let attention = Attention::load(vb.pp("attention"), cfg)?;
+    fn load(vb: VarBuilder, cfg: &Config, index: usize, fuse: bool) -> Result<Self> {
+        let attention = Attention::load(vb.pp("attention"), cfg, index, fuse)?;
         let intermediate = linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?;
         let output = linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?;
         let norm = LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?;
@@ -226,7 +231,7 @@ impl Layer {
     fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
         let a = self.attention.forward(xs, bias, mode)?;
         let f = self.act.forward(&self.intermediate.forward(&a)?)?;
-        let f = dropout(&self.output.forward(&f)?, self.dropout, mode)?;
+        let f = dropout(&self.output.forward(&f)?, self.dropout, mode, self.attention.site + 3)?;
         self.norm.forward(&(f + a)?, mode)
     }
 }
@@ -239,11 +244,18 @@ pub struct BertEncoder {
 }
 
 impl BertEncoder {
-    /// Loads the encoder from `vb` (which points at the folder holding `embeddings` and `encoder`).
+    /// Loads the encoder for inference from `vb` (which points at the folder holding `embeddings` and
+    /// `encoder`).
     pub fn load(vb: VarBuilder, cfg: &Config, positions: Positions) -> Result<Self> {
+        Self::load_with(vb, cfg, positions, true)
+    }
+
+    /// Loads the encoder; `fuse` stacks the Q, K and V projections for inference (leave it off for
+    /// training, where weights change).
+    pub fn load_with(vb: VarBuilder, cfg: &Config, positions: Positions, fuse: bool) -> Result<Self> {
         let embeddings = Embeddings::load(vb.pp("embeddings"), cfg, positions)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg))
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg, i, fuse))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size })
     }
@@ -274,10 +286,20 @@ pub struct BertClassifier {
 }
 
 impl BertClassifier {
-    /// Loads from a checkpoint with upstream names (`bert.*`, `classifier.*`).
+    /// Loads from a checkpoint with upstream names (`bert.*`, `classifier.*`), for inference.
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Self::load_with(vb, cfg, true)
+    }
+
+    /// Loads for training: the same network without inference-only fusions, so that every
+    /// upstream tensor is a trainable variable of the forward pass.
+    pub fn load_for_training(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        Self::load_with(vb, cfg, false)
+    }
+
+    fn load_with(vb: VarBuilder, cfg: &Config, fuse: bool) -> Result<Self> {
         let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb.clone() };
-        let encoder = BertEncoder::load(body.clone(), cfg, Positions::Absolute)?;
+        let encoder = BertEncoder::load_with(body.clone(), cfg, Positions::Absolute, fuse)?;
         let pooler = linear(cfg.hidden_size, cfg.hidden_size, body.pp("pooler").pp("dense"))?;
         let num_labels = cfg.num_labels();
         let classifier = linear(cfg.hidden_size, num_labels, vb.pp("classifier"))?;
@@ -291,7 +313,7 @@ impl SequenceClassifier for BertClassifier {
         let states = self.encoder.forward(batch, mode)?;
         let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
         let pooled = self.pooler.forward(&cls)?.tanh()?;
-        let pooled = dropout(&pooled, self.dropout, mode)?;
+        let pooled = dropout(&pooled, self.dropout, mode, 9001)?;
         self.classifier.forward(&pooled)
     }
 

@@ -14,14 +14,43 @@ pub enum Mode {
     /// Inference: fused ops, no dropout.
     #[default]
     Eval,
-    /// Training: differentiable ops, dropout on.
-    Train,
+    /// Training: differentiable ops, dropout on. Dropout masks derive from `seed` (one per step) and
+    /// the site of each dropout, so that a run resumed from a checkpoint draws the same masks.
+    Train {
+        /// The step's dropout seed.
+        seed: u64,
+    },
 }
 
 impl Mode {
     /// True in training.
     pub fn is_train(self) -> bool {
-        self == Mode::Train
+        matches!(self, Mode::Train { .. })
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator (Steele et al. 2014), enough for dropout masks.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 }
 
@@ -101,13 +130,19 @@ pub fn softmax_last(xs: &Tensor, mode: Mode) -> Result<Tensor> {
     }
 }
 
-/// Dropout, active in training only.
-pub fn dropout(xs: &Tensor, p: f64, mode: Mode) -> Result<Tensor> {
-    if mode.is_train() && p > 0.0 {
-        candle_nn::ops::dropout(xs, p as f32)
-    } else {
-        Ok(xs.clone())
+/// Dropout, active in training only. `site` tells the dropout layers of a network apart, so that each
+/// draws its own mask; masks are reproducible from (step seed, site).
+pub fn dropout(xs: &Tensor, p: f64, mode: Mode, site: u64) -> Result<Tensor> {
+    let Mode::Train { seed } = mode else { return Ok(xs.clone()) };
+    if p <= 0.0 {
+        return Ok(xs.clone());
     }
+    let mut rng = SplitMix64::new(seed ^ site.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    let keep = 1.0 - p as f32;
+    let scale = 1.0 / keep;
+    let mask: Vec<f32> = (0..xs.elem_count()).map(|_| if rng.next_f32() < keep { scale } else { 0.0 }).collect();
+    let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?.to_dtype(xs.dtype())?;
+    xs.mul(&mask)
 }
 
 /// A linear layer with upstream names (`weight` as out x in, `bias`).

@@ -1,0 +1,242 @@
+//! `candor grade`
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use candor::config::GradeConfig;
+use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
+use candor::graders::{CaseResult, Grader, MetricSet};
+use candor::models::{ModelStore, Role};
+use candor::report::Summary;
+use candor::suite::{Case, SuiteProblem, SuiteReader};
+
+/// Grade a suite: factual support, citation entailment and semantic consistency of every case.
+///
+/// The suite is JSON Lines, one case per line: {"id", "output", "contexts", "input", "reference",
+/// "samples", "segments", "label", "metadata"} (peer field names such as `response`,
+/// `retrieved_contexts` and `ground_truth` are accepted). Results go to RESULTS, one line per case in
+/// suite order, with a summary table at the end and a summary JSON beside the results
+/// (RESULTS with `.summary.json`).
+///
+/// Bad lines are listed with their line number and reason, and the run goes on with the rest
+/// (--strict stops before grading anything). Results are written as each block of cases is done:
+/// after a crash or Ctrl-C, --resume carries on where the file ends.
+///
+/// Examples:
+///   candor grade examples/suite.jsonl -o results.jsonl
+///   candor grade suite.jsonl -o r.jsonl --metrics support,citation --config candor.toml
+///   candor grade big.jsonl -o r.jsonl --resume        # after an interruption
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct GradeArgs {
+    /// The suite (JSON Lines).
+    suite: PathBuf,
+    /// Where to write the results (JSON Lines).
+    #[arg(long, short = 'o', value_name = "RESULTS")]
+    out: PathBuf,
+    /// Metrics to run, comma-separated: support, citation, consistency (default: all).
+    #[arg(long, default_value = "support,citation,consistency")]
+    metrics: MetricSet,
+    /// Grading config (thresholds, aggregation, models, chunking); defaults apply without one.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Device: auto, cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// Stop before grading if any line of the suite is invalid.
+    #[arg(long)]
+    strict: bool,
+    /// Keep the results already in RESULTS and grade only the cases not there yet.
+    #[arg(long)]
+    resume: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
+pub fn summary_path(results: &Path) -> PathBuf {
+    let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
+    results.with_file_name(format!("{stem}.summary.json"))
+}
+
+pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match &args.config {
+        Some(p) => GradeConfig::from_file(p)?,
+        None => GradeConfig::default(),
+    };
+    let file = File::open(&args.suite).with_context(|| format!("cannot open the suite {}", args.suite.display()))?;
+    let total_lines = BufReader::new(File::open(&args.suite)?).lines().count();
+
+    // Validate first with --strict: nothing is graded if any line is bad.
+    if args.strict {
+        let problems: Vec<SuiteProblem> = SuiteReader::new(BufReader::new(File::open(&args.suite)?)).filter_map(|r| r.err()).collect();
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{}: {p}", args.suite.display());
+            }
+            anyhow::bail!("{} invalid line(s) in {}; nothing graded (--strict)", problems.len(), args.suite.display());
+        }
+    }
+
+    let device = args.device.open()?;
+    let nli_name = match &cfg.models.nli {
+        Some(n) => n.clone(),
+        None => store.registry().default_for(Role::Nli).map(|e| e.name.clone()).context("the registry names no default nli model")?,
+    };
+    let nli_model = store.resolve(&nli_name)?;
+    let mut nli = CrossEncoder::load(&nli_model, &device)?;
+    if cfg.engine.batch_tokens > 0 {
+        nli.batch.token_budget = cfg.engine.batch_tokens;
+    }
+    let embedder = if args.metrics.consistency {
+        let name = match &cfg.models.embed {
+            Some(n) => n.clone(),
+            None => store.registry().default_for(Role::Embed).map(|e| e.name.clone()).context("the registry names no default embed model")?,
+        };
+        Some(Embedder::load(&store.resolve(&name)?, &device)?)
+    } else {
+        None
+    };
+    let mut grader = Grader::new(&nli, embedder.as_ref(), cfg.clone(), args.metrics)?;
+
+    // Results already written (with --resume) are kept; a torn last line is dropped.
+    let mut results: Vec<CaseResult> = Vec::new();
+    if args.resume && args.out.exists() {
+        results = read_results_lenient(&args.out)?;
+        let mut w = BufWriter::new(File::create(&args.out)?);
+        for r in &results {
+            serde_json::to_writer(&mut w, r)?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        eprintln!("resuming: {} case(s) already graded in {}", results.len(), args.out.display());
+    }
+    let done: HashSet<String> = results.iter().map(|r| r.id.clone()).collect();
+    let out_file = if args.resume {
+        OpenOptions::new().append(true).create(true).open(&args.out)
+    } else {
+        File::create(&args.out)
+    }
+    .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let mut out = BufWriter::new(out_file);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this block; the results so far are kept (Ctrl-C again to quit at once)");
+        });
+    }
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(total_lines as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} cases {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_position(done.len() as u64);
+    let started = std::time::Instant::now();
+    let mut problems: Vec<SuiteProblem> = Vec::new();
+    let mut block: Vec<Case> = Vec::with_capacity(cfg.engine.block_cases);
+    let mut graded_now = 0usize;
+    let mut reader = SuiteReader::new(BufReader::new(file));
+    let mut interrupted = false;
+    loop {
+        let item = reader.next();
+        let end = item.is_none();
+        match item {
+            Some(Ok(case)) if done.contains(&case.id) => {}
+            Some(Ok(case)) => block.push(case),
+            Some(Err(p)) => {
+                bar.println(format!("{}: {p} (skipped)", args.suite.display()));
+                problems.push(p);
+                bar.inc(1);
+            }
+            None => {}
+        }
+        if block.len() >= cfg.engine.block_cases || (end && !block.is_empty()) {
+            let pairs_bar = bar.clone();
+            let fresh = grader.grade_block(&block, &move |_| pairs_bar.tick())?;
+            for r in &fresh {
+                serde_json::to_writer(&mut out, r)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            graded_now += fresh.len();
+            bar.inc(fresh.len() as u64);
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!(
+                "| {:.1} cases/s, {:.1} claims/s",
+                graded_now as f64 / secs,
+                grader.progress.claims as f64 / secs
+            ));
+            results.extend(fresh);
+            block.clear();
+            if stop.load(Ordering::SeqCst) {
+                interrupted = true;
+                break;
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    out.flush()?;
+
+    let summary = Summary::of(&results, problems.len(), grader.model_ids().clone());
+    let summary_file = summary_path(&args.out);
+    std::fs::write(&summary_file, serde_json::to_string_pretty(&summary)?)
+        .with_context(|| format!("cannot write {}", summary_file.display()))?;
+    println!("{}", summary.table());
+    let stats = grader.nli_stats();
+    eprintln!(
+        "{} case(s) graded in {:.1} s ({} NLI pairs asked, {} computed, {} truncated); results: {}; summary: {}",
+        graded_now,
+        started.elapsed().as_secs_f64(),
+        stats.inputs,
+        stats.computed,
+        stats.truncated,
+        args.out.display(),
+        summary_file.display()
+    );
+    if !problems.is_empty() {
+        eprintln!("{} invalid line(s) were skipped (listed above; --strict refuses such suites)", problems.len());
+    }
+    if interrupted {
+        eprintln!("interrupted: run the same command with --resume to grade the rest");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a results file, keeping every complete, valid line (a torn last line from a crash is
+/// dropped).
+fn read_results_lenient(path: &Path) -> anyhow::Result<Vec<CaseResult>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<CaseResult>(line) {
+            Ok(r) => out.push(r),
+            Err(e) if i + 1 == text.lines().count() => eprintln!("dropping the torn last line of {}: {e}", path.display()),
+            Err(e) => anyhow::bail!("{} line {}: not a result line: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,128 @@
+//! `candor train`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use candor::engine::DeviceSpec;
+use candor::models::ModelStore;
+use candor::train::{self, EvalReport, LogLine, Observer, RunOptions, TrainConfig, TrainState};
+
+/// Fine-tune a cross-encoder classifier on labelled pairs.
+///
+/// The config (TOML) names the base encoder from the registry, the labels, the training, dev and
+/// test sets (JSON Lines: premise/hypothesis/label or evidence/claim/label, with a label mapping per
+/// set) and the hyper-parameters. See models/candor-nli-minilm/train.toml for a complete example.
+///
+/// Checkpoints go to OUT/checkpoint every `checkpoint_every` steps and on Ctrl-C; running the same
+/// command again resumes exactly where it stopped (same batches, same dropout, same loss curve).
+/// When every epoch is done the model is written to OUT/model and evaluated on the test sets.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training config (TOML).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Output folder: model/, checkpoint/, train_log.jsonl, training.json.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    out: PathBuf,
+    /// Folder that the data set paths are relative to (default: the config's `data_dir`, relative
+    /// to the config file).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Device: auto, cpu, cuda[:N] or metal[:N].
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// Stop after this many steps in total (writing a checkpoint), e.g. to train in slices.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+    /// Start over, ignoring an existing checkpoint.
+    #[arg(long)]
+    fresh: bool,
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    started: std::time::Instant,
+    examples_at_start: Option<u64>,
+}
+
+impl Observer for Progress {
+    fn step(&mut self, state: &TrainState, line: &LogLine, total: u64) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} (eta {eta})")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.set_position(state.step.saturating_sub(1));
+            b
+        });
+        let first = *self.examples_at_start.get_or_insert(state.examples);
+        let rate = (state.examples - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(state.step);
+        bar.set_message(format!("epoch {} loss {:.4} lr {:.2e} | {:.1} ex/s", line.epoch + 1, line.loss, line.lr, rate));
+    }
+
+    fn eval(&mut self, step: u64, reports: &[EvalReport]) {
+        for r in reports {
+            self.note(&format!("dev    step {step}: {}", train::format_report(r)));
+        }
+    }
+
+    fn note(&mut self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
+pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let cfg = TrainConfig::from_file(&args.config)?;
+    let data_dir = match args.data {
+        Some(d) => d,
+        None => args.config.parent().unwrap_or(std::path::Path::new(".")).join(&cfg.data_dir),
+    };
+    anyhow::ensure!(data_dir.is_dir(), "data folder {} does not exist (set --data)", data_dir.display());
+    let base = store.resolve(&cfg.base)?;
+    let device = args.device.open()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
+        })?;
+    }
+    let opts = RunOptions { out: args.out.clone(), data_dir, device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop };
+    let mut progress = Progress { bar: None, started: std::time::Instant::now(), examples_at_start: None };
+    let outcome = train::run(&cfg, &base, &opts, &mut progress)?;
+    if let Some(b) = &progress.bar {
+        b.finish();
+    }
+    if outcome.finished {
+        let dir = outcome.model_dir.unwrap_or_default();
+        eprintln!("model written to {} after {} steps ({:.0} s of training)", dir.display(), outcome.state.step, outcome.state.seconds);
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            let p = dir.join(f);
+            let size = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            println!("{{ path = \"{f}\", sha256 = \"{}\", size = {size} }},", candor::models::verify::sha256_file(&p)?);
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "stopped at step {} (epoch {}); run the same command again to resume from {}",
+            outcome.state.step,
+            outcome.state.epoch + 1,
+            args.out.join("checkpoint").display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}

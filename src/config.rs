@@ -1,0 +1,235 @@
+//! `candor.toml`: thresholds, aggregation, models, chunking and batching of a grading run.
+//!
+//! Every key has a default, so candor runs without a config file; a file names only what it changes.
+//! Unknown keys are errors (a misspelt threshold must not be ignored silently).
+//!
+//! ```toml
+//! [models]
+//! nli = "candor-nli-minilm"      # any nli model of the registry
+//! embed = "all-minilm-l6-v2"
+//!
+//! [support]
+//! claim_threshold = 0.5          # P(entailment) from which a claim is supported
+//! contradiction_threshold = 0.5  # P(contradiction) from which an unsupported claim is contradicted
+//! aggregation = "fraction"       # fraction | min | mean of claim supports
+//! pass = 0.75                    # case passes when its score reaches this
+//!
+//! [citation]
+//! entail_threshold = 0.5         # P(entailment) from which cited passages entail a sentence
+//! uncited = "missing"            # missing: uncited claims count as recall 0; ignore: skipped
+//! pass_recall = 0.75
+//! pass_precision = 0.75
+//!
+//! [consistency]
+//! pass = 0.5
+//!
+//! [chunking]
+//! window = 0                     # premise tokens per chunk; 0: three quarters of the model's window
+//! overlap = 32                   # tokens shared by consecutive chunks
+//!
+//! [engine]
+//! batch_tokens = 0               # padded tokens per batch; 0: device default
+//! block_cases = 256              # cases whose pairs are scheduled together
+//! ```
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The whole configuration of a grading run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GradeConfig {
+    /// Which models grade.
+    pub models: ModelsConfig,
+    /// Factual support.
+    pub support: SupportConfig,
+    /// Citation entailment.
+    pub citation: CitationConfig,
+    /// Semantic consistency.
+    pub consistency: ConsistencyConfig,
+    /// Cutting contexts into windows.
+    pub chunking: ChunkingConfig,
+    /// Batching and scheduling.
+    pub engine: EngineConfig,
+}
+
+/// Models by role; `None` is the registry's default for the role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// The NLI cross-encoder.
+    pub nli: Option<String>,
+    /// The sentence embedder.
+    pub embed: Option<String>,
+}
+
+/// How claim supports become a case score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    /// Fraction of supported claims (RAGAS faithfulness).
+    #[default]
+    Fraction,
+    /// The weakest claim's support: one wrong claim fails the case.
+    Min,
+    /// Mean claim support.
+    Mean,
+}
+
+/// Factual support settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupportConfig {
+    /// P(entailment) from which a claim is supported.
+    pub claim_threshold: f32,
+    /// P(contradiction) from which an unsupported claim is contradicted.
+    pub contradiction_threshold: f32,
+    /// How claim supports make the case score.
+    pub aggregation: Aggregation,
+    /// Case score from which the case passes.
+    pub pass: f32,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        Self { claim_threshold: 0.5, contradiction_threshold: 0.5, aggregation: Aggregation::Fraction, pass: 0.75 }
+    }
+}
+
+/// What to do with claim sentences that cite nothing, in an output that cites elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Uncited {
+    /// Count them with recall 0 and report `missing_citation` (ALCE's choice for its tasks).
+    #[default]
+    Missing,
+    /// Leave them out of recall.
+    Ignore,
+}
+
+/// Citation entailment settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CitationConfig {
+    /// P(entailment) from which passages entail a sentence.
+    pub entail_threshold: f32,
+    /// Uncited claim sentences.
+    pub uncited: Uncited,
+    /// Citation recall from which the case passes.
+    pub pass_recall: f32,
+    /// Citation precision from which the case passes.
+    pub pass_precision: f32,
+}
+
+impl Default for CitationConfig {
+    fn default() -> Self {
+        Self { entail_threshold: 0.5, uncited: Uncited::Missing, pass_recall: 0.75, pass_precision: 0.75 }
+    }
+}
+
+/// Semantic consistency settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsistencyConfig {
+    /// Score from which each part (reference, samples) passes.
+    pub pass: f32,
+}
+
+impl Default for ConsistencyConfig {
+    fn default() -> Self {
+        Self { pass: 0.5 }
+    }
+}
+
+/// Chunking settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChunkingConfig {
+    /// Premise tokens per chunk; 0 picks three quarters of the NLI model's window.
+    pub window: usize,
+    /// Tokens shared by consecutive chunks.
+    pub overlap: usize,
+}
+
+impl Default for ChunkingConfig {
+    fn default() -> Self {
+        Self { window: 0, overlap: 32 }
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Padded tokens per batch; 0 keeps the device's default.
+    pub batch_tokens: usize,
+    /// Cases whose model inputs are scheduled together.
+    pub block_cases: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { batch_tokens: 0, block_cases: 256 }
+    }
+}
+
+impl GradeConfig {
+    /// Reads and checks a config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        cfg.check().map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges: thresholds in [0, 1], a block of at least one case.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let unit = [
+            ("support.claim_threshold", self.support.claim_threshold),
+            ("support.contradiction_threshold", self.support.contradiction_threshold),
+            ("support.pass", self.support.pass),
+            ("citation.entail_threshold", self.citation.entail_threshold),
+            ("citation.pass_recall", self.citation.pass_recall),
+            ("citation.pass_precision", self.citation.pass_precision),
+            ("consistency.pass", self.consistency.pass),
+        ];
+        for (name, v) in unit {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} = {v} is outside [0, 1]"));
+            }
+        }
+        if self.engine.block_cases == 0 {
+            return Err("engine.block_cases must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c: GradeConfig = toml::from_str("").unwrap();
+        assert_eq!(c, GradeConfig::default());
+    }
+
+    #[test]
+    fn partial_file_overrides_only_what_it_names() {
+        let c: GradeConfig = toml::from_str("[support]\naggregation = \"min\"\npass = 0.9\n").unwrap();
+        assert_eq!(c.support.aggregation, Aggregation::Min);
+        assert_eq!(c.support.pass, 0.9);
+        assert_eq!(c.support.claim_threshold, 0.5);
+    }
+
+    #[test]
+    fn misspelt_keys_and_bad_ranges_are_errors() {
+        assert!(toml::from_str::<GradeConfig>("[support]\nclaim_treshold = 0.4\n").is_err());
+        let c: GradeConfig = toml::from_str("[support]\npass = 1.5\n").unwrap();
+        assert!(c.check().unwrap_err().contains("support.pass"));
+    }
+}

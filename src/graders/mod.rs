@@ -1,0 +1,367 @@
+//! The graders: factual support, citation entailment and semantic consistency, as
+//! `graders.md` defines them, producing result lines as `suite-format.md` defines them.
+//!
+//! A [`Grader`] takes cases a block at a time. For a block it first asks every NLI question that
+//! any metric of any case needs, then runs the model once over all of them (sorted by length,
+//! de-duplicated, cached across the suite: see [`pairs`]), embeds the texts that need vectors in one
+//! call, and only then assembles each case's result. So grading costs model time, not overhead.
+
+pub mod citation;
+pub mod consistency;
+pub mod pairs;
+pub mod results;
+pub mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::config::GradeConfig;
+use crate::engine::{CrossEncoder, Embedder};
+use crate::error::{Error, Result};
+use crate::suite::Case;
+use crate::text::{analyse_output, char_offset, find_markers, strip_markers, Sentence};
+pub use pairs::{Judgement, PairScheduler};
+pub use results::{CaseResult, Failure, Outcome};
+
+/// Which metrics to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSet {
+    /// Factual support of claims by contexts.
+    pub support: bool,
+    /// Citation entailment (ALCE).
+    pub citation: bool,
+    /// Consistency with the reference and the samples, and answer relevance.
+    pub consistency: bool,
+}
+
+impl Default for MetricSet {
+    fn default() -> Self {
+        Self { support: true, citation: true, consistency: true }
+    }
+}
+
+impl std::str::FromStr for MetricSet {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let mut m = MetricSet { support: false, citation: false, consistency: false };
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "support" => m.support = true,
+                "citation" => m.citation = true,
+                "consistency" => m.consistency = true,
+                "all" => m = MetricSet::default(),
+                other => return Err(format!("unknown metric `{other}` (known: support, citation, consistency)")),
+            }
+        }
+        if !(m.support || m.citation || m.consistency) {
+            return Err("no metric named".into());
+        }
+        Ok(m)
+    }
+}
+
+/// A case, analysed: its sentences and what its metrics will ask.
+struct Prepared<'c> {
+    case: &'c Case,
+    sentences: Vec<Sentence>,
+    /// The output without citation markers.
+    clean_output: String,
+    /// Whether the output carries any citation marker.
+    has_markers: bool,
+    /// Indices of the sentences checked as claims: the claim sentences, or, in a short answer with
+    /// none ("Paris."), every sentence that is not a question.
+    claim_ix: Vec<usize>,
+}
+
+impl<'c> Prepared<'c> {
+    fn new(case: &'c Case) -> Self {
+        let ids: Vec<&str> = case.contexts.iter().map(|c| c.id.as_str()).collect();
+        let markers = find_markers(&case.output, &ids);
+        let clean_output = strip_markers(&case.output, &markers);
+        let sentences = analyse_output(&case.output, &ids);
+        let mut claim_ix: Vec<usize> = (0..sentences.len()).filter(|&i| sentences[i].is_claim).collect();
+        if claim_ix.is_empty() {
+            claim_ix = (0..sentences.len()).filter(|&i| !sentences[i].text.trim_end().ends_with('?')).collect();
+        }
+        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix }
+    }
+
+    fn claims(&self) -> impl Iterator<Item = &Sentence> {
+        self.claim_ix.iter().map(|&i| &self.sentences[i])
+    }
+
+    fn context(&self, id: &str) -> Option<&str> {
+        self.case.contexts.iter().find(|c| c.id == id).map(|c| c.text.as_str())
+    }
+
+    /// The premise for a set of cited ids: their passages joined by new lines, in citing order.
+    fn joint(&self, ids: &[String]) -> String {
+        ids.iter().filter_map(|id| self.context(id)).collect::<Vec<_>>().join("\n")
+    }
+
+    fn is_empty(&self) -> bool {
+        self.case.output.trim().is_empty()
+    }
+}
+
+/// Progress of a grading run, for a progress bar.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Claims graded so far.
+    pub claims: usize,
+}
+
+/// Grades blocks of cases with one NLI model and, for consistency, one embedder.
+pub struct Grader<'m> {
+    sched: PairScheduler<'m>,
+    embedder: Option<&'m Embedder>,
+    cfg: GradeConfig,
+    metrics: MetricSet,
+    models: BTreeMap<String, String>,
+    vectors: HashMap<String, Arc<Vec<f32>>>,
+    /// Counters for progress reports.
+    pub progress: Progress,
+}
+
+impl<'m> Grader<'m> {
+    /// A grader over loaded models. The embedder is needed only for consistency.
+    pub fn new(nli: &'m CrossEncoder, embedder: Option<&'m Embedder>, cfg: GradeConfig, metrics: MetricSet) -> Result<Self> {
+        let window = if cfg.chunking.window > 0 {
+            cfg.chunking.window
+        } else {
+            nli.tokenizer().max_tokens() * 3 / 4
+        };
+        if window + 16 > nli.tokenizer().max_tokens() {
+            return Err(Error::Unsupported {
+                model: nli.id().to_string(),
+                reason: format!(
+                    "chunking.window = {window} leaves no room for the claim in the model's {} tokens",
+                    nli.tokenizer().max_tokens()
+                ),
+            });
+        }
+        let sched = PairScheduler::new(nli, window, cfg.chunking.overlap)?;
+        let mut models = BTreeMap::new();
+        models.insert("nli".to_string(), nli.id().to_string());
+        if let (true, Some(e)) = (metrics.consistency, embedder) {
+            models.insert("embed".to_string(), e.id().to_string());
+        }
+        Ok(Self { sched, embedder, cfg, metrics, models, vectors: HashMap::new(), progress: Progress::default() })
+    }
+
+    /// The model ids written into every result.
+    pub fn model_ids(&self) -> &BTreeMap<String, String> {
+        &self.models
+    }
+
+    /// What the NLI model computed so far.
+    pub fn nli_stats(&self) -> crate::engine::RunStats {
+        self.sched.stats
+    }
+
+    /// Grades a block of cases; results come back in the order of `cases`. `on_pairs` is called
+    /// with the number of NLI pairs done after each batch.
+    pub fn grade_block(&mut self, cases: &[Case], on_pairs: &(dyn Fn(usize) + Sync)) -> Result<Vec<CaseResult>> {
+        let prepared: Vec<Prepared> = cases.par_iter().map(Prepared::new).collect();
+        let mut questions: Vec<(String, String)> = Vec::new();
+        for p in prepared.iter().filter(|p| !p.is_empty()) {
+            self.ask(p, &mut questions);
+        }
+        self.sched.ask(&questions)?;
+        self.sched.run(on_pairs)?;
+        if self.metrics.consistency {
+            self.embed_block(&prepared)?;
+        }
+        let results = prepared.iter().map(|p| self.assemble(p)).collect();
+        self.progress.claims += prepared.iter().map(|p| p.claims().count()).sum::<usize>();
+        Ok(results)
+    }
+
+    /// Every NLI question a case's metrics need.
+    fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
+        let case = p.case;
+        if self.metrics.support {
+            for s in p.claims() {
+                for c in &case.contexts {
+                    q.push((c.text.clone(), s.text.clone()));
+                }
+            }
+        }
+        if self.metrics.citation {
+            for s in p.sentences.iter().filter(|s| !s.cites.is_empty()) {
+                if s.cites.iter().any(|id| p.context(id).is_none()) {
+                    continue;
+                }
+                q.push((p.joint(&s.cites), s.text.clone()));
+                if s.cites.len() > 1 {
+                    for c in &s.cites {
+                        q.push((p.joint(std::slice::from_ref(c)), s.text.clone()));
+                        let rest: Vec<String> = s.cites.iter().filter(|x| *x != c).cloned().collect();
+                        q.push((p.joint(&rest), s.text.clone()));
+                    }
+                }
+            }
+        }
+        if self.metrics.consistency {
+            if let Some(r) = case.reference.as_deref().filter(|r| !r.trim().is_empty()) {
+                q.push((r.to_string(), p.clean_output.clone()));
+                q.push((p.clean_output.clone(), r.to_string()));
+            }
+            for sample in case.samples.iter().filter(|s| !s.trim().is_empty()) {
+                for h in consistency::selfcheck_units(p.claims().map(|s| s.text.as_str()), &p.clean_output) {
+                    q.push((sample.clone(), h.to_string()));
+                }
+            }
+        }
+    }
+
+    fn embed_block(&mut self, prepared: &[Prepared]) -> Result<()> {
+        let Some(embedder) = self.embedder else { return Ok(()) };
+        let mut texts: Vec<&str> = Vec::new();
+        for p in prepared {
+            let case = p.case;
+            let wants_reference = case.reference.as_deref().is_some_and(|r| !r.trim().is_empty());
+            if wants_reference || case.input.is_some() {
+                texts.push(&p.clean_output);
+            }
+            if wants_reference {
+                texts.extend(case.reference.as_deref());
+            }
+            texts.extend(case.input.as_deref().filter(|i| !i.trim().is_empty()));
+        }
+        texts.retain(|t| !self.vectors.contains_key(*t));
+        texts.sort_unstable();
+        texts.dedup();
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let vecs = embedder.embed(&texts)?;
+        for (t, v) in texts.into_iter().zip(vecs) {
+            self.vectors.insert(t.to_string(), Arc::new(v));
+        }
+        Ok(())
+    }
+
+    /// Builds a case's result from the scored pairs.
+    fn assemble(&self, p: &Prepared) -> CaseResult {
+        let case = p.case;
+        let mut r = CaseResult::new(case, self.models.clone());
+        if p.is_empty() {
+            if self.metrics.support {
+                r.metrics.support = Some(Outcome::skipped("empty output"));
+            }
+            if self.metrics.citation {
+                r.metrics.citation = Some(Outcome::skipped("empty output"));
+            }
+            if self.metrics.consistency {
+                r.metrics.consistency = Some(Outcome::skipped("empty output"));
+            }
+            r.add_failure(Failure::EmptyOutput);
+            r.passed = false;
+            return r;
+        }
+        let mut truncated = false;
+        if self.metrics.support {
+            let (outcome, fails, t) = support::grade(p, &self.sched, &self.cfg.support);
+            truncated |= t;
+            r.metrics.support = Some(outcome);
+            fails.into_iter().for_each(|f| r.add_failure(f));
+        }
+        if self.metrics.citation {
+            let (outcome, fails, t) = grade_citation(p, &self.sched, &self.cfg);
+            truncated |= t;
+            r.metrics.citation = Some(outcome);
+            fails.into_iter().for_each(|f| r.add_failure(f));
+        }
+        if self.metrics.consistency {
+            let (outcome, fails, t) = consistency::grade(p, &self.sched, &self.vectors, &self.cfg.consistency);
+            truncated |= t;
+            r.metrics.consistency = Some(outcome);
+            fails.into_iter().for_each(|f| r.add_failure(f));
+        }
+        if truncated {
+            r.add_failure(Failure::TruncatedInput);
+        }
+        r.passed = r.metrics.all_passed();
+        r
+    }
+}
+
+/// Citation entailment of one case.
+fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Outcome<results::CitationResult>, Vec<Failure>, bool) {
+    use results::{CitationResult, CitedSentence};
+    let case = p.case;
+    if !p.has_markers {
+        return (Outcome::skipped("no citations"), vec![], false);
+    }
+    let threshold = cfg.citation.entail_threshold;
+    let mut truncated = false;
+    let mut failures = vec![];
+    let mut verdicts = vec![];
+    let mut details = vec![];
+    let mut uncited = 0;
+    for s in &p.sentences {
+        if s.cites.is_empty() {
+            if s.is_claim && cfg.citation.uncited == crate::config::Uncited::Missing {
+                uncited += 1;
+                details.push(CitedSentence {
+                    text: s.text.clone(),
+                    span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+                    cites: vec![],
+                    fabricated: vec![],
+                    entailed: false,
+                    score: None,
+                    irrelevant: vec![],
+                    status: "missing".into(),
+                });
+                if !failures.contains(&Failure::MissingCitation) {
+                    failures.push(Failure::MissingCitation);
+                }
+            }
+            continue;
+        }
+        let fabricated: Vec<String> = s.cites.iter().filter(|id| p.context(id).is_none()).cloned().collect();
+        let joint_score = (fabricated.is_empty()).then(|| sched.judge(&p.joint(&s.cites), &s.text));
+        let mut entails = |ids: &[String]| {
+            let j = sched.judge(&p.joint(ids), &s.text);
+            truncated |= j.truncated;
+            j.entail >= threshold
+        };
+        let v = citation::judge_sentence(&s.cites, !fabricated.is_empty(), &mut entails);
+        let status = if !fabricated.is_empty() {
+            "fabricated"
+        } else if !v.entailed {
+            "not_entailed"
+        } else if !v.irrelevant.is_empty() {
+            "irrelevant_citation"
+        } else {
+            "supported"
+        };
+        if !fabricated.is_empty() && !failures.contains(&Failure::FabricatedCitation) {
+            failures.push(Failure::FabricatedCitation);
+        }
+        if fabricated.is_empty() && (!v.entailed || !v.irrelevant.is_empty()) && !failures.contains(&Failure::WrongCitation) {
+            failures.push(Failure::WrongCitation);
+        }
+        details.push(CitedSentence {
+            text: s.text.clone(),
+            span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+            cites: s.cites.clone(),
+            fabricated,
+            entailed: v.entailed,
+            score: joint_score.map(|j| j.entail),
+            irrelevant: v.irrelevant.clone(),
+            status: status.into(),
+        });
+        verdicts.push(v);
+    }
+    let (recall, precision) = citation::case_scores(&verdicts, uncited);
+    let recall = recall.unwrap_or(0.0);
+    let precision = precision.unwrap_or(0.0);
+    let score = if recall + precision > 0.0 { 2.0 * recall * precision / (recall + precision) } else { 0.0 };
+    let passed = recall >= cfg.citation.pass_recall && precision >= cfg.citation.pass_precision;
+    let result = CitationResult { score, recall, precision, passed, sentences: details };
+    (Outcome::Ran(result), failures, truncated)
+}

@@ -1,0 +1,189 @@
+//! The pair scheduler: every NLI question the graders ask, for a whole block of cases, goes to the
+//! model in one call, sorted by length and de-duplicated, and stays cached for the rest of the suite.
+//!
+//! A question is (premise text, hypothesis). A premise longer than the window is cut into overlapping
+//! chunks ([`crate::text::chunk_text`]); the answer is the best chunk: the highest P(entailment), with
+//! the highest P(contradiction) over chunks beside it. The support and citation graders ask many of
+//! the same questions (a context cited alone is also a support premise); they are scored once.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::engine::{CrossEncoder, RunStats};
+use crate::error::{Error, Result};
+use crate::text::{chunk_text, Chunk};
+
+/// The model's answer for one (chunk, hypothesis) pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairScore {
+    /// P(entailment).
+    pub entail: f32,
+    /// P(contradiction) (0 for models without that label).
+    pub contradict: f32,
+    /// Whether the pair was cut to fit the window.
+    pub truncated: bool,
+}
+
+/// The answer for a (premise, hypothesis) question: the best chunk of the premise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// Highest P(entailment) over the chunks.
+    pub entail: f32,
+    /// Byte span, in the premise, of the chunk with the highest P(entailment).
+    pub entail_span: Range<usize>,
+    /// Highest P(contradiction) over the chunks.
+    pub contradict: f32,
+    /// Byte span of the chunk with the highest P(contradiction).
+    pub contradict_span: Range<usize>,
+    /// SelfCheckGPT's contradiction score of the best-entailing chunk: P(c) / (P(c) + P(e)).
+    pub contradict_vs_entail: f32,
+    /// Whether any pair was cut to fit the window.
+    pub truncated: bool,
+}
+
+/// Schedules and caches NLI pairs.
+pub struct PairScheduler<'m> {
+    model: &'m CrossEncoder,
+    entail_ix: usize,
+    contradict_ix: Option<usize>,
+    window: usize,
+    overlap: usize,
+    chunks: HashMap<Arc<str>, Arc<Vec<Chunk>>>,
+    scores: HashMap<(Arc<str>, Arc<str>), PairScore>,
+    pending: Vec<(Arc<str>, Arc<str>)>,
+    pending_set: HashSet<(Arc<str>, Arc<str>)>,
+    /// What the model did so far.
+    pub stats: RunStats,
+}
+
+impl<'m> PairScheduler<'m> {
+    /// A scheduler over `model`, cutting premises into `window`-token chunks overlapping by `overlap`.
+    pub fn new(model: &'m CrossEncoder, window: usize, overlap: usize) -> Result<Self> {
+        let entail_ix = model.label_index("entailment").ok_or_else(|| Error::Unsupported {
+            model: model.id().to_string(),
+            reason: format!("an NLI model needs an `entailment` label; it has {:?}", model.labels()),
+        })?;
+        let contradict_ix = model.label_index("contradiction");
+        Ok(Self {
+            model,
+            entail_ix,
+            contradict_ix,
+            window,
+            overlap,
+            chunks: HashMap::new(),
+            scores: HashMap::new(),
+            pending: Vec::new(),
+            pending_set: HashSet::new(),
+            stats: RunStats::default(),
+        })
+    }
+
+    /// Whether the model tells contradiction apart.
+    pub fn has_contradiction(&self) -> bool {
+        self.contradict_ix.is_some()
+    }
+
+    /// The chunks of a premise (computed on first use).
+    pub fn chunks_of(&self, premise: &str) -> Option<Arc<Vec<Chunk>>> {
+        self.chunks.get(premise).cloned()
+    }
+
+    /// Queues questions. Premises are chunked (in parallel, once each) and the chunk pairs not yet
+    /// scored are queued for [`PairScheduler::run`].
+    pub fn ask(&mut self, questions: &[(String, String)]) -> Result<()> {
+        let new_premises: Vec<&str> = {
+            let mut seen = HashSet::new();
+            questions
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .filter(|p| !self.chunks.contains_key(*p) && seen.insert(*p))
+                .collect()
+        };
+        let tokenizer = self.model.tokenizer();
+        let (window, overlap) = (self.window, self.overlap);
+        let cut: Vec<(Arc<str>, Arc<Vec<Chunk>>)> = new_premises
+            .par_iter()
+            .map(|p| {
+                let chunks = chunk_text(p, window, overlap, &|t| tokenizer.token_offsets(t))?;
+                Ok((Arc::from(*p), Arc::new(chunks)))
+            })
+            .collect::<Result<_>>()?;
+        self.chunks.extend(cut);
+        for (premise, hypothesis) in questions {
+            let chunks = self.chunks[premise.as_str()].clone();
+            let hyp: Arc<str> = Arc::from(hypothesis.as_str());
+            for c in chunks.iter() {
+                let key = (Arc::from(&premise[c.span.clone()]), hyp.clone());
+                if !self.scores.contains_key(&key) && self.pending_set.insert(key.clone()) {
+                    self.pending.push(key);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of pairs queued and not yet scored.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Scores every queued pair in one model call; `progress` gets the pairs done after each batch.
+    pub fn run(&mut self, progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_set.clear();
+        let pairs: Vec<(&str, &str)> = pending.iter().map(|(p, h)| (&**p, &**h)).collect();
+        let (probs, flags, stats) = self.model.predict_flagged(&pairs, progress)?;
+        self.stats.inputs += stats.inputs;
+        self.stats.computed += stats.computed;
+        self.stats.batches += stats.batches;
+        self.stats.tokens += stats.tokens;
+        self.stats.padded_tokens += stats.padded_tokens;
+        self.stats.truncated += stats.truncated;
+        for ((key, p), truncated) in pending.into_iter().zip(probs).zip(flags) {
+            let score = PairScore {
+                entail: p[self.entail_ix],
+                contradict: self.contradict_ix.map_or(0.0, |i| p[i]),
+                truncated,
+            };
+            self.scores.insert(key, score);
+        }
+        Ok(())
+    }
+
+    /// The answer to an asked and run question. An empty premise entails nothing.
+    pub fn judge(&self, premise: &str, hypothesis: &str) -> Judgement {
+        let mut j = Judgement {
+            entail: 0.0,
+            entail_span: 0..0,
+            contradict: 0.0,
+            contradict_span: 0..0,
+            contradict_vs_entail: 0.5,
+            truncated: false,
+        };
+        let Some(chunks) = self.chunks.get(premise) else { return j };
+        let mut best_entail = -1.0f32;
+        for c in chunks.iter() {
+            let key: (Arc<str>, Arc<str>) = (Arc::from(&premise[c.span.clone()]), Arc::from(hypothesis));
+            let Some(s) = self.scores.get(&key) else { continue };
+            j.truncated |= s.truncated;
+            if s.entail > best_entail {
+                best_entail = s.entail;
+                j.entail = s.entail;
+                j.entail_span = c.span.clone();
+                let denom = s.entail + s.contradict;
+                j.contradict_vs_entail = if denom > 0.0 { s.contradict / denom } else { 0.5 };
+            }
+            if s.contradict > j.contradict {
+                j.contradict = s.contradict;
+                j.contradict_span = c.span.clone();
+            }
+        }
+        j
+    }
+}

@@ -1,0 +1,303 @@
+//! The result line of a graded case (`suite-format.md`, "Results"): typed, serialisable and readable
+//! back, so that reports, gates and comparisons work from the file alone.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::suite::Case;
+
+/// The fixed vocabulary of failure classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// A claim that no context supports.
+    UnsupportedClaim,
+    /// A claim that a context contradicts.
+    ContradictedClaim,
+    /// A claim sentence that cites nothing, in an output that cites.
+    MissingCitation,
+    /// Cited passages that do not entail the sentence, or a citation that adds nothing.
+    WrongCitation,
+    /// A marker naming no context.
+    FabricatedCitation,
+    /// The output disagrees with the re-samples.
+    InconsistentSamples,
+    /// The output and the reference do not imply each other.
+    ReferenceMismatch,
+    /// Nothing to grade.
+    EmptyOutput,
+    /// An input was cut to fit the model's window.
+    TruncatedInput,
+}
+
+impl Failure {
+    /// All classes, in a fixed order.
+    pub const ALL: [Failure; 9] = [
+        Failure::UnsupportedClaim,
+        Failure::ContradictedClaim,
+        Failure::MissingCitation,
+        Failure::WrongCitation,
+        Failure::FabricatedCitation,
+        Failure::InconsistentSamples,
+        Failure::ReferenceMismatch,
+        Failure::EmptyOutput,
+        Failure::TruncatedInput,
+    ];
+
+    /// The snake_case name used in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::UnsupportedClaim => "unsupported_claim",
+            Failure::ContradictedClaim => "contradicted_claim",
+            Failure::MissingCitation => "missing_citation",
+            Failure::WrongCitation => "wrong_citation",
+            Failure::FabricatedCitation => "fabricated_citation",
+            Failure::InconsistentSamples => "inconsistent_samples",
+            Failure::ReferenceMismatch => "reference_mismatch",
+            Failure::EmptyOutput => "empty_output",
+            Failure::TruncatedInput => "truncated_input",
+        }
+    }
+}
+
+/// A metric's outcome: its result, or why it could not run for this case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Outcome<T> {
+    /// The metric ran.
+    Ran(T),
+    /// The metric could not run (no contexts, no citations, ...).
+    Skipped {
+        /// Why.
+        skipped: String,
+    },
+}
+
+impl<T> Outcome<T> {
+    /// A skipped outcome.
+    pub fn skipped(why: &str) -> Self {
+        Outcome::Skipped { skipped: why.to_string() }
+    }
+
+    /// The result, if the metric ran.
+    pub fn ran(&self) -> Option<&T> {
+        match self {
+            Outcome::Ran(t) => Some(t),
+            Outcome::Skipped { .. } => None,
+        }
+    }
+}
+
+/// Where a claim's evidence is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The context id.
+    pub context: String,
+    /// Character range of the chunk in that context.
+    pub span: [usize; 2],
+}
+
+/// One claim of the output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimResult {
+    /// The claim (citation markers removed).
+    pub text: String,
+    /// Character range of its sentence in the output.
+    pub span: [usize; 2],
+    /// Support: the highest P(entailment) over all chunks of all contexts.
+    pub score: f32,
+    /// The highest P(contradiction) over all chunks.
+    pub contradiction: f32,
+    /// `supported`, `unsupported` or `contradicted`.
+    pub label: String,
+    /// The best-entailing chunk (the contradicting one, for a contradicted claim).
+    pub evidence: Option<Evidence>,
+}
+
+/// Factual support of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupportResult {
+    /// Case score in [0, 1] (by the configured aggregation).
+    pub score: f32,
+    /// Whether the score reaches the configured pass mark.
+    pub passed: bool,
+    /// Every claim.
+    pub claims: Vec<ClaimResult>,
+}
+
+/// One sentence's citations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitedSentence {
+    /// The sentence (markers removed).
+    pub text: String,
+    /// Character range in the output.
+    pub span: [usize; 2],
+    /// The ids it cites.
+    pub cites: Vec<String>,
+    /// Cited ids that name no context.
+    pub fabricated: Vec<String>,
+    /// Whether the cited passages together entail it.
+    pub entailed: bool,
+    /// P(entailment) of the joint passage, when all citations exist.
+    pub score: Option<f32>,
+    /// Citations judged irrelevant (ALCE).
+    pub irrelevant: Vec<String>,
+    /// `supported`, `not_entailed`, `irrelevant_citation`, `fabricated` or `missing`.
+    pub status: String,
+}
+
+/// Citation entailment of a case (ALCE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitationResult {
+    /// F1 of recall and precision.
+    pub score: f32,
+    /// Citation recall.
+    pub recall: f32,
+    /// Citation precision.
+    pub precision: f32,
+    /// Whether recall and precision reach their pass marks.
+    pub passed: bool,
+    /// Per-sentence detail.
+    pub sentences: Vec<CitedSentence>,
+}
+
+/// Agreement with the reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceCheck {
+    /// Mutual implication: the smaller of the two entailment probabilities.
+    pub score: f32,
+    /// P(reference entails output).
+    pub reference_entails_output: f32,
+    /// P(output entails reference).
+    pub output_entails_reference: f32,
+    /// Cosine similarity of the sentence embeddings.
+    pub cosine: Option<f32>,
+    /// Whether `score` reaches the pass mark.
+    pub passed: bool,
+}
+
+/// SelfCheckGPT-NLI against the samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplesCheck {
+    /// 1 - mean sentence inconsistency.
+    pub score: f32,
+    /// Number of samples.
+    pub samples: usize,
+    /// Per sentence: its text and its inconsistency (mean over samples of P(c) / (P(c) + P(e))).
+    pub sentences: Vec<SentenceInconsistency>,
+    /// Whether `score` reaches the pass mark.
+    pub passed: bool,
+}
+
+/// One sentence's inconsistency with the samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentenceInconsistency {
+    /// The sentence.
+    pub text: String,
+    /// Mean over samples of the normalised contradiction probability.
+    pub inconsistency: f32,
+}
+
+/// Semantic consistency of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyResult {
+    /// The lowest score of the parts that ran (reference, samples).
+    pub score: f32,
+    /// Whether every part that ran passed.
+    pub passed: bool,
+    /// Against the reference.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reference: Option<ReferenceCheck>,
+    /// Against the samples.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub samples: Option<SamplesCheck>,
+    /// Answer relevance: cosine similarity of input and output embeddings (reported, not gated).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub relevance: Option<f32>,
+}
+
+/// The metrics of a case; a metric not asked for is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Factual support.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub support: Option<Outcome<SupportResult>>,
+    /// Citation entailment.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub citation: Option<Outcome<CitationResult>>,
+    /// Semantic consistency.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub consistency: Option<Outcome<ConsistencyResult>>,
+}
+
+impl Metrics {
+    /// Score and pass of each metric that ran, by name.
+    pub fn scores(&self) -> Vec<(&'static str, f32, bool)> {
+        let mut out = vec![];
+        if let Some(s) = self.support.as_ref().and_then(Outcome::ran) {
+            out.push(("support", s.score, s.passed));
+        }
+        if let Some(s) = self.citation.as_ref().and_then(Outcome::ran) {
+            out.push(("citation", s.score, s.passed));
+        }
+        if let Some(s) = self.consistency.as_ref().and_then(Outcome::ran) {
+            out.push(("consistency", s.score, s.passed));
+        }
+        out
+    }
+
+    /// Whether every metric that ran passed.
+    pub fn all_passed(&self) -> bool {
+        self.scores().iter().all(|(_, _, p)| *p)
+    }
+}
+
+/// One result line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    /// The case id.
+    pub id: String,
+    /// The case's segments.
+    #[serde(default)]
+    pub segments: BTreeMap<String, String>,
+    /// Every metric asked for.
+    pub metrics: Metrics,
+    /// Failure classes, each once, in a fixed order.
+    pub failures: Vec<Failure>,
+    /// Whether every metric that ran passed (and the output was not empty).
+    pub passed: bool,
+    /// The case's label, copied.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub label: Option<Value>,
+    /// The models that graded, `name@sha256-prefix`.
+    pub model: BTreeMap<String, String>,
+    /// The case's metadata, copied.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub metadata: Option<Value>,
+}
+
+impl CaseResult {
+    /// An empty result for a case.
+    pub fn new(case: &Case, model: BTreeMap<String, String>) -> Self {
+        Self {
+            id: case.id.clone(),
+            segments: case.segments.clone(),
+            metrics: Metrics::default(),
+            failures: vec![],
+            passed: true,
+            label: case.label.clone(),
+            model,
+            metadata: case.metadata.clone(),
+        }
+    }
+
+    /// Adds a failure class once, keeping the fixed order.
+    pub fn add_failure(&mut self, f: Failure) {
+        if !self.failures.contains(&f) {
+            self.failures.push(f);
+            self.failures.sort();
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Factual support (grounding): is every claim of the output supported by the contexts?
+//!
+//! Claims are the output's claim sentences with citation markers removed. Each claim is scored against
+//! every chunk of every context (premise = chunk, hypothesis = claim); its support is the highest
+//! P(entailment), its evidence that chunk (MiniCheck, AlignScore and SummaC take the same maximum). An
+//! unsupported claim whose most contradicting chunk reaches the contradiction threshold is
+//! `contradicted`, with that chunk as evidence. The case score aggregates claim supports: the fraction
+//! of supported claims (RAGAS faithfulness, the default), the minimum, or the mean.
+
+use super::pairs::PairScheduler;
+use super::results::{ClaimResult, Evidence, Failure, Outcome, SupportResult};
+use super::Prepared;
+use crate::config::{Aggregation, SupportConfig};
+use crate::text::char_offset;
+
+/// Aggregates claim supports into a case score.
+pub fn aggregate(supports: &[f32], threshold: f32, how: Aggregation) -> f32 {
+    if supports.is_empty() {
+        return 0.0;
+    }
+    match how {
+        Aggregation::Fraction => supports.iter().filter(|&&s| s >= threshold).count() as f32 / supports.len() as f32,
+        Aggregation::Min => supports.iter().copied().fold(f32::INFINITY, f32::min),
+        Aggregation::Mean => supports.iter().sum::<f32>() / supports.len() as f32,
+    }
+}
+
+/// Grades one case; returns the outcome, its failure classes, and whether any input was truncated.
+pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) -> (Outcome<SupportResult>, Vec<Failure>, bool) {
+    let case = p.case;
+    if case.contexts.iter().all(|c| c.text.trim().is_empty()) {
+        return (Outcome::skipped("no contexts"), vec![], false);
+    }
+    let mut claims = vec![];
+    let mut truncated = false;
+    let mut failures = vec![];
+    for s in p.claims() {
+        let mut best: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
+        let mut worst: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
+        for c in &case.contexts {
+            let j = sched.judge(&c.text, &s.text);
+            truncated |= j.truncated;
+            if best.as_ref().map_or(true, |b| j.entail > b.0) {
+                best = Some((j.entail, c.id.as_str(), j.entail_span.clone(), c.text.as_str()));
+            }
+            if worst.as_ref().map_or(true, |w| j.contradict > w.0) {
+                worst = Some((j.contradict, c.id.as_str(), j.contradict_span.clone(), c.text.as_str()));
+            }
+        }
+        let (score, contradiction) = (best.as_ref().map_or(0.0, |b| b.0), worst.as_ref().map_or(0.0, |w| w.0));
+        let label = if score >= cfg.claim_threshold {
+            "supported"
+        } else if sched.has_contradiction() && contradiction >= cfg.contradiction_threshold {
+            "contradicted"
+        } else {
+            "unsupported"
+        };
+        let ev = if label == "contradicted" { worst } else { best };
+        let evidence = ev.map(|(_, id, span, text)| Evidence {
+            context: id.to_string(),
+            span: [char_offset(text, span.start), char_offset(text, span.end)],
+        });
+        match label {
+            "contradicted" => failures.push(Failure::ContradictedClaim),
+            "unsupported" => failures.push(Failure::UnsupportedClaim),
+            _ => {}
+        }
+        claims.push(ClaimResult {
+            text: s.text.clone(),
+            span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+            score,
+            contradiction,
+            label: label.to_string(),
+            evidence,
+        });
+    }
+    if claims.is_empty() {
+        return (Outcome::skipped("no claims"), vec![], false);
+    }
+    let supports: Vec<f32> = claims.iter().map(|c| c.score).collect();
+    let score = aggregate(&supports, cfg.claim_threshold, cfg.aggregation);
+    failures.dedup();
+    let result = SupportResult { score, passed: score >= cfg.pass, claims };
+    (Outcome::Ran(result), failures, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregations() {
+        let s = [0.9, 0.2, 0.6];
+        assert!((aggregate(&s, 0.5, Aggregation::Fraction) - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(aggregate(&s, 0.5, Aggregation::Min), 0.2);
+        assert!((aggregate(&s, 0.5, Aggregation::Mean) - 0.5666667).abs() < 1e-6);
+        assert_eq!(aggregate(&[], 0.5, Aggregation::Mean), 0.0);
+    }
+}

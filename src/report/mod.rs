@@ -1,0 +1,222 @@
+//! Summaries of results: cases, pass rates with Wilson 95% intervals, mean scores per metric and
+//! failures by class, overall and per segment (every `key=value` of `segments`), and, where cases carry
+//! human labels, the grader's agreement with them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::graders::{CaseResult, Failure};
+use crate::stats;
+
+/// 95% normal quantile.
+const Z95: f64 = 1.959964;
+
+/// Mean score of one metric over the cases where it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricSummary {
+    /// Cases where the metric ran.
+    pub cases: usize,
+    /// Mean score.
+    pub mean: f64,
+    /// Fraction of those cases that passed the metric.
+    pub pass_rate: f64,
+}
+
+/// The grader's agreement with human labels for one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// The label key compared (`supported`, `attributable`, `consistent`).
+    pub label: String,
+    /// Labelled cases where the metric ran.
+    pub cases: usize,
+    /// Balanced accuracy of `passed` against the label.
+    pub balanced_accuracy: Option<f64>,
+    /// ROC-AUC of the score against the label.
+    pub roc_auc: Option<f64>,
+}
+
+/// Counts for a group of cases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Cases in the group.
+    pub cases: usize,
+    /// Cases that passed every metric that ran.
+    pub passed: usize,
+    /// passed / cases.
+    pub pass_rate: f64,
+    /// Wilson 95% interval of the pass rate.
+    pub pass_rate_ci: [f64; 2],
+    /// Per metric.
+    pub metrics: BTreeMap<String, MetricSummary>,
+    /// Cases with each failure class.
+    pub failures: BTreeMap<String, usize>,
+    /// Agreement with labels, per metric, where labels exist.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub agreement: BTreeMap<String, Agreement>,
+}
+
+/// The summary written beside the results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// All cases.
+    pub overall: GroupSummary,
+    /// Per `key=value` segment.
+    pub segments: BTreeMap<String, GroupSummary>,
+    /// Suite lines that could not be graded.
+    pub invalid_lines: usize,
+    /// The models that graded.
+    pub models: BTreeMap<String, String>,
+}
+
+/// The label key that measures each metric.
+const LABEL_OF: [(&str, &str); 3] = [("support", "supported"), ("citation", "attributable"), ("consistency", "consistent")];
+
+impl GroupSummary {
+    /// Summarises a group of results.
+    pub fn of(results: &[&CaseResult]) -> Self {
+        let cases = results.len();
+        let passed = results.iter().filter(|r| r.passed).count();
+        let (lo, hi) = stats::wilson(passed, cases, Z95);
+        let mut metrics: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
+        let mut labelled: BTreeMap<String, (Vec<f64>, Vec<bool>, Vec<bool>)> = BTreeMap::new();
+        for r in results {
+            for (name, score, ok) in r.metrics.scores() {
+                let m = metrics.entry(name.to_string()).or_default();
+                m.0 += 1;
+                m.1 += score as f64;
+                m.2 += ok as usize;
+                let key = LABEL_OF.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
+                if let (Some(key), Some(label)) = (key, r.label.as_ref()) {
+                    if let Some(gold) = label.get(key).and_then(|v| v.as_bool()) {
+                        let e = labelled.entry(name.to_string()).or_default();
+                        e.0.push(score as f64);
+                        e.1.push(ok);
+                        e.2.push(gold);
+                    }
+                }
+            }
+        }
+        let mut failures = BTreeMap::new();
+        for f in Failure::ALL {
+            let n = results.iter().filter(|r| r.failures.contains(&f)).count();
+            if n > 0 {
+                failures.insert(f.name().to_string(), n);
+            }
+        }
+        let agreement = labelled
+            .into_iter()
+            .map(|(name, (scores, predicted, gold))| {
+                let key = LABEL_OF.iter().find(|(n, _)| *n == name).map_or("", |(_, k)| *k);
+                let a = Agreement {
+                    label: key.to_string(),
+                    cases: gold.len(),
+                    balanced_accuracy: stats::balanced_accuracy(&predicted, &gold),
+                    roc_auc: stats::roc_auc(&scores, &gold),
+                };
+                (name, a)
+            })
+            .collect();
+        Self {
+            cases,
+            passed,
+            pass_rate: if cases > 0 { passed as f64 / cases as f64 } else { 0.0 },
+            pass_rate_ci: [lo, hi],
+            metrics: metrics
+                .into_iter()
+                .map(|(k, (n, sum, ok))| (k, MetricSummary { cases: n, mean: sum / n as f64, pass_rate: ok as f64 / n as f64 }))
+                .collect(),
+            failures,
+            agreement,
+        }
+    }
+}
+
+impl Summary {
+    /// Summarises results overall and per segment.
+    pub fn of(results: &[CaseResult], invalid_lines: usize, models: BTreeMap<String, String>) -> Self {
+        let all: Vec<&CaseResult> = results.iter().collect();
+        let mut groups: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+        for r in results {
+            for (k, v) in &r.segments {
+                groups.entry(format!("{k}={v}")).or_default().push(r);
+            }
+        }
+        Self {
+            overall: GroupSummary::of(&all),
+            segments: groups.into_iter().map(|(k, v)| (k, GroupSummary::of(&v))).collect(),
+            invalid_lines,
+            models,
+        }
+    }
+
+    /// A plain-text table for the terminal.
+    pub fn table(&self) -> String {
+        let metric_names: Vec<String> = {
+            let mut v: Vec<String> = self.overall.metrics.keys().cloned().collect();
+            v.sort_by_key(|n| ["support", "citation", "consistency"].iter().position(|x| x == n).unwrap_or(9));
+            v
+        };
+        let mut out = String::new();
+        let _ = write!(out, "{:<28} {:>6} {:>18}", "segment", "cases", "pass rate (95% CI)");
+        for m in &metric_names {
+            let _ = write!(out, " {:>11}", m);
+        }
+        let _ = writeln!(out, "  failures");
+        let mut row = |name: &str, g: &GroupSummary| {
+            let _ = write!(
+                out,
+                "{:<28} {:>6} {:>5.1}% ({:>4.1}-{:>5.1})",
+                truncate(name, 28),
+                g.cases,
+                100.0 * g.pass_rate,
+                100.0 * g.pass_rate_ci[0],
+                100.0 * g.pass_rate_ci[1]
+            );
+            for m in &metric_names {
+                match g.metrics.get(m) {
+                    Some(s) => {
+                        let _ = write!(out, " {:>11.3}", s.mean);
+                    }
+                    None => {
+                        let _ = write!(out, " {:>11}", "-");
+                    }
+                }
+            }
+            let mut f: Vec<(&String, &usize)> = g.failures.iter().collect();
+            f.sort_by(|a, b| b.1.cmp(a.1));
+            let list: Vec<String> = f.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(out, "  {}", list.join(", "));
+        };
+        row("all", &self.overall);
+        for (k, g) in &self.segments {
+            row(k, g);
+        }
+        for (m, a) in &self.overall.agreement {
+            let _ = writeln!(
+                out,
+                "agreement of {m} with label `{}` on {} cases: balanced accuracy {}, ROC-AUC {}",
+                a.label,
+                a.cases,
+                fmt_opt(a.balanced_accuracy),
+                fmt_opt(a.roc_auc)
+            );
+        }
+        out
+    }
+}
+
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a (one class only)".to_string(), |v| format!("{v:.3}"))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

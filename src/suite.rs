@@ -1,0 +1,312 @@
+//! Reading suites: JSON Lines of cases, as `suite-format.md` defines them, with the field names of the
+//! most used peer tools accepted as aliases.
+//!
+//! Bad lines are never dropped silently: each becomes a [`SuiteProblem`] with its line number, the
+//! field at fault and the reason. The caller decides whether to go on with the rest or stop.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::BufRead;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// One source passage of a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// Its id: given, or "1", "2", ... by position.
+    pub id: String,
+    /// The passage.
+    pub text: String,
+    /// Other keys of the object (title, url, ...), kept as they are.
+    pub extra: Map<String, Value>,
+}
+
+/// One case of a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// 1-based line number in the suite file.
+    pub line: usize,
+    /// Unique id within the suite.
+    pub id: String,
+    /// The user's question or prompt.
+    pub input: Option<String>,
+    /// The text being graded.
+    pub output: String,
+    /// Source passages the output must be grounded in.
+    pub contexts: Vec<Context>,
+    /// A gold answer.
+    pub reference: Option<String>,
+    /// Other outputs for the same input.
+    pub samples: Vec<String>,
+    /// Segment tags (key -> value).
+    pub segments: BTreeMap<String, String>,
+    /// A human verdict, kept as given.
+    pub label: Option<Value>,
+    /// Anything; carried through untouched.
+    pub metadata: Option<Value>,
+}
+
+/// A line that could not be read as a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteProblem {
+    /// 1-based line number.
+    pub line: usize,
+    /// The field at fault, if one is.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SuiteProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "line {}: field `{}`: {}", self.line, field, self.reason),
+            None => write!(f, "line {}: {}", self.line, self.reason),
+        }
+    }
+}
+
+const INPUT: &[&str] = &["input", "user_input", "question", "query"];
+const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
+const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
+const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth"];
+
+/// Parses one suite line (without its newline). `line` is its 1-based number, for messages.
+pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuiteProblem> {
+    let problem = |field: Option<&str>, reason: String| SuiteProblem { line, field: field.map(str::to_string), reason };
+    let value: Value = serde_json::from_str(text).map_err(|e| problem(None, format!("not valid JSON: {e}")))?;
+    let Value::Object(mut obj) = value else {
+        return Err(problem(None, "a case must be a JSON object".into()));
+    };
+    let id = match obj.remove("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s,
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(_)) => return Err(problem(Some("id"), "is empty".into())),
+        Some(other) => return Err(problem(Some("id"), format!("must be a string or a number, not {}", kind(&other)))),
+        None => return Err(problem(Some("id"), "is missing (every case needs a unique id)".into())),
+    };
+    let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
+        let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
+        if present.len() > 1 {
+            return Err(problem(Some(present[1]), format!("`{}` and `{}` name the same field; give one", present[0], present[1])));
+        }
+        Ok(present.first().and_then(|n| obj.remove(*n).map(|v| (n.to_string(), v))))
+    };
+    let output = match take(OUTPUT)? {
+        Some((_, Value::String(s))) => s,
+        Some((name, other)) => return Err(problem(Some(&name), format!("must be a string, not {}", kind(&other)))),
+        None => return Err(problem(Some("output"), "is missing (the text to grade)".into())),
+    };
+    let input = optional_string(take(INPUT)?).map_err(|(f, r)| problem(Some(&f), r))?;
+    let reference = optional_string(take(REFERENCE)?).map_err(|(f, r)| problem(Some(&f), r))?;
+    let contexts = match take(CONTEXTS)? {
+        None | Some((_, Value::Null)) => vec![],
+        Some((name, v)) => parse_contexts(v).map_err(|r| problem(Some(&name), r))?,
+    };
+    let samples = match obj.remove("samples") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                other => Err(problem(Some("samples"), format!("item {} must be a string, not {}", i + 1, kind(&other)))),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(other) => return Err(problem(Some("samples"), format!("must be a list of strings, not {}", kind(&other)))),
+    };
+    let segments = match obj.remove("segments") {
+        None | Some(Value::Null) => BTreeMap::new(),
+        Some(Value::Object(m)) => m
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                other => Err(problem(Some("segments"), format!("`{k}` must map to a string, not {}", kind(&other)))),
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(other) => return Err(problem(Some("segments"), format!("must be an object of strings, not {}", kind(&other)))),
+    };
+    let label = match obj.remove("label") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v),
+        Some(other) => {
+            return Err(problem(Some("label"), format!("must be an object such as {{\"supported\": true}}, not {}", kind(&other))))
+        }
+    };
+    let metadata = obj.remove("metadata");
+    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata })
+}
+
+fn optional_string(v: Option<(String, Value)>) -> std::result::Result<Option<String>, (String, String)> {
+    match v {
+        None | Some((_, Value::Null)) => Ok(None),
+        Some((_, Value::String(s))) => Ok(Some(s)),
+        Some((name, other)) => Err((name, format!("must be a string, not {}", kind(&other)))),
+    }
+}
+
+fn parse_contexts(v: Value) -> std::result::Result<Vec<Context>, String> {
+    let items = match v {
+        Value::Array(items) => items,
+        // A single passage given as a string is accepted as a list of one.
+        Value::String(s) => vec![Value::String(s)],
+        other => return Err(format!("must be a list of strings or of {{id, text}} objects, not {}", kind(&other))),
+    };
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let ctx = match item {
+            Value::String(text) => Context { id: (i + 1).to_string(), text, extra: Map::new() },
+            Value::Object(mut m) => {
+                let id = match m.remove("id") {
+                    None | Some(Value::Null) => (i + 1).to_string(),
+                    Some(Value::String(s)) => s,
+                    Some(Value::Number(n)) => n.to_string(),
+                    Some(other) => return Err(format!("item {}: `id` must be a string or a number, not {}", i + 1, kind(&other))),
+                };
+                let text = match m.remove("text").or_else(|| m.remove("content")) {
+                    Some(Value::String(s)) => s,
+                    Some(other) => return Err(format!("item {}: `text` must be a string, not {}", i + 1, kind(&other))),
+                    None => return Err(format!("item {}: has no `text`", i + 1)),
+                };
+                Context { id, text, extra: m }
+            }
+            other => return Err(format!("item {} must be a string or an {{id, text}} object, not {}", i + 1, kind(&other))),
+        };
+        if !seen.insert(ctx.id.clone()) {
+            return Err(format!("item {}: context id `{}` is repeated", i + 1, ctx.id));
+        }
+        out.push(ctx);
+    }
+    Ok(out)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads suites line by line, checking ids for uniqueness across the whole file.
+pub struct SuiteReader<R> {
+    lines: std::io::Lines<R>,
+    line: usize,
+    ids: HashSet<String>,
+}
+
+impl<R: BufRead> SuiteReader<R> {
+    /// Wraps a reader.
+    pub fn new(reader: R) -> Self {
+        Self { lines: reader.lines(), line: 0, ids: HashSet::new() }
+    }
+}
+
+impl<R: BufRead> Iterator for SuiteReader<R> {
+    type Item = std::result::Result<Case, SuiteProblem>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let text = match self.lines.next()? {
+                Ok(t) => t,
+                Err(e) => {
+                    self.line += 1;
+                    return Some(Err(SuiteProblem { line: self.line, field: None, reason: format!("cannot be read: {e}") }));
+                }
+            };
+            self.line += 1;
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let parsed = parse_case(self.line, trimmed.trim_start_matches('\u{feff}'));
+            return Some(parsed.and_then(|case| {
+                if self.ids.insert(case.id.clone()) {
+                    Ok(case)
+                } else {
+                    Err(SuiteProblem {
+                        line: case.line,
+                        field: Some("id".into()),
+                        reason: format!("`{}` repeats an id used earlier in the suite", case.id),
+                    })
+                }
+            }));
+        }
+    }
+}
+
+/// Reads a whole suite file: the good cases, and a problem for each bad line.
+pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut cases = Vec::new();
+    let mut problems = Vec::new();
+    for item in SuiteReader::new(std::io::BufReader::new(file)) {
+        match item {
+            Ok(c) => cases.push(c),
+            Err(p) => problems.push(p),
+        }
+    }
+    Ok((cases, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_case() {
+        let c = parse_case(
+            1,
+            r#"{"id": "b-1", "input": "q?", "output": "a [1].", "contexts": [{"id": "1", "text": "t", "url": "u"}],
+                "reference": "r", "samples": ["s"], "segments": {"risk": "high"}, "label": {"supported": true}, "metadata": {"k": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.id, "b-1");
+        assert_eq!(c.contexts[0].extra["url"], "u");
+        assert_eq!(c.segments["risk"], "high");
+        assert_eq!(c.samples, vec!["s"]);
+    }
+
+    #[test]
+    fn aliases_and_positional_contexts() {
+        let c = parse_case(3, r#"{"id": 7, "question": "q", "response": "a", "retrieved_contexts": ["x", "y"], "ground_truth": "g"}"#).unwrap();
+        assert_eq!(c.id, "7");
+        assert_eq!(c.input.as_deref(), Some("q"));
+        assert_eq!(c.output, "a");
+        assert_eq!(c.reference.as_deref(), Some("g"));
+        assert_eq!(c.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn problems_name_line_and_field() {
+        let p = parse_case(4, r#"{"id": "x"}"#).unwrap_err();
+        assert_eq!((p.line, p.field.as_deref()), (4, Some("output")));
+        let p = parse_case(5, r#"{"id": "x", "output": 3}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("output"));
+        assert!(p.to_string().contains("line 5"), "{p}");
+        let p = parse_case(6, r#"{"id": "x", "output": "a", "segments": {"risk": 1}}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("segments"));
+        let p = parse_case(7, r#"{"id": "x", "output": "a", "answer": "b"}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("answer"));
+        let p = parse_case(8, "{not json").unwrap_err();
+        assert!(p.reason.contains("not valid JSON"));
+        let p = parse_case(9, r#"{"id": "x", "output": "a", "contexts": [{"id": "1", "text": "a"}, {"id": "1", "text": "b"}]}"#).unwrap_err();
+        assert!(p.reason.contains("repeated"));
+    }
+
+    #[test]
+    fn reader_reports_repeated_ids_and_skips_blank_lines() {
+        let text = "{\"id\": \"a\", \"output\": \"x\"}\n\n{\"id\": \"a\", \"output\": \"y\"}\n{\"id\": \"b\", \"output\": \"z\"}\n";
+        let items: Vec<_> = SuiteReader::new(text.as_bytes()).collect();
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[2].is_ok());
+        let p = items[1].as_ref().unwrap_err();
+        assert_eq!((p.line, p.field.as_deref()), (3, Some("id")));
+    }
+}

@@ -1,0 +1,235 @@
+//! Labelled pairs for training and evaluation: reading the JSON Lines formats of ../shared/data,
+//! mapping each set's labels honestly onto the model's, and stable held-out splits.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The shape of a JSON Lines file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `premise`, `hypothesis`, `label`.
+    Nli,
+    /// `evidence` (text or list of sentences), `claim`, `label`.
+    Grounding,
+    /// `references` (list of texts), `claim`, `label`.
+    Attribution,
+}
+
+/// Which rows of a file a set takes, by a stable hash of the row's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// Every row.
+    #[default]
+    All,
+    /// Rows outside the held-out part (for training).
+    Train,
+    /// The held-out part only (for testing).
+    Heldout,
+}
+
+/// One labelled file and how to read it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSet {
+    /// A short name for reports (default: the file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The file, relative to the config's data folder.
+    pub path: String,
+    /// Its shape.
+    pub format: Format,
+    /// Source label -> model label (`entailment`, `neutral`, `contradiction`), or `not_entailment`
+    /// (the example only says "not entailed": the loss is on P(entailment) alone), or `drop`.
+    pub labels: BTreeMap<String, String>,
+    /// Fraction of rows held out for testing (by hash), used with `part`.
+    #[serde(default)]
+    pub heldout: f64,
+    /// Which part to take.
+    #[serde(default)]
+    pub part: Part,
+    /// At most this many rows (after the split), taken by hash order so the choice is stable.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl DataSet {
+    /// The set's display name.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            Path::new(&self.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        })
+    }
+}
+
+/// What an example says about the model's labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Exactly this label (index into the model's labels).
+    Label(usize),
+    /// Any label but entailment.
+    NotEntailment,
+}
+
+/// One labelled pair.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// Premise (evidence).
+    pub premise: String,
+    /// Hypothesis (claim).
+    pub hypothesis: String,
+    /// The gold answer.
+    pub target: Target,
+}
+
+impl Example {
+    /// 1 for each model label the example allows, 0 elsewhere.
+    pub fn allowed(&self, labels: &[String]) -> Vec<f32> {
+        let ent = labels.iter().position(|l| l == "entailment");
+        (0..labels.len())
+            .map(|i| match &self.target {
+                Target::Label(j) => (i == *j) as u8 as f32,
+                Target::NotEntailment => (Some(i) != ent) as u8 as f32,
+            })
+            .collect()
+    }
+
+    /// Whether the gold answer is entailment.
+    pub fn is_entailment(&self, labels: &[String]) -> bool {
+        matches!(self.target, Target::Label(j) if labels.get(j).is_some_and(|l| l == "entailment"))
+    }
+}
+
+/// A stable number in [0, 1) from a row's texts: the same on every machine and run.
+pub fn split_key(premise: &str, hypothesis: &str) -> f64 {
+    let h = Sha256::new().chain_update(premise.as_bytes()).chain_update([0u8]).chain_update(hypothesis.as_bytes()).finalize();
+    u64::from_be_bytes(h[..8].try_into().unwrap_or([0; 8])) as f64 / 2f64.powi(64)
+}
+
+fn text_of(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => {
+            let parts: Vec<&str> = a.iter().filter_map(|x| x.as_str()).collect();
+            (parts.len() == a.len()).then(|| parts.join(" "))
+        }
+        _ => None,
+    }
+}
+
+/// Reads a set, applying its label map, split and limit. Every bad line is an error with its number.
+pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Example>> {
+    let path = data_dir.join(&set.path);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let (pkey, hkey) = match set.format {
+        Format::Nli => ("premise", "hypothesis"),
+        Format::Grounding => ("evidence", "claim"),
+        Format::Attribution => ("references", "claim"),
+    };
+    let mut keyed = vec![];
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |field: &str| format!("{}:{} field `{field}`", path.display(), n + 1);
+        let row: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), n + 1), reason: e.to_string() })?;
+        let premise = text_of(&row[pkey]).ok_or_else(|| Error::Input { location: at(pkey), reason: "missing or not text".into() })?;
+        let hypothesis = text_of(&row[hkey]).ok_or_else(|| Error::Input { location: at(hkey), reason: "missing or not text".into() })?;
+        let label = row["label"].as_str().ok_or_else(|| Error::Input { location: at("label"), reason: "missing or not a string".into() })?;
+        let mapped = set.labels.get(label).ok_or_else(|| Error::Input {
+            location: at("label"),
+            reason: format!("label `{label}` has no mapping in the set's `labels`"),
+        })?;
+        let target = match mapped.as_str() {
+            "drop" => continue,
+            "not_entailment" => Target::NotEntailment,
+            l => Target::Label(labels.iter().position(|x| x == l).ok_or_else(|| Error::Input {
+                location: at("label"),
+                reason: format!("`{label}` maps to `{l}`, which is not one of the model's labels {labels:?}"),
+            })?),
+        };
+        let key = split_key(&premise, &hypothesis);
+        let held = key < set.heldout;
+        let keep = match set.part {
+            Part::All => true,
+            Part::Train => !held,
+            Part::Heldout => held,
+        };
+        if keep {
+            keyed.push((key, Example { premise, hypothesis, target }));
+        }
+    }
+    if let Some(limit) = set.limit {
+        if keyed.len() > limit {
+            // A stable subset, independent of the split: order by a second hash of the key.
+            keyed.sort_by(|a, b| (a.0 * 7919.0).fract().total_cmp(&(b.0 * 7919.0).fract()));
+            keyed.truncate(limit);
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+    Ok(keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(part: Part) -> DataSet {
+        DataSet {
+            name: None,
+            path: "g.jsonl".into(),
+            format: Format::Grounding,
+            labels: [("supported", "entailment"), ("not_supported", "not_entailment"), ("irrelevant", "drop")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            heldout: 0.3,
+            part,
+            limit: None,
+        }
+    }
+
+    #[test]
+    fn maps_labels_and_splits_without_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = vec![];
+        for i in 0..200 {
+            let label = ["supported", "not_supported", "irrelevant"][i % 3];
+            lines.push(serde_json::json!({"evidence": [format!("e{i}"), "x"], "claim": format!("c{i}"), "label": label}).to_string());
+        }
+        std::fs::write(dir.path().join("g.jsonl"), lines.join("\n")).unwrap();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let train = load(&set(Part::Train), dir.path(), &labels).unwrap();
+        let held = load(&set(Part::Heldout), dir.path(), &labels).unwrap();
+        let all = load(&set(Part::All), dir.path(), &labels).unwrap();
+        assert_eq!(train.len() + held.len(), all.len());
+        assert_eq!(all.len(), 134); // a third dropped
+        assert!(held.len() > 20 && held.len() < 70, "{}", held.len());
+        assert!(train.iter().all(|t| !held.iter().any(|h| h.premise == t.premise)));
+        assert_eq!(all[0].premise.split(' ').count(), 2); // evidence list joined
+        let ne = all.iter().find(|e| e.target == Target::NotEntailment).unwrap();
+        assert_eq!(ne.allowed(&labels), vec![0.0, 1.0, 1.0]);
+        let mut limited = set(Part::Train);
+        limited.limit = Some(10);
+        assert_eq!(load(&limited, dir.path(), &labels).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn bad_lines_name_file_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("g.jsonl"), "{\"evidence\": \"a\", \"claim\": \"b\", \"label\": \"supported\"}\n{\"evidence\": \"a\", \"label\": \"supported\"}\n").unwrap();
+        let labels: Vec<String> = vec!["entailment".into(), "neutral".into(), "contradiction".into()];
+        let e = load(&set(Part::All), dir.path(), &labels).unwrap_err().to_string();
+        assert!(e.contains("g.jsonl:2") && e.contains("claim"), "{e}");
+        std::fs::write(dir.path().join("g.jsonl"), "{\"evidence\": \"a\", \"claim\": \"b\", \"label\": \"maybe\"}\n").unwrap();
+        let e = load(&set(Part::All), dir.path(), &labels).unwrap_err().to_string();
+        assert!(e.contains("g.jsonl:1") && e.contains("maybe"), "{e}");
+    }
+}

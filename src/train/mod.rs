@@ -1,0 +1,699 @@
+//! `candor train`: fine-tunes a cross-encoder classifier from an encoder checkpoint on labelled pairs.
+//!
+//! One code path for CPU and GPU. AdamW with warmup and linear decay, gradient clipping by global
+//! norm, length-bucketed batches cut by a token budget, a dev-set evaluation every N steps, and
+//! checkpoints (weights, optimizer moments, data position) from which a later run resumes exactly:
+//! batch order and dropout masks derive from the seed, the epoch and the step, never from the clock.
+
+pub mod data;
+pub mod optim;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::batch::{pad_batch, plan_batches, Encoded, TextTokenizer};
+use crate::error::{Error, Result};
+use crate::models::arch::bert::{self, BertClassifier};
+use crate::models::arch::layers::SplitMix64;
+use crate::models::arch::{EncodedBatch, Mode, SequenceClassifier};
+use crate::models::store::write_atomic;
+use crate::models::{Architecture, ResolvedModel};
+use data::{DataSet, Example, Target};
+use optim::{AdamW, AdamWParams};
+
+/// A training run's configuration (TOML). Paths of data sets are relative to `data_dir`, itself
+/// relative to the config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Registry name of the encoder checkpoint to start from.
+    pub base: String,
+    /// The classifier's labels, in output order.
+    pub labels: Vec<String>,
+    /// Folder the data set paths are relative to.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Window in tokens; longer pairs are truncated (longest text first).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    /// Passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Most padded tokens in one batch.
+    #[serde(default = "default_batch_tokens")]
+    pub batch_tokens: usize,
+    /// Most examples in one batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Fraction of steps spent warming the learning rate up.
+    #[serde(default = "default_warmup")]
+    pub warmup_ratio: f64,
+    /// Gradients are scaled down to this global L2 norm.
+    #[serde(default = "default_clip")]
+    pub max_grad_norm: f64,
+    /// Dropout on hidden states.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout: f64,
+    /// Dropout on attention probabilities (off by default: it costs time on the CPU and changes little
+    /// in fine-tuning).
+    #[serde(default)]
+    pub attention_dropout: f64,
+    /// Seed of batch order, dropout and the new head's initial weights.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Evaluate on the dev sets every this many steps (0: only at the end).
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    /// Write a checkpoint every this many steps.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Dtype of the exported weights (`f32`, `f16` or `bf16`).
+    #[serde(default = "default_export_dtype")]
+    pub export_dtype: String,
+    /// AdamW settings.
+    #[serde(default)]
+    pub optimizer: AdamWParams,
+    /// Training sets.
+    pub train: Vec<DataSet>,
+    /// Dev sets, evaluated during training.
+    #[serde(default)]
+    pub dev: Vec<DataSet>,
+    /// Test sets, evaluated once on the exported model and reported in the model card.
+    #[serde(default)]
+    pub test: Vec<DataSet>,
+}
+
+fn default_data_dir() -> String {
+    ".".into()
+}
+fn default_max_tokens() -> usize {
+    256
+}
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_tokens() -> usize {
+    4096
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_warmup() -> f64 {
+    0.1
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_seed() -> u64 {
+    17
+}
+fn default_eval_every() -> u64 {
+    500
+}
+fn default_checkpoint_every() -> u64 {
+    100
+}
+fn default_export_dtype() -> String {
+    "f16".into()
+}
+
+impl TrainConfig {
+    /// Reads a config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })
+    }
+}
+
+/// Where a run stands; saved with every checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Current epoch (0-based).
+    pub epoch: usize,
+    /// Batches of the current epoch done.
+    pub batch_in_epoch: usize,
+    /// Seconds of training so far, over all sessions.
+    pub seconds: f64,
+    /// Examples seen so far.
+    pub examples: u64,
+}
+
+/// One line of the loss log (`train_log.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Step number (1-based).
+    pub step: u64,
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean loss of the step's batch.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
+/// Accuracy figures of a classifier on one labelled set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// The set's name.
+    pub name: String,
+    /// Examples scored.
+    pub n: usize,
+    /// Exact-label accuracy over examples with one gold label (3-way), when there are any.
+    pub accuracy: Option<f64>,
+    /// Balanced accuracy of "entailment vs not" at P(entailment) >= 0.5.
+    pub balanced_accuracy: f64,
+    /// Accuracy of "entailment vs not".
+    pub binary_accuracy: f64,
+    /// Accuracy of a reference prediction carried by the data (ANLI's `roberta_large_pred`).
+    pub reference_accuracy: Option<f64>,
+}
+
+/// What the trainer reports as it goes.
+pub trait Observer {
+    /// After each step.
+    fn step(&mut self, _state: &TrainState, _line: &LogLine, _total_steps: u64) {}
+    /// After each dev evaluation.
+    fn eval(&mut self, _step: u64, _reports: &[EvalReport]) {}
+    /// A message for the user.
+    fn note(&mut self, _msg: &str) {}
+}
+
+/// An observer that reports nothing.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Options of one invocation.
+pub struct RunOptions<'a> {
+    /// The output folder (the model, checkpoints and logs).
+    pub out: PathBuf,
+    /// The data folder (already resolved).
+    pub data_dir: PathBuf,
+    /// The device.
+    pub device: Device,
+    /// Stop (with a checkpoint) after this many steps in total, if set.
+    pub max_steps: Option<u64>,
+    /// Ignore an existing checkpoint and start over.
+    pub fresh: bool,
+    /// Set to stop cleanly (e.g. on Ctrl-C): the run writes a checkpoint and returns.
+    pub stop: &'a AtomicBool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Where the run stands.
+    pub state: TrainState,
+    /// Whether every epoch is done (and the model exported).
+    pub finished: bool,
+    /// The exported model folder, when finished.
+    pub model_dir: Option<PathBuf>,
+    /// Dev reports of the last evaluation.
+    pub dev: Vec<EvalReport>,
+    /// Test reports on the exported model.
+    pub test: Vec<EvalReport>,
+}
+
+/// A BERT sequence classifier under training, with its variables.
+pub struct TrainableBert {
+    /// The network.
+    pub model: BertClassifier,
+    /// Its variables, by upstream name.
+    pub varmap: VarMap,
+    /// Its config (labels included).
+    pub config: bert::Config,
+    /// The base config.json, as read, for export.
+    pub base_config: serde_json::Value,
+}
+
+fn upstream_name(name: &str) -> String {
+    if name.starts_with("embeddings.") || name.starts_with("encoder.") || name.starts_with("pooler.") {
+        format!("bert.{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+impl TrainableBert {
+    /// Builds the classifier from a base checkpoint folder: the encoder (and pooler, where present)
+    /// from the checkpoint, the new head initialised from `seed`.
+    pub fn from_base(dir: &Path, labels: &[String], hidden_dropout: f64, attention_dropout: f64, seed: u64, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let base_config: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Config { path: cfg_path.clone(), reason: e.to_string() })?;
+        let mut config: bert::Config = serde_json::from_value(base_config.clone()).map_err(|e| Error::Config { path: cfg_path, reason: e.to_string() })?;
+        config.id2label = Some(labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone())).collect());
+        config.hidden_dropout_prob = hidden_dropout;
+        config.attention_probs_dropout_prob = attention_dropout;
+        config.classifier_dropout = None;
+
+        let weights = dir.join("model.safetensors");
+        crate::models::verify::refuse_pickle(&weights)?;
+        let tensors = candle_core::safetensors::load(&weights, device)?;
+        let varmap = VarMap::new();
+        {
+            let mut data = varmap.data().lock().map_err(|_| Error::Input { location: "varmap".into(), reason: "poisoned lock".into() })?;
+            for (name, t) in tensors {
+                if t.dtype().is_float() {
+                    data.insert(upstream_name(&name), Var::from_tensor(&t.to_dtype(DType::F32)?)?);
+                }
+            }
+        }
+        let known: Vec<String> = varmap.data().lock().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let model = BertClassifier::load_for_training(vb, &config)?;
+        // New tensors (the head) get seeded weights: uniform in +-1/sqrt(fan_in), zero biases.
+        let mut rng = SplitMix64::new(seed ^ 0x4845_4144);
+        let data = varmap.data().lock().map_err(|_| Error::Input { location: "varmap".into(), reason: "poisoned lock".into() })?;
+        let mut new: Vec<&String> = data.keys().filter(|k| !known.contains(k)).collect();
+        new.sort();
+        for name in new {
+            let var = &data[name];
+            let shape = var.shape().clone();
+            let init = if name.ends_with(".bias") {
+                Tensor::zeros(&shape, DType::F32, device)?
+            } else {
+                let fan_in = *shape.dims().last().unwrap_or(&1) as f32;
+                let bound = 1.0 / fan_in.sqrt();
+                let vals: Vec<f32> = (0..shape.elem_count()).map(|_| (rng.next_f32() * 2.0 - 1.0) * bound).collect();
+                Tensor::from_vec(vals, &shape, device)?
+            };
+            var.set(&init)?;
+        }
+        drop(data);
+        Ok(Self { model, varmap, config, base_config })
+    }
+
+    /// The variables, by name.
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        self.varmap.data().lock().map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Saves the variables (f32) to a safetensors file.
+    pub fn save_weights(&self, path: &Path, dtype: DType) -> Result<()> {
+        let map: std::collections::HashMap<String, Tensor> = self
+            .vars()
+            .into_iter()
+            .map(|(k, v)| v.as_tensor().to_dtype(dtype).map(|t| (k, t)))
+            .collect::<candle_core::Result<_>>()?;
+        candle_core::safetensors::save(&map, path).map_err(Error::from)
+    }
+
+    /// Loads variables saved by [`TrainableBert::save_weights`].
+    pub fn load_weights(&self, path: &Path, device: &Device) -> Result<()> {
+        let map = candle_core::safetensors::load(path, device)?;
+        for (name, var) in self.vars() {
+            let t = map.get(&name).ok_or_else(|| Error::Input {
+                location: path.display().to_string(),
+                reason: format!("checkpoint lacks `{name}`"),
+            })?;
+            var.set(&t.to_dtype(DType::F32)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The loss of a batch: mean over examples of -log P(allowed labels). For one gold label this is
+/// cross-entropy; for "not entailment" it is -log(1 - P(entailment)).
+pub fn batch_loss(logits: &Tensor, allowed: &Tensor) -> candle_core::Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, 1)?;
+    let p_allowed = (logp.exp()? * allowed)?.sum(1)?;
+    (p_allowed + 1e-12)?.log()?.neg()?.mean(0)
+}
+
+/// Cuts an epoch into batches: shuffled (from seed and epoch), sorted by length within windows of
+/// 64 batches so that batches hold similar lengths, cut by the token budget, then the batches
+/// shuffled. The same seed and epoch give the same plan.
+pub fn epoch_plan(lengths: &[usize], seed: u64, epoch: usize, batch_tokens: usize, batch_size: usize) -> Vec<Vec<usize>> {
+    let mut rng = SplitMix64::new(seed.wrapping_mul(0x9E37_79B9).wrapping_add(epoch as u64 + 1));
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    shuffle(&mut order, &mut rng);
+    let window = batch_size * 64;
+    let mut batches = vec![];
+    for chunk in order.chunks(window) {
+        let lens: Vec<usize> = chunk.iter().map(|&i| lengths[i]).collect();
+        for b in plan_batches(&lens, batch_tokens, batch_size) {
+            batches.push(b.into_iter().map(|j| chunk[j]).collect::<Vec<_>>());
+        }
+    }
+    shuffle(&mut batches, &mut rng);
+    batches
+}
+
+fn shuffle<T>(xs: &mut [T], rng: &mut SplitMix64) {
+    for i in (1..xs.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        xs.swap(i, j);
+    }
+}
+
+/// Seed of the dropout masks of a step.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    let mut r = SplitMix64::new(seed ^ step.wrapping_mul(0xA24B_AED4_963E_E407));
+    r.next_u64()
+}
+
+fn batch_tensors(items: &[&Encoded], pad_id: u32, device: &Device) -> Result<EncodedBatch> {
+    let (ids, mask, types) = pad_batch(items, pad_id);
+    Ok(EncodedBatch::from_rows(&ids, &mask, &types, device)?)
+}
+
+/// Scores labelled examples with a classifier and reports accuracies.
+pub fn evaluate(
+    name: &str,
+    model: &dyn SequenceClassifier,
+    tokenizer: &TextTokenizer,
+    examples: &[Example],
+    labels: &[String],
+    device: &Device,
+    reference: Option<&[Option<String>]>,
+) -> Result<EvalReport> {
+    let pairs: Vec<(&str, &str)> = examples.iter().map(|e| (e.premise.as_str(), e.hypothesis.as_str())).collect();
+    let encoded = tokenizer.encode_pairs(&pairs)?;
+    let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+    let mut probs = vec![Vec::new(); examples.len()];
+    for idx in plan_batches(&lengths, 8192, 128) {
+        let items: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
+        let batch = batch_tensors(&items, tokenizer.pad_id(), device)?;
+        let p = candle_nn::ops::softmax_last_dim(&model.logits(&batch, Mode::Eval)?.to_dtype(DType::F32)?)?.to_vec2::<f32>()?;
+        for (i, row) in idx.into_iter().zip(p) {
+            probs[i] = row;
+        }
+    }
+    Ok(score_report(name, examples, &probs, labels, reference))
+}
+
+/// Accuracy figures from label probabilities.
+pub fn score_report(name: &str, examples: &[Example], probs: &[Vec<f32>], labels: &[String], reference: Option<&[Option<String>]>) -> EvalReport {
+    let ent = labels.iter().position(|l| l == "entailment").unwrap_or(0);
+    let (mut exact_n, mut exact_ok) = (0usize, 0usize);
+    let (mut pos, mut pos_ok, mut neg, mut neg_ok) = (0usize, 0usize, 0usize, 0usize);
+    let mut ref_ok = 0usize;
+    for (i, (e, p)) in examples.iter().zip(probs).enumerate() {
+        let argmax = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j).unwrap_or(0);
+        if let Target::Label(j) = e.target {
+            exact_n += 1;
+            exact_ok += (argmax == j) as usize;
+            if let Some(Some(r)) = reference.map(|r| &r[i]) {
+                ref_ok += (labels.get(j) == Some(r)) as usize;
+            }
+        }
+        let says_ent = p[ent] >= 0.5;
+        if e.is_entailment(labels) {
+            pos += 1;
+            pos_ok += says_ent as usize;
+        } else {
+            neg += 1;
+            neg_ok += (!says_ent) as usize;
+        }
+    }
+    let rate = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let balanced = match (pos, neg) {
+        (0, _) => rate(neg_ok, neg),
+        (_, 0) => rate(pos_ok, pos),
+        _ => (rate(pos_ok, pos) + rate(neg_ok, neg)) / 2.0,
+    };
+    EvalReport {
+        name: name.to_string(),
+        n: examples.len(),
+        accuracy: (exact_n > 0).then(|| rate(exact_ok, exact_n)),
+        balanced_accuracy: balanced,
+        binary_accuracy: rate(pos_ok + neg_ok, pos + neg),
+        reference_accuracy: reference.map(|_| rate(ref_ok, exact_n)),
+    }
+}
+
+/// Reads `roberta_large_pred` (ANLI's reference predictions) of a set, row for row, if it has them.
+pub fn reference_predictions(set: &DataSet, data_dir: &Path, n: usize) -> Option<Vec<Option<String>>> {
+    if set.part != data::Part::All || set.limit.is_some() {
+        return None;
+    }
+    let text = std::fs::read_to_string(data_dir.join(&set.path)).ok()?;
+    let preds: Vec<Option<String>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["roberta_large_pred"].as_str().map(String::from)))
+        .collect();
+    (preds.len() == n && preds.iter().any(Option::is_some)).then_some(preds)
+}
+
+/// Runs (or resumes) training as configured, exports the model when every epoch is done, and
+/// evaluates it on the test sets.
+pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut dyn Observer) -> Result<RunOutcome> {
+    if base.entry.architecture != Architecture::Bert {
+        return Err(Error::Unsupported {
+            model: base.entry.name.clone(),
+            reason: format!("training supports bert-architecture bases; this one is {}", base.entry.architecture),
+        });
+    }
+    let device = &opts.device;
+    let out = &opts.out;
+    let ckpt = out.join("checkpoint");
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+
+    // Data.
+    let tokenizer = TextTokenizer::from_file(&base.file("tokenizer.json"), cfg.max_tokens)?;
+    let mut train = vec![];
+    for set in &cfg.train {
+        let ex = data::load(set, &opts.data_dir, &cfg.labels)?;
+        obs.note(&format!("train  {:<28} {:>6} examples", set.display_name(), ex.len()));
+        train.extend(ex);
+    }
+    if train.is_empty() {
+        return Err(Error::Input { location: "train config".into(), reason: "no training examples".into() });
+    }
+    let dev: Vec<(String, Vec<Example>)> = cfg
+        .dev
+        .iter()
+        .map(|s| data::load(s, &opts.data_dir, &cfg.labels).map(|e| (s.display_name(), e)))
+        .collect::<Result<_>>()?;
+    let pairs: Vec<(&str, &str)> = train.iter().map(|e| (e.premise.as_str(), e.hypothesis.as_str())).collect();
+    let encoded = tokenizer.encode_pairs(&pairs)?;
+    let allowed: Vec<Vec<f32>> = train.iter().map(|e| e.allowed(&cfg.labels)).collect();
+    let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
+    let per_epoch = epoch_plan(&lengths, cfg.seed, 0, cfg.batch_tokens, cfg.batch_size).len() as u64;
+    let total_steps = per_epoch * cfg.epochs as u64;
+    let warmup = (cfg.warmup_ratio * total_steps as f64).round() as u64;
+    obs.note(&format!(
+        "{} training examples ({} truncated at {} tokens), {} steps per epoch, {} epochs, {} steps",
+        train.len(),
+        encoded.iter().filter(|e| e.truncated).count(),
+        cfg.max_tokens,
+        per_epoch,
+        cfg.epochs,
+        total_steps
+    ));
+
+    // Model, optimizer and state: fresh, or from the checkpoint.
+    let net = TrainableBert::from_base(&base.dir, &cfg.labels, cfg.hidden_dropout, cfg.attention_dropout, cfg.seed, device)?;
+    let mut opt = AdamW::new(net.vars(), cfg.optimizer)?;
+    let mut state = TrainState::default();
+    let log_path = out.join("train_log.jsonl");
+    if ckpt.join("state.json").is_file() && !opts.fresh {
+        let path = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        state = serde_json::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })?;
+        net.load_weights(&ckpt.join("model.safetensors"), device)?;
+        opt.load(&ckpt.join("optimizer.safetensors"), state.step, device)?;
+        truncate_log(&log_path, state.step)?;
+        obs.note(&format!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch + 1, state.batch_in_epoch));
+    } else {
+        let _ = std::fs::remove_file(&log_path);
+    }
+
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+    let mut last_dev = vec![];
+    let session_start = Instant::now();
+    let seconds_before = state.seconds;
+    let save = |state: &TrainState, opt: &AdamW| -> Result<()> {
+        std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
+        // Weights and moments first, state last: a state file always describes complete files.
+        let tmp = ckpt.join("model.safetensors.tmp");
+        net.save_weights(&tmp, DType::F32)?;
+        std::fs::rename(&tmp, ckpt.join("model.safetensors")).map_err(|e| Error::io(&ckpt, e))?;
+        let tmp = ckpt.join("optimizer.safetensors.tmp");
+        opt.save(&tmp)?;
+        std::fs::rename(&tmp, ckpt.join("optimizer.safetensors")).map_err(|e| Error::io(&ckpt, e))?;
+        write_atomic(&ckpt.join("state.json"), serde_json::to_string_pretty(state).unwrap_or_default().as_bytes())
+    };
+
+    'epochs: while state.epoch < cfg.epochs {
+        let plan = epoch_plan(&lengths, cfg.seed, state.epoch, cfg.batch_tokens, cfg.batch_size);
+        while state.batch_in_epoch < plan.len() {
+            if opts.stop.load(Ordering::SeqCst) || opts.max_steps.is_some_and(|m| state.step >= m) {
+                break 'epochs;
+            }
+            let idx = &plan[state.batch_in_epoch];
+            let items: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
+            let batch = batch_tensors(&items, tokenizer.pad_id(), device)?;
+            let allowed_rows: Vec<f32> = idx.iter().flat_map(|&i| allowed[i].iter().copied()).collect();
+            let allowed_t = Tensor::from_vec(allowed_rows, (idx.len(), cfg.labels.len()), device)?;
+            let logits = net.model.logits(&batch, Mode::Train { seed: step_seed(cfg.seed, state.step) })?;
+            let loss = batch_loss(&logits, &allowed_t)?;
+            let loss_v = loss.to_scalar::<f32>()? as f64;
+            if !loss_v.is_finite() {
+                return Err(Error::Input { location: format!("step {}", state.step + 1), reason: "the loss is not finite; lower the learning rate".into() });
+            }
+            let grads = loss.backward()?;
+            let norm = opt.grad_norm(&grads)?;
+            let scale = if norm > cfg.max_grad_norm { cfg.max_grad_norm / (norm + 1e-6) } else { 1.0 };
+            let lr = optim::lr_at(cfg.optimizer.lr, state.step, warmup, total_steps);
+            opt.step(&grads, lr, scale)?;
+            state.step += 1;
+            state.batch_in_epoch += 1;
+            state.examples += idx.len() as u64;
+            state.seconds = seconds_before + session_start.elapsed().as_secs_f64();
+            let line = LogLine { step: state.step, epoch: state.epoch, loss: loss_v, lr, grad_norm: norm };
+            use std::io::Write;
+            writeln!(log, "{}", serde_json::to_string(&line).unwrap_or_default()).map_err(|e| Error::io(&log_path, e))?;
+            obs.step(&state, &line, total_steps);
+            if cfg.eval_every > 0 && state.step % cfg.eval_every == 0 && !dev.is_empty() {
+                last_dev = dev
+                    .iter()
+                    .map(|(n, ex)| evaluate(n, &net.model, &tokenizer, ex, &cfg.labels, device, None))
+                    .collect::<Result<_>>()?;
+                obs.eval(state.step, &last_dev);
+            }
+            if state.step % cfg.checkpoint_every == 0 {
+                save(&state, &opt)?;
+            }
+        }
+        state.epoch += 1;
+        state.batch_in_epoch = 0;
+    }
+    save(&state, &opt)?;
+    if state.epoch < cfg.epochs {
+        return Ok(RunOutcome { state, finished: false, model_dir: None, dev: last_dev, test: vec![] });
+    }
+
+    // Export, then evaluate the exported files the way users will load them.
+    let model_dir = out.join("model");
+    export(&net, cfg, base, &model_dir)?;
+    last_dev = dev
+        .iter()
+        .map(|(n, ex)| evaluate(n, &net.model, &tokenizer, ex, &cfg.labels, device, None))
+        .collect::<Result<_>>()?;
+    obs.eval(state.step, &last_dev);
+    let exported = crate::models::arch::load_classifier(Architecture::Bert, &model_dir, crate::engine::device::default_dtype(device), device)?;
+    let mut test = vec![];
+    for set in &cfg.test {
+        let ex = data::load(set, &opts.data_dir, &cfg.labels)?;
+        let reference = reference_predictions(set, &opts.data_dir, ex.len());
+        let r = evaluate(&set.display_name(), exported.as_ref(), &tokenizer, &ex, &cfg.labels, device, reference.as_deref())?;
+        obs.note(&format!("test   {}", format_report(&r)));
+        test.push(r);
+    }
+    let summary = serde_json::json!({
+        "base": base.id(),
+        "steps": state.step,
+        "examples": state.examples,
+        "seconds": state.seconds,
+        "device": crate::engine::device::describe(device),
+        "dev": last_dev,
+        "test": test,
+        "config": cfg,
+    });
+    write_atomic(&out.join("training.json"), serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes())?;
+    Ok(RunOutcome { state, finished: true, model_dir: Some(model_dir), dev: last_dev, test })
+}
+
+/// One line for a report: name, n, accuracies.
+pub fn format_report(r: &EvalReport) -> String {
+    let mut s = format!("{:<28} n={:<6} balanced acc {:.4}  binary acc {:.4}", r.name, r.n, r.balanced_accuracy, r.binary_accuracy);
+    if let Some(a) = r.accuracy {
+        s.push_str(&format!("  3-way acc {a:.4}"));
+    }
+    if let Some(a) = r.reference_accuracy {
+        s.push_str(&format!("  (reference {a:.4})"));
+    }
+    s
+}
+
+fn truncate_log(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<LogLine>(l).map(|x| x.step <= step).unwrap_or(false))
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    write_atomic(path, body.as_bytes())
+}
+
+/// Writes the model folder: config.json (the base config with id2label), tokenizer.json (the base's,
+/// without its fixed padding and truncation) and model.safetensors in the export dtype.
+pub fn export(net: &TrainableBert, cfg: &TrainConfig, base: &ResolvedModel, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let dtype = match cfg.export_dtype.as_str() {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        other => return Err(Error::Input { location: "export_dtype".into(), reason: format!("`{other}` is not f32, f16 or bf16") }),
+    };
+    let mut config = net.base_config.clone();
+    let id2label: BTreeMap<String, String> = cfg.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone())).collect();
+    let label2id: BTreeMap<String, usize> = cfg.labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
+    config["id2label"] = serde_json::json!(id2label);
+    config["label2id"] = serde_json::json!(label2id);
+    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+    config["_name_or_path"] = serde_json::json!(base.entry.name);
+    write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default().as_bytes())?;
+    let tok_path = base.file("tokenizer.json");
+    let text = std::fs::read_to_string(&tok_path).map_err(|e| Error::io(&tok_path, e))?;
+    let mut tok: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Tokenizer(e.to_string()))?;
+    tok["padding"] = serde_json::Value::Null;
+    tok["truncation"] = serde_json::Value::Null;
+    write_atomic(&dir.join("tokenizer.json"), serde_json::to_string(&tok).unwrap_or_default().as_bytes())?;
+    let tmp = dir.join("model.safetensors.tmp");
+    net.save_weights(&tmp, dtype)?;
+    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_plans_are_reproducible_and_cover_every_example() {
+        let lengths: Vec<usize> = (0..500).map(|i| 10 + (i * 37) % 200).collect();
+        let a = epoch_plan(&lengths, 7, 0, 1024, 16);
+        assert_eq!(a, epoch_plan(&lengths, 7, 0, 1024, 16));
+        assert_ne!(a, epoch_plan(&lengths, 7, 1, 1024, 16));
+        let mut all: Vec<usize> = a.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..500).collect::<Vec<_>>());
+        for b in &a {
+            let longest = b.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(b.len() <= 16 && (b.len() == 1 || longest * b.len() <= 1024));
+        }
+    }
+
+    #[test]
+    fn loss_is_cross_entropy_for_one_label_and_not_entailment_otherwise() {
+        let logits = Tensor::new(&[[2.0f32, 0.0, -1.0], [0.5, 0.5, 0.5]], &Device::Cpu).unwrap();
+        let p0: Vec<f32> = {
+            let e: Vec<f32> = [2.0f32, 0.0, -1.0].iter().map(|x| x.exp()).collect();
+            let s: f32 = e.iter().sum();
+            e.iter().map(|x| x / s).collect()
+        };
+        // Row 0: gold label 0; row 1: "not entailment" (labels 1 and 2 allowed).
+        let allowed = Tensor::new(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+        let got = batch_loss(&logits, &allowed).unwrap().to_scalar::<f32>().unwrap();
+        let want = (-(p0[0].ln()) - (2.0f32 / 3.0).ln()) / 2.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+}

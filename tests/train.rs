@@ -1,0 +1,189 @@
+//! Training: gradients reach every trainable tensor, and a run resumed from a checkpoint continues
+//! with the same loss curve as an uninterrupted one.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::{Device, Tensor};
+use candor::engine::batch::pad_batch;
+use candor::models::arch::{EncodedBatch, Mode, SequenceClassifier};
+use candor::models::{Registry, ResolvedModel};
+use candor::train::{self, batch_loss, LogLine, RunOptions, Silent, TrainConfig, TrainableBert};
+
+/// A base checkpoint: the tiny BERT fixture (no pooler, no head) with a word-level tokenizer.
+fn tiny_base(dir: &Path) -> ResolvedModel {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-embed");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    common::tiny_tokenizer(dir, 64);
+    let mut entry = Registry::builtin().unwrap().get("all-minilm-l6-v2").unwrap().clone();
+    entry.name = "tiny".into();
+    ResolvedModel { entry, dir: dir.to_path_buf(), from: "test".into(), hashes: Default::default() }
+}
+
+fn labels() -> Vec<String> {
+    ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_trainable_tensor_gets_a_nonzero_gradient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tiny_base(tmp.path());
+    let net = TrainableBert::from_base(&base.dir, &labels(), 0.1, 0.1, 3, &Device::Cpu).unwrap();
+    let tok = common::tiny_tokenizer(tmp.path(), 64);
+    let enc = tok.encode_pairs(&[("w5 w6 w7 w8", "w5 w6"), ("w9 w10", "w11 w12 w13"), ("w20", "w21")]).unwrap();
+    let (ids, mask, types) = pad_batch(&enc.iter().collect::<Vec<_>>(), tok.pad_id());
+    let batch = EncodedBatch::from_rows(&ids, &mask, &types, &Device::Cpu).unwrap();
+    let allowed = Tensor::new(&[[1.0f32, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]], &Device::Cpu).unwrap();
+    let logits = net.model.logits(&batch, Mode::Train { seed: 1 }).unwrap();
+    let loss = batch_loss(&logits, &allowed).unwrap();
+    let grads = loss.backward().unwrap();
+    let vars = net.vars();
+    // The encoder (embeddings, 2 layers), a new pooler and a new head.
+    assert!(vars.len() >= 30, "{}", vars.len());
+    for (name, var) in &vars {
+        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name}: no gradient"));
+        let l1 = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(l1 > 0.0 && l1.is_finite(), "{name}: gradient L1 {l1}");
+    }
+}
+
+fn tiny_config(dir: &Path) -> TrainConfig {
+    // Pairs whose label follows from the words: the hypothesis repeats the premise (entailment), uses
+    // words of another range (contradiction), or mixes (neutral); grounding rows say only "not".
+    let mut nli = vec![];
+    let mut grounding = vec![];
+    for i in 0..60usize {
+        let a: Vec<String> = (0..3 + i % 4).map(|k| format!("w{}", 4 + (i + k) % 20)).collect();
+        let (h, label) = match i % 3 {
+            0 => (a[..2].join(" "), "entailment"),
+            1 => (format!("w{} w{}", 40 + i % 10, 50 + i % 9), "contradiction"),
+            _ => (format!("{} w{}", a[0], 45 + i % 10), "neutral"),
+        };
+        nli.push(serde_json::json!({"premise": a.join(" "), "hypothesis": h, "label": label}).to_string());
+        let label = if i % 2 == 0 { "supported" } else { "not_supported" };
+        let claim = if i % 2 == 0 { a[..2].join(" ") } else { format!("w{}", 30 + i % 10) };
+        grounding.push(serde_json::json!({"evidence": a.join(" "), "claim": claim, "label": label}).to_string());
+    }
+    std::fs::write(dir.join("nli.jsonl"), nli.join("\n")).unwrap();
+    std::fs::write(dir.join("g.jsonl"), grounding.join("\n")).unwrap();
+    let text = r#"
+base = "tiny"
+labels = ["entailment", "neutral", "contradiction"]
+max_tokens = 32
+epochs = 6
+batch_tokens = 128
+batch_size = 8
+checkpoint_every = 3
+eval_every = 4
+attention_dropout = 0.1
+export_dtype = "f32"
+[optimizer]
+lr = 1e-3
+beta1 = 0.9
+beta2 = 0.999
+eps = 1e-6
+weight_decay = 0.01
+[[train]]
+path = "nli.jsonl"
+format = "nli"
+labels = { entailment = "entailment", neutral = "neutral", contradiction = "contradiction" }
+[[train]]
+path = "g.jsonl"
+format = "grounding"
+labels = { supported = "entailment", not_supported = "not_entailment" }
+heldout = 0.25
+part = "train"
+[[dev]]
+path = "nli.jsonl"
+format = "nli"
+labels = { entailment = "entailment", neutral = "neutral", contradiction = "contradiction" }
+[[test]]
+name = "g-heldout"
+path = "g.jsonl"
+format = "grounding"
+labels = { supported = "entailment", not_supported = "not_entailment" }
+heldout = 0.25
+part = "heldout"
+"#;
+    toml::from_str(text).unwrap()
+}
+
+fn read_log(path: &Path) -> Vec<LogLine> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn resumed_run_continues_the_same_loss_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    std::fs::create_dir_all(&base_dir).unwrap();
+    let base = tiny_base(&base_dir);
+    let cfg = tiny_config(tmp.path());
+    let stop = AtomicBool::new(false);
+    let opts = |out: &str, max_steps: Option<u64>| RunOptions {
+        out: tmp.path().join(out),
+        data_dir: tmp.path().to_path_buf(),
+        device: Device::Cpu,
+        max_steps,
+        fresh: false,
+        stop: &stop,
+    };
+
+    let whole = train::run(&cfg, &base, &opts("whole", None), &mut Silent).unwrap();
+    assert!(whole.finished);
+    let a = read_log(&tmp.path().join("whole/train_log.jsonl"));
+    assert_eq!(a.len() as u64, whole.state.step);
+    assert!(a.len() >= 10, "{}", a.len());
+
+    // Stop after 5 steps (a stop writes a checkpoint, as Ctrl-C does), then resume in a new run.
+    let part = train::run(&cfg, &base, &opts("split", Some(5)), &mut Silent).unwrap();
+    assert!(!part.finished);
+    assert_eq!(part.state.step, 5);
+    let rest = train::run(&cfg, &base, &opts("split", None), &mut Silent).unwrap();
+    assert!(rest.finished);
+    let b = read_log(&tmp.path().join("split/train_log.jsonl"));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.step, y.step);
+        assert!((x.loss - y.loss).abs() < 1e-6, "step {}: {} vs {}", x.step, x.loss, y.loss);
+        assert!((x.lr - y.lr).abs() < 1e-15);
+    }
+    // The loss falls: the run learned something.
+    let first: f64 = a[..3].iter().map(|l| l.loss).sum::<f64>() / 3.0;
+    let last: f64 = a[a.len() - 3..].iter().map(|l| l.loss).sum::<f64>() / 3.0;
+    assert!(last < first, "loss {first} -> {last}");
+    // The exported folders are identical, byte for byte.
+    let wa = std::fs::read(tmp.path().join("whole/model/model.safetensors")).unwrap();
+    let wb = std::fs::read(tmp.path().join("split/model/model.safetensors")).unwrap();
+    assert!(wa == wb, "exported weights differ");
+    assert_eq!(whole.test.len(), 1);
+}
+
+#[test]
+fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    std::fs::create_dir_all(&base_dir).unwrap();
+    let base = tiny_base(&base_dir);
+    let mut cfg = tiny_config(tmp.path());
+    cfg.epochs = 1;
+    let stop = AtomicBool::new(false);
+    let opts = RunOptions { out: tmp.path().join("o"), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let outcome = train::run(&cfg, &base, &opts, &mut Silent).unwrap();
+    let dir = outcome.model_dir.unwrap();
+    let cfg_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg_json["id2label"]["0"], "entailment");
+    let tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
+    assert!(tok["padding"].is_null() && tok["truncation"].is_null());
+    let model = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &dir, candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(model.num_labels(), 3);
+    // The dev report computed in training equals a fresh evaluation of the exported files.
+    let ex = candor::train::data::load(&cfg.dev[0], tmp.path(), &cfg.labels).unwrap();
+    let t = candor::engine::TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg.max_tokens).unwrap();
+    let r = train::evaluate("dev", model.as_ref(), &t, &ex, &cfg.labels, &Device::Cpu, None).unwrap();
+    assert!((r.accuracy.unwrap() - outcome.dev[0].accuracy.unwrap()).abs() < 1e-9);
+}

@@ -84,12 +84,15 @@ pub enum Aggregation {
 #[serde(default, deny_unknown_fields)]
 pub struct SupportConfig {
     /// P(entailment) from which a claim is supported.
+    #[serde(serialize_with = "short_f32")]
     pub claim_threshold: f32,
     /// P(contradiction) from which an unsupported claim is contradicted.
+    #[serde(serialize_with = "short_f32")]
     pub contradiction_threshold: f32,
     /// How claim supports make the case score.
     pub aggregation: Aggregation,
     /// Case score from which the case passes.
+    #[serde(serialize_with = "short_f32")]
     pub pass: f32,
 }
 
@@ -115,12 +118,15 @@ pub enum Uncited {
 #[serde(default, deny_unknown_fields)]
 pub struct CitationConfig {
     /// P(entailment) from which passages entail a sentence.
+    #[serde(serialize_with = "short_f32")]
     pub entail_threshold: f32,
     /// Uncited claim sentences.
     pub uncited: Uncited,
     /// Citation recall from which the case passes.
+    #[serde(serialize_with = "short_f32")]
     pub pass_recall: f32,
     /// Citation precision from which the case passes.
+    #[serde(serialize_with = "short_f32")]
     pub pass_precision: f32,
 }
 
@@ -135,6 +141,7 @@ impl Default for CitationConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ConsistencyConfig {
     /// Score from which each part (reference, samples) passes.
+    #[serde(serialize_with = "short_f32")]
     pub pass: f32,
 }
 
@@ -174,6 +181,11 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self { batch_tokens: 0, block_cases: 256 }
     }
+}
+
+/// Writes an f32 by its shortest decimal form (0.2748, not 0.27480000257492065).
+fn short_f32<S: serde::Serializer>(x: &f32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(format!("{x}").parse().unwrap_or(*x as f64))
 }
 
 impl GradeConfig {

@@ -87,6 +87,86 @@ pub fn balanced_accuracy(predicted: &[bool], labels: &[bool]) -> Option<f64> {
     Some((tp as f64 / pos as f64 + tn as f64 / neg as f64) / 2.0)
 }
 
+/// The seedable generator used for resampling (SplitMix64): the same seed gives the same intervals
+/// on every machine.
+pub use crate::models::arch::layers::SplitMix64 as Rng;
+
+/// Percentile bootstrap interval of the mean of `xs`: `resamples` resamples with replacement,
+/// the (alpha/2, 1-alpha/2) quantiles. `None` for an empty sample.
+pub fn bootstrap_mean_ci(xs: &[f64], resamples: usize, alpha: f64, seed: u64) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mut rng = Rng::new(seed);
+    let n = xs.len();
+    let mut means: Vec<f64> = (0..resamples.max(1))
+        .map(|_| (0..n).map(|_| xs[rng.below(n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some((quantile_sorted(&means, alpha / 2.0), quantile_sorted(&means, 1.0 - alpha / 2.0)))
+}
+
+/// Paired bootstrap interval of mean(b - a) over paired observations.
+pub fn paired_bootstrap_diff_ci(a: &[f64], b: &[f64], resamples: usize, alpha: f64, seed: u64) -> Option<(f64, f64)> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+    bootstrap_mean_ci(&d, resamples, alpha, seed)
+}
+
+/// Linear-interpolated quantile of sorted values.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// McNemar's test on paired pass/fail: `b` cases went pass -> fail, `c` fail -> pass. Two-sided
+/// p-value, exact (binomial) up to 50 discordant pairs, else chi-square with continuity correction.
+pub fn mcnemar(b: usize, c: usize) -> f64 {
+    let n = b + c;
+    if n == 0 {
+        return 1.0;
+    }
+    if n <= 50 {
+        let k = b.min(c);
+        let mut tail = 0.0;
+        let mut coef = 1.0f64; // C(n, 0)
+        for i in 0..=k {
+            if i > 0 {
+                coef *= (n - i + 1) as f64 / i as f64;
+            }
+            tail += coef;
+        }
+        (2.0 * tail * 0.5f64.powi(n as i32)).min(1.0)
+    } else {
+        let x = ((b as f64 - c as f64).abs() - 1.0).max(0.0).powi(2) / n as f64;
+        erfc((x / 2.0).sqrt())
+    }
+}
+
+/// The complementary error function (Numerical Recipes' erfcc, relative error below 1.2e-7).
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t * (-z * z - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+        .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +190,28 @@ mod tests {
         let auc = roc_auc(&[0.5, 0.5], &[true, false]).unwrap();
         assert!((auc - 0.5).abs() < 1e-12);
         assert!(roc_auc(&[0.1], &[true]).is_none());
+    }
+
+    #[test]
+    fn mcnemar_known_values() {
+        // b = 10, c = 2: exact two-sided p = 2 * (1 + 12 + 66) / 4096 = 0.038574.
+        assert!((mcnemar(10, 2) - 158.0 / 4096.0).abs() < 1e-12);
+        assert_eq!(mcnemar(0, 0), 1.0);
+        assert_eq!(mcnemar(3, 3), 1.0);
+        // Large counts: chi2 = (|60 - 30| - 1)^2 / 90 = 9.344, p = 0.002237.
+        assert!((mcnemar(60, 30) - 0.002237).abs() < 2e-5, "{}", mcnemar(60, 30));
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_and_sane() {
+        let xs: Vec<f64> = (0..200).map(|i| (i % 10) as f64).collect();
+        let a = bootstrap_mean_ci(&xs, 1000, 0.05, 42).unwrap();
+        assert_eq!(a, bootstrap_mean_ci(&xs, 1000, 0.05, 42).unwrap());
+        assert_ne!(a, bootstrap_mean_ci(&xs, 1000, 0.05, 43).unwrap());
+        // The mean is 4.5 with standard error about 2.87 / sqrt(200) = 0.203.
+        assert!(a.0 < 4.5 && 4.5 < a.1 && a.1 - a.0 > 0.6 && a.1 - a.0 < 1.0, "{a:?}");
+        let d = paired_bootstrap_diff_ci(&[0.0; 50], &[1.0; 50], 200, 0.05, 1).unwrap();
+        assert_eq!(d, (1.0, 1.0));
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
             Some(Ok(case)) if done.contains(&case.id) => {}
             Some(Ok(case)) => block.push(case),
             Some(Err(p)) => {
-                bar.println(format!("{}: {p} (skipped)", args.suite.display()));
+                note(&bar, &format!("{}: {p} (skipped)", args.suite.display()));
                 problems.push(p);
                 bar.inc(1);
             }
@@ -221,6 +221,15 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line above the progress bar, or to stderr when there is no bar (-q, not a terminal).
+fn note(bar: &ProgressBar, msg: &str) {
+    if bar.is_hidden() {
+        eprintln!("{msg}");
+    } else {
+        bar.println(msg);
+    }
 }
 
 /// Reads a results file, keeping every complete, valid line (a torn last line from a crash is

@@ -1,5 +1,7 @@
 //! Command-line parsing and dispatch. Everything here is presentation: the work is in the library.
 
+mod analyse;
+mod gate;
 mod grade;
 mod models;
 mod train;
@@ -42,6 +44,14 @@ enum Command {
     },
     /// Grade a suite: support, citations and consistency of every case.
     Grade(grade::GradeArgs),
+    /// Decide a release: rules per segment and against a baseline; exit 0 ship, 1 fail, 2 error.
+    Gate(gate::GateArgs),
+    /// Report a run: per segment, with intervals, failures and the worst cases (table, Markdown, JSON, HTML).
+    Report(analyse::ReportArgs),
+    /// Compare two runs: changes with intervals, McNemar's test, flipped cases.
+    Compare(analyse::CompareArgs),
+    /// Measure the grader against labels and choose thresholds.
+    Calibrate(analyse::CalibrateArgs),
     /// Fine-tune a cross-encoder classifier on labelled pairs (resumable).
     Train(train::TrainArgs),
 }
@@ -65,5 +75,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { command } => models::run(&store, command),
         Command::Train(args) => train::run(&store, args),
         Command::Grade(args) => grade::run(&store, args),
+        Command::Gate(args) => gate::run(args),
+        Command::Compare(args) => analyse::compare(args),
+        Command::Report(args) => analyse::report(args),
+        Command::Calibrate(args) => analyse::calibrate(args),
     }
 }

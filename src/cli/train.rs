@@ -26,7 +26,7 @@ pub struct TrainArgs {
     /// Training config (TOML).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: PathBuf,
-    /// Output folder: model/, checkpoint/, train_log.jsonl, training.json.
+    /// Output folder: model/, checkpoint/, train_log.jsonl, dev_log.jsonl, training.json.
     #[arg(long, short = 'o', value_name = "DIR")]
     out: PathBuf,
     /// Folder that the data set paths are relative to (default: the config's `data_dir`, relative
@@ -76,8 +76,8 @@ impl Observer for Progress {
 
     fn note(&mut self, msg: &str) {
         match &self.bar {
-            Some(b) => b.println(msg),
-            None => eprintln!("{msg}"),
+            Some(b) if !b.is_hidden() => b.println(msg),
+            _ => eprintln!("{msg}"),
         }
     }
 }

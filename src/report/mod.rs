@@ -2,11 +2,18 @@
 //! failures by class, overall and per segment (every `key=value` of `segments`), and, where cases carry
 //! human labels, the grader's agreement with them.
 
+pub mod calibrate;
+pub mod compare;
+pub mod gate;
+pub mod render;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
 
@@ -219,4 +226,24 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// Reads a results file written by `candor grade`; a bad line is an error naming its number.
+pub fn read_results(path: &Path) -> Result<Vec<CaseResult>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: CaseResult = serde_json::from_str(line)
+            .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), i + 1), reason: format!("not a result line: {e}") })?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The models recorded in results (those of the first line).
+pub fn models_of(results: &[CaseResult]) -> BTreeMap<String, String> {
+    results.first().map(|r| r.model.clone()).unwrap_or_default()
 }

@@ -57,6 +57,12 @@ pub struct DataSet {
     /// At most this many rows (after the split), taken by hash order so the choice is stable.
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Fraction of rows whose premise is padded with 1 to 3 premises of other rows of the same set
+    /// (before or after it, chosen by hash), so that a model trained on one-sentence premises learns
+    /// that unrelated sentences around the evidence change nothing. The label is unchanged: extra
+    /// unrelated text neither adds nor removes support.
+    #[serde(default)]
+    pub distractors: f64,
 }
 
 impl DataSet {
@@ -174,7 +180,34 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
     }
+    if set.distractors > 0.0 && keyed.len() > 4 {
+        add_distractors(&mut keyed, set.distractors);
+    }
     Ok(keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Pads a fraction of premises with premises of other rows (see [`DataSet::distractors`]); every
+/// choice comes from a hash of the row, so the result is the same on every run.
+fn add_distractors(keyed: &mut [(f64, Example)], fraction: f64) {
+    let originals: Vec<String> = keyed.iter().map(|(_, e)| e.premise.clone()).collect();
+    let n = originals.len();
+    for (i, (key, ex)) in keyed.iter_mut().enumerate() {
+        let h = Sha256::new().chain_update(key.to_bits().to_be_bytes()).chain_update(b"distractors").finalize();
+        let word = |k: usize| u64::from_be_bytes(h[8 * k..8 * k + 8].try_into().unwrap_or([0; 8]));
+        if (word(0) as f64 / 2f64.powi(64)) >= fraction {
+            continue;
+        }
+        let count = 1 + (word(1) % 3) as usize;
+        let mut parts: Vec<&str> = (0..count)
+            .map(|k| {
+                let j = (word(2).wrapping_add(k as u64 * 7919) % n as u64) as usize;
+                originals[if j == i { (j + 1) % n } else { j }].as_str()
+            })
+            .collect();
+        let at = (word(3) % (count as u64 + 1)) as usize;
+        parts.insert(at, &originals[i]);
+        ex.premise = parts.join(" ");
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +226,7 @@ mod tests {
             heldout: 0.3,
             part,
             limit: None,
+            distractors: 0.0,
         }
     }
 
@@ -219,6 +253,14 @@ mod tests {
         let mut limited = set(Part::Train);
         limited.limit = Some(10);
         assert_eq!(load(&limited, dir.path(), &labels).unwrap().len(), 10);
+        // Distractors pad about the asked fraction of premises, keep the original inside, and are stable.
+        let mut padded = set(Part::All);
+        padded.distractors = 0.5;
+        let a = load(&padded, dir.path(), &labels).unwrap();
+        assert_eq!(a, load(&padded, dir.path(), &labels).unwrap());
+        let changed = a.iter().zip(&all).filter(|(x, y)| x.premise != y.premise).count();
+        assert!(changed > 40 && changed < 95, "{changed}");
+        assert!(a.iter().zip(&all).all(|(x, y)| x.premise.contains(&y.premise) && x.hypothesis == y.hypothesis && x.target == y.target));
     }
 
     #[test]

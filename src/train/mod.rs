@@ -501,6 +501,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     let mut opt = AdamW::new(net.vars(), cfg.optimizer)?;
     let mut state = TrainState::default();
     let log_path = out.join("train_log.jsonl");
+    let dev_log_path = out.join("dev_log.jsonl");
     if ckpt.join("state.json").is_file() && !opts.fresh {
         let path = ckpt.join("state.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -508,12 +509,16 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
         net.load_weights(&ckpt.join("model.safetensors"), device)?;
         opt.load(&ckpt.join("optimizer.safetensors"), state.step, device)?;
         truncate_log(&log_path, state.step)?;
+        truncate_log(&dev_log_path, state.step)?;
         obs.note(&format!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch + 1, state.batch_in_epoch));
     } else {
         let _ = std::fs::remove_file(&log_path);
+        let _ = std::fs::remove_file(&dev_log_path);
     }
 
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+    let mut dev_log =
+        std::fs::OpenOptions::new().create(true).append(true).open(&dev_log_path).map_err(|e| Error::io(&dev_log_path, e))?;
     let mut last_dev = vec![];
     let session_start = Instant::now();
     let seconds_before = state.seconds;
@@ -564,6 +569,8 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
                     .iter()
                     .map(|(n, ex)| evaluate(n, &net.model, &tokenizer, ex, &cfg.labels, device, None))
                     .collect::<Result<_>>()?;
+                let entry = serde_json::json!({"step": state.step, "dev": last_dev});
+                writeln!(dev_log, "{entry}").map_err(|e| Error::io(&dev_log_path, e))?;
                 obs.eval(state.step, &last_dev);
             }
             if state.step % cfg.checkpoint_every == 0 {
@@ -625,7 +632,9 @@ fn truncate_log(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| serde_json::from_str::<LogLine>(l).map(|x| x.step <= step).unwrap_or(false))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step)
+        })
         .collect();
     let mut body = kept.join("\n");
     if !body.is_empty() {

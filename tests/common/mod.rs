@@ -63,3 +63,14 @@ pub fn tiny_tokenizer(dir: &Path, max_tokens: usize) -> TextTokenizer {
     TextTokenizer::from_file(&path, max_tokens).unwrap()
 }
 
+
+/// Runs the candor binary with the test model cache and no model or registry overrides.
+pub fn candor(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(args)
+        .env("CANDOR_CACHE", test_cache())
+        .env_remove("CANDOR_MODELS")
+        .env_remove("CANDOR_REGISTRY")
+        .output()
+        .unwrap()
+}

@@ -29,7 +29,8 @@ impl Mode {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator (Steele et al. 2014), enough for dropout masks.
+/// SplitMix64: a small, fast, seedable generator (Steele et al. 2014), for dropout masks, batch order
+/// and bootstrap resampling.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);
 
@@ -51,6 +52,11 @@ impl SplitMix64 {
     /// A uniform number in [0, 1).
     pub fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// A uniform index below `n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 }
 

@@ -1,0 +1,181 @@
+//! `candor compare` and `candor calibrate`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use candor::config::GradeConfig;
+use candor::report::{calibrate, compare, read_results, render};
+
+/// Compare two runs of the same suite: what changed, and is it real?
+///
+/// Per metric and segment: the mean before and after, the change with a paired bootstrap 95%
+/// interval (cases paired by id; fixed seed, so the same files give the same figures), McNemar's test
+/// on pass/fail, and the cases that flipped, regressions first and the largest score drop first.
+///
+/// Example:
+///   candor compare last-release.jsonl results.jsonl
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CompareArgs {
+    /// Results of the old run.
+    old: PathBuf,
+    /// Results of the new run.
+    new: PathBuf,
+    /// How many flipped cases to list.
+    #[arg(long, default_value_t = 20)]
+    flips: usize,
+    /// Write the comparison as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let old = read_results(&args.old)?;
+    let new = read_results(&args.new)?;
+    let c = compare::compare(&old, &new, 0x5EED);
+    anyhow::ensure!(!c.changes.is_empty(), "{} and {} share no case ids", args.old.display(), args.new.display());
+    print!("{}", c.table(args.flips));
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&c)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Measure the grader against human labels and choose its thresholds.
+///
+/// Needs results of cases that carry `label` ({"supported": bool} for support, {"attributable": bool}
+/// for citation, {"consistent": bool} for consistency). Per metric (and per segment with --by):
+/// balanced accuracy at the configured threshold, ROC-AUC, the threshold that maximises balanced
+/// accuracy, and the expected calibration error with a reliability table.
+///
+/// --write-policy stores the chosen thresholds in a candor.toml (created, or updated keeping its other
+/// settings). Choose thresholds on one labelled set and check them on another: a threshold chosen and
+/// measured on the same cases flatters itself.
+///
+/// Examples:
+///   candor calibrate labelled-results.jsonl
+///   candor calibrate labelled-results.jsonl --by task --config candor.toml --write-policy candor.toml
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CalibrateArgs {
+    /// Results of `candor grade` on labelled cases.
+    results: PathBuf,
+    /// Segment keys to calibrate per segment too, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    /// The config the results were graded with (its thresholds are the current ones).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the chosen thresholds into this candor.toml.
+    #[arg(long, value_name = "FILE")]
+    write_policy: Option<PathBuf>,
+    /// Write the calibration as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => GradeConfig::from_file(p)?,
+        None => GradeConfig::default(),
+    };
+    let results = read_results(&args.results)?;
+    let cals = calibrate::calibrate(&results, &cfg, &args.by);
+    anyhow::ensure!(
+        !cals.is_empty(),
+        "no case of {} carries a label that a metric can be measured against (supported, attributable, consistent)",
+        args.results.display()
+    );
+    print!("{}", calibrate::table(&cals));
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_string_pretty(&cals)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &args.write_policy {
+        if p.exists() && args.config.as_deref() != Some(p.as_path()) {
+            cfg = GradeConfig::from_file(p)?;
+        }
+        let changed = calibrate::apply(&cals, &mut cfg);
+        let text = format!(
+            "# Written by `candor calibrate {}`; thresholds chosen to maximise balanced accuracy.\n{}",
+            args.results.display(),
+            toml::to_string(&cfg)?
+        );
+        std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+        for (k, v) in changed {
+            println!("{} = {v} written to {}", k, p.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Output formats of `candor report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Plain text.
+    Table,
+    /// Markdown.
+    Markdown,
+    /// JSON.
+    Json,
+    /// One self-contained HTML page (inline SVG charts, searchable case table, no network).
+    Html,
+}
+
+/// Report a run: per segment pass rates with intervals, mean scores, failures and the worst cases.
+///
+/// Groups: the whole run, every value of the --by keys (default: every segment key), and pairs of
+/// keys written `a+b` (e.g. --by task,risk,task+risk). Pass rates carry a Wilson 95% interval and mean
+/// scores a bootstrap 95% interval; groups with fewer than --min-cases cases are marked "too few"
+/// and not ranked.
+///
+/// Examples:
+///   candor report results.jsonl
+///   candor report results.jsonl --by task,task+risk --format html -o report.html
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ReportArgs {
+    /// Results of `candor grade`.
+    results: PathBuf,
+    /// Segment keys (and `a+b` pairs) to group by, comma-separated; default: every key.
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write here instead of the terminal.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Groups with fewer cases are marked "too few" and not ranked.
+    #[arg(long, default_value_t = 10)]
+    min_cases: usize,
+    /// How many of the worst cases to show.
+    #[arg(long, default_value_t = 10)]
+    worst: usize,
+    /// The config the results were graded with (for calibration figures).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match &args.config {
+        Some(p) => GradeConfig::from_file(p)?,
+        None => GradeConfig::default(),
+    };
+    let results = read_results(&args.results)?;
+    anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
+    let r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg);
+    let text = match args.format {
+        Format::Table => r.table(),
+        Format::Markdown => r.markdown(),
+        Format::Json => serde_json::to_string_pretty(&r)?,
+        Format::Html => r.html(),
+    };
+    match &args.out {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,78 @@
+//! `candor gate`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use candor::report::gate::{self, Policy};
+use candor::report::{models_of, read_results, Summary};
+
+/// Decide a release: check a run's results against a policy, per segment and against a baseline.
+///
+/// Exit status: 0 ship (every rule holds), 1 the gate failed, 2 usage or input error.
+///
+/// The policy is TOML: rules such as `"support.pass_rate" = ">= 0.95"` under [rules] for the whole
+/// run, under [segments."risk=high"] for one segment, `min_cases` below which a group is reported but
+/// not gated, and [baseline] `max_drop` for comparisons with --baseline (a drop fails when it is
+/// larger than max_drop and its confidence interval excludes 0). See docs/gate.md and
+/// examples/gate.toml.
+///
+/// Examples:
+///   candor gate results.jsonl --policy examples/gate.toml
+///   candor gate new.jsonl --policy gate.toml --baseline last-release.jsonl --junit gate.xml --markdown gate.md
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct GateArgs {
+    /// Results of `candor grade`.
+    results: PathBuf,
+    /// The policy (TOML).
+    #[arg(long, short = 'p', value_name = "FILE")]
+    policy: PathBuf,
+    /// Results of the previous release, for the [baseline] rules.
+    #[arg(long, value_name = "OLD_RESULTS")]
+    baseline: Option<PathBuf>,
+    /// Write JUnit XML here (one test per rule).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a Markdown summary here (for a pull-request comment).
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+}
+
+pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let text = std::fs::read_to_string(&args.policy).with_context(|| format!("cannot read the policy {}", args.policy.display()))?;
+    let policy = Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", args.policy.display()))?;
+    let results = read_results(&args.results)?;
+    anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
+    let baseline = match &args.baseline {
+        Some(p) => Some(read_results(p)?),
+        None => None,
+    };
+    if policy.baseline.is_some() && baseline.is_none() {
+        eprintln!("note: the policy has [baseline] rules; pass --baseline OLD_RESULTS.jsonl to check them");
+    }
+    let summary = Summary::of(&results, 0, models_of(&results));
+    let checks = gate::evaluate(&policy, &results, &summary, baseline.as_deref());
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(p) = &args.junit {
+        std::fs::write(p, gate::junit(&checks, seconds)).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let md = gate::markdown(&checks);
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    for c in &checks {
+        println!("{}  [{}] {}: {}", c.mark(), c.group, c.name, c.explanation());
+    }
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    if failed > 0 {
+        println!("gate FAILED: {failed} of {} checks", checks.len());
+        Ok(ExitCode::from(1))
+    } else {
+        println!("gate passed: {} checks", checks.len());
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,320 @@
+//! Measuring the grader against human labels, and choosing its thresholds.
+//!
+//! For each metric whose cases carry the matching label (`supported` for support, `attributable` for
+//! citation, `consistent` for consistency), candor reads the metric's probability from the results,
+//! re-derives the case verdict for any threshold, and reports:
+//! - balanced accuracy of the verdicts at the configured threshold (the `passed` in the results);
+//! - ROC-AUC of the probability;
+//! - the threshold that maximises balanced accuracy, and the balanced accuracy it gives;
+//! - expected calibration error of the probability, with a 10-bin reliability table.
+//!
+//! The probability and the threshold it sets, per metric:
+//! - support: each claim's P(entailment), aggregated as configured: with `fraction` the threshold is
+//!   `support.claim_threshold` (which claims count as supported), with `min` or `mean` it is
+//!   `support.pass`; the case probability for calibration is its weakest claim's;
+//! - citation: each cited sentence's joint P(entailment) (`citation.entail_threshold`); a case is
+//!   attributable when all its cited sentences are entailed; the probability is the weakest sentence's;
+//! - consistency: the case score (`consistency.pass`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::config::{Aggregation, GradeConfig};
+use crate::graders::{CaseResult, Outcome};
+use crate::stats;
+
+/// One bin of a reliability table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bin {
+    /// Lower edge of the probability bin.
+    pub from: f64,
+    /// Upper edge.
+    pub to: f64,
+    /// Cases in it.
+    pub cases: usize,
+    /// Mean probability.
+    pub confidence: f64,
+    /// Fraction labelled positive.
+    pub observed: f64,
+}
+
+/// Calibration of one metric on one group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    /// The metric.
+    pub metric: String,
+    /// `overall` or `key=value`.
+    pub group: String,
+    /// The label key used.
+    pub label: String,
+    /// Labelled cases where the metric ran.
+    pub cases: usize,
+    /// Positive labels among them.
+    pub positives: usize,
+    /// The config key the threshold sets.
+    pub threshold_key: String,
+    /// The configured threshold.
+    pub current_threshold: f64,
+    /// Balanced accuracy at the configured threshold.
+    pub current_balanced_accuracy: Option<f64>,
+    /// ROC-AUC of the probability.
+    pub roc_auc: Option<f64>,
+    /// The threshold that maximises balanced accuracy.
+    pub best_threshold: Option<f64>,
+    /// Balanced accuracy at that threshold.
+    pub best_balanced_accuracy: Option<f64>,
+    /// Expected calibration error of the probability.
+    pub ece: Option<f64>,
+    /// The reliability table.
+    pub reliability: Vec<Bin>,
+}
+
+/// What a labelled case contributes: the scores its verdict is derived from, its probability and label.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Unit scores (claims, cited sentences) or the case score.
+    pub units: Vec<f64>,
+    /// The case's probability for calibration.
+    pub probability: f64,
+    /// The human label.
+    pub label: bool,
+}
+
+/// The label key, config key and current threshold for a metric.
+pub fn threshold_of(metric: &str, cfg: &GradeConfig) -> Option<(&'static str, &'static str, f64)> {
+    match metric {
+        "support" if cfg.support.aggregation == Aggregation::Fraction => {
+            Some(("supported", "support.claim_threshold", cfg.support.claim_threshold as f64))
+        }
+        "support" => Some(("supported", "support.pass", cfg.support.pass as f64)),
+        "citation" => Some(("attributable", "citation.entail_threshold", cfg.citation.entail_threshold as f64)),
+        "consistency" => Some(("consistent", "consistency.pass", cfg.consistency.pass as f64)),
+        _ => None,
+    }
+}
+
+/// The labelled items of a metric in a set of results.
+pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item> {
+    let mut out = vec![];
+    for r in results {
+        let Some(label) = r.label.as_ref().and_then(|l| l.get(label_key)).and_then(|v| v.as_bool()) else { continue };
+        let units: Option<Vec<f64>> = match metric {
+            "support" => match &r.metrics.support {
+                Some(Outcome::Ran(s)) => Some(s.claims.iter().map(|c| c.score as f64).collect()),
+                _ => None,
+            },
+            "citation" => match &r.metrics.citation {
+                Some(Outcome::Ran(c)) => Some(
+                    c.sentences.iter().filter(|s| !s.cites.is_empty()).map(|s| s.score.map_or(0.0, |x| x as f64)).collect(),
+                ),
+                _ => None,
+            },
+            "consistency" => match &r.metrics.consistency {
+                Some(Outcome::Ran(c)) => Some(vec![c.score as f64]),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(units) = units.filter(|u| !u.is_empty()) else { continue };
+        let probability = units.iter().copied().fold(f64::INFINITY, f64::min);
+        out.push(Item { units, probability, label });
+    }
+    out
+}
+
+/// The case verdict at threshold `t`.
+pub fn verdict(metric: &str, item: &Item, t: f64, cfg: &GradeConfig) -> bool {
+    match metric {
+        "support" => {
+            let s: Vec<f32> = item.units.iter().map(|&x| x as f32).collect();
+            match cfg.support.aggregation {
+                // The threshold decides which claims count as supported.
+                Aggregation::Fraction => {
+                    crate::graders::support::aggregate(&s, t as f32, Aggregation::Fraction) >= cfg.support.pass
+                }
+                // The threshold is the case's pass mark on the min / mean of claim supports.
+                agg => crate::graders::support::aggregate(&s, 0.5, agg) >= t as f32,
+            }
+        }
+        _ => item.units.iter().all(|&u| u >= t),
+    }
+}
+
+/// Balanced accuracy at threshold `t`.
+pub fn balanced_accuracy_at(metric: &str, items: &[Item], t: f64, cfg: &GradeConfig) -> Option<f64> {
+    let predicted: Vec<bool> = items.iter().map(|i| verdict(metric, i, t, cfg)).collect();
+    let gold: Vec<bool> = items.iter().map(|i| i.label).collect();
+    stats::balanced_accuracy(&predicted, &gold)
+}
+
+/// The threshold in (0, 1) that maximises balanced accuracy: candidates are the midpoints between
+/// consecutive distinct unit scores; ties go to the threshold nearest the current one.
+pub fn best_threshold(metric: &str, items: &[Item], current: f64, cfg: &GradeConfig) -> Option<(f64, f64)> {
+    let mut scores: Vec<f64> = items.iter().flat_map(|i| i.units.iter().copied()).collect();
+    scores.sort_by(f64::total_cmp);
+    scores.dedup();
+    let mut candidates: Vec<f64> = scores.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+    candidates.push(current);
+    // Keep the search affordable on large runs: at most 400 candidates, evenly spread.
+    if candidates.len() > 400 {
+        let step = candidates.len() as f64 / 400.0;
+        candidates = (0..400).map(|k| candidates[(k as f64 * step) as usize]).chain([current]).collect();
+    }
+    let mut best: Option<(f64, f64)> = None;
+    for t in candidates.into_iter().filter(|t| *t > 0.0 && *t < 1.0) {
+        let Some(b) = balanced_accuracy_at(metric, items, t, cfg) else { continue };
+        let better = match best {
+            None => true,
+            Some((bt, bb)) => b > bb + 1e-12 || ((b - bb).abs() <= 1e-12 && (t - current).abs() < (bt - current).abs()),
+        };
+        if better {
+            best = Some((t, b));
+        }
+    }
+    best
+}
+
+/// Expected calibration error over `bins` equal-width bins, and the table.
+pub fn reliability(items: &[Item], bins: usize) -> (Option<f64>, Vec<Bin>) {
+    if items.is_empty() {
+        return (None, vec![]);
+    }
+    let mut table = vec![];
+    let mut ece = 0.0;
+    for b in 0..bins {
+        let from = b as f64 / bins as f64;
+        let to = (b + 1) as f64 / bins as f64;
+        let inside: Vec<&Item> =
+            items.iter().filter(|i| i.probability >= from && (i.probability < to || (b + 1 == bins && i.probability <= 1.0))).collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let n = inside.len() as f64;
+        let confidence = inside.iter().map(|i| i.probability).sum::<f64>() / n;
+        let observed = inside.iter().filter(|i| i.label).count() as f64 / n;
+        ece += n / items.len() as f64 * (observed - confidence).abs();
+        table.push(Bin { from, to, cases: inside.len(), confidence, observed });
+    }
+    (Some(ece), table)
+}
+
+/// Calibrates every metric with labels, overall and per group of `by` keys.
+pub fn calibrate(results: &[CaseResult], cfg: &GradeConfig, by: &[String]) -> Vec<Calibration> {
+    let mut groups: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+    groups.insert("overall".into(), results.iter().collect());
+    for key in by {
+        for r in results {
+            if let Some(v) = r.segments.get(key) {
+                groups.entry(format!("{key}={v}")).or_default().push(r);
+            }
+        }
+    }
+    let mut out = vec![];
+    for (group, rs) in &groups {
+        for metric in ["support", "citation", "consistency"] {
+            let Some((label, key, current)) = threshold_of(metric, cfg) else { continue };
+            let its = items(rs, metric, label);
+            if its.is_empty() {
+                continue;
+            }
+            let probs: Vec<f64> = its.iter().map(|i| i.probability).collect();
+            let gold: Vec<bool> = its.iter().map(|i| i.label).collect();
+            let best = best_threshold(metric, &its, current, cfg);
+            let (ece, table) = reliability(&its, 10);
+            out.push(Calibration {
+                metric: metric.into(),
+                group: group.clone(),
+                label: label.into(),
+                cases: its.len(),
+                positives: gold.iter().filter(|g| **g).count(),
+                threshold_key: key.into(),
+                current_threshold: current,
+                current_balanced_accuracy: balanced_accuracy_at(metric, &its, current, cfg),
+                roc_auc: stats::roc_auc(&probs, &gold),
+                best_threshold: best.map(|b| b.0),
+                best_balanced_accuracy: best.map(|b| b.1),
+                ece,
+                reliability: table,
+            });
+        }
+    }
+    out
+}
+
+/// A plain-text report.
+pub fn table(cals: &[Calibration]) -> String {
+    let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    let mut s = String::new();
+    for c in cals {
+        let _ = writeln!(
+            s,
+            "{} [{}] label `{}`: {} cases ({} positive)\n  {} = {:.4}: balanced accuracy {}; ROC-AUC {}; best {} = {} (balanced accuracy {}); ECE {}",
+            c.metric,
+            c.group,
+            c.label,
+            c.cases,
+            c.positives,
+            c.threshold_key,
+            c.current_threshold,
+            f(c.current_balanced_accuracy),
+            f(c.roc_auc),
+            c.threshold_key,
+            f(c.best_threshold),
+            f(c.best_balanced_accuracy),
+            f(c.ece)
+        );
+        let _ = writeln!(s, "  {:>11} {:>6} {:>10} {:>9}", "probability", "cases", "mean prob", "observed");
+        for b in &c.reliability {
+            let _ = writeln!(s, "  {:>4.1}-{:<6.1} {:>6} {:>10.3} {:>9.3}", b.from, b.to, b.cases, b.confidence, b.observed);
+        }
+    }
+    s
+}
+
+/// Sets the chosen thresholds (overall group) in a config.
+pub fn apply(cals: &[Calibration], cfg: &mut GradeConfig) -> Vec<(String, f64)> {
+    let mut changed = vec![];
+    for c in cals.iter().filter(|c| c.group == "overall") {
+        let Some(t) = c.best_threshold else { continue };
+        let t32 = ((t * 10000.0).round() / 10000.0) as f32;
+        match c.metric.as_str() {
+            "support" if cfg.support.aggregation == Aggregation::Fraction => cfg.support.claim_threshold = t32,
+            "support" => cfg.support.pass = t32,
+            "citation" => cfg.citation.entail_threshold = t32,
+            "consistency" => cfg.consistency.pass = t32,
+            _ => continue,
+        }
+        changed.push((c.threshold_key.clone(), t32 as f64));
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(u: f64, label: bool) -> Item {
+        Item { units: vec![u], probability: u, label }
+    }
+
+    #[test]
+    fn best_threshold_separates_a_separable_set() {
+        let cfg = GradeConfig::default();
+        let its = vec![item(0.1, false), item(0.2, false), item(0.3, true), item(0.9, true)];
+        // At 0.5, 0.3 is missed: TPR 1/2, TNR 1 -> 0.75. The midpoint 0.25 separates perfectly.
+        assert_eq!(balanced_accuracy_at("support", &its, 0.5, &cfg), Some(0.75));
+        let (t, b) = best_threshold("support", &its, 0.5, &cfg).unwrap();
+        assert!((t - 0.25).abs() < 1e-12 && b == 1.0, "{t} {b}");
+    }
+
+    #[test]
+    fn ece_by_hand() {
+        // Bin 0.0-0.1: p = 0.05, 0 of 2 positive -> |0 - 0.05| * 2/4; bin 0.9-1.0: p = 0.95, 1 of 2 -> |0.5 - 0.95| * 2/4.
+        let its = vec![item(0.05, false), item(0.05, false), item(0.95, true), item(0.95, false)];
+        let (ece, table) = reliability(&its, 10);
+        assert!((ece.unwrap() - (0.5 * 0.05 + 0.5 * 0.45)).abs() < 1e-12);
+        assert_eq!(table.len(), 2);
+    }
+}

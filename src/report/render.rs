@@ -1,0 +1,543 @@
+//! `candor report`: a run's results as a table, Markdown, JSON or one self-contained HTML page.
+//!
+//! Groups: the whole run, every value of the chosen segment keys, and pairs of keys (`task+risk`).
+//! Each group: cases, pass rate with a Wilson 95% interval, mean score per metric with a bootstrap
+//! 95% interval (fixed seed), failures by class. Groups with fewer than `min_cases` cases are marked
+//! "too few" and are not ranked. Then the worst cases with their failing claims and evidence.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::calibrate;
+use crate::config::GradeConfig;
+use crate::graders::{CaseResult, Failure, Outcome};
+use crate::stats;
+
+/// A metric's mean in a group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeanScore {
+    /// Cases where it ran.
+    pub cases: usize,
+    /// The mean.
+    pub mean: f64,
+    /// Bootstrap 95% interval.
+    pub interval: [f64; 2],
+}
+
+/// One group of cases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// `overall`, `key=value` or `key=value,key=value`.
+    pub name: String,
+    /// Cases.
+    pub cases: usize,
+    /// Cases that passed.
+    pub passed: usize,
+    /// Pass rate.
+    pub pass_rate: f64,
+    /// Wilson 95% interval.
+    pub pass_rate_ci: [f64; 2],
+    /// Per metric.
+    pub metrics: BTreeMap<String, MeanScore>,
+    /// Cases per failure class.
+    pub failures: BTreeMap<String, usize>,
+    /// Fewer cases than the report's minimum: shown, not ranked.
+    pub too_few: bool,
+}
+
+/// A failing claim or sentence of a worst case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The metric.
+    pub metric: String,
+    /// The claim or sentence.
+    pub text: String,
+    /// Its label or status.
+    pub verdict: String,
+    /// Its score.
+    pub score: Option<f64>,
+    /// Where the evidence is (context id and character span).
+    pub evidence: Option<String>,
+}
+
+/// One of the worst cases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorstCase {
+    /// Case id.
+    pub id: String,
+    /// Its lowest metric score.
+    pub lowest: f64,
+    /// Failure classes.
+    pub failures: Vec<String>,
+    /// What failed.
+    pub findings: Vec<Finding>,
+}
+
+/// A case row for the HTML table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseRow {
+    /// Case id.
+    pub id: String,
+    /// Passed?
+    pub passed: bool,
+    /// Scores by metric.
+    pub scores: BTreeMap<String, f64>,
+    /// Failure classes.
+    pub failures: Vec<String>,
+    /// Segments, `k=v` joined.
+    pub segments: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Groups, overall first.
+    pub groups: Vec<Group>,
+    /// The worst cases.
+    pub worst: Vec<WorstCase>,
+    /// Score histograms: metric -> 10 bin counts over [0, 1].
+    pub histograms: BTreeMap<String, Vec<usize>>,
+    /// Calibration where labels exist.
+    pub calibration: Vec<calibrate::Calibration>,
+    /// Models that graded.
+    pub models: BTreeMap<String, String>,
+    /// Minimum cases for a group to be ranked.
+    pub min_cases: usize,
+    /// Every case, for the HTML table.
+    #[serde(skip)]
+    pub rows: Vec<CaseRow>,
+}
+
+fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group {
+    let cases = rs.len();
+    let passed = rs.iter().filter(|r| r.passed).count();
+    let (lo, hi) = stats::wilson(passed, cases, 1.959964);
+    let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in rs {
+        for (m, s, _) in r.metrics.scores() {
+            scores.entry(m.to_string()).or_default().push(s as f64);
+        }
+    }
+    let metrics = scores
+        .into_iter()
+        .map(|(m, v)| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let (a, b) = stats::bootstrap_mean_ci(&v, 1000, 0.05, seed).unwrap_or((mean, mean));
+            (m, MeanScore { cases: v.len(), mean, interval: [a, b] })
+        })
+        .collect();
+    let mut failures = BTreeMap::new();
+    for f in Failure::ALL {
+        let n = rs.iter().filter(|r| r.failures.contains(&f)).count();
+        if n > 0 {
+            failures.insert(f.name().to_string(), n);
+        }
+    }
+    Group {
+        name,
+        cases,
+        passed,
+        pass_rate: if cases > 0 { passed as f64 / cases as f64 } else { 0.0 },
+        pass_rate_ci: [lo, hi],
+        metrics,
+        failures,
+        too_few: cases < min_cases,
+    }
+}
+
+fn findings(r: &CaseResult) -> Vec<Finding> {
+    let mut out = vec![];
+    if let Some(Outcome::Ran(s)) = &r.metrics.support {
+        for c in s.claims.iter().filter(|c| c.label != "supported") {
+            out.push(Finding {
+                metric: "support".into(),
+                text: c.text.clone(),
+                verdict: c.label.clone(),
+                score: Some(c.score as f64),
+                evidence: c.evidence.as_ref().map(|e| format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])),
+            });
+        }
+    }
+    if let Some(Outcome::Ran(c)) = &r.metrics.citation {
+        for s in c.sentences.iter().filter(|s| s.status != "supported") {
+            out.push(Finding {
+                metric: "citation".into(),
+                text: s.text.clone(),
+                verdict: s.status.clone(),
+                score: s.score.map(|x| x as f64),
+                evidence: (!s.cites.is_empty()).then(|| format!("cites {}", s.cites.join(", "))),
+            });
+        }
+    }
+    if let Some(Outcome::Ran(c)) = &r.metrics.consistency {
+        if !c.passed {
+            out.push(Finding {
+                metric: "consistency".into(),
+                text: String::new(),
+                verdict: r.failures.iter().filter(|f| matches!(f, Failure::InconsistentSamples | Failure::ReferenceMismatch)).map(|f| f.name()).collect::<Vec<_>>().join(", "),
+                score: Some(c.score as f64),
+                evidence: None,
+            });
+        }
+    }
+    out
+}
+
+/// Builds the report. `by` holds segment keys, and pairs as `a+b`; empty means every key.
+pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig) -> Report {
+    let seed = 0x5EED;
+    let mut keys: Vec<String> = by.to_vec();
+    if keys.is_empty() {
+        let mut all: Vec<String> = results.iter().flat_map(|r| r.segments.keys().cloned()).collect();
+        all.sort();
+        all.dedup();
+        keys = all;
+    }
+    let all: Vec<&CaseResult> = results.iter().collect();
+    let mut groups = vec![group("overall".into(), &all, min_cases, seed)];
+    for key in &keys {
+        let parts: Vec<&str> = key.split('+').map(str::trim).collect();
+        let mut buckets: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+        for r in results {
+            let vals: Option<Vec<String>> = parts.iter().map(|k| r.segments.get(*k).map(|v| format!("{k}={v}"))).collect();
+            if let Some(v) = vals {
+                buckets.entry(v.join(",")).or_default().push(r);
+            }
+        }
+        let mut gs: Vec<Group> = buckets.into_iter().map(|(n, rs)| group(n, &rs, min_cases, seed)).collect();
+        // Ranked groups by pass rate (worst first); those with too few cases after, unranked.
+        gs.sort_by(|a, b| a.too_few.cmp(&b.too_few).then(if a.too_few { a.name.cmp(&b.name) } else { a.pass_rate.total_cmp(&b.pass_rate) }));
+        groups.extend(gs);
+    }
+    let lowest = |r: &CaseResult| r.metrics.scores().iter().map(|(_, s, _)| *s as f64).fold(1.0, f64::min);
+    let mut failing: Vec<&CaseResult> = results.iter().filter(|r| !r.passed).collect();
+    failing.sort_by(|a, b| lowest(a).total_cmp(&lowest(b)).then(b.failures.len().cmp(&a.failures.len())));
+    let worst = failing
+        .iter()
+        .take(worst)
+        .map(|r| WorstCase {
+            id: r.id.clone(),
+            lowest: lowest(r),
+            failures: r.failures.iter().map(|f| f.name().to_string()).collect(),
+            findings: findings(r),
+        })
+        .collect();
+    let mut histograms: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for r in results {
+        for (m, s, _) in r.metrics.scores() {
+            let h = histograms.entry(m.to_string()).or_insert_with(|| vec![0; 10]);
+            h[((s as f64 * 10.0) as usize).min(9)] += 1;
+        }
+    }
+    let rows = results
+        .iter()
+        .map(|r| CaseRow {
+            id: r.id.clone(),
+            passed: r.passed,
+            scores: r.metrics.scores().into_iter().map(|(m, s, _)| (m.to_string(), s as f64)).collect(),
+            failures: r.failures.iter().map(|f| f.name().to_string()).collect(),
+            segments: r.segments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+        })
+        .collect();
+    Report {
+        groups,
+        worst,
+        histograms,
+        calibration: calibrate::calibrate(results, cfg, &[]),
+        models: super::models_of(results),
+        min_cases,
+        rows,
+    }
+}
+
+const METRICS: [&str; 3] = ["support", "citation", "consistency"];
+
+impl Report {
+    fn metric_names(&self) -> Vec<&'static str> {
+        METRICS.iter().copied().filter(|m| self.groups.first().is_some_and(|g| g.metrics.contains_key(*m))).collect()
+    }
+
+    /// Plain text for the terminal.
+    pub fn table(&self) -> String {
+        let ms = self.metric_names();
+        let mut s = String::new();
+        let _ = write!(s, "{:<32} {:>6} {:>22}", "group", "cases", "pass rate (95% CI)");
+        for m in &ms {
+            let _ = write!(s, " {:>24}", format!("{m} (95% CI)"));
+        }
+        let _ = writeln!(s);
+        for g in &self.groups {
+            let _ = write!(s, "{:<32} {:>6} {:>6.1}% ({:>5.1}-{:>5.1})", g.name, g.cases, 100.0 * g.pass_rate, 100.0 * g.pass_rate_ci[0], 100.0 * g.pass_rate_ci[1]);
+            for m in &ms {
+                match g.metrics.get(*m) {
+                    Some(x) => {
+                        let _ = write!(s, " {:>24}", format!("{:.3} ({:.3}-{:.3})", x.mean, x.interval[0], x.interval[1]));
+                    }
+                    None => {
+                        let _ = write!(s, " {:>24}", "-");
+                    }
+                }
+            }
+            if g.too_few {
+                let _ = write!(s, "  too few cases (< {}), not ranked", self.min_cases);
+            }
+            let _ = writeln!(s);
+        }
+        let _ = writeln!(s, "\nfailures (cases): {}", fmt_counts(&self.groups[0].failures));
+        let _ = writeln!(s, "\nworst cases:");
+        for w in &self.worst {
+            let _ = writeln!(s, "  {} (lowest score {:.3}): {}", w.id, w.lowest, w.failures.join(", "));
+            for f in &w.findings {
+                let _ = writeln!(
+                    s,
+                    "    {} {}{}: {}{}",
+                    f.metric,
+                    f.verdict,
+                    f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
+                    f.text,
+                    f.evidence.as_ref().map(|e| format!("  [{e}]")).unwrap_or_default()
+                );
+            }
+        }
+        s
+    }
+
+    /// Markdown, for a pull request or a wiki.
+    pub fn markdown(&self) -> String {
+        let ms = self.metric_names();
+        let mut s = String::from("## candor report\n\n| group | cases | pass rate (95% CI) |");
+        for m in &ms {
+            let _ = write!(s, " {m} (95% CI) |");
+        }
+        s.push_str("\n|---|---:|---:|");
+        for _ in &ms {
+            s.push_str("---:|");
+        }
+        s.push('\n');
+        for g in &self.groups {
+            let name = if g.too_few { format!("{} *(too few)*", g.name) } else { g.name.clone() };
+            let _ = write!(s, "| {} | {} | {:.1}% ({:.1}-{:.1}) |", name, g.cases, 100.0 * g.pass_rate, 100.0 * g.pass_rate_ci[0], 100.0 * g.pass_rate_ci[1]);
+            for m in &ms {
+                match g.metrics.get(*m) {
+                    Some(x) => {
+                        let _ = write!(s, " {:.3} ({:.3}-{:.3}) |", x.mean, x.interval[0], x.interval[1]);
+                    }
+                    None => s.push_str(" - |"),
+                }
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "\n**Failures:** {}\n\n### Worst cases\n", fmt_counts(&self.groups[0].failures));
+        for w in &self.worst {
+            let _ = writeln!(s, "- `{}` (lowest {:.3}): {}", w.id, w.lowest, w.failures.join(", "));
+            for f in &w.findings {
+                let _ = writeln!(s, "  - {} *{}*: {}", f.metric, f.verdict, f.text.replace('|', "\\|"));
+            }
+        }
+        s
+    }
+
+    /// One self-contained HTML page: inline SVG charts, a searchable case table, no network.
+    pub fn html(&self) -> String {
+        let ms = self.metric_names();
+        let mut h = String::new();
+        h.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>candor report</title><style>");
+        h.push_str("body{font:14px system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.num{text-align:right}.fail{color:#b00020}.ok{color:#18794e}.few{color:#888}svg text{font:11px system-ui,sans-serif}.charts{display:flex;flex-wrap:wrap;gap:24px}#q{padding:4px;width:320px}");
+        h.push_str("</style></head><body>\n<h1>candor report</h1>\n");
+        let _ = writeln!(h, "<p>{} cases; models: {}</p>", self.groups[0].cases, esc(&self.models.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")));
+        h.push_str("<h2>Pass rate by segment (95% Wilson interval)</h2>\n");
+        h.push_str(&self.svg_pass_rates());
+        h.push_str("<h2>Score distributions</h2>\n<div class=\"charts\">");
+        for m in &ms {
+            if let Some(hist) = self.histograms.get(*m) {
+                h.push_str(&svg_histogram(m, hist));
+            }
+        }
+        h.push_str("</div>\n<h2>Failure classes</h2>\n");
+        h.push_str(&svg_bars(&self.groups[0].failures));
+        if !self.calibration.is_empty() {
+            h.push_str("<h2>Reliability (where cases carry labels)</h2>\n<div class=\"charts\">");
+            for c in self.calibration.iter().filter(|c| c.group == "overall") {
+                h.push_str(&svg_reliability(c));
+            }
+            h.push_str("</div>\n");
+        }
+        h.push_str("<h2>Groups</h2>\n<table><tr><th>group</th><th class=num>cases</th><th class=num>pass rate</th>");
+        for m in &ms {
+            let _ = write!(h, "<th class=num>{m}</th>");
+        }
+        h.push_str("</tr>\n");
+        for g in &self.groups {
+            let cls = if g.too_few { " class=few" } else { "" };
+            let _ = write!(
+                h,
+                "<tr{cls}><td>{}{}</td><td class=num>{}</td><td class=num>{:.1}% ({:.1}-{:.1})</td>",
+                esc(&g.name),
+                if g.too_few { " (too few)" } else { "" },
+                g.cases,
+                100.0 * g.pass_rate,
+                100.0 * g.pass_rate_ci[0],
+                100.0 * g.pass_rate_ci[1]
+            );
+            for m in &ms {
+                match g.metrics.get(*m) {
+                    Some(x) => {
+                        let _ = write!(h, "<td class=num>{:.3} ({:.3}-{:.3})</td>", x.mean, x.interval[0], x.interval[1]);
+                    }
+                    None => h.push_str("<td class=num>-</td>"),
+                }
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n<h2>Worst cases</h2>\n<ul>");
+        for w in &self.worst {
+            let _ = write!(h, "<li><b>{}</b> (lowest {:.3}): {}<ul>", esc(&w.id), w.lowest, esc(&w.failures.join(", ")));
+            for f in &w.findings {
+                let _ = write!(
+                    h,
+                    "<li>{} <i>{}</i>{}: {}{}</li>",
+                    f.metric,
+                    esc(&f.verdict),
+                    f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
+                    esc(&f.text),
+                    f.evidence.as_ref().map(|e| format!(" <span class=few>[{}]</span>", esc(e))).unwrap_or_default()
+                );
+            }
+            h.push_str("</ul></li>");
+        }
+        h.push_str("</ul>\n<h2>Cases</h2>\n<p><input id=q placeholder=\"filter: id, segment, failure class\"> <span id=shown></span></p>\n<table id=cases><thead><tr><th>id</th><th>passed</th>");
+        for m in &ms {
+            let _ = write!(h, "<th class=num>{m}</th>");
+        }
+        h.push_str("<th>failures</th><th>segments</th></tr></thead><tbody></tbody></table>\n");
+        // The rows travel as JSON and are drawn by script, so 100,000 cases stay a light page.
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let scores: Vec<serde_json::Value> = ms.iter().map(|m| r.scores.get(*m).map_or(serde_json::Value::Null, |x| serde_json::json!((x * 1000.0).round() / 1000.0))).collect();
+                serde_json::json!([r.id, r.passed, scores, r.failures.join(" "), r.segments])
+            })
+            .collect();
+        let data = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()).replace("</", "<\\/");
+        let _ = write!(h, "<script id=data type=\"application/json\">{data}</script>\n");
+        h.push_str(SCRIPT);
+        h.push_str("</body></html>\n");
+        h
+    }
+
+    fn svg_pass_rates(&self) -> String {
+        let gs: Vec<&Group> = self.groups.iter().filter(|g| !g.too_few).take(40).collect();
+        let row = 18.0;
+        let (left, width) = (230.0, 420.0);
+        let height = gs.len() as f64 * row + 30.0;
+        let mut s = format!("<svg class=chart role=img aria-label=\"pass rate by segment\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\">", left + width + 60.0, left + width + 60.0);
+        for (i, g) in gs.iter().enumerate() {
+            let y = i as f64 * row + 4.0;
+            let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 6.0, y + 12.0, esc(&g.name));
+            let _ = write!(s, "<rect x=\"{left}\" y=\"{y}\" width=\"{:.1}\" height=\"13\" fill=\"#6b9bd1\"/>", width * g.pass_rate);
+            let (a, b) = (left + width * g.pass_rate_ci[0], left + width * g.pass_rate_ci[1]);
+            let _ = write!(s, "<line x1=\"{a:.1}\" x2=\"{b:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#222\"/>", y + 6.5, y + 6.5);
+            let _ = write!(s, "<text x=\"{:.1}\" y=\"{}\">{:.0}%</text>", left + width + 6.0, y + 12.0, 100.0 * g.pass_rate);
+        }
+        let axis = gs.len() as f64 * row + 8.0;
+        for k in 0..=4 {
+            let x = left + width * k as f64 / 4.0;
+            let _ = write!(s, "<line x1=\"{x}\" x2=\"{x}\" y1=\"0\" y2=\"{axis}\" stroke=\"#ccc\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}%</text>", axis + 14.0, k * 25);
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+fn svg_histogram(metric: &str, counts: &[usize]) -> String {
+    let (w, h) = (300.0, 150.0);
+    let max = *counts.iter().max().unwrap_or(&1).max(&1) as f64;
+    let bw = w / counts.len() as f64;
+    let mut s = format!("<svg class=chart role=img aria-label=\"{metric} score histogram\" width=\"{w}\" height=\"{}\"><text x=\"0\" y=\"12\">{metric} score</text>", h + 34.0);
+    for (i, c) in counts.iter().enumerate() {
+        let bh = (h - 20.0) * *c as f64 / max;
+        let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#8fbc8f\"><title>{:.1}-{:.1}: {c}</title></rect>", i as f64 * bw + 1.0, h - bh, bw - 2.0, i as f64 / 10.0, (i + 1) as f64 / 10.0);
+    }
+    let _ = write!(s, "<text x=\"0\" y=\"{}\">0</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">1</text></svg>", h + 14.0, w, h + 14.0);
+    s
+}
+
+fn svg_bars(counts: &BTreeMap<String, usize>) -> String {
+    let mut items: Vec<(&String, &usize)> = counts.iter().collect();
+    items.sort_by(|a, b| b.1.cmp(a.1));
+    let max = items.first().map_or(1, |x| *x.1).max(1) as f64;
+    let row = 18.0;
+    let height = items.len().max(1) as f64 * row + 6.0;
+    let mut s = format!("<svg class=chart role=img aria-label=\"failure classes\" width=\"640\" height=\"{height}\">");
+    for (i, (k, v)) in items.iter().enumerate() {
+        let y = i as f64 * row + 2.0;
+        let _ = write!(s, "<text x=\"170\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"176\" y=\"{y}\" width=\"{:.1}\" height=\"13\" fill=\"#d98b8b\"/><text x=\"{:.1}\" y=\"{}\">{v}</text>", y + 11.0, esc(k), 400.0 * **v as f64 / max, 182.0 + 400.0 * **v as f64 / max, y + 11.0);
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn svg_reliability(c: &calibrate::Calibration) -> String {
+    let size = 220.0;
+    let mut s = format!("<svg class=chart role=img aria-label=\"{} reliability\" width=\"{}\" height=\"{}\"><text x=\"0\" y=\"12\">{} vs `{}` (ECE {})</text>", c.metric, size + 40.0, size + 40.0, c.metric, c.label, c.ece.map_or("n/a".into(), |e| format!("{e:.3}")));
+    let (x0, y0) = (30.0, 20.0);
+    let _ = write!(s, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{size}\" height=\"{size}\" fill=\"none\" stroke=\"#ccc\"/><line x1=\"{x0}\" y1=\"{}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#bbb\" stroke-dasharray=\"4\"/>", y0 + size, x0 + size);
+    for b in &c.reliability {
+        let cx = x0 + size * b.confidence;
+        let cy = y0 + size * (1.0 - b.observed);
+        let r = 2.0 + (b.cases as f64).sqrt().min(10.0);
+        let _ = write!(s, "<circle cx=\"{cx:.1}\" cy=\"{cy:.1}\" r=\"{r:.1}\" fill=\"#6b9bd1\" fill-opacity=\"0.8\"><title>{} cases: predicted {:.2}, observed {:.2}</title></circle>", b.cases, b.confidence, b.observed);
+    }
+    let _ = write!(s, "<text x=\"{x0}\" y=\"{}\">predicted</text><text x=\"{}\" y=\"{}\">observed</text></svg>", y0 + size + 14.0, x0 + 4.0, y0 + 12.0);
+    s
+}
+
+fn fmt_counts(c: &BTreeMap<String, usize>) -> String {
+    let mut v: Vec<(&String, &usize)> = c.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Draws the case table from the embedded JSON and filters it; records script errors and the number of
+/// charts on `<body>` (data-errors, data-charts), which the browser test reads.
+const SCRIPT: &str = r#"<script>
+(function(){
+  var errors = 0;
+  window.addEventListener('error', function(){ errors++; document.body.setAttribute('data-errors', String(errors)); });
+  document.body.setAttribute('data-errors', '0');
+  var rows = JSON.parse(document.getElementById('data').textContent);
+  var body = document.querySelector('#cases tbody');
+  var q = document.getElementById('q');
+  var shown = document.getElementById('shown');
+  function esc(s){ return String(s).replace(/[&<>"]/g, function(c){ return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]; }); }
+  function draw(){
+    var f = q.value.trim().toLowerCase(), out = [], n = 0;
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      var hay = (r[0] + ' ' + r[3] + ' ' + r[4]).toLowerCase();
+      if (f && hay.indexOf(f) < 0) continue;
+      n++;
+      if (out.length >= 500) continue;
+      var cells = r[2].map(function(x){ return '<td class=num>' + (x === null ? '-' : x.toFixed(3)) + '</td>'; }).join('');
+      out.push('<tr><td>' + esc(r[0]) + '</td><td class=' + (r[1] ? 'ok>pass' : 'fail>fail') + '</td>' + cells + '<td>' + esc(r[3]) + '</td><td>' + esc(r[4]) + '</td></tr>');
+    }
+    body.innerHTML = out.join('');
+    shown.textContent = n + ' of ' + rows.length + ' cases' + (n > 500 ? ' (first 500 shown)' : '');
+  }
+  q.addEventListener('input', draw);
+  draw();
+  document.body.setAttribute('data-charts', String(document.querySelectorAll('svg.chart').length));
+  document.body.setAttribute('data-rows', String(body.rows.length));
+})();
+</script>
+"#;

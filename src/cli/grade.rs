@@ -203,13 +203,20 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", summary_file.display()))?;
     println!("{}", summary.table());
     let stats = grader.nli_stats();
+    let embed = grader.embed_stats();
+    let wall = started.elapsed().as_secs_f64();
+    let model = (stats.model_time + embed.model_time).as_secs_f64();
     eprintln!(
-        "{} case(s) graded in {:.1} s ({} NLI pairs asked, {} computed, {} truncated); results: {}; summary: {}",
+        "{} case(s) graded in {:.1} s ({} NLI pairs asked, {} computed, {} truncated; {} texts embedded); \
+         model time {:.1} s, {:.1}% of the run; results: {}; summary: {}",
         graded_now,
-        started.elapsed().as_secs_f64(),
+        wall,
         stats.inputs,
         stats.computed,
         stats.truncated,
+        embed.computed,
+        model,
+        100.0 * model / wall.max(1e-9),
         args.out.display(),
         summary_file.display()
     );

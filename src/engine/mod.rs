@@ -54,6 +54,22 @@ pub struct RunStats {
     pub padded_tokens: usize,
     /// Inputs cut to the model's window.
     pub truncated: usize,
+    /// Time spent in the network's forward passes, up to the results being back on the host:
+    /// everything else (tokenising, batching, scheduling, writing) is overhead.
+    pub model_time: std::time::Duration,
+}
+
+impl RunStats {
+    /// Adds another run's counts to these.
+    pub fn add(&mut self, other: &RunStats) {
+        self.inputs += other.inputs;
+        self.computed += other.computed;
+        self.batches += other.batches;
+        self.tokens += other.tokens;
+        self.padded_tokens += other.padded_tokens;
+        self.truncated += other.truncated;
+        self.model_time += other.model_time;
+    }
 }
 
 /// Keeps the first occurrence of each input: returns the distinct inputs and, for each original
@@ -92,8 +108,10 @@ fn run_planned(
         stats.batches += 1;
         stats.tokens += items.iter().map(|e| e.ids.len()).sum::<usize>();
         stats.padded_tokens += ids.len() * ids.first().map_or(0, Vec::len);
+        let started = std::time::Instant::now();
         let batch = EncodedBatch::from_rows(&ids, &mask, &types, device)?;
         let rows = f(&batch)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        stats.model_time += started.elapsed();
         for (i, row) in idx.iter().zip(rows) {
             out[*i] = row;
         }

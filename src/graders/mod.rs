@@ -18,7 +18,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::config::GradeConfig;
-use crate::engine::{CrossEncoder, Embedder};
+use crate::engine::{CrossEncoder, Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::suite::Case;
 use crate::text::{analyse_output, char_offset, find_markers, strip_markers, Sentence};
@@ -123,6 +123,7 @@ pub struct Grader<'m> {
     vectors: HashMap<String, Arc<Vec<f32>>>,
     /// Counters for progress reports.
     pub progress: Progress,
+    embed_stats: RunStats,
 }
 
 impl<'m> Grader<'m> {
@@ -148,7 +149,16 @@ impl<'m> Grader<'m> {
         if let (true, Some(e)) = (metrics.consistency, embedder) {
             models.insert("embed".to_string(), e.id().to_string());
         }
-        Ok(Self { sched, embedder, cfg, metrics, models, vectors: HashMap::new(), progress: Progress::default() })
+        Ok(Self {
+            sched,
+            embedder,
+            cfg,
+            metrics,
+            models,
+            vectors: HashMap::new(),
+            progress: Progress::default(),
+            embed_stats: RunStats::default(),
+        })
     }
 
     /// The model ids written into every result.
@@ -157,8 +167,13 @@ impl<'m> Grader<'m> {
     }
 
     /// What the NLI model computed so far.
-    pub fn nli_stats(&self) -> crate::engine::RunStats {
+    pub fn nli_stats(&self) -> RunStats {
         self.sched.stats
+    }
+
+    /// What the embedder computed so far.
+    pub fn embed_stats(&self) -> RunStats {
+        self.embed_stats
     }
 
     /// Grades a block of cases; results come back in the order of `cases`. `on_pairs` is called
@@ -237,7 +252,8 @@ impl<'m> Grader<'m> {
         if texts.is_empty() {
             return Ok(());
         }
-        let vecs = embedder.embed(&texts)?;
+        let (vecs, stats) = embedder.embed_with(&texts, &|_| {})?;
+        self.embed_stats.add(&stats);
         for (t, v) in texts.into_iter().zip(vecs) {
             self.vectors.insert(t.to_string(), Arc::new(v));
         }

@@ -139,12 +139,7 @@ impl<'m> PairScheduler<'m> {
         self.pending_set.clear();
         let pairs: Vec<(&str, &str)> = pending.iter().map(|(p, h)| (&**p, &**h)).collect();
         let (probs, flags, stats) = self.model.predict_flagged(&pairs, progress)?;
-        self.stats.inputs += stats.inputs;
-        self.stats.computed += stats.computed;
-        self.stats.batches += stats.batches;
-        self.stats.tokens += stats.tokens;
-        self.stats.padded_tokens += stats.padded_tokens;
-        self.stats.truncated += stats.truncated;
+        self.stats.add(&stats);
         for ((key, p), truncated) in pending.into_iter().zip(probs).zip(flags) {
             let score = PairScore {
                 entail: p[self.entail_ix],

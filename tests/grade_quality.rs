@@ -1,0 +1,234 @@
+//! How far `candor grade` agrees with human labels, measured by running the binary on suites converted
+//! from ../shared/data (the converter is here), on data the default model never trained on:
+//!
+//! - support on the held-out parts of HaluEval QA and dialogue, and on Factcheck-GPT's held-out part
+//!   (supported vs refuted): the same splits as the model's `[[test]]` sets in
+//!   models/candor-nli-minilm/train.toml;
+//! - citation on AttributionBench dev: the claim cites every reference, and the label says whether the
+//!   references entail it.
+//!
+//! Balanced accuracy uses the grader's own verdict (a claim supported, a citation entailing); ROC-AUC
+//! uses its probability. The figures are printed and recorded in docs/quality.md. The floors are the
+//! bare model's figures in step 2 (training.json beside the model), less a small margin for the
+//! grader's chunking of long passages.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candor::train::data::{self, DataSet};
+use candor::train::TrainConfig;
+use serde_json::{json, Value};
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn test_sets() -> (TrainConfig, Vec<DataSet>) {
+    let cfg = TrainConfig::from_file(&manifest().join("models/candor-nli-minilm/train.toml")).unwrap();
+    let sets = cfg.test.clone();
+    (cfg, sets)
+}
+
+fn set_named<'a>(sets: &'a [DataSet], prefix: &str) -> &'a DataSet {
+    sets.iter().find(|s| s.display_name().starts_with(prefix)).unwrap_or_else(|| panic!("no test set {prefix}"))
+}
+
+/// The bare model's balanced accuracy on a test set, from step 2's training summary.
+fn bare_balanced_accuracy(name: &str) -> f64 {
+    let path = manifest().join("models/candor-nli-minilm/training.json");
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    t["test"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .and_then(|r| r["balanced_accuracy"].as_f64())
+        .unwrap_or_else(|| panic!("{name} not in {}", path.display()))
+}
+
+/// Converts a grounding test set into a suite: the evidence is the context, the claim the output.
+fn grounding_suite(set: &DataSet, labels: &[String], out: &Path) -> usize {
+    let examples = data::load(set, &common::data_dir(), labels).unwrap();
+    let lines: Vec<String> = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            json!({"id": i, "output": e.hypothesis, "contexts": [e.premise],
+                   "label": {"supported": e.is_entailment(labels)}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(out, lines.join("\n")).unwrap();
+    lines.len()
+}
+
+/// Converts AttributionBench into a suite whose claim cites every reference.
+fn attribution_suite(out: &Path) -> usize {
+    let rows = common::read_jsonl(&common::data_dir().join("attribution/attributionbench-dev.jsonl"));
+    let lines: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let refs: Vec<&str> = r["references"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+            let markers: String = (1..=refs.len()).map(|k| format!("[{k}]")).collect();
+            let claim = r["claim"].as_str().unwrap().trim_end();
+            json!({"id": i, "output": format!("{claim} {markers}"), "contexts": refs,
+                   "label": {"attributable": r["label"] == "attributable"}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(out, lines.join("\n")).unwrap();
+    lines.len()
+}
+
+fn grade(suite: &Path, metrics: &str) -> Vec<Value> {
+    common::fetched("all-minilm-l6-v2");
+    let out = suite.with_extension("results.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", metrics, "-q"])
+        .env("CANDOR_CACHE", common::test_cache())
+        .env_remove("CANDOR_MODELS")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::read_jsonl(&out)
+}
+
+struct Figures {
+    n: usize,
+    balanced_accuracy: f64,
+    roc_auc: f64,
+}
+
+fn figures(predicted: &[bool], scores: &[f64], gold: &[bool]) -> Figures {
+    Figures {
+        n: gold.len(),
+        balanced_accuracy: candor::stats::balanced_accuracy(predicted, gold).unwrap(),
+        roc_auc: candor::stats::roc_auc(scores, gold).unwrap(),
+    }
+}
+
+/// Support: a case is judged supported when every claim is; its probability is its weakest claim's.
+/// Cases the grader skips (an output with no claim, e.g. a lone emoji) are left out and must be few.
+fn support_figures(results: &[Value]) -> Figures {
+    let mut predicted = vec![];
+    let mut scores = vec![];
+    let mut gold = vec![];
+    for r in results {
+        let support = &r["metrics"]["support"];
+        let Some(claims) = support["claims"].as_array() else {
+            assert!(support["skipped"].is_string(), "support neither ran nor said why: {r}");
+            continue;
+        };
+        predicted.push(claims.iter().all(|c| c["label"] == "supported"));
+        scores.push(claims.iter().map(|c| c["score"].as_f64().unwrap()).fold(f64::INFINITY, f64::min));
+        gold.push(r["label"]["supported"].as_bool().unwrap());
+    }
+    figures(&predicted, &scores, &gold)
+}
+
+/// Calibrates on the even-numbered half of the results and measures the chosen threshold on the odd
+/// half: returns the held-out balanced accuracy before and after.
+fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64) {
+    let (a, b): (Vec<&Value>, Vec<&Value>) = results.iter().partition(|r| r["id"].as_str().unwrap().parse::<usize>().unwrap() % 2 == 0);
+    let write = |name: &str, rs: &[&Value]| {
+        let p = dir.join(name);
+        std::fs::write(&p, rs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+        p
+    };
+    let pa = write("half-a.jsonl", &a);
+    let pb = write("half-b.jsonl", &b);
+    let policy = dir.join("candor.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_candor"))
+        .args(["calibrate", pa.to_str().unwrap(), "--write-policy", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chosen = candor::config::GradeConfig::from_file(&policy).unwrap();
+    let default = candor::config::GradeConfig::default();
+    let held = candor::report::read_results(&pb).unwrap();
+    let held: Vec<&candor::graders::CaseResult> = held.iter().collect();
+    let items = candor::report::calibrate::items(&held, "support", "supported");
+    let before = candor::report::calibrate::balanced_accuracy_at("support", &items, default.support.claim_threshold as f64, &default).unwrap();
+    let t = chosen.support.claim_threshold as f64;
+    let after = candor::report::calibrate::balanced_accuracy_at("support", &items, t, &chosen).unwrap();
+    (t, before, after)
+}
+
+fn check_support(prefix: &str) -> Vec<Value> {
+    let (cfg, sets) = test_sets();
+    let set = set_named(&sets, prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let n = grounding_suite(set, &cfg.labels, &suite);
+    let results = grade(&suite, "support");
+    assert_eq!(results.len(), n);
+    let f = support_figures(&results);
+    let skipped: std::collections::BTreeSet<&str> =
+        results.iter().filter_map(|r| r["metrics"]["support"]["skipped"].as_str()).collect();
+    println!("{}: support skipped {} of {n} cases ({skipped:?})", set.display_name(), n - f.n);
+    assert!(f.n * 100 >= n * 90, "support skipped {} of {n} cases", n - f.n);
+    let bare = bare_balanced_accuracy(&set.display_name());
+    println!(
+        "{}: n={} balanced accuracy {:.4} (bare model {:.4}), ROC-AUC {:.4}",
+        set.display_name(),
+        f.n,
+        f.balanced_accuracy,
+        bare,
+        f.roc_auc
+    );
+    assert!(f.balanced_accuracy >= bare - 0.01, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
+    assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
+    let (t, before, after) = calibrate_on_half(&results, dir.path());
+    println!("{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4}", set.display_name());
+    assert!(after >= before, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
+    results
+}
+
+#[test]
+fn support_on_halueval_qa_heldout() {
+    check_support("halueval-qa (held out");
+}
+
+#[test]
+fn support_on_halueval_dialogue_heldout() {
+    check_support("halueval-dialogue (held out");
+}
+
+#[test]
+fn support_on_factcheckgpt_heldout() {
+    check_support("factcheckgpt (held out");
+}
+
+#[test]
+fn citation_on_attributionbench_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let n = attribution_suite(&suite);
+    let results = grade(&suite, "citation");
+    assert_eq!(results.len(), n);
+    let mut predicted = vec![];
+    let mut scores = vec![];
+    let mut gold = vec![];
+    for r in &results {
+        let c = &r["metrics"]["citation"];
+        let sentences = c["sentences"].as_array().expect("citation ran");
+        // The claim may split into several sentences: all must be entailed by their citations.
+        predicted.push(sentences.iter().all(|s| s["entailed"] == true));
+        scores.push(sentences.iter().map(|s| s["score"].as_f64().unwrap_or(0.0)).fold(f64::INFINITY, f64::min));
+        gold.push(r["label"]["attributable"].as_bool().unwrap());
+    }
+    let f = figures(&predicted, &scores, &gold);
+    let bare = bare_balanced_accuracy("attributionbench-dev");
+    println!(
+        "attributionbench-dev citation: n={} balanced accuracy {:.4} (bare model {:.4}), ROC-AUC {:.4}",
+        f.n, f.balanced_accuracy, bare, f.roc_auc
+    );
+    // The default model is near chance here (its card: 0.548 bare, issue 3's floor is 0.60). What the
+    // grader must not do is lose what the model has: cutting the references into windows and taking
+    // the best one may cost at most two points against the bare model on whole references.
+    assert!(f.balanced_accuracy >= bare - 0.02, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
+    assert!(f.balanced_accuracy > 0.5 && f.roc_auc > 0.5, "no better than chance: {:.4} / {:.4}", f.balanced_accuracy, f.roc_auc);
+}

@@ -1,0 +1,223 @@
+//! Reports, gates, comparisons and calibration end to end, through the binary, on results of the
+//! example suite graded with the default models.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use common::candor;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Results of the example suite, graded once for all tests of this file.
+fn example_results() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        common::fetched("all-minilm-l6-v2");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("results.jsonl");
+        let suite = manifest().join("examples/suite.jsonl");
+        let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dir
+    });
+    Box::leak(dir.path().join("results.jsonl").into_boxed_path())
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Validates XML against tests/fixtures/junit.xsd with xmllint (Debian's libxml2-utils; .ci/run
+/// installs it).
+fn valid_junit(path: &Path) -> Result<(), String> {
+    let xsd = manifest().join("tests/fixtures/junit.xsd");
+    let o = Command::new("xmllint")
+        .args(["--noout", "--schema", xsd.to_str().unwrap(), path.to_str().unwrap()])
+        .output()
+        .map_err(|e| format!("xmllint is needed for this test (apt-get install libxml2-utils): {e}"))
+        .unwrap();
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).to_string())
+    }
+}
+
+#[test]
+fn gate_fails_for_the_right_rule_with_valid_junit() {
+    let results = example_results();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("gate.xml");
+    let md = dir.path().join("gate.md");
+    let policy = manifest().join("examples/gate.toml");
+    let o = candor(&[
+        "gate",
+        results.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+        "--markdown",
+        md.to_str().unwrap(),
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    // The suite has fabricated citations on purpose: that rule must be among the failures.
+    assert!(out.contains("FAIL  [overall] failures.fabricated_citation == 0"), "{out}");
+    valid_junit(&junit).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<failure") && xml.contains("failures.fabricated_citation == 0"));
+    assert!(std::fs::read_to_string(&md).unwrap().contains("candor gate: FAILED"));
+
+    // The schema check itself can fail: a test case with two outcomes is not valid JUnit.
+    let bad = dir.path().join("bad.xml");
+    std::fs::write(&bad, xml.replacen("<failure", "<skipped/><failure", 1)).unwrap();
+    assert!(valid_junit(&bad).is_err());
+}
+
+#[test]
+fn gate_passes_with_a_looser_policy() {
+    let results = example_results();
+    let policy = manifest().join("examples/gate-loose.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("gate.xml");
+    let o = candor(&["gate", results.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    valid_junit(&junit).unwrap();
+}
+
+#[test]
+fn gate_input_errors_exit_2() {
+    let results = example_results();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "[rules]\n\"support.pass_rat\" = \">= 0.9\"\n").unwrap();
+    let o = candor(&["gate", results.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("unknown quantity `support.pass_rat`"), "{}", text(&o));
+    let o = candor(&["gate", "missing.jsonl", "--policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// A copy of the results where every high-risk case that passed now fails.
+fn degraded(results: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join("degraded.jsonl");
+    let lines: Vec<String> = common::read_jsonl(results)
+        .into_iter()
+        .map(|mut r| {
+            if r["segments"]["risk"] == "high" || r["segments"]["risk"] == "low" {
+                r["passed"] = Value::Bool(false);
+                if let Some(s) = r["metrics"]["support"].as_object_mut() {
+                    if s.contains_key("score") {
+                        s.insert("score".into(), serde_json::json!(0.0));
+                        s.insert("passed".into(), Value::Bool(false));
+                    }
+                }
+            }
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&out, lines.join("\n")).unwrap();
+    out
+}
+
+#[test]
+fn baseline_drop_fails_and_compare_lists_the_flips() {
+    let results = example_results();
+    let dir = tempfile::tempdir().unwrap();
+    let worse = degraded(results, dir.path());
+    let policy = dir.path().join("p.toml");
+    std::fs::write(&policy, "min_cases = 5\n[baseline]\nmax_drop = 0.02\nquantities = [\"support.mean\"]\n").unwrap();
+    // Against itself: nothing changed, the gate passes.
+    let o = candor(&["gate", results.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--baseline", results.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The degraded run drops the support mean in the overall group: a large, real drop fails.
+    let o = candor(&["gate", worse.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--baseline", results.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL  [overall] support.mean drops by at most 0.02"), "{}", text(&o));
+
+    let json = dir.path().join("cmp.json");
+    let o = candor(&["compare", results.to_str().unwrap(), worse.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let flips = c["flips"].as_array().unwrap();
+    let passed_before: usize =
+        common::read_jsonl(results).iter().filter(|r| r["passed"] == true && r["segments"]["risk"] != "medium").count();
+    assert_eq!(flips.len(), passed_before);
+    assert!(flips.iter().all(|f| f["direction"] == "pass_to_fail"));
+}
+
+#[test]
+fn html_report_of_ten_thousand_cases_renders_in_chromium() {
+    let results = common::read_jsonl(example_results());
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.jsonl");
+    let mut lines = Vec::with_capacity(10_000);
+    for k in 0..10_000 {
+        let mut r = results[k % results.len()].clone();
+        r["id"] = Value::String(format!("{}-{k}", r["id"].as_str().unwrap()));
+        lines.push(r.to_string());
+    }
+    std::fs::write(&big, lines.join("\n")).unwrap();
+    let html = dir.path().join("report.html");
+    let o = candor(&["report", big.to_str().unwrap(), "--format", "html", "-o", html.to_str().unwrap(), "--by", "task,risk,task+risk"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://"), "the page must not reach the network");
+
+    let chromium = ["chromium", "chromium-browser"].iter().find(|c| Command::new(c).arg("--version").output().is_ok());
+    let chromium = chromium.expect("headless Chromium is needed for this test (apt-get install chromium)");
+    let profile = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &format!("file://{}", html.display()),
+        ])
+        .output()
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(dom.contains("data-errors=\"0\""), "script errors or the script did not run: {}", String::from_utf8_lossy(&o.stderr));
+    let charts: usize = dom.split("data-charts=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(charts >= 4, "{charts} charts");
+    assert!(dom.contains("data-rows=\"500\""), "the case table was not drawn");
+    assert!(dom.contains("of 10000 cases"));
+    println!("10,000-case HTML report: {} KB, rendered by headless Chromium in {seconds:.2} s (with start-up)", page.len() / 1024);
+}
+
+#[test]
+fn report_formats_agree_on_the_counts() {
+    let results = example_results();
+    let o = candor(&["report", results.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let n = common::read_jsonl(results).len();
+    assert_eq!(r["groups"][0]["name"], "overall");
+    assert_eq!(r["groups"][0]["cases"].as_u64().unwrap() as usize, n);
+    let ci = &r["groups"][0]["pass_rate_ci"];
+    assert!(ci[0].as_f64().unwrap() <= r["groups"][0]["pass_rate"].as_f64().unwrap());
+    // Segments with fewer cases than the minimum are marked, not ranked.
+    let few: Vec<&Value> = r["groups"].as_array().unwrap().iter().filter(|g| g["too_few"] == true).collect();
+    assert!(few.iter().all(|g| g["cases"].as_u64().unwrap() < 10));
+    let o = candor(&["report", results.to_str().unwrap(), "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.contains("| overall | ") && md.contains("*(too few)*"), "{md}");
+}

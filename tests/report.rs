@@ -106,18 +106,20 @@ fn gate_input_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
-/// A copy of the results where every high-risk case that passed now fails.
-fn degraded(results: &Path, dir: &Path) -> PathBuf {
-    let out = dir.join("degraded.jsonl");
+/// A copy of the results where every high- and low-risk case that has a support score gets `score`
+/// and `passed` (for the metric and the case). The test sets both sides itself, so what it checks does
+/// not depend on how the default model judged the example suite.
+fn with_support(results: &Path, dir: &Path, name: &str, score: f64, passed: bool) -> PathBuf {
+    let out = dir.join(name);
     let lines: Vec<String> = common::read_jsonl(results)
         .into_iter()
         .map(|mut r| {
             if r["segments"]["risk"] == "high" || r["segments"]["risk"] == "low" {
-                r["passed"] = Value::Bool(false);
                 if let Some(s) = r["metrics"]["support"].as_object_mut() {
                     if s.contains_key("score") {
-                        s.insert("score".into(), serde_json::json!(0.0));
-                        s.insert("passed".into(), Value::Bool(false));
+                        s.insert("score".into(), serde_json::json!(score));
+                        s.insert("passed".into(), Value::Bool(passed));
+                        r["passed"] = Value::Bool(passed);
                     }
                 }
             }
@@ -130,9 +132,10 @@ fn degraded(results: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn baseline_drop_fails_and_compare_lists_the_flips() {
-    let results = example_results();
     let dir = tempfile::tempdir().unwrap();
-    let worse = degraded(results, dir.path());
+    let base = with_support(example_results(), dir.path(), "base.jsonl", 1.0, true);
+    let results = base.as_path();
+    let worse = with_support(example_results(), dir.path(), "worse.jsonl", 0.0, false);
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "min_cases = 5\n[baseline]\nmax_drop = 0.02\nquantities = [\"support.mean\"]\n").unwrap();
     // Against itself: nothing changed, the gate passes.

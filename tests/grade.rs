@@ -19,10 +19,6 @@ fn example_suite() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/suite.jsonl")
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    common::read_jsonl(path)
-}
-
 fn by_id(results: &[Value]) -> HashMap<String, &Value> {
     results.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r)).collect()
 }
@@ -33,8 +29,8 @@ fn grades_the_example_suite() {
     let out = dir.path().join("results.jsonl");
     let o = candor(&["grade", example_suite().to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let suite = lines(&example_suite());
-    let results = lines(&out);
+    let suite = common::read_jsonl(&example_suite());
+    let results = common::read_jsonl(&out);
     assert!(suite.len() >= 50);
     let suite_ids: Vec<&str> = suite.iter().map(|c| c["id"].as_str().unwrap()).collect();
     let result_ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
@@ -126,7 +122,7 @@ fn bad_lines_are_named_and_strict_refuses() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains("line 2: field `output`"), "{err}");
     assert!(err.contains("line 3: field `id`"), "{err}");
-    assert_eq!(lines(&out).len(), 1);
+    assert_eq!(common::read_jsonl(&out).len(), 1);
 
     let out2 = dir.path().join("r2.jsonl");
     let o = candor(&["grade", suite.to_str().unwrap(), "-o", out2.to_str().unwrap(), "--strict", "-q"]);
@@ -158,8 +154,8 @@ fn resume_finishes_an_interrupted_run_identically() {
     let torn = format!("{}\n{}", all[..20].join("\n"), &all[20][..all[20].len() / 2]);
     std::fs::write(&part, torn).unwrap();
     run(args(&part, &["--resume"]));
-    let resumed = lines(&part);
-    let whole = lines(&full);
+    let resumed = common::read_jsonl(&part);
+    let whole = common::read_jsonl(&full);
     assert_eq!(resumed.len(), whole.len());
     // Same cases, same verdicts; scores equal up to float rounding (batches are cut differently).
     for (a, b) in resumed.iter().zip(&whole) {

@@ -1,7 +1,9 @@
 """Times `candor grade` on a large suite of the bundled kind and reports the share of the run spent
 outside the models (reading, splitting, chunking, tokenising, scheduling, assembling, writing).
 
-    python3 benches/grade_suite.py CANDOR_BINARY [CASES] [WORK_DIR]
+    python3 benches/grade_suite.py CANDOR_BINARY [CASES] [WORK_DIR] [-- GRADE_ARGS...]
+
+GRADE_ARGS go to `candor grade` as they are, e.g. `-- --device cuda --metrics support,citation`.
 
 The suite is examples/suite.jsonl repeated to CASES cases (default 10,000). Each copy k is made
 distinct where the models would otherwise see the same inputs: its contexts start with "Revision k.",
@@ -20,9 +22,12 @@ import tempfile
 import time
 
 here = os.path.dirname(os.path.abspath(__file__))
-binary = sys.argv[1]
-cases = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
-work = sys.argv[3] if len(sys.argv) > 3 else tempfile.mkdtemp(prefix="candor-bench-")
+args, extra = (sys.argv[1:], [])
+if "--" in args:
+    args, extra = args[: args.index("--")], args[args.index("--") + 1 :]
+binary = args[0]
+cases = int(args[1]) if len(args) > 1 else 10_000
+work = args[2] if len(args) > 2 else tempfile.mkdtemp(prefix="candor-bench-")
 
 rows = [json.loads(l) for l in open(os.path.join(here, "..", "examples", "suite.jsonl")) if l.strip()]
 suite = os.path.join(work, "suite.jsonl")
@@ -41,7 +46,7 @@ with open(suite, "w") as f:
 
 out = os.path.join(work, "results.jsonl")
 started = time.monotonic()
-p = subprocess.run([binary, "grade", suite, "-o", out, "-q"], capture_output=True, text=True)
+p = subprocess.run([binary, "grade", suite, "-o", out, "-q", *extra], capture_output=True, text=True)
 wall = time.monotonic() - started
 if p.returncode != 0:
     sys.exit(f"candor failed ({p.returncode}):\n{p.stderr}")

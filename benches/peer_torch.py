@@ -1,22 +1,34 @@
 """The PyTorch peer of `cargo bench --bench engine`: the same inputs (the same rows of ../shared/data),
-the same MiniLM weights, the same batching (length-sorted, cut by a budget of 4096 padded tokens, at
-most 64 inputs a batch), on the CPU with the same number of threads. Prints the median of 10 runs.
+the same weights (candor-nli-minilm: the cross-encoder as it is, the embedder as its encoder with mean
+pooling and L2 normalisation), the same batching (length-sorted, cut by the same token budget and batch
+size as candor on that device), results copied back to the host like candor's. Prints the median of
+10 runs.
 
-    python benches/peer_torch.py MODEL_DIR [DATA_DIR] [THREADS]
+    python benches/peer_torch.py MODEL_DIR [DATA_DIR] [THREADS] [--device cuda] [--onnx]
 
-MODEL_DIR is all-minilm-l6-v2's folder (`candor models path all-minilm-l6-v2`). Needs torch,
-transformers and tokenizers; it is a measuring aid, not part of the build or the tests.
+MODEL_DIR is models/candor-nli-minilm. On the CPU it runs in f32 with THREADS threads (default 2) and,
+with --onnx, also through ONNX Runtime (the same graphs exported from PyTorch); with --device cuda it
+runs in f16 on the GPU (the dtype candor uses there) with 4096 pairs and 4096 texts, as the bench does.
+Needs torch, transformers and tokenizers (and onnx, onnxruntime for --onnx); it is a measuring aid, not
+part of the build or the tests.
 """
 import json, os, statistics, sys, time
 
 import torch
 from tokenizers import Tokenizer
-from transformers import BertConfig, BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification, BertModel
 
-model_dir = sys.argv[1]
-data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "../../shared/data")
-threads = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+flags = [a for a in sys.argv[1:] if a.startswith("--")]
+args = [a for a in sys.argv[1:] if not a.startswith("--") and a != "cuda"]
+device = "cuda" if "--device" in flags else "cpu"
+model_dir = args[0]
+data = args[1] if len(args) > 1 else os.path.join(os.path.dirname(__file__), "../../shared/data")
+threads = int(args[2]) if len(args) > 2 else 2
 torch.set_num_threads(threads)
+gpu = device == "cuda"
+dtype = torch.float16 if gpu else torch.float32
+budget, max_batch = (65536, 1024) if gpu else (4096, 64)
+n = 1024 if gpu else 32
 
 
 def rows(rel, n):
@@ -29,14 +41,18 @@ def text(v):
     return " ".join(v) if isinstance(v, list) else v
 
 
-pairs = [(text(r["premise"]), text(r["hypothesis"])) for r in rows("nli/snli-dev.jsonl", 32)]
+pairs = [(text(r["premise"]), text(r["hypothesis"])) for r in rows("nli/snli-dev.jsonl", n)]
 for f in ["grounding/halueval-qa.jsonl", "grounding/factcheckgpt-stance.jsonl", "grounding/wice-dev.jsonl"]:
-    pairs += [(text(r["evidence"]), text(r["claim"])) for r in rows(f, 32)]
+    pairs += [(text(r["evidence"]), text(r["claim"])) for r in rows(f, n)]
 texts = []
-for r in rows("similarity/stsb-test.jsonl", 64):
+tn = 1024 if gpu else 64
+for r in rows("similarity/stsb-test.jsonl", tn):
     texts += [r["a"], r["b"]]
-texts += [r["claim"] for r in rows("grounding/halueval-qa.jsonl", 64)]
-texts += [text(r["evidence"]) for r in rows("grounding/factcheckgpt-stance.jsonl", 64)]
+texts += [r["claim"] for r in rows("grounding/halueval-qa.jsonl", tn)]
+texts += [text(r["evidence"]) for r in rows("grounding/factcheckgpt-stance.jsonl", tn)]
+# candor computes each distinct input once; so does the peer.
+pairs = list(dict.fromkeys(pairs))
+texts = list(dict.fromkeys(texts))
 
 tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
 tok.no_padding()
@@ -48,7 +64,7 @@ def encode(items, max_len, pair):
     return [(e.ids, e.type_ids) for e in enc]
 
 
-def plan(lengths, budget=4096, max_batch=64):
+def plan(lengths):
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches, cur = [], []
     for i in order:
@@ -68,42 +84,93 @@ def tensors(encoded, idx):
     types = torch.zeros(len(idx), L, dtype=torch.long)
     mask = torch.zeros(len(idx), L, dtype=torch.long)
     for r, i in enumerate(idx):
-        n = len(encoded[i][0])
-        ids[r, :n] = torch.tensor(encoded[i][0])
-        types[r, :n] = torch.tensor(encoded[i][1])
-        mask[r, :n] = 1
-    return ids, types, mask
+        k = len(encoded[i][0])
+        ids[r, :k] = torch.tensor(encoded[i][0])
+        types[r, :k] = torch.tensor(encoded[i][1])
+        mask[r, :k] = 1
+    return ids.to(device), types.to(device), mask.to(device)
 
 
-cfg = BertConfig.from_pretrained(model_dir)
-cfg.num_labels = 3
-ce = BertForSequenceClassification.from_pretrained(model_dir, config=cfg).eval()
-emb = BertModel.from_pretrained(model_dir).eval()
+def load(cls):
+    try:
+        m = cls.from_pretrained(model_dir, dtype=dtype)
+    except TypeError:
+        m = cls.from_pretrained(model_dir, torch_dtype=dtype)
+    return m.to(device).eval()
+
+
+ce = load(BertForSequenceClassification)
+emb = load(BertModel)
+
+
+def pool(h, mask):
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return torch.nn.functional.normalize(((h * m).sum(1) / m.sum(1)).float(), dim=-1)
 
 
 def run_pairs():
+    # Tokenising is part of the work, as in candor's predict.
     enc = encode(pairs, 512, True)
     for b in plan([len(e[0]) for e in enc]):
         ids, types, mask = tensors(enc, b)
-        torch.softmax(ce(input_ids=ids, token_type_ids=types, attention_mask=mask).logits, -1)
+        torch.softmax(ce(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float(), -1).cpu()
 
 
 def run_texts():
     enc = encode(texts, 256, False)
     for b in plan([len(e[0]) for e in enc]):
         ids, types, mask = tensors(enc, b)
-        h = emb(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-        m = mask.unsqueeze(-1).float()
-        torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+        pool(emb(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state, mask).cpu()
 
 
-with torch.inference_mode():
-    for name, f, n in [("cross_encoder_minilm_pairs", run_pairs, len(pairs)), ("embedder_minilm_texts", run_texts, len(texts))]:
+def timed(name, f, count, label):
+    f()
+    times = []
+    for _ in range(10):
+        t = time.perf_counter()
         f()
-        times = []
-        for _ in range(10):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        med = statistics.median(times)
-        print(f"torch {torch.__version__} {threads} threads  {name}: median {med:.3f} s for {n} ({n / med:.1f}/s)")
+        if gpu:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    print(f"{label} {name}: median {med:.4f} s for {count} ({count / med:.1f}/s)", flush=True)
+
+
+where = f"{torch.cuda.get_device_name()} fp16" if gpu else f"{threads} threads f32"
+with torch.inference_mode():
+    timed("cross_encoder_minilm_pairs", run_pairs, len(pairs), f"torch {torch.__version__} {where}")
+    timed("embedder_minilm_texts", run_texts, len(texts), f"torch {torch.__version__} {where}")
+
+if "--onnx" in flags and not gpu:
+    import onnxruntime as ort
+    import tempfile
+
+    tmp = tempfile.mkdtemp()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sessions = {}
+    for name, model in [("ce", ce), ("emb", emb)]:
+        path = os.path.join(tmp, f"{name}.onnx")
+        ids = torch.ones(2, 16, dtype=torch.long)
+        torch.onnx.export(model, (ids, ids, ids), path, input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["out"], dynamic_axes={k: {0: "b", 1: "s"} for k in ["input_ids", "attention_mask", "token_type_ids"]},
+                          opset_version=17, dynamo=False)
+        sessions[name] = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+    def ort_pairs():
+        enc = encode(pairs, 512, True)
+        for b in plan([len(e[0]) for e in enc]):
+            ids, types, mask = (t.numpy() for t in tensors(enc, b))
+            logits = sessions["ce"].run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            torch.softmax(torch.from_numpy(logits), -1)
+
+    def ort_texts():
+        enc = encode(texts, 256, False)
+        for b in plan([len(e[0]) for e in enc]):
+            ids, types, mask = tensors(enc, b)
+            h = sessions["emb"].run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()})[0]
+            pool(torch.from_numpy(h), mask)
+
+    timed("cross_encoder_minilm_pairs", ort_pairs, len(pairs), f"onnxruntime {ort.__version__} {threads} threads f32")
+    timed("embedder_minilm_texts", ort_texts, len(texts), f"onnxruntime {ort.__version__} {threads} threads f32")

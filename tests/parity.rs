@@ -107,3 +107,33 @@ fn padding_does_not_change_a_row() {
     let got = model.logits(&alone, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
     assert!(max_abs_diff(&got, &exp.output[2..3]) < 1e-4);
 }
+
+#[test]
+fn cpu_kernels_match_candle_ops_on_the_shipped_model() {
+    // The shipped model (6 layers, 12 heads of 32) loaded for inference runs engine::cpu's packed
+    // linear layers, fused GELU and one-pass attention where the CPU has AVX-512; loaded for training
+    // (no packing) and run in evaluation mode it runs candle's ops. The two must agree, on a padded
+    // batch of random tokens.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm");
+    let cfg: arch::bert::Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let fast = arch::load_classifier(Architecture::Bert, &dir, DType::F32, &Device::Cpu).unwrap();
+    let vb = arch::var_builder(&dir, DType::F32, &Device::Cpu).unwrap();
+    let plain = arch::bert::BertClassifier::load_for_training(vb, &cfg).unwrap();
+    let mut rng = candor::models::arch::layers::SplitMix64::new(42);
+    let lens = [61usize, 40, 17, 3];
+    let s = lens[0];
+    let (mut ids, mut mask, mut types) = (vec![], vec![], vec![]);
+    for &n in &lens {
+        ids.push((0..s).map(|i| if i < n { 1000 + rng.below(20000) as u32 } else { 0 }).collect::<Vec<_>>());
+        mask.push((0..s).map(|i| u32::from(i < n)).collect::<Vec<_>>());
+        types.push((0..s).map(|i| u32::from(i >= n / 2 && i < n)).collect::<Vec<_>>());
+    }
+    let batch = EncodedBatch::from_rows(&ids, &mask, &types, &Device::Cpu).unwrap();
+    use candor::models::arch::SequenceClassifier;
+    let got = fast.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
+    let want = plain.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
+    let scale = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.1, "logits are all near zero: {want:?}");
+    let err = max_abs_diff(&got, &want);
+    assert!(err / scale < 1e-4, "max abs error {err} on logits of scale {scale} (AVX-512: {})", candor::engine::cpu::available());
+}

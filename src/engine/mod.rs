@@ -6,7 +6,9 @@
 //! [`crate::models::arch`], on any device: CPU, CUDA and Metal are one code path.
 
 pub mod batch;
+pub mod cpu;
 pub mod device;
+pub mod fused;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -90,6 +92,10 @@ pub fn dedup<T: Hash + Eq + Clone>(items: &[T]) -> (Vec<T>, Vec<usize>) {
 }
 
 /// Runs `f` over the batches of a plan and returns one output row per encoded input, in input order.
+///
+/// On a GPU the forward passes run asynchronously: the next batch is padded and copied while the
+/// device still computes the previous one, whose results are read back only then (one pipeline
+/// stage; on the CPU this changes nothing).
 fn run_planned(
     encoded: &[Encoded],
     pad_id: u32,
@@ -102,6 +108,19 @@ fn run_planned(
     let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
     let plan = plan_batches(&lengths, opts.token_budget, opts.max_batch);
     let mut out: Vec<Vec<f32>> = vec![Vec::new(); encoded.len()];
+    let mut pending: Option<(Vec<usize>, Tensor, std::time::Instant)> = None;
+    let mut collect = |pending: Option<(Vec<usize>, Tensor, std::time::Instant)>, stats: &mut RunStats| -> Result<()> {
+        if let Some((idx, result, started)) = pending {
+            let rows = result.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+            stats.model_time += started.elapsed();
+            let n = idx.len();
+            for (i, row) in idx.into_iter().zip(rows) {
+                out[i] = row;
+            }
+            progress(n);
+        }
+        Ok(())
+    };
     for idx in plan {
         let items: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
         let (ids, mask, types) = batch::pad_batch(&items, pad_id);
@@ -110,13 +129,15 @@ fn run_planned(
         stats.padded_tokens += ids.len() * ids.first().map_or(0, Vec::len);
         let started = std::time::Instant::now();
         let batch = EncodedBatch::from_rows(&ids, &mask, &types, device)?;
-        let rows = f(&batch)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        stats.model_time += started.elapsed();
-        for (i, row) in idx.iter().zip(rows) {
-            out[*i] = row;
+        collect(pending.take(), stats)?;
+        let result = f(&batch)?;
+        pending = Some((idx, result, started));
+        if device.is_cpu() {
+            // The CPU computed the batch inside `f`: nothing to overlap.
+            collect(pending.take(), stats)?;
         }
-        progress(idx.len());
     }
+    collect(pending.take(), stats)?;
     Ok(out)
 }
 
@@ -200,9 +221,10 @@ impl CrossEncoder {
         let mut stats = RunStats { inputs: pairs.len(), computed: unique.len(), ..Default::default() };
         stats.truncated = encoded.iter().filter(|e| e.truncated).count();
         let model = &self.model;
+        let columns: Vec<usize> = (0..self.labels.len()).collect();
         let probs = run_planned(&encoded, self.tokenizer.pad_id(), self.batch, &self.device, &mut stats, progress, &|b| {
-            let logits = model.logits(b, Mode::Eval)?.to_dtype(DType::F32)?;
-            candle_nn::ops::softmax_last_dim(&logits)
+            let logits = model.logits(b, Mode::Eval)?;
+            fused::softmax_gather(&logits, &columns)
         })?;
         let flags = index.iter().map(|&i| encoded[i].truncated).collect();
         Ok((index.into_iter().map(|i| probs[i].clone()).collect(), flags, stats))
@@ -236,6 +258,12 @@ impl Embedder {
         let net = arch::load_embedder(e.architecture, &model.dir, e.pooling.unwrap_or_default(), e.normalize, dtype, device)?;
         let tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
         Ok(Self { model: net, tokenizer, device: device.clone(), id: model.id(), batch: BatchOptions::for_device(device) })
+    }
+
+    /// Builds a runtime from parts (for encoders that are not in the registry as embedders).
+    pub fn from_parts(model: SentenceEmbedder, tokenizer: TextTokenizer, device: Device, id: String) -> Self {
+        let batch = BatchOptions::for_device(&device);
+        Self { model, tokenizer, device, id, batch }
     }
 
     /// `name@sha-prefix` of the weights.

@@ -545,7 +545,13 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
             let batch = batch_tensors(&items, tokenizer.pad_id(), device)?;
             let allowed_rows: Vec<f32> = idx.iter().flat_map(|&i| allowed[i].iter().copied()).collect();
             let allowed_t = Tensor::from_vec(allowed_rows, (idx.len(), cfg.labels.len()), device)?;
-            let logits = net.model.logits(&batch, Mode::Train { seed: step_seed(cfg.seed, state.step) })?;
+            let seed = step_seed(cfg.seed, state.step);
+            if !device.is_cpu() {
+                // GPU dropout masks come from the device's generator, reseeded every step, so that a
+                // resumed run draws the same masks.
+                device.set_seed(seed)?;
+            }
+            let logits = net.model.logits(&batch, Mode::Train { seed })?;
             let loss = batch_loss(&logits, &allowed_t)?;
             let loss_v = loss.to_scalar::<f32>()? as f64;
             if !loss_v.is_finite() {

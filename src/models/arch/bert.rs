@@ -11,7 +11,7 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Embedding, Linear, VarBuilder};
 use serde::Deserialize;
 
-use super::layers::{attention_bias, dropout, linear, softmax_last, Activation, LayerNorm, Mode};
+use super::layers::{attention_bias, dropout, linear, softmax_last, Activation, Dense, LayerNorm, Mode};
 use super::{EncodedBatch, SequenceClassifier, TokenEncoder};
 
 /// The upstream `config.json` of BERT-family models, read unchanged (unknown keys are ignored).
@@ -133,8 +133,8 @@ struct Attention {
     value: Linear,
     /// Q, K and V weights stacked into one matrix, for inference (one matmul instead of three). Absent
     /// in models loaded for training, whose weights change under it.
-    qkv: Option<Linear>,
-    out: Linear,
+    qkv: Option<Dense>,
+    out: Dense,
     norm: LayerNorm,
     heads: usize,
     head_dim: usize,
@@ -154,9 +154,10 @@ impl Attention {
         let query = linear(h, h, sv.pp("query"))?;
         let key = linear(h, h, sv.pp("key"))?;
         let value = linear(h, h, sv.pp("value"))?;
-        let qkv = if fuse { Some(stack_linears(&[&query, &key, &value])?) } else { None };
+        let qkv = if fuse { Some(Dense::new(stack_linears(&[&query, &key, &value])?).pack_for_inference()?) } else { None };
         let ov = vb.pp("output");
-        let out = linear(h, h, ov.pp("dense"))?;
+        let out = Dense::load(h, h, ov.pp("dense"))?;
+        let out = if fuse { out.pack_for_inference()? } else { out };
         let norm = LayerNorm::load(h, cfg.layer_norm_eps, ov.pp("LayerNorm"))?;
         Ok(Self {
             query,
@@ -178,9 +179,17 @@ impl Attention {
         let split = |t: Tensor| -> Result<Tensor> {
             t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
+        if let (Some(qkv), Mode::Eval) = (&self.qkv, mode) {
+            if qkv.is_packed() && xs.device().is_cpu() && crate::engine::cpu::attention_applies(self.head_dim) {
+                // One pass over the stacked projections (engine::cpu): no split, transposes or
+                // (batch, heads, seq, seq) scores.
+                let ctx = crate::engine::cpu::attention(&qkv.forward(xs, mode)?, bias, self.heads)?;
+                return self.norm.forward(&(self.out.forward(&ctx, mode)? + xs)?, mode);
+            }
+        }
         let (q, k, v) = match (&self.qkv, mode) {
             (Some(qkv), Mode::Eval) => {
-                let qkv = qkv.forward(xs)?;
+                let qkv = qkv.forward(xs, mode)?;
                 (qkv.narrow(D::Minus1, 0, h)?, qkv.narrow(D::Minus1, h, h)?, qkv.narrow(D::Minus1, 2 * h, h)?)
             }
             // Separate projections, so that gradients reach each upstream tensor.
@@ -194,7 +203,7 @@ impl Attention {
         let probs = softmax_last(&scores, mode)?;
         let probs = dropout(&probs, self.attn_dropout, mode, self.site + 1)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, s, h))?;
-        let out = dropout(&self.out.forward(&ctx)?, self.hidden_dropout, mode, self.site + 2)?;
+        let out = dropout(&self.out.forward(&ctx, mode)?, self.hidden_dropout, mode, self.site + 2)?;
         self.norm.forward(&(out + xs)?, mode)
     }
 }
@@ -212,8 +221,8 @@ fn stack_linears(parts: &[&Linear]) -> Result<Linear> {
 
 struct Layer {
     attention: Attention,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     norm: LayerNorm,
     act: Activation,
     dropout: f64,
@@ -222,16 +231,20 @@ struct Layer {
 impl Layer {
     fn load(vb: VarBuilder, cfg: &Config, index: usize, fuse: bool) -> Result<Self> {
         let attention = Attention::load(vb.pp("attention"), cfg, index, fuse)?;
-        let intermediate = linear(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?;
-        let output = linear(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?;
+        let mut intermediate = Dense::load(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?;
+        let mut output = Dense::load(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?;
+        if fuse {
+            intermediate = intermediate.pack_for_inference()?;
+            output = output.pack_for_inference()?;
+        }
         let norm = LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?;
         Ok(Self { attention, intermediate, output, norm, act: cfg.hidden_act, dropout: cfg.hidden_dropout_prob })
     }
 
     fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
         let a = self.attention.forward(xs, bias, mode)?;
-        let f = self.act.forward(&self.intermediate.forward(&a)?)?;
-        let f = dropout(&self.output.forward(&f)?, self.dropout, mode, self.attention.site + 3)?;
+        let f = self.intermediate.forward_act(&a, self.act, mode)?;
+        let f = dropout(&self.output.forward(&f, mode)?, self.dropout, mode, self.attention.site + 3)?;
         self.norm.forward(&(f + a)?, mode)
     }
 }

@@ -4,9 +4,13 @@
 //! of elementary ops for training (differentiable end to end: candle-nn's fused `layer_norm` and
 //! `softmax_last_dim` have no backward pass, so gradients would silently stop there).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 use serde::Deserialize;
+
+use crate::engine::cpu::PackedLinear;
 
 /// Whether a forward pass is for inference or for training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,6 +147,12 @@ pub fn dropout(xs: &Tensor, p: f64, mode: Mode, site: u64) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(xs.clone());
     }
+    if !xs.device().is_cpu() {
+        // On a GPU the mask is drawn on the device (no host round trip); the trainer reseeds the
+        // device's generator every step, and the sites run in a fixed order, so masks reproduce.
+        let keep = candle_core::Tensor::rand(0f32, 1f32, xs.shape(), xs.device())?.ge(p)?;
+        return xs.mul(&(keep.to_dtype(xs.dtype())? * (1.0 / (1.0 - p)))?);
+    }
     let mut rng = SplitMix64::new(seed ^ site.wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let keep = 1.0 - p as f32;
     let scale = 1.0 / keep;
@@ -159,6 +169,62 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
 /// Applies a linear layer.
 pub fn apply(l: &Linear, xs: &Tensor) -> Result<Tensor> {
     l.forward(xs)
+}
+
+/// A linear layer of an encoder body: candle's `Linear` (trainable, every device), and for models
+/// loaded for inference on an AVX-512 CPU in f32 a packed copy of the weight that evaluation-mode
+/// passes run through (`engine::cpu`), with the activation fused when it is the exact GELU.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    linear: Linear,
+    packed: Option<Arc<PackedLinear>>,
+}
+
+impl Dense {
+    /// Loads `weight` (out x in) and `bias` by their upstream names.
+    pub fn load(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self::new(linear(in_dim, out_dim, vb)?))
+    }
+
+    /// Wraps a candle linear layer (not packed).
+    pub fn new(linear: Linear) -> Self {
+        Self { linear, packed: None }
+    }
+
+    /// Packs the weight for the CPU kernels where they apply (AVX-512, f32 on the CPU); a no-op
+    /// elsewhere. Only for weights that will not change (models loaded for inference).
+    pub fn pack_for_inference(mut self) -> Result<Self> {
+        self.packed = PackedLinear::new(self.linear.weight(), self.linear.bias())?;
+        Ok(self)
+    }
+
+    /// True when evaluation-mode passes of f32 CPU inputs run the packed kernel.
+    pub fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// The candle layer (its `weight` and `bias` are the upstream tensors).
+    pub fn linear(&self) -> &Linear {
+        &self.linear
+    }
+
+    /// Applies the layer.
+    pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
+        match (&self.packed, mode) {
+            (Some(p), Mode::Eval) if xs.device().is_cpu() && xs.dtype() == DType::F32 => p.forward(xs, false),
+            _ => self.linear.forward(xs),
+        }
+    }
+
+    /// Applies the layer, then `act` (fused into the kernel for the exact GELU where packed).
+    pub fn forward_act(&self, xs: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
+        match (&self.packed, mode, act) {
+            (Some(p), Mode::Eval, Activation::Gelu) if xs.device().is_cpu() && xs.dtype() == DType::F32 => {
+                p.forward(xs, true)
+            }
+            _ => act.forward(&self.forward(xs, mode)?),
+        }
+    }
 }
 
 /// The additive attention bias for a (batch, seq) 0/1 mask: 0 where attended, a large negative

@@ -72,10 +72,11 @@ impl SentenceEmbedder {
 
     /// Sentence vectors, (batch, hidden), in f32.
     pub fn embed(&self, batch: &EncodedBatch) -> CResult<Tensor> {
-        let states = self.encoder.token_states(batch, Mode::Eval)?.to_dtype(DType::F32)?;
+        let states = self.encoder.token_states(batch, Mode::Eval)?;
         let pooled = match self.pooling {
-            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?,
-            Pooling::Mean => masked_mean(&states, &batch.attention_mask)?,
+            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?,
+            // One fused launch for pooling and normalisation (see engine::fused).
+            Pooling::Mean => return crate::engine::fused::pool_normalize(&states, &batch.attention_mask, self.normalize),
         };
         if self.normalize {
             l2_normalize(&pooled)

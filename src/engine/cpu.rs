@@ -1,0 +1,653 @@
+//! CPU kernels for inference, where candle's generic CPU path leaves speed on the table.
+//!
+//! - [`PackedLinear`]: a linear layer whose weight is packed once, at load time, into column panels
+//!   for an AVX-512 f32 matrix-multiply micro-kernel (12 rows x 32 columns of the output held in
+//!   registers), with the bias and, optionally, the exact (erf) GELU fused into its epilogue. Rows are
+//!   split over rayon's threads in blocks of [`MC`]. candle's CPU matmul (the `gemm` crate) runs its
+//!   AVX2 kernel on stable Rust even where the CPU has AVX-512, and GELU runs as a separate scalar pass.
+//! - [`gelu_erf`]: the exact GELU, vectorised (erf after Abramowitz and Stegun 7.1.26, |error| below
+//!   2e-7), the same function as the epilogue's.
+//!
+//! Both are candle custom ops without a backward pass: the encoders use them only in evaluation mode,
+//! on the CPU, in f32, for models loaded for inference (whose weights do not change). Where the CPU has
+//! no AVX-512 (or on other architectures) nothing is packed and candle's own ops run. The composed
+//! candle ops are the reference the tests compare against.
+
+use std::sync::Arc;
+
+use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Rows of the output a micro-kernel call computes.
+pub const MR: usize = 12;
+/// Columns of the output a micro-kernel call computes (two AVX-512 vectors).
+pub const NR: usize = 32;
+/// Depth of one block of the inner dimension (a panel block of KC x NR f32 is 32 KiB: level-1 cache).
+pub const KC: usize = 256;
+/// Rows of the output one thread takes at a time (an A block of MC x KC f32 is 96 KiB: level-2 cache).
+pub const MC: usize = 96;
+
+/// True when this CPU runs the AVX-512 kernels.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A linear layer (y = x W^T + b) with W packed for the AVX-512 micro-kernel.
+#[derive(Debug)]
+pub struct PackedLinear {
+    k: usize,
+    n: usize,
+    /// ceil(n / NR) panels, each k rows of NR weights (columns past n are zero).
+    panels: Vec<f32>,
+    /// The bias, zero-padded to a multiple of NR.
+    bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Packs `weight` (out x in, as upstream stores it) and `bias` (out). `None` where the kernels do
+    /// not apply: no AVX-512, or weights that are not f32 on the CPU.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Arc<Self>>> {
+        if !available() || !weight.device().is_cpu() || weight.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let (n, k) = weight.dims2()?;
+        let w: Vec<Vec<f32>> = weight.to_vec2()?;
+        let np = n.div_ceil(NR);
+        let mut panels = vec![0f32; np * k * NR];
+        for (j, row) in w.iter().enumerate() {
+            let (p, c) = (j / NR, j % NR);
+            for (kk, &v) in row.iter().enumerate() {
+                panels[p * k * NR + kk * NR + c] = v;
+            }
+        }
+        let mut b = vec![0f32; np * NR];
+        if let Some(bias) = bias {
+            let v: Vec<f32> = bias.to_vec1()?;
+            if v.len() != n {
+                bail!("bias of {} for {n} outputs", v.len());
+            }
+            b[..n].copy_from_slice(&v);
+        }
+        Ok(Some(Arc::new(Self { k, n, panels, bias: b })))
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.k
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.n
+    }
+
+    /// Applies the layer to `xs` (..., in) f32 on the CPU, then the exact GELU when `gelu`.
+    pub fn forward(self: &Arc<Self>, xs: &Tensor, gelu: bool) -> Result<Tensor> {
+        xs.contiguous()?.apply_op1_no_bwd(&LinearOp { packed: self.clone(), gelu })
+    }
+
+    /// y = a W^T + b for `m` rows of `a` (row-major, m x k).
+    fn matmul(&self, a: &[f32], m: usize, gelu: bool) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        let mut c = vec![0f32; m * n];
+        if m == 0 || n == 0 {
+            return c;
+        }
+        c.par_chunks_mut(MC * n).enumerate().for_each(|(chunk, cs)| {
+            let row0 = chunk * MC;
+            let rows = cs.len() / n;
+            let mut apack = vec![0f32; rows.div_ceil(MR) * MR * KC];
+            let mut k0 = 0;
+            // k == 0: the output is the bias (and its GELU).
+            if k == 0 {
+                for r in 0..rows {
+                    for j in 0..n {
+                        let v = self.bias[j];
+                        cs[r * n + j] = if gelu { gelu_scalar(v) } else { v };
+                    }
+                }
+                return;
+            }
+            while k0 < k {
+                let kc = KC.min(k - k0);
+                pack_a(a, k, row0, rows, k0, kc, &mut apack);
+                let last = k0 + kc == k;
+                for p in 0..n.div_ceil(NR) {
+                    let cols = NR.min(n - p * NR);
+                    let panel = &self.panels[p * k * NR + k0 * NR..p * k * NR + (k0 + kc) * NR];
+                    for mb in 0..rows.div_ceil(MR) {
+                        let r = MR.min(rows - mb * MR);
+                        let ap = &apack[mb * kc * MR..(mb + 1) * kc * MR];
+                        let cp = &mut cs[mb * MR * n + p * NR..];
+                        let tile = Tile { rows: r, cols, ldc: n, first: k0 == 0, gelu: gelu && last };
+                        // SAFETY: `available()` was true when this layer was packed (AVX-512F present);
+                        // `ap` holds kc x MR values, `panel` kc x NR, `self.bias[p*NR..]` NR, and `cp`
+                        // covers `r` rows of `ldc` from this tile's first column, of which the kernel
+                        // touches only the first `cols`.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            avx512::kernel(kc, ap, panel, &self.bias[p * NR..p * NR + NR], cp, tile)
+                        };
+                        #[cfg(not(target_arch = "x86_64"))]
+                        {
+                            let _ = (ap, panel, cp, tile);
+                            unreachable!("packed layers exist only where AVX-512 is available");
+                        }
+                    }
+                }
+                k0 += kc;
+            }
+        });
+        c
+    }
+}
+
+/// Where a micro-kernel writes: the valid part of its MR x NR tile and what to do there.
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    rows: usize,
+    cols: usize,
+    ldc: usize,
+    /// First block of the inner dimension: start from the bias, not from the output.
+    first: bool,
+    /// Last block, with GELU: apply it before storing.
+    gelu: bool,
+}
+
+/// Copies rows `row0..row0+rows`, columns `k0..k0+kc` of `a` (row-major, `k` wide) into `out` as
+/// micro-row blocks: for each block of MR rows, kc steps of MR values (rows past the end are zero).
+fn pack_a(a: &[f32], k: usize, row0: usize, rows: usize, k0: usize, kc: usize, out: &mut [f32]) {
+    for mb in 0..rows.div_ceil(MR) {
+        let block = &mut out[mb * kc * MR..(mb + 1) * kc * MR];
+        for r in 0..MR {
+            let row = mb * MR + r;
+            if row < rows {
+                let src = &a[(row0 + row) * k + k0..(row0 + row) * k + k0 + kc];
+                for (kk, &v) in src.iter().enumerate() {
+                    block[kk * MR + r] = v;
+                }
+            } else {
+                for kk in 0..kc {
+                    block[kk * MR + r] = 0.0;
+                }
+            }
+        }
+    }
+}
+
+struct LinearOp {
+    packed: Arc<PackedLinear>,
+    gelu: bool,
+}
+
+impl CustomOp1 for LinearOp {
+    fn name(&self) -> &'static str {
+        "candor-packed-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else { bail!("packed linear takes f32 input") };
+        let Some((start, end)) = layout.contiguous_offsets() else { bail!("packed linear takes contiguous input") };
+        let dims = layout.shape().dims();
+        let k = dims.last().copied().unwrap_or(0);
+        if k != self.packed.k {
+            bail!("packed linear of width {} applied to input of width {k}", self.packed.k);
+        }
+        let m = if k == 0 { dims[..dims.len().saturating_sub(1)].iter().product() } else { (end - start) / k };
+        let out = self.packed.matmul(&data[start..end], m, self.gelu);
+        let mut shape = dims.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = self.packed.n;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
+}
+
+/// The exact GELU, x/2 (1 + erf(x / sqrt 2)), vectorised on AVX-512 CPUs for f32 CPU tensors;
+/// candle's `gelu_erf` elsewhere.
+pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
+    if !available() || !xs.device().is_cpu() || xs.dtype() != DType::F32 {
+        return xs.gelu_erf();
+    }
+    xs.contiguous()?.apply_op1_no_bwd(&GeluOp)
+}
+
+struct GeluOp;
+
+impl CustomOp1 for GeluOp {
+    fn name(&self) -> &'static str {
+        "candor-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else { bail!("gelu takes f32 input") };
+        let Some((start, end)) = layout.contiguous_offsets() else { bail!("gelu takes contiguous input") };
+        let mut out = data[start..end].to_vec();
+        out.par_chunks_mut(16 * 1024).for_each(|chunk| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: this op is only built where `available()` (AVX-512F) is true.
+            unsafe {
+                avx512::gelu_in_place(chunk)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            chunk.iter_mut().for_each(|v| *v = gelu_scalar(*v));
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// Scalar exact GELU (the same approximation of erf as the vector code).
+pub fn gelu_scalar(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_as(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// erf after Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7).
+fn erf_as(x: f32) -> f32 {
+    let (a1, a2, a3, a4, a5, p) = (0.254_829_6_f32, -0.284_496_74, 1.421_413_7, -1.453_152, 1.061_405_4, 0.327_591_1);
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + p * ax);
+    let y = 1.0 - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * (-ax * ax).exp();
+    y.copysign(x)
+}
+
+/// Multi-head self-attention on the CPU in one pass, for evaluation: `qkv` is (batch, seq, 3 x hidden),
+/// the stacked Q, K and V projections as the encoders compute them; `bias` is the additive key mask
+/// (batch, 1, 1, seq) or (batch, seq) f32; the result is the attention context (batch, seq, hidden),
+/// softmax(Q K^T / sqrt(d) + bias) V per head, with the heads side by side as upstream lays them out.
+/// It replaces the split, transposes, two batched matmuls, the softmax and the merge, and never
+/// materialises the (batch, heads, seq, seq) scores. Needs AVX-512 and a head width that is a multiple
+/// of 16 and at most 128 ([`attention_applies`]).
+pub fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
+    let (b, s, h3) = qkv.dims3()?;
+    if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !attention_applies(h3 / 3 / heads) {
+        bail!("cpu attention: {h3} / 3 does not split into {heads} heads of a multiple of 16 up to 128");
+    }
+    if bias.elem_count() != b * s || bias.dtype() != DType::F32 {
+        bail!("cpu attention: bias must be {b} x {s} f32");
+    }
+    let bias = bias.reshape((b, s))?.contiguous()?;
+    qkv.contiguous()?.apply_op2_no_bwd(&bias, &AttentionOp { heads })
+}
+
+/// True when [`attention`] runs for heads of width `head_dim` on this CPU.
+pub fn attention_applies(head_dim: usize) -> bool {
+    available() && head_dim % 16 == 0 && head_dim > 0 && head_dim <= 128
+}
+
+struct AttentionOp {
+    heads: usize,
+}
+
+impl candle_core::CustomOp2 for AttentionOp {
+    fn name(&self) -> &'static str {
+        "candor-cpu-attention"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(qkv), CpuStorage::F32(bias)) = (s1, s2) else { bail!("cpu attention takes f32") };
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+            bail!("cpu attention takes contiguous inputs")
+        };
+        let (qkv, bias) = (&qkv[a0..a1], &bias[b0..b1]);
+        let (b, s, h3) = l1.shape().dims3()?;
+        let h = h3 / 3;
+        let d = h / self.heads;
+        let mut out = vec![0f32; b * s * h];
+        if b * s == 0 {
+            return Ok((CpuStorage::F32(out), Shape::from((b, s, h))));
+        }
+        let heads = self.heads;
+        out.par_chunks_mut(s * h).enumerate().for_each(|(bi, ctx)| {
+            let rows = &qkv[bi * s * h3..(bi + 1) * s * h3];
+            let mask = &bias[bi * s..(bi + 1) * s];
+            let mut kt = vec![0f32; d * s.next_multiple_of(16)];
+            let mut scores = vec![0f32; s.next_multiple_of(16)];
+            for hd in 0..heads {
+                // K of this head transposed, (d, seq padded to 16), so that 16 keys are one vector.
+                let ld = s.next_multiple_of(16);
+                for j in 0..s {
+                    let k = &rows[j * h3 + h + hd * d..j * h3 + h + hd * d + d];
+                    for (dd, &v) in k.iter().enumerate() {
+                        kt[dd * ld + j] = v;
+                    }
+                }
+                for i in 0..s {
+                    let q = &rows[i * h3 + hd * d..i * h3 + hd * d + d];
+                    let o = &mut ctx[i * h + hd * d..i * h + hd * d + d];
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: built only where `attention_applies` (AVX-512F, d a multiple of 16 up to
+                    // 128); `kt` is d x ld, `scores` ld, `rows` s rows of h3 with V at column 2h + hd d.
+                    unsafe {
+                        avx512::attend_row(q, &kt, ld, s, mask, &rows[2 * h + hd * d..], h3, &mut scores, o, 1.0 / (d as f32).sqrt())
+                    };
+                    #[cfg(not(target_arch = "x86_64"))]
+                    {
+                        let _ = (q, o, mask, &mut scores);
+                        unreachable!("cpu attention runs only where AVX-512 is available");
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, MR, NR};
+
+    /// The MR x NR micro-kernel: acc = sum over kc of a[k][r] * b[k][c], then the epilogue (start from
+    /// the bias on the first block or from the output otherwise, GELU on the last block when asked)
+    /// and a masked store of the valid rows and columns.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], t: Tile) {
+        debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR && bias.len() >= NR);
+        debug_assert!(t.rows >= 1 && t.rows <= MR && t.cols <= NR);
+        debug_assert!(c.len() >= (t.rows - 1) * t.ldc + t.cols);
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let (ap, bp) = (a.as_ptr(), b.as_ptr());
+        for kk in 0..kc {
+            let b0 = _mm512_loadu_ps(bp.add(kk * NR));
+            let b1 = _mm512_loadu_ps(bp.add(kk * NR + 16));
+            let arow = ap.add(kk * MR);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*arow.add(r));
+                acc_r[0] = _mm512_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm512_fmadd_ps(av, b1, acc_r[1]);
+            }
+        }
+        let m0: __mmask16 = if t.cols >= 16 { 0xFFFF } else { ((1u32 << t.cols) - 1) as u16 };
+        let m1: __mmask16 = if t.cols >= 32 {
+            0xFFFF
+        } else if t.cols > 16 {
+            ((1u32 << (t.cols - 16)) - 1) as u16
+        } else {
+            0
+        };
+        let cp = c.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate().take(t.rows) {
+            let row = cp.add(r * t.ldc);
+            let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
+            if t.first {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias.as_ptr()));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias.as_ptr().add(16)));
+            } else {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
+            }
+            if t.gelu {
+                v0 = gelu(v0);
+                v1 = gelu(v1);
+            }
+            _mm512_mask_storeu_ps(row, m0, v0);
+            _mm512_mask_storeu_ps(row.add(16), m1, v1);
+        }
+    }
+
+    /// One query row of one head: scores against the `s` keys of `kt` (d x ld, transposed), scaled,
+    /// plus `mask`; softmax; then the weighted sum of the V rows (`v`, rows `ldv` apart) into `out`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn attend_row(
+        q: &[f32],
+        kt: &[f32],
+        ld: usize,
+        s: usize,
+        mask: &[f32],
+        v: &[f32],
+        ldv: usize,
+        scores: &mut [f32],
+        out: &mut [f32],
+        scale: f32,
+    ) {
+        let d = q.len();
+        debug_assert!(kt.len() >= d * ld && scores.len() >= ld && mask.len() >= s && out.len() == d);
+        debug_assert!(v.len() >= (s - 1) * ldv + d);
+        let kp = kt.as_ptr();
+        let sp = scores.as_mut_ptr();
+        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut j = 0;
+        while j < s {
+            let m: __mmask16 = if s - j >= 16 { 0xFFFF } else { ((1u32 << (s - j)) - 1) as u16 };
+            let mut acc = _mm512_setzero_ps();
+            for (dd, &qd) in q.iter().enumerate() {
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(kp.add(dd * ld + j)), acc);
+            }
+            let x = _mm512_fmadd_ps(acc, _mm512_set1_ps(scale), _mm512_maskz_loadu_ps(m, mask.as_ptr().add(j)));
+            let x = _mm512_mask_blend_ps(m, _mm512_set1_ps(f32::NEG_INFINITY), x);
+            max = _mm512_max_ps(max, x);
+            _mm512_storeu_ps(sp.add(j), x);
+            j += 16;
+        }
+        let mx = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+        let mut sum = _mm512_setzero_ps();
+        j = 0;
+        while j < s {
+            let m: __mmask16 = if s - j >= 16 { 0xFFFF } else { ((1u32 << (s - j)) - 1) as u16 };
+            let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_loadu_ps(sp.add(j)), mx)));
+            sum = _mm512_add_ps(sum, e);
+            _mm512_storeu_ps(sp.add(j), e);
+            j += 16;
+        }
+        let inv = 1.0 / _mm512_reduce_add_ps(sum);
+        let nv = d / 16;
+        let mut acc = [_mm512_setzero_ps(); 8];
+        let vp = v.as_ptr();
+        for jj in 0..s {
+            let p = _mm512_set1_ps(*sp.add(jj));
+            let row = vp.add(jj * ldv);
+            for (t, a) in acc.iter_mut().enumerate().take(nv) {
+                *a = _mm512_fmadd_ps(p, _mm512_loadu_ps(row.add(t * 16)), *a);
+            }
+        }
+        let invv = _mm512_set1_ps(inv);
+        for (t, a) in acc.iter().enumerate().take(nv) {
+            _mm512_storeu_ps(out.as_mut_ptr().add(t * 16), _mm512_mul_ps(*a, invv));
+        }
+    }
+
+    /// GELU over a slice, 16 values at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gelu_in_place(xs: &mut [f32]) {
+        let n = xs.len();
+        let p = xs.as_mut_ptr();
+        let mut i = 0;
+        while i < n {
+            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { ((1u32 << (n - i)) - 1) as u16 };
+            let v = _mm512_maskz_loadu_ps(m, p.add(i));
+            _mm512_mask_storeu_ps(p.add(i), m, gelu(v));
+            i += 16;
+        }
+    }
+
+    /// x/2 (1 + erf(x / sqrt 2)), erf after Abramowitz and Stegun 7.1.26.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gelu(x: __m512) -> __m512 {
+        let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+        let az = _mm512_abs_ps(z);
+        let t = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_fmadd_ps(_mm512_set1_ps(0.327_591_1), az, _mm512_set1_ps(1.0)));
+        let mut poly = _mm512_set1_ps(1.061_405_4);
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453_152));
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421_413_7));
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284_496_74));
+        poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254_829_6));
+        poly = _mm512_mul_ps(poly, t);
+        let e = exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az));
+        let erf_abs = _mm512_fnmadd_ps(poly, e, _mm512_set1_ps(1.0));
+        // erf(z) = sign(z) * erf(|z|); gelu = x/2 + x/2 * erf.
+        let sign = _mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(i32::MIN));
+        let erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
+        let half = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(half, erf, half)
+    }
+
+    /// e^x for x <= 0 (inputs below -87 give 0), relative error about 2e-7.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn exp(x: __m512) -> __m512 {
+        let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
+        // x = n ln 2 + r, |r| <= ln 2 / 2, with ln 2 split in two for precision.
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+            x,
+            _mm512_set1_ps(std::f32::consts::LOG2_E),
+        ));
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
+        // Taylor to degree 7 on |r| <= 0.347: truncation error below 1e-8.
+        let mut p = _mm512_set1_ps(1.0 / 5040.0);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 720.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 120.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 24.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0 / 6.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0));
+        _mm512_scalef_ps(p, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::{Linear, Module};
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = crate::models::arch::layers::SplitMix64::new(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(a.len(), b.len());
+        let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "reference is all zeros");
+        a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
+    }
+
+    #[test]
+    fn packed_linear_matches_candle_on_ragged_shapes() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX-512, the packed kernels are not used here");
+            return;
+        }
+        // Shapes that exercise every edge: rows not a multiple of MR or MC, columns not a multiple of
+        // NR, depth not a multiple of KC, and a width of 1 and 3 (classifier heads).
+        for (i, &(m, k, n)) in
+            [(1, 384, 384), (13, 384, 1152), (97, 1536, 384), (200, 300, 33), (5, 7, 3), (130, 257, 1), (12, 32, 32)]
+                .iter()
+                .enumerate()
+        {
+            let x = random(&[m, k], 10 + i as u64);
+            let w = random(&[n, k], 100 + i as u64);
+            let b = random(&[n], 1000 + i as u64);
+            let reference = Linear::new(w.clone(), Some(b.clone())).forward(&x).unwrap();
+            let packed = PackedLinear::new(&w, Some(&b)).unwrap().unwrap();
+            let got = packed.forward(&x, false).unwrap();
+            assert_eq!(got.dims(), reference.dims());
+            let err = max_rel(&got, &reference);
+            assert!(err < 1e-5, "({m}, {k}, {n}): max relative error {err}");
+            let got = packed.forward(&x, true).unwrap();
+            let err = max_rel(&got, &reference.gelu_erf().unwrap());
+            assert!(err < 1e-5, "({m}, {k}, {n}) with GELU: max relative error {err}");
+        }
+    }
+
+    #[test]
+    fn packed_linear_keeps_leading_dimensions() {
+        if !available() {
+            eprintln!("skipped: no AVX-512");
+            return;
+        }
+        let x = random(&[3, 5, 64], 1);
+        let w = random(&[40, 64], 2);
+        let packed = PackedLinear::new(&w, None).unwrap().unwrap();
+        let got = packed.forward(&x, false).unwrap();
+        let reference = Linear::new(w, None).forward(&x).unwrap();
+        assert_eq!(got.dims(), &[3, 5, 40]);
+        assert!(max_rel(&got, &reference) < 1e-5);
+    }
+
+    #[test]
+    fn gelu_matches_candle_exact_gelu() {
+        // Wide range, tails included, and a length that is not a multiple of 16.
+        let x = (random(&[4099], 7) * 12.0).unwrap();
+        let got = gelu_erf(&x).unwrap();
+        let reference = x.gelu_erf().unwrap();
+        let a: Vec<f32> = got.to_vec1().unwrap();
+        let b: Vec<f32> = reference.to_vec1().unwrap();
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst < 2e-6, "max abs error {worst}");
+        for v in [-100f32, -10.0, -1.0, 0.0, 1e-8, 1.0, 10.0, 100.0] {
+            let exact = v.gelu_reference();
+            assert!((gelu_scalar(v) - exact).abs() < 2e-6, "{v}: {} vs {exact}", gelu_scalar(v));
+        }
+    }
+
+    trait GeluReference {
+        fn gelu_reference(self) -> f32;
+    }
+    impl GeluReference for f32 {
+        fn gelu_reference(self) -> f32 {
+            let t = Tensor::new(&[self], &Device::Cpu).unwrap().gelu_erf().unwrap();
+            t.to_vec1::<f32>().unwrap()[0]
+        }
+    }
+
+    #[test]
+    fn attention_matches_the_composed_ops() {
+        if !available() {
+            eprintln!("skipped: no AVX-512");
+            return;
+        }
+        // 2 sequences of 37 tokens (not a multiple of 16), 4 heads of 32, the second sequence padded
+        // after 20 tokens.
+        let (b, s, heads, d) = (2, 37, 4, 32);
+        let h = heads * d;
+        let qkv = (random(&[b, s, 3 * h], 5) * 3.0).unwrap();
+        let mut mask = vec![1u32; b * s];
+        for m in &mut mask[s + 20..] {
+            *m = 0;
+        }
+        let mask = Tensor::from_vec(mask, (b, s), &Device::Cpu).unwrap();
+        let bias = crate::models::arch::layers::attention_bias(&mask, DType::F32).unwrap();
+        let got = attention(&qkv, &bias, heads).unwrap();
+        // Reference: split, scale, matmul, softmax, matmul, merge, as the encoders compose it.
+        let split = |t: Tensor| t.reshape((b, s, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let q = (split(qkv.narrow(2, 0, h).unwrap()) * (1.0 / (d as f64).sqrt())).unwrap();
+        let k = split(qkv.narrow(2, h, h).unwrap());
+        let v = split(qkv.narrow(2, 2 * h, h).unwrap());
+        let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
+        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+        let reference = probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b, s, h)).unwrap();
+        assert_eq!(got.dims(), reference.dims());
+        let err = max_rel(&got, &reference);
+        assert!(err < 1e-5, "max relative error {err}");
+    }
+
+    #[test]
+    fn attention_refuses_heads_it_cannot_run() {
+        let qkv = Tensor::zeros((1, 4, 3 * 24), DType::F32, &Device::Cpu).unwrap();
+        let bias = Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(attention(&qkv, &bias, 2).is_err(), "heads of 12 are not a multiple of 16");
+    }
+
+    #[test]
+    fn nothing_is_packed_for_other_dtypes() {
+        let w = random(&[8, 8], 3).to_dtype(DType::F16).unwrap();
+        assert!(PackedLinear::new(&w, None).unwrap().is_none());
+    }
+}

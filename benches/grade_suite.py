@@ -23,6 +23,9 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 args, extra = (sys.argv[1:], [])
+# --print-suite: write the suite to WORK_DIR and stop (benches/cache_regrade.py uses it).
+only_suite = "--print-suite" in args
+args = [a for a in args if a != "--print-suite"]
 if "--" in args:
     args, extra = args[: args.index("--")], args[args.index("--") + 1 :]
 binary = args[0]
@@ -44,9 +47,12 @@ with open(suite, "w") as f:
         r["samples"] = [f"Ticket {k}: {s}" for s in r.get("samples", [])]
         f.write(json.dumps(r) + "\n")
 
+if only_suite:
+    sys.exit(0)
 out = os.path.join(work, "results.jsonl")
 started = time.monotonic()
-p = subprocess.run([binary, "grade", suite, "-o", out, "-q", *extra], capture_output=True, text=True)
+# --no-cache: every pair is computed (a warm score cache would answer them from disk).
+p = subprocess.run([binary, "grade", suite, "-o", out, "-q", "--no-cache", *extra], capture_output=True, text=True)
 wall = time.monotonic() - started
 if p.returncode != 0:
     sys.exit(f"candor failed ({p.returncode}):\n{p.stderr}")

@@ -150,10 +150,22 @@ if "--onnx" in flags and not gpu:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     sessions = {}
+
+    class Graph(torch.nn.Module):
+        """Keyword inputs in, one tensor out (logits, or the last hidden states), for the exporter."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
     for name, model in [("ce", ce), ("emb", emb)]:
         path = os.path.join(tmp, f"{name}.onnx")
         ids = torch.ones(2, 16, dtype=torch.long)
-        torch.onnx.export(model, (ids, ids, ids), path, input_names=["input_ids", "attention_mask", "token_type_ids"],
+        torch.onnx.export(Graph(model).eval(), (ids, ids, ids), path, input_names=["input_ids", "attention_mask", "token_type_ids"],
                           output_names=["out"], dynamic_axes={k: {0: "b", 1: "s"} for k in ["input_ids", "attention_mask", "token_type_ids"]},
                           opset_version=17, dynamo=False)
         sessions[name] = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])

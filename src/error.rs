@@ -132,6 +132,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The persistent score cache could not be opened, read or written.
+    #[error("score cache {}: {reason}", path.display())]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Invalid input data, with its location.
     #[error("{location}: {reason}")]
     Input {

@@ -255,9 +255,86 @@ pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
     Ok((cases, problems))
 }
 
+/// One of N shards of a suite, for grading a suite on many machines: a case belongs to shard
+/// `fnv1a64(id) mod N`, so the assignment depends on the id alone (not on its line or on the other
+/// cases), is the same on every machine and every version of candor, and a case keeps its shard when
+/// cases are added or removed. Written `K/N`, K counted from 0 (as Kubernetes' JOB_COMPLETION_INDEX
+/// and most array-job indices are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 0 <= index < count.
+    pub index: u64,
+    /// How many shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// True when the case with this id belongs to this shard.
+    pub fn contains(&self, id: &str) -> bool {
+        fnv1a64(id.as_bytes()) % self.count == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard: write K/N with 0 <= K < N, e.g. 0/4 for the first of four");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = k.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// 64-bit FNV-1a (Fowler, Noll, Vo): a fixed, portable hash for shard assignment.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnv1a64_matches_the_published_test_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn shards_partition_the_ids_evenly() {
+        let n = 4;
+        let shards: Vec<Shard> = (0..n).map(|k| format!("{k}/{n}").parse().unwrap()).collect();
+        let mut sizes = vec![0usize; n as usize];
+        for i in 0..10_000 {
+            let id = format!("case-{i}");
+            let owners: Vec<usize> = (0..n as usize).filter(|&k| shards[k].contains(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id} belongs to {owners:?}");
+            sizes[owners[0]] += 1;
+        }
+        for s in sizes {
+            assert!((2200..2800).contains(&s), "uneven shards: {s} of 10,000 in one of 4");
+        }
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        assert_eq!("2/5".parse::<Shard>().unwrap(), Shard { index: 2, count: 5 });
+        for bad in ["5/5", "1/0", "x/2", "3", "-1/2", ""] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn full_case() {

@@ -167,3 +167,203 @@ fn resume_finishes_an_interrupted_run_identically() {
         }
     }
 }
+
+/// Runs candor and asserts success.
+fn ok(args: &[&str]) -> Output {
+    let o = candor(args);
+    assert!(o.status.success(), "candor {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Asserts two results files hold the same cases in the same order with the same verdicts, and,
+/// where the CPU kernels make scores independent of how inputs are batched (AVX-512), the same bytes.
+fn assert_same_results(a: &Path, b: &Path) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    if candor::engine::cpu::available() {
+        assert!(x == y, "{} and {} differ", a.display(), b.display());
+        return;
+    }
+    let (ra, rb) = (common::read_jsonl(a), common::read_jsonl(b));
+    assert_eq!(ra.len(), rb.len());
+    for (p, q) in ra.iter().zip(&rb) {
+        assert_eq!(p["id"], q["id"]);
+        assert_eq!(p["failures"], q["failures"], "{}", p["id"]);
+        assert_eq!(p["passed"], q["passed"], "{}", p["id"]);
+    }
+}
+
+#[test]
+fn the_same_suite_gives_byte_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    for out in [&a, &b] {
+        ok(&["grade", example_suite().to_str().unwrap(), "-o", out.to_str().unwrap(), "-q", "--device", "cpu"]);
+    }
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "two runs of the same suite differ");
+    let (sa, sb) = (dir.path().join("a.summary.json"), dir.path().join("b.summary.json"));
+    assert!(std::fs::read(&sa).unwrap() == std::fs::read(&sb).unwrap(), "two summaries of the same suite differ");
+}
+
+#[test]
+fn shards_merge_into_the_unsharded_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = example_suite();
+    let suite = suite.to_str().unwrap();
+    let full = dir.path().join("full.jsonl");
+    let common_args = ["--metrics", "support,citation", "-q", "--device", "cpu"];
+    let mut a = vec!["grade", suite, "-o", full.to_str().unwrap()];
+    a.extend(common_args);
+    ok(&a);
+    let parts: Vec<PathBuf> = (0..3).map(|k| dir.path().join(format!("part-{k}.jsonl"))).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let shard = format!("{k}/3");
+        let mut a = vec!["grade", suite, "-o", part.to_str().unwrap(), "--shard", &shard];
+        a.extend(common_args);
+        ok(&a);
+        let n = common::read_jsonl(part).len();
+        assert!(n > 5, "shard {shard} holds {n} cases");
+    }
+    let sizes: usize = parts.iter().map(|p| common::read_jsonl(p).len()).sum();
+    assert_eq!(sizes, common::read_jsonl(&full).len(), "the shards do not partition the suite");
+
+    // Merged in any order, the shards give the unsharded run, and a summary beside it.
+    let merged = dir.path().join("merged.jsonl");
+    let p: Vec<&str> = parts.iter().rev().map(|p| p.to_str().unwrap()).collect();
+    ok(&["merge", p[0], p[1], p[2], "--suite", suite, "-o", merged.to_str().unwrap()]);
+    assert_same_results(&merged, &full);
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("merged.summary.json")).unwrap()).unwrap();
+    let whole: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("full.summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["overall"]["cases"], whole["overall"]["cases"]);
+    assert_eq!(summary["overall"]["passed"], whole["overall"]["passed"]);
+
+    // A missing shard, a shard given twice, and a shard of another suite are refused with the reason.
+    let o = candor(&["merge", p[0], p[1], "--suite", suite, "-o", merged.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("have no result"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = candor(&["merge", p[0], p[1], p[2], p[2], "--suite", suite, "-o", merged.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is also in"), "{}", String::from_utf8_lossy(&o.stderr));
+    let other = dir.path().join("other.jsonl");
+    std::fs::write(&other, std::fs::read_to_string(&suite).unwrap().lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
+    let o = candor(&["merge", p[0], p[1], p[2], "--suite", other.to_str().unwrap(), "-o", merged.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not in the suite"), "{}", String::from_utf8_lossy(&o.stderr));
+    // The failed merges left the good merged file as it was.
+    assert_same_results(&merged, &full);
+    let o = candor(&["grade", suite, "-o", merged.to_str().unwrap(), "--shard", "3/3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a shard"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Starts a grading run of the example suite in blocks of 4 cases, waits until `min_lines` results
+/// are on disk, then sends `signal`; returns the exit status.
+fn interrupt_run(out: &Path, config: &Path, signal: i32, min_lines: usize) -> std::process::ExitStatus {
+    let suite = example_suite();
+    let mut child = common::candor_command(&[
+        "grade",
+        suite.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--metrics",
+        "support,citation",
+        "-q",
+        "--device",
+        "cpu",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(out).map(|t| t.lines().count()).unwrap_or(0);
+        if lines >= min_lines || started.elapsed() > std::time::Duration::from_secs(600) {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return status; // finished before the signal: the test below still checks the results
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap()
+}
+
+#[test]
+fn a_killed_or_terminated_run_resumes_to_the_uninterrupted_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("candor.toml");
+    std::fs::write(&config, "[engine]\nblock_cases = 4\n").unwrap();
+    let full = dir.path().join("full.jsonl");
+    let suite = example_suite();
+    ok(&["grade", suite.to_str().unwrap(), "-o", full.to_str().unwrap(), "-c", config.to_str().unwrap(), "--metrics", "support,citation", "-q", "--device", "cpu"]);
+    let total = common::read_jsonl(&full).len();
+
+    for (signal, name) in [(libc::SIGKILL, "SIGKILL"), (libc::SIGTERM, "SIGTERM")] {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let status = interrupt_run(&out, &config, signal, 8);
+        let kept = std::fs::read_to_string(&out).unwrap().lines().count();
+        eprintln!("{name}: exit {status:?}, {kept} of {total} results on disk");
+        if signal == libc::SIGTERM && kept < total {
+            // A clean stop: the block in progress finishes, the file ends on a whole line, exit 130.
+            assert_eq!(status.code(), Some(130), "{name}");
+            assert!(std::fs::read_to_string(&out).unwrap().ends_with('\n'));
+        }
+        ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-c", config.to_str().unwrap(), "--metrics", "support,citation", "-q", "--device", "cpu", "--resume"]);
+        assert_same_results(&out, &full);
+    }
+}
+
+/// The counts on `candor grade`'s last line: (pairs from the score cache, pairs computed).
+fn pair_counts(o: &Output) -> (usize, usize) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err.lines().rfind(|l| l.contains("graded in")).unwrap_or_else(|| panic!("no summary line in {err}"));
+    let number_before = |what: &str| -> usize {
+        let at = line.find(what).unwrap_or_else(|| panic!("no `{what}` in {line}"));
+        line[..at].split_whitespace().last().unwrap().trim_start_matches('(').parse().unwrap()
+    };
+    (number_before("NLI pairs from the score cache"), number_before("computed"))
+}
+
+#[test]
+fn the_score_cache_answers_what_it_has_seen_and_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("scores.redb");
+    let suite = example_suite();
+    let grade = |suite: &Path, out: &Path| {
+        ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--metrics", "support,citation", "-q", "--device", "cpu"])
+    };
+    let (a, b, c) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"), dir.path().join("c.jsonl"));
+    let (hits, computed) = pair_counts(&grade(&suite, &a));
+    assert_eq!(hits, 0, "a new cache is empty");
+    assert!(computed > 50, "{computed} pairs");
+
+    // The same suite again: every pair from the cache, the same results.
+    let (hits, again) = pair_counts(&grade(&suite, &b));
+    assert_eq!((hits, again), (computed, 0));
+    assert_same_results(&a, &b);
+
+    // One case's output changed: only its new pairs are computed.
+    let text = std::fs::read_to_string(&suite).unwrap();
+    let mut lines: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = lines[0]["output"].as_str().unwrap().to_string();
+    lines[0]["output"] = Value::from(format!("{out} The office is closed on public holidays."));
+    let changed = dir.path().join("changed.jsonl");
+    std::fs::write(&changed, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap();
+    let (hits, fresh) = pair_counts(&grade(&changed, &c));
+    assert!(fresh > 0 && fresh * 10 < computed, "{fresh} of {computed} pairs computed after changing one case");
+    assert!(hits + fresh >= computed, "{hits} hits + {fresh} fresh");
+    let (rc, ra) = (common::read_jsonl(&c), common::read_jsonl(&a));
+    for (x, y) in rc.iter().zip(&ra).skip(1) {
+        if candor::engine::cpu::available() {
+            assert_eq!(x, y, "an unchanged case's result changed");
+        } else {
+            assert_eq!((&x["id"], &x["passed"]), (&y["id"], &y["passed"]));
+        }
+    }
+
+    // --no-cache neither reads nor writes it.
+    let o = ok(&["grade", suite.to_str().unwrap(), "-o", c.to_str().unwrap(), "--no-cache", "--metrics", "support,citation", "-q", "--device", "cpu"]);
+    assert_eq!(pair_counts(&o), (0, computed));
+}

@@ -17,7 +17,7 @@ use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
 use candor::graders::{CaseResult, Grader, MetricSet};
 use candor::models::{ModelStore, Role};
 use candor::report::Summary;
-use candor::suite::{Case, SuiteProblem, SuiteReader};
+use candor::suite::{Case, Shard, SuiteProblem, SuiteReader};
 
 /// Grade a suite: factual support, citation entailment and semantic consistency of every case.
 ///
@@ -29,12 +29,13 @@ use candor::suite::{Case, SuiteProblem, SuiteReader};
 ///
 /// Bad lines are listed with their line number and reason, and the run goes on with the rest
 /// (--strict stops before grading anything). Results are written as each block of cases is done:
-/// after a crash or Ctrl-C, --resume carries on where the file ends.
+/// after a crash, Ctrl-C or SIGTERM, --resume carries on where the file ends.
 ///
 /// Examples:
 ///   candor grade examples/suite.jsonl -o results.jsonl
 ///   candor grade suite.jsonl -o r.jsonl --metrics support,citation --config candor.toml
 ///   candor grade big.jsonl -o r.jsonl --resume        # after an interruption
+///   candor grade big.jsonl -o part-0.jsonl --shard 0/4 # one machine of four; then `candor merge`
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct GradeArgs {
@@ -58,6 +59,17 @@ pub struct GradeArgs {
     /// Keep the results already in RESULTS and grade only the cases not there yet.
     #[arg(long)]
     resume: bool,
+    /// Grade only shard K of N (K from 0): the cases whose id hashes to K (fnv1a64(id) mod N), so
+    /// that N machines split a suite without coordination; `candor merge` joins their results.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// The persistent score cache: NLI pair scores keyed by model, window and exact texts, so that
+    /// re-grading after a change computes only the new pairs [default: CANDOR_CACHE/scores.redb].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Neither read nor write the score cache.
+    #[arg(long)]
+    no_cache: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -108,6 +120,14 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let mut grader = Grader::new(&nli, embedder.as_ref(), cfg.clone(), args.metrics)?;
+    if !args.no_cache {
+        let path = args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb"));
+        match candor::engine::cache::ScoreCache::open(&path) {
+            Ok(cache) => grader.set_cache(cache),
+            // Another run holds it (redb locks the file), or it cannot be written: grade without.
+            Err(e) => eprintln!("warning: {e}; grading without the score cache"),
+        }
+    }
 
     // Results already written (with --resume) are kept; a torn last line is dropped.
     let mut results: Vec<CaseResult> = Vec::new();
@@ -137,7 +157,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
             if stop.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\nstopping after this block; the results so far are kept (Ctrl-C again to quit at once)");
+            eprintln!("\nstopping after this block (Ctrl-C or SIGTERM); the results so far are kept (again to quit at once)");
         });
     }
 
@@ -159,6 +179,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         let end = item.is_none();
         match item {
             Some(Ok(case)) if done.contains(&case.id) => {}
+            Some(Ok(case)) if args.shard.is_some_and(|s| !s.contains(&case.id)) => bar.inc(1),
             Some(Ok(case)) => block.push(case),
             Some(Err(p)) => {
                 note(&bar, &format!("{}: {p} (skipped)", args.suite.display()));
@@ -199,18 +220,18 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
 
     let summary = Summary::of(&results, problems.len(), grader.model_ids().clone());
     let summary_file = summary_path(&args.out);
-    std::fs::write(&summary_file, serde_json::to_string_pretty(&summary)?)
-        .with_context(|| format!("cannot write {}", summary_file.display()))?;
+    super::write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());
     let stats = grader.nli_stats();
     let embed = grader.embed_stats();
     let wall = started.elapsed().as_secs_f64();
     let model = (stats.model_time + embed.model_time).as_secs_f64();
     eprintln!(
-        "{} case(s) graded in {:.1} s ({} NLI pairs asked, {} computed, {} truncated; {} texts embedded); \
-         model time {:.1} s, {:.1}% of the run; results: {}; summary: {}",
+        "{} case(s) graded in {:.1} s ({} NLI pairs from the score cache, {} asked of the model, {} computed, {} truncated; \
+         {} texts embedded); model time {:.1} s, {:.1}% of the run; results: {}; summary: {}",
         graded_now,
         wall,
+        grader.cache_hits(),
         stats.inputs,
         stats.computed,
         stats.truncated,

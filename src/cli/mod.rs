@@ -3,6 +3,7 @@
 mod analyse;
 mod gate;
 mod grade;
+mod merge;
 mod models;
 mod train;
 
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Grade a suite: support, citations and consistency of every case.
     Grade(grade::GradeArgs),
+    /// Merge the results of a suite graded in shards (grade --shard K/N) into one, in suite order.
+    Merge(merge::MergeArgs),
     /// Decide a release: rules per segment and against a baseline; exit 0 ship, 1 fail, 2 error.
     Gate(gate::GateArgs),
     /// Report a run: per segment, with intervals, failures and the worst cases (table, Markdown, JSON, HTML).
@@ -75,9 +78,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { command } => models::run(&store, command),
         Command::Train(args) => train::run(&store, args),
         Command::Grade(args) => grade::run(&store, args),
+        Command::Merge(args) => merge::run(args),
         Command::Gate(args) => gate::run(args),
         Command::Compare(args) => analyse::compare(args),
         Command::Report(args) => analyse::report(args),
         Command::Calibrate(args) => analyse::calibrate(args),
     }
+}
+
+/// Writes a file whole or not at all: to a temporary name beside it, flushed to disk, then renamed
+/// over the target (a crash leaves the old file or the new one, never half of one).
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }

@@ -22,21 +22,30 @@ use rayon::prelude::*;
 pub const MR: usize = 12;
 /// Columns of the output a micro-kernel call computes (two AVX-512 vectors).
 pub const NR: usize = 32;
-/// Depth of one block of the inner dimension (a panel block of KC x NR f32 is 32 KiB: level-1 cache).
-pub const KC: usize = 256;
-/// Rows of the output one thread takes at a time (an A block of MC x KC f32 is 96 KiB: level-2 cache).
-pub const MC: usize = 96;
+/// Depth of one block of the inner dimension: the whole of a 384-wide model's, so that its output
+/// tiles are written once (chosen by measurement, with [`MC`], on a 2-core AVX-512 Xeon: 150-165
+/// GFLOP/s against 100 for 256 x 96; see benches/README.md).
+pub const KC: usize = 384;
+/// Rows of the output one thread takes at a time (an A block of MC x KC f32 is 72 KiB: level-2 cache).
+pub const MC: usize = 48;
 
-/// True when this CPU runs the AVX-512 kernels.
+/// True when this CPU runs the AVX-512 kernels, and they are not switched off with the environment
+/// variable `CANDOR_CPU_KERNELS=off` (read once; for comparing with candle's own ops).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var("CANDOR_CPU_KERNELS").is_ok_and(|v| v == "off" || v == "0") {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
 }
 
 /// A linear layer (y = x W^T + b) with W packed for the AVX-512 micro-kernel.
@@ -96,13 +105,16 @@ impl PackedLinear {
     /// y = a W^T + b for `m` rows of `a` (row-major, m x k).
     fn matmul(&self, a: &[f32], m: usize, gelu: bool) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
-        let mut c = vec![0f32; m * n];
         if m == 0 || n == 0 {
-            return c;
+            return vec![0f32; m * n];
         }
-        c.par_chunks_mut(MC * n).enumerate().for_each(|(chunk, cs)| {
+        // The output is not zeroed first: every element is written below (each tile stores all its
+        // rows and columns on the first block of k; k == 0 writes the bias).
+        let mut c: Vec<f32> = Vec::with_capacity(m * n);
+        c.spare_capacity_mut().par_chunks_mut(MC * n).enumerate().for_each(|(chunk, cs)| {
             let row0 = chunk * MC;
             let rows = cs.len() / n;
+            let cbase = cs.as_mut_ptr().cast::<f32>();
             let mut apack = vec![0f32; rows.div_ceil(MR) * MR * KC];
             let mut k0 = 0;
             // k == 0: the output is the bias (and its GELU).
@@ -110,7 +122,7 @@ impl PackedLinear {
                 for r in 0..rows {
                     for j in 0..n {
                         let v = self.bias[j];
-                        cs[r * n + j] = if gelu { gelu_scalar(v) } else { v };
+                        cs[r * n + j].write(if gelu { gelu_scalar(v) } else { v });
                     }
                 }
                 return;
@@ -125,19 +137,19 @@ impl PackedLinear {
                     for mb in 0..rows.div_ceil(MR) {
                         let r = MR.min(rows - mb * MR);
                         let ap = &apack[mb * kc * MR..(mb + 1) * kc * MR];
-                        let cp = &mut cs[mb * MR * n + p * NR..];
                         let tile = Tile { rows: r, cols, ldc: n, first: k0 == 0, gelu: gelu && last };
                         // SAFETY: `available()` was true when this layer was packed (AVX-512F present);
-                        // `ap` holds kc x MR values, `panel` kc x NR, `self.bias[p*NR..]` NR, and `cp`
-                        // covers `r` rows of `ldc` from this tile's first column, of which the kernel
-                        // touches only the first `cols`.
+                        // `ap` holds kc x MR values, `panel` kc x NR, `self.bias[p*NR..]` NR, and the
+                        // tile's `r` rows of `cols` columns from row mb MR, column p NR lie inside this
+                        // chunk's `rows` x n outputs (read only where this call wrote them before).
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
+                            let cp = cbase.add(mb * MR * n + p * NR);
                             avx512::kernel(kc, ap, panel, &self.bias[p * NR..p * NR + NR], cp, tile)
                         };
                         #[cfg(not(target_arch = "x86_64"))]
                         {
-                            let _ = (ap, panel, cp, tile);
+                            let _ = (ap, panel, cbase, tile);
                             unreachable!("packed layers exist only where AVX-512 is available");
                         }
                     }
@@ -145,6 +157,8 @@ impl PackedLinear {
                 k0 += kc;
             }
         });
+        // SAFETY: every one of the m x n elements was written above.
+        unsafe { c.set_len(m * n) };
         c
     }
 }
@@ -193,15 +207,14 @@ impl CustomOp1 for LinearOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { bail!("packed linear takes f32 input") };
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("packed linear takes contiguous input") };
+        let data = f32_slice(storage, layout, "packed linear")?;
         let dims = layout.shape().dims();
         let k = dims.last().copied().unwrap_or(0);
         if k != self.packed.k {
             bail!("packed linear of width {} applied to input of width {k}", self.packed.k);
         }
-        let m = if k == 0 { dims[..dims.len().saturating_sub(1)].iter().product() } else { (end - start) / k };
-        let out = self.packed.matmul(&data[start..end], m, self.gelu);
+        let m = if k == 0 { dims[..dims.len().saturating_sub(1)].iter().product() } else { data.len() / k };
+        let out = self.packed.matmul(data, m, self.gelu);
         let mut shape = dims.to_vec();
         if let Some(last) = shape.last_mut() {
             *last = self.packed.n;
@@ -227,9 +240,7 @@ impl CustomOp1 for GeluOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else { bail!("gelu takes f32 input") };
-        let Some((start, end)) = layout.contiguous_offsets() else { bail!("gelu takes contiguous input") };
-        let mut out = data[start..end].to_vec();
+        let mut out = f32_slice(storage, layout, "gelu")?.to_vec();
         out.par_chunks_mut(16 * 1024).for_each(|chunk| {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: this op is only built where `available()` (AVX-512F) is true.
@@ -266,14 +277,27 @@ fn erf_as(x: f32) -> f32 {
 /// of 16 and at most 128 ([`attention_applies`]).
 pub fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, s, h3) = qkv.dims3()?;
-    if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !attention_applies(h3 / 3 / heads) {
-        bail!("cpu attention: {h3} / 3 does not split into {heads} heads of a multiple of 16 up to 128");
-    }
+    check_heads(h3, heads)?;
     if bias.elem_count() != b * s || bias.dtype() != DType::F32 {
         bail!("cpu attention: bias must be {b} x {s} f32");
     }
     let bias = bias.reshape((b, s))?.contiguous()?;
     qkv.contiguous()?.apply_op2_no_bwd(&bias, &AttentionOp { heads })
+}
+
+/// Checks that stacked projections `h3` wide split into `heads` heads the kernel takes.
+fn check_heads(h3: usize, heads: usize) -> Result<()> {
+    if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !attention_applies(h3 / 3 / heads) {
+        bail!("cpu attention: {h3} / 3 does not split into {heads} heads of a multiple of 16 up to 128");
+    }
+    Ok(())
+}
+
+/// The f32 values of a contiguous CPU tensor, or an error naming the op.
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else { bail!("{op} takes f32 input") };
+    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op} takes contiguous input") };
+    Ok(&data[start..end])
 }
 
 /// True when [`attention`] runs for heads of width `head_dim` on this CPU.
@@ -298,44 +322,139 @@ impl candle_core::CustomOp2 for AttentionOp {
         let (qkv, bias) = (&qkv[a0..a1], &bias[b0..b1]);
         let (b, s, h3) = l1.shape().dims3()?;
         let h = h3 / 3;
-        let d = h / self.heads;
         let mut out = vec![0f32; b * s * h];
         if b * s == 0 {
             return Ok((CpuStorage::F32(out), Shape::from((b, s, h))));
         }
         let heads = self.heads;
         out.par_chunks_mut(s * h).enumerate().for_each(|(bi, ctx)| {
-            let rows = &qkv[bi * s * h3..(bi + 1) * s * h3];
-            let mask = &bias[bi * s..(bi + 1) * s];
-            let mut kt = vec![0f32; d * s.next_multiple_of(16)];
-            let mut scores = vec![0f32; s.next_multiple_of(16)];
-            for hd in 0..heads {
-                // K of this head transposed, (d, seq padded to 16), so that 16 keys are one vector.
-                let ld = s.next_multiple_of(16);
-                for j in 0..s {
-                    let k = &rows[j * h3 + h + hd * d..j * h3 + h + hd * d + d];
-                    for (dd, &v) in k.iter().enumerate() {
-                        kt[dd * ld + j] = v;
-                    }
-                }
-                for i in 0..s {
-                    let q = &rows[i * h3 + hd * d..i * h3 + hd * d + d];
-                    let o = &mut ctx[i * h + hd * d..i * h + hd * d + d];
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: built only where `attention_applies` (AVX-512F, d a multiple of 16 up to
-                    // 128); `kt` is d x ld, `scores` ld, `rows` s rows of h3 with V at column 2h + hd d.
-                    unsafe {
-                        avx512::attend_row(q, &kt, ld, s, mask, &rows[2 * h + hd * d..], h3, &mut scores, o, 1.0 / (d as f32).sqrt())
-                    };
-                    #[cfg(not(target_arch = "x86_64"))]
-                    {
-                        let _ = (q, o, mask, &mut scores);
-                        unreachable!("cpu attention runs only where AVX-512 is available");
-                    }
-                }
-            }
+            attend_sequence(&qkv[bi * s * h3..(bi + 1) * s * h3], s, s, heads, &bias[bi * s..(bi + 1) * s], ctx)
         });
         Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
+    }
+}
+
+/// Attention within one sequence of `s` rows of stacked Q, K, V (`rows`, s x 3h) with the additive
+/// key mask `mask` (s), into `ctx`: the first `queries` rows' contexts (queries x h; `queries` = s
+/// for all of them, 1 for the first token's alone).
+fn attend_sequence(rows: &[f32], s: usize, queries: usize, heads: usize, mask: &[f32], ctx: &mut [f32]) {
+    let h3 = rows.len() / s.max(1);
+    let h = h3 / 3;
+    let d = h / heads;
+    let ld = s.next_multiple_of(16);
+    let mut kt = vec![0f32; d * ld];
+    let mut scores = vec![0f32; 4 * ld];
+    for hd in 0..heads {
+        // K of this head transposed, (d, seq padded to 16), so that 16 keys are one vector.
+        for j in 0..s {
+            let k = &rows[j * h3 + h + hd * d..j * h3 + h + hd * d + d];
+            for (dd, &v) in k.iter().enumerate() {
+                kt[dd * ld + j] = v;
+            }
+        }
+        let (q, v) = (rows[hd * d..].as_ptr(), rows[2 * h + hd * d..].as_ptr());
+        let o = ctx[hd * d..].as_mut_ptr();
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut i = 0;
+        while i < queries {
+            let r = if queries - i >= 4 && d <= 64 { 4 } else { 1 };
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: called only where `attention_applies` (AVX-512F, d = 16 NV with NV from 1 to 8);
+            // `kt` is d x ld, `scores` 4 x ld, and rows i..i+r of q, V (h3 apart) and of the output
+            // (h apart) lie inside `rows` and `ctx`.
+            unsafe {
+                let (q, o) = (q.add(i * h3), o.add(i * h));
+                macro_rules! go {
+                    ($r:literal, $nv:literal) => {
+                        avx512::attend_rows::<$r, $nv>(q, h3, &kt, ld, s, mask, v, h3, &mut scores, o, h, scale)
+                    };
+                }
+                match (r, d / 16) {
+                    (4, 1) => go!(4, 1),
+                    (4, 2) => go!(4, 2),
+                    (4, 3) => go!(4, 3),
+                    (4, 4) => go!(4, 4),
+                    (_, 1) => go!(1, 1),
+                    (_, 2) => go!(1, 2),
+                    (_, 3) => go!(1, 3),
+                    (_, 4) => go!(1, 4),
+                    (_, 5) => go!(1, 5),
+                    (_, 6) => go!(1, 6),
+                    (_, 7) => go!(1, 7),
+                    _ => go!(1, 8),
+                }
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = (q, v, o, scale, mask, &mut scores, &kt);
+                unreachable!("cpu attention runs only where AVX-512 is available");
+            }
+            i += r;
+        }
+    }
+}
+
+/// Attention over sequences packed back to back without padding (variable length): `qkv` is
+/// (total rows, 3 x hidden), the rows of sequence i being the `lens[i]` after those of the sequences
+/// before it; the result is (total rows, hidden). Each sequence attends only to itself. Needs what
+/// [`attention`] needs.
+pub fn attention_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
+    let (t, h3) = qkv.dims2()?;
+    check_heads(h3, heads)?;
+    if lens.iter().sum::<usize>() != t {
+        bail!("cpu attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
+    }
+    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: false })
+}
+
+/// [`attention_varlen`] for the first token of each sequence only: (sequences, hidden). A classifier
+/// that reads the first token's state needs no other row of its last layer. Every length must be
+/// at least 1.
+pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
+    if lens.contains(&0) {
+        bail!("cpu attention: an empty sequence has no first token");
+    }
+    let (t, h3) = qkv.dims2()?;
+    check_heads(h3, heads)?;
+    if lens.iter().sum::<usize>() != t {
+        bail!("cpu attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
+    }
+    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: true })
+}
+
+struct VarlenAttentionOp {
+    heads: usize,
+    lens: Vec<usize>,
+    first_only: bool,
+}
+
+impl CustomOp1 for VarlenAttentionOp {
+    fn name(&self) -> &'static str {
+        "candor-cpu-attention-varlen"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let qkv = f32_slice(storage, layout, "cpu attention")?;
+        let (t, h3) = layout.shape().dims2()?;
+        let h = h3 / 3;
+        let rows_out = if self.first_only { self.lens.len() } else { t };
+        let mut out = vec![0f32; rows_out * h];
+        let mut parts: Vec<(&[f32], usize, &mut [f32])> = Vec::with_capacity(self.lens.len());
+        let (mut rest_in, mut rest_out) = (qkv, out.as_mut_slice());
+        for &len in &self.lens {
+            let (a, b) = rest_in.split_at(len * h3);
+            let (c, d) = std::mem::take(&mut rest_out).split_at_mut(if self.first_only { h } else { len * h });
+            parts.push((a, len, c));
+            rest_in = b;
+            rest_out = d;
+        }
+        let longest = self.lens.iter().copied().max().unwrap_or(0);
+        let zeros = vec![0f32; longest];
+        let first = self.first_only;
+        parts.into_par_iter().filter(|p| p.1 > 0).for_each(|(rows, len, ctx)| {
+            attend_sequence(rows, len, if first { 1 } else { len }, self.heads, &zeros[..len], ctx)
+        });
+        Ok((CpuStorage::F32(out), Shape::from((rows_out, h))))
     }
 }
 
@@ -349,10 +468,9 @@ mod avx512 {
     /// the bias on the first block or from the output otherwise, GELU on the last block when asked)
     /// and a masked store of the valid rows and columns.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], t: Tile) {
+    pub(super) unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], bias: &[f32], c: *mut f32, t: Tile) {
         debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR && bias.len() >= NR);
         debug_assert!(t.rows >= 1 && t.rows <= MR && t.cols <= NR);
-        debug_assert!(c.len() >= (t.rows - 1) * t.ldc + t.cols);
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let (ap, bp) = (a.as_ptr(), b.as_ptr());
         for kk in 0..kc {
@@ -373,7 +491,7 @@ mod avx512 {
         } else {
             0
         };
-        let cp = c.as_mut_ptr();
+        let cp = c;
         for (r, acc_r) in acc.iter().enumerate().take(t.rows) {
             let row = cp.add(r * t.ldc);
             let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
@@ -393,65 +511,83 @@ mod avx512 {
         }
     }
 
-    /// One query row of one head: scores against the `s` keys of `kt` (d x ld, transposed), scaled,
-    /// plus `mask`; softmax; then the weighted sum of the V rows (`v`, rows `ldv` apart) into `out`.
+    /// R query rows of one head at once (R independent accumulator chains, so that the FMA latency
+    /// is hidden): scores against the `s` keys of `kt` (d x ld, transposed), scaled, plus `mask`;
+    /// softmax; then the weighted sum of the V rows (`v`, rows `ldv` apart) into `out` (rows `ldo`
+    /// apart). `q` holds the R query rows `ldq` apart; d = 16 NV; `scores` holds R x ld.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn attend_row(
-        q: &[f32],
+    pub(super) unsafe fn attend_rows<const R: usize, const NV: usize>(
+        q: *const f32,
+        ldq: usize,
         kt: &[f32],
         ld: usize,
         s: usize,
         mask: &[f32],
-        v: &[f32],
+        v: *const f32,
         ldv: usize,
         scores: &mut [f32],
-        out: &mut [f32],
+        out: *mut f32,
+        ldo: usize,
         scale: f32,
     ) {
-        let d = q.len();
-        debug_assert!(kt.len() >= d * ld && scores.len() >= ld && mask.len() >= s && out.len() == d);
-        debug_assert!(v.len() >= (s - 1) * ldv + d);
+        let d = NV * 16;
+        debug_assert!(kt.len() >= d * ld && scores.len() >= R * ld && mask.len() >= s && s > 0);
         let kp = kt.as_ptr();
         let sp = scores.as_mut_ptr();
-        let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+        let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+        let mut maxes = [neg; R];
         let mut j = 0;
         while j < s {
             let m: __mmask16 = if s - j >= 16 { 0xFFFF } else { ((1u32 << (s - j)) - 1) as u16 };
-            let mut acc = _mm512_setzero_ps();
-            for (dd, &qd) in q.iter().enumerate() {
-                acc = _mm512_fmadd_ps(_mm512_set1_ps(qd), _mm512_loadu_ps(kp.add(dd * ld + j)), acc);
+            let mut acc = [_mm512_setzero_ps(); R];
+            for dd in 0..d {
+                let kv = _mm512_loadu_ps(kp.add(dd * ld + j));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(_mm512_set1_ps(*q.add(r * ldq + dd)), kv, *a);
+                }
             }
-            let x = _mm512_fmadd_ps(acc, _mm512_set1_ps(scale), _mm512_maskz_loadu_ps(m, mask.as_ptr().add(j)));
-            let x = _mm512_mask_blend_ps(m, _mm512_set1_ps(f32::NEG_INFINITY), x);
-            max = _mm512_max_ps(max, x);
-            _mm512_storeu_ps(sp.add(j), x);
+            let mk = _mm512_maskz_loadu_ps(m, mask.as_ptr().add(j));
+            for r in 0..R {
+                let x = _mm512_mask_blend_ps(m, neg, _mm512_fmadd_ps(acc[r], _mm512_set1_ps(scale), mk));
+                maxes[r] = _mm512_max_ps(maxes[r], x);
+                _mm512_storeu_ps(sp.add(r * ld + j), x);
+            }
             j += 16;
         }
-        let mx = _mm512_set1_ps(_mm512_reduce_max_ps(max));
-        let mut sum = _mm512_setzero_ps();
-        j = 0;
-        while j < s {
-            let m: __mmask16 = if s - j >= 16 { 0xFFFF } else { ((1u32 << (s - j)) - 1) as u16 };
-            let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_loadu_ps(sp.add(j)), mx)));
-            sum = _mm512_add_ps(sum, e);
-            _mm512_storeu_ps(sp.add(j), e);
-            j += 16;
+        let mut inv = [0f32; R];
+        for r in 0..R {
+            let mx = _mm512_set1_ps(_mm512_reduce_max_ps(maxes[r]));
+            let mut sum = _mm512_setzero_ps();
+            let mut j = 0;
+            while j < s {
+                let m: __mmask16 = if s - j >= 16 { 0xFFFF } else { ((1u32 << (s - j)) - 1) as u16 };
+                let e = _mm512_maskz_mov_ps(m, exp(_mm512_sub_ps(_mm512_loadu_ps(sp.add(r * ld + j)), mx)));
+                sum = _mm512_add_ps(sum, e);
+                _mm512_storeu_ps(sp.add(r * ld + j), e);
+                j += 16;
+            }
+            inv[r] = 1.0 / _mm512_reduce_add_ps(sum);
         }
-        let inv = 1.0 / _mm512_reduce_add_ps(sum);
-        let nv = d / 16;
-        let mut acc = [_mm512_setzero_ps(); 8];
-        let vp = v.as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); NV]; R];
         for jj in 0..s {
-            let p = _mm512_set1_ps(*sp.add(jj));
-            let row = vp.add(jj * ldv);
-            for (t, a) in acc.iter_mut().enumerate().take(nv) {
-                *a = _mm512_fmadd_ps(p, _mm512_loadu_ps(row.add(t * 16)), *a);
+            let row = v.add(jj * ldv);
+            let mut vv = [_mm512_setzero_ps(); NV];
+            for (t, x) in vv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(row.add(t * 16));
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let p = _mm512_set1_ps(*sp.add(r * ld + jj));
+                for (a, x) in acc_r.iter_mut().zip(&vv) {
+                    *a = _mm512_fmadd_ps(p, *x, *a);
+                }
             }
         }
-        let invv = _mm512_set1_ps(inv);
-        for (t, a) in acc.iter().enumerate().take(nv) {
-            _mm512_storeu_ps(out.as_mut_ptr().add(t * 16), _mm512_mul_ps(*a, invv));
+        for (r, acc_r) in acc.iter().enumerate() {
+            let iv = _mm512_set1_ps(inv[r]);
+            for (t, a) in acc_r.iter().enumerate() {
+                _mm512_storeu_ps(out.add(r * ldo + t * 16), _mm512_mul_ps(*a, iv));
+            }
         }
     }
 
@@ -643,6 +779,41 @@ mod tests {
         let qkv = Tensor::zeros((1, 4, 3 * 24), DType::F32, &Device::Cpu).unwrap();
         let bias = Tensor::zeros((1, 4), DType::F32, &Device::Cpu).unwrap();
         assert!(attention(&qkv, &bias, 2).is_err(), "heads of 12 are not a multiple of 16");
+    }
+
+    #[test]
+    fn varlen_attention_matches_padded_attention() {
+        if !available() {
+            eprintln!("skipped: no AVX-512");
+            return;
+        }
+        let (heads, d) = (2, 16);
+        let h = heads * d;
+        let lens = [7usize, 1, 19, 0, 16];
+        let s = 19;
+        let padded = (random(&[lens.len(), s, 3 * h], 9) * 2.0).unwrap();
+        let mut mask = vec![0u32; lens.len() * s];
+        for (i, &n) in lens.iter().enumerate() {
+            mask[i * s..i * s + n].iter_mut().for_each(|m| *m = 1);
+        }
+        let mask = Tensor::from_vec(mask, (lens.len(), s), &Device::Cpu).unwrap();
+        let bias = crate::models::arch::layers::attention_bias(&mask, DType::F32).unwrap();
+        let reference = attention(&padded, &bias, heads).unwrap();
+        let rows: Vec<Tensor> = lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| padded.get(i).unwrap().narrow(0, 0, n).unwrap()).collect();
+        let packed = Tensor::cat(&rows, 0).unwrap();
+        let got = attention_varlen(&packed, &lens, heads).unwrap();
+        let want: Vec<Tensor> = lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| reference.get(i).unwrap().narrow(0, 0, n).unwrap()).collect();
+        let want = Tensor::cat(&want, 0).unwrap();
+        assert!(max_rel(&got, &want) < 1e-6, "{}", max_rel(&got, &want));
+        assert!(attention_varlen(&packed, &[3, 3], heads).is_err(), "lengths must cover the rows");
+        // The first token of each sequence alone.
+        let nonempty: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();
+        let first = attention_varlen_first(&packed, &nonempty, heads).unwrap();
+        let want: Vec<Tensor> = lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, _)| reference.get(i).unwrap().narrow(0, 0, 1).unwrap()).collect();
+        let want = Tensor::cat(&want, 0).unwrap();
+        assert_eq!(first.dims(), want.dims());
+        assert!(max_rel(&first, &want) < 1e-6);
+        assert!(attention_varlen_first(&packed, &lens, heads).is_err(), "an empty sequence has no first token");
     }
 
     #[test]

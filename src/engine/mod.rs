@@ -6,6 +6,7 @@
 //! [`crate::models::arch`], on any device: CPU, CUDA and Metal are one code path.
 
 pub mod batch;
+pub mod cache;
 pub mod cpu;
 pub mod device;
 pub mod fused;

@@ -171,6 +171,16 @@ impl<'m> Grader<'m> {
         self.sched.stats
     }
 
+    /// Keeps NLI pair scores in a persistent cache across runs (see `engine::cache`).
+    pub fn set_cache(&mut self, cache: crate::engine::cache::ScoreCache) {
+        self.sched.set_cache(cache);
+    }
+
+    /// NLI pairs answered from the persistent cache so far.
+    pub fn cache_hits(&self) -> usize {
+        self.sched.cache_hits
+    }
+
     /// What the embedder computed so far.
     pub fn embed_stats(&self) -> RunStats {
         self.embed_stats

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::engine::cache::{self, ScoreCache};
 use crate::engine::{CrossEncoder, RunStats};
 use crate::error::{Error, Result};
 use crate::text::{chunk_text, Chunk};
@@ -57,6 +58,10 @@ pub struct PairScheduler<'m> {
     pending_set: HashSet<(Arc<str>, Arc<str>)>,
     /// What the model did so far.
     pub stats: RunStats,
+    /// The persistent score cache, when one is open.
+    cache: Option<ScoreCache>,
+    /// Pairs answered from the persistent cache instead of the model.
+    pub cache_hits: usize,
 }
 
 impl<'m> PairScheduler<'m> {
@@ -78,7 +83,21 @@ impl<'m> PairScheduler<'m> {
             pending: Vec::new(),
             pending_set: HashSet::new(),
             stats: RunStats::default(),
+            cache: None,
+            cache_hits: 0,
         })
+    }
+
+    /// Keeps pair scores in `cache` across runs: pairs found there are not sent to the model, and
+    /// new scores are added to it after each run.
+    pub fn set_cache(&mut self, cache: ScoreCache) {
+        self.cache = Some(cache);
+    }
+
+    /// What a cached score depends on besides its texts: the model (name and weights' hash), its
+    /// token window and its labels.
+    fn cache_namespace(&self) -> String {
+        format!("nli|{}|window={}|labels={}", self.model.id(), self.model.tokenizer().max_tokens(), self.model.labels().join(","))
     }
 
     /// Whether the model tells contradiction apart.
@@ -135,18 +154,50 @@ impl<'m> PairScheduler<'m> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         self.pending_set.clear();
+        let mut keys: Vec<cache::Key> = Vec::new();
+        if let Some(c) = &self.cache {
+            let ns = self.cache_namespace();
+            keys = pending.par_iter().map(|(p, h)| cache::key(&ns, &[p, h])).collect();
+            let found = c.get_many(&keys)?;
+            let mut missing = Vec::with_capacity(pending.len());
+            let mut missing_keys = Vec::with_capacity(pending.len());
+            for ((pair, key), hit) in pending.into_iter().zip(keys).zip(found) {
+                match hit.as_deref().and_then(decode) {
+                    Some(score) => {
+                        self.scores.insert(pair, score);
+                        self.cache_hits += 1;
+                    }
+                    None => {
+                        missing.push(pair);
+                        missing_keys.push(key);
+                    }
+                }
+            }
+            pending = missing;
+            keys = missing_keys;
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
         let pairs: Vec<(&str, &str)> = pending.iter().map(|(p, h)| (&**p, &**h)).collect();
         let (probs, flags, stats) = self.model.predict_flagged(&pairs, progress)?;
         self.stats.add(&stats);
-        for ((key, p), truncated) in pending.into_iter().zip(probs).zip(flags) {
+        let mut fresh = Vec::with_capacity(keys.len());
+        for (i, ((key, p), truncated)) in pending.into_iter().zip(probs).zip(flags).enumerate() {
             let score = PairScore {
                 entail: p[self.entail_ix],
                 contradict: self.contradict_ix.map_or(0.0, |i| p[i]),
                 truncated,
             };
+            if let Some(k) = keys.get(i) {
+                fresh.push((*k, encode(&score)));
+            }
             self.scores.insert(key, score);
+        }
+        if let Some(c) = &self.cache {
+            c.put_many(&fresh)?;
         }
         Ok(())
     }
@@ -181,4 +232,23 @@ impl<'m> PairScheduler<'m> {
         }
         j
     }
+}
+
+/// A pair score as the cache stores it: entailment and contradiction as little-endian f32 (bit-exact,
+/// so cached and computed runs write the same results), then 1 if the input was cut, else 0.
+fn encode(s: &PairScore) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9);
+    v.extend_from_slice(&s.entail.to_le_bytes());
+    v.extend_from_slice(&s.contradict.to_le_bytes());
+    v.push(u8::from(s.truncated));
+    v
+}
+
+/// Reads [`encode`]'s bytes; `None` for anything else (treated as a miss).
+fn decode(b: &[u8]) -> Option<PairScore> {
+    if b.len() != 9 || b[8] > 1 {
+        return None;
+    }
+    let f = |i: usize| f32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    Some(PairScore { entail: f(0), contradict: f(4), truncated: b[8] == 1 })
 }

@@ -5,6 +5,7 @@
 pub mod calibrate;
 pub mod compare;
 pub mod gate;
+pub mod merge;
 pub mod render;
 
 use std::collections::BTreeMap;

@@ -64,13 +64,14 @@ pub fn tiny_tokenizer(dir: &Path, max_tokens: usize) -> TextTokenizer {
 }
 
 
+/// The candor binary with the test model cache and no model or registry overrides.
+pub fn candor_command(args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_candor"));
+    c.args(args).env("CANDOR_CACHE", test_cache()).env_remove("CANDOR_MODELS").env_remove("CANDOR_REGISTRY");
+    c
+}
+
 /// Runs the candor binary with the test model cache and no model or registry overrides.
 pub fn candor(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_candor"))
-        .args(args)
-        .env("CANDOR_CACHE", test_cache())
-        .env_remove("CANDOR_MODELS")
-        .env_remove("CANDOR_REGISTRY")
-        .output()
-        .unwrap()
+    candor_command(args).output().unwrap()
 }

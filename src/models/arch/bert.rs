@@ -208,6 +208,30 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// True when [`Attention::forward_varlen`] can run: stacked, packed projections on the CPU and
+    /// heads the CPU attention kernel takes.
+    fn runs_varlen(&self) -> bool {
+        self.qkv.as_ref().is_some_and(Dense::is_packed) && crate::engine::cpu::attention_applies(self.head_dim)
+    }
+
+    /// Evaluation on sequences packed back to back without padding: `xs` is (total rows, hidden).
+    fn forward_varlen(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        let Some(qkv) = &self.qkv else { candle_core::bail!("variable-length attention needs the stacked projections") };
+        let ctx = crate::engine::cpu::attention_varlen(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
+        self.norm.forward(&(self.out.forward(&ctx, Mode::Eval)? + xs)?, Mode::Eval)
+    }
+
+    /// [`Attention::forward_varlen`] for the first token of each sequence only: (sequences, hidden).
+    fn forward_varlen_first(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        let Some(qkv) = &self.qkv else { candle_core::bail!("variable-length attention needs the stacked projections") };
+        let ctx = crate::engine::cpu::attention_varlen_first(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
+        let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
+        let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
+        self.norm.forward(&(self.out.forward(&ctx, Mode::Eval)? + first)?, Mode::Eval)
+    }
+}
+
 /// Stacks the weights and biases of linear layers with the same input into one layer.
 fn stack_linears(parts: &[&Linear]) -> Result<Linear> {
     let w = Tensor::cat(&parts.iter().map(|l| l.weight().detach()).collect::<Vec<_>>(), 0)?;
@@ -239,6 +263,22 @@ impl Layer {
         }
         let norm = LayerNorm::load(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?;
         Ok(Self { attention, intermediate, output, norm, act: cfg.hidden_act, dropout: cfg.hidden_dropout_prob })
+    }
+
+    fn forward_varlen(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        self.feed_forward(self.attention.forward_varlen(xs, lens)?)
+    }
+
+    /// The layer for the first token of each sequence only (its attention still reads every token).
+    fn forward_varlen_first(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
+        self.feed_forward(self.attention.forward_varlen_first(xs, lens)?)
+    }
+
+    /// The feed-forward half of the layer in evaluation, on rows of attention output.
+    fn feed_forward(&self, a: Tensor) -> Result<Tensor> {
+        let f = self.intermediate.forward_act(&a, self.act, Mode::Eval)?;
+        let f = self.output.forward(&f, Mode::Eval)?;
+        self.norm.forward(&(f + a)?, Mode::Eval)
     }
 
     fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
@@ -273,8 +313,14 @@ impl BertEncoder {
         Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size })
     }
 
-    /// Token states, (batch, seq, hidden).
+    /// Token states, (batch, seq, hidden). Padding positions hold zeros on the CPU's variable-length
+    /// path and whatever the padded computation gives elsewhere: callers mask them.
     pub fn forward(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        if mode == Mode::Eval {
+            if let Some(lens) = self.varlen_lengths(batch)? {
+                return self.forward_varlen(batch, &lens);
+            }
+        }
         let mut xs = self.embeddings.forward(batch, mode)?;
         let bias = attention_bias(&batch.attention_mask, xs.dtype())?;
         for layer in &self.layers {
@@ -287,13 +333,78 @@ impl BertEncoder {
     pub fn hidden_size(&self) -> usize {
         self.hidden_size
     }
+
+    /// The real length of each row when the variable-length CPU path applies: evaluation of a model
+    /// loaded for inference on an AVX-512 CPU, with padding only at the end of rows.
+    fn varlen_lengths(&self, batch: &EncodedBatch) -> Result<Option<Vec<usize>>> {
+        if !batch.input_ids.device().is_cpu() || self.layers.is_empty() || !self.layers.iter().all(|l| l.attention.runs_varlen()) {
+            return Ok(None);
+        }
+        let mask: Vec<Vec<u32>> = batch.attention_mask.to_dtype(DType::U32)?.to_vec2()?;
+        let mut lens = Vec::with_capacity(mask.len());
+        for row in &mask {
+            let n = row.iter().take_while(|&&m| m == 1).count();
+            if row[n..].iter().any(|&m| m != 0) {
+                return Ok(None);
+            }
+            lens.push(n);
+        }
+        Ok(Some(lens))
+    }
+
+    /// The encoder on the real tokens only: the rows of all sequences packed back to back (no
+    /// padding computed: every linear layer runs on real tokens, attention within each sequence),
+    /// then laid out again as (batch, seq, hidden) with zeros at padding.
+    fn forward_varlen(&self, batch: &EncodedBatch, lens: &[usize]) -> Result<Tensor> {
+        let (b, s) = batch.input_ids.dims2()?;
+        let h = self.hidden_size;
+        let device = batch.input_ids.device();
+        let total: usize = lens.iter().sum();
+        let mut xs = self.varlen_embeddings(batch, lens)?;
+        for layer in &self.layers {
+            xs = layer.forward_varlen(&xs, lens)?;
+        }
+        let mut back = Vec::with_capacity(b * s);
+        let mut offset = 0u32;
+        for &n in lens {
+            back.extend((0..s).map(|j| if j < n { offset + j as u32 } else { total as u32 }));
+            offset += n as u32;
+        }
+        let xs = Tensor::cat(&[xs.clone(), Tensor::zeros((1, h), xs.dtype(), device)?], 0)?;
+        xs.index_select(&Tensor::from_vec(back, b * s, device)?, 0)?.reshape((b, s, h))
+    }
+
+    /// The embeddings of the real tokens, packed back to back: (total rows, hidden).
+    fn varlen_embeddings(&self, batch: &EncodedBatch, lens: &[usize]) -> Result<Tensor> {
+        let (b, s) = batch.input_ids.dims2()?;
+        let emb = self.embeddings.forward(batch, Mode::Eval)?;
+        let total: usize = lens.iter().sum();
+        let real: Vec<u32> = lens.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |j| (i * s + j) as u32)).collect();
+        emb.reshape((b * s, self.hidden_size))?.index_select(&Tensor::from_vec(real, total, batch.input_ids.device())?, 0)
+    }
+
+    /// The first token's state of each row, (batch, hidden). On the CPU's variable-length path the
+    /// last layer computes that token alone (its attention still reads every token).
+    pub fn forward_first(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        if mode == Mode::Eval {
+            let lens = self.varlen_lengths(batch)?.filter(|l| !l.contains(&0));
+            if let (Some(lens), Some((last, body))) = (lens, self.layers.split_last()) {
+                let mut xs = self.varlen_embeddings(batch, &lens)?;
+                for layer in body {
+                    xs = layer.forward_varlen(&xs, &lens)?;
+                }
+                return last.forward_varlen_first(&xs, &lens);
+            }
+        }
+        self.forward(batch, mode)?.narrow(1, 0, 1)?.squeeze(1)
+    }
 }
 
 /// `BertForSequenceClassification`: encoder, pooler (dense + tanh on [CLS]) and classifier.
 pub struct BertClassifier {
     encoder: BertEncoder,
-    pooler: Linear,
-    classifier: Linear,
+    pooler: Dense,
+    classifier: Dense,
     dropout: f64,
     num_labels: usize,
 }
@@ -313,9 +424,13 @@ impl BertClassifier {
     fn load_with(vb: VarBuilder, cfg: &Config, fuse: bool) -> Result<Self> {
         let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb.clone() };
         let encoder = BertEncoder::load_with(body.clone(), cfg, Positions::Absolute, fuse)?;
-        let pooler = linear(cfg.hidden_size, cfg.hidden_size, body.pp("pooler").pp("dense"))?;
+        let mut pooler = Dense::load(cfg.hidden_size, cfg.hidden_size, body.pp("pooler").pp("dense"))?;
         let num_labels = cfg.num_labels();
-        let classifier = linear(cfg.hidden_size, num_labels, vb.pp("classifier"))?;
+        let mut classifier = Dense::load(cfg.hidden_size, num_labels, vb.pp("classifier"))?;
+        if fuse {
+            pooler = pooler.pack_for_inference()?;
+            classifier = classifier.pack_for_inference()?;
+        }
         let dropout = cfg.classifier_dropout.unwrap_or(cfg.hidden_dropout_prob);
         Ok(Self { encoder, pooler, classifier, dropout, num_labels })
     }
@@ -323,11 +438,10 @@ impl BertClassifier {
 
 impl SequenceClassifier for BertClassifier {
     fn logits(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
-        let states = self.encoder.forward(batch, mode)?;
-        let cls = states.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = self.pooler.forward(&cls)?.tanh()?;
+        let cls = self.encoder.forward_first(batch, mode)?;
+        let pooled = self.pooler.forward(&cls, mode)?.tanh()?;
         let pooled = dropout(&pooled, self.dropout, mode, 9001)?;
-        self.classifier.forward(&pooled)
+        self.classifier.forward(&pooled, mode)
     }
 
     fn num_labels(&self) -> usize {

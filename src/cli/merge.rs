@@ -1,0 +1,60 @@
+//! `candor merge`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use candor::report::merge::merge;
+use candor::report::Summary;
+
+use super::grade::summary_path;
+use super::write_atomic;
+
+/// Merge the results of a suite graded in shards into one results file and its summary.
+///
+/// Each machine grades one shard of the same suite with `candor grade SUITE -o part-K.jsonl
+/// --shard K/N` (a case belongs to shard fnv1a64(id) mod N, so every machine agrees without talking
+/// to the others). `candor merge` then writes RESULTS in suite order, line for line as an unsharded
+/// run writes it, and RESULTS with `.summary.json` beside it. It refuses, naming file, line and id:
+/// a case of the suite with no result (a shard missing or unfinished), a case in two shards, a case
+/// not in the suite, and shards graded by different models.
+///
+/// Examples:
+///   candor merge part-*.jsonl --suite suite.jsonl -o results.jsonl
+///   candor gate results.jsonl --policy gate.toml      # then gate as usual
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct MergeArgs {
+    /// The shard results files (any order).
+    #[arg(required = true, value_name = "SHARD")]
+    shards: Vec<PathBuf>,
+    /// The suite the shards graded (gives the order and the count of invalid lines).
+    #[arg(long, value_name = "SUITE")]
+    suite: PathBuf,
+    /// Where to write the merged results (JSON Lines).
+    #[arg(long, short = 'o', value_name = "RESULTS")]
+    out: PathBuf,
+}
+
+pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let merged = merge(&args.suite, &args.shards)?;
+    let mut text = String::with_capacity(merged.lines.iter().map(|l| l.len() + 1).sum());
+    for line in &merged.lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    write_atomic(&args.out, text.as_bytes())?;
+    let summary = Summary::of(&merged.results, merged.invalid_lines, merged.models.clone());
+    let summary_file = summary_path(&args.out);
+    write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!("{}", summary.table());
+    eprintln!(
+        "{} case(s) from {} shard(s) merged in suite order: {}; summary: {}",
+        merged.results.len(),
+        args.shards.len(),
+        args.out.display(),
+        summary_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

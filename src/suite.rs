@@ -76,13 +76,28 @@ const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth"];
 /// Parses one suite line (without its newline). `line` is its 1-based number, for messages.
 pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuiteProblem> {
     let problem = |field: Option<&str>, reason: String| SuiteProblem { line, field: field.map(str::to_string), reason };
-    let value: Value = serde_json::from_str(text).map_err(|e| problem(None, format!("not valid JSON: {e}")))?;
-    let Value::Object(mut obj) = value else {
-        return Err(problem(None, "a case must be a JSON object".into()));
+    let value: TopLevel = serde_json::from_str(text).map_err(|e| problem(None, format!("not valid JSON: {e}")))?;
+    let mut obj = match value {
+        TopLevel::Object(entries) => {
+            // serde_json keeps the last of repeated keys: a repeated field would lose data silently.
+            let mut obj = Map::new();
+            for (k, v) in entries {
+                if obj.contains_key(&k) {
+                    return Err(problem(Some(&k), "appears twice in this case; give it once".into()));
+                }
+                obj.insert(k, v);
+            }
+            obj
+        }
+        TopLevel::Other => return Err(problem(None, "a case must be a JSON object".into())),
     };
     let id = match obj.remove("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
-        Some(Value::Number(n)) => n.to_string(),
+        // Integer ids are kept exactly; others (1.5, 1e30) would not survive as text.
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        Some(Value::Number(n)) => {
+            return Err(problem(Some("id"), format!("{n} is not an integer that fits 64 bits; write the id as a string")))
+        }
         Some(Value::String(_)) => return Err(problem(Some("id"), "is empty".into())),
         Some(other) => return Err(problem(Some("id"), format!("must be a string or a number, not {}", kind(&other)))),
         None => return Err(problem(Some("id"), "is missing (every case needs a unique id)".into())),
@@ -137,6 +152,55 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     };
     let metadata = obj.remove("metadata");
     Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata })
+}
+
+/// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can
+/// be refused), or anything else.
+enum TopLevel {
+    Object(Vec<(String, Value)>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TopLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<TopLevel, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    entries.push((k, v));
+                }
+                Ok(TopLevel::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<TopLevel, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(TopLevel::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<TopLevel, E> {
+                Ok(TopLevel::Other)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 fn optional_string(v: Option<(String, Value)>) -> std::result::Result<Option<String>, (String, String)> {
@@ -334,6 +398,64 @@ mod tests {
         for bad in ["5/5", "1/0", "x/2", "3", "-1/2", ""] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bad_input_catalogue_never_panics_and_names_line_and_field() {
+        // Each bad line: (text, field the problem must name or None, words the reason must contain).
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_field = format!(r#"{{"id": "d", "output": "x", "metadata": {}{}}}"#, "[".repeat(10_000), "]".repeat(10_000));
+        let cases: Vec<(String, Option<&str>, &str)> = vec![
+            ("{not json".into(), None, "not valid JSON"),
+            (r#"{"id": "a", "output": "x", "output": "y"}"#.into(), Some("output"), "appears twice"),
+            (r#"{"id": true, "output": "x"}"#.into(), Some("id"), "string or a number"),
+            (r#"{"id": [1], "output": "x"}"#.into(), Some("id"), "string or a number"),
+            (r#"{"id": 1.5, "output": "x"}"#.into(), Some("id"), "write the id as a string"),
+            (r#"{"id": 123456789012345678901234567890, "output": "x"}"#.into(), Some("id"), "write the id as a string"),
+            (r#"{"id": "a", "output": NaN}"#.into(), None, "not valid JSON"),
+            (r#"{"id": "a", "output": "x", "label": {"score": 1e999}}"#.into(), None, "not valid JSON"),
+            ("{\"id\": \"a\", \"output\": \"raw \u{1} control\"}".into(), None, "not valid JSON"),
+            (deep, None, "JSON object"),
+            (deep_field, None, "not valid JSON"),
+            ("[1, 2]".into(), None, "JSON object"),
+            ("42".into(), None, "JSON object"),
+            (r#"{"id": "a"}"#.into(), Some("output"), "missing"),
+            (r#"{"id": "a", "output": 3}"#.into(), Some("output"), "must be a string"),
+            (r#"{"id": "a", "output": "x", "contexts": [{"id": "1", "text": "p"}, {"id": "1", "text": "q"}]}"#.into(), Some("contexts"), "repeated"),
+        ];
+        for (text, field, words) in &cases {
+            let p = parse_case(7, text).expect_err(&text[..text.len().min(60)]);
+            assert_eq!(p.line, 7);
+            assert_eq!(p.field.as_deref(), *field, "{p}");
+            assert!(p.reason.contains(words), "{p}");
+        }
+        // Accepted as they are: escaped control characters, an empty output (graded as
+        // `empty_output`), integer ids at the 64-bit limits, 10,000 contexts and a 10 MB output.
+        assert_eq!(parse_case(1, r#"{"id": "a", "output": "tab\tand \u0000 nul"}"#).unwrap().output, "tab\tand \u{0} nul");
+        assert_eq!(parse_case(1, r#"{"id": "e", "output": "   "}"#).unwrap().output, "   ");
+        assert_eq!(parse_case(1, r#"{"id": 18446744073709551615, "output": "x"}"#).unwrap().id, "18446744073709551615");
+        assert_eq!(parse_case(1, r#"{"id": -9223372036854775808, "output": "x"}"#).unwrap().id, "-9223372036854775808");
+        let many: Vec<String> = (0..10_000).map(|i| format!("\"passage {i}\"")).collect();
+        let c = parse_case(1, &format!(r#"{{"id": "m", "output": "x", "contexts": [{}]}}"#, many.join(","))).unwrap();
+        assert_eq!(c.contexts.len(), 10_000);
+        let big = "word ".repeat(2_000_000);
+        assert_eq!(parse_case(1, &format!(r#"{{"id": "b", "output": "{big}"}}"#)).unwrap().output.len(), big.len());
+    }
+
+    #[test]
+    fn reader_survives_bom_crlf_and_invalid_utf8() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice("\u{feff}{\"id\": \"a\", \"output\": \"x\"}\r\n".as_bytes());
+        bytes.extend_from_slice(b"{\"id\": \"b\", \"output\": \"\xff\xfe\"}\r\n");
+        bytes.extend_from_slice(b"{\"id\": \"c\", \"output\": \"y\"}\r\n");
+        let items: Vec<_> = SuiteReader::new(std::io::Cursor::new(bytes)).collect();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].as_ref().unwrap().id, "a");
+        let bad = items[1].as_ref().unwrap_err();
+        assert_eq!(bad.line, 2);
+        assert!(bad.reason.contains("UTF-8"), "{bad}");
+        let c = items[2].as_ref().unwrap();
+        assert_eq!((c.id.as_str(), c.output.as_str(), c.line), ("c", "y", 3));
     }
 
     #[test]

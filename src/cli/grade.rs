@@ -140,6 +140,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         }
         w.flush()?;
         eprintln!("resuming: {} case(s) already graded in {}", results.len(), args.out.display());
+        results = results.into_iter().map(CaseResult::into_summary_view).collect();
     }
     let done: HashSet<String> = results.iter().map(|r| r.id.clone()).collect();
     let out_file = if args.resume {
@@ -204,7 +205,8 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
                 graded_now as f64 / secs,
                 grader.progress.claims as f64 / secs
             ));
-            results.extend(fresh);
+            // Only what the summary reads stays in memory; the full lines are on disk.
+            results.extend(fresh.into_iter().map(CaseResult::into_summary_view));
             block.clear();
             if stop.load(Ordering::SeqCst) {
                 interrupted = true;

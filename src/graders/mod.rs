@@ -201,6 +201,11 @@ impl<'m> Grader<'m> {
         }
         let results = prepared.iter().map(|p| self.assemble(p)).collect();
         self.progress.claims += prepared.iter().map(|p| p.claims().count()).sum::<usize>();
+        // With a persistent score cache, nothing of this block needs to stay in memory.
+        if self.sched.has_cache() {
+            self.sched.end_block();
+            self.vectors = HashMap::new();
+        }
         Ok(results)
     }
 

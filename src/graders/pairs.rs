@@ -88,6 +88,22 @@ impl<'m> PairScheduler<'m> {
         })
     }
 
+    /// True when a persistent score cache is open.
+    pub fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Drops the scores and chunks kept in memory, when a persistent cache holds the scores (the
+    /// grader calls it after each block, so that memory does not grow with the suite; a pair seen
+    /// again later is then a cache hit). Without a cache they are kept, for suite-wide
+    /// de-duplication.
+    pub fn end_block(&mut self) {
+        if self.cache.is_some() {
+            self.scores = HashMap::new();
+            self.chunks = HashMap::new();
+        }
+    }
+
     /// Keeps pair scores in `cache` across runs: pairs found there are not sent to the model, and
     /// new scores are added to it after each run.
     pub fn set_cache(&mut self, cache: ScoreCache) {

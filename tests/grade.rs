@@ -197,7 +197,9 @@ fn the_same_suite_gives_byte_identical_results() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
     for out in [&a, &b] {
-        ok(&["grade", example_suite().to_str().unwrap(), "-o", out.to_str().unwrap(), "-q", "--device", "cpu"]);
+        // Without the score cache: both runs compute every score (a cache shared with other tests
+        // could answer one run and not the other).
+        ok(&["grade", example_suite().to_str().unwrap(), "-o", out.to_str().unwrap(), "-q", "--device", "cpu", "--no-cache"]);
     }
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "two runs of the same suite differ");
     let (sa, sb) = (dir.path().join("a.summary.json"), dir.path().join("b.summary.json"));

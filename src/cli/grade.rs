@@ -16,7 +16,7 @@ use candor::config::GradeConfig;
 use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
 use candor::graders::{CaseResult, Grader, MetricSet};
 use candor::models::{ModelStore, Role};
-use candor::report::Summary;
+use candor::report::SummaryBuilder;
 use candor::suite::{Case, Shard, SuiteProblem, SuiteReader};
 
 /// Grade a suite: factual support, citation entailment and semantic consistency of every case.
@@ -130,9 +130,11 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Results already written (with --resume) are kept; a torn last line is dropped.
-    let mut results: Vec<CaseResult> = Vec::new();
+    // The summary is counted as results come (nothing per case is kept but labelled scores).
+    let mut summary = SummaryBuilder::new();
+    let mut done: HashSet<String> = HashSet::new();
     if args.resume && args.out.exists() {
-        results = read_results_lenient(&args.out)?;
+        let results = read_results_lenient(&args.out)?;
         let mut w = BufWriter::new(File::create(&args.out)?);
         for r in &results {
             serde_json::to_writer(&mut w, r)?;
@@ -140,9 +142,11 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         }
         w.flush()?;
         eprintln!("resuming: {} case(s) already graded in {}", results.len(), args.out.display());
-        results = results.into_iter().map(CaseResult::into_summary_view).collect();
+        for r in &results {
+            summary.add(r);
+            done.insert(r.id.clone());
+        }
     }
-    let done: HashSet<String> = results.iter().map(|r| r.id.clone()).collect();
     let out_file = if args.resume {
         OpenOptions::new().append(true).create(true).open(&args.out)
     } else {
@@ -205,8 +209,9 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
                 graded_now as f64 / secs,
                 grader.progress.claims as f64 / secs
             ));
-            // Only what the summary reads stays in memory; the full lines are on disk.
-            results.extend(fresh.into_iter().map(CaseResult::into_summary_view));
+            for r in &fresh {
+                summary.add(r);
+            }
             block.clear();
             if stop.load(Ordering::SeqCst) {
                 interrupted = true;
@@ -220,7 +225,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     out.flush()?;
 
-    let summary = Summary::of(&results, problems.len(), grader.model_ids().clone());
+    let summary = summary.finish(problems.len(), grader.model_ids().clone());
     let summary_file = summary_path(&args.out);
     super::write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());

@@ -279,25 +279,6 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// The result without its per-claim and per-sentence detail and its metadata: what summaries
-    /// read (scores, verdicts, failures, segments, label), a few hundred bytes a case, so that a long
-    /// run keeps little per case in memory.
-    pub fn into_summary_view(mut self) -> Self {
-        if let Some(Outcome::Ran(s)) = &mut self.metrics.support {
-            s.claims = Vec::new();
-        }
-        if let Some(Outcome::Ran(c)) = &mut self.metrics.citation {
-            c.sentences = Vec::new();
-        }
-        if let Some(Outcome::Ran(c)) = &mut self.metrics.consistency {
-            if let Some(samples) = &mut c.samples {
-                samples.sentences = Vec::new();
-            }
-        }
-        self.metadata = None;
-        self
-    }
-
     /// An empty result for a case.
     pub fn new(case: &Case, model: BTreeMap<String, String>) -> Self {
         Self {

@@ -81,39 +81,55 @@ pub struct Summary {
 /// The label key that measures each metric.
 const LABEL_OF: [(&str, &str); 3] = [("support", "supported"), ("citation", "attributable"), ("consistency", "consistent")];
 
-impl GroupSummary {
-    /// Summarises a group of results.
-    pub fn of(results: &[&CaseResult]) -> Self {
-        let cases = results.len();
-        let passed = results.iter().filter(|r| r.passed).count();
-        let (lo, hi) = stats::wilson(passed, cases, Z95);
-        let mut metrics: BTreeMap<String, (usize, f64, usize)> = BTreeMap::new();
-        let mut labelled: BTreeMap<String, (Vec<f64>, Vec<bool>, Vec<bool>)> = BTreeMap::new();
-        for r in results {
-            for (name, score, ok) in r.metrics.scores() {
-                let m = metrics.entry(name.to_string()).or_default();
-                m.0 += 1;
-                m.1 += score as f64;
-                m.2 += ok as usize;
-                let key = LABEL_OF.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
-                if let (Some(key), Some(label)) = (key, r.label.as_ref()) {
-                    if let Some(gold) = label.get(key).and_then(|v| v.as_bool()) {
-                        let e = labelled.entry(name.to_string()).or_default();
-                        e.0.push(score as f64);
-                        e.1.push(ok);
-                        e.2.push(gold);
-                    }
+/// Running counts for one group of cases: what [`GroupSummary`] needs, gathered one result at a
+/// time (a few numbers per metric, and a score per labelled case for ROC-AUC).
+#[derive(Debug, Clone, Default)]
+struct GroupAcc {
+    cases: usize,
+    passed: usize,
+    /// Per metric: cases, sum of scores, cases passed.
+    metrics: BTreeMap<String, (usize, f64, usize)>,
+    /// Per metric, for labelled cases: scores, verdicts, labels.
+    labelled: BTreeMap<String, (Vec<f64>, Vec<bool>, Vec<bool>)>,
+    failures: BTreeMap<&'static str, usize>,
+}
+
+impl GroupAcc {
+    fn add(&mut self, r: &CaseResult) {
+        self.cases += 1;
+        self.passed += r.passed as usize;
+        for (name, score, ok) in r.metrics.scores() {
+            let m = self.metrics.entry(name.to_string()).or_default();
+            m.0 += 1;
+            m.1 += score as f64;
+            m.2 += ok as usize;
+            let key = LABEL_OF.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
+            if let (Some(key), Some(label)) = (key, r.label.as_ref()) {
+                if let Some(gold) = label.get(key).and_then(|v| v.as_bool()) {
+                    let e = self.labelled.entry(name.to_string()).or_default();
+                    e.0.push(score as f64);
+                    e.1.push(ok);
+                    e.2.push(gold);
                 }
             }
         }
-        let mut failures = BTreeMap::new();
         for f in Failure::ALL {
-            let n = results.iter().filter(|r| r.failures.contains(&f)).count();
-            if n > 0 {
-                failures.insert(f.name().to_string(), n);
+            if r.failures.contains(&f) {
+                *self.failures.entry(f.name()).or_default() += 1;
             }
         }
-        let agreement = labelled
+    }
+
+    fn finish(self) -> GroupSummary {
+        let (cases, passed) = (self.cases, self.passed);
+        let (lo, hi) = stats::wilson(passed, cases, Z95);
+        // Failure classes in their fixed order, as names.
+        let failures = Failure::ALL
+            .iter()
+            .filter_map(|f| self.failures.get(f.name()).map(|&n| (f.name().to_string(), n)))
+            .collect();
+        let agreement = self
+            .labelled
             .into_iter()
             .map(|(name, (scores, predicted, gold))| {
                 let key = LABEL_OF.iter().find(|(n, _)| *n == name).map_or("", |(_, k)| *k);
@@ -126,12 +142,13 @@ impl GroupSummary {
                 (name, a)
             })
             .collect();
-        Self {
+        GroupSummary {
             cases,
             passed,
             pass_rate: if cases > 0 { passed as f64 / cases as f64 } else { 0.0 },
             pass_rate_ci: [lo, hi],
-            metrics: metrics
+            metrics: self
+                .metrics
                 .into_iter()
                 .map(|(k, (n, sum, ok))| (k, MetricSummary { cases: n, mean: sum / n as f64, pass_rate: ok as f64 / n as f64 }))
                 .collect(),
@@ -141,22 +158,63 @@ impl GroupSummary {
     }
 }
 
-impl Summary {
-    /// Summarises results overall and per segment.
-    pub fn of(results: &[CaseResult], invalid_lines: usize, models: BTreeMap<String, String>) -> Self {
-        let all: Vec<&CaseResult> = results.iter().collect();
-        let mut groups: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
+impl GroupSummary {
+    /// Summarises a group of results.
+    pub fn of(results: &[&CaseResult]) -> Self {
+        let mut acc = GroupAcc::default();
         for r in results {
-            for (k, v) in &r.segments {
-                groups.entry(format!("{k}={v}")).or_default().push(r);
-            }
+            acc.add(r);
         }
-        Self {
-            overall: GroupSummary::of(&all),
-            segments: groups.into_iter().map(|(k, v)| (k, GroupSummary::of(&v))).collect(),
+        acc.finish()
+    }
+}
+
+/// Builds a [`Summary`] one result at a time, so that a run need not keep its results: memory is a
+/// few numbers per group and metric, plus a score per labelled case.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryBuilder {
+    overall: GroupAcc,
+    segments: BTreeMap<String, GroupAcc>,
+}
+
+impl SummaryBuilder {
+    /// An empty summary.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one result.
+    pub fn add(&mut self, r: &CaseResult) {
+        self.overall.add(r);
+        for (k, v) in &r.segments {
+            self.segments.entry(format!("{k}={v}")).or_default().add(r);
+        }
+    }
+
+    /// Results counted so far.
+    pub fn cases(&self) -> usize {
+        self.overall.cases
+    }
+
+    /// The summary.
+    pub fn finish(self, invalid_lines: usize, models: BTreeMap<String, String>) -> Summary {
+        Summary {
+            overall: self.overall.finish(),
+            segments: self.segments.into_iter().map(|(k, v)| (k, v.finish())).collect(),
             invalid_lines,
             models,
         }
+    }
+}
+
+impl Summary {
+    /// Summarises results overall and per segment.
+    pub fn of(results: &[CaseResult], invalid_lines: usize, models: BTreeMap<String, String>) -> Self {
+        let mut b = SummaryBuilder::new();
+        for r in results {
+            b.add(r);
+        }
+        b.finish(invalid_lines, models)
     }
 
     /// A plain-text table for the terminal.

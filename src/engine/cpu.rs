@@ -5,10 +5,12 @@
 //!   registers), with the bias and, optionally, the exact (erf) GELU fused into its epilogue. Rows are
 //!   split over rayon's threads in blocks of [`MC`]. candle's CPU matmul (the `gemm` crate) runs its
 //!   AVX2 kernel on stable Rust even where the CPU has AVX-512, and GELU runs as a separate scalar pass.
-//! - [`gelu_erf`]: the exact GELU, vectorised (erf after Abramowitz and Stegun 7.1.26, |error| below
-//!   2e-7), the same function as the epilogue's.
+//!   The epilogue's GELU computes erf after Abramowitz and Stegun 7.1.26 (|error| below 2e-7).
+//! - [`attention`], [`attention_varlen`], [`attention_varlen_first`]: multi-head attention in one
+//!   pass over the stacked Q, K, V projections, on padded batches or on sequences packed without
+//!   padding.
 //!
-//! Both are candle custom ops without a backward pass: the encoders use them only in evaluation mode,
+//! All are candle custom ops without a backward pass: the encoders use them only in evaluation mode,
 //! on the CPU, in f32, for models loaded for inference (whose weights do not change). Where the CPU has
 //! no AVX-512 (or on other architectures) nothing is packed and candle's own ops run. The composed
 //! candle ops are the reference the tests compare against.
@@ -85,16 +87,6 @@ impl PackedLinear {
             b[..n].copy_from_slice(&v);
         }
         Ok(Some(Arc::new(Self { k, n, panels, bias: b })))
-    }
-
-    /// Input width.
-    pub fn in_dim(&self) -> usize {
-        self.k
-    }
-
-    /// Output width.
-    pub fn out_dim(&self) -> usize {
-        self.n
     }
 
     /// Applies the layer to `xs` (..., in) f32 on the CPU, then the exact GELU when `gelu`.
@@ -220,37 +212,6 @@ impl CustomOp1 for LinearOp {
             *last = self.packed.n;
         }
         Ok((CpuStorage::F32(out), Shape::from(shape)))
-    }
-}
-
-/// The exact GELU, x/2 (1 + erf(x / sqrt 2)), vectorised on AVX-512 CPUs for f32 CPU tensors;
-/// candle's `gelu_erf` elsewhere.
-pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if !available() || !xs.device().is_cpu() || xs.dtype() != DType::F32 {
-        return xs.gelu_erf();
-    }
-    xs.contiguous()?.apply_op1_no_bwd(&GeluOp)
-}
-
-struct GeluOp;
-
-impl CustomOp1 for GeluOp {
-    fn name(&self) -> &'static str {
-        "candor-gelu-erf"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let mut out = f32_slice(storage, layout, "gelu")?.to_vec();
-        out.par_chunks_mut(16 * 1024).for_each(|chunk| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: this op is only built where `available()` (AVX-512F) is true.
-            unsafe {
-                avx512::gelu_in_place(chunk)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            chunk.iter_mut().for_each(|v| *v = gelu_scalar(*v));
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
 
@@ -399,12 +360,7 @@ fn attend_sequence(rows: &[f32], s: usize, queries: usize, heads: usize, mask: &
 /// before it; the result is (total rows, hidden). Each sequence attends only to itself. Needs what
 /// [`attention`] needs.
 pub fn attention_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
-    let (t, h3) = qkv.dims2()?;
-    check_heads(h3, heads)?;
-    if lens.iter().sum::<usize>() != t {
-        bail!("cpu attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
-    }
-    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: false })
+    varlen(qkv, lens, heads, false)
 }
 
 /// [`attention_varlen`] for the first token of each sequence only: (sequences, hidden). A classifier
@@ -414,12 +370,17 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
     if lens.contains(&0) {
         bail!("cpu attention: an empty sequence has no first token");
     }
+    varlen(qkv, lens, heads, true)
+}
+
+/// The checks and the op behind [`attention_varlen`] and [`attention_varlen_first`].
+fn varlen(qkv: &Tensor, lens: &[usize], heads: usize, first_only: bool) -> Result<Tensor> {
     let (t, h3) = qkv.dims2()?;
     check_heads(h3, heads)?;
     if lens.iter().sum::<usize>() != t {
         bail!("cpu attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
     }
-    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: true })
+    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only })
 }
 
 struct VarlenAttentionOp {
@@ -591,7 +552,8 @@ mod avx512 {
         }
     }
 
-    /// GELU over a slice, 16 values at a time.
+    /// GELU over a slice, 16 values at a time (the epilogue's function, for its test).
+    #[cfg(test)]
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gelu_in_place(xs: &mut [f32]) {
         let n = xs.len();
@@ -719,11 +681,20 @@ mod tests {
 
     #[test]
     fn gelu_matches_candle_exact_gelu() {
-        // Wide range, tails included, and a length that is not a multiple of 16.
+        // The kernel epilogue's vector GELU over a wide range, tails included, and a length that is
+        // not a multiple of 16.
         let x = (random(&[4099], 7) * 12.0).unwrap();
-        let got = gelu_erf(&x).unwrap();
         let reference = x.gelu_erf().unwrap();
-        let a: Vec<f32> = got.to_vec1().unwrap();
+        let mut a: Vec<f32> = x.to_vec1().unwrap();
+        if available() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is present.
+            unsafe {
+                avx512::gelu_in_place(&mut a)
+            };
+        } else {
+            a.iter_mut().for_each(|v| *v = gelu_scalar(*v));
+        }
         let b: Vec<f32> = reference.to_vec1().unwrap();
         let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-6, "max abs error {worst}");

@@ -202,8 +202,7 @@ impl<'m> Grader<'m> {
         let results = prepared.iter().map(|p| self.assemble(p)).collect();
         self.progress.claims += prepared.iter().map(|p| p.claims().count()).sum::<usize>();
         // With a persistent score cache, nothing of this block needs to stay in memory.
-        if self.sched.has_cache() {
-            self.sched.end_block();
+        if self.sched.end_block() {
             self.vectors = HashMap::new();
         }
         Ok(results)

@@ -88,20 +88,17 @@ impl<'m> PairScheduler<'m> {
         })
     }
 
-    /// True when a persistent score cache is open.
-    pub fn has_cache(&self) -> bool {
-        self.cache.is_some()
-    }
-
-    /// Drops the scores and chunks kept in memory, when a persistent cache holds the scores (the
-    /// grader calls it after each block, so that memory does not grow with the suite; a pair seen
-    /// again later is then a cache hit). Without a cache they are kept, for suite-wide
-    /// de-duplication.
-    pub fn end_block(&mut self) {
-        if self.cache.is_some() {
-            self.scores = HashMap::new();
-            self.chunks = HashMap::new();
+    /// Drops the scores and chunks kept in memory when a persistent cache holds the scores, and says
+    /// whether it did (the grader calls it after each block, so that memory does not grow with the
+    /// suite; a pair seen again later is then a cache hit). Without a cache they are kept, for
+    /// suite-wide de-duplication.
+    pub fn end_block(&mut self) -> bool {
+        if self.cache.is_none() {
+            return false;
         }
+        self.scores = HashMap::new();
+        self.chunks = HashMap::new();
+        true
     }
 
     /// Keeps pair scores in `cache` across runs: pairs found there are not sent to the model, and

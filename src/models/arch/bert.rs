@@ -180,7 +180,7 @@ impl Attention {
             t.reshape((b, s, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
         if let (Some(qkv), Mode::Eval) = (&self.qkv, mode) {
-            if qkv.is_packed() && xs.device().is_cpu() && crate::engine::cpu::attention_applies(self.head_dim) {
+            if self.runs_varlen() && xs.device().is_cpu() {
                 // One pass over the stacked projections (engine::cpu): no split, transposes or
                 // (batch, heads, seq, seq) scores.
                 let ctx = crate::engine::cpu::attention(&qkv.forward(xs, mode)?, bias, self.heads)?;
@@ -209,8 +209,8 @@ impl Attention {
 }
 
 impl Attention {
-    /// True when [`Attention::forward_varlen`] can run: stacked, packed projections on the CPU and
-    /// heads the CPU attention kernel takes.
+    /// True when the CPU attention kernels can run (padded or variable length): stacked, packed
+    /// projections on the CPU and heads the kernel takes.
     fn runs_varlen(&self) -> bool {
         self.qkv.as_ref().is_some_and(Dense::is_packed) && crate::engine::cpu::attention_applies(self.head_dim)
     }

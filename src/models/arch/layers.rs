@@ -208,20 +208,23 @@ impl Dense {
         &self.linear
     }
 
+    /// The packed weights when this pass runs them: evaluation of f32 inputs on the CPU.
+    fn packed_for(&self, xs: &Tensor, mode: Mode) -> Option<&Arc<PackedLinear>> {
+        self.packed.as_ref().filter(|_| mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32)
+    }
+
     /// Applies the layer.
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
-        match (&self.packed, mode) {
-            (Some(p), Mode::Eval) if xs.device().is_cpu() && xs.dtype() == DType::F32 => p.forward(xs, false),
-            _ => self.linear.forward(xs),
+        match self.packed_for(xs, mode) {
+            Some(p) => p.forward(xs, false),
+            None => self.linear.forward(xs),
         }
     }
 
     /// Applies the layer, then `act` (fused into the kernel for the exact GELU where packed).
     pub fn forward_act(&self, xs: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
-        match (&self.packed, mode, act) {
-            (Some(p), Mode::Eval, Activation::Gelu) if xs.device().is_cpu() && xs.dtype() == DType::F32 => {
-                p.forward(xs, true)
-            }
+        match (self.packed_for(xs, mode), act) {
+            (Some(p), Activation::Gelu) => p.forward(xs, true),
             _ => act.forward(&self.forward(xs, mode)?),
         }
     }

@@ -217,6 +217,38 @@ mod cuda {
         };
     }
 
+    /// Loads `{kernel}_{dtype}` and launches it with the signature both kernels share: the float
+    /// input, u32 indices (the mask or the label columns), an f32 output of `out_len` values, and
+    /// three ints.
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        kernel: &str,
+        s1: &CudaStorage,
+        l1: &Layout,
+        s2: &CudaStorage,
+        l2: &Layout,
+        out_len: usize,
+        cfg: LaunchConfig,
+        [a, b, c]: [i32; 3],
+    ) -> Result<CudaStorage> {
+        let dev = &s1.device;
+        let func = dev.get_or_load_custom_func(&format!("{kernel}_{}", suffix(s1.dtype())?), MODULE, PTX)?;
+        let idx = contiguous(s2.as_cuda_slice::<u32>()?, l2)?;
+        // SAFETY: every element is written by the kernel.
+        let out = unsafe { dev.alloc::<f32>(out_len)? };
+        with_float!(s1, l1, |x| {
+            let mut builder = func.builder();
+            builder.arg(&x);
+            builder.arg(&idx);
+            builder.arg(&out);
+            candle_core::builder_arg!(builder, a, b, c);
+            // SAFETY: the argument list matches the kernels' signature; sizes were checked by the
+            // callers.
+            unsafe { builder.launch(cfg) }.w()?;
+        });
+        Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+    }
+
     pub fn pool_normalize(
         s1: &CudaStorage,
         l1: &Layout,
@@ -225,46 +257,18 @@ mod cuda {
         (b, s, h): (usize, usize, usize),
         normalize: bool,
     ) -> Result<(CudaStorage, Shape)> {
-        let dev = &s1.device;
-        let name = format!("pool_normalize_{}", suffix(s1.dtype())?);
-        let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
-        let mask = contiguous(s2.as_cuda_slice::<u32>()?, l2)?;
-        // SAFETY: every element is written by the kernel.
-        let out = unsafe { dev.alloc::<f32>(b * h)? };
         let threads = h.next_power_of_two().clamp(32, 1024) as u32;
         let cfg = LaunchConfig { grid_dim: (b as u32, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: threads * 4 };
-        with_float!(s1, l1, |x| {
-            let mut builder = func.builder();
-            builder.arg(&x);
-            builder.arg(&mask);
-            builder.arg(&out);
-            candle_core::builder_arg!(builder, s as i32, h as i32, normalize as i32);
-            // SAFETY: the argument list matches the kernel's signature; sizes were checked above.
-            unsafe { builder.launch(cfg) }.w()?;
-        });
-        Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), Shape::from((b, h))))
+        let out = launch("pool_normalize", s1, l1, s2, l2, b * h, cfg, [s as i32, h as i32, normalize as i32])?;
+        Ok((out, Shape::from((b, h))))
     }
 
     pub fn softmax_gather(s1: &CudaStorage, l1: &Layout, s2: &CudaStorage, l2: &Layout) -> Result<(CudaStorage, Shape)> {
         let (rows, labels) = l1.shape().dims2()?;
         let picked = l2.shape().elem_count();
-        let dev = &s1.device;
-        let name = format!("softmax_gather_{}", suffix(s1.dtype())?);
-        let func = dev.get_or_load_custom_func(&name, MODULE, PTX)?;
-        let cols = contiguous(s2.as_cuda_slice::<u32>()?, l2)?;
-        // SAFETY: every element is written by the kernel.
-        let out = unsafe { dev.alloc::<f32>(rows * picked)? };
         let cfg = LaunchConfig::for_num_elems(rows.max(1) as u32);
-        with_float!(s1, l1, |x| {
-            let mut builder = func.builder();
-            builder.arg(&x);
-            builder.arg(&cols);
-            builder.arg(&out);
-            candle_core::builder_arg!(builder, rows as i32, labels as i32, picked as i32);
-            // SAFETY: the argument list matches the kernel's signature; sizes were checked above.
-            unsafe { builder.launch(cfg) }.w()?;
-        });
-        Ok((CudaStorage::wrap_cuda_slice(out, dev.clone()), Shape::from((rows, picked))))
+        let out = launch("softmax_gather", s1, l1, s2, l2, rows * picked, cfg, [rows as i32, labels as i32, picked as i32])?;
+        Ok((out, Shape::from((rows, picked))))
     }
 }
 

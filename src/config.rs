@@ -30,6 +30,13 @@
 //! [engine]
 //! batch_tokens = 0               # padded tokens per batch; 0: device default
 //! block_cases = 256              # cases whose pairs are scheduled together
+//!
+//! [[rubric]]                     # a judge metric (any number of them); see examples/judge.toml
+//! name = "polite"                # the metric's name in results and reports
+//! criterion = "The answer is polite and professional."
+//! fields = ["input", "output"]   # what the judge sees: input, output, reference, contexts
+//! scale = 5                      # ratings 1..scale
+//! pass = 0.5                     # score (expected rating mapped to [0, 1]) from which a case passes
 //! ```
 
 use std::path::Path;
@@ -54,6 +61,52 @@ pub struct GradeConfig {
     pub chunking: ChunkingConfig,
     /// Batching and scheduling.
     pub engine: EngineConfig,
+    /// Rubric metrics graded by the judge model, in order.
+    pub rubric: Vec<RubricConfig>,
+}
+
+/// The fields of a case a judge can be shown.
+pub const RUBRIC_FIELDS: [&str; 4] = ["input", "output", "reference", "contexts"];
+
+/// One rubric metric: a criterion the judge model rates on a 1..scale scale (G-Eval).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RubricConfig {
+    /// The metric's name in results (letters, digits, `_` and `-`; not a built-in metric's name).
+    pub name: String,
+    /// What the judge rates, as one or two sentences: "The answer is polite and professional."
+    pub criterion: String,
+    /// Which fields of the case the judge sees, in this order.
+    #[serde(default = "default_fields")]
+    pub fields: Vec<String>,
+    /// Headings shown above the fields (default: Question, Answer, Reference answer, Sources).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Highest rating (2..=9); ratings run from 1.
+    #[serde(default = "default_scale")]
+    pub scale: usize,
+    /// What the lowest and highest ratings mean.
+    #[serde(default = "default_anchors")]
+    pub anchors: [String; 2],
+    /// Score (expected rating mapped to [0, 1]) from which a case passes.
+    #[serde(default = "default_rubric_pass", serialize_with = "short_f32")]
+    pub pass: f32,
+}
+
+fn default_fields() -> Vec<String> {
+    vec!["input".into(), "output".into()]
+}
+
+fn default_scale() -> usize {
+    5
+}
+
+fn default_anchors() -> [String; 2] {
+    ["does not meet the criterion at all".into(), "fully meets the criterion".into()]
+}
+
+fn default_rubric_pass() -> f32 {
+    0.5
 }
 
 /// Models by role; `None` is the registry's default for the role.
@@ -64,6 +117,8 @@ pub struct ModelsConfig {
     pub nli: Option<String>,
     /// The sentence embedder.
     pub embed: Option<String>,
+    /// The judge model, for rubric metrics.
+    pub judge: Option<String>,
 }
 
 /// How claim supports become a case score.
@@ -216,6 +271,37 @@ impl GradeConfig {
         if self.engine.block_cases == 0 {
             return Err("engine.block_cases must be at least 1".into());
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in self.rubric.iter().enumerate() {
+            let at = format!("rubric {} (`{}`)", i + 1, r.name);
+            let valid = !r.name.is_empty() && r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(format!("{at}: a name uses only letters, digits, `_` and `-`"));
+            }
+            if ["support", "citation", "consistency", "case", "judge", "all"].contains(&r.name.as_str()) {
+                return Err(format!("{at}: `{}` is the name of a built-in metric; choose another", r.name));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            if r.criterion.trim().is_empty() {
+                return Err(format!("{at}: the criterion is empty"));
+            }
+            if !(2..=9).contains(&r.scale) {
+                return Err(format!("{at}: scale = {} is outside 2..=9 (ratings are single digits)", r.scale));
+            }
+            if r.fields.is_empty() {
+                return Err(format!("{at}: fields is empty; the judge must see something"));
+            }
+            for f in r.fields.iter().chain(r.labels.keys()) {
+                if !RUBRIC_FIELDS.contains(&f.as_str()) {
+                    return Err(format!("{at}: unknown field `{f}` (known: {})", RUBRIC_FIELDS.join(", ")));
+                }
+            }
+            if !(0.0..=1.0).contains(&r.pass) {
+                return Err(format!("{at}: pass = {} is outside [0, 1]", r.pass));
+            }
+        }
         Ok(())
     }
 }
@@ -243,5 +329,27 @@ mod tests {
         assert!(toml::from_str::<GradeConfig>("[support]\nclaim_treshold = 0.4\n").is_err());
         let c: GradeConfig = toml::from_str("[support]\npass = 1.5\n").unwrap();
         assert!(c.check().unwrap_err().contains("support.pass"));
+    }
+
+    #[test]
+    fn rubrics_are_checked() {
+        let ok = "[[rubric]]\nname = \"polite\"\ncriterion = \"Polite.\"\n";
+        let c: GradeConfig = toml::from_str(ok).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.rubric[0].fields, ["input", "output"]);
+        assert_eq!(c.rubric[0].scale, 5);
+        for (bad, says) in [
+            ("[[rubric]]\nname = \"support\"\ncriterion = \"x\"\n", "built-in"),
+            ("[[rubric]]\nname = \"a b\"\ncriterion = \"x\"\n", "only letters"),
+            ("[[rubric]]\nname = \"a\"\ncriterion = \"x\"\nscale = 10\n", "2..=9"),
+            ("[[rubric]]\nname = \"a\"\ncriterion = \"x\"\nfields = [\"outptu\"]\n", "unknown field `outptu`"),
+            ("[[rubric]]\nname = \"a\"\ncriterion = \" \"\n", "criterion is empty"),
+            (&format!("{ok}{ok}"), "used twice"),
+        ] {
+            let c: GradeConfig = toml::from_str(bad).unwrap();
+            let e = c.check().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(toml::from_str::<GradeConfig>("[[rubric]]\nname = \"a\"\ncriterion = \"x\"\ncriterium = 1\n").is_err());
     }
 }

@@ -106,6 +106,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A judge model or rubric that cannot be used as asked.
+    #[error("judge: {0}")]
+    Judge(String),
+
     /// The tokenizer failed to load or to encode.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

@@ -13,13 +13,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use candor::config::GradeConfig;
+use candor::engine::judge::JudgeModel;
 use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
 use candor::graders::{CaseResult, Grader, MetricSet};
 use candor::models::{ModelStore, Role};
 use candor::report::SummaryBuilder;
 use candor::suite::{Case, Shard, SuiteProblem, SuiteReader};
 
-/// Grade a suite: factual support, citation entailment and semantic consistency of every case.
+/// Grade a suite: factual support, citation entailment, semantic consistency and rubric metrics
+/// (a local judge model) of every case.
 ///
 /// The suite is JSON Lines, one case per line: {"id", "output", "contexts", "input", "reference",
 /// "samples", "segments", "label", "metadata"} (peer field names such as `response`,
@@ -36,6 +38,7 @@ use candor::suite::{Case, Shard, SuiteProblem, SuiteReader};
 ///   candor grade suite.jsonl -o r.jsonl --metrics support,citation --config candor.toml
 ///   candor grade big.jsonl -o r.jsonl --resume        # after an interruption
 ///   candor grade big.jsonl -o part-0.jsonl --shard 0/4 # one machine of four; then `candor merge`
+///   candor grade examples/suite.jsonl -o r.jsonl --config examples/judge.toml   # + rubric metrics
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct GradeArgs {
@@ -44,8 +47,9 @@ pub struct GradeArgs {
     /// Where to write the results (JSON Lines).
     #[arg(long, short = 'o', value_name = "RESULTS")]
     out: PathBuf,
-    /// Metrics to run, comma-separated: support, citation, consistency (default: all).
-    #[arg(long, default_value = "support,citation,consistency")]
+    /// Metrics to run, comma-separated: support, citation, consistency, judge (the config's
+    /// [[rubric]] metrics, rated by the judge model; they run only when the config has some).
+    #[arg(long, default_value = "support,citation,consistency,judge")]
     metrics: MetricSet,
     /// Grading config (thresholds, aggregation, models, chunking); defaults apply without one.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -119,7 +123,22 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let mut judge = if args.metrics.judge && !cfg.rubric.is_empty() {
+        let name = match &cfg.models.judge {
+            Some(n) => n.clone(),
+            None => store.registry().default_for(Role::Judge).map(|e| e.name.clone()).context("the registry names no default judge model")?,
+        };
+        Some(JudgeModel::load(&store.resolve(&name)?, &device)?)
+    } else {
+        if args.metrics == (MetricSet { support: false, citation: false, consistency: false, judge: true }) {
+            anyhow::bail!("--metrics judge: the config names no [[rubric]] to grade (see examples/judge.toml)");
+        }
+        None
+    };
     let mut grader = Grader::new(&nli, embedder.as_ref(), cfg.clone(), args.metrics)?;
+    if let Some(j) = judge.as_mut() {
+        grader.set_judge(j);
+    }
     if !args.no_cache {
         let path = args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb"));
         match candor::engine::cache::ScoreCache::open(&path) {
@@ -231,8 +250,12 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     println!("{}", summary.table());
     let stats = grader.nli_stats();
     let embed = grader.embed_stats();
+    let judged = grader.judge_stats().unwrap_or_default();
     let wall = started.elapsed().as_secs_f64();
-    let model = (stats.model_time + embed.model_time).as_secs_f64();
+    let model = (stats.model_time + embed.model_time + judged.model_time).as_secs_f64();
+    if judged.inputs > 0 {
+        eprintln!("judge: {} prompt(s) rated in {} batch(es), {:.1} s", judged.inputs, judged.batches, judged.model_time.as_secs_f64());
+    }
     eprintln!(
         "{} case(s) graded in {:.1} s ({} NLI pairs from the score cache, {} asked of the model, {} computed, {} truncated; \
          {} texts embedded); model time {:.1} s, {:.1}% of the run; results: {}; summary: {}",

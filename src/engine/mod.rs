@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cpu;
 pub mod device;
 pub mod fused;
+pub mod judge;
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -8,6 +8,7 @@
 
 pub mod citation;
 pub mod consistency;
+pub mod judge;
 pub mod pairs;
 pub mod results;
 pub mod support;
@@ -34,28 +35,31 @@ pub struct MetricSet {
     pub citation: bool,
     /// Consistency with the reference and the samples, and answer relevance.
     pub consistency: bool,
+    /// The rubric metrics of the configuration (`[[rubric]]`), graded by the judge model.
+    pub judge: bool,
 }
 
 impl Default for MetricSet {
     fn default() -> Self {
-        Self { support: true, citation: true, consistency: true }
+        Self { support: true, citation: true, consistency: true, judge: true }
     }
 }
 
 impl std::str::FromStr for MetricSet {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let mut m = MetricSet { support: false, citation: false, consistency: false };
+        let mut m = MetricSet { support: false, citation: false, consistency: false, judge: false };
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "support" => m.support = true,
                 "citation" => m.citation = true,
                 "consistency" => m.consistency = true,
+                "judge" => m.judge = true,
                 "all" => m = MetricSet::default(),
-                other => return Err(format!("unknown metric `{other}` (known: support, citation, consistency)")),
+                other => return Err(format!("unknown metric `{other}` (known: support, citation, consistency, judge)")),
             }
         }
-        if !(m.support || m.citation || m.consistency) {
+        if !(m.support || m.citation || m.consistency || m.judge) {
             return Err("no metric named".into());
         }
         Ok(m)
@@ -116,6 +120,7 @@ pub struct Progress {
 /// Grades blocks of cases with one NLI model and, for consistency, one embedder.
 pub struct Grader<'m> {
     sched: PairScheduler<'m>,
+    judge: Option<&'m mut crate::engine::judge::JudgeModel>,
     embedder: Option<&'m Embedder>,
     cfg: GradeConfig,
     metrics: MetricSet,
@@ -151,6 +156,7 @@ impl<'m> Grader<'m> {
         }
         Ok(Self {
             sched,
+            judge: None,
             embedder,
             cfg,
             metrics,
@@ -159,6 +165,17 @@ impl<'m> Grader<'m> {
             progress: Progress::default(),
             embed_stats: RunStats::default(),
         })
+    }
+
+    /// Grades the configuration's rubric metrics with this judge model.
+    pub fn set_judge(&mut self, judge: &'m mut crate::engine::judge::JudgeModel) {
+        self.models.insert("judge".to_string(), judge.id().to_string());
+        self.judge = Some(judge);
+    }
+
+    /// What the judge computed so far.
+    pub fn judge_stats(&self) -> Option<RunStats> {
+        self.judge.as_ref().map(|j| j.stats)
     }
 
     /// The model ids written into every result.
@@ -199,7 +216,22 @@ impl<'m> Grader<'m> {
         if self.metrics.consistency {
             self.embed_block(&prepared)?;
         }
-        let results = prepared.iter().map(|p| self.assemble(p)).collect();
+        let mut results: Vec<CaseResult> = prepared.iter().map(|p| self.assemble(p)).collect();
+        if let (true, Some(judge)) = (self.metrics.judge, self.judge.as_deref_mut()) {
+            let cases: Vec<&Case> = cases.iter().collect();
+            for rubric in &self.cfg.rubric {
+                let outcomes = judge::grade(judge, rubric, &cases)?;
+                for (r, o) in results.iter_mut().zip(outcomes) {
+                    if o.ran().is_some_and(|x| !x.passed) {
+                        r.add_failure(Failure::RubricFailed);
+                    }
+                    r.metrics.rubrics.insert(rubric.name.clone(), o);
+                }
+            }
+            for (r, p) in results.iter_mut().zip(&prepared) {
+                r.passed = !p.is_empty() && r.metrics.all_passed();
+            }
+        }
         self.progress.claims += prepared.iter().map(|p| p.claims().count()).sum::<usize>();
         // With a persistent score cache, nothing of this block needs to stay in memory.
         if self.sched.end_block() {

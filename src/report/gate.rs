@@ -103,7 +103,10 @@ const METRICS: [&str; 3] = ["support", "citation", "consistency"];
 fn check_quantity(q: &str) -> Result<(), String> {
     let ok = match q.split('.').collect::<Vec<_>>().as_slice() {
         ["cases"] | ["pass_rate"] => true,
-        [m, "pass_rate" | "mean"] => METRICS.contains(m),
+        // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
+        [m, "pass_rate" | "mean"] => {
+            METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        }
         ["failures", class] => crate::graders::Failure::ALL.iter().any(|f| f.name() == *class),
         ["failures", class, "rate"] => crate::graders::Failure::ALL.iter().any(|f| f.name() == *class),
         _ => false,
@@ -112,7 +115,7 @@ fn check_quantity(q: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "unknown quantity `{q}` (use cases, pass_rate, <metric>.pass_rate, <metric>.mean, failures.<class>, failures.<class>.rate; metrics: {})",
+            "unknown quantity `{q}` (use cases, pass_rate, <metric>.pass_rate, <metric>.mean, failures.<class>, failures.<class>.rate; metrics: {} or a rubric's name)",
             METRICS.join(", ")
         ))
     }
@@ -258,6 +261,15 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
     let run_rules = |group: &str, g: Option<&GroupSummary>, min: usize, rules: &[Rule], checks: &mut Vec<Check>| {
         for rule in rules {
             let name = rule.describe();
+            // A metric that is not built in must be a rubric of this run: a misspelt name fails the
+            // gate rather than being skipped as "did not run".
+            let metric = rule.quantity.split('.').next().unwrap_or_default();
+            let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate"].contains(&metric);
+            if two_part && !METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
+                let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
+                checks.push(Check { group: group.into(), name, passed: false, skipped: None, detail });
+                continue;
+            }
             let check = match g {
                 None => Check { group: group.into(), name, passed: true, skipped: Some("no cases in this segment".into()), detail: String::new() },
                 Some(g) if g.cases < min => Check {
@@ -421,6 +433,24 @@ mod tests {
         assert!(Rule::parse("support.pass_rate", "0.95").is_err());
         assert!(Rule::parse("support.pass_rat", ">= 0.9").unwrap_err().contains("unknown quantity"));
         assert!(Rule::parse("failures.made_up", "<= 1").is_err());
+    }
+
+    #[test]
+    fn rubric_metrics_gate_and_misspelt_metrics_fail() {
+        use crate::graders::results::{Outcome, RubricResult};
+        let line = r#"{"id": "a", "metrics": {}, "failures": [], "passed": true, "model": {}}"#;
+        let mut r: CaseResult = serde_json::from_str(line).unwrap();
+        let rr = RubricResult { score: 0.8, passed: true, rating: 4.2, distribution: vec![0.0, 0.0, 0.2, 0.4, 0.4], mass: 0.9, truncated: false };
+        r.metrics.rubrics.insert("polite".into(), Outcome::Ran(rr));
+        let mut b = crate::report::SummaryBuilder::new();
+        b.add(&r);
+        let summary = b.finish(0, Default::default());
+        let p = Policy::parse("[rules]\n\"polite.mean\" = \">= 0.75\"\n\"polit.mean\" = \">= 0.75\"\n").unwrap();
+        let checks = evaluate(&p, std::slice::from_ref(&r), &summary, None);
+        let by = |q: &str| checks.iter().find(|c| c.name.starts_with(q)).unwrap();
+        assert!(by("polite.mean").passed && by("polite.mean").skipped.is_none());
+        assert!(!by("polit.mean").passed, "a misspelt metric must fail the gate");
+        assert!(by("polit.mean").detail.contains("no metric `polit`"));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct Agreement {
     pub balanced_accuracy: Option<f64>,
     /// ROC-AUC of the score against the label.
     pub roc_auc: Option<f64>,
+    /// Spearman rank correlation of the score with a numeric label (`{"score": x}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spearman: Option<f64>,
 }
 
 /// Counts for a group of cases.
@@ -91,6 +94,8 @@ struct GroupAcc {
     metrics: BTreeMap<String, (usize, f64, usize)>,
     /// Per metric, for labelled cases: scores, verdicts, labels.
     labelled: BTreeMap<String, (Vec<f64>, Vec<bool>, Vec<bool>)>,
+    /// Per metric, for cases with a numeric label `{"score": x}`: scores and labels.
+    scored: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     failures: BTreeMap<&'static str, usize>,
 }
 
@@ -112,6 +117,11 @@ impl GroupAcc {
                     e.2.push(gold);
                 }
             }
+            if let Some(gold) = r.label.as_ref().and_then(|l| l.get("score")).and_then(|v| v.as_f64()).filter(|g| g.is_finite()) {
+                let e = self.scored.entry(name.to_string()).or_default();
+                e.0.push(score as f64);
+                e.1.push(gold);
+            }
         }
         for f in Failure::ALL {
             if r.failures.contains(&f) {
@@ -128,7 +138,7 @@ impl GroupAcc {
             .iter()
             .filter_map(|f| self.failures.get(f.name()).map(|&n| (f.name().to_string(), n)))
             .collect();
-        let agreement = self
+        let mut agreement: BTreeMap<String, Agreement> = self
             .labelled
             .into_iter()
             .map(|(name, (scores, predicted, gold))| {
@@ -138,10 +148,21 @@ impl GroupAcc {
                     cases: gold.len(),
                     balanced_accuracy: stats::balanced_accuracy(&predicted, &gold),
                     roc_auc: stats::roc_auc(&scores, &gold),
+                    spearman: None,
                 };
                 (name, a)
             })
             .collect();
+        for (name, (scores, gold)) in self.scored {
+            let a = agreement.entry(name).or_insert_with(|| Agreement {
+                label: "score".into(),
+                cases: gold.len(),
+                balanced_accuracy: None,
+                roc_auc: None,
+                spearman: None,
+            });
+            a.spearman = stats::spearman(&scores, &gold);
+        }
         GroupSummary {
             cases,
             passed,
@@ -260,6 +281,12 @@ impl Summary {
             row(k, g);
         }
         for (m, a) in &self.overall.agreement {
+            if let Some(rho) = a.spearman {
+                let _ = writeln!(out, "agreement of {m} with label `score` on {} cases: Spearman {rho:.3}", a.cases);
+                if a.label == "score" {
+                    continue;
+                }
+            }
             let _ = writeln!(
                 out,
                 "agreement of {m} with label `{}` on {} cases: balanced accuracy {}, ROC-AUC {}",

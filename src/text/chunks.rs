@@ -30,6 +30,11 @@ pub fn chunk_text<E>(
     let window = window.max(8);
     let overlap = overlap.min(window / 2);
     let toks = offsets(text)?;
+    // A passage the tokenizer reads as nothing (control characters only) has nothing to check
+    // a claim against: no chunk, rather than a chunk of zero tokens that the model would score.
+    if toks.is_empty() {
+        return Ok(vec![]);
+    }
     if toks.len() <= window {
         let span = trimmed(text, 0..text.len());
         return Ok(if span.is_empty() { vec![] } else { vec![Chunk { span, tokens: toks.len() }] });
@@ -115,6 +120,14 @@ mod tests {
     fn a_short_passage_is_one_chunk() {
         let c = chunk_text("  One two three.  ", 10, 2, &words).unwrap();
         assert_eq!(c, vec![Chunk { span: 2..16, tokens: 3 }]);
+    }
+
+    /// Found by the chunker fuzz target: a passage of NUL characters, which the tokenizer drops,
+    /// was one chunk of zero tokens.
+    #[test]
+    fn a_passage_without_tokens_has_no_chunks() {
+        let none = |_: &str| -> Result<Vec<(usize, usize)>, ()> { Ok(vec![]) };
+        assert_eq!(chunk_text("\0\0\0\0\0", 10, 2, &none).unwrap(), vec![]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
 /// The model cache the tests share: `CANDOR_CACHE` when set, else target/test-model-cache.
 pub fn test_cache() -> PathBuf {
     std::env::var_os("CANDOR_CACHE")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-model-cache"))
 }

@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod deberta_v2;
+pub mod gguf_llama;
 pub mod layers;
 pub mod roberta;
 

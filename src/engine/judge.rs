@@ -1,0 +1,245 @@
+//! The judge runtime: a quantized chat model that reads prompts and reports the probability of each
+//! rating token at the answer position (G-Eval), without generating anything.
+//!
+//! Prompts come as a shared prefix (the rubric) and one continuation per case. The prefix is run
+//! once and its KV cache reused by every case; continuations run in right-padded batches sorted by
+//! length, cut by a token budget. Nothing is sampled, so the same prompts give the same ratings.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use tokenizers::Tokenizer;
+
+use crate::engine::RunStats;
+use crate::error::{Error, Result};
+use crate::models::arch::gguf_llama::{GgufLlama, KvCache};
+use crate::models::gguf::{tokenizer_from_gguf, ChatTemplate};
+use crate::models::{ResolvedModel, Role};
+
+/// One piece of a prompt: template text (its special tokens are tokens) or data (read as plain text
+/// even when it spells a special token such as `<|im_start|>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text written by candor: chat template and instructions.
+    Template(String),
+    /// Text from the suite: never able to open or close a chat turn.
+    Data(String),
+}
+
+/// The rating distribution the judge gave one prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rating {
+    /// P(rating = k) for k = 1..=scale, renormalised over the scale's tokens.
+    pub distribution: Vec<f32>,
+    /// The expected rating, in [1, scale].
+    pub expected: f32,
+    /// Probability the model put on the scale's tokens at all, before renormalising: low values mean
+    /// the judge did not read the prompt as asking for a rating.
+    pub mass: f32,
+}
+
+impl Rating {
+    /// The expected rating mapped to [0, 1].
+    pub fn score(&self) -> f32 {
+        let scale = self.distribution.len().max(2) as f32;
+        ((self.expected - 1.0) / (scale - 1.0)).clamp(0.0, 1.0)
+    }
+}
+
+/// A loaded judge model.
+pub struct JudgeModel {
+    net: GgufLlama,
+    chat: Tokenizer,
+    plain: Tokenizer,
+    template: ChatTemplate,
+    digits: Vec<u32>,
+    id: String,
+    /// Most continuation tokens (rows x longest) in one batch.
+    pub token_budget: usize,
+    /// Whether the shared prefix's KV cache is reused (off: every prompt runs from its first token;
+    /// for measuring what the reuse saves).
+    pub reuse_prefix: bool,
+    /// What the model computed so far.
+    pub stats: RunStats,
+}
+
+impl JudgeModel {
+    /// Loads a registry judge model (one `.gguf` file).
+    pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+        let e = &model.entry;
+        if e.role != Role::Judge {
+            return Err(Error::Unsupported { model: e.name.clone(), reason: format!("is an {} model, not judge", e.role) });
+        }
+        let file = e
+            .files
+            .iter()
+            .find(|f| f.path.ends_with(".gguf"))
+            .ok_or_else(|| Error::Unsupported { model: e.name.clone(), reason: "names no .gguf file".into() })?;
+        Self::from_file(&model.file(&file.path), model.id(), device)
+    }
+
+    /// Loads a GGUF file directly.
+    pub fn from_file(path: &Path, id: String, device: &Device) -> Result<Self> {
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let ct = gguf_file::Content::read(&mut f).map_err(|e| Error::Unsupported {
+            model: id.clone(),
+            reason: format!("{} is not a readable GGUF file: {e}", path.display()),
+        })?;
+        let net = GgufLlama::from_gguf(&ct, &mut f, device)?;
+        let chat = tokenizer_from_gguf(&ct)?;
+        let mut plain = chat.clone();
+        plain.set_encode_special_tokens(true);
+        let template = ChatTemplate::from_gguf(&ct)?;
+        let mut digits = Vec::new();
+        for d in 1..=9 {
+            let enc = chat.encode(d.to_string(), false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            match enc.get_ids() {
+                [one] => digits.push(*one),
+                _ => return Err(Error::Unsupported { model: id, reason: format!("the digit {d} is not a single token") }),
+            }
+        }
+        let token_budget = if device.is_cpu() { 2048 } else { 32_768 };
+        Ok(Self { net, chat, plain, template, digits, id, token_budget, reuse_prefix: true, stats: RunStats::default() })
+    }
+
+    /// `name@sha-prefix` of the weights.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The chat template family.
+    pub fn template(&self) -> ChatTemplate {
+        self.template
+    }
+
+    /// The network.
+    pub fn network(&self) -> &GgufLlama {
+        &self.net
+    }
+
+    /// Token ids of prompt pieces, in order.
+    pub fn encode(&self, pieces: &[Piece]) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for p in pieces {
+            let (tok, text) = match p {
+                Piece::Template(t) => (&self.chat, t),
+                Piece::Data(t) => (&self.plain, t),
+            };
+            let enc = tok.encode(text.as_str(), false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            ids.extend_from_slice(enc.get_ids());
+        }
+        Ok(ids)
+    }
+
+    /// Decodes token ids (for showing prompts).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.chat.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Rates each continuation after the shared `prefix` on a 1..=`scale` scale. Continuations
+    /// longer than the model's context are cut from the front of their data, never silently: the
+    /// second value lists which were cut.
+    pub fn rate(&mut self, prefix: &[u32], continuations: &[Vec<u32>], scale: usize) -> Result<(Vec<Rating>, Vec<bool>)> {
+        if !(2..=9).contains(&scale) {
+            return Err(Error::Judge(format!("a rating scale runs from 1 to 2..9, not to {scale}")));
+        }
+        let max = self.net.max_positions();
+        let room = max.saturating_sub(prefix.len() + 16).max(1);
+        let mut truncated = vec![false; continuations.len()];
+        let rows: Vec<&[u32]> = continuations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if c.len() > room {
+                    truncated[i] = true;
+                    &c[c.len() - room..]
+                } else {
+                    c.as_slice()
+                }
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let past = if self.reuse_prefix && !prefix.is_empty() {
+            let (_, cache) = self.net.forward(&[prefix.to_vec()], None)?;
+            self.stats.tokens += prefix.len();
+            self.stats.padded_tokens += prefix.len();
+            Some(cache)
+        } else {
+            None
+        };
+        let mut out: Vec<Option<Rating>> = vec![None; rows.len()];
+        // Each row runs padded to a width chosen from its own length, so its rating does not depend
+        // on which other rows share its batch (see GgufLlama::forward_padded): sharded, resumed and
+        // whole runs agree exactly.
+        let full = |i: usize| rows[i].len() + if past.is_some() { 0 } else { prefix.len() };
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        order.sort_by_key(|&i| (bucket(full(i)), i));
+        let mut start = 0;
+        while start < order.len() {
+            let width = bucket(full(order[start]));
+            let per_batch = (self.token_budget / width).clamp(1, 64);
+            let mut end = start;
+            while end < order.len() && end - start < per_batch && bucket(full(order[end])) == width {
+                end += 1;
+            }
+            let batch = &order[start..end];
+            start = end;
+            let batch_rows: Vec<Vec<u32>> = batch
+                .iter()
+                .map(|&i| if past.is_some() { rows[i].to_vec() } else { [prefix, rows[i]].concat() })
+                .collect();
+            let (logits, _) = self.net.forward_padded(&batch_rows, past.as_ref(), width)?;
+            let logits: Vec<Vec<f32>> = logits.to_vec2()?;
+            for (&i, l) in batch.iter().zip(&logits) {
+                out[i] = Some(read_rating(l, &self.digits[..scale]));
+            }
+            self.stats.batches += 1;
+            self.stats.tokens += batch_rows.iter().map(Vec::len).sum::<usize>();
+            self.stats.padded_tokens += width * batch_rows.len();
+        }
+        self.stats.inputs += rows.len();
+        self.stats.computed += rows.len();
+        self.stats.model_time += started.elapsed();
+        Ok((out.into_iter().map(|r| r.expect("every row is in one batch")).collect(), truncated))
+    }
+
+    /// The cache of a prefix, for callers that continue it themselves.
+    pub fn prefix_cache(&self, prefix: &[u32]) -> Result<KvCache> {
+        Ok(self.net.forward(&[prefix.to_vec()], None)?.1)
+    }
+}
+
+/// The padded width of a row of `len` tokens: the next multiple of 16.
+fn bucket(len: usize) -> usize {
+    len.div_ceil(16) * 16
+}
+
+/// The rating distribution in a row of next-token logits.
+fn read_rating(logits: &[f32], scale_tokens: &[u32]) -> Rating {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+    let p: Vec<f64> = scale_tokens.iter().map(|&t| ((logits[t as usize] - max) as f64).exp()).collect();
+    let on_scale: f64 = p.iter().sum();
+    let distribution: Vec<f32> = p.iter().map(|x| (x / on_scale) as f32).collect();
+    let expected = p.iter().enumerate().map(|(k, x)| (k + 1) as f64 * x / on_scale).sum::<f64>() as f32;
+    Rating { distribution, expected, mass: (on_scale / total) as f32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rating_is_the_expectation_over_the_scale_tokens() {
+        // Vocabulary of 6; scale tokens 1..=3 at ids 3, 4, 5 with logits ln 1, ln 2, ln 1.
+        let l = [0.0f32, 0.0, 0.0, 0.0, 2f32.ln(), 0.0];
+        let r = read_rating(&l, &[3, 4, 5]);
+        assert!((r.distribution[1] - 0.5).abs() < 1e-6);
+        assert!((r.expected - 2.0).abs() < 1e-6);
+        assert!((r.mass - 4.0 / 7.0).abs() < 1e-6);
+        assert!((r.score() - 0.5).abs() < 1e-6);
+        let sure = read_rating(&[0.0, 0.0, 0.0, 30.0, 0.0, 0.0], &[3, 4, 5]);
+        assert!(sure.expected < 1.0001 && sure.score() < 1e-4);
+    }
+}

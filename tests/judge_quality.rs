@@ -32,7 +32,7 @@ fn judge_ratings_follow_human_similarity_on_stsb() {
     let gold: Vec<f64> = rows.iter().map(|r| r["score"].as_f64().unwrap()).collect();
     let rho = candor::stats::spearman(&ratings, &gold).unwrap();
     eprintln!("smollm2-135m-instruct: Spearman {rho:.4} on the first 100 STS-B test pairs");
-    // A broken prompt, template or tokenizer gives about 0; the model's figure is recorded in
-    // docs/quality.md.
+    // A regression guard on these 100 pairs (0.20 when recorded), not a quality claim: over all
+    // 1,379 pairs this small model's ratings do not follow the human scores (docs/quality.md).
     assert!(rho > 0.1, "Spearman {rho:.4}");
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use candor::report::merge::merge;
-use candor::report::Summary;
+use anyhow::Context as _;
 
 use super::grade::summary_path;
 use super::write_atomic;
@@ -38,20 +38,22 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let merged = merge(&args.suite, &args.shards)?;
-    let mut text = String::with_capacity(merged.lines.iter().map(|l| l.len() + 1).sum());
-    for line in &merged.lines {
-        text.push_str(line);
-        text.push('\n');
-    }
-    write_atomic(&args.out, text.as_bytes())?;
-    let summary = Summary::of(&merged.results, merged.invalid_lines, merged.models.clone());
+    // Written under a temporary name beside the target and renamed at the end: a failed merge
+    // leaves any earlier results file as it was.
+    let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+    let mut w = std::io::BufWriter::new(tmp);
+    let merged = merge(&args.suite, &args.shards, &mut w)?;
+    let tmp = w.into_inner().map_err(|e| e.into_error())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&args.out).map_err(|e| e.error).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let summary = merged.summary;
     let summary_file = summary_path(&args.out);
     write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());
     eprintln!(
         "{} case(s) from {} shard(s) merged in suite order: {}; summary: {}",
-        merged.results.len(),
+        merged.cases,
         args.shards.len(),
         args.out.display(),
         summary_file.display()

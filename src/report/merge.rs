@@ -1,49 +1,64 @@
 //! Merging the results of a suite graded in shards (`candor grade --shard K/N`) into one results
 //! file in suite order, as an unsharded run writes it.
+//!
+//! Memory stays bounded like `candor grade`'s: the shards are indexed (each result's id, file, byte
+//! offset and line), then the suite is read in order and each result line copied from its shard to
+//! the output, the summary counted as lines pass. Nothing but the index is held.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::graders::CaseResult;
+use crate::report::{Summary, SummaryBuilder};
 use crate::suite::SuiteReader;
 
-/// The merged run.
+/// What a merge wrote.
 #[derive(Debug)]
 pub struct Merged {
-    /// Result lines in suite order, exactly as the shards wrote them (without the newline).
-    pub lines: Vec<String>,
-    /// The same results, parsed.
-    pub results: Vec<CaseResult>,
+    /// Result lines written.
+    pub cases: usize,
     /// Lines of the suite that could not be graded (an unsharded run skips and counts them too).
     pub invalid_lines: usize,
-    /// The models that graded (the same in every shard).
-    pub models: BTreeMap<String, String>,
+    /// The summary of the merged results.
+    pub summary: Summary,
 }
 
-/// Merges shard results files against their suite. Every valid case of the suite must have exactly
-/// one result across the shards, no shard may hold a case the suite does not have, and all shards
-/// must have been graded by the same models; each violation is an error naming the file, line and id.
-pub fn merge(suite: &Path, shards: &[PathBuf]) -> Result<Merged> {
-    let file = std::fs::File::open(suite).map_err(|e| Error::io(suite, e))?;
-    let mut order: Vec<String> = Vec::new();
-    let mut invalid_lines = 0;
-    for item in SuiteReader::new(std::io::BufReader::new(file)) {
-        match item {
-            Ok(case) => order.push(case.id),
-            Err(_) => invalid_lines += 1,
-        }
-    }
-    let mut found: HashMap<String, (String, CaseResult, String)> = HashMap::with_capacity(order.len());
+/// Where one result line is.
+struct Entry {
+    shard: usize,
+    offset: u64,
+    len: usize,
+    line: usize,
+}
+
+/// Merges shard results files against their suite, writing the result lines to `out` in suite
+/// order, exactly as the shards wrote them. Every valid case of the suite must have exactly one
+/// result across the shards, no shard may hold a case the suite does not have, and all shards must
+/// have been graded by the same models; each violation is an error naming the file, line and id
+/// (`out` may then hold a partial file: write it to a temporary name).
+pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Merged> {
+    let mut index: HashMap<String, Entry> = HashMap::new();
     let mut models: Option<(BTreeMap<String, String>, String)> = None;
-    for shard in shards {
-        let text = std::fs::read_to_string(shard).map_err(|e| Error::io(shard, e))?;
-        for (i, line) in text.lines().enumerate() {
-            let location = format!("{}:{}", shard.display(), i + 1);
-            if line.trim().is_empty() {
+    for (k, shard) in shards.iter().enumerate() {
+        let mut reader = BufReader::new(std::fs::File::open(shard).map_err(|e| Error::io(shard, e))?);
+        let (mut offset, mut line, mut buf) = (0u64, 0usize, String::new());
+        loop {
+            buf.clear();
+            let n = reader.read_line(&mut buf).map_err(|e| Error::io(shard, e))?;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            let start = offset;
+            offset += n as u64;
+            let text = buf.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
                 continue;
             }
-            let r: CaseResult = serde_json::from_str(line).map_err(|e| Error::Input {
+            let location = format!("{}:{line}", shard.display());
+            let r: CaseResult = serde_json::from_str(text).map_err(|e| Error::Input {
                 location: location.clone(),
                 reason: format!("not a result line ({e}); an interrupted shard is finished with `candor grade --resume`"),
             })?;
@@ -57,26 +72,47 @@ pub fn merge(suite: &Path, shards: &[PathBuf]) -> Result<Merged> {
                 }
                 Some(_) => {}
             }
-            if let Some((_, _, earlier)) = found.get(&r.id) {
+            if let Some(e) = index.get(&r.id) {
+                let earlier = format!("{}:{}", shards[e.shard].display(), e.line);
                 return Err(Error::Input { location, reason: format!("case `{}` is also in {earlier}", r.id) });
             }
-            found.insert(r.id.clone(), (line.to_string(), r, location));
+            index.insert(r.id, Entry { shard: k, offset: start, len: text.len(), line });
         }
     }
-    let mut lines = Vec::with_capacity(order.len());
-    let mut results = Vec::with_capacity(order.len());
-    let mut missing = Vec::new();
-    for id in &order {
-        match found.remove(id) {
-            Some((line, r, _)) => {
-                lines.push(line);
-                results.push(r);
+    let mut files: Vec<std::fs::File> =
+        shards.iter().map(|p| std::fs::File::open(p).map_err(|e| Error::io(p, e))).collect::<Result<_>>()?;
+    let file = std::fs::File::open(suite).map_err(|e| Error::io(suite, e))?;
+    let (mut invalid_lines, mut cases, mut missing) = (0usize, 0usize, Vec::new());
+    let mut summary = SummaryBuilder::new();
+    let mut buf = Vec::new();
+    for item in SuiteReader::new(BufReader::new(file)) {
+        let id = match item {
+            Ok(case) => case.id,
+            Err(_) => {
+                invalid_lines += 1;
+                continue;
             }
-            None => missing.push(id.as_str()),
+        };
+        let Some(e) = index.remove(&id) else {
+            missing.push(id);
+            continue;
+        };
+        if !missing.is_empty() {
+            continue; // the merge fails below; no need to copy more
         }
+        let (f, path) = (&mut files[e.shard], &shards[e.shard]);
+        buf.resize(e.len, 0);
+        f.seek(SeekFrom::Start(e.offset)).and_then(|_| f.read_exact(&mut buf)).map_err(|err| Error::io(path, err))?;
+        let r: CaseResult = serde_json::from_slice(&buf).map_err(|err| Error::Input {
+            location: format!("{}:{}", path.display(), e.line),
+            reason: format!("changed while merging ({err})"),
+        })?;
+        summary.add(&r);
+        out.write_all(&buf).and_then(|_| out.write_all(b"\n")).map_err(|err| Error::io(Path::new("merged results"), err))?;
+        cases += 1;
     }
     if !missing.is_empty() {
-        let shown: Vec<&str> = missing.iter().take(5).copied().collect();
+        let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
         return Err(Error::Input {
             location: suite.display().to_string(),
             reason: format!(
@@ -86,8 +122,12 @@ pub fn merge(suite: &Path, shards: &[PathBuf]) -> Result<Merged> {
             ),
         });
     }
-    if let Some((id, (_, _, location))) = found.iter().min_by(|a, b| a.1 .2.cmp(&b.1 .2)) {
-        return Err(Error::Input { location: location.clone(), reason: format!("case `{id}` is not in the suite {}", suite.display()) });
+    if let Some((id, e)) = index.iter().min_by_key(|(_, e)| (e.shard, e.line)) {
+        return Err(Error::Input {
+            location: format!("{}:{}", shards[e.shard].display(), e.line),
+            reason: format!("case `{id}` is not in the suite {}", suite.display()),
+        });
     }
-    Ok(Merged { lines, results, invalid_lines, models: models.map(|(m, _)| m).unwrap_or_default() })
+    let models = models.map(|(m, _)| m).unwrap_or_default();
+    Ok(Merged { cases, invalid_lines, summary: summary.finish(invalid_lines, models) })
 }

@@ -13,7 +13,7 @@ use tokenizers::Tokenizer;
 
 use crate::engine::RunStats;
 use crate::error::{Error, Result};
-use crate::models::arch::gguf_llama::{GgufLlama, KvCache};
+use crate::models::arch::gguf_llama::GgufLlama;
 use crate::models::gguf::{tokenizer_from_gguf, ChatTemplate};
 use crate::models::{ResolvedModel, Role};
 
@@ -202,11 +202,6 @@ impl JudgeModel {
         self.stats.computed += rows.len();
         self.stats.model_time += started.elapsed();
         Ok((out.into_iter().map(|r| r.expect("every row is in one batch")).collect(), truncated))
-    }
-
-    /// The cache of a prefix, for callers that continue it themselves.
-    pub fn prefix_cache(&self, prefix: &[u32]) -> Result<KvCache> {
-        Ok(self.net.forward(&[prefix.to_vec()], None)?.1)
     }
 }
 

@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
         .map(|(i, l)| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let case = serde_json::json!({"id": i.to_string(), "input": v["a"], "output": v["b"]}).to_string();
-            judge.encode(&continuation(t, &rubric, &parse_case(1, &case).unwrap()).unwrap()).unwrap()
+            judge.encode(&continuation(t, &rubric, &parse_case(1, &case).unwrap()).unwrap().0).unwrap()
         })
         .collect();
     let mean = rows.iter().map(Vec::len).sum::<usize>() as f64 / rows.len() as f64;

@@ -123,7 +123,8 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let mut judge = if args.metrics.judge && !cfg.rubric.is_empty() {
+    let decomposes = args.metrics.support && cfg.support.claims == candor::config::ClaimSplit::Judge;
+    let mut judge = if (args.metrics.judge && !cfg.rubric.is_empty()) || decomposes {
         let name = match &cfg.models.judge {
             Some(n) => n.clone(),
             None => store.registry().default_for(Role::Judge).map(|e| e.name.clone()).context("the registry names no default judge model")?,
@@ -253,6 +254,10 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     let judged = grader.judge_stats().unwrap_or_default();
     let wall = started.elapsed().as_secs_f64();
     let model = (stats.model_time + embed.model_time + judged.model_time).as_secs_f64();
+    let generated = grader.judge_generated();
+    if generated > 0 {
+        eprintln!("judge: {generated} sentence(s) decomposed into claims");
+    }
     if judged.inputs > 0 {
         eprintln!("judge: {} prompt(s) rated in {} batch(es), {:.1} s", judged.inputs, judged.batches, judged.model_time.as_secs_f64());
     }

@@ -12,11 +12,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Grade the outputs of LLM applications locally: grounding, citations, consistency.
+/// Grade the outputs of LLM applications locally: grounding, citations, consistency and rubric judges.
 ///
 /// candor reads a suite of cases (JSON Lines: id, output, contexts, ...), scores every claim against
-/// its sources with local NLI and embedding models, and writes one result line per case. Nothing
-/// leaves the machine, and nothing is downloaded unless you ask for it.
+/// its sources with local NLI and embedding models (and rates rubrics with a local judge model), and
+/// writes one result line per case. Nothing leaves the machine, and nothing is downloaded unless you
+/// ask for it.
 #[derive(Debug, Parser)]
 #[command(name = "candor", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -43,7 +44,7 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
-    /// Grade a suite: support, citations and consistency of every case.
+    /// Grade a suite: support, citations, consistency and rubric metrics of every case.
     Grade(grade::GradeArgs),
     /// Merge the results of a suite graded in shards (grade --shard K/N) into one, in suite order.
     Merge(merge::MergeArgs),

@@ -54,14 +54,18 @@ pub struct JudgeModel {
     plain: Tokenizer,
     template: ChatTemplate,
     digits: Vec<u32>,
+    /// The GGUF's end-of-text token, where it names one.
+    eos: Option<u32>,
     id: String,
     /// Most continuation tokens (rows x longest) in one batch.
     pub token_budget: usize,
     /// Whether the shared prefix's KV cache is reused (off: every prompt runs from its first token;
     /// for measuring what the reuse saves).
     pub reuse_prefix: bool,
-    /// What the model computed so far.
+    /// What the model computed so far (rating and generation together).
     pub stats: RunStats,
+    /// Prompts answered by generation so far (claim decomposition).
+    pub generated: usize,
 }
 
 impl JudgeModel {
@@ -100,7 +104,8 @@ impl JudgeModel {
             }
         }
         let token_budget = if device.is_cpu() { 2048 } else { 32_768 };
-        Ok(Self { net, chat, plain, template, digits, id, token_budget, reuse_prefix: true, stats: RunStats::default() })
+        let eos = ct.metadata.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok());
+        Ok(Self { net, chat, plain, template, digits, eos, id, token_budget, reuse_prefix: true, stats: RunStats::default(), generated: 0 })
     }
 
     /// `name@sha-prefix` of the weights.
@@ -135,6 +140,53 @@ impl JudgeModel {
     /// Decodes token ids (for showing prompts).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.chat.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Greedy continuations of each prompt after the shared `prefix`, up to `max_new` tokens each or
+    /// the end of the assistant's turn, decoded. The prefix runs once; each prompt then runs alone
+    /// (so its text does not depend on the others). Nothing is sampled: the same prompts give the
+    /// same texts.
+    pub fn generate(&mut self, prefix: &[u32], prompts: &[Vec<u32>], max_new: usize) -> Result<Vec<String>> {
+        let stop = self.encode(&[Piece::Template(self.template.end_of_turn().to_string())])?;
+        let stop = match stop.as_slice() {
+            [one] => *one,
+            _ => return Err(Error::Judge("the end-of-turn token is not a single token".into())),
+        };
+        let started = std::time::Instant::now();
+        let past = if prefix.is_empty() {
+            None
+        } else {
+            let (_, cache) = self.net.forward(&[prefix.to_vec()], None)?;
+            self.stats.tokens += prefix.len();
+            Some(cache)
+        };
+        let max = self.net.max_positions();
+        let mut out = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let room = max.saturating_sub(prefix.len() + max_new + 1);
+            if p.is_empty() || room == 0 {
+                out.push(String::new());
+                continue;
+            }
+            let p = if p.len() > room { &p[p.len() - room..] } else { p.as_slice() };
+            let (mut logits, mut cache) = self.net.forward(&[p.to_vec()], past.as_ref())?;
+            self.stats.tokens += p.len();
+            let mut ids = Vec::new();
+            for _ in 0..max_new {
+                let row: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
+                let next = argmax(&row);
+                if next == stop || Some(next) == self.eos {
+                    break;
+                }
+                ids.push(next);
+                (logits, cache) = self.net.forward(&[vec![next]], Some(&cache))?;
+                self.stats.tokens += 1;
+            }
+            out.push(self.decode(&ids)?);
+            self.generated += 1;
+        }
+        self.stats.model_time += started.elapsed();
+        Ok(out)
     }
 
     /// Rates each continuation after the shared `prefix` on a 1..=`scale` scale. Continuations
@@ -203,6 +255,17 @@ impl JudgeModel {
         self.stats.model_time += started.elapsed();
         Ok((out.into_iter().map(|r| r.expect("every row is in one batch")).collect(), truncated))
     }
+}
+
+/// The index of the largest value (the first, on ties).
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// The padded width of a row of `len` tokens: the next multiple of 16.

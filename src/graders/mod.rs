@@ -8,6 +8,7 @@
 
 pub mod citation;
 pub mod consistency;
+pub mod decompose;
 pub mod judge;
 pub mod pairs;
 pub mod results;
@@ -77,6 +78,19 @@ struct Prepared<'c> {
     /// Indices of the sentences checked as claims: the claim sentences, or, in a short answer with
     /// none ("Paris."), every sentence that is not a question.
     claim_ix: Vec<usize>,
+    /// What the support grader checks: the claim sentences, or the judge's atomic facts of them.
+    support_claims: Vec<Claim>,
+}
+
+/// One claim the support grader checks.
+#[derive(Debug, Clone)]
+struct Claim {
+    /// The claim text.
+    text: String,
+    /// Byte range of its sentence in the output.
+    span: std::ops::Range<usize>,
+    /// Where it came from, when the judge decomposes claims.
+    from: Option<results::ClaimFrom>,
 }
 
 impl<'c> Prepared<'c> {
@@ -89,7 +103,18 @@ impl<'c> Prepared<'c> {
         if claim_ix.is_empty() {
             claim_ix = (0..sentences.len()).filter(|&i| !sentences[i].text.trim_end().ends_with('?')).collect();
         }
-        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix }
+        let support_claims =
+            claim_ix.iter().map(|&i| Claim { text: sentences[i].text.clone(), span: sentences[i].span.clone(), from: None }).collect();
+        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix, support_claims }
+    }
+
+    /// The (context, sentence) pair the decomposition prompt shows for each claim sentence: the
+    /// previous sentence of the output as context.
+    fn decomposition_items(&self) -> Vec<(String, String)> {
+        self.claim_ix
+            .iter()
+            .map(|&i| (if i > 0 { self.sentences[i - 1].text.clone() } else { String::new() }, self.sentences[i].text.clone()))
+            .collect()
     }
 
     fn claims(&self) -> impl Iterator<Item = &Sentence> {
@@ -178,6 +203,11 @@ impl<'m> Grader<'m> {
         self.judge.as_ref().map(|j| j.stats)
     }
 
+    /// Sentences the judge decomposed into claims so far.
+    pub fn judge_generated(&self) -> usize {
+        self.judge.as_ref().map_or(0, |j| j.generated)
+    }
+
     /// The model ids written into every result.
     pub fn model_ids(&self) -> &BTreeMap<String, String> {
         &self.models
@@ -206,7 +236,10 @@ impl<'m> Grader<'m> {
     /// Grades a block of cases; results come back in the order of `cases`. `on_pairs` is called
     /// with the number of NLI pairs done after each batch.
     pub fn grade_block(&mut self, cases: &[Case], on_pairs: &(dyn Fn(usize) + Sync)) -> Result<Vec<CaseResult>> {
-        let prepared: Vec<Prepared> = cases.par_iter().map(Prepared::new).collect();
+        let mut prepared: Vec<Prepared> = cases.par_iter().map(Prepared::new).collect();
+        if self.metrics.support && self.cfg.support.claims == crate::config::ClaimSplit::Judge {
+            self.decompose(&mut prepared)?;
+        }
         let mut questions: Vec<(String, String)> = Vec::new();
         for p in prepared.iter().filter(|p| !p.is_empty()) {
             self.ask(p, &mut questions);
@@ -225,6 +258,9 @@ impl<'m> Grader<'m> {
                     if o.ran().is_some_and(|x| !x.passed) {
                         r.add_failure(Failure::RubricFailed);
                     }
+                    if o.ran().is_some_and(|x| !x.injection.is_empty()) {
+                        r.add_failure(Failure::JudgeInjection);
+                    }
                     r.metrics.rubrics.insert(rubric.name.clone(), o);
                 }
             }
@@ -232,7 +268,7 @@ impl<'m> Grader<'m> {
                 r.passed = !p.is_empty() && r.metrics.all_passed();
             }
         }
-        self.progress.claims += prepared.iter().map(|p| p.claims().count()).sum::<usize>();
+        self.progress.claims += prepared.iter().map(|p| p.support_claims.len()).sum::<usize>();
         // With a persistent score cache, nothing of this block needs to stay in memory.
         if self.sched.end_block() {
             self.vectors = HashMap::new();
@@ -240,11 +276,44 @@ impl<'m> Grader<'m> {
         Ok(results)
     }
 
+    /// Replaces each case's claim sentences by the judge's atomic facts of them (a sentence the judge
+    /// does not split stays). Each distinct (context, sentence) is decomposed once per block.
+    fn decompose(&mut self, prepared: &mut [Prepared]) -> Result<()> {
+        let judge = self.judge.as_deref_mut().ok_or_else(|| {
+            Error::Judge("`[support] claims = \"judge\"` needs the judge model, and none was loaded".into())
+        })?;
+        let mut items: Vec<(String, String)> = prepared
+            .iter()
+            .filter(|p| !p.is_empty() && p.case.contexts.iter().any(|c| !c.text.trim().is_empty()))
+            .flat_map(Prepared::decomposition_items)
+            .collect();
+        items.sort_unstable();
+        items.dedup();
+        let facts = decompose::decompose(judge, &items)?;
+        let by: HashMap<&(String, String), &Option<Vec<String>>> = items.iter().zip(&facts).collect();
+        for p in prepared.iter_mut() {
+            let mut claims = Vec::new();
+            for (item, &i) in p.decomposition_items().iter().zip(&p.claim_ix) {
+                let span = p.sentences[i].span.clone();
+                match by.get(item) {
+                    Some(Some(f)) => claims.extend(f.iter().map(|t| Claim {
+                        text: t.clone(),
+                        span: span.clone(),
+                        from: Some(results::ClaimFrom::Judge),
+                    })),
+                    _ => claims.push(Claim { text: item.1.clone(), span, from: Some(results::ClaimFrom::Sentence) }),
+                }
+            }
+            p.support_claims = claims;
+        }
+        Ok(())
+    }
+
     /// Every NLI question a case's metrics need.
     fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
         let case = p.case;
         if self.metrics.support {
-            for s in p.claims() {
+            for s in &p.support_claims {
                 for c in &case.contexts {
                     q.push((c.text.clone(), s.text.clone()));
                 }

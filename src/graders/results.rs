@@ -32,11 +32,13 @@ pub enum Failure {
     TruncatedInput,
     /// A rubric metric (judge) scored below its pass mark.
     RubricFailed,
+    /// A field shown to the judge holds text addressed to the grader (a prompt injection).
+    JudgeInjection,
 }
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 10] = [
+    pub const ALL: [Failure; 11] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
         Failure::MissingCitation,
@@ -47,6 +49,7 @@ impl Failure {
         Failure::EmptyOutput,
         Failure::TruncatedInput,
         Failure::RubricFailed,
+        Failure::JudgeInjection,
     ];
 
     /// The snake_case name used in results.
@@ -62,6 +65,7 @@ impl Failure {
             Failure::EmptyOutput => "empty_output",
             Failure::TruncatedInput => "truncated_input",
             Failure::RubricFailed => "rubric_failed",
+            Failure::JudgeInjection => "judge_injection",
         }
     }
 }
@@ -118,6 +122,21 @@ pub struct ClaimResult {
     pub label: String,
     /// The best-entailing chunk (the contradicting one, for a contradicted claim).
     pub evidence: Option<Evidence>,
+    /// Where the claim came from, when the judge decomposes claims (`[support] claims = "judge"`):
+    /// `judge` (an atomic fact of the sentence at `span`) or `sentence` (the sentence itself: too
+    /// short to split, or nothing usable came back). Absent with the default sentence claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ClaimFrom>,
+}
+
+/// Where a checked claim came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimFrom {
+    /// An atomic fact written by the judge model.
+    Judge,
+    /// The output's sentence itself.
+    Sentence,
 }
 
 /// Factual support of a case.
@@ -255,6 +274,21 @@ pub struct RubricResult {
     /// Whether the prompt was cut to fit the judge's context.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Text addressed to the grader found in the shown fields (redacted before the judge read them,
+    /// unless the rubric says `injection = "flag"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub injection: Vec<InjectionFound>,
+}
+
+/// Text addressed to the grader in one field of a case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InjectionFound {
+    /// The field: `input`, `output`, `reference`, or `contexts.<id>`.
+    pub field: String,
+    /// Character range in that field.
+    pub span: [usize; 2],
+    /// What it is: `structure`, `override` or `rating_demand`.
+    pub kind: crate::text::injection::InjectionKind,
 }
 
 impl Metrics {

@@ -34,7 +34,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let mut claims = vec![];
     let mut truncated = false;
     let mut failures = vec![];
-    for s in p.claims() {
+    for s in &p.support_claims {
         let mut best: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
         let mut worst: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
         for c in &case.contexts {
@@ -72,6 +72,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             contradiction,
             label: label.to_string(),
             evidence,
+            from: s.from,
         });
     }
     if claims.is_empty() {

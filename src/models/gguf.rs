@@ -129,4 +129,21 @@ impl ChatTemplate {
             Self::Llama3 => "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
         }
     }
+
+    /// The end of the assistant's message and the start of the next user message (for examples
+    /// shown as earlier turns).
+    pub fn next_user(&self) -> &'static str {
+        match self {
+            Self::ChatMl => "<|im_end|>\n<|im_start|>user\n",
+            Self::Llama3 => "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n",
+        }
+    }
+
+    /// The special token that ends a turn.
+    pub fn end_of_turn(&self) -> &'static str {
+        match self {
+            Self::ChatMl => "<|im_end|>",
+            Self::Llama3 => "<|eot_id|>",
+        }
+    }
 }

@@ -440,7 +440,7 @@ mod tests {
         use crate::graders::results::{Outcome, RubricResult};
         let line = r#"{"id": "a", "metrics": {}, "failures": [], "passed": true, "model": {}}"#;
         let mut r: CaseResult = serde_json::from_str(line).unwrap();
-        let rr = RubricResult { score: 0.8, passed: true, rating: 4.2, distribution: vec![0.0, 0.0, 0.2, 0.4, 0.4], mass: 0.9, truncated: false };
+        let rr = RubricResult { score: 0.8, passed: true, rating: 4.2, distribution: vec![0.0, 0.0, 0.2, 0.4, 0.4], mass: 0.9, truncated: false, injection: vec![] };
         r.metrics.rubrics.insert("polite".into(), Outcome::Ran(rr));
         let mut b = crate::report::SummaryBuilder::new();
         b.add(&r);

@@ -5,6 +5,7 @@
 
 pub mod chunks;
 pub mod citations;
+pub mod injection;
 pub mod sentences;
 
 use std::ops::Range;

@@ -32,7 +32,9 @@ fn the_judge_splits_sentences_into_facts_the_same_way_every_time() {
     }
     // Greedy: the same prompts give the same replies.
     assert_eq!(j.generate(&p, &prompts, 96).unwrap(), replies);
-    let facts = decompose(&mut j, &items).unwrap();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let facts = decompose(&mut j, &items, &|n| done.store(n, std::sync::atomic::Ordering::Relaxed)).unwrap();
+    assert_eq!(done.into_inner(), 2, "two sentences are long enough to split");
     assert!(facts[2].is_none(), "a short sentence is its own fact");
     // Whatever the model wrote, only facts that pass the check against their sentence are used.
     for ((c, s), f) in items.iter().zip(&facts) {

@@ -128,8 +128,9 @@ pub fn parse(reply: &str, context: &str, sentence: &str) -> Option<Vec<String>> 
 }
 
 /// Decomposes each (context, sentence) pair; `None` where the sentence is kept as it is (short, or
-/// no usable fact came back).
-pub fn decompose(judge: &mut JudgeModel, items: &[(String, String)]) -> Result<Vec<Option<Vec<String>>>> {
+/// no usable fact came back). `done` is called with the number of sentences decomposed so far, after
+/// each (for a progress bar).
+pub fn decompose(judge: &mut JudgeModel, items: &[(String, String)], done: &dyn Fn(usize)) -> Result<Vec<Option<Vec<String>>>> {
     let t = judge.template();
     let prefix = judge.encode(&prefix(t))?;
     let mut out = vec![None; items.len()];
@@ -143,8 +144,9 @@ pub fn decompose(judge: &mut JudgeModel, items: &[(String, String)]) -> Result<V
     }
     let budget = |p: &Vec<u32>| (p.len() * 3 + 24).min(256);
     let mut replies = Vec::with_capacity(prompts.len());
-    for p in &prompts {
+    for (k, p) in prompts.iter().enumerate() {
         replies.extend(judge.generate(&prefix, std::slice::from_ref(p), budget(p))?);
+        done(k + 1);
     }
     for (i, reply) in which.into_iter().zip(replies) {
         out[i] = parse(&reply, &items[i].0, &items[i].1);

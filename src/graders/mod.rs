@@ -234,11 +234,12 @@ impl<'m> Grader<'m> {
     }
 
     /// Grades a block of cases; results come back in the order of `cases`. `on_pairs` is called
-    /// with the number of NLI pairs done after each batch.
+    /// with the number of NLI pairs done after each batch, and with 0 after each sentence the judge
+    /// decomposes (so a progress bar moves during decomposition too).
     pub fn grade_block(&mut self, cases: &[Case], on_pairs: &(dyn Fn(usize) + Sync)) -> Result<Vec<CaseResult>> {
         let mut prepared: Vec<Prepared> = cases.par_iter().map(Prepared::new).collect();
         if self.metrics.support && self.cfg.support.claims == crate::config::ClaimSplit::Judge {
-            self.decompose(&mut prepared)?;
+            self.decompose(&mut prepared, on_pairs)?;
         }
         let mut questions: Vec<(String, String)> = Vec::new();
         for p in prepared.iter().filter(|p| !p.is_empty()) {
@@ -278,7 +279,7 @@ impl<'m> Grader<'m> {
 
     /// Replaces each case's claim sentences by the judge's atomic facts of them (a sentence the judge
     /// does not split stays). Each distinct (context, sentence) is decomposed once per block.
-    fn decompose(&mut self, prepared: &mut [Prepared]) -> Result<()> {
+    fn decompose(&mut self, prepared: &mut [Prepared], tick: &(dyn Fn(usize) + Sync)) -> Result<()> {
         let judge = self.judge.as_deref_mut().ok_or_else(|| {
             Error::Judge("`[support] claims = \"judge\"` needs the judge model, and none was loaded".into())
         })?;
@@ -289,7 +290,7 @@ impl<'m> Grader<'m> {
             .collect();
         items.sort_unstable();
         items.dedup();
-        let facts = decompose::decompose(judge, &items)?;
+        let facts = decompose::decompose(judge, &items, &|_| tick(0))?;
         let by: HashMap<&(String, String), &Option<Vec<String>>> = items.iter().zip(&facts).collect();
         for p in prepared.iter_mut() {
             let mut claims = Vec::new();

@@ -32,7 +32,8 @@ pub enum Failure {
     TruncatedInput,
     /// A rubric metric (judge) scored below its pass mark.
     RubricFailed,
-    /// A field shown to the judge holds text addressed to the grader (a prompt injection).
+    /// An output, reference or context shown to the judge holds text addressed to the grader (a
+    /// prompt injection).
     JudgeInjection,
 }
 

@@ -24,14 +24,14 @@ fn the_judge_splits_sentences_into_facts_the_same_way_every_time() {
     let p = j.encode(&prefix(t)).unwrap();
     let prompts: Vec<Vec<u32>> = items.iter().map(|(c, s)| j.encode(&prompt(t, c, s)).unwrap()).collect();
     let started = std::time::Instant::now();
-    let replies = j.generate(&p, &prompts, 96).unwrap();
+    let replies = j.generate(&p, &prompts, &[96; 3], &|_| {}).unwrap();
     let generated = j.stats.tokens;
     eprintln!("{} tokens through the model in {:.1} s", generated, started.elapsed().as_secs_f64());
     for ((c, s), r) in items.iter().zip(&replies) {
         eprintln!("sentence: {s}\nreply:\n{r}\nfacts: {:?}\n", parse(r, c, s));
     }
     // Greedy: the same prompts give the same replies.
-    assert_eq!(j.generate(&p, &prompts, 96).unwrap(), replies);
+    assert_eq!(j.generate(&p, &prompts, &[96; 3], &|_| {}).unwrap(), replies);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let facts = decompose(&mut j, &items, &|n| done.store(n, std::sync::atomic::Ordering::Relaxed)).unwrap();
     assert_eq!(done.into_inner(), 2, "two sentences are long enough to split");

@@ -142,11 +142,14 @@ impl JudgeModel {
         self.chat.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
-    /// Greedy continuations of each prompt after the shared `prefix`, up to `max_new` tokens each or
-    /// the end of the assistant's turn, decoded. The prefix runs once; each prompt then runs alone
-    /// (so its text does not depend on the others). Nothing is sampled: the same prompts give the
-    /// same texts.
-    pub fn generate(&mut self, prefix: &[u32], prompts: &[Vec<u32>], max_new: usize) -> Result<Vec<String>> {
+    /// Greedy continuations of each prompt after the shared `prefix`, up to `max_new[i]` tokens for
+    /// prompt `i` or the end of the assistant's turn, decoded. The prefix runs once; each prompt then
+    /// runs alone (so its text does not depend on the others). Nothing is sampled: the same prompts
+    /// give the same texts. `done` is called with the number of prompts finished, after each.
+    pub fn generate(&mut self, prefix: &[u32], prompts: &[Vec<u32>], max_new: &[usize], done: &dyn Fn(usize)) -> Result<Vec<String>> {
+        if max_new.len() != prompts.len() {
+            return Err(Error::Judge(format!("{} token budgets for {} prompts", max_new.len(), prompts.len())));
+        }
         let stop = self.encode(&[Piece::Template(self.template.end_of_turn().to_string())])?;
         let stop = match stop.as_slice() {
             [one] => *one,
@@ -162,10 +165,11 @@ impl JudgeModel {
         };
         let max = self.net.max_positions();
         let mut out = Vec::with_capacity(prompts.len());
-        for p in prompts {
+        for (k, (p, &max_new)) in prompts.iter().zip(max_new).enumerate() {
             let room = max.saturating_sub(prefix.len() + max_new + 1);
             if p.is_empty() || room == 0 {
                 out.push(String::new());
+                done(k + 1);
                 continue;
             }
             let p = if p.len() > room { &p[p.len() - room..] } else { p.as_slice() };
@@ -184,6 +188,7 @@ impl JudgeModel {
             }
             out.push(self.decode(&ids)?);
             self.generated += 1;
+            done(k + 1);
         }
         self.stats.model_time += started.elapsed();
         Ok(out)

@@ -13,7 +13,7 @@ use tokenizers::Tokenizer;
 
 use crate::engine::RunStats;
 use crate::error::{Error, Result};
-use crate::models::arch::gguf_llama::GgufLlama;
+use crate::models::arch::gguf_llama::{GgufLlama, KvCache};
 use crate::models::gguf::{tokenizer_from_gguf, ChatTemplate};
 use crate::models::{ResolvedModel, Role};
 
@@ -71,10 +71,8 @@ pub struct JudgeModel {
 impl JudgeModel {
     /// Loads a registry judge model (one `.gguf` file).
     pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+        model.require_role(Role::Judge)?;
         let e = &model.entry;
-        if e.role != Role::Judge {
-            return Err(Error::Unsupported { model: e.name.clone(), reason: format!("is an {} model, not judge", e.role) });
-        }
         let file = e
             .files
             .iter()
@@ -142,6 +140,14 @@ impl JudgeModel {
         self.chat.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
+    /// Runs the shared prefix once; every prompt after it continues from the returned cache.
+    fn run_prefix(&mut self, prefix: &[u32]) -> Result<KvCache> {
+        let (_, cache) = self.net.forward(&[prefix.to_vec()], None)?;
+        self.stats.tokens += prefix.len();
+        self.stats.padded_tokens += prefix.len();
+        Ok(cache)
+    }
+
     /// Greedy continuations of each prompt after the shared `prefix`, up to `max_new[i]` tokens for
     /// prompt `i` or the end of the assistant's turn, decoded. The prefix runs once; each prompt then
     /// runs alone (so its text does not depend on the others). Nothing is sampled: the same prompts
@@ -156,13 +162,7 @@ impl JudgeModel {
             _ => return Err(Error::Judge("the end-of-turn token is not a single token".into())),
         };
         let started = std::time::Instant::now();
-        let past = if prefix.is_empty() {
-            None
-        } else {
-            let (_, cache) = self.net.forward(&[prefix.to_vec()], None)?;
-            self.stats.tokens += prefix.len();
-            Some(cache)
-        };
+        let past = if prefix.is_empty() { None } else { Some(self.run_prefix(prefix)?) };
         let max = self.net.max_positions();
         let mut out = Vec::with_capacity(prompts.len());
         for (k, (p, &max_new)) in prompts.iter().zip(max_new).enumerate() {
@@ -217,14 +217,7 @@ impl JudgeModel {
             })
             .collect();
         let started = std::time::Instant::now();
-        let past = if self.reuse_prefix && !prefix.is_empty() {
-            let (_, cache) = self.net.forward(&[prefix.to_vec()], None)?;
-            self.stats.tokens += prefix.len();
-            self.stats.padded_tokens += prefix.len();
-            Some(cache)
-        } else {
-            None
-        };
+        let past = if self.reuse_prefix && !prefix.is_empty() { Some(self.run_prefix(prefix)?) } else { None };
         let mut out: Vec<Option<Rating>> = vec![None; rows.len()];
         // Each row runs padded to a width chosen from its own length, so its rating does not depend
         // on which other rows share its batch (see GgufLlama::forward_padded): sharded, resumed and

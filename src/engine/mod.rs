@@ -157,10 +157,8 @@ pub struct CrossEncoder {
 impl CrossEncoder {
     /// Loads a resolved (verified) NLI model on `device`.
     pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+        model.require_role(Role::Nli)?;
         let e = &model.entry;
-        if e.role != Role::Nli {
-            return Err(Error::Unsupported { model: e.name.clone(), reason: format!("is an {} model, not nli", e.role) });
-        }
         let dtype = device::default_dtype(device);
         let net = arch::load_classifier(e.architecture, &model.dir, dtype, device)?;
         if net.num_labels() != e.labels.len() {
@@ -252,10 +250,8 @@ pub struct Embedder {
 impl Embedder {
     /// Loads a resolved (verified) embedding model on `device`.
     pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+        model.require_role(Role::Embed)?;
         let e = &model.entry;
-        if e.role != Role::Embed {
-            return Err(Error::Unsupported { model: e.name.clone(), reason: format!("is an {} model, not embed", e.role) });
-        }
         let dtype = device::default_dtype(device);
         let net = arch::load_embedder(e.architecture, &model.dir, e.pooling.unwrap_or_default(), e.normalize, dtype, device)?;
         let tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;

@@ -32,6 +32,15 @@ pub struct ResolvedModel {
 }
 
 impl ResolvedModel {
+    /// Checks that the model has `role`, for a runtime that loads only that role.
+    pub fn require_role(&self, role: super::Role) -> Result<()> {
+        let e = &self.entry;
+        if e.role != role {
+            return Err(Error::Unsupported { model: e.name.clone(), reason: format!("is an {} model, not {role}", e.role) });
+        }
+        Ok(())
+    }
+
     /// Path of one of the model's files.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)

@@ -48,6 +48,9 @@ fn the_judge_splits_sentences_into_facts_the_same_way_every_time() {
 
 #[test]
 fn grade_with_decomposed_claims() {
+    // The CLI never downloads on its own: fetch the judge into the test cache first (on a fresh
+    // machine the other test in this file may not have fetched it yet, or may be fetching it now).
+    common::fetched("smollm2-135m-instruct");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
     let suite = dir.path().join("s.jsonl");

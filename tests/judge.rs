@@ -91,6 +91,8 @@ fn gguf_tokenizer_keeps_data_out_of_the_chat_template() {
 /// merged give the same file as one run (a row's rating does not depend on its batch).
 #[test]
 fn graded_rubrics_are_deterministic_and_shard_invariant() {
+    // The CLI never downloads on its own: the judge must be in the test cache before it runs.
+    common::fetched("smollm2-135m-instruct");
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let suite = dir.path().join("suite.jsonl");

@@ -172,6 +172,12 @@ pub struct SupportConfig {
     /// What the claims are: the output's claim sentences (`sentences`, the default), or atomic facts
     /// that the judge model splits each sentence into (`judge`; `[models] judge` picks the model).
     pub claims: ClaimSplit,
+    /// Also score the whole output (citation markers removed) as one hypothesis, where it fits beside
+    /// a context window and is more than its one claim: each claim is then supported at least as well
+    /// as the whole output it belongs to (what entails the whole entails each of its parts). Short
+    /// answers gain most: a sentence that leans on its neighbours ("Didn't know RDJ was in there.")
+    /// is read with them. It costs one pair per context chunk and case; on by default.
+    pub whole_output: bool,
 }
 
 /// Where the support grader's claims come from.
@@ -194,6 +200,7 @@ impl Default for SupportConfig {
             aggregation: Aggregation::Fraction,
             pass: 0.75,
             claims: ClaimSplit::Sentences,
+            whole_output: true,
         }
     }
 }

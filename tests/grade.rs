@@ -369,3 +369,53 @@ fn the_score_cache_answers_what_it_has_seen_and_only_that() {
     let o = ok(&["grade", suite.to_str().unwrap(), "-o", c.to_str().unwrap(), "--no-cache", "--metrics", "support,citation", "-q", "--device", "cpu"]);
     assert_eq!(pair_counts(&o), (0, computed));
 }
+
+/// `[support] whole_output` (the default): a claim is supported at least as well as the whole output
+/// that contains it, and only short outputs that are more than one claim get the extra pair.
+#[test]
+fn whole_output_lifts_claims_to_the_support_of_their_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let context = "Iron Man stars Robert Downey Jr. Robert Downey Jr. starred in Zodiac, a crime film. Zodiac also stars Jake Gyllenhaal.";
+    let cases = [
+        serde_json::json!({"id": "pronoun", "output": "Robert Downey Jr. starred in Zodiac. Jake Gyllenhaal was in it too.", "contexts": [context]}),
+        serde_json::json!({"id": "one-claim", "output": "Robert Downey Jr. starred in Zodiac.", "contexts": [context]}),
+        serde_json::json!({"id": "long", "output": "Robert Downey Jr. starred in Zodiac, a crime film that also stars Jake Gyllenhaal. ".repeat(8), "contexts": [context]}),
+    ];
+    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let off_cfg = dir.path().join("off.toml");
+    std::fs::write(&off_cfg, "[support]\nwhole_output = false\n").unwrap();
+    let (on, off) = (dir.path().join("on.jsonl"), dir.path().join("off.jsonl"));
+    for (out, cfg) in [(&on, None), (&off, Some(&off_cfg))] {
+        let mut args = vec!["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"];
+        if let Some(c) = cfg {
+            args.extend(["--config", c.to_str().unwrap()]);
+        }
+        let o = candor(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (on, off) = (common::read_jsonl(&on), common::read_jsonl(&off));
+    let claims = |r: &Value| -> Vec<f64> { r["metrics"]["support"]["claims"].as_array().unwrap().iter().map(|c| c["score"].as_f64().unwrap()).collect() };
+    for (a, b) in on.iter().zip(&off) {
+        let (a_scores, b_scores) = (claims(a), claims(b));
+        assert_eq!(a_scores.len(), b_scores.len());
+        for (x, y) in a_scores.iter().zip(&b_scores) {
+            assert!(x >= y, "{}: a claim lost support with the whole output: {x} < {y}", a["id"]);
+        }
+        match a["id"].as_str().unwrap() {
+            // One claim that is the whole output, and an output too long to fit beside a window:
+            // nothing to add, the scores are the sentence scores.
+            "one-claim" | "long" => assert_eq!(a_scores, b_scores, "{}", a["id"]),
+            // Each claim's score is max(its own, the whole output's): the claims that changed all
+            // took the same value (the whole's), and the ones that did not were already above it.
+            _ => {
+                let lifted: Vec<f64> = a_scores.iter().zip(&b_scores).filter(|(x, y)| x > y).map(|(x, _)| *x).collect();
+                println!("{}: sentence scores {b_scores:?}, with the whole output {a_scores:?}", a["id"]);
+                assert!(!lifted.is_empty(), "the whole output lifted no claim of a two-sentence answer it entails");
+                let w = lifted[0];
+                assert!(lifted.iter().all(|&x| (x - w).abs() < 1e-6), "lifted claims disagree: {lifted:?}");
+                assert!(b_scores.iter().zip(&a_scores).all(|(y, x)| x > y || *y >= w - 1e-6));
+            }
+        }
+    }
+}

@@ -10,8 +10,7 @@
 //! Balanced accuracy uses the grader's own verdict (a claim supported, a citation entailing); ROC-AUC
 //! uses its probability. The figures are printed and recorded in docs/quality.md. The floors are the
 //! bare model's figures in step 2 (training.json beside the model), less a small margin for the
-//! grader's chunking of long passages; HaluEval dialogue is measured but not held to it (see
-//! `support_on_halueval_dialogue_heldout`).
+//! grader's chunking of long passages.
 
 mod common;
 
@@ -73,7 +72,12 @@ fn attribution_suite(out: &Path) -> usize {
         .map(|(i, r)| {
             let refs: Vec<&str> = r["references"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
             let markers: String = (1..=refs.len()).map(|k| format!("[{k}]")).collect();
-            let claim = r["claim"].as_str().unwrap().trim_end();
+            // ExpertQA's claims keep the markers of their original answer ("... change [4]."), which
+            // number a reference list the row does not keep: they are removed, as `candor train`'s
+            // reader removes them, or they would read as citations of contexts that do not exist.
+            let raw = r["claim"].as_str().unwrap();
+            let claim = candor::text::citations::strip_markers(raw, &candor::text::citations::find_markers(raw, &[]));
+            let claim = claim.trim_end();
             json!({"id": i, "output": format!("{claim} {markers}"), "contexts": refs,
                    "label": {"attributable": r["label"] == "attributable"}})
             .to_string()
@@ -156,8 +160,9 @@ fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64) {
     (t, before, after)
 }
 
-/// `at_least_bare`: the grader must match the bare model (within one point) on this set.
-fn check_support(prefix: &str, at_least_bare: bool) -> Vec<Value> {
+/// The grader must match the bare model (within one point) on every set; `calibration_carries`: the
+/// threshold calibrated on one half must not lose on the other.
+fn check_support(prefix: &str, calibration_carries: bool) -> Vec<Value> {
     let (cfg, sets) = test_sets();
     let set = set_named(&sets, prefix);
     let dir = tempfile::tempdir().unwrap();
@@ -179,14 +184,14 @@ fn check_support(prefix: &str, at_least_bare: bool) -> Vec<Value> {
         bare,
         f.roc_auc
     );
-    assert!(!at_least_bare || f.balanced_accuracy >= bare - 0.01, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
+    assert!(f.balanced_accuracy >= bare - 0.01, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
     let (t, before, after) = calibrate_on_half(&results, dir.path());
     println!("{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4}", set.display_name());
-    // Where the grader is below the bare model (dialogue) the best threshold of one half need not
-    // carry to the other (recorded in docs/quality.md); elsewhere calibration must not lose on the
-    // held-out half. Halves of about 500 cases: a 0.03 swing is within sampling noise.
-    if at_least_bare {
+    // On HaluEval dialogue the best threshold of one half does not carry to the other (recorded in
+    // docs/quality.md); elsewhere calibration must not lose on the held-out half. Halves of about 500
+    // cases: a 0.03 swing is within sampling noise.
+    if calibration_carries {
         assert!(after >= before, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
     } else {
         assert!(after >= before - 0.03, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
@@ -201,10 +206,9 @@ fn support_on_halueval_qa_heldout() {
 
 #[test]
 fn support_on_halueval_dialogue_heldout() {
-    // Chit-chat responses mix facts with opinions and pleasantries ("I like crime fiction!") that no
-    // knowledge text supports; graded sentence by sentence, every one must be supported, which the
-    // bare model, reading the whole response at once, is not held to. So this set is measured and
-    // recorded (docs/quality.md), below the bare model, and not held to it.
+    // Chit-chat: short responses whose sentences lean on each other ("Didn't know RDJ was in there.").
+    // The grader reads each sentence and, by default, the whole response (`[support] whole_output`),
+    // and must come within a point of the bare model, which reads the whole response only.
     check_support("halueval-dialogue (held out", false);
 }
 
@@ -237,9 +241,10 @@ fn citation_on_attributionbench_dev() {
         "attributionbench-dev citation: n={} balanced accuracy {:.4} (bare model {:.4}), ROC-AUC {:.4}",
         f.n, f.balanced_accuracy, bare, f.roc_auc
     );
-    // The default model is near chance here (its card: 0.548 bare, issue 3's floor is 0.60). What the
-    // grader must not do is lose what the model has: cutting the references into windows and taking
-    // the best one may cost at most two points against the bare model on whole references.
+    // The default model is little better than chance here (its card: 0.574 bare, issue 3's floor is
+    // 0.60). What the grader must not do is lose what the model has: cutting the references into
+    // windows and taking the best one may cost at most two points against the bare model on whole
+    // references.
     assert!(f.balanced_accuracy >= bare - 0.02, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
     assert!(f.balanced_accuracy > 0.5 && f.roc_auc > 0.5, "no better than chance: {:.4} / {:.4}", f.balanced_accuracy, f.roc_auc);
 }

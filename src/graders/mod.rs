@@ -80,6 +80,9 @@ struct Prepared<'c> {
     claim_ix: Vec<usize>,
     /// What the support grader checks: the claim sentences, or the judge's atomic facts of them.
     support_claims: Vec<Claim>,
+    /// The whole output as one hypothesis, when `[support] whole_output` is on, the output is more
+    /// than its one claim, and it fits beside a context window.
+    whole: Option<String>,
 }
 
 /// One claim the support grader checks.
@@ -105,7 +108,7 @@ impl<'c> Prepared<'c> {
         }
         let support_claims =
             claim_ix.iter().map(|&i| Claim { text: sentences[i].text.clone(), span: sentences[i].span.clone(), from: None }).collect();
-        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix, support_claims }
+        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix, support_claims, whole: None }
     }
 
     /// The (context, sentence) pair the decomposition prompt shows for each claim sentence: the
@@ -241,6 +244,13 @@ impl<'m> Grader<'m> {
         if self.metrics.support && self.cfg.support.claims == crate::config::ClaimSplit::Judge {
             self.decompose(&mut prepared, on_pairs)?;
         }
+        if self.metrics.support && self.cfg.support.whole_output {
+            for p in prepared.iter_mut().filter(|p| !p.support_claims.is_empty()) {
+                let whole = p.clean_output.trim().to_string();
+                let more = p.support_claims.len() >= 2 || p.support_claims[0].text.trim() != whole;
+                p.whole = (more && self.sched.fits_beside_chunk(&whole)).then_some(whole);
+            }
+        }
         let mut questions: Vec<(String, String)> = Vec::new();
         for p in prepared.iter().filter(|p| !p.is_empty()) {
             self.ask(p, &mut questions);
@@ -317,6 +327,11 @@ impl<'m> Grader<'m> {
             for s in &p.support_claims {
                 for c in &case.contexts {
                     q.push((c.text.clone(), s.text.clone()));
+                }
+            }
+            if let Some(w) = &p.whole {
+                for c in &case.contexts {
+                    q.push((c.text.clone(), w.clone()));
                 }
             }
         }

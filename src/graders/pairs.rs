@@ -113,6 +113,13 @@ impl<'m> PairScheduler<'m> {
         format!("nli|{}|window={}|labels={}", self.model.id(), self.model.tokenizer().max_tokens(), self.model.labels().join(","))
     }
 
+    /// Whether `hypothesis` fits beside a full premise chunk without cutting the pair.
+    pub fn fits_beside_chunk(&self, hypothesis: &str) -> bool {
+        let tokenizer = self.model.tokenizer();
+        // [CLS] chunk [SEP] hypothesis [SEP]: three special tokens at most.
+        tokenizer.count_tokens(hypothesis).is_ok_and(|n| n + self.window + 3 <= tokenizer.max_tokens())
+    }
+
     /// Whether the model tells contradiction apart.
     pub fn has_contradiction(&self) -> bool {
         self.contradict_ix.is_some()

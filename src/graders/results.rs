@@ -115,7 +115,8 @@ pub struct ClaimResult {
     pub text: String,
     /// Character range of its sentence in the output.
     pub span: [usize; 2],
-    /// Support: the highest P(entailment) over all chunks of all contexts.
+    /// Support: the highest P(entailment) over all chunks of all contexts, for the claim or, with
+    /// `[support] whole_output`, for the whole output that contains it.
     pub score: f32,
     /// The highest P(contradiction) over all chunks.
     pub contradiction: f32,

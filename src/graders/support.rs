@@ -4,7 +4,9 @@
 //! every chunk of every context (premise = chunk, hypothesis = claim); its support is the highest
 //! P(entailment), its evidence that chunk (MiniCheck, AlignScore and SummaC take the same maximum). An
 //! unsupported claim whose most contradicting chunk reaches the contradiction threshold is
-//! `contradicted`, with that chunk as evidence. The case score aggregates claim supports: the fraction
+//! `contradicted`, with that chunk as evidence. With `[support] whole_output` (the default), the
+//! whole output is scored too where it fits beside a window, and a claim's support is at least the
+//! whole's (what entails the whole entails each part; its evidence is then the whole's best chunk). The case score aggregates claim supports: the fraction
 //! of supported claims (RAGAS faithfulness, the default), the minimum, or the mean.
 
 use super::pairs::PairScheduler;
@@ -34,8 +36,18 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let mut claims = vec![];
     let mut truncated = false;
     let mut failures = vec![];
+    // The whole output's best chunk: each claim is supported at least as well as the whole.
+    let mut whole: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
+    if let Some(w) = &p.whole {
+        for c in &case.contexts {
+            let j = sched.judge(&c.text, w);
+            if whole.as_ref().map_or(true, |b| j.entail > b.0) {
+                whole = Some((j.entail, c.id.as_str(), j.entail_span.clone(), c.text.as_str()));
+            }
+        }
+    }
     for s in &p.support_claims {
-        let mut best: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
+        let mut best: Option<(f32, &str, std::ops::Range<usize>, &str)> = whole.clone();
         let mut worst: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
         for c in &case.contexts {
             let j = sched.judge(&c.text, &s.text);

@@ -17,7 +17,9 @@ pub enum Format {
     Nli,
     /// `evidence` (text or list of sentences), `claim`, `label`.
     Grounding,
-    /// `references` (list of texts), `claim`, `label`.
+    /// `references` (list of texts), `claim`, `label`. Citation markers that the claim carries from
+    /// its original answer ("... climate change [4].") are removed: they number a reference list
+    /// that the row does not keep, and they are not part of what is claimed.
     Attribution,
 }
 
@@ -162,6 +164,13 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             })?),
         };
         let key = split_key(&premise, &hypothesis);
+        let hypothesis = match set.format {
+            Format::Attribution => {
+                let markers = crate::text::citations::find_markers(&hypothesis, &[]);
+                if markers.is_empty() { hypothesis } else { crate::text::citations::strip_markers(&hypothesis, &markers) }
+            }
+            _ => hypothesis,
+        };
         let held = key < set.heldout;
         let keep = match set.part {
             Part::All => true,
@@ -228,6 +237,27 @@ mod tests {
             limit: None,
             distractors: 0.0,
         }
+    }
+
+    #[test]
+    fn attribution_claims_lose_their_original_citation_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            serde_json::json!({"references": ["Title: A\n\nA text."], "claim": "Poor groups are hit hardest [4]. [1]", "label": "attributable"}),
+            serde_json::json!({"references": ["r"], "claim": "No marker here, see [the docs].", "label": "not_attributable"}),
+        ];
+        std::fs::write(dir.path().join("a.jsonl"), rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+        let mut s = set(Part::All);
+        s.path = "a.jsonl".into();
+        s.format = Format::Attribution;
+        s.heldout = 0.0;
+        s.labels = [("attributable", "entailment"), ("not_attributable", "not_entailment")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let ex = load(&s, dir.path(), &labels).unwrap();
+        assert_eq!(ex.len(), 2);
+        let hyps: Vec<&str> = ex.iter().map(|e| e.hypothesis.as_str()).collect();
+        assert!(hyps.contains(&"Poor groups are hit hardest."), "{hyps:?}");
+        assert!(hyps.contains(&"No marker here, see [the docs]."), "{hyps:?}");
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! unsupported claim whose most contradicting chunk reaches the contradiction threshold is
 //! `contradicted`, with that chunk as evidence. With `[support] whole_output` (the default), the
 //! whole output is scored too where it fits beside a window, and a claim's support is at least the
-//! whole's (what entails the whole entails each part; its evidence is then the whole's best chunk). The case score aggregates claim supports: the fraction
-//! of supported claims (RAGAS faithfulness, the default), the minimum, or the mean.
+//! whole's (what entails the whole entails each part; its evidence is then the whole's best chunk).
+//! The case score aggregates claim supports: the fraction of supported claims (RAGAS faithfulness,
+//! the default), the minimum, or the mean.
 
 use super::pairs::PairScheduler;
 use super::results::{ClaimResult, Evidence, Failure, Outcome, SupportResult};

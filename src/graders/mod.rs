@@ -324,14 +324,9 @@ impl<'m> Grader<'m> {
     fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
         let case = p.case;
         if self.metrics.support {
-            for s in &p.support_claims {
+            for h in p.support_claims.iter().map(|s| &s.text).chain(&p.whole) {
                 for c in &case.contexts {
-                    q.push((c.text.clone(), s.text.clone()));
-                }
-            }
-            if let Some(w) = &p.whole {
-                for c in &case.contexts {
-                    q.push((c.text.clone(), w.clone()));
+                    q.push((c.text.clone(), h.clone()));
                 }
             }
         }

@@ -28,6 +28,26 @@ pub fn aggregate(supports: &[f32], threshold: f32, how: Aggregation) -> f32 {
     }
 }
 
+/// A chunk found for a question: (probability, context id, chunk span, context text).
+type Found<'a> = (f32, &'a str, std::ops::Range<usize>, &'a str);
+
+/// Over every context of the case: the most entailing and the most contradicting chunk for
+/// `hypothesis` (the first context wins ties), and whether any pair was cut to fit.
+fn best_chunks<'a>(p: &Prepared<'a>, sched: &PairScheduler, hypothesis: &str) -> (Option<Found<'a>>, Option<Found<'a>>, bool) {
+    let (mut best, mut worst, mut truncated): (Option<Found>, Option<Found>, bool) = (None, None, false);
+    for c in &p.case.contexts {
+        let j = sched.judge(&c.text, hypothesis);
+        truncated |= j.truncated;
+        if best.as_ref().map_or(true, |b| j.entail > b.0) {
+            best = Some((j.entail, c.id.as_str(), j.entail_span.clone(), c.text.as_str()));
+        }
+        if worst.as_ref().map_or(true, |w| j.contradict > w.0) {
+            worst = Some((j.contradict, c.id.as_str(), j.contradict_span.clone(), c.text.as_str()));
+        }
+    }
+    (best, worst, truncated)
+}
+
 /// Grades one case; returns the outcome, its failure classes, and whether any input was truncated.
 pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) -> (Outcome<SupportResult>, Vec<Failure>, bool) {
     let case = p.case;
@@ -38,28 +58,14 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let mut truncated = false;
     let mut failures = vec![];
     // The whole output's best chunk: each claim is supported at least as well as the whole.
-    let mut whole: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
-    if let Some(w) = &p.whole {
-        for c in &case.contexts {
-            let j = sched.judge(&c.text, w);
-            if whole.as_ref().map_or(true, |b| j.entail > b.0) {
-                whole = Some((j.entail, c.id.as_str(), j.entail_span.clone(), c.text.as_str()));
-            }
-        }
-    }
+    let whole = p.whole.as_deref().and_then(|w| best_chunks(p, sched, w).0);
     for s in &p.support_claims {
-        let mut best: Option<(f32, &str, std::ops::Range<usize>, &str)> = whole.clone();
-        let mut worst: Option<(f32, &str, std::ops::Range<usize>, &str)> = None;
-        for c in &case.contexts {
-            let j = sched.judge(&c.text, &s.text);
-            truncated |= j.truncated;
-            if best.as_ref().map_or(true, |b| j.entail > b.0) {
-                best = Some((j.entail, c.id.as_str(), j.entail_span.clone(), c.text.as_str()));
-            }
-            if worst.as_ref().map_or(true, |w| j.contradict > w.0) {
-                worst = Some((j.contradict, c.id.as_str(), j.contradict_span.clone(), c.text.as_str()));
-            }
-        }
+        let (own, worst, cut) = best_chunks(p, sched, &s.text);
+        truncated |= cut;
+        let best = match (own, whole.clone()) {
+            (Some(o), Some(w)) => Some(if w.0 >= o.0 { w } else { o }),
+            (o, w) => o.or(w),
+        };
         let (score, contradiction) = (best.as_ref().map_or(0.0, |b| b.0), worst.as_ref().map_or(0.0, |w| w.0));
         let label = if score >= cfg.claim_threshold {
             "supported"

@@ -176,7 +176,9 @@ pub struct SupportConfig {
     /// a context window and is more than its one claim: each claim is then supported at least as well
     /// as the whole output it belongs to (what entails the whole entails each of its parts). Short
     /// answers gain most: a sentence that leans on its neighbours ("Didn't know RDJ was in there.")
-    /// is read with them. It costs one pair per context chunk and case; on by default.
+    /// is read with them. Where the whole output is unsupported though every claim is, the case
+    /// fails as `unsupported_output` (what is unsupported lies outside the claims, e.g. in a
+    /// question's presupposition). It costs one pair per context chunk and case; on by default.
     pub whole_output: bool,
 }
 

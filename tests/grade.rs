@@ -419,3 +419,49 @@ fn whole_output_lifts_claims_to_the_support_of_their_output() {
         }
     }
 }
+
+/// A question is not a claim, but it can presuppose one: the whole output, read as one hypothesis,
+/// catches what lies outside the claims. A case whose claims all pass fails as `unsupported_output`
+/// when the whole output is unsupported, and only then; an innocent question costs nothing.
+#[test]
+fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let context = "Iron Man stars Robert Downey Jr. Robert Downey Jr. starred in Zodiac, a crime film. Zodiac also stars Jake Gyllenhaal.";
+    let cases = [
+        ("presupposes", "Robert Downey Jr. starred in Zodiac. Have you seen him in The Hunger Games?"),
+        ("presupposes-that", "Yes, he starred in Zodiac. Did you know that Zodiac was directed by Steven Spielberg?"),
+        ("innocent", "Zodiac is a crime film. Do you like crime films?"),
+        ("two-claims", "Robert Downey Jr. starred in Zodiac. Jake Gyllenhaal was in it too."),
+        ("one-claim", "Robert Downey Jr. starred in Zodiac."),
+    ];
+    let lines: Vec<String> =
+        cases.iter().map(|(id, out)| serde_json::json!({"id": id, "output": out, "contexts": [context]}).to_string()).collect();
+    std::fs::write(&suite, lines.join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for r in common::read_jsonl(&out) {
+        let id = r["id"].as_str().unwrap();
+        let s = &r["metrics"]["support"];
+        let claims = s["claims"].as_array().unwrap();
+        let failed_output = r["failures"].as_array().unwrap().iter().any(|f| f == "unsupported_output");
+        println!("{id}: claims {:?}, output {}", claims.iter().map(|c| c["score"].as_f64().unwrap()).collect::<Vec<_>>(), s["output"]);
+        assert!(claims.iter().all(|c| c["label"] == "supported"), "{id}: every claim here is supported by the context: {r}");
+        if id == "one-claim" {
+            assert!(s.get("output").is_none(), "{id}: the output is its one claim, nothing more to read");
+            continue;
+        }
+        let whole = s["output"]["score"].as_f64().expect("a short output of more than one claim is read whole");
+        // The rule: the case fails as unsupported_output exactly when the whole output is below the
+        // claim threshold while its claims pass; the claims' scores are at least the whole's.
+        assert_eq!(failed_output, whole < 0.5, "{id}: {r}");
+        assert_eq!(s["output"]["label"] == "unsupported", whole < 0.5);
+        assert_eq!(s["passed"].as_bool().unwrap(), !failed_output, "{id}: {r}");
+        assert!(claims.iter().all(|c| c["score"].as_f64().unwrap() >= whole - 1e-6));
+        match id {
+            "presupposes" | "presupposes-that" => assert!(failed_output, "{id}: the question's false presupposition went unseen: {r}"),
+            _ => assert!(!failed_output, "{id}: {r}"),
+        }
+    }
+}

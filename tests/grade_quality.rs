@@ -116,7 +116,8 @@ fn figures(predicted: &[bool], scores: &[f64], gold: &[bool]) -> Figures {
     }
 }
 
-/// Support: a case is judged supported when every claim is; its probability is its weakest claim's.
+/// Support: a case is judged supported when every claim is and, where the grader read the whole
+/// output too, the whole output is; its probability is the weakest of those.
 /// Cases the grader skips (an output with no claim, e.g. a lone emoji) are left out and must be few.
 fn support_figures(results: &[Value]) -> Figures {
     let mut predicted = vec![];
@@ -128,8 +129,10 @@ fn support_figures(results: &[Value]) -> Figures {
             assert!(support["skipped"].is_string(), "support neither ran nor said why: {r}");
             continue;
         };
-        predicted.push(claims.iter().all(|c| c["label"] == "supported"));
-        scores.push(claims.iter().map(|c| c["score"].as_f64().unwrap()).fold(f64::INFINITY, f64::min));
+        let output = &support["output"];
+        predicted.push(claims.iter().all(|c| c["label"] == "supported") && output["label"] != "unsupported");
+        let whole = output["score"].as_f64();
+        scores.push(claims.iter().map(|c| c["score"].as_f64().unwrap()).chain(whole).fold(f64::INFINITY, f64::min));
         gold.push(r["label"]["supported"].as_bool().unwrap());
     }
     figures(&predicted, &scores, &gold)
@@ -188,9 +191,9 @@ fn check_support(prefix: &str, calibration_carries: bool) -> Vec<Value> {
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
     let (t, before, after) = calibrate_on_half(&results, dir.path());
     println!("{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4}", set.display_name());
-    // On HaluEval dialogue the best threshold of one half does not carry to the other (recorded in
-    // docs/quality.md); elsewhere calibration must not lose on the held-out half. Halves of about 500
-    // cases: a 0.03 swing is within sampling noise.
+    // On HaluEval dialogue the best threshold of one half carries to the other only by a hair (and did
+    // not before `unsupported_output`; docs/quality.md); elsewhere calibration must not lose on the
+    // held-out half. Halves of about 500 cases: a 0.03 swing is within sampling noise.
     if calibration_carries {
         assert!(after >= before, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
     } else {
@@ -206,9 +209,11 @@ fn support_on_halueval_qa_heldout() {
 
 #[test]
 fn support_on_halueval_dialogue_heldout() {
-    // Chit-chat: short responses whose sentences lean on each other ("Didn't know RDJ was in there.").
-    // The grader reads each sentence and, by default, the whole response (`[support] whole_output`),
-    // and must come within a point of the bare model, which reads the whole response only.
+    // Chit-chat: short responses whose sentences lean on each other ("Didn't know RDJ was in there.")
+    // and questions that presuppose facts ("Have you seen him in The Hunger Games?"). The grader reads
+    // each sentence and, by default, the whole response (`[support] whole_output`), which the bare
+    // model reads alone; calibration across halves holds here only by a hair, so it gets the noise
+    // margin.
     check_support("halueval-dialogue (held out", false);
 }
 

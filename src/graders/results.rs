@@ -16,6 +16,10 @@ pub enum Failure {
     UnsupportedClaim,
     /// A claim that a context contradicts.
     ContradictedClaim,
+    /// An output whose every claim is supported but which, read whole, is not (`[support]
+    /// whole_output`): the unsupported part is outside the claims (a question's presupposition,
+    /// "Have you seen him in The Hunger Games?") or in how they combine.
+    UnsupportedOutput,
     /// A claim sentence that cites nothing, in an output that cites.
     MissingCitation,
     /// Cited passages that do not entail the sentence, or a citation that adds nothing.
@@ -39,9 +43,10 @@ pub enum Failure {
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 11] = [
+    pub const ALL: [Failure; 12] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
+        Failure::UnsupportedOutput,
         Failure::MissingCitation,
         Failure::WrongCitation,
         Failure::FabricatedCitation,
@@ -58,6 +63,7 @@ impl Failure {
         match self {
             Failure::UnsupportedClaim => "unsupported_claim",
             Failure::ContradictedClaim => "contradicted_claim",
+            Failure::UnsupportedOutput => "unsupported_output",
             Failure::MissingCitation => "missing_citation",
             Failure::WrongCitation => "wrong_citation",
             Failure::FabricatedCitation => "fabricated_citation",
@@ -146,10 +152,26 @@ pub enum ClaimFrom {
 pub struct SupportResult {
     /// Case score in [0, 1] (by the configured aggregation).
     pub score: f32,
-    /// Whether the score reaches the configured pass mark.
+    /// Whether the score reaches the configured pass mark (and, where the whole output was read,
+    /// the output is not `unsupported_output`).
     pub passed: bool,
     /// Every claim.
     pub claims: Vec<ClaimResult>,
+    /// The whole output read as one hypothesis, where `[support] whole_output` scored it (it is more
+    /// than its one claim and fits beside a context window); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSupport>,
+}
+
+/// The whole output's support (`[support] whole_output`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSupport {
+    /// The highest P(entailment) of the whole output over all chunks of all contexts.
+    pub score: f32,
+    /// `supported` or `unsupported` (by `[support] claim_threshold`).
+    pub label: String,
+    /// The best-entailing chunk.
+    pub evidence: Option<Evidence>,
 }
 
 /// One sentence's citations.

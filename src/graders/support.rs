@@ -8,10 +8,13 @@
 //! whole output is scored too where it fits beside a window, and a claim's support is at least the
 //! whole's (what entails the whole entails each part; its evidence is then the whole's best chunk).
 //! The case score aggregates claim supports: the fraction of supported claims (RAGAS faithfulness,
-//! the default), the minimum, or the mean.
+//! the default), the minimum, or the mean. An output whose every claim is supported but which, read
+//! whole, is not, fails as `unsupported_output`: what is unsupported lies outside the claims (a
+//! question is not a claim, but "Have you seen him in The Hunger Games?" presupposes a fact) or in
+//! how they combine.
 
 use super::pairs::PairScheduler;
-use super::results::{ClaimResult, Evidence, Failure, Outcome, SupportResult};
+use super::results::{ClaimResult, Evidence, Failure, Outcome, OutputSupport, SupportResult};
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
 use crate::text::char_offset;
@@ -26,6 +29,12 @@ pub fn aggregate(supports: &[f32], threshold: f32, how: Aggregation) -> f32 {
         Aggregation::Min => supports.iter().copied().fold(f32::INFINITY, f32::min),
         Aggregation::Mean => supports.iter().sum::<f32>() / supports.len() as f32,
     }
+}
+
+/// Whether a case fails as `unsupported_output`: the whole output was scored and falls below the
+/// threshold while every claim reaches it.
+pub fn output_unsupported(claims: &[f32], whole: Option<f32>, threshold: f32) -> bool {
+    whole.is_some_and(|w| w < threshold) && !claims.is_empty() && claims.iter().all(|&c| c >= threshold)
 }
 
 /// A chunk found for a question: (probability, context id, chunk span, context text).
@@ -99,8 +108,17 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     }
     let supports: Vec<f32> = claims.iter().map(|c| c.score).collect();
     let score = aggregate(&supports, cfg.claim_threshold, cfg.aggregation);
+    let whole_unsupported = output_unsupported(&supports, whole.as_ref().map(|w| w.0), cfg.claim_threshold);
+    if whole_unsupported {
+        failures.push(Failure::UnsupportedOutput);
+    }
     failures.dedup();
-    let result = SupportResult { score, passed: score >= cfg.pass, claims };
+    let output = whole.map(|(score, id, span, text)| OutputSupport {
+        score,
+        label: if score >= cfg.claim_threshold { "supported" } else { "unsupported" }.to_string(),
+        evidence: Some(Evidence { context: id.to_string(), span: [char_offset(text, span.start), char_offset(text, span.end)] }),
+    });
+    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output };
     (Outcome::Ran(result), failures, truncated)
 }
 
@@ -115,5 +133,14 @@ mod tests {
         assert_eq!(aggregate(&s, 0.5, Aggregation::Min), 0.2);
         assert!((aggregate(&s, 0.5, Aggregation::Mean) - 0.5666667).abs() < 1e-6);
         assert_eq!(aggregate(&[], 0.5, Aggregation::Mean), 0.0);
+    }
+
+    #[test]
+    fn an_unsupported_whole_fails_only_when_every_claim_passes() {
+        assert!(output_unsupported(&[0.9, 0.7], Some(0.3), 0.5));
+        assert!(!output_unsupported(&[0.9, 0.3], Some(0.3), 0.5), "an unsupported claim already says it");
+        assert!(!output_unsupported(&[0.9, 0.7], Some(0.6), 0.5));
+        assert!(!output_unsupported(&[0.9, 0.7], None, 0.5), "not scored: nothing to say");
+        assert!(!output_unsupported(&[], Some(0.1), 0.5));
     }
 }

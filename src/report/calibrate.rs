@@ -11,7 +11,9 @@
 //! The probability and the threshold it sets, per metric:
 //! - support: each claim's P(entailment), aggregated as configured: with `fraction` the threshold is
 //!   `support.claim_threshold` (which claims count as supported), with `min` or `mean` it is
-//!   `support.pass`; the case probability for calibration is its weakest claim's;
+//!   `support.pass`; the case probability for calibration is its weakest claim's, or the whole
+//!   output's where `[support] whole_output` scored it (a case whose claims all pass fails when the
+//!   whole output does not: `unsupported_output`);
 //! - citation: each cited sentence's joint P(entailment) (`citation.entail_threshold`); a case is
 //!   attributable when all its cited sentences are entailed; the probability is the weakest sentence's;
 //! - consistency: the case score (`consistency.pass`).
@@ -76,6 +78,8 @@ pub struct Calibration {
 pub struct Item {
     /// Unit scores (claims, cited sentences) or the case score.
     pub units: Vec<f64>,
+    /// The whole output's support, where `[support] whole_output` scored it.
+    pub whole: Option<f64>,
     /// The case's probability for calibration.
     pub probability: f64,
     /// The human label.
@@ -100,6 +104,10 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
     let mut out = vec![];
     for r in results {
         let Some(label) = r.label.as_ref().and_then(|l| l.get(label_key)).and_then(|v| v.as_bool()) else { continue };
+        let whole = match (metric, &r.metrics.support) {
+            ("support", Some(Outcome::Ran(s))) => s.output.as_ref().map(|o| o.score as f64),
+            _ => None,
+        };
         let units: Option<Vec<f64>> = match metric {
             "support" => match &r.metrics.support {
                 Some(Outcome::Ran(s)) => Some(s.claims.iter().map(|c| c.score as f64).collect()),
@@ -118,8 +126,8 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
             _ => None,
         };
         let Some(units) = units.filter(|u| !u.is_empty()) else { continue };
-        let probability = units.iter().copied().fold(f64::INFINITY, f64::min);
-        out.push(Item { units, probability, label });
+        let probability = units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min);
+        out.push(Item { units, whole, probability, label });
     }
     out
 }
@@ -128,14 +136,19 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
 pub fn verdict(metric: &str, item: &Item, t: f64, cfg: &GradeConfig) -> bool {
     match metric {
         "support" => {
+            use crate::graders::support::{aggregate, output_unsupported};
             let s: Vec<f32> = item.units.iter().map(|&x| x as f32).collect();
+            let whole = item.whole.map(|w| w as f32);
             match cfg.support.aggregation {
-                // The threshold decides which claims count as supported.
+                // The threshold decides which claims (and whole output) count as supported.
                 Aggregation::Fraction => {
-                    crate::graders::support::aggregate(&s, t as f32, Aggregation::Fraction) >= cfg.support.pass
+                    aggregate(&s, t as f32, Aggregation::Fraction) >= cfg.support.pass
+                        && !output_unsupported(&s, whole, t as f32)
                 }
                 // The threshold is the case's pass mark on the min / mean of claim supports.
-                agg => crate::graders::support::aggregate(&s, 0.5, agg) >= t as f32,
+                agg => {
+                    aggregate(&s, 0.5, agg) >= t as f32 && !output_unsupported(&s, whole, cfg.support.claim_threshold)
+                }
             }
         }
         _ => item.units.iter().all(|&u| u >= t),
@@ -296,7 +309,7 @@ mod tests {
     use super::*;
 
     fn item(u: f64, label: bool) -> Item {
-        Item { units: vec![u], probability: u, label }
+        Item { units: vec![u], whole: None, probability: u, label }
     }
 
     #[test]

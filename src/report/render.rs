@@ -159,6 +159,16 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
                 evidence: c.evidence.as_ref().map(|e| format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])),
             });
         }
+        // Every claim passed but the output read whole did not: what fails is outside the claims.
+        if let Some(o) = s.output.as_ref().filter(|_| r.failures.contains(&Failure::UnsupportedOutput)) {
+            out.push(Finding {
+                metric: "support".into(),
+                text: "(the whole output)".into(),
+                verdict: Failure::UnsupportedOutput.name().into(),
+                score: Some(o.score as f64),
+                evidence: o.evidence.as_ref().map(|e| format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])),
+            });
+        }
     }
     if let Some(Outcome::Ran(c)) = &r.metrics.citation {
         for s in c.sentences.iter().filter(|s| s.status != "supported") {
@@ -541,3 +551,29 @@ const SCRIPT: &str = r#"<script>
 })();
 </script>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_case_that_fails_only_as_a_whole_output_shows_why() {
+        let line = |failures: &[&str], label: &str| {
+            serde_json::json!({"id": "1", "metrics": {"support": {"score": 1.0, "passed": failures.is_empty(),
+                "claims": [{"text": "Robert Downey Jr. starred in Zodiac.", "span": [0, 36], "score": 0.67, "contradiction": 0.1,
+                            "label": "supported", "evidence": {"context": "1", "span": [0, 118]}}],
+                "output": {"score": 0.01, "label": label, "evidence": {"context": "1", "span": [0, 118]}}}},
+                "failures": failures, "passed": failures.is_empty(), "model": {}})
+        };
+        let failing: CaseResult = serde_json::from_value(line(&["unsupported_output"], "unsupported")).unwrap();
+        let f = findings(&failing);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].verdict.as_str(), f[0].score), ("unsupported_output", Some(0.01f32 as f64)));
+        assert_eq!(f[0].evidence.as_deref(), Some("context 1 [0..118]"));
+        // The whole output unsupported next to an unsupported claim: the claim says it, no extra line.
+        let mut claim_fails = line(&["unsupported_claim"], "unsupported");
+        claim_fails["metrics"]["support"]["claims"][0]["label"] = "unsupported".into();
+        let f = findings(&serde_json::from_value(claim_fails).unwrap());
+        assert_eq!(f.iter().map(|x| x.verdict.as_str()).collect::<Vec<_>>(), ["unsupported"]);
+    }
+}

@@ -191,8 +191,8 @@ fn check_support(prefix: &str, calibration_carries: bool) -> Vec<Value> {
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
     let (t, before, after) = calibrate_on_half(&results, dir.path());
     println!("{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4}", set.display_name());
-    // On HaluEval dialogue the best threshold of one half carries to the other only by a hair (and did
-    // not before `unsupported_output`; docs/quality.md); elsewhere calibration must not lose on the
+    // On HaluEval dialogue the best threshold of one half loses a little on the other (0.002 now,
+    // 0.015 before `unsupported_output`; docs/quality.md); elsewhere calibration must not lose on the
     // held-out half. Halves of about 500 cases: a 0.03 swing is within sampling noise.
     if calibration_carries {
         assert!(after >= before, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
@@ -212,8 +212,7 @@ fn support_on_halueval_dialogue_heldout() {
     // Chit-chat: short responses whose sentences lean on each other ("Didn't know RDJ was in there.")
     // and questions that presuppose facts ("Have you seen him in The Hunger Games?"). The grader reads
     // each sentence and, by default, the whole response (`[support] whole_output`), which the bare
-    // model reads alone; calibration across halves holds here only by a hair, so it gets the noise
-    // margin.
+    // model reads alone; calibration across halves comes within 0.002 here, inside the noise margin.
     check_support("halueval-dialogue (held out", false);
 }
 

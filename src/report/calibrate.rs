@@ -165,7 +165,7 @@ pub fn balanced_accuracy_at(metric: &str, items: &[Item], t: f64, cfg: &GradeCon
 /// The threshold in (0, 1) that maximises balanced accuracy: candidates are the midpoints between
 /// consecutive distinct unit scores; ties go to the threshold nearest the current one.
 pub fn best_threshold(metric: &str, items: &[Item], current: f64, cfg: &GradeConfig) -> Option<(f64, f64)> {
-    let mut scores: Vec<f64> = items.iter().flat_map(|i| i.units.iter().copied()).collect();
+    let mut scores: Vec<f64> = items.iter().flat_map(|i| i.units.iter().copied().chain(i.whole)).collect();
     scores.sort_by(f64::total_cmp);
     scores.dedup();
     let mut candidates: Vec<f64> = scores.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
@@ -320,6 +320,21 @@ mod tests {
         assert_eq!(balanced_accuracy_at("support", &its, 0.5, &cfg), Some(0.75));
         let (t, b) = best_threshold("support", &its, 0.5, &cfg).unwrap();
         assert!((t - 0.25).abs() < 1e-12 && b == 1.0, "{t} {b}");
+    }
+
+    #[test]
+    fn a_whole_output_below_the_threshold_fails_a_case_whose_claims_pass() {
+        let cfg = GradeConfig::default();
+        let lifted = Item { units: vec![0.9, 0.7], whole: Some(0.3), probability: 0.3, label: false };
+        assert!(!verdict("support", &lifted, 0.5, &cfg), "claims pass, the whole does not: unsupported_output");
+        assert!(verdict("support", &lifted, 0.25, &cfg), "below the whole's score, everything passes");
+        // The wholes' scores are candidate thresholds: here only the wholes tell the cases apart.
+        let its = vec![
+            Item { units: vec![0.9, 0.9], whole: Some(0.3), probability: 0.3, label: false },
+            Item { units: vec![0.9, 0.9], whole: Some(0.8), probability: 0.8, label: true },
+        ];
+        let (t, b) = best_threshold("support", &its, 0.2, &cfg).unwrap();
+        assert!(b == 1.0 && t > 0.3 && t < 0.8, "{t} {b}");
     }
 
     #[test]

@@ -187,3 +187,34 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
     let r = train::evaluate("dev", model.as_ref(), &t, &ex, &cfg.labels, &Device::Cpu, None).unwrap();
     assert!((r.accuracy.unwrap() - outcome.dev[0].accuracy.unwrap()).abs() < 1e-9);
 }
+
+/// Every recipe shipped beside the default model (the shipped one, the first one, the GPU stage, the
+/// measured second stage) parses, and none trains on a test set: never on SNLI test, SICK test, ANLI
+/// or AttributionBench, and on a file split into parts only on its training part, by the same
+/// held-out fraction as the recipe's own test set of that file.
+#[test]
+fn no_recipe_trains_on_a_test_set() {
+    use candor::train::data::Part;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm");
+    let mut recipes: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("train") && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 2, "{recipes:?}");
+    for r in &recipes {
+        let cfg = TrainConfig::from_file(r).unwrap_or_else(|e| panic!("{}: {e}", r.display()));
+        assert!(!cfg.test.is_empty(), "{}: no test sets", r.display());
+        for t in &cfg.train {
+            for never in ["snli-test", "sick-test", "anli-", "attributionbench"] {
+                assert!(!t.path.contains(never), "{}: trains on {}", r.display(), t.path);
+            }
+            for held in cfg.test.iter().filter(|x| x.path == t.path) {
+                assert_eq!(held.part, Part::Heldout, "{}: {} is a test set whole", r.display(), t.path);
+                assert_eq!(t.part, Part::Train, "{}: {} trains on more than its training part", r.display(), t.path);
+                assert_eq!(t.heldout, held.heldout, "{}: {} splits differently for training and test", r.display(), t.path);
+            }
+        }
+    }
+}

@@ -40,6 +40,11 @@ pub fn output_unsupported(claims: &[f32], whole: Option<f32>, threshold: f32) ->
 /// A chunk found for a question: (probability, context id, chunk span, context text).
 type Found<'a> = (f32, &'a str, std::ops::Range<usize>, &'a str);
 
+/// The evidence a found chunk points at: its context id and character span.
+fn evidence_of((_, id, span, text): &Found) -> Evidence {
+    Evidence { context: id.to_string(), span: [char_offset(text, span.start), char_offset(text, span.end)] }
+}
+
 /// Over every context of the case: the most entailing and the most contradicting chunk for
 /// `hypothesis` (the first context wins ties), and whether any pair was cut to fit.
 fn best_chunks<'a>(p: &Prepared<'a>, sched: &PairScheduler, hypothesis: &str) -> (Option<Found<'a>>, Option<Found<'a>>, bool) {
@@ -84,10 +89,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             "unsupported"
         };
         let ev = if label == "contradicted" { worst } else { best };
-        let evidence = ev.map(|(_, id, span, text)| Evidence {
-            context: id.to_string(),
-            span: [char_offset(text, span.start), char_offset(text, span.end)],
-        });
+        let evidence = ev.as_ref().map(evidence_of);
         match label {
             "contradicted" => failures.push(Failure::ContradictedClaim),
             "unsupported" => failures.push(Failure::UnsupportedClaim),
@@ -113,10 +115,10 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         failures.push(Failure::UnsupportedOutput);
     }
     failures.dedup();
-    let output = whole.map(|(score, id, span, text)| OutputSupport {
-        score,
-        label: if score >= cfg.claim_threshold { "supported" } else { "unsupported" }.to_string(),
-        evidence: Some(Evidence { context: id.to_string(), span: [char_offset(text, span.start), char_offset(text, span.end)] }),
+    let output = whole.as_ref().map(|w| OutputSupport {
+        score: w.0,
+        label: if w.0 >= cfg.claim_threshold { "supported" } else { "unsupported" }.to_string(),
+        evidence: Some(evidence_of(w)),
     });
     let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output };
     (Outcome::Ran(result), failures, truncated)

@@ -104,13 +104,14 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
     let mut out = vec![];
     for r in results {
         let Some(label) = r.label.as_ref().and_then(|l| l.get(label_key)).and_then(|v| v.as_bool()) else { continue };
-        let whole = match (metric, &r.metrics.support) {
-            ("support", Some(Outcome::Ran(s))) => s.output.as_ref().map(|o| o.score as f64),
-            _ => None,
-        };
+        // The support's whole output, where it was read, counts beside its claims.
+        let mut whole = None;
         let units: Option<Vec<f64>> = match metric {
             "support" => match &r.metrics.support {
-                Some(Outcome::Ran(s)) => Some(s.claims.iter().map(|c| c.score as f64).collect()),
+                Some(Outcome::Ran(s)) => {
+                    whole = s.output.as_ref().map(|o| o.score as f64);
+                    Some(s.claims.iter().map(|c| c.score as f64).collect())
+                }
                 _ => None,
             },
             "citation" => match &r.metrics.citation {

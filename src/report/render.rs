@@ -147,6 +147,11 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
     }
 }
 
+/// Where a finding's evidence is, as the report prints it.
+fn evidence_text(e: &crate::graders::results::Evidence) -> String {
+    format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])
+}
+
 fn findings(r: &CaseResult) -> Vec<Finding> {
     let mut out = vec![];
     if let Some(Outcome::Ran(s)) = &r.metrics.support {
@@ -156,7 +161,7 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
                 text: c.text.clone(),
                 verdict: c.label.clone(),
                 score: Some(c.score as f64),
-                evidence: c.evidence.as_ref().map(|e| format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])),
+                evidence: c.evidence.as_ref().map(evidence_text),
             });
         }
         // Every claim passed but the output read whole did not: what fails is outside the claims.
@@ -166,7 +171,7 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
                 text: "(the whole output)".into(),
                 verdict: Failure::UnsupportedOutput.name().into(),
                 score: Some(o.score as f64),
-                evidence: o.evidence.as_ref().map(|e| format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])),
+                evidence: o.evidence.as_ref().map(evidence_text),
             });
         }
     }

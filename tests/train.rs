@@ -189,7 +189,7 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
 }
 
 /// Every recipe shipped beside the default model (the shipped one, the first one, the GPU stage, the
-/// measured second stage) parses, and none trains on a test set: never on SNLI test, SICK test, ANLI
+/// measured second stages) parses, none trains on a test set: never on SNLI test, SICK test, ANLI
 /// or AttributionBench, and on a file split into parts only on its training part, by the same
 /// held-out fraction as the recipe's own test set of that file.
 #[test]
@@ -206,6 +206,10 @@ fn no_recipe_trains_on_a_test_set() {
     for r in &recipes {
         let cfg = TrainConfig::from_file(r).unwrap_or_else(|e| panic!("{}: {e}", r.display()));
         assert!(!cfg.test.is_empty(), "{}: no test sets", r.display());
+        if let Some(prev) = &cfg.from_recipe {
+            assert!(cfg.base.is_empty(), "{}: both a base and a recipe to continue from", r.display());
+            assert!(recipes.contains(&dir.join(prev)), "{}: continues from {prev}, which is not beside it", r.display());
+        }
         for t in &cfg.train {
             for never in ["snli-test", "sick-test", "anli-", "attributionbench"] {
                 assert!(!t.path.contains(never), "{}: trains on {}", r.display(), t.path);
@@ -217,4 +221,92 @@ fn no_recipe_trains_on_a_test_set() {
             }
         }
     }
+}
+
+/// A staged recipe (`from_recipe`) trains the recipe it names first, in OUT/from-recipe, then starts
+/// from the model that stage exported; a run cut off in the first stage stops there and resumes; a
+/// finished stage is reused, not retrained; and a first stage made by another recipe is refused.
+#[test]
+fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
+    use candor::models::{ModelStore, Registry};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let tiny_dir = root.join("models/tiny");
+    std::fs::create_dir_all(&tiny_dir).unwrap();
+    tiny_base(&tiny_dir);
+    let files: Vec<String> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| format!("{{ path = \"{f}\", sha256 = \"{}\" }}", candor::models::verify::sha256_file(&tiny_dir.join(f)).unwrap()))
+        .collect();
+    let registry = format!(
+        "[[model]]\nname = \"tiny\"\nrole = \"embed\"\narchitecture = \"bert\"\nlicense = \"Apache-2.0\"\ndescription = \"test\"\nmax_tokens = 64\npooling = \"mean\"\nfiles = [{}]\n[[model.source]]\npath = \"models/tiny\"\n",
+        files.join(", ")
+    );
+    let registry = Registry::parse(&registry, "test registry", root).unwrap();
+    let store = ModelStore::from_env(registry).with_models_override(None).with_cache_dir(root.join("cache"));
+
+    // Stage 1: the tiny recipe for one epoch. Stage 2: the same data, another seed, from stage 1.
+    let mut one = tiny_config(root);
+    one.epochs = 1;
+    one.data_dir = ".".into();
+    std::fs::write(root.join("stage1.toml"), toml::to_string(&one).unwrap()).unwrap();
+    let mut two = one.clone();
+    two.base = String::new();
+    two.from_recipe = Some("stage1.toml".into());
+    two.seed = 99;
+    std::fs::write(root.join("stage2.toml"), toml::to_string(&two).unwrap()).unwrap();
+
+    let stop = AtomicBool::new(false);
+    let opts = |out: &str, max_steps: Option<u64>| RunOptions {
+        out: root.join(out),
+        data_dir: Default::default(),
+        device: Device::Cpu,
+        max_steps,
+        fresh: false,
+        stop: &stop,
+    };
+    // Cut off inside the first stage: the outcome is that stage's, unfinished.
+    let cut = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", Some(2)), &mut Silent).unwrap();
+    assert!(!cut.finished);
+    assert_eq!(cut.out, root.join("run").join(train::FROM_RECIPE_DIR));
+    assert!(!root.join("run/checkpoint").exists());
+
+    let done = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", None), &mut Silent).unwrap();
+    assert!(done.finished);
+    assert_eq!(done.out, root.join("run"));
+    let stage1_model = root.join("run/from-recipe/model");
+    let stage1_log = std::fs::read(root.join("run/from-recipe/train_log.jsonl")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("run/training.json")).unwrap()).unwrap();
+    let w1 = candor::models::verify::sha256_file(&stage1_model.join("model.safetensors")).unwrap();
+    assert_eq!(summary["base"], format!("stage1@{}", &w1[..12]));
+
+    // Stage 2 started from stage 1's weights: the same as a run of stage 2 on that folder as its base.
+    let mut entry = Registry::builtin().unwrap().get("all-minilm-l6-v2").unwrap().clone();
+    entry.name = "stage1".into();
+    let base = ResolvedModel { entry, dir: stage1_model.clone(), from: "test".into(), hashes: Default::default() };
+    let direct = train::run(&two, &base, &RunOptions { data_dir: root.to_path_buf(), ..opts("direct", None) }, &mut Silent).unwrap();
+    assert!(direct.finished);
+    let staged_w = std::fs::read(root.join("run/model/model.safetensors")).unwrap();
+    let direct_w = std::fs::read(root.join("direct/model/model.safetensors")).unwrap();
+    assert!(staged_w == direct_w, "the staged run did not start from stage 1's model");
+    let stage1_w = std::fs::read(stage1_model.join("model.safetensors")).unwrap();
+    assert!(staged_w != stage1_w, "stage 2 changed nothing");
+
+    // Run again: stage 1 is reused as it is (its log untouched), stage 2 resumes at its end.
+    let again = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", None), &mut Silent).unwrap();
+    assert!(again.finished);
+    assert_eq!(again.state.step, done.state.step);
+    assert_eq!(std::fs::read(root.join("run/from-recipe/train_log.jsonl")).unwrap(), stage1_log);
+
+    // The first stage's recipe changed: the finished stage no longer matches it, and the run says so.
+    one.seed += 1;
+    std::fs::write(root.join("stage1.toml"), toml::to_string(&one).unwrap()).unwrap();
+    let err = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", None), &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("different recipe"), "{err}");
+
+    // A recipe with both a base and a recipe to start from is refused.
+    two.base = "tiny".into();
+    std::fs::write(root.join("both.toml"), toml::to_string(&two).unwrap()).unwrap();
+    let err = train::run_recipe(&root.join("both.toml"), &store, &opts("both", None), &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("not both"), "{err}");
 }

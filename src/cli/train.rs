@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use candor::engine::DeviceSpec;
 use candor::models::ModelStore;
-use candor::train::{self, EvalReport, LogLine, Observer, RunOptions, TrainConfig, TrainState};
+use candor::train::{self, EvalReport, LogLine, Observer, RunOptions, TrainState};
 
 /// Fine-tune a cross-encoder classifier on labelled pairs.
 ///
@@ -21,6 +21,10 @@ use candor::train::{self, EvalReport, LogLine, Observer, RunOptions, TrainConfig
 /// Checkpoints go to OUT/checkpoint every `checkpoint_every` steps and on Ctrl-C; running the same
 /// command again resumes exactly where it stopped (same batches, same dropout, same loss curve).
 /// When every epoch is done the model is written to OUT/model and evaluated on the test sets.
+///
+/// A recipe may continue from another one (`from_recipe = "stage1.toml"` instead of `base`): the
+/// command then trains that recipe first, in OUT/from-recipe, and reuses it once it is finished, so
+/// one command reproduces a model made in stages.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training config (TOML).
@@ -29,8 +33,8 @@ pub struct TrainArgs {
     /// Output folder: model/, checkpoint/, train_log.jsonl, dev_log.jsonl, training.json.
     #[arg(long, short = 'o', value_name = "DIR")]
     out: PathBuf,
-    /// Folder that the data set paths are relative to (default: the config's `data_dir`, relative
-    /// to the config file).
+    /// Folder that the data set paths are relative to, for every stage (default: each recipe's
+    /// `data_dir`, relative to its file).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// Device: auto, cpu, cuda[:N] or metal[:N].
@@ -62,8 +66,15 @@ impl Observer for Progress {
             b.set_position(state.step.saturating_sub(1));
             b
         });
+        if bar.length() != Some(total) {
+            // A new stage of a staged recipe: its own length and rate.
+            bar.set_length(total);
+            bar.reset_eta();
+            self.started = std::time::Instant::now();
+            self.examples_at_start = None;
+        }
         let first = *self.examples_at_start.get_or_insert(state.examples);
-        let rate = (state.examples - first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = state.examples.saturating_sub(first) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(state.step);
         bar.set_message(format!("epoch {} loss {:.4} lr {:.2e} | {:.1} ex/s", line.epoch + 1, line.loss, line.lr, rate));
     }
@@ -83,13 +94,6 @@ impl Observer for Progress {
 }
 
 pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let cfg = TrainConfig::from_file(&args.config)?;
-    let data_dir = match args.data {
-        Some(d) => d,
-        None => args.config.parent().unwrap_or(std::path::Path::new(".")).join(&cfg.data_dir),
-    };
-    anyhow::ensure!(data_dir.is_dir(), "data folder {} does not exist (set --data)", data_dir.display());
-    let base = store.resolve(&cfg.base)?;
     let device = args.device.open()?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -101,9 +105,11 @@ pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
             eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
         })?;
     }
+    let data_dir = args.data.clone().unwrap_or_default();
+    anyhow::ensure!(args.data.is_none() || data_dir.is_dir(), "data folder {} does not exist", data_dir.display());
     let opts = RunOptions { out: args.out.clone(), data_dir, device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop };
     let mut progress = Progress { bar: None, started: std::time::Instant::now(), examples_at_start: None };
-    let outcome = train::run(&cfg, &base, &opts, &mut progress)?;
+    let outcome = train::run_recipe(&args.config, store, &opts, &mut progress)?;
     if let Some(b) = &progress.bar {
         b.finish();
     }
@@ -121,7 +127,7 @@ pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
             "stopped at step {} (epoch {}); run the same command again to resume from {}",
             outcome.state.step,
             outcome.state.epoch + 1,
-            args.out.join("checkpoint").display()
+            outcome.out.join("checkpoint").display()
         );
         Ok(ExitCode::SUCCESS)
     }

@@ -32,8 +32,14 @@ use optim::{AdamW, AdamWParams};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// Registry name of the encoder checkpoint to start from.
+    /// Registry name of the encoder checkpoint to start from. Leave it out when `from_recipe` is set.
+    #[serde(default)]
     pub base: String,
+    /// Another recipe (a path relative to this config file) whose model this one continues from,
+    /// instead of `base`: the run trains (or resumes, or reuses) that recipe first, in
+    /// `OUT/from-recipe`, so that one command reproduces a model made in stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_recipe: Option<String>,
     /// The classifier's labels, in output order.
     pub labels: Vec<String>,
     /// Folder the data set paths are relative to.
@@ -214,6 +220,8 @@ pub struct RunOptions<'a> {
 /// What a run produced.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
+    /// The run's output folder (for a staged recipe that stopped early, the stage's own).
+    pub out: PathBuf,
     /// Where the run stands.
     pub state: TrainState,
     /// Whether every epoch is done (and the model exported).
@@ -449,6 +457,111 @@ pub fn reference_predictions(set: &DataSet, data_dir: &Path, n: usize) -> Option
     (preds.len() == n && preds.iter().any(Option::is_some)).then_some(preds)
 }
 
+/// The folder, under a run's output, where the recipe named by `from_recipe` is trained.
+pub const FROM_RECIPE_DIR: &str = "from-recipe";
+
+/// How many recipes deep a `from_recipe` chain may go (a guard against a recipe that names itself).
+const MAX_STAGES: usize = 8;
+
+/// Runs the recipe in the TOML file `config` into `opts.out`, resolving its base from `store`.
+///
+/// A recipe with `from_recipe` is a later stage: the recipe it names is run first, into
+/// `OUT/from-recipe` (recursively), and this one starts from the model that stage exported. A
+/// finished stage is reused, not re-run, as long as it was made by the same recipe (otherwise the
+/// run stops with an error rather than mixing stages); an unfinished one resumes from its checkpoint;
+/// `opts.fresh` starts every stage over. If a stage stops early (`max_steps`, Ctrl-C), its outcome
+/// is returned unfinished, with its own folder in `out`.
+///
+/// Each recipe reads its data from `opts.data_dir` when that is set (not empty), otherwise from its
+/// own `data_dir`, relative to its file.
+pub fn run_recipe(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions, obs: &mut dyn Observer) -> Result<RunOutcome> {
+    run_stage(config, store, opts, obs, 0)
+}
+
+fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions, obs: &mut dyn Observer, depth: usize) -> Result<RunOutcome> {
+    let cfg = TrainConfig::from_file(config)?;
+    let data_dir = if opts.data_dir.as_os_str().is_empty() { recipe_dir(config).join(&cfg.data_dir) } else { opts.data_dir.clone() };
+    if !data_dir.is_dir() {
+        return Err(Error::Input {
+            location: config.display().to_string(),
+            reason: format!("data folder {} does not exist (set `data_dir` in the recipe, or --data)", data_dir.display()),
+        });
+    }
+    let base = match (&cfg.from_recipe, cfg.base.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::Input { location: config.display().to_string(), reason: "set `base` or `from_recipe`, not both".into() });
+        }
+        (None, true) => return Err(Error::Input { location: config.display().to_string(), reason: "missing `base` (or `from_recipe`)".into() }),
+        (None, false) => store.resolve(&cfg.base)?,
+        (Some(prev), true) => {
+            if depth + 1 >= MAX_STAGES {
+                return Err(Error::Input {
+                    location: config.display().to_string(),
+                    reason: format!("`from_recipe` chains more than {MAX_STAGES} recipes (does a recipe name itself?)"),
+                });
+            }
+            let prev_path = recipe_dir(config).join(prev);
+            let prev_cfg = TrainConfig::from_file(&prev_path)?;
+            let stage_opts = RunOptions { out: opts.out.join(FROM_RECIPE_DIR), data_dir: opts.data_dir.clone(), device: opts.device.clone(), max_steps: opts.max_steps, fresh: opts.fresh, stop: opts.stop };
+            let model_dir = match finished_stage(&stage_opts.out, &prev_cfg)? {
+                Some(dir) if !opts.fresh => {
+                    obs.note(&format!("stage  {} is finished in {}; continuing from its model", prev_path.display(), dir.display()));
+                    dir
+                }
+                _ => {
+                    obs.note(&format!("stage  {} first, into {}", prev_path.display(), stage_opts.out.display()));
+                    let outcome = run_stage(&prev_path, store, &stage_opts, obs, depth + 1)?;
+                    match outcome.model_dir.clone() {
+                        Some(dir) if outcome.finished => dir,
+                        _ => return Ok(outcome),
+                    }
+                }
+            };
+            let entry = chain_root(&prev_path, store, depth + 1)?;
+            let mut hashes = BTreeMap::new();
+            for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+                hashes.insert(f.to_string(), crate::models::verify::sha256_file(&model_dir.join(f))?);
+            }
+            let name = prev_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            ResolvedModel { entry: crate::models::ModelEntry { name, ..entry }, dir: model_dir, from: "recipe".into(), hashes }
+        }
+    };
+    let stage_opts = RunOptions { out: opts.out.clone(), data_dir, device: opts.device.clone(), max_steps: opts.max_steps, fresh: opts.fresh, stop: opts.stop };
+    run(&cfg, &base, &stage_opts, obs)
+}
+
+fn recipe_dir(config: &Path) -> &Path {
+    config.parent().unwrap_or(Path::new("."))
+}
+
+/// The model folder of a finished stage in `out`, if it is there and was made by `cfg`.
+fn finished_stage(out: &Path, cfg: &TrainConfig) -> Result<Option<PathBuf>> {
+    let summary = out.join("training.json");
+    if !summary.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&summary).map_err(|e| Error::io(&summary, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
+    let want = serde_json::to_value(cfg).map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
+    if json.get("config") != Some(&want) {
+        return Err(Error::Input {
+            location: summary.display().to_string(),
+            reason: "this stage was made by a different recipe; start over with --fresh or choose another output folder".into(),
+        });
+    }
+    Ok(Some(out.join("model")))
+}
+
+/// The registry entry at the root of a `from_recipe` chain (its architecture is every stage's).
+fn chain_root(config: &Path, store: &crate::models::ModelStore, depth: usize) -> Result<crate::models::ModelEntry> {
+    let cfg = TrainConfig::from_file(config)?;
+    match &cfg.from_recipe {
+        Some(prev) if depth + 1 < MAX_STAGES => chain_root(&recipe_dir(config).join(prev), store, depth + 1),
+        Some(_) => Err(Error::Input { location: config.display().to_string(), reason: format!("`from_recipe` chains more than {MAX_STAGES} recipes") }),
+        None => Ok(store.registry().get(&cfg.base)?.clone()),
+    }
+}
+
 /// Runs (or resumes) training as configured, exports the model when every epoch is done, and
 /// evaluates it on the test sets.
 pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut dyn Observer) -> Result<RunOutcome> {
@@ -588,7 +701,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     }
     save(&state, &opt)?;
     if state.epoch < cfg.epochs {
-        return Ok(RunOutcome { state, finished: false, model_dir: None, dev: last_dev, test: vec![] });
+        return Ok(RunOutcome { out: out.clone(), state, finished: false, model_dir: None, dev: last_dev, test: vec![] });
     }
 
     // Export, then evaluate the exported files the way users will load them.
@@ -619,7 +732,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
         "config": cfg,
     });
     write_atomic(&out.join("training.json"), serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes())?;
-    Ok(RunOutcome { state, finished: true, model_dir: Some(model_dir), dev: last_dev, test })
+    Ok(RunOutcome { out: out.clone(), state, finished: true, model_dir: Some(model_dir), dev: last_dev, test })
 }
 
 /// One line for a report: name, n, accuracies.

@@ -303,6 +303,12 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     std::fs::write(root.join("stage1.toml"), toml::to_string(&one).unwrap()).unwrap();
     let err = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", None), &mut Silent).unwrap_err();
     assert!(err.to_string().contains("different recipe"), "{err}");
+    // --fresh starts every stage over, with the recipe as it is now.
+    let fresh = train::run_recipe(&root.join("stage2.toml"), &store, &RunOptions { fresh: true, ..opts("run", None) }, &mut Silent).unwrap();
+    assert!(fresh.finished);
+    let redone: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("run/from-recipe/training.json")).unwrap()).unwrap();
+    assert_eq!(redone["config"]["seed"], one.seed);
+    assert!(std::fs::read(root.join("run/model/model.safetensors")).unwrap() != staged_w);
 
     // A recipe with both a base and a recipe to start from is refused.
     two.base = "tiny".into();

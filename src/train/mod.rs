@@ -503,8 +503,9 @@ fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions
             let prev_path = recipe_dir(config).join(prev);
             let prev_cfg = TrainConfig::from_file(&prev_path)?;
             let stage_opts = RunOptions { out: opts.out.join(FROM_RECIPE_DIR), data_dir: opts.data_dir.clone(), device: opts.device.clone(), max_steps: opts.max_steps, fresh: opts.fresh, stop: opts.stop };
-            let model_dir = match finished_stage(&stage_opts.out, &prev_cfg)? {
-                Some(dir) if !opts.fresh => {
+            let finished = if opts.fresh { None } else { finished_stage(&stage_opts.out, &prev_cfg)? };
+            let model_dir = match finished {
+                Some(dir) => {
                     obs.note(&format!("stage  {} is finished in {}; continuing from its model", prev_path.display(), dir.display()));
                     dir
                 }

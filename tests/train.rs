@@ -19,8 +19,13 @@ fn tiny_base(dir: &Path) -> ResolvedModel {
         std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
     }
     common::tiny_tokenizer(dir, 64);
+    bert_at(dir, "tiny")
+}
+
+/// A BERT model folder as a resolved model named `name` (unverified).
+fn bert_at(dir: &Path, name: &str) -> ResolvedModel {
     let mut entry = Registry::builtin().unwrap().get("all-minilm-l6-v2").unwrap().clone();
-    entry.name = "tiny".into();
+    entry.name = name.into();
     ResolvedModel { entry, dir: dir.to_path_buf(), from: "test".into(), hashes: Default::default() }
 }
 
@@ -281,9 +286,7 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     assert_eq!(summary["base"], format!("stage1@{}", &w1[..12]));
 
     // Stage 2 started from stage 1's weights: the same as a run of stage 2 on that folder as its base.
-    let mut entry = Registry::builtin().unwrap().get("all-minilm-l6-v2").unwrap().clone();
-    entry.name = "stage1".into();
-    let base = ResolvedModel { entry, dir: stage1_model.clone(), from: "test".into(), hashes: Default::default() };
+    let base = bert_at(&stage1_model, "stage1");
     let direct = train::run(&two, &base, &RunOptions { data_dir: root.to_path_buf(), ..opts("direct", None) }, &mut Silent).unwrap();
     assert!(direct.finished);
     let staged_w = std::fs::read(root.join("run/model/model.safetensors")).unwrap();

@@ -105,9 +105,8 @@ pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
             eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
         })?;
     }
-    let data_dir = args.data.clone().unwrap_or_default();
-    anyhow::ensure!(args.data.is_none() || data_dir.is_dir(), "data folder {} does not exist", data_dir.display());
-    let opts = RunOptions { out: args.out.clone(), data_dir, device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop };
+    // An empty folder means "each recipe's own"; `train::run_recipe` checks the folder it uses.
+    let opts = RunOptions { out: args.out.clone(), data_dir: args.data.clone().unwrap_or_default(), device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop };
     let mut progress = Progress { bar: None, started: std::time::Instant::now(), examples_at_start: None };
     let outcome = train::run_recipe(&args.config, store, &opts, &mut progress)?;
     if let Some(b) = &progress.bar {

@@ -202,6 +202,7 @@ pub struct Silent;
 impl Observer for Silent {}
 
 /// Options of one invocation.
+#[derive(Clone)]
 pub struct RunOptions<'a> {
     /// The output folder (the model, checkpoints and logs).
     pub out: PathBuf,
@@ -502,7 +503,7 @@ fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions
             }
             let prev_path = recipe_dir(config).join(prev);
             let prev_cfg = TrainConfig::from_file(&prev_path)?;
-            let stage_opts = RunOptions { out: opts.out.join(FROM_RECIPE_DIR), data_dir: opts.data_dir.clone(), device: opts.device.clone(), max_steps: opts.max_steps, fresh: opts.fresh, stop: opts.stop };
+            let stage_opts = RunOptions { out: opts.out.join(FROM_RECIPE_DIR), ..opts.clone() };
             let finished = if opts.fresh { None } else { finished_stage(&stage_opts.out, &prev_cfg)? };
             let model_dir = match finished {
                 Some(dir) => {
@@ -527,8 +528,7 @@ fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions
             ResolvedModel { entry: crate::models::ModelEntry { name, ..entry }, dir: model_dir, from: "recipe".into(), hashes }
         }
     };
-    let stage_opts = RunOptions { out: opts.out.clone(), data_dir, device: opts.device.clone(), max_steps: opts.max_steps, fresh: opts.fresh, stop: opts.stop };
-    run(&cfg, &base, &stage_opts, obs)
+    run(&cfg, &base, &RunOptions { data_dir, ..opts.clone() }, obs)
 }
 
 fn recipe_dir(config: &Path) -> &Path {

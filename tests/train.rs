@@ -193,10 +193,10 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
     assert!((r.accuracy.unwrap() - outcome.dev[0].accuracy.unwrap()).abs() < 1e-9);
 }
 
-/// Every recipe shipped beside the default model (the shipped one, the first one, the GPU stage, the
-/// measured second stages) parses, none trains on a test set: never on SNLI test, SICK test, ANLI
-/// or AttributionBench, and on a file split into parts only on its training part, by the same
-/// held-out fraction as the recipe's own test set of that file.
+/// Every recipe shipped beside the default model (the shipped average and its members, the first
+/// one, the GPU stage, the measured second stages) parses, and none trains on a test set: never on
+/// SNLI test, SICK test, ANLI or AttributionBench, and on a file split into parts only on its
+/// training part, by the same held-out fraction as the recipe's own test set of that file.
 #[test]
 fn no_recipe_trains_on_a_test_set() {
     use candor::train::data::Part;
@@ -215,6 +215,10 @@ fn no_recipe_trains_on_a_test_set() {
             assert!(cfg.base.is_empty(), "{}: both a base and a recipe to continue from", r.display());
             assert!(recipes.contains(&dir.join(prev)), "{}: continues from {prev}, which is not beside it", r.display());
         }
+        for member in &cfg.average {
+            assert!(cfg.train.is_empty() && cfg.base.is_empty(), "{}: averages and trains", r.display());
+            assert!(recipes.contains(&dir.join(member)), "{}: averages {member}, which is not beside it", r.display());
+        }
         for t in &cfg.train {
             for never in ["snli-test", "sick-test", "anli-", "attributionbench"] {
                 assert!(!t.path.contains(never), "{}: trains on {}", r.display(), t.path);
@@ -228,14 +232,10 @@ fn no_recipe_trains_on_a_test_set() {
     }
 }
 
-/// A staged recipe (`from_recipe`) trains the recipe it names first, in OUT/from-recipe, then starts
-/// from the model that stage exported; a run cut off in the first stage stops there and resumes; a
-/// finished stage is reused, not retrained; and a first stage made by another recipe is refused.
-#[test]
-fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
+/// A registry whose only entry, `tiny`, is the tiny BERT in ROOT/models/tiny (verified), and a
+/// store over it with its cache in ROOT/cache.
+fn tiny_store(root: &Path) -> candor::models::ModelStore {
     use candor::models::{ModelStore, Registry};
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
     let tiny_dir = root.join("models/tiny");
     std::fs::create_dir_all(&tiny_dir).unwrap();
     tiny_base(&tiny_dir);
@@ -248,9 +248,12 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
         files.join(", ")
     );
     let registry = Registry::parse(&registry, "test registry", root).unwrap();
-    let store = ModelStore::from_env(registry).with_models_override(None).with_cache_dir(root.join("cache"));
+    ModelStore::from_env(registry).with_models_override(None).with_cache_dir(root.join("cache"))
+}
 
-    // Stage 1: the tiny recipe for one epoch. Stage 2: the same data, another seed, from stage 1.
+/// Writes ROOT/stage1.toml (the tiny recipe for one epoch) and ROOT/stage2.toml (the same data,
+/// another seed, continuing from stage 1) and returns both.
+fn two_stages(root: &Path) -> (TrainConfig, TrainConfig) {
     let mut one = tiny_config(root);
     one.epochs = 1;
     one.data_dir = ".".into();
@@ -260,6 +263,19 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     two.from_recipe = Some("stage1.toml".into());
     two.seed = 99;
     std::fs::write(root.join("stage2.toml"), toml::to_string(&two).unwrap()).unwrap();
+    (one, two)
+}
+
+/// A staged recipe (`from_recipe`) trains the recipe it names first, in OUT/from-recipe, then starts
+/// from the model that stage exported; a run cut off in the first stage stops there and resumes; a
+/// finished stage is reused, not retrained; and a first stage made by another recipe is refused.
+#[test]
+fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let store = tiny_store(root);
+
+    let (mut one, mut two) = two_stages(root);
 
     let stop = AtomicBool::new(false);
     let opts = |out: &str, max_steps: Option<u64>| RunOptions {
@@ -318,4 +334,84 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     std::fs::write(root.join("both.toml"), toml::to_string(&two).unwrap()).unwrap();
     let err = train::run_recipe(&root.join("both.toml"), &store, &opts("both", None), &mut Silent).unwrap_err();
     assert!(err.to_string().contains("not both"), "{err}");
+}
+
+/// An `average` recipe trains every recipe it names (a recipe named twice, once), writes the mean of
+/// their weights, evaluates it on its own test sets, reuses finished members on a second run, and
+/// refuses members with other labels or a recipe that would also train.
+#[test]
+fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let store = tiny_store(root);
+    let (one, _) = two_stages(root);
+    let mut soup = one.clone();
+    soup.base = String::new();
+    soup.train.clear();
+    soup.dev.clear();
+    soup.average = vec!["stage1.toml".into(), "stage2.toml".into()];
+    std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
+
+    let stop = AtomicBool::new(false);
+    let opts = |max_steps: Option<u64>| RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps, fresh: false, stop: &stop };
+    // Cut off in the first member: that member's outcome, unfinished, and no average yet.
+    let cut = train::run_recipe(&root.join("soup.toml"), &store, &opts(Some(2)), &mut Silent).unwrap();
+    assert!(!cut.finished);
+    assert_eq!(cut.out, root.join("run").join(train::AVERAGE_DIR).join("1-stage1"));
+    assert!(!root.join("run/model").exists());
+
+    let done = train::run_recipe(&root.join("soup.toml"), &store, &opts(None), &mut Silent).unwrap();
+    assert!(done.finished);
+    let m1 = root.join("run/average/1-stage1/model");
+    let m2 = root.join("run/average/2-stage2/model");
+    // Stage 2 continued from the first member, not from a second training of stage 1.
+    assert!(!root.join("run/average/2-stage2").join(train::FROM_RECIPE_DIR).exists());
+    let s2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("run/average/2-stage2/training.json")).unwrap()).unwrap();
+    let w1 = candor::models::verify::sha256_file(&m1.join("model.safetensors")).unwrap();
+    assert_eq!(s2["base"], format!("stage1@{}", &w1[..12]));
+
+    // The weights are the mean of the members' (which differ), tensor by tensor.
+    let load = |d: &Path| candle_core::safetensors::load(d.join("model.safetensors"), &Device::Cpu).unwrap();
+    let (a, b, avg) = (load(&m1), load(&m2), load(&root.join("run/model")));
+    assert_eq!(avg.len(), a.len());
+    let mut differing = 0;
+    for (k, t) in &avg {
+        let x = a[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = b[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let m = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        differing += x.iter().zip(&y).any(|(p, q)| p != q) as usize;
+        for ((p, q), r) in x.iter().zip(&y).zip(&m) {
+            assert!((r - (p + q) / 2.0).abs() <= 1e-6 * (1.0 + r.abs()), "{k}: {r} vs mean of {p} and {q}");
+        }
+    }
+    assert!(differing > 10, "the members barely differ ({differing} tensors)");
+    // Its own test sets were evaluated on the average, and the summary lists the members.
+    assert_eq!(done.test.len(), 1);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("run/training.json")).unwrap()).unwrap();
+    assert_eq!(summary["members"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["test"][0]["name"], "g-heldout");
+    let _ = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &root.join("run/model"), candle_core::DType::F32, &Device::Cpu).unwrap();
+
+    // Run again: the members are reused as they are, and the average is the same.
+    let log1 = std::fs::read(root.join("run/average/1-stage1/train_log.jsonl")).unwrap();
+    let avg_bytes = std::fs::read(root.join("run/model/model.safetensors")).unwrap();
+    let again = train::run_recipe(&root.join("soup.toml"), &store, &opts(None), &mut Silent).unwrap();
+    assert!(again.finished);
+    assert_eq!(std::fs::read(root.join("run/average/1-stage1/train_log.jsonl")).unwrap(), log1);
+    assert!(std::fs::read(root.join("run/model/model.safetensors")).unwrap() == avg_bytes);
+
+    // A member with other labels, or an average recipe that also trains, is refused.
+    let mut other = one.clone();
+    other.labels = vec!["entailment".into(), "other".into(), "contradiction".into()];
+    std::fs::write(root.join("other.toml"), toml::to_string(&other).unwrap()).unwrap();
+    let mut bad = soup.clone();
+    bad.average = vec!["stage1.toml".into(), "other.toml".into()];
+    std::fs::write(root.join("bad.toml"), toml::to_string(&bad).unwrap()).unwrap();
+    let err = train::run_recipe(&root.join("bad.toml"), &store, &opts(None), &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("labels"), "{err}");
+    let mut trains = soup.clone();
+    trains.train = one.train.clone();
+    std::fs::write(root.join("trains.toml"), toml::to_string(&trains).unwrap()).unwrap();
+    let err = train::run_recipe(&root.join("trains.toml"), &store, &opts(None), &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("trains nothing itself"), "{err}");
 }

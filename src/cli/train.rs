@@ -25,6 +25,11 @@ use candor::train::{self, EvalReport, LogLine, Observer, RunOptions, TrainState}
 /// A recipe may continue from another one (`from_recipe = "stage1.toml"` instead of `base`): the
 /// command then trains that recipe first, in OUT/from-recipe, and reuses it once it is finished, so
 /// one command reproduces a model made in stages.
+///
+/// A recipe may instead average others (`average = ["a.toml", "b.toml"]`, with no base or training
+/// sets): each is trained in OUT/average/N-NAME (a recipe several of them continue from, once), and
+/// the mean of their weights is written to OUT/model and tested. models/candor-nli-minilm/
+/// train-average.toml, which makes the default model, is one.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training config (TOML).

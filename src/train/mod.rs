@@ -5,6 +5,7 @@
 //! checkpoints (weights, optimizer moments, data position) from which a later run resumes exactly:
 //! batch order and dropout masks derive from the seed, the epoch and the step, never from the clock.
 
+pub mod average;
 pub mod data;
 pub mod optim;
 
@@ -40,6 +41,14 @@ pub struct TrainConfig {
     /// `OUT/from-recipe`, so that one command reproduces a model made in stages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_recipe: Option<String>,
+    /// Other recipes (paths relative to this config file) whose models this one averages, weight by
+    /// weight, instead of training (a "model soup"): each is trained (or resumed, or reused) in
+    /// `OUT/average/N-NAME`, a recipe named by several of them is trained once, and the average is
+    /// written to `OUT/model` and evaluated on this recipe's test sets. Such a recipe has no `base`,
+    /// `from_recipe` or training sets of its own; it uses `labels`, `max_tokens`, `export_dtype`,
+    /// `data_dir` and `test`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub average: Vec<String>,
     /// The classifier's labels, in output order.
     pub labels: Vec<String>,
     /// Folder the data set paths are relative to.
@@ -86,6 +95,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub optimizer: AdamWParams,
     /// Training sets.
+    #[serde(default)]
     pub train: Vec<DataSet>,
     /// Dev sets, evaluated during training.
     #[serde(default)]
@@ -461,25 +471,43 @@ pub fn reference_predictions(set: &DataSet, data_dir: &Path, n: usize) -> Option
 /// The folder, under a run's output, where the recipe named by `from_recipe` is trained.
 pub const FROM_RECIPE_DIR: &str = "from-recipe";
 
-/// How many recipes deep a `from_recipe` chain may go (a guard against a recipe that names itself).
+/// The folder, under a run's output, where the recipes named by `average` are trained (each in
+/// `N-NAME`, N counting from 1 in the order they are listed).
+pub const AVERAGE_DIR: &str = "average";
+
+/// How many recipes deep a `from_recipe` or `average` chain may go (a guard against a recipe that
+/// names itself).
 const MAX_STAGES: usize = 8;
+
+/// Recipes finished during one invocation: the recipe file (canonical path) and its model folder, so
+/// that a recipe named by several others is trained once.
+type Finished = BTreeMap<PathBuf, PathBuf>;
 
 /// Runs the recipe in the TOML file `config` into `opts.out`, resolving its base from `store`.
 ///
 /// A recipe with `from_recipe` is a later stage: the recipe it names is run first, into
-/// `OUT/from-recipe` (recursively), and this one starts from the model that stage exported. A
-/// finished stage is reused, not re-run, as long as it was made by the same recipe (otherwise the
-/// run stops with an error rather than mixing stages); an unfinished one resumes from its checkpoint;
-/// `opts.fresh` starts every stage over. If a stage stops early (`max_steps`, Ctrl-C), its outcome
-/// is returned unfinished, with its own folder in `out`.
+/// `OUT/from-recipe` (recursively), and this one starts from the model that stage exported. A recipe
+/// with `average` trains each recipe it names, in `OUT/average/N-NAME`, and writes the average of
+/// their weights (see [`average::average_models`]). A finished stage is reused, not re-run, as long
+/// as it was made by the same recipe (otherwise the run stops with an error rather than mixing
+/// stages); an unfinished one resumes from its checkpoint; a recipe named twice in one run is trained
+/// once; `opts.fresh` starts every stage over. If a stage stops early (`max_steps`, Ctrl-C), its
+/// outcome is returned unfinished, with its own folder in `out`.
 ///
 /// Each recipe reads its data from `opts.data_dir` when that is set (not empty), otherwise from its
 /// own `data_dir`, relative to its file.
 pub fn run_recipe(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions, obs: &mut dyn Observer) -> Result<RunOutcome> {
-    run_stage(config, store, opts, obs, 0)
+    run_stage(config, store, opts, obs, 0, &mut Finished::new())
 }
 
-fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions, obs: &mut dyn Observer, depth: usize) -> Result<RunOutcome> {
+fn run_stage(
+    config: &Path,
+    store: &crate::models::ModelStore,
+    opts: &RunOptions,
+    obs: &mut dyn Observer,
+    depth: usize,
+    done: &mut Finished,
+) -> Result<RunOutcome> {
     let cfg = TrainConfig::from_file(config)?;
     let data_dir = if opts.data_dir.as_os_str().is_empty() { recipe_dir(config).join(&cfg.data_dir) } else { opts.data_dir.clone() };
     if !data_dir.is_dir() {
@@ -488,36 +516,25 @@ fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions
             reason: format!("data folder {} does not exist (set `data_dir` in the recipe, or --data)", data_dir.display()),
         });
     }
-    let base = match (&cfg.from_recipe, cfg.base.is_empty()) {
-        (Some(_), false) => {
-            return Err(Error::Input { location: config.display().to_string(), reason: "set `base` or `from_recipe`, not both".into() });
+    let refuse = |reason: String| Err(Error::Input { location: config.display().to_string(), reason });
+    if (cfg.from_recipe.is_some() || !cfg.average.is_empty()) && depth + 1 >= MAX_STAGES {
+        return refuse(format!("`from_recipe` and `average` chain more than {MAX_STAGES} recipes (does a recipe name itself?)"));
+    }
+    if !cfg.average.is_empty() {
+        if !cfg.base.is_empty() || cfg.from_recipe.is_some() || !cfg.train.is_empty() || !cfg.dev.is_empty() {
+            return refuse("an `average` recipe trains nothing itself: leave out `base`, `from_recipe`, `train` and `dev`".into());
         }
-        (None, true) => return Err(Error::Input { location: config.display().to_string(), reason: "missing `base` (or `from_recipe`)".into() }),
+        return run_average(config, &cfg, store, &RunOptions { data_dir, ..opts.clone() }, obs, depth, done);
+    }
+    let base = match (&cfg.from_recipe, cfg.base.is_empty()) {
+        (Some(_), false) => return refuse("set `base` or `from_recipe`, not both".into()),
+        (None, true) => return refuse("missing `base` (or `from_recipe`, or `average`)".into()),
         (None, false) => store.resolve(&cfg.base)?,
         (Some(prev), true) => {
-            if depth + 1 >= MAX_STAGES {
-                return Err(Error::Input {
-                    location: config.display().to_string(),
-                    reason: format!("`from_recipe` chains more than {MAX_STAGES} recipes (does a recipe name itself?)"),
-                });
-            }
             let prev_path = recipe_dir(config).join(prev);
-            let prev_cfg = TrainConfig::from_file(&prev_path)?;
-            let stage_opts = RunOptions { out: opts.out.join(FROM_RECIPE_DIR), ..opts.clone() };
-            let finished = if opts.fresh { None } else { finished_stage(&stage_opts.out, &prev_cfg)? };
-            let model_dir = match finished {
-                Some(dir) => {
-                    obs.note(&format!("stage  {} is finished in {}; continuing from its model", prev_path.display(), dir.display()));
-                    dir
-                }
-                _ => {
-                    obs.note(&format!("stage  {} first, into {}", prev_path.display(), stage_opts.out.display()));
-                    let outcome = run_stage(&prev_path, store, &stage_opts, obs, depth + 1)?;
-                    match outcome.model_dir.clone() {
-                        Some(dir) if outcome.finished => dir,
-                        _ => return Ok(outcome),
-                    }
-                }
+            let model_dir = match stage_model(&prev_path, &opts.out.join(FROM_RECIPE_DIR), store, opts, obs, depth + 1, done)? {
+                Ok(dir) => dir,
+                Err(unfinished) => return Ok(unfinished),
             };
             let entry = chain_root(&prev_path, store, depth + 1)?;
             let mut hashes = BTreeMap::new();
@@ -528,7 +545,122 @@ fn run_stage(config: &Path, store: &crate::models::ModelStore, opts: &RunOptions
             ResolvedModel { entry: crate::models::ModelEntry { name, ..entry }, dir: model_dir, from: "recipe".into(), hashes }
         }
     };
-    run(&cfg, &base, &RunOptions { data_dir, ..opts.clone() }, obs)
+    let outcome = run(&cfg, &base, &RunOptions { data_dir, ..opts.clone() }, obs)?;
+    if let Some(dir) = outcome.model_dir.as_ref().filter(|_| outcome.finished) {
+        done.insert(canonical(config), dir.clone());
+    }
+    Ok(outcome)
+}
+
+/// The model folder of the recipe `recipe`, trained into `out` if this invocation has not finished it
+/// already and `out` does not hold it finished (by the same recipe); `Err` carries the outcome of a
+/// stage that stopped early.
+#[allow(clippy::too_many_arguments)]
+fn stage_model(
+    recipe: &Path,
+    out: &Path,
+    store: &crate::models::ModelStore,
+    opts: &RunOptions,
+    obs: &mut dyn Observer,
+    depth: usize,
+    done: &mut Finished,
+) -> Result<std::result::Result<PathBuf, RunOutcome>> {
+    if let Some(dir) = done.get(&canonical(recipe)) {
+        obs.note(&format!("stage  {} was finished in this run ({}); using its model", recipe.display(), dir.display()));
+        return Ok(Ok(dir.clone()));
+    }
+    let cfg = TrainConfig::from_file(recipe)?;
+    let finished = if opts.fresh { None } else { finished_stage(out, &cfg)? };
+    if let Some(dir) = finished {
+        obs.note(&format!("stage  {} is finished in {}; using its model", recipe.display(), dir.display()));
+        done.insert(canonical(recipe), dir.clone());
+        return Ok(Ok(dir));
+    }
+    obs.note(&format!("stage  {} first, into {}", recipe.display(), out.display()));
+    let outcome = run_stage(recipe, store, &RunOptions { out: out.to_path_buf(), ..opts.clone() }, obs, depth, done)?;
+    match outcome.model_dir.clone() {
+        Some(dir) if outcome.finished => {
+            done.insert(canonical(recipe), dir.clone());
+            Ok(Ok(dir))
+        }
+        _ => Ok(Err(outcome)),
+    }
+}
+
+/// Trains (or reuses) every recipe an `average` recipe names, averages their weights into
+/// `OUT/model`, evaluates the average on the test sets and writes `OUT/training.json`.
+fn run_average(
+    config: &Path,
+    cfg: &TrainConfig,
+    store: &crate::models::ModelStore,
+    opts: &RunOptions,
+    obs: &mut dyn Observer,
+    depth: usize,
+    done: &mut Finished,
+) -> Result<RunOutcome> {
+    let mut members = vec![];
+    for (i, m) in cfg.average.iter().enumerate() {
+        let path = recipe_dir(config).join(m);
+        let member_cfg = TrainConfig::from_file(&path)?;
+        if member_cfg.labels != cfg.labels {
+            return Err(Error::Input {
+                location: config.display().to_string(),
+                reason: format!("`{m}` trains the labels {:?}, this recipe says {:?}", member_cfg.labels, cfg.labels),
+            });
+        }
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let out = opts.out.join(AVERAGE_DIR).join(format!("{}-{stem}", i + 1));
+        match stage_model(&path, &out, store, opts, obs, depth + 1, done)? {
+            Ok(dir) => members.push((m.clone(), dir)),
+            Err(unfinished) => return Ok(unfinished),
+        }
+    }
+    let dtype = export_dtype(cfg)?;
+    let root = chain_root(config, store, depth)?;
+    let model_dir = opts.out.join("model");
+    let dirs: Vec<&Path> = members.iter().map(|(_, d)| d.as_path()).collect();
+    obs.note(&format!("averaging the weights of {} models into {}", dirs.len(), model_dir.display()));
+    average::average_models(&dirs, &root.name, dtype, &model_dir)?;
+
+    // What each member's run recorded, and the totals.
+    let mut state = TrainState { epoch: cfg.epochs, ..TrainState::default() };
+    let mut listed = vec![];
+    for (recipe, dir) in &members {
+        let summary_path = dir.parent().unwrap_or(dir).join("training.json");
+        let summary: serde_json::Value = std::fs::read_to_string(&summary_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        state.step += summary["steps"].as_u64().unwrap_or(0);
+        state.examples += summary["examples"].as_u64().unwrap_or(0);
+        state.seconds += summary["seconds"].as_f64().unwrap_or(0.0);
+        listed.push(serde_json::json!({
+            "recipe": recipe,
+            "model_sha256": crate::models::verify::sha256_file(&dir.join("model.safetensors"))?,
+            "steps": summary["steps"],
+            "seconds": summary["seconds"],
+            "test": summary["test"],
+        }));
+    }
+    let test = test_model(cfg, &model_dir, opts, obs)?;
+    let summary = serde_json::json!({
+        "base": format!("average of {}", cfg.average.join(", ")),
+        "members": listed,
+        "steps": state.step,
+        "examples": state.examples,
+        "seconds": state.seconds,
+        "device": crate::engine::device::describe(&opts.device),
+        "dev": [],
+        "test": test,
+        "config": cfg,
+    });
+    write_atomic(&opts.out.join("training.json"), serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes())?;
+    done.insert(canonical(config), model_dir.clone());
+    Ok(RunOutcome { out: opts.out.clone(), state, finished: true, model_dir: Some(model_dir), dev: vec![], test })
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn recipe_dir(config: &Path) -> &Path {
@@ -553,13 +685,40 @@ fn finished_stage(out: &Path, cfg: &TrainConfig) -> Result<Option<PathBuf>> {
     Ok(Some(out.join("model")))
 }
 
-/// The registry entry at the root of a `from_recipe` chain (its architecture is every stage's).
+/// The registry entry at the root of a `from_recipe` chain (its architecture is every stage's); for
+/// an `average` recipe, that of the first recipe it names.
 fn chain_root(config: &Path, store: &crate::models::ModelStore, depth: usize) -> Result<crate::models::ModelEntry> {
     let cfg = TrainConfig::from_file(config)?;
-    match &cfg.from_recipe {
+    let next = cfg.from_recipe.as_ref().or(cfg.average.first());
+    match next {
         Some(prev) if depth + 1 < MAX_STAGES => chain_root(&recipe_dir(config).join(prev), store, depth + 1),
-        Some(_) => Err(Error::Input { location: config.display().to_string(), reason: format!("`from_recipe` chains more than {MAX_STAGES} recipes") }),
+        Some(_) => Err(Error::Input { location: config.display().to_string(), reason: format!("`from_recipe` and `average` chain more than {MAX_STAGES} recipes") }),
         None => Ok(store.registry().get(&cfg.base)?.clone()),
+    }
+}
+
+/// Evaluates an exported model folder on the recipe's test sets, as users will load it.
+fn test_model(cfg: &TrainConfig, model_dir: &Path, opts: &RunOptions, obs: &mut dyn Observer) -> Result<Vec<EvalReport>> {
+    let device = &opts.device;
+    let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
+    let exported = crate::models::arch::load_classifier(Architecture::Bert, model_dir, crate::engine::device::default_dtype(device), device)?;
+    let mut test = vec![];
+    for set in &cfg.test {
+        let ex = data::load(set, &opts.data_dir, &cfg.labels)?;
+        let reference = reference_predictions(set, &opts.data_dir, ex.len());
+        let r = evaluate(&set.display_name(), exported.as_ref(), &tokenizer, &ex, &cfg.labels, device, reference.as_deref())?;
+        obs.note(&format!("test   {}", format_report(&r)));
+        test.push(r);
+    }
+    Ok(test)
+}
+
+fn export_dtype(cfg: &TrainConfig) -> Result<DType> {
+    match cfg.export_dtype.as_str() {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        other => Err(Error::Input { location: "export_dtype".into(), reason: format!("`{other}` is not f32, f16 or bf16") }),
     }
 }
 
@@ -713,15 +872,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
         .map(|(n, ex)| evaluate(n, &net.model, &tokenizer, ex, &cfg.labels, device, None))
         .collect::<Result<_>>()?;
     obs.eval(state.step, &last_dev);
-    let exported = crate::models::arch::load_classifier(Architecture::Bert, &model_dir, crate::engine::device::default_dtype(device), device)?;
-    let mut test = vec![];
-    for set in &cfg.test {
-        let ex = data::load(set, &opts.data_dir, &cfg.labels)?;
-        let reference = reference_predictions(set, &opts.data_dir, ex.len());
-        let r = evaluate(&set.display_name(), exported.as_ref(), &tokenizer, &ex, &cfg.labels, device, reference.as_deref())?;
-        obs.note(&format!("test   {}", format_report(&r)));
-        test.push(r);
-    }
+    let test = test_model(cfg, &model_dir, opts, obs)?;
     let summary = serde_json::json!({
         "base": base.id(),
         "steps": state.step,
@@ -767,12 +918,7 @@ fn truncate_log(path: &Path, step: u64) -> Result<()> {
 /// without its fixed padding and truncation) and model.safetensors in the export dtype.
 pub fn export(net: &TrainableBert, cfg: &TrainConfig, base: &ResolvedModel, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let dtype = match cfg.export_dtype.as_str() {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        other => return Err(Error::Input { location: "export_dtype".into(), reason: format!("`{other}` is not f32, f16 or bf16") }),
-    };
+    let dtype = export_dtype(cfg)?;
     let mut config = net.base_config.clone();
     let id2label: BTreeMap<String, String> = cfg.labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone())).collect();
     let label2id: BTreeMap<String, usize> = cfg.labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();

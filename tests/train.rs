@@ -336,9 +336,9 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     assert!(err.to_string().contains("not both"), "{err}");
 }
 
-/// An `average` recipe trains every recipe it names (a recipe named twice, once), writes the mean of
-/// their weights, evaluates it on its own test sets, reuses finished members on a second run, and
-/// refuses members with other labels or a recipe that would also train.
+/// An `average` recipe trains every recipe it names (a recipe named twice, once, each on its own
+/// data folder), writes the mean of their weights, evaluates it on its own test sets, reuses finished
+/// members on a second run, and refuses members with other labels or a recipe that would also train.
 #[test]
 fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weights() {
     let tmp = tempfile::tempdir().unwrap();
@@ -350,6 +350,11 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     soup.train.clear();
     soup.dev.clear();
     soup.average = vec!["stage1.toml".into(), "stage2.toml".into()];
+    // Its test set is read from its own data folder, which lacks the members' training files: each
+    // member reads its own.
+    std::fs::create_dir_all(root.join("tests-only")).unwrap();
+    std::fs::copy(root.join("g.jsonl"), root.join("tests-only/g.jsonl")).unwrap();
+    soup.data_dir = "tests-only".into();
     std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
 
     let stop = AtomicBool::new(false);

@@ -524,7 +524,7 @@ fn run_stage(
         if !cfg.base.is_empty() || cfg.from_recipe.is_some() || !cfg.train.is_empty() || !cfg.dev.is_empty() {
             return refuse("an `average` recipe trains nothing itself: leave out `base`, `from_recipe`, `train` and `dev`".into());
         }
-        return run_average(config, &cfg, store, &RunOptions { data_dir, ..opts.clone() }, obs, depth, done);
+        return run_average(config, &cfg, store, opts, &data_dir, obs, depth, done);
     }
     let base = match (&cfg.from_recipe, cfg.base.is_empty()) {
         (Some(_), false) => return refuse("set `base` or `from_recipe`, not both".into()),
@@ -587,13 +587,16 @@ fn stage_model(
     }
 }
 
-/// Trains (or reuses) every recipe an `average` recipe names, averages their weights into
-/// `OUT/model`, evaluates the average on the test sets and writes `OUT/training.json`.
+/// Trains (or reuses) every recipe an `average` recipe names (each with its own data folder unless
+/// `opts` sets one for all), averages their weights into `OUT/model`, evaluates the average on the
+/// test sets, read from `data_dir`, and writes `OUT/training.json`.
+#[allow(clippy::too_many_arguments)]
 fn run_average(
     config: &Path,
     cfg: &TrainConfig,
     store: &crate::models::ModelStore,
     opts: &RunOptions,
+    data_dir: &Path,
     obs: &mut dyn Observer,
     depth: usize,
     done: &mut Finished,
@@ -642,7 +645,7 @@ fn run_average(
             "test": summary["test"],
         }));
     }
-    let test = test_model(cfg, &model_dir, opts, obs)?;
+    let test = test_model(cfg, &model_dir, &RunOptions { data_dir: data_dir.to_path_buf(), ..opts.clone() }, obs)?;
     let summary = serde_json::json!({
         "base": format!("average of {}", cfg.average.join(", ")),
         "members": listed,

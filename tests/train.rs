@@ -420,3 +420,55 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     let err = train::run_recipe(&root.join("trains.toml"), &store, &opts(None), &mut Silent).unwrap_err();
     assert!(err.to_string().contains("trains nothing itself"), "{err}");
 }
+
+/// Resuming an average: members that continue from one recipe share its model even when none of the
+/// members is that recipe (the first member trained it; a later run finds it there), and a finished
+/// member made from an older model of that recipe is trained again, not averaged stale.
+#[test]
+fn an_average_resumed_shares_the_first_stage_and_retrains_stale_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let store = tiny_store(root);
+    let (one, two) = two_stages(root);
+    let mut three = two.clone();
+    three.seed = 7;
+    std::fs::write(root.join("stage3.toml"), toml::to_string(&three).unwrap()).unwrap();
+    let mut soup = one.clone();
+    soup.base = String::new();
+    soup.train.clear();
+    soup.average = vec!["stage2.toml".into(), "stage3.toml".into()];
+    std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
+    let stop = AtomicBool::new(false);
+    let opts = RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let summary = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap() };
+
+    assert!(train::run_recipe(&root.join("soup.toml"), &store, &opts, &mut Silent).unwrap().finished);
+    assert!(root.join("run/average/1-stage2/from-recipe/model").is_dir());
+    assert!(!root.join("run/average/2-stage3/from-recipe").exists());
+
+    // The second member is lost (as if cut off before it finished): the next run trains it again from
+    // the first stage that the first member's folder holds, not from a second training of it.
+    std::fs::remove_dir_all(root.join("run/average/2-stage3")).unwrap();
+    let stage1_log = std::fs::read(root.join("run/average/1-stage2/from-recipe/train_log.jsonl")).unwrap();
+    assert!(train::run_recipe(&root.join("soup.toml"), &store, &opts, &mut Silent).unwrap().finished);
+    assert!(!root.join("run/average/2-stage3/from-recipe").exists());
+    assert_eq!(std::fs::read(root.join("run/average/1-stage2/from-recipe/train_log.jsonl")).unwrap(), stage1_log);
+
+    // The first stage's model changes under the finished members (here: replaced by other weights):
+    // both members were made from the old one, so both are trained again, from the new one.
+    let stage1 = root.join("run/average/1-stage2/from-recipe/model/model.safetensors");
+    let old_base = summary("run/average/2-stage3/training.json")["base"].as_str().unwrap().to_string();
+    let weights = |m: &str| std::fs::read(root.join(format!("run/average/{m}/model/model.safetensors"))).unwrap();
+    let old_weights = [weights("1-stage2"), weights("2-stage3")];
+    std::fs::copy(root.join("run/average/2-stage3/model/model.safetensors"), &stage1).unwrap();
+    let new_hash = candor::models::verify::sha256_file(&stage1).unwrap();
+    assert!(train::run_recipe(&root.join("soup.toml"), &store, &opts, &mut Silent).unwrap().finished);
+    for m in ["1-stage2", "2-stage3"] {
+        let base = summary(&format!("run/average/{m}/training.json"))["base"].as_str().unwrap().to_string();
+        assert_ne!(base, old_base, "{m} was averaged stale");
+        assert_eq!(base, format!("stage1@{}", &new_hash[..12]), "{m}");
+    }
+    // Trained again from the start, not resumed from the checkpoint of the old base.
+    assert!(weights("1-stage2") != old_weights[0] && weights("2-stage3") != old_weights[1]);
+    assert_eq!(summary("run/training.json")["members"][1]["base"].as_str().unwrap(), format!("stage1@{}", &new_hash[..12]));
+}

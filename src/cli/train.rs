@@ -45,7 +45,8 @@ pub struct TrainArgs {
     /// Device: auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
-    /// Stop after this many steps in total (writing a checkpoint), e.g. to train in slices.
+    /// Stop the stage being trained after this many of its steps (writing a checkpoint), e.g. to
+    /// train in slices.
     #[arg(long, value_name = "N")]
     max_steps: Option<u64>,
     /// Start over, ignoring an existing checkpoint.

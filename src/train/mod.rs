@@ -44,9 +44,10 @@ pub struct TrainConfig {
     /// Other recipes (paths relative to this config file) whose models this one averages, weight by
     /// weight, instead of training (a "model soup"): each is trained (or resumed, or reused) in
     /// `OUT/average/N-NAME`, a recipe named by several of them is trained once, and the average is
-    /// written to `OUT/model` and evaluated on this recipe's test sets. Such a recipe has no `base`,
-    /// `from_recipe` or training sets of its own; it uses `labels`, `max_tokens`, `export_dtype`,
-    /// `data_dir` and `test`.
+    /// written to `OUT/model` and evaluated on this recipe's dev and test sets. Such a recipe has no
+    /// `base`, `from_recipe` or training sets of its own; it uses `labels`, `max_tokens`,
+    /// `export_dtype`, `data_dir`, `dev` and `test`, and ignores the training settings. Its members
+    /// must start from one registry checkpoint and train the same labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub average: Vec<String>,
     /// The classifier's labels, in output order.
@@ -163,6 +164,10 @@ pub struct TrainState {
     pub seconds: f64,
     /// Examples seen so far.
     pub examples: u64,
+    /// The model the run started from (`name@hash`), so that a checkpoint is never resumed on top of
+    /// another base (absent in checkpoints written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
 }
 
 /// One line of the loss log (`train_log.jsonl`).
@@ -521,8 +526,8 @@ fn run_stage(
         return refuse(format!("`from_recipe` and `average` chain more than {MAX_STAGES} recipes (does a recipe name itself?)"));
     }
     if !cfg.average.is_empty() {
-        if !cfg.base.is_empty() || cfg.from_recipe.is_some() || !cfg.train.is_empty() || !cfg.dev.is_empty() {
-            return refuse("an `average` recipe trains nothing itself: leave out `base`, `from_recipe`, `train` and `dev`".into());
+        if !cfg.base.is_empty() || cfg.from_recipe.is_some() || !cfg.train.is_empty() {
+            return refuse("an `average` recipe trains nothing itself: leave out `base`, `from_recipe` and `train`".into());
         }
         return run_average(config, &cfg, store, opts, &data_dir, obs, depth, done);
     }
@@ -572,9 +577,12 @@ fn stage_model(
     let cfg = TrainConfig::from_file(recipe)?;
     let finished = if opts.fresh { None } else { finished_stage(out, &cfg)? };
     if let Some(dir) = finished {
-        obs.note(&format!("stage  {} is finished in {}; using its model", recipe.display(), dir.display()));
-        done.insert(canonical(recipe), dir.clone());
-        return Ok(Ok(dir));
+        if from_current_base(recipe, &cfg, out, done)? {
+            obs.note(&format!("stage  {} is finished in {}; using its model", recipe.display(), dir.display()));
+            done.insert(canonical(recipe), dir.clone());
+            return Ok(Ok(dir));
+        }
+        obs.note(&format!("stage  {} in {} was made from an earlier model of {}: training it again", recipe.display(), out.display(), cfg.from_recipe.as_deref().unwrap_or("")));
     }
     obs.note(&format!("stage  {} first, into {}", recipe.display(), out.display()));
     let outcome = run_stage(recipe, store, &RunOptions { out: out.to_path_buf(), ..opts.clone() }, obs, depth, done)?;
@@ -585,6 +593,33 @@ fn stage_model(
         }
         _ => Ok(Err(outcome)),
     }
+}
+
+/// Whether the finished stage of `recipe` in `out` continued from the model its `from_recipe` has now
+/// (looked up among the recipes finished in this run, then in `out/from-recipe`; that model is then
+/// registered as finished, so that other stages continuing from it reuse it). A stage whose upstream
+/// model is nowhere finished, or that has no `from_recipe`, is taken as it is.
+fn from_current_base(recipe: &Path, cfg: &TrainConfig, out: &Path, done: &mut Finished) -> Result<bool> {
+    let Some(prev) = &cfg.from_recipe else { return Ok(true) };
+    let prev_path = recipe_dir(recipe).join(prev);
+    let upstream = match done.get(&canonical(&prev_path)) {
+        Some(dir) => dir.clone(),
+        None => {
+            let prev_cfg = TrainConfig::from_file(&prev_path)?;
+            match finished_stage(&out.join(FROM_RECIPE_DIR), &prev_cfg) {
+                Ok(Some(dir)) if from_current_base(&prev_path, &prev_cfg, &out.join(FROM_RECIPE_DIR), done)? => {
+                    done.insert(canonical(&prev_path), dir.clone());
+                    dir
+                }
+                _ => return Ok(true),
+            }
+        }
+    };
+    let summary = out.join("training.json");
+    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).map_err(|e| Error::io(&summary, e))?)
+        .map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
+    let hash = crate::models::verify::sha256_file(&upstream.join("model.safetensors"))?;
+    Ok(recorded["base"].as_str().and_then(|b| b.rsplit('@').next()).is_some_and(|h| !h.is_empty() && hash.starts_with(h)))
 }
 
 /// Trains (or reuses) every recipe an `average` recipe names (each with its own data folder unless
@@ -601,16 +636,23 @@ fn run_average(
     depth: usize,
     done: &mut Finished,
 ) -> Result<RunOutcome> {
+    // Refuse what cannot be averaged before training anything: other labels, another base encoder.
+    let root = chain_root(config, store, depth)?;
+    for m in &cfg.average {
+        let path = recipe_dir(config).join(m);
+        let member_cfg = TrainConfig::from_file(&path)?;
+        let refuse = |reason: String| Err(Error::Input { location: config.display().to_string(), reason });
+        if member_cfg.labels != cfg.labels {
+            return refuse(format!("`{m}` trains the labels {:?}, this recipe says {:?}", member_cfg.labels, cfg.labels));
+        }
+        let member_root = chain_root(&path, store, depth + 1)?;
+        if member_root.name != root.name {
+            return refuse(format!("`{m}` starts from `{}`, `{}` from `{}`: only models fine-tuned from one checkpoint can be averaged", member_root.name, cfg.average[0], root.name));
+        }
+    }
     let mut members = vec![];
     for (i, m) in cfg.average.iter().enumerate() {
         let path = recipe_dir(config).join(m);
-        let member_cfg = TrainConfig::from_file(&path)?;
-        if member_cfg.labels != cfg.labels {
-            return Err(Error::Input {
-                location: config.display().to_string(),
-                reason: format!("`{m}` trains the labels {:?}, this recipe says {:?}", member_cfg.labels, cfg.labels),
-            });
-        }
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let out = opts.out.join(AVERAGE_DIR).join(format!("{}-{stem}", i + 1));
         match stage_model(&path, &out, store, opts, obs, depth + 1, done)? {
@@ -619,33 +661,34 @@ fn run_average(
         }
     }
     let dtype = export_dtype(cfg)?;
-    let root = chain_root(config, store, depth)?;
     let model_dir = opts.out.join("model");
     let dirs: Vec<&Path> = members.iter().map(|(_, d)| d.as_path()).collect();
     obs.note(&format!("averaging the weights of {} models into {}", dirs.len(), model_dir.display()));
     average::average_models(&dirs, &root.name, dtype, &model_dir)?;
 
     // What each member's run recorded, and the totals.
-    let mut state = TrainState { epoch: cfg.epochs, ..TrainState::default() };
+    let mut state = TrainState::default();
     let mut listed = vec![];
     for (recipe, dir) in &members {
         let summary_path = dir.parent().unwrap_or(dir).join("training.json");
-        let summary: serde_json::Value = std::fs::read_to_string(&summary_path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let text = std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
+        let summary: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Input { location: summary_path.display().to_string(), reason: e.to_string() })?;
         state.step += summary["steps"].as_u64().unwrap_or(0);
         state.examples += summary["examples"].as_u64().unwrap_or(0);
         state.seconds += summary["seconds"].as_f64().unwrap_or(0.0);
         listed.push(serde_json::json!({
             "recipe": recipe,
             "model_sha256": crate::models::verify::sha256_file(&dir.join("model.safetensors"))?,
+            "base": summary["base"],
             "steps": summary["steps"],
             "seconds": summary["seconds"],
             "test": summary["test"],
         }));
     }
-    let test = test_model(cfg, &model_dir, &RunOptions { data_dir: data_dir.to_path_buf(), ..opts.clone() }, obs)?;
+    let own = RunOptions { data_dir: data_dir.to_path_buf(), ..opts.clone() };
+    let dev = eval_sets(&cfg.dev, cfg, &model_dir, &own, obs, "dev  ")?;
+    let test = eval_sets(&cfg.test, cfg, &model_dir, &own, obs, "test ")?;
     let summary = serde_json::json!({
         "base": format!("average of {}", cfg.average.join(", ")),
         "members": listed,
@@ -653,13 +696,13 @@ fn run_average(
         "examples": state.examples,
         "seconds": state.seconds,
         "device": crate::engine::device::describe(&opts.device),
-        "dev": [],
+        "dev": dev,
         "test": test,
         "config": cfg,
     });
     write_atomic(&opts.out.join("training.json"), serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes())?;
     done.insert(canonical(config), model_dir.clone());
-    Ok(RunOutcome { out: opts.out.clone(), state, finished: true, model_dir: Some(model_dir), dev: vec![], test })
+    Ok(RunOutcome { out: opts.out.clone(), state, finished: true, model_dir: Some(model_dir), dev, test })
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -700,20 +743,21 @@ fn chain_root(config: &Path, store: &crate::models::ModelStore, depth: usize) ->
     }
 }
 
-/// Evaluates an exported model folder on the recipe's test sets, as users will load it.
-fn test_model(cfg: &TrainConfig, model_dir: &Path, opts: &RunOptions, obs: &mut dyn Observer) -> Result<Vec<EvalReport>> {
+/// Evaluates an exported model folder on `sets` (the recipe's test or dev sets), loaded as users will
+/// load it; `tag` starts each reported line.
+fn eval_sets(sets: &[DataSet], cfg: &TrainConfig, model_dir: &Path, opts: &RunOptions, obs: &mut dyn Observer, tag: &str) -> Result<Vec<EvalReport>> {
     let device = &opts.device;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
     let exported = crate::models::arch::load_classifier(Architecture::Bert, model_dir, crate::engine::device::default_dtype(device), device)?;
-    let mut test = vec![];
-    for set in &cfg.test {
+    let mut reports = vec![];
+    for set in sets {
         let ex = data::load(set, &opts.data_dir, &cfg.labels)?;
         let reference = reference_predictions(set, &opts.data_dir, ex.len());
         let r = evaluate(&set.display_name(), exported.as_ref(), &tokenizer, &ex, &cfg.labels, device, reference.as_deref())?;
-        obs.note(&format!("test   {}", format_report(&r)));
-        test.push(r);
+        obs.note(&format!("{tag}  {}", format_report(&r)));
+        reports.push(r);
     }
-    Ok(test)
+    Ok(reports)
 }
 
 fn export_dtype(cfg: &TrainConfig) -> Result<DType> {
@@ -775,22 +819,32 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     // Model, optimizer and state: fresh, or from the checkpoint.
     let net = TrainableBert::from_base(&base.dir, &cfg.labels, cfg.hidden_dropout, cfg.attention_dropout, cfg.seed, device)?;
     let mut opt = AdamW::new(net.vars(), cfg.optimizer)?;
-    let mut state = TrainState::default();
     let log_path = out.join("train_log.jsonl");
     let dev_log_path = out.join("dev_log.jsonl");
+    let mut state = TrainState::default();
     if ckpt.join("state.json").is_file() && !opts.fresh {
         let path = ckpt.join("state.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         state = serde_json::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })?;
+        if let Some(was) = state.base.as_ref().filter(|b| **b != base.id()) {
+            obs.note(&format!("the checkpoint in {} was trained from {was}, not from {}: starting over", ckpt.display(), base.id()));
+            state = TrainState::default();
+        }
+    }
+    if state.step > 0 || state.epoch > 0 {
         net.load_weights(&ckpt.join("model.safetensors"), device)?;
         opt.load(&ckpt.join("optimizer.safetensors"), state.step, device)?;
         truncate_log(&log_path, state.step)?;
         truncate_log(&dev_log_path, state.step)?;
         obs.note(&format!("resuming from step {} (epoch {}, batch {})", state.step, state.epoch + 1, state.batch_in_epoch));
     } else {
+        // Starting over: what an earlier run left is no longer this run's result.
         let _ = std::fs::remove_file(&log_path);
         let _ = std::fs::remove_file(&dev_log_path);
+        let _ = std::fs::remove_file(out.join("training.json"));
+        let _ = std::fs::remove_dir_all(out.join("model"));
     }
+    state.base = Some(base.id());
 
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
     let mut dev_log =
@@ -875,7 +929,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
         .map(|(n, ex)| evaluate(n, &net.model, &tokenizer, ex, &cfg.labels, device, None))
         .collect::<Result<_>>()?;
     obs.eval(state.step, &last_dev);
-    let test = test_model(cfg, &model_dir, opts, obs)?;
+    let test = eval_sets(&cfg.test, cfg, &model_dir, opts, obs, "test ")?;
     let summary = serde_json::json!({
         "base": base.id(),
         "steps": state.step,

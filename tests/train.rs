@@ -336,6 +336,15 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
     assert!(err.to_string().contains("not both"), "{err}");
 }
 
+/// A recipe that averages `members`, with `like`'s labels, data folder and dev and test sets.
+fn average_of(like: &TrainConfig, members: &[&str]) -> TrainConfig {
+    let mut soup = like.clone();
+    soup.base = String::new();
+    soup.train.clear();
+    soup.average = members.iter().map(|m| m.to_string()).collect();
+    soup
+}
+
 /// An `average` recipe trains every recipe it names (a recipe named twice, once, each on its own
 /// data folder), writes the mean of their weights, evaluates it on its own test sets, reuses finished
 /// members on a second run, and refuses members with other labels or a recipe that would also train.
@@ -345,13 +354,10 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     let root = tmp.path();
     let store = tiny_store(root);
     let (one, _) = two_stages(root);
-    let mut soup = one.clone();
-    soup.base = String::new();
-    soup.train.clear();
+    let mut soup = average_of(&one, &["stage1.toml", "stage2.toml"]);
+    // Its test set is read from its own data folder, which lacks the members' training and dev
+    // files: each member reads its own.
     soup.dev.clear();
-    soup.average = vec!["stage1.toml".into(), "stage2.toml".into()];
-    // Its test set is read from its own data folder, which lacks the members' training files: each
-    // member reads its own.
     std::fs::create_dir_all(root.join("tests-only")).unwrap();
     std::fs::copy(root.join("g.jsonl"), root.join("tests-only/g.jsonl")).unwrap();
     soup.data_dir = "tests-only".into();
@@ -433,10 +439,7 @@ fn an_average_resumed_shares_the_first_stage_and_retrains_stale_members() {
     let mut three = two.clone();
     three.seed = 7;
     std::fs::write(root.join("stage3.toml"), toml::to_string(&three).unwrap()).unwrap();
-    let mut soup = one.clone();
-    soup.base = String::new();
-    soup.train.clear();
-    soup.average = vec!["stage2.toml".into(), "stage3.toml".into()];
+    let soup = average_of(&one, &["stage2.toml", "stage3.toml"]);
     std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
     let stop = AtomicBool::new(false);
     let opts = RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };

@@ -576,8 +576,8 @@ fn stage_model(
     }
     let cfg = TrainConfig::from_file(recipe)?;
     let finished = if opts.fresh { None } else { finished_stage(out, &cfg)? };
-    if let Some(dir) = finished {
-        if from_current_base(recipe, &cfg, out, done)? {
+    if let Some((dir, made_from)) = finished {
+        if from_current_base(recipe, &cfg, made_from.as_deref(), out, done)? {
             obs.note(&format!("stage  {} is finished in {}; using its model", recipe.display(), dir.display()));
             done.insert(canonical(recipe), dir.clone());
             return Ok(Ok(dir));
@@ -585,29 +585,29 @@ fn stage_model(
         obs.note(&format!("stage  {} in {} was made from an earlier model of {}: training it again", recipe.display(), out.display(), cfg.from_recipe.as_deref().unwrap_or("")));
     }
     obs.note(&format!("stage  {} first, into {}", recipe.display(), out.display()));
+    // run_stage registers the recipe in `done` when it finishes.
     let outcome = run_stage(recipe, store, &RunOptions { out: out.to_path_buf(), ..opts.clone() }, obs, depth, done)?;
     match outcome.model_dir.clone() {
-        Some(dir) if outcome.finished => {
-            done.insert(canonical(recipe), dir.clone());
-            Ok(Ok(dir))
-        }
+        Some(dir) if outcome.finished => Ok(Ok(dir)),
         _ => Ok(Err(outcome)),
     }
 }
 
-/// Whether the finished stage of `recipe` in `out` continued from the model its `from_recipe` has now
-/// (looked up among the recipes finished in this run, then in `out/from-recipe`; that model is then
-/// registered as finished, so that other stages continuing from it reuse it). A stage whose upstream
-/// model is nowhere finished, or that has no `from_recipe`, is taken as it is.
-fn from_current_base(recipe: &Path, cfg: &TrainConfig, out: &Path, done: &mut Finished) -> Result<bool> {
+/// Whether a finished stage of `recipe` in `out`, recorded as made from `made_from` (`name@hash`),
+/// continued from the model its `from_recipe` has now (looked up among the recipes finished in this
+/// run, then in `out/from-recipe`; that model is then registered as finished, so that other stages
+/// continuing from it reuse it). A stage whose upstream model is nowhere finished, or that has no
+/// `from_recipe`, is taken as it is.
+fn from_current_base(recipe: &Path, cfg: &TrainConfig, made_from: Option<&str>, out: &Path, done: &mut Finished) -> Result<bool> {
     let Some(prev) = &cfg.from_recipe else { return Ok(true) };
     let prev_path = recipe_dir(recipe).join(prev);
     let upstream = match done.get(&canonical(&prev_path)) {
         Some(dir) => dir.clone(),
         None => {
             let prev_cfg = TrainConfig::from_file(&prev_path)?;
-            match finished_stage(&out.join(FROM_RECIPE_DIR), &prev_cfg) {
-                Ok(Some(dir)) if from_current_base(&prev_path, &prev_cfg, &out.join(FROM_RECIPE_DIR), done)? => {
+            let prev_out = out.join(FROM_RECIPE_DIR);
+            match finished_stage(&prev_out, &prev_cfg) {
+                Ok(Some((dir, prev_made_from))) if from_current_base(&prev_path, &prev_cfg, prev_made_from.as_deref(), &prev_out, done)? => {
                     done.insert(canonical(&prev_path), dir.clone());
                     dir
                 }
@@ -615,11 +615,8 @@ fn from_current_base(recipe: &Path, cfg: &TrainConfig, out: &Path, done: &mut Fi
             }
         }
     };
-    let summary = out.join("training.json");
-    let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary).map_err(|e| Error::io(&summary, e))?)
-        .map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
     let hash = crate::models::verify::sha256_file(&upstream.join("model.safetensors"))?;
-    Ok(recorded["base"].as_str().and_then(|b| b.rsplit('@').next()).is_some_and(|h| !h.is_empty() && hash.starts_with(h)))
+    Ok(made_from.and_then(|b| b.rsplit('@').next()).is_some_and(|h| !h.is_empty() && hash.starts_with(h)))
 }
 
 /// Trains (or reuses) every recipe an `average` recipe names (each with its own data folder unless
@@ -670,10 +667,7 @@ fn run_average(
     let mut state = TrainState::default();
     let mut listed = vec![];
     for (recipe, dir) in &members {
-        let summary_path = dir.parent().unwrap_or(dir).join("training.json");
-        let text = std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
-        let summary: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::Input { location: summary_path.display().to_string(), reason: e.to_string() })?;
+        let summary: serde_json::Value = read_json(&dir.parent().unwrap_or(dir).join("training.json"))?;
         state.step += summary["steps"].as_u64().unwrap_or(0);
         state.examples += summary["examples"].as_u64().unwrap_or(0);
         state.seconds += summary["seconds"].as_f64().unwrap_or(0.0);
@@ -713,14 +707,20 @@ fn recipe_dir(config: &Path) -> &Path {
     config.parent().unwrap_or(Path::new("."))
 }
 
-/// The model folder of a finished stage in `out`, if it is there and was made by `cfg`.
-fn finished_stage(out: &Path, cfg: &TrainConfig) -> Result<Option<PathBuf>> {
+/// Reads a JSON file written by a run (training.json, a checkpoint's state.json).
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })
+}
+
+/// The model folder of a finished stage in `out`, if it is there and was made by `cfg`, with the
+/// base its training.json records (`name@hash`).
+fn finished_stage(out: &Path, cfg: &TrainConfig) -> Result<Option<(PathBuf, Option<String>)>> {
     let summary = out.join("training.json");
     if !summary.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&summary).map_err(|e| Error::io(&summary, e))?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
+    let json: serde_json::Value = read_json(&summary)?;
     let want = serde_json::to_value(cfg).map_err(|e| Error::Input { location: summary.display().to_string(), reason: e.to_string() })?;
     if json.get("config") != Some(&want) {
         return Err(Error::Input {
@@ -728,7 +728,7 @@ fn finished_stage(out: &Path, cfg: &TrainConfig) -> Result<Option<PathBuf>> {
             reason: "this stage was made by a different recipe; start over with --fresh or choose another output folder".into(),
         });
     }
-    Ok(Some(out.join("model")))
+    Ok(Some((out.join("model"), json["base"].as_str().map(String::from))))
 }
 
 /// The registry entry at the root of a `from_recipe` chain (its architecture is every stage's); for
@@ -823,9 +823,7 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     let dev_log_path = out.join("dev_log.jsonl");
     let mut state = TrainState::default();
     if ckpt.join("state.json").is_file() && !opts.fresh {
-        let path = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        state = serde_json::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })?;
+        state = read_json(&ckpt.join("state.json"))?;
         if let Some(was) = state.base.as_ref().filter(|b| **b != base.id()) {
             obs.note(&format!("the checkpoint in {} was trained from {was}, not from {}: starting over", ckpt.display(), base.id()));
             state = TrainState::default();

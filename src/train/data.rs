@@ -21,6 +21,11 @@ pub enum Format {
     /// its original answer ("... climate change [4].") are removed: they number a reference list
     /// that the row does not keep, and they are not part of what is claimed.
     Attribution,
+    /// `a`, `b` and a `label` or a numeric `score` (STS-B's 0-5, MSRP's paraphrase labels). A score
+    /// is mapped by bands: a `labels` key `"4.6-5"` takes every score from 4.6 to 5 inclusive, and a
+    /// score in no band leaves its row out. Similarity is symmetric, so every row gives two examples,
+    /// one in each order (on the same side of the held-out split).
+    Similarity,
 }
 
 /// Which rows of a file a set takes, by a stable hash of the row's texts.
@@ -48,7 +53,8 @@ pub struct DataSet {
     /// Its shape.
     pub format: Format,
     /// Source label -> model label (`entailment`, `neutral`, `contradiction`), or `not_entailment`
-    /// (the example only says "not entailed": the loss is on P(entailment) alone), or `drop`.
+    /// (the example only says "not entailed": the loss is on P(entailment) alone), or `drop`. For
+    /// a scored similarity set the keys are score bands, `"LO-HI"` (see [`Format::Similarity`]).
     pub labels: BTreeMap<String, String>,
     /// Fraction of rows held out for testing (by hash), used with `part`.
     #[serde(default)]
@@ -139,7 +145,9 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
         Format::Nli => ("premise", "hypothesis"),
         Format::Grounding => ("evidence", "claim"),
         Format::Attribution => ("references", "claim"),
+        Format::Similarity => ("a", "b"),
     };
+    let bands = score_bands(set, &path)?;
     let mut keyed = vec![];
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -150,7 +158,23 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), n + 1), reason: e.to_string() })?;
         let premise = text_of(&row[pkey]).ok_or_else(|| Error::Input { location: at(pkey), reason: "missing or not text".into() })?;
         let hypothesis = text_of(&row[hkey]).ok_or_else(|| Error::Input { location: at(hkey), reason: "missing or not text".into() })?;
-        let label = row["label"].as_str().ok_or_else(|| Error::Input { location: at("label"), reason: "missing or not a string".into() })?;
+        let scored;
+        let label = match (set.format, &row["label"], &row["score"]) {
+            (Format::Similarity, serde_json::Value::Null, serde_json::Value::Number(score)) => {
+                let score = score.as_f64().unwrap_or(f64::NAN);
+                if bands.is_empty() {
+                    return Err(Error::Input { location: at("score"), reason: "a scored row needs score bands in the set's `labels`, such as \"4.6-5\" = \"entailment\"".into() });
+                }
+                match bands.iter().find(|(lo, hi, _)| *lo <= score && score <= *hi) {
+                    Some((_, _, key)) => {
+                        scored = key.clone();
+                        scored.as_str()
+                    }
+                    None => continue,
+                }
+            }
+            _ => row["label"].as_str().ok_or_else(|| Error::Input { location: at("label"), reason: "missing or not a string".into() })?,
+        };
         let mapped = set.labels.get(label).ok_or_else(|| Error::Input {
             location: at("label"),
             reason: format!("label `{label}` has no mapping in the set's `labels`"),
@@ -178,6 +202,9 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             Part::Heldout => held,
         };
         if keep {
+            if set.format == Format::Similarity {
+                keyed.push((key, Example { premise: hypothesis.clone(), hypothesis: premise.clone(), target: target.clone() }));
+            }
             keyed.push((key, Example { premise, hypothesis, target }));
         }
     }
@@ -193,6 +220,25 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
         add_distractors(&mut keyed, set.distractors);
     }
     Ok(keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+/// The score bands of a set's `labels` (keys `"LO-HI"`), checked: each band's bounds are numbers in
+/// order, and no two bands overlap.
+fn score_bands(set: &DataSet, path: &Path) -> Result<Vec<(f64, f64, String)>> {
+    let mut bands = vec![];
+    for key in set.labels.keys() {
+        let Some((lo, hi)) = key.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (lo.trim().parse::<f64>(), hi.trim().parse::<f64>()) else { continue };
+        if !(lo <= hi) {
+            return Err(Error::Input { location: path.display().to_string(), reason: format!("score band `{key}`: its low end is above its high end") });
+        }
+        bands.push((lo, hi, key.clone()));
+    }
+    bands.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(w) = bands.windows(2).find(|w| w[1].0 <= w[0].1) {
+        return Err(Error::Input { location: path.display().to_string(), reason: format!("score bands `{}` and `{}` overlap", w[0].2, w[1].2) });
+    }
+    Ok(bands)
 }
 
 /// Pads a fraction of premises with premises of other rows (see [`DataSet::distractors`]); every
@@ -291,6 +337,54 @@ mod tests {
         let changed = a.iter().zip(&all).filter(|(x, y)| x.premise != y.premise).count();
         assert!(changed > 40 && changed < 95, "{changed}");
         assert!(a.iter().zip(&all).all(|(x, y)| x.premise.contains(&y.premise) && x.hypothesis == y.hypothesis && x.target == y.target));
+    }
+
+    #[test]
+    fn similarity_scores_map_by_band_in_both_orders() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            serde_json::json!({"a": "A plane is taking off.", "b": "An air plane is taking off.", "score": 5.0}),
+            serde_json::json!({"a": "A man plays a flute.", "b": "A man plays a large flute.", "score": 3.8}),
+            serde_json::json!({"a": "A cat sleeps.", "b": "Stocks fell.", "score": 0.0}),
+            serde_json::json!({"a": "Two dogs run.", "b": "A woman cooks.", "score": 1.5}),
+        ];
+        std::fs::write(dir.path().join("s.jsonl"), rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let mut s = set(Part::All);
+        s.path = "s.jsonl".into();
+        s.format = Format::Similarity;
+        s.heldout = 0.0;
+        s.labels = [("4.6-5", "entailment"), ("0-1.5", "not_entailment")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let ex = load(&s, dir.path(), &labels).unwrap();
+        // 3.8 is in no band: left out; every other row in both orders.
+        assert_eq!(ex.len(), 6, "{ex:?}");
+        let plane: Vec<&Example> = ex.iter().filter(|e| e.premise.contains("plane")).collect();
+        assert_eq!(plane.len(), 2);
+        assert!(plane.iter().all(|e| e.target == Target::Label(0)));
+        assert_ne!(plane[0].premise, plane[1].premise);
+        assert_eq!(plane[0].premise, plane[1].hypothesis);
+        assert_eq!(ex.iter().filter(|e| e.target == Target::NotEntailment).count(), 4);
+        assert!(!ex.iter().any(|e| e.premise.contains("flute")));
+        // Both orders of a row fall on the same side of a split.
+        s.heldout = 0.5;
+        s.part = Part::Heldout;
+        let held = load(&s, dir.path(), &labels).unwrap();
+        s.part = Part::Train;
+        let train = load(&s, dir.path(), &labels).unwrap();
+        assert_eq!(held.len() + train.len(), 6);
+        assert!(held.iter().all(|h| !train.iter().any(|t| t.premise == h.hypothesis)));
+        // Overlapping bands, and scores without bands, are errors that say so.
+        s.part = Part::All;
+        s.labels.insert("1-2".into(), "neutral".into());
+        let e = load(&s, dir.path(), &labels).unwrap_err().to_string();
+        assert!(e.contains("overlap") && e.contains("s.jsonl"), "{e}");
+        s.labels = [("high", "entailment")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let e = load(&s, dir.path(), &labels).unwrap_err().to_string();
+        assert!(e.contains("s.jsonl:1") && e.contains("score"), "{e}");
+        // Rows with a label (MSRP) map like any other set.
+        std::fs::write(dir.path().join("s.jsonl"), serde_json::json!({"a": "x y", "b": "y x", "label": "paraphrase"}).to_string()).unwrap();
+        s.labels = [("paraphrase", "entailment")].iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(load(&s, dir.path(), &labels).unwrap().len(), 2);
     }
 
     #[test]

@@ -139,8 +139,9 @@ fn support_figures(results: &[Value]) -> Figures {
 }
 
 /// Calibrates on the even-numbered half of the results and measures the chosen threshold on the odd
-/// half: returns the held-out balanced accuracy before and after.
-fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64) {
+/// half: returns the threshold, the held-out balanced accuracy before and after, and the largest
+/// standard error a balanced accuracy can have on that half (`0.5 * sqrt(0.25/n_pos + 0.25/n_neg)`).
+fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64, f64) {
     let (a, b): (Vec<&Value>, Vec<&Value>) = results.iter().partition(|r| r["id"].as_str().unwrap().parse::<usize>().unwrap() % 2 == 0);
     let write = |name: &str, rs: &[&Value]| {
         let p = dir.join(name);
@@ -160,12 +161,15 @@ fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64) {
     let before = candor::report::calibrate::balanced_accuracy_at("support", &items, default.support.claim_threshold as f64, &default).unwrap();
     let t = chosen.support.claim_threshold as f64;
     let after = candor::report::calibrate::balanced_accuracy_at("support", &items, t, &chosen).unwrap();
-    (t, before, after)
+    let pos = items.iter().filter(|i| i.label).count() as f64;
+    let neg = items.len() as f64 - pos;
+    let se = 0.5 * (0.25 / pos + 0.25 / neg).sqrt();
+    (t, before, after, se)
 }
 
-/// The grader must match the bare model (within one point) on every set; `calibration_carries`: the
-/// threshold calibrated on one half must not lose on the other.
-fn check_support(prefix: &str, calibration_carries: bool) -> Vec<Value> {
+/// The grader must match the bare model (within one point) on every set, and the threshold calibrated
+/// on one half must not lose on the other by more than one standard error of that half.
+fn check_support(prefix: &str) -> Vec<Value> {
     let (cfg, sets) = test_sets();
     let set = set_named(&sets, prefix);
     let dir = tempfile::tempdir().unwrap();
@@ -189,22 +193,21 @@ fn check_support(prefix: &str, calibration_carries: bool) -> Vec<Value> {
     );
     assert!(f.balanced_accuracy >= bare - 0.01, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
-    let (t, before, after) = calibrate_on_half(&results, dir.path());
-    println!("{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4}", set.display_name());
-    // On HaluEval dialogue the best threshold of one half loses a little on the other (0.002 now,
-    // 0.015 before `unsupported_output`; docs/quality.md); elsewhere calibration must not lose on the
-    // held-out half. Halves of about 500 cases: a 0.03 swing is within sampling noise.
-    if calibration_carries {
-        assert!(after >= before, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
-    } else {
-        assert!(after >= before - 0.03, "the calibrated threshold lowered held-out balanced accuracy: {before:.4} -> {after:.4}");
-    }
+    let (t, before, after, se) = calibrate_on_half(&results, dir.path());
+    println!(
+        "{}: calibrated on half A, claim_threshold {t:.4}: held-out half B balanced accuracy {before:.4} -> {after:.4} (one standard error {se:.4})",
+        set.display_name()
+    );
+    // A threshold chosen on one half is noisy on the other: Factcheck-GPT's halves have about 130
+    // cases (one standard error about 0.045), HaluEval's about 500 (about 0.022). The chosen threshold
+    // may lose within that noise (docs/quality.md records each swing), not beyond it.
+    assert!(after >= before - se, "the calibrated threshold lowered held-out balanced accuracy beyond one standard error ({se:.4}): {before:.4} -> {after:.4}");
     results
 }
 
 #[test]
 fn support_on_halueval_qa_heldout() {
-    check_support("halueval-qa (held out", true);
+    check_support("halueval-qa (held out");
 }
 
 #[test]
@@ -212,13 +215,13 @@ fn support_on_halueval_dialogue_heldout() {
     // Chit-chat: short responses whose sentences lean on each other ("Didn't know RDJ was in there.")
     // and questions that presuppose facts ("Have you seen him in The Hunger Games?"). The grader reads
     // each sentence and, by default, the whole response (`[support] whole_output`), which the bare
-    // model reads alone; calibration across halves comes within 0.002 here, inside the noise margin.
-    check_support("halueval-dialogue (held out", false);
+    // model reads alone.
+    check_support("halueval-dialogue (held out");
 }
 
 #[test]
 fn support_on_factcheckgpt_heldout() {
-    check_support("factcheckgpt (held out", true);
+    check_support("factcheckgpt (held out");
 }
 
 #[test]

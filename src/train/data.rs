@@ -147,7 +147,7 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
         Format::Attribution => ("references", "claim"),
         Format::Similarity => ("a", "b"),
     };
-    let bands = score_bands(set, &path)?;
+    let bands = if set.format == Format::Similarity { score_bands(set, &path)? } else { vec![] };
     let mut keyed = vec![];
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -158,7 +158,6 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), n + 1), reason: e.to_string() })?;
         let premise = text_of(&row[pkey]).ok_or_else(|| Error::Input { location: at(pkey), reason: "missing or not text".into() })?;
         let hypothesis = text_of(&row[hkey]).ok_or_else(|| Error::Input { location: at(hkey), reason: "missing or not text".into() })?;
-        let scored;
         let label = match (set.format, &row["label"], &row["score"]) {
             (Format::Similarity, serde_json::Value::Null, serde_json::Value::Number(score)) => {
                 let score = score.as_f64().unwrap_or(f64::NAN);
@@ -166,10 +165,7 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
                     return Err(Error::Input { location: at("score"), reason: "a scored row needs score bands in the set's `labels`, such as \"4.6-5\" = \"entailment\"".into() });
                 }
                 match bands.iter().find(|(lo, hi, _)| *lo <= score && score <= *hi) {
-                    Some((_, _, key)) => {
-                        scored = key.clone();
-                        scored.as_str()
-                    }
+                    Some((_, _, key)) => key.as_str(),
                     None => continue,
                 }
             }

@@ -1,0 +1,47 @@
+//! Scores an exported classifier on a training recipe's dev or test sets, without training:
+//!
+//! ```sh
+//! cargo run --release --example evaluate -- MODEL_DIR RECIPE.toml [dev|test]
+//! ```
+//!
+//! The sets are read from the recipe's `data_dir` (relative to the recipe), with the recipe's labels
+//! and input window, on the CPU, and reported as `candor train` reports them.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candor::engine::batch::TextTokenizer;
+use candor::models::{arch::load_classifier, Architecture};
+use candor::train::{data, evaluate, TrainConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model_dir, recipe, rest @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: evaluate MODEL_DIR RECIPE.toml [dev|test]");
+    };
+    let which = rest.first().map(String::as_str).unwrap_or("dev");
+    let (model_dir, recipe) = (Path::new(model_dir), Path::new(recipe));
+    let cfg = TrainConfig::from_file(recipe)?;
+    let data_dir = recipe.parent().unwrap_or(Path::new(".")).join(&cfg.data_dir);
+    let device = Device::Cpu;
+    let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
+    let model = load_classifier(Architecture::Bert, model_dir, DType::F32, &device)?;
+    let sets = match which {
+        "dev" => &cfg.dev,
+        "test" => &cfg.test,
+        other => anyhow::bail!("`{other}`: expected dev or test"),
+    };
+    for set in sets {
+        let examples = data::load(set, &data_dir, &cfg.labels)?;
+        let r = evaluate(&set.display_name(), model.as_ref(), &tokenizer, &examples, &cfg.labels, &device, None)?;
+        let entailment_rows = examples.iter().filter(|e| e.is_entailment(&cfg.labels)).count();
+        println!(
+            "{:50} n={:<5} balanced acc {:.4}  3-way acc {}  ({entailment_rows} entailment rows)",
+            r.name,
+            r.n,
+            r.balanced_accuracy,
+            r.accuracy.map_or("-".into(), |a| format!("{a:.4}"))
+        );
+    }
+    Ok(())
+}

@@ -121,6 +121,15 @@ pub fn chunker(tokenizer: &TextTokenizer, data: &[u8]) {
         last_start = c.span.start;
         assert!(c.tokens >= 1, "chunk without tokens");
         assert!(c.tokens <= window, "chunk of {} tokens over the window {window}", c.tokens);
+        // The model reads the chunk on its own: as it tokenises it, the chunk fits the window.
+        let read = tokenizer.count_tokens(&text[c.span.clone()]).expect("offsets worked once");
+        assert!(read <= window, "chunk reads as {read} tokens, over the window {window}");
+    }
+    // Every token, whatever it holds, is in some chunk (not only those with letters or digits).
+    for &(s, e) in &offsets {
+        if s < e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e) && !text[s..e].trim().is_empty() {
+            assert!(chunks.iter().any(|c| c.span.start <= s && e <= c.span.end), "token {:?} at {s} is not wholly in a chunk", &text[s..e]);
+        }
     }
     // No word is lost: every token with a letter or digit starts inside some chunk.
     for &(s, e) in &offsets {

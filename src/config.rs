@@ -14,6 +14,8 @@
 //! aggregation = "fraction"       # fraction | min | mean of claim supports
 //! pass = 0.75                    # case passes when its score reaches this
 //! claims = "sentences"           # sentences | judge (the judge model splits sentences into atomic facts)
+//! short_answers = "with_question" # a bare answer is read after the input's question; "bare": alone
+//! evidence_sentences = 0         # context sentences sharing most words with a claim, also read alone (0: chunks only)
 //!
 //! [citation]
 //! entail_threshold = 0.5         # P(entailment) from which cited passages entail a sentence
@@ -180,6 +182,28 @@ pub struct SupportConfig {
     /// fails as `unsupported_output` (what is unsupported lies outside the claims, e.g. in a
     /// question's presupposition). It costs one pair per context chunk and case; on by default.
     pub whole_output: bool,
+    /// How many sentences of each context a claim is also read against on their own, besides the
+    /// context's chunks: those that share most words with it, alone and with the sentence before
+    /// (`graders::support::evidence_windows`; citations are read the same way). 0 reads chunks only.
+    pub evidence_sentences: usize,
+    /// How a bare answer (at most four words, or a fragment: "Los Angeles", "yes") is read:
+    /// `with_question` (the default) reads it after the question the case's `input` asks, as
+    /// "question answer"; `bare` reads it alone, as earlier versions did (a bare answer then passes
+    /// on the context's words whatever the question was; on HaluEval QA, whose right answers are
+    /// bare and whose wrong ones are sentences, the default model scores higher that way: see
+    /// docs/quality.md).
+    pub short_answers: ShortAnswers,
+}
+
+/// How the support grader reads a bare answer (`[support] short_answers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortAnswers {
+    /// After the question the case's input asks: "Where is it based? Los Angeles".
+    #[default]
+    WithQuestion,
+    /// Alone, as written.
+    Bare,
 }
 
 /// Where the support grader's claims come from.
@@ -203,6 +227,8 @@ impl Default for SupportConfig {
             pass: 0.75,
             claims: ClaimSplit::Sentences,
             whole_output: true,
+            evidence_sentences: 0,
+            short_answers: ShortAnswers::WithQuestion,
         }
     }
 }

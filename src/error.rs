@@ -145,6 +145,41 @@ pub enum Error {
         reason: String,
     },
 
+    /// An output path that names the same file as an input (or another output) of the same command:
+    /// writing it would destroy what the command reads.
+    #[error(
+        "refusing to write the {output_role} {}: it is the same file as the {other_role} {}; nothing was written (give the {output_role} another path)",
+        output.display(),
+        other.display()
+    )]
+    SameFile {
+        /// What the output is ("results", "summary", "JUnit XML", ...).
+        output_role: String,
+        /// The output as given.
+        output: PathBuf,
+        /// What the other file is ("suite", "results", ...).
+        other_role: String,
+        /// The other file as given.
+        other: PathBuf,
+    },
+
+    /// A result holding a number that is NaN or infinite (a model returned one): it cannot be
+    /// written as JSON and read back.
+    #[error(
+        "case `{case}`: {field} is {value}, not a finite number{}; the model returned an invalid score, and the result is not written",
+        text.as_deref().map(|t| format!(" (for `{}`)", t.chars().take(120).collect::<String>())).unwrap_or_default()
+    )]
+    NonFinite {
+        /// The case id.
+        case: String,
+        /// The field: `metrics.support.claims[2].score`.
+        field: String,
+        /// The value.
+        value: f64,
+        /// The claim or sentence the number belongs to, when it has a text.
+        text: Option<String>,
+    },
+
     /// Invalid input data, with its location.
     #[error("{location}: {reason}")]
     Input {

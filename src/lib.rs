@@ -8,7 +8,8 @@
 //! - [`suite`] and [`text`]: reading suites, and sentences, claims, citations and chunks;
 //! - [`graders`]: support, citation and consistency, configured by [`config`];
 //! - [`report`]: summaries of results;
-//! - [`train`]: fine-tuning cross-encoders.
+//! - [`train`]: fine-tuning cross-encoders;
+//! - [`io`]: guards on what the commands write (no output is an input; no result holds NaN).
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod graders;
+pub mod io;
 pub mod models;
 pub mod report;
 pub mod stats;

@@ -259,16 +259,42 @@ fn kind(v: &Value) -> &'static str {
 }
 
 /// Reads suites line by line, checking ids for uniqueness across the whole file.
+///
+/// A line that is not valid UTF-8 is a [`SuiteProblem`] like any bad line, and reading goes on. A
+/// read error (a failing disk, a directory given as the suite) ends the reading: the iterator stops,
+/// and [`SuiteReader::finish`] returns the error, which the caller must check before taking the
+/// cases read as the whole suite.
 pub struct SuiteReader<R> {
-    lines: std::io::Lines<R>,
+    reader: R,
+    buf: Vec<u8>,
     line: usize,
     ids: HashSet<String>,
+    /// The read error that ended the reading, and the line it was reading.
+    failed: Option<(usize, std::io::Error)>,
+    ended: bool,
 }
 
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { lines: reader.lines(), line: 0, ids: HashSet::new() }
+        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false }
+    }
+
+    /// The read error that stopped the reading early, if one did.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        self.failed.as_ref().map(|(_, e)| e)
+    }
+
+    /// Ok when the reading ended at the end of the input (or has not ended yet); the read error that
+    /// ended it otherwise, naming `path` and the line.
+    pub fn finish(&mut self, path: &Path) -> Result<()> {
+        match self.failed.take() {
+            None => Ok(()),
+            Some((line, e)) => Err(Error::Input {
+                location: format!("{}:{line}", path.display()),
+                reason: format!("cannot be read ({e}); stopped reading the suite here"),
+            }),
+        }
     }
 }
 
@@ -277,14 +303,31 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let text = match self.lines.next()? {
+            if self.ended {
+                return None;
+            }
+            self.buf.clear();
+            match self.reader.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.ended = true;
+                    return None;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // A read error does not go away by reading again (a directory answers every
+                    // read with the same error): stop here.
+                    self.ended = true;
+                    self.failed = Some((self.line + 1, e));
+                    return None;
+                }
+            }
+            self.line += 1;
+            let text = match std::str::from_utf8(&self.buf) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.line += 1;
-                    return Some(Err(SuiteProblem { line: self.line, field: None, reason: format!("cannot be read: {e}") }));
+                    return Some(Err(SuiteProblem { line: self.line, field: None, reason: format!("is not valid UTF-8 ({e})") }));
                 }
             };
-            self.line += 1;
             let trimmed = text.trim();
             if trimmed.is_empty() {
                 continue;
@@ -305,17 +348,55 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
     }
 }
 
-/// Reads a whole suite file: the good cases, and a problem for each bad line.
-pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
+/// Opens a suite file for reading, refusing a directory (which would open, and then fail every
+/// read).
+pub fn open(path: &Path) -> Result<std::fs::File> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::Input {
+            location: path.display().to_string(),
+            reason: "is a directory; a suite is one JSON Lines file".into(),
+        });
+    }
+    Ok(file)
+}
+
+/// Counts the lines of a suite file (for progress), stopping with an error at the first read error.
+pub fn count_lines(path: &Path) -> Result<usize> {
+    let mut reader = std::io::BufReader::new(open(path)?);
+    let (mut lines, mut last) = (0usize, b'\n');
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        lines += chunk.iter().filter(|&&b| b == b'\n').count();
+        last = chunk[chunk.len() - 1];
+        let n = chunk.len();
+        reader.consume(n);
+    }
+    Ok(lines + usize::from(last != b'\n'))
+}
+
+/// Reads a whole suite file: the good cases, and a problem for each bad line. A read error fails
+/// the whole reading.
+pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
+    let file = open(path)?;
     let mut cases = Vec::new();
     let mut problems = Vec::new();
-    for item in SuiteReader::new(std::io::BufReader::new(file)) {
+    let mut reader = SuiteReader::new(std::io::BufReader::new(file));
+    for item in reader.by_ref() {
         match item {
             Ok(c) => cases.push(c),
             Err(p) => problems.push(p),
         }
     }
+    reader.finish(path)?;
     Ok((cases, problems))
 }
 
@@ -507,5 +588,56 @@ mod tests {
         assert!(items[0].is_ok() && items[2].is_ok());
         let p = items[1].as_ref().unwrap_err();
         assert_eq!((p.line, p.field.as_deref()), (3, Some("id")));
+    }
+
+    /// A reader that gives some lines, then fails every read, as a directory or a dying disk does.
+    struct FailsAfter(std::io::Cursor<Vec<u8>>);
+
+    impl std::io::Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(buf)? {
+                0 => Err(std::io::Error::other("device gone")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn reader_stops_at_the_first_read_error_and_finish_reports_it() {
+        let text = "{\"id\": \"a\", \"output\": \"x\"}\n{\"id\": \"b\", \"output\": \"y\"}\n";
+        let mut reader = SuiteReader::new(std::io::BufReader::new(FailsAfter(std::io::Cursor::new(text.as_bytes().to_vec()))));
+        // Bounded: an endless stream of errors would never end this loop.
+        let items: Vec<_> = reader.by_ref().take(100).collect();
+        assert_eq!(items.len(), 2, "the two good lines, then the end");
+        assert!(items.iter().all(|i| i.is_ok()));
+        assert!(reader.next().is_none(), "stays ended");
+        assert!(reader.io_error().is_some());
+        let e = reader.finish(Path::new("s.jsonl")).unwrap_err().to_string();
+        assert!(e.contains("s.jsonl:3") && e.contains("device gone"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_is_refused_as_a_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_suite(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        assert!(count_lines(dir.path()).is_err());
+        // And a directory read through the reader anyway ends at once, with the error kept.
+        let file = std::fs::File::open(dir.path()).unwrap();
+        let mut reader = SuiteReader::new(std::io::BufReader::new(file));
+        assert_eq!(reader.by_ref().take(10).count(), 0);
+        assert!(reader.finish(dir.path()).is_err());
+    }
+
+    #[test]
+    fn lines_are_counted_with_or_without_a_last_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.jsonl");
+        for (text, n) in [("", 0), ("a", 1), ("a\n", 1), ("a\n\nb", 3), ("a\nb\n", 2)] {
+            std::fs::write(&p, text).unwrap();
+            assert_eq!(count_lines(&p).unwrap(), n, "{text:?}");
+        }
+        std::fs::write(&p, "x\n".repeat(20_000)).unwrap();
+        assert_eq!(count_lines(&p).unwrap(), 20_000);
     }
 }

@@ -453,9 +453,12 @@ fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
             continue;
         }
         let whole = s["output"]["score"].as_f64().expect("a short output of more than one claim is read whole");
-        // The rule: the case fails as unsupported_output exactly when the whole output is below the
-        // claim threshold while its claims pass; the claims' scores are at least the whole's.
-        assert_eq!(failed_output, whole < 0.5, "{id}: {r}");
+        // The rule: the case fails as unsupported_output exactly when the output holds more than
+        // its claims (here a question), the whole output is below the claim threshold and its
+        // claims pass; the claims' scores are at least the whole's.
+        let beyond_claims = s["output"]["beyond_claims"] != false;
+        assert_eq!(beyond_claims, id != "two-claims", "{id}: only the two-claim answer is nothing but its claims");
+        assert_eq!(failed_output, whole < 0.5 && beyond_claims, "{id}: {r}");
         assert_eq!(s["output"]["label"] == "unsupported", whole < 0.5);
         assert_eq!(s["passed"].as_bool().unwrap(), !failed_output, "{id}: {r}");
         assert!(claims.iter().all(|c| c["score"].as_f64().unwrap() >= whole - 1e-6));
@@ -464,4 +467,288 @@ fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
             _ => assert!(!failed_output, "{id}: {r}"),
         }
     }
+}
+
+/// A suite of `n` small cases with one context each (for tests that grade support only, with the
+/// bundled NLI model).
+fn small_suite(path: &Path, n: usize) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({"id": format!("c{i}"), "output": format!("The office opens at {} am.", i % 12 + 1),
+                               "contexts": [format!("The office opens at {} am on weekdays.", i % 12 + 1)]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Runs candor with a deadline: a run that does not end by then is killed and the test fails.
+fn run_with_deadline(args: &[&str], secs: u64) -> Output {
+    let mut child = common::candor_command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("candor {args:?} was still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `grade` and `merge` never write over a file they read, named as it is or through a symlink:
+/// exit 2, a message naming both paths, and the files as they were (before, `grade s -o s` emptied
+/// the suite and exited 0, and `merge --suite s -o s` replaced it).
+#[test]
+fn grade_and_merge_refuse_to_overwrite_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let suite = d.join("s.jsonl");
+    small_suite(&suite, 2);
+    let link = d.join("link.jsonl");
+    std::os::unix::fs::symlink(&suite, &link).unwrap();
+    // A suite named like the summary of the results asked for.
+    let summary_named = d.join("r.summary.json");
+    std::fs::copy(&suite, &summary_named).unwrap();
+    let shard = d.join("part-0.jsonl");
+    let result = |id: &str| {
+        serde_json::json!({"id": id, "segments": {}, "failures": [], "passed": true, "model": {"nli": "m@1"},
+                           "metrics": {"support": {"score": 0.9, "passed": true, "claims": []}}})
+        .to_string()
+    };
+    std::fs::write(&shard, format!("{}\n{}\n", result("c0"), result("c1"))).unwrap();
+    let cache = d.join("scores.redb");
+    let (s, l, sh, c) = (suite.to_str().unwrap(), link.to_str().unwrap(), shard.to_str().unwrap(), cache.to_str().unwrap());
+    let r = d.join("r.jsonl");
+    let r = r.to_str().unwrap();
+    let grade = |extra: &[&'static str]| {
+        let mut a = vec!["--metrics", "support", "-q", "--device", "cpu"];
+        a.extend(extra);
+        a
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        ([vec!["grade", s, "-o", s, "--cache", c], grade(&[])].concat(), s),
+        ([vec!["grade", s, "-o", l, "--cache", c], grade(&[])].concat(), l),
+        ([vec!["grade", s, "-o", l, "--resume", "--cache", c], grade(&[])].concat(), l),
+        ([vec!["grade", summary_named.to_str().unwrap(), "-o", r, "--cache", c], grade(&[])].concat(), "r.summary.json"),
+        ([vec!["grade", s, "-o", r, "--cache", l], grade(&[])].concat(), l),
+        (vec!["merge", sh, "--suite", s, "-o", s], s),
+        (vec!["merge", sh, "--suite", s, "-o", l], l),
+        (vec!["merge", sh, "--suite", s, "-o", sh], sh),
+    ];
+    let files = [&suite, &summary_named, &shard];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for (args, target) in &cases {
+        let o = common::candor(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("same file") && err.contains(target), "{args:?}: {err}");
+        let after: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+        assert!(after == before, "{args:?} changed an input");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{args:?} replaced the symlink");
+        assert!(!Path::new(r).exists() && !cache.exists(), "{args:?} wrote something");
+    }
+}
+
+/// A directory given as the suite fails at once with exit 2 (it used to spin at 100% CPU forever:
+/// every read of a directory fails, and the reader went on to the next "line").
+#[test]
+fn a_directory_as_the_suite_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("suite-dir");
+    std::fs::create_dir(&d).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = run_with_deadline(&["grade", d.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"], 120);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a directory") && err.contains("suite-dir"), "{err}");
+    assert!(!out.exists());
+
+    let shard = dir.path().join("part-0.jsonl");
+    std::fs::write(&shard, "").unwrap();
+    let merged = dir.path().join("m.jsonl");
+    let o = run_with_deadline(&["merge", shard.to_str().unwrap(), "--suite", d.to_str().unwrap(), "-o", merged.to_str().unwrap()], 120);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    assert!(!merged.exists());
+}
+
+/// A damaged score cache (a truncated one used to panic, exit 101, on every later run) is moved
+/// aside with a warning, and grading goes on with a fresh cache that works.
+#[test]
+fn a_damaged_score_cache_is_moved_aside_and_grading_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.jsonl");
+    small_suite(&suite, 3);
+    let cache = dir.path().join("scores.redb");
+    let grade = |out: &str| {
+        let out = dir.path().join(out);
+        let o = ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--metrics", "support", "-q", "--device", "cpu"]);
+        assert_eq!(common::read_jsonl(&out).len(), 3);
+        o
+    };
+    let (_, computed) = pair_counts(&grade("first.jsonl"));
+    let aside_files = || -> Vec<PathBuf> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("scores.redb.corrupt-"))
+            .collect()
+    };
+    for (what, damage) in [
+        ("truncated", std::fs::read(&cache).unwrap()[..std::fs::metadata(&cache).unwrap().len() as usize / 2].to_vec()),
+        ("not a database", b"redb? no: an overwritten file\n".repeat(200)),
+    ] {
+        std::fs::write(&cache, &damage).unwrap();
+        let before = aside_files().len();
+        let o = grade("a.jsonl");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("warning: the score cache") && err.contains("moved it aside"), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert_eq!(aside_files().len(), before + 1, "{what}: {:?}", aside_files());
+        assert_eq!(pair_counts(&o), (0, computed), "{what}");
+        // The fresh cache answers the next run.
+        let o = grade("b.jsonl");
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(pair_counts(&o), (computed, 0), "{what}");
+    }
+}
+
+/// A fresh run removes the summary of an earlier run with the same results path before it writes
+/// a result line: killed halfway, it leaves partial results and no summary that claims otherwise.
+#[test]
+fn a_fresh_run_removes_a_stale_summary_before_writing_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("candor.toml");
+    std::fs::write(&config, "[engine]\nblock_cases = 1\n").unwrap();
+    let out = dir.path().join("r.jsonl");
+    let summary = dir.path().join("r.summary.json");
+    let stale = "{\"stale\": \"the summary of an earlier run\"}";
+    std::fs::write(&summary, stale).unwrap();
+    let suite = example_suite();
+    let mut child = common::candor_command(&[
+        "grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-c", config.to_str().unwrap(),
+        "--metrics", "support", "-q", "--device", "cpu", "--no-cache",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut finished = None;
+    while std::fs::read_to_string(&out).map(|t| t.lines().count()).unwrap_or(0) == 0 {
+        finished = child.try_wait().unwrap();
+        if finished.is_some() {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(600), "no result line after 600 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The first result line is on disk: the old summary must be gone already.
+    let seen = std::fs::read_to_string(&summary).ok();
+    assert_ne!(seen.as_deref(), Some(stale), "a result line was written beside the stale summary");
+    if finished.is_none() {
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+    }
+    let left = std::fs::read_to_string(&summary).ok();
+    assert_ne!(left.as_deref(), Some(stale), "the stale summary outlived the run");
+    assert!(common::read_jsonl(&out).len() >= 1);
+}
+
+/// Every word of a long source is read: a 100-page handbook becomes many chunks that each fit the
+/// model beside the claim, and a fact stated only at its end is found there by the model; a sentence
+/// of its middle repeated word for word is found too.
+/// (Before, the chunker saw only the first window's tokens and packed the rest into one chunk that
+/// the model cut: facts past the first two windows came back `unsupported`.)
+#[test]
+fn a_fact_at_the_end_of_a_long_source_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let mut handbook = String::new();
+    for i in 0..400 {
+        handbook.push_str(&format!("Section {i}. Staff in office {i} may book meeting room {i} for up to {} hours a week. ", i % 9 + 1));
+        if i == 200 {
+            handbook.push_str("Employees who move to the Oslo office receive a one-time relocation allowance of 4,500 euros. ");
+        }
+    }
+    handbook.push_str("Finally, every employee is entitled to thirty days of paid parental leave.");
+    let cases = [
+        serde_json::json!({"id": "end", "output": "Every employee is entitled to thirty days of paid parental leave.", "contexts": [handbook]}),
+        serde_json::json!({"id": "middle", "output": "Employees who move to the Oslo office receive a one-time relocation allowance of 4,500 euros.", "contexts": [handbook]}),
+    ];
+    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let chars = handbook.chars().count();
+    for r in common::read_jsonl(&out) {
+        let claim = &r["metrics"]["support"]["claims"][0];
+        println!("{}: {claim}", r["id"]);
+        assert_eq!(claim["label"], "supported", "{r}");
+        assert!(!r["failures"].as_array().unwrap().iter().any(|f| f == "truncated_input"), "nothing is cut: {r}");
+        let span = &claim["evidence"]["span"];
+        let (a, b) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
+        let evidence: String = handbook.chars().skip(a).take(b - a).collect();
+        assert!(b - a < chars / 20, "the evidence is a window, not the rest of the source: {a}..{b} of {chars}");
+        let fact = if r["id"] == "end" { "thirty days of paid parental leave" } else { "relocation allowance of 4,500 euros" };
+        assert!(evidence.contains(fact), "{}: the evidence {a}..{b} does not hold the fact", r["id"]);
+        // The end's fact is a paraphrase ("Finally, ..." dropped), found by the model in the last
+        // chunk; the middle's is a handbook sentence repeated word for word, found as such.
+        assert_eq!(claim["verbatim"] == true, r["id"] == "middle", "{r}");
+    }
+}
+
+/// A bare answer is graded with the question it answers, and the results say so; an output that
+/// claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji) is never
+/// supported, and its citation is not counted as entailing.
+#[test]
+fn short_answers_carry_their_question_and_non_answers_never_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let context = "The girl group was formed in 2007 and is managed by SM Entertainment, a talent agency based in Seoul.";
+    let q = "Which agency manages the girl group?";
+    let cases = [
+        serde_json::json!({"id": "right", "input": q, "output": "SM Entertainment", "contexts": [context]}),
+        serde_json::json!({"id": "wrong", "input": q, "output": "Los Angeles, California", "contexts": [context]}),
+        serde_json::json!({"id": "yes-with-question", "input": "Is the girl group managed by a Seoul agency?", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
+        serde_json::json!({"id": "dont-know", "input": q, "output": "I don't know [1].", "contexts": [{"id": "1", "text": context}]}),
+        serde_json::json!({"id": "yes-alone", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
+        serde_json::json!({"id": "dots", "input": q, "output": "...", "contexts": [context]}),
+        serde_json::json!({"id": "emoji", "input": q, "output": "🙂", "contexts": [context]}),
+    ];
+    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support,citation", "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let r = by_id(&results);
+    for id in ["right", "wrong", "yes-with-question"] {
+        let claim = &r[id]["metrics"]["support"]["claims"][0];
+        println!("{id}: {claim}");
+        assert_eq!(claim["graded"]["form"], "with_question", "{id}: {claim}");
+        assert!(claim["graded"]["text"].as_str().unwrap().ends_with(claim["text"].as_str().unwrap()));
+        assert!(claim["graded"]["text"].as_str().unwrap().contains('?'), "{id}: the question is in what was graded");
+    }
+    let score = |id: &str| r[id]["metrics"]["support"]["claims"][0]["score"].as_f64().unwrap();
+    assert!(score("right") > score("wrong"), "the right answer to the question scores above a wrong one");
+    assert_eq!(r["wrong"]["metrics"]["support"]["claims"][0]["specifics"][0]["text"], "Los Angeles", "a name in no source is flagged");
+    for id in ["dont-know", "yes-alone", "dots", "emoji"] {
+        let res = r[id];
+        println!("{id}: {res}");
+        assert_eq!(res["passed"], false, "{id}: {res}");
+        assert_eq!(res["metrics"]["support"]["passed"], false, "{id}: {res}");
+        assert!(res["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), "{id}: {res}");
+        if res["metrics"]["citation"].get("skipped").is_some() && id != "dots" && id != "emoji" {
+            assert_eq!(res["metrics"]["citation"]["skipped"], "claims nothing", "{id}: {res}");
+        }
+    }
+    assert_eq!(r["yes-with-question"]["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), false);
 }

@@ -117,7 +117,8 @@ fn figures(predicted: &[bool], scores: &[f64], gold: &[bool]) -> Figures {
 }
 
 /// Support: a case is judged supported when every claim is and, where the grader read the whole
-/// output too, the whole output is; its probability is the weakest of those.
+/// output too and the output holds more than its claims, the whole output is; its probability is
+/// the weakest of those.
 /// Cases the grader skips (an output with no claim, e.g. a lone emoji) are left out and must be few.
 fn support_figures(results: &[Value]) -> Figures {
     let mut predicted = vec![];
@@ -129,9 +130,12 @@ fn support_figures(results: &[Value]) -> Figures {
             assert!(support["skipped"].is_string(), "support neither ran nor said why: {r}");
             continue;
         };
+        // The whole output counts where it can fail the case: where the output holds more than
+        // its claims (`beyond_claims`, absent = true in older results).
         let output = &support["output"];
-        predicted.push(claims.iter().all(|c| c["label"] == "supported") && output["label"] != "unsupported");
-        let whole = output["score"].as_f64();
+        let counts = output.is_object() && output["beyond_claims"] != false;
+        predicted.push(claims.iter().all(|c| c["label"] == "supported") && !(counts && output["label"] == "unsupported"));
+        let whole = output["score"].as_f64().filter(|_| counts);
         scores.push(claims.iter().map(|c| c["score"].as_f64().unwrap()).chain(whole).fold(f64::INFINITY, f64::min));
         gold.push(r["label"]["supported"].as_bool().unwrap());
     }
@@ -208,6 +212,53 @@ fn check_support(prefix: &str) -> Vec<Value> {
 #[test]
 fn support_on_halueval_qa_heldout() {
     check_support("halueval-qa (held out");
+}
+
+/// HaluEval QA's claims are bare answers ("Los Angeles, California"): the same held-out cases graded
+/// with their question as the case's `input`, so that `candor grade` reads each bare answer with it
+/// (the claim form `with_question`). Printed beside the bare figures of the test above.
+#[test]
+fn support_on_halueval_qa_heldout_with_questions() {
+    let (cfg, sets) = test_sets();
+    let set = set_named(&sets, "halueval-qa (held out");
+    let examples = data::load(set, &common::data_dir(), &cfg.labels).unwrap();
+    let raw = common::read_jsonl(&common::data_dir().join(&set.path));
+    let question: std::collections::HashMap<(&str, &str), &str> = raw
+        .iter()
+        .map(|r| ((r["evidence"].as_str().unwrap(), r["claim"].as_str().unwrap()), r["question"].as_str().unwrap()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let lines: Vec<String> = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let q = question[&(e.premise.as_str(), e.hypothesis.as_str())];
+            json!({"id": i, "input": q, "output": e.hypothesis, "contexts": [e.premise],
+                   "label": {"supported": e.is_entailment(&cfg.labels)}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&suite, lines.join("\n")).unwrap();
+    let results = grade(&suite, "support");
+    assert_eq!(results.len(), examples.len());
+    let with_question = results
+        .iter()
+        .flat_map(|r| r["metrics"]["support"]["claims"].as_array().into_iter().flatten())
+        .filter(|c| c["graded"]["form"] == "with_question")
+        .count();
+    let f = support_figures(&results);
+    let bare = bare_balanced_accuracy(&set.display_name());
+    println!(
+        "{} with questions: n={} ({with_question} claims graded with their question) balanced accuracy {:.4} (bare model on bare answers {:.4}), ROC-AUC {:.4}",
+        set.display_name(),
+        f.n,
+        f.balanced_accuracy,
+        bare,
+        f.roc_auc
+    );
+    assert!(with_question * 2 >= f.n, "most of HaluEval QA's answers are bare: {with_question} of {}", f.n);
+    assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
 }
 
 #[test]

@@ -224,3 +224,66 @@ fn report_formats_agree_on_the_counts() {
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(md.contains("| overall | ") && md.contains("*(too few)*"), "{md}");
 }
+
+/// Two small results files written by hand (no grading needed): cases `a` and `b`.
+fn hand_results(dir: &Path) -> (PathBuf, PathBuf) {
+    let line = |id: &str, score: f64, passed: bool| {
+        serde_json::json!({
+            "id": id, "segments": {"risk": "low"}, "failures": [], "passed": passed, "model": {"nli": "m@1"},
+            "label": {"supported": passed},
+            "metrics": {"support": {"score": score, "passed": passed, "claims": [
+                {"text": "The sky is blue.", "span": [0, 16], "score": score, "contradiction": 0.0,
+                 "label": if passed { "supported" } else { "unsupported" }, "evidence": null}]}}
+        })
+        .to_string()
+    };
+    let (old, new) = (dir.join("old.jsonl"), dir.join("new.jsonl"));
+    std::fs::write(&old, format!("{}\n{}\n", line("a", 0.9, true), line("b", 0.9, true))).unwrap();
+    std::fs::write(&new, format!("{}\n{}\n", line("a", 0.9, true), line("b", 0.1, false))).unwrap();
+    (old, new)
+}
+
+/// No command writes over a file it reads, whether named as it is or through a symlink: exit 2, a
+/// message naming both paths, and every file as it was.
+#[test]
+fn report_gate_compare_and_calibrate_refuse_to_overwrite_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, new) = hand_results(d);
+    let policy = d.join("gate.toml");
+    std::fs::write(&policy, "[rules]\n\"support.pass_rate\" = \">= 0.0\"\n").unwrap();
+    let link = d.join("link.jsonl");
+    std::os::unix::fs::symlink(&new, &link).unwrap();
+    let (o, n, p, l) = (old.to_str().unwrap(), new.to_str().unwrap(), policy.to_str().unwrap(), link.to_str().unwrap());
+
+    // Each of these overwrote (or emptied) an input before.
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["report", n, "-o", n], n),
+        (vec!["report", n, "--format", "json", "-o", l], l),
+        (vec!["gate", n, "--policy", p, "--junit", n], n),
+        (vec!["gate", n, "--policy", p, "--markdown", p], p),
+        (vec!["gate", n, "--policy", p, "--baseline", o, "--junit", o], o),
+        (vec!["compare", o, n, "--json", n], n),
+        (vec!["compare", o, n, "--json", l], l),
+        (vec!["calibrate", n, "--json", n], n),
+        (vec!["calibrate", n, "--write-policy", l], l),
+    ];
+    let before: Vec<Vec<u8>> = [&old, &new, &policy].iter().map(|f| std::fs::read(f).unwrap()).collect();
+    for (args, target) in &cases {
+        let out = candor(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains("same file") && said.contains(target), "{args:?}: {said}");
+        let after: Vec<Vec<u8>> = [&old, &new, &policy].iter().map(|f| std::fs::read(f).unwrap()).collect();
+        assert!(after == before, "{args:?} changed an input");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{args:?} replaced the symlink");
+    }
+
+    // The same commands with outputs of their own still work.
+    let out = candor(&["report", n, "-o", d.join("report.txt").to_str().unwrap(), "--min-cases", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = candor(&["compare", o, n, "--json", d.join("cmp.json").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = candor(&["gate", n, "--policy", p, "--junit", d.join("gate.xml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -33,6 +33,8 @@ pub struct CompareArgs {
 }
 
 pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let outputs: Vec<(&str, &std::path::Path)> = args.json.as_deref().map(|p| ("JSON comparison", p)).into_iter().collect();
+    candor::io::check_outputs(&[("old results", args.old.as_path()), ("new results", args.new.as_path())], &outputs)?;
     let old = read_results(&args.old)?;
     let new = read_results(&args.new)?;
     let c = compare::compare(&old, &new, 0x5EED);
@@ -78,6 +80,17 @@ pub struct CalibrateArgs {
 }
 
 pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
+    // --write-policy may update the --config file on purpose; every other output must be a file
+    // that the command does not read.
+    let json: Vec<(&str, &std::path::Path)> = args.json.as_deref().map(|p| ("JSON calibration", p)).into_iter().collect();
+    let mut inputs = vec![("results", args.results.as_path())];
+    inputs.extend(args.config.as_deref().map(|c| ("config", c)));
+    candor::io::check_outputs(&inputs, &json)?;
+    if let Some(policy) = &args.write_policy {
+        let mut outputs = json.clone();
+        outputs.push(("policy", policy.as_path()));
+        candor::io::check_outputs(&[("results", args.results.as_path())], &outputs)?;
+    }
     let mut cfg = match &args.config {
         Some(p) => GradeConfig::from_file(p)?,
         None => GradeConfig::default(),
@@ -160,6 +173,10 @@ pub struct ReportArgs {
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut inputs = vec![("results", args.results.as_path())];
+    inputs.extend(args.config.as_deref().map(|c| ("config", c)));
+    let outputs: Vec<(&str, &std::path::Path)> = args.out.as_deref().map(|p| ("report", p)).into_iter().collect();
+    candor::io::check_outputs(&inputs, &outputs)?;
     let cfg = match &args.config {
         Some(p) => GradeConfig::from_file(p)?,
         None => GradeConfig::default(),

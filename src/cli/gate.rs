@@ -43,6 +43,12 @@ pub struct GateArgs {
 
 pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    let mut inputs = vec![("results", args.results.as_path()), ("policy", args.policy.as_path())];
+    inputs.extend(args.baseline.as_deref().map(|b| ("baseline", b)));
+    let mut outputs = Vec::new();
+    outputs.extend(args.junit.as_deref().map(|p| ("JUnit XML", p)));
+    outputs.extend(args.markdown.as_deref().map(|p| ("Markdown", p)));
+    candor::io::check_outputs(&inputs, &outputs)?;
     let text = std::fs::read_to_string(&args.policy).with_context(|| format!("cannot read the policy {}", args.policy.display()))?;
     let policy = Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", args.policy.display()))?;
     let results = read_results(&args.results)?;

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +17,8 @@ use candor::engine::judge::JudgeModel;
 use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
 use candor::graders::{CaseResult, Grader, MetricSet};
 use candor::models::{ModelStore, Role};
-use candor::report::SummaryBuilder;
-use candor::suite::{Case, Shard, SuiteProblem, SuiteReader};
+use candor::report::{summary_path, SummaryBuilder};
+use candor::suite::{self, Case, Shard, SuiteProblem, SuiteReader};
 
 /// Grade a suite: factual support, citation entailment, semantic consistency and rubric metrics
 /// (a local judge model) of every case.
@@ -79,23 +79,28 @@ pub struct GradeArgs {
     quiet: bool,
 }
 
-/// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
-pub fn summary_path(results: &Path) -> PathBuf {
-    let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
-    results.with_file_name(format!("{stem}.summary.json"))
-}
-
 pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
+    // Nothing this run writes may be a file it reads: checked before anything is opened.
+    let summary_file = summary_path(&args.out);
+    let cache_path = (!args.no_cache).then(|| args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb")));
+    let mut inputs = vec![("suite", args.suite.as_path())];
+    inputs.extend(args.config.as_deref().map(|c| ("config", c)));
+    let mut outputs = vec![("results", args.out.as_path()), ("summary", summary_file.as_path())];
+    outputs.extend(cache_path.as_deref().map(|c| ("score cache", c)));
+    candor::io::check_outputs(&inputs, &outputs)?;
+
     let cfg = match &args.config {
         Some(p) => GradeConfig::from_file(p)?,
         None => GradeConfig::default(),
     };
-    let file = File::open(&args.suite).with_context(|| format!("cannot open the suite {}", args.suite.display()))?;
-    let total_lines = BufReader::new(File::open(&args.suite)?).lines().count();
+    let file = suite::open(&args.suite).context("cannot open the suite")?;
+    let total_lines = suite::count_lines(&args.suite)?;
 
     // Validate first with --strict: nothing is graded if any line is bad.
     if args.strict {
-        let problems: Vec<SuiteProblem> = SuiteReader::new(BufReader::new(File::open(&args.suite)?)).filter_map(|r| r.err()).collect();
+        let mut reader = SuiteReader::new(BufReader::new(suite::open(&args.suite)?));
+        let problems: Vec<SuiteProblem> = reader.by_ref().filter_map(|r| r.err()).collect();
+        reader.finish(&args.suite)?;
         if !problems.is_empty() {
             for p in &problems {
                 eprintln!("{}: {p}", args.suite.display());
@@ -140,10 +145,19 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     if let Some(j) = judge.as_mut() {
         grader.set_judge(j);
     }
-    if !args.no_cache {
-        let path = args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb"));
-        match candor::engine::cache::ScoreCache::open(&path) {
-            Ok(cache) => grader.set_cache(cache),
+    if let Some(path) = &cache_path {
+        match candor::engine::cache::ScoreCache::open(path) {
+            Ok(cache) => {
+                if let Some(r) = cache.recovered() {
+                    eprintln!(
+                        "warning: the score cache {} was damaged ({}); moved it aside to {} and started a fresh one",
+                        path.display(),
+                        r.reason,
+                        r.aside.display()
+                    );
+                }
+                grader.set_cache(cache)
+            }
             // Another run holds it (redb locks the file), or it cannot be written: grade without.
             Err(e) => eprintln!("warning: {e}; grading without the score cache"),
         }
@@ -153,6 +167,10 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // The summary is counted as results come (nothing per case is kept but labelled scores).
     let mut summary = SummaryBuilder::new();
     let mut done: HashSet<String> = HashSet::new();
+    // A summary left by an earlier run would sit beside results it does not describe until this run
+    // ends (or for good, if it is killed): removed before a results line is written. The results
+    // are the record; the summary is rewritten from them at the end.
+    candor::io::remove_if_present(&summary_file)?;
     if args.resume && args.out.exists() {
         let results = read_results_lenient(&args.out)?;
         let mut w = BufWriter::new(File::create(&args.out)?);
@@ -211,11 +229,29 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
                 problems.push(p);
                 bar.inc(1);
             }
-            None => {}
+            None => {
+                // A read error ended the suite early: what is graded so far is kept, nothing more
+                // is graded, and no summary claims the suite was done.
+                if let Err(e) = reader.finish(&args.suite) {
+                    out.flush()?;
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "the results so far are kept in {}; once the suite can be read, finish with --resume",
+                        args.out.display()
+                    )));
+                }
+            }
         }
         if block.len() >= cfg.engine.block_cases || (end && !block.is_empty()) {
             let pairs_bar = bar.clone();
             let fresh = grader.grade_block(&block, &move |_| pairs_bar.tick())?;
+            // A NaN would be written as null and make the file unreadable: the whole block is
+            // checked before any of it is written.
+            for r in &fresh {
+                if let Err(e) = candor::io::check_finite_result(r) {
+                    out.flush()?;
+                    return Err(e.into());
+                }
+            }
             for r in &fresh {
                 serde_json::to_writer(&mut out, r)?;
                 out.write_all(b"\n")?;
@@ -246,7 +282,6 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
 
     let summary = summary.finish(problems.len(), grader.model_ids().clone());
-    let summary_file = summary_path(&args.out);
     super::write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());
     let stats = grader.nli_stats();

@@ -8,7 +8,8 @@ use clap::Args;
 use candor::report::merge::merge;
 use anyhow::Context as _;
 
-use super::grade::summary_path;
+use candor::report::summary_path;
+
 use super::write_atomic;
 
 /// Merge the results of a suite graded in shards into one results file and its summary.
@@ -38,6 +39,10 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let summary_file = summary_path(&args.out);
+    let mut inputs = vec![("suite", args.suite.as_path())];
+    inputs.extend(args.shards.iter().map(|s| ("shard", s.as_path())));
+    candor::io::check_outputs(&inputs, &[("merged results", args.out.as_path()), ("summary", summary_file.as_path())])?;
     // Written under a temporary name beside the target and renamed at the end: a failed merge
     // leaves any earlier results file as it was.
     let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
@@ -46,9 +51,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let merged = merge(&args.suite, &args.shards, &mut w)?;
     let tmp = w.into_inner().map_err(|e| e.into_error())?;
     tmp.as_file().sync_all()?;
+    // The summary of an earlier merge must not outlive the results it describes.
+    candor::io::remove_if_present(&summary_file)?;
     tmp.persist(&args.out).map_err(|e| e.error).with_context(|| format!("cannot write {}", args.out.display()))?;
     let summary = merged.summary;
-    let summary_file = summary_path(&args.out);
     write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());
     eprintln!(

@@ -24,6 +24,10 @@ pub struct Encoded {
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, for counting and cutting texts: truncation's
+    /// overflowing pieces did not give back every token's offsets, so the chunker never saw the
+    /// tokens past the first window of a long passage.
+    plain: Tokenizer,
     pad_id: u32,
     max_tokens: usize,
 }
@@ -40,6 +44,8 @@ impl TextTokenizer {
             .or_else(|| ["[PAD]", "<pad>", "<PAD>"].iter().find_map(|t| inner.token_to_id(t)))
             .unwrap_or(0);
         inner.with_padding(None);
+        let mut plain = inner.clone();
+        plain.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
@@ -48,7 +54,7 @@ impl TextTokenizer {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Ok(Self { inner, pad_id, max_tokens })
+        Ok(Self { inner, plain, pad_id, max_tokens })
     }
 
     /// The id used for padding.
@@ -94,8 +100,8 @@ impl TextTokenizer {
 
     /// Number of tokens of a text without special tokens (for chunking).
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(enc.get_ids().len() + enc.get_overflowing().iter().map(|o| o.get_ids().len()).sum::<usize>())
+        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().len())
     }
 }
 
@@ -103,12 +109,8 @@ impl TextTokenizer {
     /// Byte offsets of the tokens of `text` (no special tokens, no truncation), for cutting texts
     /// into windows by tokens.
     pub fn token_offsets(&self, text: &str) -> Result<Vec<(usize, usize)>> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut out: Vec<(usize, usize)> = enc.get_offsets().to_vec();
-        for o in enc.get_overflowing() {
-            out.extend_from_slice(o.get_offsets());
-        }
-        Ok(out)
+        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_offsets().to_vec())
     }
 }
 

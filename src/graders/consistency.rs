@@ -1,6 +1,58 @@
-//! Semantic consistency: against the reference (mutual implication by NLI, and embedding cosine),
-//! against re-samples (SelfCheckGPT-NLI, Manakul et al. 2023), and answer relevance (embedding cosine
-//! of input and output).
+//! Semantic consistency: against the reference (answer correctness: SQuAD exact match and token F1,
+//! NLI, and embedding cosine), against re-samples (SelfCheckGPT-NLI, Manakul et al. 2023), and answer
+//! relevance (embedding cosine of input and output).
+//!
+//! # Against the reference
+//!
+//! The question is the field's answer-correctness question: does the output give the reference's
+//! answer? Requiring the reference to entail every detail of a longer output, as the mutual
+//! implication of earlier versions did, fails correct answers ("Mount Everest" against "Mount
+//! Everest" as bare fragments scored 0.03; a full-sentence answer to a one-line reference always
+//! fails). SQuAD's normalised exact match and token F1 (Rajpurkar et al. 2016; see
+//! [`crate::text::answer`]) are always reported, and the cosine of the two embeddings is reported
+//! as a signal, never gated. The score depends on the form of the texts, named in `method`:
+//!
+//! - `short_answer`, when the reference or the output is a short answer
+//!   ([`crate::text::answer::is_short_answer`]: at most six normalised tokens, one sentence).
+//!   The NLI model reads answers as the support grader reads claims ([`crate::text::claim_form`]):
+//!   a leading answer particle is read off where a claim stands without it ("No, the minimum rental
+//!   is 2 days." is read "the minimum rental is 2 days.": the bare "No" reads as a negation and draws
+//!   P(contradiction) > 0.9 from the default model against a premise that says the same); otherwise a
+//!   short answer is read after the question the case's `input` asks (`claim_form::question_of`), as
+//!   `"{question} {answer}"` (`claim_form::with_question`), not as a bare fragment: "Mount Everest"
+//!   against "Mount Everest" draws P(entailment) 0.03 bare and 0.99 after "What is the tallest
+//!   mountain?". A long text is read as it stands (bar a leading particle). The NLI part asks
+//!   whether the output (premise) entails the reference (hypothesis), the direction that says the
+//!   output gives the reference's answer; when the output is short too, also the reverse,
+//!   and takes the smaller (two short answers are the same answer when each implies the other: the
+//!   mutual implication of earlier versions). A long output may add detail the reference lacks; that
+//!   detail is the support metric's business, not an error of correctness. The reference is
+//!   *contradicted* when P(contradiction) >= 0.5 in a direction asked.
+//!   Score = 1 on exact match; otherwise the larger of token F1 and the NLI part, except that token
+//!   F1 does not count when the reference is contradicted ("500 points" and "100 points" share half
+//!   their tokens, but are different answers).
+//! - `facts`, when both are longer: the reference is split into its fact sentences (its claim
+//!   sentences, [`crate::text::is_claim`]; if it has none, its sentences that are not questions; if
+//!   none, the whole reference), each read without a leading answer particle, and each is checked
+//!   with the output as premise. As in RAGAS answer correctness and factual correctness (Es et al.
+//!   2024), which count the reference's statements the answer states, what matters is *recall* of the reference's facts by the output, penalised by
+//!   contradictions; unlike RAGAS, precision is left out (the output's extra claims are graded
+//!   against the contexts by the support metric). Each fact is a three-way outcome, stated (+1),
+//!   missing (0) or contradicted (-1); the score is the expectation of that negatively marked recall
+//!   under the NLI model's probabilities, floored at 0:
+//!   `score = max(0, mean over facts of (P(entailment) - P(contradiction)))`.
+//!   The hard decisions are reported beside it: `reference_facts`, the fraction of facts with
+//!   P(entailment) >= 0.5 and not contradicted, and `contradicted_facts`, those with
+//!   P(contradiction) >= 0.5. The fixed 0.5 makes each decision the model's most likely label between
+//!   stated and not; it does not move with `[consistency] pass`, which is a mark for the score.
+//!
+//! `passed` is `score >= [consistency] pass`; a case that does not pass is `reference_mismatch`.
+//! The whole-text entailments both ways are still reported (`reference_entails_output`,
+//! `output_entails_reference`) for results read back by older reports. Every NLI question of the
+//! check comes from one place, [`ReferencePlan::questions`], which the grader queues and this module
+//! reads back, so the two cannot drift apart.
+//!
+//! # Against the samples
 //!
 //! SelfCheckGPT-NLI scores each sentence of the output by the mean over samples of
 //! P(contradiction) / (P(contradiction) + P(entailment)) with the sample as premise, as the paper
@@ -12,10 +64,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::pairs::PairScheduler;
-use super::results::{ConsistencyResult, Failure, Outcome, ReferenceCheck, SamplesCheck, SentenceInconsistency};
+use super::results::{ConsistencyResult, Failure, Outcome, ReferenceCheck, ReferenceMethod, SamplesCheck, SentenceInconsistency};
 use super::Prepared;
 use crate::config::ConsistencyConfig;
 use crate::engine::cosine;
+use crate::text::answer::{exact_match, is_short_answer, token_f1};
+use crate::text::claim_form;
+
+/// P(entailment) from which a reference fact counts as stated by the output, and P(contradiction)
+/// from which it counts as contradicted.
+pub const FACT_THRESHOLD: f32 = 0.5;
 
 /// The hypotheses SelfCheckGPT checks against each sample: the claim sentences, or the whole output
 /// when it has none.
@@ -25,6 +83,171 @@ pub fn selfcheck_units<'a>(claims: impl Iterator<Item = &'a str>, whole: &'a str
         vec![whole]
     } else {
         v
+    }
+}
+
+/// What the reference check of one case asks the NLI model, and how it reads the answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferencePlan {
+    /// The form graded.
+    pub method: ReferenceMethod,
+    /// The reference as given (for exact match and token F1).
+    pub reference: String,
+    /// The output as given, citation markers removed.
+    pub output: String,
+    /// The reference as the NLI model reads it whole: without a leading answer particle, or, when
+    /// it is a short answer and the case's input asks a question, after that question.
+    pub reference_text: String,
+    /// The output as the NLI model reads it whole, likewise.
+    pub output_text: String,
+    /// Whether the reference is a short answer.
+    pub short_reference: bool,
+    /// Whether the output is a short answer.
+    pub short_output: bool,
+    /// With `facts`: the reference's fact sentences; empty with `short_answer`.
+    pub facts: Vec<String>,
+    /// Each fact as the NLI model reads it (a leading answer particle read off).
+    pub fact_texts: Vec<String>,
+}
+
+/// An answer as the NLI model reads it, as the support grader reads claims
+/// ([`crate::text::claim_form`]): a leading answer particle is read off when a claim stands without it
+/// ("No, the minimum rental is 2 days." is read "the minimum rental is 2 days."); otherwise a short
+/// answer follows its question ("What is the tallest mountain? Mount Everest"); anything else is read
+/// as it stands.
+fn nli_form(question: Option<&str>, text: &str, short: bool) -> String {
+    if let Some(rest) = claim_form::strip_particle(text) {
+        return rest.to_string();
+    }
+    match question {
+        Some(q) if short => claim_form::with_question(q, text),
+        _ => text.to_string(),
+    }
+}
+
+/// The fact sentences of a reference: its claim sentences; if none, its sentences that are not
+/// questions; if none, the whole reference.
+pub fn reference_facts(reference: &str) -> Vec<String> {
+    let sentences = crate::text::analyse_output(reference, &[]);
+    let mut facts: Vec<String> = sentences.iter().filter(|s| s.is_claim).map(|s| s.text.clone()).collect();
+    if facts.is_empty() {
+        facts = sentences.iter().filter(|s| !s.text.trim_end().ends_with('?')).map(|s| s.text.clone()).collect();
+    }
+    if facts.is_empty() {
+        facts.push(reference.trim().to_string());
+    }
+    facts
+}
+
+impl ReferencePlan {
+    /// The plan for a reference, an output (markers removed) and the case's input, if any.
+    pub fn new(reference: &str, output: &str, input: Option<&str>) -> Self {
+        let short_reference = is_short_answer(reference);
+        let short_output = is_short_answer(output);
+        let short = short_reference || short_output;
+        let (method, facts) =
+            if short { (ReferenceMethod::ShortAnswer, vec![]) } else { (ReferenceMethod::Facts, reference_facts(reference)) };
+        // The question is put in front of short answers only.
+        let question = input.and_then(claim_form::question_of).filter(|_| short);
+        Self {
+            method,
+            reference: reference.to_string(),
+            output: output.to_string(),
+            reference_text: nli_form(question, reference, short_reference),
+            output_text: nli_form(question, output, short_output),
+            short_reference,
+            short_output,
+            fact_texts: facts.iter().map(|f| nli_form(None, f, false)).collect(),
+            facts,
+        }
+    }
+
+    /// Every (premise, hypothesis) question of the check, in the order [`decide_reference`] reads
+    /// their answers: the reference entailing the output, the output entailing the reference, then the
+    /// output entailing each fact (as read, [`ReferencePlan::fact_texts`]).
+    pub fn questions(&self) -> Vec<(String, String)> {
+        let mut q = vec![
+            (self.reference_text.clone(), self.output_text.clone()),
+            (self.output_text.clone(), self.reference_text.clone()),
+        ];
+        q.extend(self.fact_texts.iter().map(|f| (self.output_text.clone(), f.clone())));
+        q
+    }
+}
+
+/// The reference plan of a case with a non-empty reference.
+pub(super) fn reference_plan(p: &Prepared) -> Option<ReferencePlan> {
+    let case = p.case;
+    let r = case.reference.as_deref().filter(|r| !r.trim().is_empty())?;
+    Some(ReferencePlan::new(r, &p.clean_output, case.input.as_deref()))
+}
+
+/// The NLI model's answer to one question, as the reference check reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NliAnswer {
+    /// P(entailment).
+    pub entail: f32,
+    /// P(contradiction) (0 for a model without that label).
+    pub contradict: f32,
+}
+
+/// Decides the reference check from the answers to [`ReferencePlan::questions`], in that order
+/// (see the module doc for the rule). Missing answers read as neutral (P = 0 both).
+pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, cosine: Option<f32>) -> ReferenceCheck {
+    let at = |i: usize| answers.get(i).copied().unwrap_or(NliAnswer { entail: 0.0, contradict: 0.0 });
+    let (reference_entails_output, output_entails_reference) = (at(0), at(1));
+    let em = exact_match(&plan.output, &plan.reference);
+    let f1 = token_f1(&plan.output, &plan.reference);
+    let mut contradicted_facts = vec![];
+    let (score, reference_facts) = match plan.method {
+        ReferenceMethod::ShortAnswer => {
+            // The output must imply the reference's answer; a short output must also follow from it.
+            let mut asked = vec![output_entails_reference];
+            if plan.short_output {
+                asked.push(reference_entails_output);
+            }
+            let nli = asked.iter().map(|a| a.entail).fold(1.0f32, f32::min);
+            let contradicted = asked.iter().any(|a| a.contradict >= FACT_THRESHOLD);
+            if contradicted {
+                contradicted_facts.push(plan.reference.trim().to_string());
+            }
+            let score = if em {
+                1.0
+            } else if contradicted {
+                nli
+            } else {
+                f1.max(nli)
+            };
+            (score, None)
+        }
+        ReferenceMethod::Facts => {
+            let n = plan.facts.len().max(1) as f32;
+            let mut margin = 0.0f32;
+            let mut stated = 0usize;
+            for (i, fact) in plan.facts.iter().enumerate() {
+                let a = at(2 + i);
+                margin += a.entail - a.contradict;
+                if a.contradict >= FACT_THRESHOLD {
+                    contradicted_facts.push(fact.clone());
+                } else if a.entail >= FACT_THRESHOLD {
+                    stated += 1;
+                }
+            }
+            ((margin / n).max(0.0), Some(stated as f32 / n))
+        }
+    };
+    let score = score.clamp(0.0, 1.0);
+    ReferenceCheck {
+        score,
+        reference_entails_output: reference_entails_output.entail,
+        output_entails_reference: output_entails_reference.entail,
+        cosine,
+        passed: score >= pass,
+        method: Some(plan.method),
+        exact_match: Some(em),
+        token_f1: Some(f1),
+        reference_facts,
+        contradicted_facts,
     }
 }
 
@@ -40,22 +263,21 @@ pub(super) fn grade(
     let mut truncated = false;
     let mut failures = vec![];
     let output = p.clean_output.as_str();
-    let reference = case.reference.as_deref().filter(|r| !r.trim().is_empty()).map(|r| {
-        let fwd = sched.judge(r, output);
-        let back = sched.judge(output, r);
-        truncated |= fwd.truncated || back.truncated;
-        let score = fwd.entail.min(back.entail);
-        let cos = match (vector(output), vector(r)) {
+    let reference = reference_plan(p).map(|plan| {
+        let answers: Vec<NliAnswer> = plan
+            .questions()
+            .iter()
+            .map(|(premise, hypothesis)| {
+                let j = sched.judge(premise, hypothesis);
+                truncated |= j.truncated;
+                NliAnswer { entail: j.entail, contradict: j.contradict }
+            })
+            .collect();
+        let cos = match (vector(output), vector(&plan.reference)) {
             (Some(a), Some(b)) => Some(cosine(a, b)),
             _ => None,
         };
-        ReferenceCheck {
-            score,
-            reference_entails_output: fwd.entail,
-            output_entails_reference: back.entail,
-            cosine: cos,
-            passed: score >= cfg.pass,
-        }
+        decide_reference(&plan, &answers, cfg.pass, cos)
     });
     let samples: Vec<&str> = case.samples.iter().map(String::as_str).filter(|s| !s.trim().is_empty()).collect();
     let samples_check = (!samples.is_empty()).then(|| {
@@ -96,4 +318,169 @@ pub(super) fn grade(
     let passed = failures.is_empty();
     let result = ConsistencyResult { score, passed, reference, samples: samples_check, relevance };
     (Outcome::Ran(result), failures, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nli(entail: f32, contradict: f32) -> NliAnswer {
+        NliAnswer { entail, contradict }
+    }
+
+    #[test]
+    fn short_answers_are_read_with_their_question() {
+        let plan = ReferencePlan::new("Mount Everest", "Mount Everest", Some("What is the tallest mountain?"));
+        assert_eq!(plan.method, ReferenceMethod::ShortAnswer);
+        assert_eq!(plan.reference_text, "What is the tallest mountain? Mount Everest");
+        assert_eq!(plan.output_text, plan.reference_text);
+        assert!(plan.facts.is_empty());
+        let q = plan.questions();
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0], (plan.reference_text.clone(), plan.output_text.clone()));
+        // Without an input the answers are read bare.
+        let bare = ReferencePlan::new("Mount Everest", "Mount Everest", None);
+        assert_eq!(bare.reference_text, "Mount Everest");
+        // A long output stands alone beside a short reference read with its question.
+        let long = "Standard repairs such as zippers take 10 business days. Repairs under warranty are free.";
+        let plan = ReferencePlan::new("About 10 business days.", long, Some("How long does a zipper repair take?"));
+        assert_eq!(plan.method, ReferenceMethod::ShortAnswer);
+        assert!(plan.short_reference && !plan.short_output);
+        assert_eq!(plan.reference_text, "How long does a zipper repair take? About 10 business days.");
+        assert_eq!(plan.output_text, long);
+    }
+
+    #[test]
+    fn exact_match_passes_whatever_the_model_says() {
+        // The failure this replaces: "Mount Everest" against itself scored 0.03 by mutual implication.
+        let plan = ReferencePlan::new("Mount Everest", "mount everest.", None);
+        let r = decide_reference(&plan, &[nli(0.03, 0.0), nli(0.03, 0.0)], 0.5, Some(1.0));
+        assert_eq!(r.score, 1.0);
+        assert!(r.passed);
+        assert_eq!(r.exact_match, Some(true));
+        assert_eq!(r.token_f1, Some(1.0));
+        assert_eq!(r.method, Some(ReferenceMethod::ShortAnswer));
+        assert_eq!((r.reference_entails_output, r.output_entails_reference), (0.03, 0.03));
+    }
+
+    #[test]
+    fn short_answer_takes_the_best_of_f1_and_nli() {
+        // Both short: mutual implication, F1 = 2/3 wins over it.
+        let plan = ReferencePlan::new("Denver Broncos", "Denver", None);
+        let r = decide_reference(&plan, &[nli(0.2, 0.0), nli(0.9, 0.0)], 0.5, None);
+        assert!((r.score - 2.0 / 3.0).abs() < 1e-6, "{}", r.score);
+        // NLI wins when the words differ but the answers agree.
+        let plan = ReferencePlan::new("Yes, it is.", "Correct.", None);
+        let r = decide_reference(&plan, &[nli(0.8, 0.0), nli(0.7, 0.0)], 0.5, None);
+        assert!((r.score - 0.7).abs() < 1e-6);
+        // A long output only has to state the short reference: the reverse direction is not asked of it.
+        let long = "Standard repairs such as zippers take 10 business days. Repairs under warranty are free.";
+        let plan = ReferencePlan::new("About 10 business days.", long, Some("How long does a zipper repair take?"));
+        let r = decide_reference(&plan, &[nli(0.01, 0.0), nli(0.92, 0.01)], 0.5, None);
+        assert!((r.score - 0.92).abs() < 1e-6);
+        assert!(r.passed);
+        assert!(r.reference_facts.is_none() && r.contradicted_facts.is_empty());
+    }
+
+    #[test]
+    fn a_contradicted_short_answer_gets_no_credit_for_shared_words() {
+        let plan = ReferencePlan::new("100 points", "500 points", Some("How many points for a $5 reward?"));
+        assert_eq!(token_f1("500 points", "100 points"), 0.5);
+        let r = decide_reference(&plan, &[nli(0.05, 0.9), nli(0.04, 0.93)], 0.5, None);
+        assert!((r.score - 0.04).abs() < 1e-6, "{}", r.score);
+        assert!(!r.passed);
+        assert_eq!(r.contradicted_facts, vec!["100 points".to_string()]);
+        assert_eq!(r.token_f1, Some(0.5));
+    }
+
+    #[test]
+    fn longer_references_are_checked_fact_by_fact() {
+        let reference = "Refunds are accepted within 30 days of delivery. The money goes back to the original card.";
+        let output = "You can get a refund within 30 days of delivery, and the money goes back to your card.";
+        let plan = ReferencePlan::new(reference, output, Some("Can I get a refund?"));
+        assert_eq!(plan.method, ReferenceMethod::Facts);
+        assert_eq!(plan.output_text, output, "long texts are not prefixed with the question");
+        assert_eq!(plan.facts.len(), 2);
+        let q = plan.questions();
+        assert_eq!(q.len(), 4);
+        assert_eq!(q[2], (output.to_string(), plan.facts[0].clone()));
+        assert_eq!(q[3], (output.to_string(), plan.facts[1].clone()));
+        assert_eq!(plan.fact_texts, plan.facts, "no particle to read off");
+
+        // Both stated: the mean margin, though the reference entails less than the output says.
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.8, 0.0), nli(0.9, 0.02), nli(0.8, 0.04)], 0.5, None);
+        assert!((r.score - (0.88 + 0.76) / 2.0).abs() < 1e-6, "{}", r.score);
+        assert_eq!(r.reference_facts, Some(1.0));
+        assert!(r.passed && r.contradicted_facts.is_empty());
+
+        // One stated, one missing: half the facts, and a score below the mark.
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.3, 0.0), nli(0.9, 0.0), nli(0.1, 0.1)], 0.5, None);
+        assert_eq!(r.reference_facts, Some(0.5));
+        assert!((r.score - 0.45).abs() < 1e-6);
+        assert!(!r.passed);
+
+        // One stated, one contradicted: the contradiction cancels the stated fact.
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.3, 0.0), nli(0.95, 0.0), nli(0.02, 0.97)], 0.5, None);
+        assert_eq!(r.score, 0.0, "floored at 0");
+        assert_eq!(r.reference_facts, Some(0.5));
+        assert_eq!(r.contradicted_facts, vec![plan.facts[1].clone()]);
+        assert!(!r.passed);
+    }
+
+    #[test]
+    fn reference_facts_are_its_claims() {
+        assert_eq!(
+            reference_facts("Yes. Refunds are accepted within 30 days of delivery with the receipt."),
+            vec!["Refunds are accepted within 30 days of delivery with the receipt."]
+        );
+        assert_eq!(reference_facts("Yes. No."), vec!["Yes.", "No."], "no claim: the sentences");
+        assert_eq!(reference_facts("Why? How?"), vec!["Why? How?"], "only questions: the whole");
+    }
+
+    #[test]
+    fn answers_are_read_without_a_leading_particle() {
+        let output = "Camping gear can be rented for a minimum of 2 days. A refundable deposit of $100 is held.";
+        let plan = ReferencePlan::new("No, the minimum rental is 2 days.", output, Some("Can I rent a tent for one night?"));
+        assert_eq!(plan.method, ReferenceMethod::ShortAnswer);
+        assert_eq!(plan.reference_text, "the minimum rental is 2 days.", "the particle off, no question in front");
+        // A bare particle cannot stand alone: it is read with its question.
+        let plan = ReferencePlan::new("No.", "No", Some("Can I rent a tent for one night?"));
+        assert_eq!(plan.reference_text, "Can I rent a tent for one night? No.");
+        // Facts too, while the reported fact keeps its words.
+        let reference = "Yes, refunds are accepted within 30 days of delivery. The money goes back to the card.";
+        let plan = ReferencePlan::new(reference, output, None);
+        assert_eq!(plan.facts[0], "Yes, refunds are accepted within 30 days of delivery.");
+        assert_eq!(plan.fact_texts[0], "refunds are accepted within 30 days of delivery.");
+        assert_eq!(plan.questions()[2], (output.to_string(), plan.fact_texts[0].clone()));
+    }
+
+    #[test]
+    fn an_input_that_asks_nothing_is_not_put_in_front() {
+        let plan = ReferencePlan::new("Paris", "Paris", Some("Summarise the travel guide."));
+        assert_eq!(plan.reference_text, "Paris");
+    }
+
+    #[test]
+    fn results_without_the_new_fields_read_back() {
+        let old = r#"{"score": 0.03, "reference_entails_output": 0.03, "output_entails_reference": 0.9,
+                      "cosine": 1.0, "passed": false}"#;
+        let r: ReferenceCheck = serde_json::from_str(old).unwrap();
+        assert_eq!((r.method, r.exact_match, r.token_f1, r.reference_facts), (None, None, None, None));
+        assert!(r.contradicted_facts.is_empty());
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(back.as_object().map(|o| o.len()), Some(5), "absent fields are not written: {back}");
+        let plan = ReferencePlan::new("Mount Everest", "Mount Everest", None);
+        let new = serde_json::to_value(decide_reference(&plan, &[nli(0.03, 0.0), nli(0.03, 0.0)], 0.5, None)).unwrap();
+        assert_eq!(new["method"], "short_answer");
+        assert_eq!(new["exact_match"], true);
+        assert!(new.get("reference_facts").is_none() && new.get("contradicted_facts").is_none());
+    }
+
+    #[test]
+    fn missing_answers_read_as_neutral() {
+        let plan = ReferencePlan::new("Paris", "London", None);
+        let r = decide_reference(&plan, &[], 0.5, None);
+        assert_eq!(r.score, 0.0);
+        assert!(!r.passed);
+    }
 }

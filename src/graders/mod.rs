@@ -23,7 +23,7 @@ use crate::config::GradeConfig;
 use crate::engine::{CrossEncoder, Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::suite::Case;
-use crate::text::{analyse_output, char_offset, find_markers, strip_markers, Sentence};
+use crate::text::{analyse_output, char_offset, claim_form, find_markers, strip_markers, Sentence};
 pub use pairs::{Judgement, PairScheduler};
 pub use results::{CaseResult, Failure, Outcome};
 
@@ -83,6 +83,20 @@ struct Prepared<'c> {
     /// The whole output as one hypothesis, when `[support] whole_output` is on, the output is more
     /// than its one claim, and it fits beside a context window.
     whole: Option<String>,
+    /// The question the case's input asks, which bare answers are graded with.
+    question: Option<&'c str>,
+    /// Whether the output claims nothing checkable (an abstention, punctuation, a bare "yes" with no
+    /// question): it has no claims, and is never supported.
+    claims_nothing: bool,
+    /// Byte ranges of the sentences of each context (filled when support or citation runs), where
+    /// verbatim claims are found ([`support::verbatim_sentence`]) and evidence sentences picked
+    /// ([`support::evidence_windows`]).
+    context_sentences: Vec<Vec<std::ops::Range<usize>>>,
+    /// The longest evidence window, in characters (about a chunk's worth).
+    window_chars: usize,
+    /// How many evidence sentences of each context a claim is read against (`[support]
+    /// evidence_sentences`).
+    evidence_sentences: usize,
 }
 
 /// One claim the support grader checks.
@@ -90,25 +104,79 @@ struct Prepared<'c> {
 struct Claim {
     /// The claim text.
     text: String,
+    /// What the NLI model reads for it: the text, or another form of it ([`claim_form`]).
+    hypothesis: String,
+    /// How `hypothesis` was made from `text`, when it differs.
+    form: Option<results::ClaimForm>,
     /// Byte range of its sentence in the output.
     span: std::ops::Range<usize>,
     /// Where it came from, when the judge decomposes claims.
     from: Option<results::ClaimFrom>,
 }
 
+impl Claim {
+    /// A claim graded in the form [`claim_form`] gives it: a bare answer with its question, a claim
+    /// without its leading answer particle, or as it stands.
+    fn new(text: String, span: std::ops::Range<usize>, is_claim: bool, question: Option<&str>, from: Option<results::ClaimFrom>) -> Self {
+        let (hypothesis, form) = if let Some(rest) = claim_form::strip_particle(&text) {
+            (rest.to_string(), Some(results::ClaimForm::ParticleRemoved))
+        } else if let (true, Some(q)) = (claim_form::is_bare(&text, is_claim), question) {
+            (claim_form::with_question(q, &text), Some(results::ClaimForm::WithQuestion))
+        } else {
+            (text.clone(), None)
+        };
+        Claim { text, hypothesis, form, span, from }
+    }
+}
+
 impl<'c> Prepared<'c> {
     fn new(case: &'c Case) -> Self {
+        Self::with_question(case, case.input.as_deref().and_then(claim_form::question_of))
+    }
+
+    /// A case analysed with `question` as the question its bare answers are read with.
+    fn with_question(case: &'c Case, question: Option<&'c str>) -> Self {
         let ids: Vec<&str> = case.contexts.iter().map(|c| c.id.as_str()).collect();
         let markers = find_markers(&case.output, &ids);
         let clean_output = strip_markers(&case.output, &markers);
         let sentences = analyse_output(&case.output, &ids);
+        let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some());
         let mut claim_ix: Vec<usize> = (0..sentences.len()).filter(|&i| sentences[i].is_claim).collect();
         if claim_ix.is_empty() {
             claim_ix = (0..sentences.len()).filter(|&i| !sentences[i].text.trim_end().ends_with('?')).collect();
         }
-        let support_claims =
-            claim_ix.iter().map(|&i| Claim { text: sentences[i].text.clone(), span: sentences[i].span.clone(), from: None }).collect();
-        Prepared { case, sentences, clean_output, has_markers: !markers.is_empty(), claim_ix, support_claims, whole: None }
+        if claims_nothing {
+            claim_ix.clear();
+        }
+        let support_claims = claim_ix
+            .iter()
+            .map(|&i| Claim::new(sentences[i].text.clone(), sentences[i].span.clone(), sentences[i].is_claim, question, None))
+            .collect();
+        Prepared {
+            case,
+            sentences,
+            clean_output,
+            has_markers: !markers.is_empty(),
+            claim_ix,
+            support_claims,
+            whole: None,
+            question,
+            claims_nothing,
+            context_sentences: vec![],
+            window_chars: 0,
+            evidence_sentences: 0,
+        }
+    }
+
+    /// The evidence windows of a claim's hypothesis in context `k` (none before the context
+    /// sentences are filled).
+    fn evidence_windows(&self, k: usize, hypothesis: &str) -> Vec<std::ops::Range<usize>> {
+        match (self.case.contexts.get(k), self.context_sentences.get(k)) {
+            (Some(c), Some(sentences)) => {
+                support::evidence_windows(&c.text, sentences, hypothesis, self.evidence_sentences, self.window_chars)
+            }
+            _ => vec![],
+        }
     }
 
     /// The (context, sentence) pair the decomposition prompt shows for each claim sentence: the
@@ -240,16 +308,31 @@ impl<'m> Grader<'m> {
     /// with the number of NLI pairs done after each batch, and with 0 after each sentence the judge
     /// decomposes (so a progress bar moves during decomposition too).
     pub fn grade_block(&mut self, cases: &[Case], on_pairs: &(dyn Fn(usize) + Sync)) -> Result<Vec<CaseResult>> {
-        let mut prepared: Vec<Prepared> = cases.par_iter().map(Prepared::new).collect();
+        // `[support] short_answers = "bare"`: bare answers are read alone, no question carried (an
+        // output of bare particles then claims nothing, as it would without an input).
+        let bare = self.cfg.support.short_answers == crate::config::ShortAnswers::Bare;
+        let mut prepared: Vec<Prepared> =
+            cases.par_iter().map(|c| if bare { Prepared::with_question(c, None) } else { Prepared::new(c) }).collect();
         if self.metrics.support && self.cfg.support.claims == crate::config::ClaimSplit::Judge {
             self.decompose(&mut prepared, on_pairs)?;
         }
         if self.metrics.support && self.cfg.support.whole_output {
             for p in prepared.iter_mut().filter(|p| !p.support_claims.is_empty()) {
-                let whole = p.clean_output.trim().to_string();
+                let whole = p.clean_output.trim();
+                let whole = claim_form::strip_particle(whole).unwrap_or(whole).to_string();
                 let more = p.support_claims.len() >= 2 || p.support_claims[0].text.trim() != whole;
                 p.whole = (more && self.sched.fits_beside_chunk(&whole)).then_some(whole);
             }
+        }
+        if self.metrics.support || self.metrics.citation {
+            // About four characters a token: a window of sentences no longer than a chunk.
+            let window_chars = self.sched.window() * 4;
+            let count = self.cfg.support.evidence_sentences;
+            prepared.par_iter_mut().filter(|p| !p.is_empty() && !p.claims_nothing).for_each(|p| {
+                p.evidence_sentences = count;
+                p.context_sentences = p.case.contexts.iter().map(|c| crate::text::split_sentences(&c.text)).collect();
+                p.window_chars = window_chars;
+            });
         }
         let mut questions: Vec<(String, String)> = Vec::new();
         for p in prepared.iter().filter(|p| !p.is_empty()) {
@@ -276,7 +359,7 @@ impl<'m> Grader<'m> {
                 }
             }
             for (r, p) in results.iter_mut().zip(&prepared) {
-                r.passed = !p.is_empty() && r.metrics.all_passed();
+                r.passed = !p.is_empty() && r.metrics.all_passed() && !self.fails_for_no_claim(p);
             }
         }
         self.progress.claims += prepared.iter().map(|p| p.support_claims.len()).sum::<usize>();
@@ -307,12 +390,16 @@ impl<'m> Grader<'m> {
             for (item, &i) in p.decomposition_items().iter().zip(&p.claim_ix) {
                 let span = p.sentences[i].span.clone();
                 match by.get(item) {
-                    Some(Some(f)) => claims.extend(f.iter().map(|t| Claim {
-                        text: t.clone(),
-                        span: span.clone(),
-                        from: Some(results::ClaimFrom::Judge),
-                    })),
-                    _ => claims.push(Claim { text: item.1.clone(), span, from: Some(results::ClaimFrom::Sentence) }),
+                    Some(Some(f)) => claims.extend(
+                        f.iter().map(|t| Claim::new(t.clone(), span.clone(), true, p.question, Some(results::ClaimFrom::Judge))),
+                    ),
+                    _ => claims.push(Claim::new(
+                        item.1.clone(),
+                        span,
+                        p.sentences[i].is_claim,
+                        p.question,
+                        Some(results::ClaimFrom::Sentence),
+                    )),
                 }
             }
             p.support_claims = claims;
@@ -324,9 +411,16 @@ impl<'m> Grader<'m> {
     fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
         let case = p.case;
         if self.metrics.support {
-            for h in p.support_claims.iter().map(|s| &s.text).chain(&p.whole) {
+            for h in p.support_claims.iter().map(|s| &s.hypothesis).chain(&p.whole) {
                 for c in &case.contexts {
                     q.push((c.text.clone(), h.clone()));
+                }
+            }
+            for h in p.support_claims.iter().map(|s| &s.hypothesis) {
+                for (k, c) in case.contexts.iter().enumerate() {
+                    for r in p.evidence_windows(k, h) {
+                        q.push((c.text[r].to_string(), h.clone()));
+                    }
                 }
             }
         }
@@ -336,6 +430,11 @@ impl<'m> Grader<'m> {
                     continue;
                 }
                 q.push((p.joint(&s.cites), s.text.clone()));
+                for (k, c) in case.contexts.iter().enumerate().filter(|(_, c)| s.cites.contains(&c.id)) {
+                    for r in p.evidence_windows(k, &s.text) {
+                        q.push((c.text[r].to_string(), s.text.clone()));
+                    }
+                }
                 if s.cites.len() > 1 {
                     for c in &s.cites {
                         q.push((p.joint(std::slice::from_ref(c)), s.text.clone()));
@@ -346,9 +445,8 @@ impl<'m> Grader<'m> {
             }
         }
         if self.metrics.consistency {
-            if let Some(r) = case.reference.as_deref().filter(|r| !r.trim().is_empty()) {
-                q.push((r.to_string(), p.clean_output.clone()));
-                q.push((p.clean_output.clone(), r.to_string()));
+            if let Some(plan) = consistency::reference_plan(p) {
+                q.extend(plan.questions());
             }
             for sample in case.samples.iter().filter(|s| !s.trim().is_empty()) {
                 for h in consistency::selfcheck_units(p.claims().map(|s| s.text.as_str()), &p.clean_output) {
@@ -426,8 +524,17 @@ impl<'m> Grader<'m> {
         if truncated {
             r.add_failure(Failure::TruncatedInput);
         }
-        r.passed = r.metrics.all_passed();
+        if self.fails_for_no_claim(p) {
+            r.add_failure(Failure::NoClaim);
+        }
+        r.passed = r.metrics.all_passed() && !self.fails_for_no_claim(p);
         r
+    }
+
+    /// Whether a case fails as `no_claim`: its output claims nothing and a grounding metric (support
+    /// or citation) was asked for, which it cannot pass.
+    fn fails_for_no_claim(&self, p: &Prepared) -> bool {
+        p.claims_nothing && (self.metrics.support || self.metrics.citation)
     }
 }
 
@@ -437,6 +544,11 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
     let case = p.case;
     if !p.has_markers {
         return (Outcome::skipped("no citations"), vec![], false);
+    }
+    if p.claims_nothing {
+        // "I don't know [1]." cites a passage for nothing: no citation to check, and the support
+        // grader fails the case as `no_claim`.
+        return (Outcome::skipped("claims nothing"), vec![], false);
     }
     let threshold = cfg.citation.entail_threshold;
     let mut truncated = false;
@@ -465,11 +577,26 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
             continue;
         }
         let fabricated: Vec<String> = s.cites.iter().filter(|id| p.context(id).is_none()).cloned().collect();
-        let joint_score = (fabricated.is_empty()).then(|| sched.judge(&p.joint(&s.cites), &s.text));
-        let mut entails = |ids: &[String]| {
+        // The cited passages entail the sentence when their joint text does, when one of them holds
+        // the sentence word for word, or (with `[support] evidence_sentences`) when the sentences of
+        // a cited passage that share most words with it do, as support reads claims.
+        let entailment = |ids: &[String]| {
             let j = sched.judge(&p.joint(ids), &s.text);
-            truncated |= j.truncated;
-            j.entail >= threshold
+            let cited = || p.case.contexts.iter().enumerate().filter(|(_, c)| ids.contains(&c.id));
+            let windows = cited().flat_map(|(k, c)| {
+                p.evidence_windows(k, &s.text).into_iter().map(move |r| sched.judge(&c.text[r], &s.text).entail)
+            });
+            // A sentence that repeats a sentence of a cited passage word for word is entailed by it.
+            let verbatim = cited().any(|(k, c)| {
+                p.context_sentences.get(k).is_some_and(|ss| support::verbatim_sentence(&c.text, ss, &s.text).is_some())
+            });
+            (if verbatim { 1.0 } else { windows.fold(j.entail, f32::max) }, j.truncated)
+        };
+        let joint_score = (fabricated.is_empty()).then(|| entailment(&s.cites).0);
+        let mut entails = |ids: &[String]| {
+            let (e, cut) = entailment(ids);
+            truncated |= cut;
+            e >= threshold
         };
         let v = citation::judge_sentence(&s.cites, !fabricated.is_empty(), &mut entails);
         let status = if !fabricated.is_empty() {
@@ -493,7 +620,7 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
             cites: s.cites.clone(),
             fabricated,
             entailed: v.entailed,
-            score: joint_score.map(|j| j.entail),
+            score: joint_score,
             irrelevant: v.irrelevant.clone(),
             status: status.into(),
         });

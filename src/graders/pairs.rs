@@ -3,7 +3,11 @@
 //!
 //! A question is (premise text, hypothesis). A premise longer than the window is cut into overlapping
 //! chunks ([`crate::text::chunk_text`]); the answer is the best chunk: the highest P(entailment), with
-//! the highest P(contradiction) over chunks beside it. The support and citation graders ask many of
+//! the highest P(contradiction) over chunks beside it. Every chunk fits the model's window together
+//! with its hypothesis: a hypothesis too long to sit beside a full window gets smaller windows (in
+//! steps of [`WINDOW_STEP`] tokens, so that hypotheses of similar length share one chunking), and a
+//! pair is cut by the model (`truncated`) only when the hypothesis cannot fit beside even
+//! [`MIN_PAIR_WINDOW`] tokens of premise. The support and citation graders ask many of
 //! the same questions (a context cited alone is also a support premise); they are scored once.
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +20,28 @@ use crate::engine::cache::{self, ScoreCache};
 use crate::engine::{CrossEncoder, RunStats};
 use crate::error::{Error, Result};
 use crate::text::{chunk_text, Chunk};
+
+/// The fewest premise tokens a chunk is given beside a long hypothesis; a hypothesis that leaves less
+/// room than this is cut by the model instead (and the pair is flagged `truncated`).
+pub const MIN_PAIR_WINDOW: usize = 32;
+
+/// Windows shrunk for long hypotheses are multiples of this many tokens.
+pub const WINDOW_STEP: usize = 16;
+
+/// Special tokens a cross-encoder adds around a pair (`[CLS] a [SEP] b [SEP]`; RoBERTa's `<s> a </s></s>
+/// b </s>` has four).
+const PAIR_SPECIAL_TOKENS: usize = 4;
+
+/// The premise window for a hypothesis of `hypothesis_tokens` tokens: the configured `window`, or
+/// less where the hypothesis would not fit beside it in `max_tokens`, never under [`MIN_PAIR_WINDOW`].
+pub fn window_for(window: usize, max_tokens: usize, hypothesis_tokens: usize) -> usize {
+    let room = max_tokens.saturating_sub(PAIR_SPECIAL_TOKENS + hypothesis_tokens);
+    if room >= window {
+        window
+    } else {
+        (room / WINDOW_STEP * WINDOW_STEP).max(MIN_PAIR_WINDOW).min(window)
+    }
+}
 
 /// The model's answer for one (chunk, hypothesis) pair.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,7 +78,10 @@ pub struct PairScheduler<'m> {
     contradict_ix: Option<usize>,
     window: usize,
     overlap: usize,
-    chunks: HashMap<Arc<str>, Arc<Vec<Chunk>>>,
+    /// Chunks of each premise, by premise and window.
+    chunks: HashMap<Arc<str>, HashMap<usize, Arc<Vec<Chunk>>>>,
+    /// The premise window of each hypothesis asked so far.
+    windows: HashMap<Arc<str>, usize>,
     scores: HashMap<(Arc<str>, Arc<str>), PairScore>,
     pending: Vec<(Arc<str>, Arc<str>)>,
     pending_set: HashSet<(Arc<str>, Arc<str>)>,
@@ -79,6 +108,7 @@ impl<'m> PairScheduler<'m> {
             window,
             overlap,
             chunks: HashMap::new(),
+            windows: HashMap::new(),
             scores: HashMap::new(),
             pending: Vec::new(),
             pending_set: HashSet::new(),
@@ -98,6 +128,7 @@ impl<'m> PairScheduler<'m> {
         }
         self.scores = HashMap::new();
         self.chunks = HashMap::new();
+        self.windows = HashMap::new();
         true
     }
 
@@ -116,8 +147,12 @@ impl<'m> PairScheduler<'m> {
     /// Whether `hypothesis` fits beside a full premise chunk without cutting the pair.
     pub fn fits_beside_chunk(&self, hypothesis: &str) -> bool {
         let tokenizer = self.model.tokenizer();
-        // [CLS] chunk [SEP] hypothesis [SEP]: three special tokens at most.
-        tokenizer.count_tokens(hypothesis).is_ok_and(|n| n + self.window + 3 <= tokenizer.max_tokens())
+        tokenizer.count_tokens(hypothesis).is_ok_and(|n| n + self.window + PAIR_SPECIAL_TOKENS <= tokenizer.max_tokens())
+    }
+
+    /// The premise window for a hypothesis that fits beside a full one, in tokens.
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     /// Whether the model tells contradiction apart.
@@ -125,34 +160,45 @@ impl<'m> PairScheduler<'m> {
         self.contradict_ix.is_some()
     }
 
-    /// The chunks of a premise (computed on first use).
-    pub fn chunks_of(&self, premise: &str) -> Option<Arc<Vec<Chunk>>> {
-        self.chunks.get(premise).cloned()
+    /// The chunks a premise was cut into for `hypothesis` (once both were asked).
+    pub fn chunks_of(&self, premise: &str, hypothesis: &str) -> Option<Arc<Vec<Chunk>>> {
+        let window = *self.windows.get(hypothesis)?;
+        self.chunks.get(premise)?.get(&window).cloned()
     }
 
-    /// Queues questions. Premises are chunked (in parallel, once each) and the chunk pairs not yet
-    /// scored are queued for [`PairScheduler::run`].
+    /// Queues questions. Each hypothesis gets its premise window, premises are chunked for it (in
+    /// parallel, once each per window) and the chunk pairs not yet scored are queued for
+    /// [`PairScheduler::run`].
     pub fn ask(&mut self, questions: &[(String, String)]) -> Result<()> {
-        let new_premises: Vec<&str> = {
+        let tokenizer = self.model.tokenizer();
+        let (window, overlap, max_tokens) = (self.window, self.overlap, tokenizer.max_tokens());
+        let new_hypotheses: Vec<&str> = {
+            let mut seen = HashSet::new();
+            questions.iter().map(|(_, h)| h.as_str()).filter(|h| !self.windows.contains_key(*h) && seen.insert(*h)).collect()
+        };
+        let sized: Vec<(Arc<str>, usize)> = new_hypotheses
+            .par_iter()
+            .map(|h| Ok((Arc::from(*h), window_for(window, max_tokens, tokenizer.count_tokens(h)?))))
+            .collect::<Result<_>>()?;
+        self.windows.extend(sized);
+        let new_premises: Vec<(&str, usize)> = {
             let mut seen = HashSet::new();
             questions
                 .iter()
-                .map(|(p, _)| p.as_str())
-                .filter(|p| !self.chunks.contains_key(*p) && seen.insert(*p))
+                .map(|(p, h)| (p.as_str(), self.windows[h.as_str()]))
+                .filter(|&(p, w)| !self.chunks.get(p).is_some_and(|c| c.contains_key(&w)) && seen.insert((p, w)))
                 .collect()
         };
-        let tokenizer = self.model.tokenizer();
-        let (window, overlap) = (self.window, self.overlap);
-        let cut: Vec<(Arc<str>, Arc<Vec<Chunk>>)> = new_premises
+        let cut: Vec<(&str, usize, Arc<Vec<Chunk>>)> = new_premises
             .par_iter()
-            .map(|p| {
-                let chunks = chunk_text(p, window, overlap, &|t| tokenizer.token_offsets(t))?;
-                Ok((Arc::from(*p), Arc::new(chunks)))
-            })
+            .map(|&(p, w)| Ok((p, w, Arc::new(chunk_text(p, w, overlap, &|t| tokenizer.token_offsets(t))?))))
             .collect::<Result<_>>()?;
-        self.chunks.extend(cut);
+        for (p, w, chunks) in cut {
+            self.chunks.entry(Arc::from(p)).or_default().insert(w, chunks);
+        }
         for (premise, hypothesis) in questions {
-            let chunks = self.chunks[premise.as_str()].clone();
+            let w = self.windows[hypothesis.as_str()];
+            let chunks = self.chunks[premise.as_str()][&w].clone();
             let hyp: Arc<str> = Arc::from(hypothesis.as_str());
             for c in chunks.iter() {
                 let key = (Arc::from(&premise[c.span.clone()]), hyp.clone());
@@ -232,7 +278,7 @@ impl<'m> PairScheduler<'m> {
             contradict_vs_entail: 0.5,
             truncated: false,
         };
-        let Some(chunks) = self.chunks.get(premise) else { return j };
+        let Some(chunks) = self.chunks_of(premise, hypothesis) else { return j };
         let mut best_entail = -1.0f32;
         for c in chunks.iter() {
             let key: (Arc<str>, Arc<str>) = (Arc::from(&premise[c.span.clone()]), Arc::from(hypothesis));
@@ -271,4 +317,55 @@ fn decode(b: &[u8]) -> Option<PairScore> {
     }
     let f = |i: usize| f32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
     Some(PairScore { entail: f(0), contradict: f(4), truncated: b[8] == 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::TextTokenizer;
+
+    #[test]
+    fn long_hypotheses_get_smaller_windows() {
+        assert_eq!(window_for(192, 256, 20), 192, "a short claim fits beside the full window");
+        assert_eq!(window_for(192, 256, 60), 192);
+        assert_eq!(window_for(192, 256, 61), 176, "one token more: the next step down");
+        assert_eq!(window_for(192, 256, 200), 48);
+        assert_eq!(window_for(192, 256, 240), MIN_PAIR_WINDOW, "no room: the smallest window, cut by the model");
+    }
+
+    /// With the shipped tokenizer: every chunk of a long passage fits beside its hypothesis as the
+    /// model reads the pair (nothing truncated), whatever the hypothesis' length, until the
+    /// hypothesis leaves less than the smallest window.
+    #[test]
+    fn every_pair_fits_the_model_window() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm/tokenizer.json");
+        let tok = TextTokenizer::from_file(&path, 256).unwrap();
+        let mut passage = String::new();
+        for i in 0..121 {
+            passage.push_str(&format!(
+                "Section {i}: employees of Kaspersky-Ørsted GmbH (founded 1987) may claim €{i},250.50 in travel costs, e.g. \
+                 for trains — \"within {i} working days\". "
+            ));
+            if i % 17 == 0 {
+                passage.push_str(&"unbrokenwordwithoutanyspaces".repeat(30));
+                passage.push('\n');
+            }
+        }
+        for words in [1usize, 10, 40, 80, 150, 260] {
+            let hypothesis = (0..words).map(|i| format!("claim{i}")).collect::<Vec<_>>().join(" ");
+            let n = tok.count_tokens(&hypothesis).unwrap();
+            let w = window_for(192, 256, n);
+            let chunks = chunk_text(&passage, w, 32, &|t| tok.token_offsets(t)).unwrap();
+            assert!(chunks.len() > 20);
+            let pairs: Vec<(&str, &str)> = chunks.iter().map(|c| (&passage[c.span.clone()], hypothesis.as_str())).collect();
+            let enc = tok.encode_pairs(&pairs).unwrap();
+            let fits = n + MIN_PAIR_WINDOW + PAIR_SPECIAL_TOKENS <= 256;
+            for (e, c) in enc.iter().zip(&chunks) {
+                assert!(c.tokens <= w);
+                assert_eq!(e.truncated, !fits, "hypothesis of {n} tokens, window {w}, chunk of {} tokens", c.tokens);
+            }
+            // The passage's last words are in the last chunk.
+            assert!(passage[chunks.last().unwrap().span.clone()].ends_with("within 120 working days\"."));
+        }
+    }
 }

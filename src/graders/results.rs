@@ -20,6 +20,10 @@ pub enum Failure {
     /// whole_output`): the unsupported part is outside the claims (a question's presupposition,
     /// "Have you seen him in The Hunger Games?") or in how they combine.
     UnsupportedOutput,
+    /// A number, date, amount or name of a claim that appears in none of the case's contexts, in any
+    /// of the formats they could write it in (`crate::text::specifics`): reported beside the NLI
+    /// verdict, which it does not change.
+    UnsupportedSpecific,
     /// A claim sentence that cites nothing, in an output that cites.
     MissingCitation,
     /// Cited passages that do not entail the sentence, or a citation that adds nothing.
@@ -28,10 +32,14 @@ pub enum Failure {
     FabricatedCitation,
     /// The output disagrees with the re-samples.
     InconsistentSamples,
-    /// The output and the reference do not imply each other.
+    /// The output does not give the reference's answer: the reference check scored below its pass
+    /// mark.
     ReferenceMismatch,
     /// Nothing to grade.
     EmptyOutput,
+    /// An output that claims nothing checkable (an abstention such as "I don't know", a bare "yes"
+    /// with no question to carry it, punctuation or emoji): never supported.
+    NoClaim,
     /// An input was cut to fit the model's window.
     TruncatedInput,
     /// A rubric metric (judge) scored below its pass mark.
@@ -43,16 +51,18 @@ pub enum Failure {
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 12] = [
+    pub const ALL: [Failure; 14] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
         Failure::UnsupportedOutput,
+        Failure::UnsupportedSpecific,
         Failure::MissingCitation,
         Failure::WrongCitation,
         Failure::FabricatedCitation,
         Failure::InconsistentSamples,
         Failure::ReferenceMismatch,
         Failure::EmptyOutput,
+        Failure::NoClaim,
         Failure::TruncatedInput,
         Failure::RubricFailed,
         Failure::JudgeInjection,
@@ -64,12 +74,14 @@ impl Failure {
             Failure::UnsupportedClaim => "unsupported_claim",
             Failure::ContradictedClaim => "contradicted_claim",
             Failure::UnsupportedOutput => "unsupported_output",
+            Failure::UnsupportedSpecific => "unsupported_specific",
             Failure::MissingCitation => "missing_citation",
             Failure::WrongCitation => "wrong_citation",
             Failure::FabricatedCitation => "fabricated_citation",
             Failure::InconsistentSamples => "inconsistent_samples",
             Failure::ReferenceMismatch => "reference_mismatch",
             Failure::EmptyOutput => "empty_output",
+            Failure::NoClaim => "no_claim",
             Failure::TruncatedInput => "truncated_input",
             Failure::RubricFailed => "rubric_failed",
             Failure::JudgeInjection => "judge_injection",
@@ -135,6 +147,48 @@ pub struct ClaimResult {
     /// short to split, or nothing usable came back). Absent with the default sentence claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<ClaimFrom>,
+    /// The form the NLI model read, where it differs from `text`: a bare answer with the case's
+    /// question, or a claim without its leading "Yes,"/"No,". Absent when the claim was read as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graded: Option<GradedAs>,
+    /// Numbers, dates, amounts and names of the claim that appear in none of the contexts
+    /// (`unsupported_specific`); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub specifics: Vec<SpecificFound>,
+    /// Whether the claim repeats a sentence of its evidence context word for word (then it is
+    /// supported with score 1, and the evidence is that sentence).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verbatim: bool,
+}
+
+/// A specific of a claim that no context contains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecificFound {
+    /// The specific as the claim writes it ("60 days", "$1,300", "20th March 1879").
+    pub text: String,
+    /// `number`, `amount`, `percent`, `date` or `name`.
+    pub kind: crate::text::specifics::SpecificKind,
+    /// Character range in the claim's `text`.
+    pub span: [usize; 2],
+}
+
+/// The form a claim was graded in, where it differs from the claim as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GradedAs {
+    /// How the hypothesis was made.
+    pub form: ClaimForm,
+    /// The hypothesis the NLI model read.
+    pub text: String,
+}
+
+/// How a claim's hypothesis was made from it (`crate::text::claim_form`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimForm {
+    /// A bare answer ("Los Angeles") read with its question: "Where is it based? Los Angeles".
+    WithQuestion,
+    /// A claim read without its leading answer particle: "Yes, refunds ..." as "refunds ...".
+    ParticleRemoved,
 }
 
 /// Where a checked claim came from.
@@ -172,6 +226,16 @@ pub struct OutputSupport {
     pub label: String,
     /// The best-entailing chunk.
     pub evidence: Option<Evidence>,
+    /// Whether the output holds more than its claims (a question, a fragment): only then does an
+    /// unsupported whole fail a case whose claims pass (`unsupported_output`). Where the output is
+    /// its claims and nothing else, the whole only lifts its claims (results written before this
+    /// field read as `true`).
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub beyond_claims: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One sentence's citations.
@@ -210,19 +274,51 @@ pub struct CitationResult {
     pub sentences: Vec<CitedSentence>,
 }
 
-/// Agreement with the reference.
+/// Agreement with the reference: whether the output gives the reference's answer (see
+/// [`crate::graders::consistency`] for the rule).
+///
+/// Results written before `method` existed carry only `score`, the two entailments, `cosine` and
+/// `passed` (their score was the mutual implication); the newer fields read back as absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceCheck {
-    /// Mutual implication: the smaller of the two entailment probabilities.
+    /// Answer correctness in [0, 1], by `method`.
     pub score: f32,
-    /// P(reference entails output).
+    /// P(reference entails output), the whole texts as the NLI model read them (with `short_answer`,
+    /// a short answer after its question, or without a leading "yes"/"no").
     pub reference_entails_output: f32,
-    /// P(output entails reference).
+    /// P(output entails reference), the same texts the other way.
     pub output_entails_reference: f32,
-    /// Cosine similarity of the sentence embeddings.
+    /// Cosine similarity of the sentence embeddings (reported, not gated).
     pub cosine: Option<f32>,
     /// Whether `score` reaches the pass mark.
     pub passed: bool,
+    /// Which form was graded: `short_answer` or `facts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<ReferenceMethod>,
+    /// SQuAD exact match of output and reference, after SQuAD's normalisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_match: Option<bool>,
+    /// SQuAD token F1 of the output against the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_f1: Option<f32>,
+    /// With `facts`: the fraction of the reference's fact sentences that the output entails
+    /// (P(entailment) >= 0.5, and not contradicted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_facts: Option<f32>,
+    /// The reference's facts (with `short_answer`, the reference itself) that the output contradicts
+    /// (P(contradiction) >= 0.5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contradicted_facts: Vec<String>,
+}
+
+/// How the reference check read the reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceMethod {
+    /// A short reference or output, compared as answers: exact match, token F1 and NLI.
+    ShortAnswer,
+    /// A longer reference, as facts the output must state.
+    Facts,
 }
 
 /// SelfCheckGPT-NLI against the samples.

@@ -109,7 +109,7 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
         let units: Option<Vec<f64>> = match metric {
             "support" => match &r.metrics.support {
                 Some(Outcome::Ran(s)) => {
-                    whole = s.output.as_ref().map(|o| o.score as f64);
+                    whole = s.output.as_ref().filter(|o| o.beyond_claims).map(|o| o.score as f64);
                     Some(s.claims.iter().map(|c| c.score as f64).collect())
                 }
                 _ => None,

@@ -39,6 +39,8 @@ struct Entry {
 /// have been graded by the same models; each violation is an error naming the file, line and id
 /// (`out` may then hold a partial file: write it to a temporary name).
 pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Merged> {
+    // Opened first: a suite that cannot be read (or is a directory) fails before any work.
+    let file = crate::suite::open(suite)?;
     let mut index: HashMap<String, Entry> = HashMap::new();
     let mut models: Option<(BTreeMap<String, String>, String)> = None;
     for (k, shard) in shards.iter().enumerate() {
@@ -81,11 +83,11 @@ pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Me
     }
     let mut files: Vec<std::fs::File> =
         shards.iter().map(|p| std::fs::File::open(p).map_err(|e| Error::io(p, e))).collect::<Result<_>>()?;
-    let file = std::fs::File::open(suite).map_err(|e| Error::io(suite, e))?;
     let (mut invalid_lines, mut cases, mut missing) = (0usize, 0usize, Vec::new());
     let mut summary = SummaryBuilder::new();
     let mut buf = Vec::new();
-    for item in SuiteReader::new(BufReader::new(file)) {
+    let mut reader = SuiteReader::new(BufReader::new(file));
+    for item in reader.by_ref() {
         let id = match item {
             Ok(case) => case.id,
             Err(_) => {
@@ -111,6 +113,7 @@ pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Me
         out.write_all(&buf).and_then(|_| out.write_all(b"\n")).map_err(|err| Error::io(Path::new("merged results"), err))?;
         cases += 1;
     }
+    reader.finish(suite)?;
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
         return Err(Error::Input {

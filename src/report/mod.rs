@@ -10,7 +10,7 @@ pub mod render;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -327,6 +327,12 @@ pub fn read_results(path: &Path) -> Result<Vec<CaseResult>> {
         out.push(r);
     }
     Ok(out)
+}
+
+/// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
+pub fn summary_path(results: &Path) -> PathBuf {
+    let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
+    results.with_file_name(format!("{stem}.summary.json"))
 }
 
 /// The models recorded in results (those of the first line).

@@ -1,10 +1,16 @@
 //! Cutting source passages into windows that fit the NLI model together with a claim.
 //!
-//! Windows are counted in the model's own tokens, not characters. A passage that fits is one chunk.
-//! A longer one is packed sentence by sentence into windows of at most `window` tokens, and each
-//! window starts with the last sentences of the previous one (up to `overlap` tokens), so that no fact
-//! is cut in half at a border. A single sentence longer than a window is cut by tokens, with the same
-//! overlap.
+//! Windows are counted in the model's own tokens, not characters, and every token of the passage
+//! lands in some window, in order: a 100-page context becomes many chunks, never one that the model
+//! would cut. A passage that fits is one chunk. A longer one is cut at sentence borders: each window
+//! takes as many whole sentences as fit in `window` tokens, and the next starts with the last
+//! sentences of the previous one (those that fit in `overlap` tokens), so that no fact is cut in half
+//! at a border. A sentence longer than a window is cut between words (between tokens where a word is
+//! itself longer than the window), with `overlap` tokens shared by consecutive pieces.
+//!
+//! The borders are computed on the token offsets of the whole passage, so the sentence splitter only
+//! proposes cut points: text it does not call a sentence (a run of punctuation, an emoji line) still
+//! belongs to a chunk.
 
 use std::ops::Range;
 
@@ -19,68 +25,84 @@ pub struct Chunk {
     pub tokens: usize,
 }
 
-/// Cuts `text` into chunks of at most `window` tokens overlapping by up to `overlap` tokens.
-/// `offsets` gives the byte offsets of the tokens of a text (the model's tokenizer).
+/// The smallest window [`chunk_text`] cuts (a smaller request is raised to it).
+pub const MIN_WINDOW: usize = 8;
+
+/// Cuts `text` into chunks of at most `window` tokens overlapping by up to `overlap` tokens (at most
+/// half a window). `offsets` gives the byte offsets of the tokens of a text (the model's tokenizer,
+/// without truncation).
 pub fn chunk_text<E>(
     text: &str,
     window: usize,
     overlap: usize,
     offsets: &dyn Fn(&str) -> Result<Vec<(usize, usize)>, E>,
 ) -> Result<Vec<Chunk>, E> {
-    let window = window.max(8);
+    let window = window.max(MIN_WINDOW);
     let overlap = overlap.min(window / 2);
-    let toks = offsets(text)?;
+    let mut toks = offsets(text)?;
+    // Offsets must be in text order and inside the text for the cuts below; a tokenizer that
+    // reports them otherwise (or a normaliser that maps a token to nothing) is put in order here.
+    toks.retain(|&(s, e)| s <= e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e));
+    toks.sort_unstable();
     // A passage the tokenizer reads as nothing (control characters only) has nothing to check
     // a claim against: no chunk, rather than a chunk of zero tokens that the model would score.
     if toks.is_empty() {
         return Ok(vec![]);
     }
-    if toks.len() <= window {
+    let n = toks.len();
+    if n <= window {
         let span = trimmed(text, 0..text.len());
-        return Ok(if span.is_empty() { vec![] } else { vec![Chunk { span, tokens: toks.len() }] });
+        return Ok(if span.is_empty() { vec![] } else { vec![Chunk { span, tokens: n }] });
     }
-    // Token index range of each sentence: the tokens that start inside it.
+    // Token index of each sentence start: the first token that starts at or after it.
     let starts: Vec<usize> = toks.iter().map(|o| o.0).collect();
-    let mut units: Vec<(Range<usize>, usize)> = Vec::new();
-    for sent in split_sentences(text) {
-        let a = starts.partition_point(|&s| s < sent.start);
-        let b = starts.partition_point(|&s| s < sent.end);
-        if b - a <= window {
-            units.push((sent, b - a));
-        } else {
-            // A run-on sentence: token windows with overlap.
-            let step = window - overlap;
-            let mut t = a;
-            loop {
-                let e = (t + window).min(b);
-                units.push((toks[t].0..toks[e - 1].1, e - t));
-                if e == b {
-                    break;
-                }
-                t += step;
-            }
-        }
-    }
+    let mut borders: Vec<usize> = split_sentences(text).iter().map(|s| starts.partition_point(|&b| b < s.start)).collect();
+    borders.push(n);
+    borders.retain(|&b| b > 0);
+    borders.dedup();
+    // Token i starts a word when text lies between it and the token before it.
+    let word_start = |i: usize| i == 0 || i >= n || toks[i].0 > toks[i - 1].1;
     let mut chunks = Vec::new();
-    let mut i = 0;
-    while i < units.len() {
-        let mut j = i;
-        let mut tokens = 0;
-        while j < units.len() && (j == i || tokens + units[j].1 <= window) {
-            tokens += units[j].1;
-            j += 1;
+    let mut s = 0;
+    // End (token index) of the previous chunk: each chunk ends further on, or it would be redundant.
+    let mut prev_end = 0;
+    loop {
+        let limit = s + window;
+        // The last sentence border that fits, else a cut inside the sentence: between words if one
+        // falls in the second half of the window (and past the previous chunk), else exactly at the
+        // window.
+        let at_border = borders.partition_point(|&b| b <= limit);
+        let e = match borders[..at_border].last() {
+            // A border at or before the previous chunk's end would repeat it: the sentence after
+            // it is longer than what the overlap leaves, so it is cut inside instead.
+            Some(&b) if b > s.max(prev_end) => b,
+            _ => ((s + window / 2).max(prev_end + 1)..=limit).rev().find(|&i| i > s && word_start(i)).unwrap_or(limit),
         }
-        chunks.push(Chunk { span: units[i].0.start..units[j - 1].0.end, tokens });
-        if j >= units.len() {
+        .min(n);
+        // The chunk is read on its own by the model: count its tokens as the model will. A cut inside
+        // a word can read back as more tokens than it held in the passage; then it ends earlier.
+        let mut e = e;
+        let tokens = loop {
+            let count = offsets(&text[toks[s].0..toks[e - 1].1])?.len();
+            if count <= window || e - s <= 1 {
+                break count;
+            }
+            e = (e - (count - window)).max(s + 1);
+        };
+        chunks.push(Chunk { span: toks[s].0..toks[e - 1].1, tokens });
+        prev_end = e;
+        if e >= n {
             break;
         }
-        let mut k = j;
-        let mut ov = 0;
-        while k > i + 1 && ov + units[k - 1].1 <= overlap {
-            ov += units[k - 1].1;
-            k -= 1;
-        }
-        i = k;
+        // The next window starts at the earliest sentence border within `overlap` tokens before the
+        // end; after a cut inside a sentence, `overlap` tokens back (at a word start if one is near).
+        let from = e.saturating_sub(overlap).max(s + 1);
+        let next = if borders.binary_search(&e).is_ok() {
+            borders[borders.partition_point(|&b| b < from)..].first().copied().filter(|&b| b <= e).unwrap_or(e)
+        } else {
+            (from..=e).find(|&i| word_start(i)).unwrap_or(from)
+        };
+        s = next.clamp(s + 1, e);
     }
     Ok(chunks)
 }
@@ -149,5 +171,152 @@ mod tests {
         }
         // Consecutive windows of the run-on sentence overlap.
         assert!(c[1].span.start < c[0].span.end);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+
+    /// A small deterministic generator (xorshift), so the properties run the same every time.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// A word-piece-like tokenizer: words and punctuation apart, and a word longer than four
+    /// characters read as pieces of at most four, so that a chunk cut inside a word reads back
+    /// differently, as with the real tokenizer.
+    fn pieces(text: &str) -> Result<Vec<(usize, usize)>, ()> {
+        let mut out = vec![];
+        let mut word: Option<(usize, usize)> = None; // start, chars so far
+        let flush = |out: &mut Vec<(usize, usize)>, start: usize, end: usize| {
+            let mut s = start;
+            let mut k = 0;
+            for (i, _) in text[start..end].char_indices() {
+                if k == 4 {
+                    out.push((s, start + i));
+                    s = start + i;
+                    k = 0;
+                }
+                k += 1;
+            }
+            out.push((s, end));
+        };
+        for (i, c) in text.char_indices() {
+            if c.is_alphanumeric() {
+                word = Some(word.map_or((i, 1), |(s, n)| (s, n + 1)));
+                continue;
+            }
+            if let Some((s, _)) = word.take() {
+                flush(&mut out, s, i);
+            }
+            if !c.is_whitespace() {
+                out.push((i, i + c.len_utf8()));
+            }
+        }
+        if let Some((s, _)) = word {
+            flush(&mut out, s, text.len());
+        }
+        Ok(out)
+    }
+
+    fn random_text(rng: &mut Rng) -> String {
+        const WORDS: &[&str] = &["the", "refund", "policy", "is", "30", "days", "Dr.", "e.g.", "3.5", "über", "naïve", "日本語", "🙂", "—"];
+        let mut t = String::new();
+        for _ in 0..rng.below(400) {
+            match rng.below(12) {
+                0 => t.push_str(". "),
+                1 => t.push_str("\n\n"),
+                2 => t.push_str("!? "),
+                3 => t.push_str(&"x".repeat(rng.below(120))),
+                4 => t.push_str("- "),
+                _ => {
+                    t.push_str(WORDS[rng.below(WORDS.len())]);
+                    t.push(' ');
+                }
+            }
+        }
+        t
+    }
+
+    /// Every chunk fits the window as the tokenizer reads it alone, chunks go forward, and every
+    /// token of the passage is in some chunk.
+    fn check(text: &str, window: usize, overlap: usize) -> Vec<Chunk> {
+        let chunks = chunk_text(text, window, overlap, &pieces).unwrap();
+        let window = window.max(MIN_WINDOW);
+        let toks = pieces(text).unwrap();
+        let mut last = 0..0;
+        for c in &chunks {
+            assert!(text.is_char_boundary(c.span.start) && text.is_char_boundary(c.span.end) && c.span.end <= text.len());
+            let n = pieces(&text[c.span.clone()]).unwrap().len();
+            assert_eq!(n, c.tokens, "a chunk's token count is what the tokenizer reads");
+            assert!(n <= window, "chunk of {n} tokens over the window {window}: {:?}", &text[c.span.clone()]);
+            assert!(
+                c.span.start >= last.start && c.span.end > last.end,
+                "chunks go forward: {last:?} then {:?} (window {window}, overlap {overlap}): {:?}",
+                c.span,
+                &text[last.start.min(c.span.start)..c.span.end.max(last.end)]
+            );
+            last = c.span.clone();
+        }
+        for (s, e) in toks {
+            assert!(chunks.iter().any(|c| c.span.start <= s && e <= c.span.end), "token {:?} at {s} in no chunk", &text[s..e]);
+        }
+        chunks
+    }
+
+    #[test]
+    fn chunks_fit_cover_and_go_forward_on_random_text() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..400 {
+            let text = random_text(&mut rng);
+            let window = rng.below(70);
+            let overlap = rng.below(50);
+            check(&text, window, overlap);
+        }
+    }
+
+    /// A 100-page passage becomes many chunks, in order, and its last sentence is read.
+    #[test]
+    fn a_long_passage_is_read_to_its_end() {
+        let mut text = String::new();
+        for i in 0..3000 {
+            text.push_str(&format!("Clause {i} of the handbook says that staff may take leave on day {i}. "));
+        }
+        text.push_str("The final clause says that refunds are due within 30 days.");
+        let chunks = check(&text, 192, 32);
+        assert!(chunks.len() > 150, "{} chunks", chunks.len());
+        let last = &text[chunks.last().unwrap().span.clone()];
+        assert!(last.ends_with("refunds are due within 30 days."), "{last}");
+        // Consecutive chunks share whole sentences (the overlap) and cut at sentence borders.
+        for w in chunks.windows(2) {
+            assert!(w[1].span.start < w[0].span.end, "no overlap between {:?} and {:?}", w[0].span, w[1].span);
+            assert!(text[w[1].span.clone()].starts_with("Clause ") || text[w[1].span.clone()].starts_with("The final"));
+        }
+    }
+
+    /// A tokenizer that reports offsets out of order (as overflowing encodings can) still gives
+    /// chunks that cover the passage.
+    #[test]
+    fn offsets_out_of_order_are_put_in_order() {
+        let text = (0..100).map(|i| format!("Sentence number {i} is here.")).collect::<Vec<_>>().join(" ");
+        let shuffled = |t: &str| -> Result<Vec<(usize, usize)>, ()> {
+            let mut o = pieces(t)?;
+            let half = o.len() / 2;
+            o.rotate_left(half);
+            Ok(o)
+        };
+        let chunks = chunk_text(&text, 20, 5, &shuffled).unwrap();
+        assert!(chunks.iter().all(|c| c.tokens <= 20));
+        assert!(chunks.last().unwrap().span.end == text.len());
     }
 }

@@ -3,10 +3,13 @@
 //! Everything here is plain Rust over strings, with byte ranges into the original text; the graders
 //! turn them into character offsets for the results.
 
+pub mod answer;
 pub mod chunks;
+pub mod claim_form;
 pub mod citations;
 pub mod injection;
 pub mod sentences;
+pub mod specifics;
 
 use std::ops::Range;
 

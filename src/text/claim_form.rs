@@ -1,0 +1,204 @@
+//! The form in which a claim is graded: what an NLI model is asked about an answer.
+//!
+//! An NLI model checks a hypothesis against a premise; a bare answer is no hypothesis. "Los Angeles,
+//! California" or "yes" states nothing without the question it answers, and a model asked about it
+//! alone answers about the words, whatever the question was. So:
+//!
+//! - an answer too short to stand on its own ([`is_bare`]: at most [`BARE_WORDS`] words, or a fragment
+//!   the sentence splitter does not call a claim) is graded together with its question, as
+//!   "question answer" ([`with_question`]), where the case has one ([`question_of`]);
+//! - a leading answer particle ("Yes, ...", "No, ...") is read off a claim that stands without it
+//!   ([`strip_particle`]): "Yes, purchases can be refunded within 30 days" is graded as "purchases can
+//!   be refunded within 30 days", which the policy it copies entails word for word;
+//! - an output that claims nothing ([`claims_nothing`]: an abstention such as "I don't know", a bare
+//!   "yes" with no question to carry it, punctuation or emoji) is never graded as supported.
+//!
+//! What was graded is reported beside each claim, so a reader sees the form the model read.
+
+/// Answers of at most this many words are graded with their question.
+pub const BARE_WORDS: usize = 4;
+
+/// A question of more than this many words is not prefixed to an answer (it would crowd the model's
+/// window); the answer is then graded as it stands.
+pub const MAX_QUESTION_WORDS: usize = 64;
+
+/// Answer particles read off the front of a claim, compared lower-case.
+const PARTICLES: &[&str] = &["yes", "no", "yeah", "yep", "nope", "sure", "correct", "indeed", "absolutely", "certainly", "right"];
+
+/// Openings of an output that declines to answer, compared lower-case with straight apostrophes.
+const ABSTENTIONS: &[&str] = &[
+    "i don't know",
+    "i do not know",
+    "i dont know",
+    "i'm not sure",
+    "i am not sure",
+    "i'm unsure",
+    "i cannot answer",
+    "i can't answer",
+    "i can not answer",
+    "i cannot say",
+    "i can't say",
+    "i have no information",
+    "i don't have information",
+    "i do not have information",
+    "i don't have enough information",
+    "i do not have enough information",
+    "i don't have that information",
+    "i'm unable to answer",
+    "i am unable to answer",
+    "no answer",
+    "not sure",
+    "unknown",
+    "n/a",
+    "no comment",
+    "cannot be determined",
+    "it is not possible to determine",
+    "there is not enough information",
+    "there isn't enough information",
+    "the context does not say",
+    "the context doesn't say",
+    "the provided context does not",
+    "the documents do not say",
+];
+
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split_whitespace().filter(|w| w.chars().any(char::is_alphanumeric))
+}
+
+/// Lower-case with curly apostrophes straightened.
+fn folded(text: &str) -> String {
+    text.trim().to_lowercase().replace(['\u{2019}', '\u{2018}'], "'")
+}
+
+/// Whether `answer` is too short to be a claim on its own: at most [`BARE_WORDS`] words, or a
+/// sentence `is_claim` rejected (a fragment).
+pub fn is_bare(answer: &str, is_claim: bool) -> bool {
+    !is_claim || words(answer).count() <= BARE_WORDS
+}
+
+/// Whether `particle` (a whole word, lower-case) is an answer particle.
+fn is_particle(word: &str) -> bool {
+    PARTICLES.contains(&word)
+}
+
+/// The claim without a leading answer particle, when one stands before a comma, full stop, dash or
+/// exclamation mark and a claim of at least three words follows it: "Yes, refunds are accepted." →
+/// "refunds are accepted." `None` when there is no such particle.
+pub fn strip_particle(claim: &str) -> Option<&str> {
+    let t = claim.trim_start();
+    let end = t.find(|c: char| !c.is_alphabetic()).unwrap_or(t.len());
+    if end == 0 || !is_particle(&t[..end].to_lowercase()) {
+        return None;
+    }
+    let rest = &t[end..];
+    let rest = rest.strip_prefix([',', '.', '!', ';', '—', '–', '-'])?.trim_start();
+    (words(rest).count() >= 3).then_some(rest)
+}
+
+/// The question a case's `input` asks, for grading short answers with it: the input itself when it
+/// is one short question, else its last sentence when that is a question; `None` when the input
+/// asks nothing (an instruction) or is too long to prefix.
+pub fn question_of(input: &str) -> Option<&str> {
+    let input = input.trim();
+    if input.is_empty() {
+        return None;
+    }
+    let last = super::sentences::split_sentences(input).last().map_or(input, |r| &input[r.clone()]).trim();
+    let q = if words(input).count() <= MAX_QUESTION_WORDS && looks_like_question(input) { input } else { last };
+    (looks_like_question(q) && words(q).count() <= MAX_QUESTION_WORDS).then_some(q)
+}
+
+/// Whether `text` reads as a question: it ends with a question mark or opens with a question word.
+fn looks_like_question(text: &str) -> bool {
+    const OPENERS: &[&str] = &[
+        "who", "whom", "whose", "what", "which", "when", "where", "why", "how", "is", "are", "was", "were", "do", "does",
+        "did", "can", "could", "will", "would", "should", "shall", "has", "have", "had", "may", "might", "must", "name",
+        "list", "tell",
+    ];
+    let t = text.trim_end();
+    t.ends_with('?') || t.split_whitespace().next().is_some_and(|w| OPENERS.contains(&w.to_lowercase().trim_matches(|c: char| !c.is_alphabetic())))
+}
+
+/// The hypothesis for a bare answer with its question: "question answer", the question closed with a
+/// question mark.
+pub fn with_question(question: &str, answer: &str) -> String {
+    let q = question.trim();
+    let sep = if q.ends_with(['?', '.', '!', ':']) { " " } else { "? " };
+    format!("{q}{sep}{}", answer.trim())
+}
+
+/// Whether an output (citation markers removed) claims nothing checkable: no letter or digit, an
+/// abstention, or only answer particles while no question carries them (`has_question`).
+pub fn claims_nothing(output: &str, has_question: bool) -> bool {
+    let t = folded(output);
+    if !t.chars().any(char::is_alphanumeric) {
+        return true;
+    }
+    let bare: Vec<String> = words(&t).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string()).collect();
+    if !has_question && !bare.is_empty() && bare.iter().all(|w| is_particle(w)) {
+        return true;
+    }
+    // An abstention, alone or with a reason that asserts nothing about the sources
+    // ("I don't know." / "I'm not sure, sorry.").
+    // A one-word abstention ("Unknown.") must be the whole output: "Unknown soldiers fought" claims.
+    ABSTENTIONS.iter().any(|a| {
+        let n = words(a).count();
+        t.starts_with(a) && bare.len() <= if n == 1 { 1 } else { n + 3 }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_answers_and_fragments() {
+        assert!(is_bare("Los Angeles, California", true));
+        assert!(is_bare("SM Entertainment", false));
+        assert!(is_bare("yes", false));
+        assert!(is_bare("The answer is Paris.", true));
+        assert!(!is_bare("Refunds are accepted within 30 days of delivery.", true));
+    }
+
+    #[test]
+    fn particles_come_off_claims_that_stand_without_them() {
+        assert_eq!(
+            strip_particle("Yes, purchases can be refunded within 30 days of delivery."),
+            Some("purchases can be refunded within 30 days of delivery.")
+        );
+        assert_eq!(strip_particle("No. Refunds end after 30 days."), Some("Refunds end after 30 days."));
+        assert_eq!(strip_particle("Yes."), None, "nothing stands behind it");
+        assert_eq!(strip_particle("Yes, it is."), None, "too short to stand alone");
+        assert_eq!(strip_particle("Nobody can get a refund after 30 days."), None, "a word that starts like a particle");
+        assert_eq!(strip_particle("Refunds are accepted."), None);
+    }
+
+    #[test]
+    fn the_question_of_an_input() {
+        assert_eq!(question_of("Where is the company based?"), Some("Where is the company based?"));
+        assert_eq!(question_of("who founded SM Entertainment"), Some("who founded SM Entertainment"));
+        assert_eq!(question_of("Here is my order. Can I get a refund?"), Some("Here is my order. Can I get a refund?"));
+        assert_eq!(question_of("Summarise the article."), None, "an instruction asks nothing");
+        let long = format!("{} Can I return it?", "This is background text. ".repeat(40));
+        assert_eq!(question_of(&long), Some("Can I return it?"), "a long input gives its last question");
+        assert_eq!(question_of(""), None);
+    }
+
+    #[test]
+    fn answers_are_graded_with_their_question() {
+        assert_eq!(with_question("Where is it based?", "Los Angeles."), "Where is it based? Los Angeles.");
+        assert_eq!(with_question("where is it based", "Los Angeles"), "where is it based? Los Angeles");
+    }
+
+    #[test]
+    fn outputs_that_claim_nothing() {
+        for o in ["I don't know.", "I don’t know.", "...", "🙂", "Yes.", "no", "I'm not sure, sorry.", "N/A", " — "] {
+            assert!(claims_nothing(o, false), "{o:?}");
+        }
+        assert!(!claims_nothing("Yes.", true), "a question carries the answer");
+        assert!(claims_nothing("I don't know.", true));
+        for o in ["Paris.", "Refunds are accepted within 30 days.", "I don't know the exact date, but it was in 1879 in Ulm, Germany.", "Unknown soldiers fought there."] {
+            assert!(!claims_nothing(o, false), "{o:?}");
+        }
+    }
+}

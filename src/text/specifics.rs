@@ -1,0 +1,1280 @@
+//! Specifics of a claim that no source contains: numbers, amounts of money, percentages, dates and
+//! proper names.
+//!
+//! A wrong amount, date or invented name is a hallucination an NLI model can miss (the sentence is
+//! "about" the same thing as the source). This module is the cheap, explainable check beside the NLI
+//! verdict (`unsupported_specific`): it lists the specifics of a claim and keeps those that occur in
+//! none of the contexts once formats are normalised. It needs no model.
+//!
+//! **Approach.** A hand-written tokeniser splits a text into words (`don't`, `U.S`, `German-born`),
+//! numbers with their inner `,` `.` `-` `/` (`1,200`, `.5`, `1879-03-14`, `5-7`), mixed tokens
+//! (`14th`, `5k`, `30-day`, `COVID-19`) and single symbols. One left-to-right pass reads the
+//! specifics, each with one or more normalised keys; the contexts go through the same pass once per
+//! call (linear in their length) into hash sets, plus a sorted set of their lower-cased words.
+//!
+//! **Normalisation.**
+//! - Numbers: digits with `,` or a single space as thousands separator (`1,200` = `1 200` = `1200`),
+//!   decimals (`.5` = `0.5`, `3.0` = `3`), European forms (`9,99` is 9.99, or 9 and 99; `1.200` is
+//!   1.2 or 1200), versions (`3.12.0` stands for 3.12), scale words and suffixes (`1.5 million`, `5k`, `2bn`;
+//!   `5m` is both 5 and 5 000 000), number words (`thirty`, `twenty-five`, `a hundred`,
+//!   `one hundred and five`, `two dozen`). Values compare in millionths. In a claim a lone "one" or
+//!   "zero" and ordinal words ("first") are not specifics; in a context ordinal words and "half" count
+//!   as numbers, so `1st` and `0.5` find them. A unit after a number (`30 days`, `7 business days`)
+//!   joins its span but not its key. A number is supported by the same value anywhere in a context.
+//! - Amounts: a currency symbol or code before (`$`, `€`, `US$`, `USD 1,200`) or a symbol, code or
+//!   word after (`1200 dollars`, `1,200 USD`, `50 euros`). Supported by the same value in the same
+//!   currency family (dollar, euro, pound, yen, rupee, franc, yuan), or by the bare number.
+//! - Percentages: `25%` = `25 percent` = `25 per cent` = `25 pct`; supported by the same percentage or
+//!   bare number.
+//! - Dates: `14 March 1879`, `14th of March, 1879`, `March 14th, 1879`, `Mar. 14 1879`, `1879-03-14`,
+//!   `14/03/1879` (day-first and month-first both tried), `March 1879`, `March 14`, bare years
+//!   1000–2100 and decades (`1990s`). A full date needs the same day, month and year in a context (or
+//!   the same day and month without a year plus that year somewhere); month and day without a year
+//!   compare month and day; a bare year is supported by that year anywhere, also inside a date. Lone
+//!   month names are not specifics.
+//! - Names: a capitalised word (`Einstein`, `SM`, `GPT-4`) or a run of them joined by single spaces
+//!   or name connectors (`University of California`, `Ludwig van Beethoven`). Function words,
+//!   pronouns, months and weekdays are never names and break a run; a single capitalised word
+//!   starting a sentence (after `.`, `!`, `?`, `:`, `;`, a line break or an opening quote) is
+//!   skipped, as are all names of a sentence written in title case. A name is supported when each of
+//!   its words occurs in a context, case-insensitively, as a whole word or part of a hyphenated word,
+//!   in any order (so "Albert Einstein" is supported by "Einstein, born Albert ..."). A possessive
+//!   `'s` is dropped. An alphabetic word of 4+ letters is also supported by a context word sharing its
+//!   first max(4, len − 2) letters (Germany ~ German, Italy ~ Italian, Japan ~ Japanese), and by a
+//!   few irregular demonyms (France ~ French, Spain ~ Spanish); a word with digits (`COVID-19`,
+//!   `GPT-4`, `B2B`) must match exactly, and its digits are never a separate number.
+//! - Citation markers (`[1]`, `[1, 2]`, `[1-3]`) and list numbers at a line start (`1.`, `2)`) are
+//!   not specifics.
+//!
+//! It prefers missing a specific to a false alarm: a number is matched by value whatever its unit
+//! or role in the context, and name matching is loose.
+
+use std::collections::{BTreeSet, HashSet};
+use std::ops::{Bound, Range};
+
+/// What kind of specific a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpecificKind {
+    /// A number or quantity (`60`, `thirty days`, `1.5 million`).
+    Number,
+    /// An amount of money (`$1,200`, `50 euros`).
+    Amount,
+    /// A percentage (`25%`, `25 per cent`).
+    Percent,
+    /// A date, month and year, or year (`14 March 1879`, `March 14`, `1879`).
+    Date,
+    /// A proper name (`Los Angeles`, `Einstein`, `GPT-4`).
+    Name,
+}
+
+/// A specific of a claim that no context contains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Specific {
+    /// The specific as written in the claim.
+    pub text: String,
+    /// Byte range of the specific in the claim (on character boundaries).
+    pub span: Range<usize>,
+    /// What kind of specific it is.
+    pub kind: SpecificKind,
+}
+
+/// Specifics of `claim` found in none of `contexts` (in claim order).
+pub fn unsupported_specifics(claim: &str, contexts: &[&str]) -> Vec<Specific> {
+    Sources::new(contexts).unsupported(claim)
+}
+
+/// What a case's contexts contain, indexed once for all of its claims.
+pub struct Sources {
+    index: Index,
+}
+
+impl Sources {
+    /// Indexes `contexts` (linear in their length).
+    pub fn new(contexts: &[&str]) -> Self {
+        let mut index = Index::default();
+        for context in contexts {
+            index.add(context);
+        }
+        Sources { index }
+    }
+
+    /// Specifics of `claim` found in none of the contexts (in claim order).
+    pub fn unsupported(&self, claim: &str) -> Vec<Specific> {
+        scan(claim, true).into_iter().filter(|f| !f.keys.iter().any(|k| self.index.supports(k))).map(|f| f.specific(claim)).collect()
+    }
+}
+
+/// Every specific of a text (for tests and reuse), in text order.
+pub fn extract(text: &str) -> Vec<Specific> {
+    scan(text, true).into_iter().map(|f| f.specific(text)).collect()
+}
+
+/// A value in millionths, so that `3`, `3.0` and `3.000` are the same key.
+type Val = i128;
+
+fn val(x: f64) -> Option<Val> {
+    x.is_finite().then(|| (x * 1e6).round() as Val)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Ymd {
+    y: Option<i32>,
+    m: Option<u8>,
+    d: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    Num(Val),
+    Amount(Val, &'static str),
+    Percent(Val),
+    Date(Ymd),
+    Name(Vec<String>),
+}
+
+/// A specific with its normalised keys; it is supported when any key is.
+struct Found {
+    span: Range<usize>,
+    kind: SpecificKind,
+    keys: Vec<Key>,
+}
+
+impl Found {
+    fn specific(self, text: &str) -> Specific {
+        Specific { text: text.get(self.span.clone()).unwrap_or("").to_string(), span: self.span, kind: self.kind }
+    }
+}
+
+const STOP: &[&str] = &[
+    "a", "an", "the", "this", "that", "these", "those", "there", "here", "it", "its", "he", "she", "they", "we", "you",
+    "i", "i'm", "i've", "i'd", "i'll", "me", "him", "her", "his", "hers", "them", "their", "our", "my", "your", "who",
+    "whom", "whose", "which", "what", "when", "where", "why", "how", "and", "or", "but", "nor", "so", "yet", "if",
+    "then", "than", "as", "at", "by", "for", "from", "in", "into", "of", "on", "onto", "to", "with", "within",
+    "without", "about", "above", "after", "before", "below", "between", "during", "over", "under", "since", "until",
+    "upon", "via", "per", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had", "do", "does",
+    "did", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "not", "no", "yes", "all",
+    "any", "some", "many", "most", "more", "much", "each", "every", "both", "either", "neither", "other", "another",
+    "such", "also", "however", "although", "though", "because", "while", "whereas", "therefore", "thus", "hence",
+    "meanwhile", "moreover", "furthermore", "instead", "still", "even", "only", "just", "very", "note", "please",
+    "see", "according", "overall", "today", "yesterday", "tomorrow", "ok", "okay", "mr", "mrs", "ms", "dr", "prof",
+    "st", "important", "warning",
+];
+const CALENDAR: &[&str] = &[
+    "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+];
+const CONNECTORS: &[&str] =
+    &["of", "de", "van", "von", "der", "den", "del", "della", "da", "di", "du", "la", "le", "bin", "al", "y"];
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "ltd", "co", "corp", "vs", "mt", "ft", "gen", "col",
+    "lt", "sgt", "rev", "no", "fig", "approx", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct",
+    "nov", "dec",
+];
+const UNITS: &[&str] = &[
+    "day", "days", "week", "weeks", "month", "months", "year", "years", "hour", "hours", "minute", "minutes", "second",
+    "seconds", "night", "nights", "decade", "decades", "century", "centuries",
+];
+const DEMONYMS: &[(&str, &str)] = &[
+    ("spain", "spanish"),
+    ("france", "french"),
+    ("britain", "british"),
+    ("netherlands", "dutch"),
+    ("holland", "dutch"),
+    ("switzerland", "swiss"),
+    ("wales", "welsh"),
+    ("greece", "greek"),
+    ("poland", "polish"),
+    ("finland", "finnish"),
+    ("ireland", "irish"),
+    ("denmark", "danish"),
+    ("england", "english"),
+    ("scotland", "scottish"),
+    ("thailand", "thai"),
+    ("philippines", "filipino"),
+];
+
+fn small_number(w: &str) -> Option<f64> {
+    const UNITS: [&str; 20] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    ];
+    const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+    if let Some(n) = UNITS.iter().position(|u| *u == w) {
+        return Some(n as f64);
+    }
+    TENS.iter().position(|t| *t == w).map(|n| (n as f64 + 2.0) * 10.0)
+}
+
+fn multiplier(w: &str) -> Option<f64> {
+    Some(match w {
+        "dozen" => 12.0,
+        "hundred" => 100.0,
+        "thousand" => 1e3,
+        "million" | "mn" => 1e6,
+        "billion" | "bn" => 1e9,
+        "trillion" => 1e12,
+        _ => return None,
+    })
+}
+
+/// Ordinal words and "half": numbers in a context, not specifics in a claim.
+fn context_only_number(w: &str) -> Option<f64> {
+    const ORD: [&str; 12] = [
+        "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+        "twelfth",
+    ];
+    if w == "half" {
+        return Some(0.5);
+    }
+    ORD.iter().position(|o| *o == w).map(|n| n as f64 + 1.0)
+}
+
+fn currency_word(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "dollar" | "dollars" | "usd" | "cad" | "aud" | "nzd" | "hkd" | "sgd" => "dollar",
+        "euro" | "euros" | "eur" => "euro",
+        "pound" | "pounds" | "gbp" | "sterling" => "pound",
+        "yen" | "jpy" => "yen",
+        "rupee" | "rupees" | "inr" => "rupee",
+        "franc" | "francs" | "chf" => "franc",
+        "yuan" | "renminbi" | "cny" | "rmb" => "yuan",
+        _ => return None,
+    })
+}
+
+fn currency_symbol(c: char) -> Option<&'static str> {
+    Some(match c {
+        '$' => "dollar",
+        '€' => "euro",
+        '£' => "pound",
+        '¥' => "yen",
+        '₹' => "rupee",
+        _ => return None,
+    })
+}
+
+/// The month of a capitalised month name or abbreviation, and whether it is abbreviated.
+fn month_of(s: &str) -> Option<(u8, bool)> {
+    if !s.starts_with(char::is_uppercase) {
+        return None;
+    }
+    const ABBR: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let l = s.to_lowercase();
+    if l == "sept" {
+        return Some((9, true));
+    }
+    if let Some(n) = ABBR.iter().position(|a| *a == l) {
+        return Some((n as u8 + 1, l != "may"));
+    }
+    CALENDAR.iter().take(11).position(|m| *m == l).map(|n| (if n < 4 { n as u8 + 1 } else { n as u8 + 2 }, false))
+}
+
+/// The values digits with `,` and `.` can stand for: `1,200.5`; `1.200` (1.2, or 1200 with a dot
+/// for thousands); a version `3.12.0` stands for 3.12.
+fn digit_values(s: &str) -> Vec<f64> {
+    let mut vals: Vec<f64> = s.replace(',', "").parse().ok().into_iter().collect();
+    let groups: Vec<&str> = s.split('.').collect();
+    if !s.contains(',') && groups.len() >= 2 && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3) {
+        vals.extend(s.replace('.', "").parse::<f64>().ok());
+    }
+    if vals.is_empty() && groups.len() >= 3 {
+        vals.extend(format!("{}.{}", groups[0], groups[1]).parse::<f64>().ok());
+    }
+    vals
+}
+
+fn valid_ymd(y: Option<u32>, m: u32, d: u32) -> Option<Ymd> {
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| Ymd {
+        y: y.and_then(|y| i32::try_from(y).ok()),
+        m: Some(m as u8),
+        d: Some(d as u8),
+    })
+}
+
+fn strip_possessive(s: &str) -> &str {
+    for suffix in ["'s", "’s", "'S", "’S"] {
+        if let Some(rest) = s.strip_suffix(suffix).filter(|r| !r.is_empty()) {
+            return rest;
+        }
+    }
+    s
+}
+
+/// A word as names compare it: lower-case, without dots or a possessive `'s`.
+fn norm_word(s: &str) -> String {
+    let s = strip_possessive(s);
+    s.chars().filter(|&c| c != '.').map(|c| if c == '’' { '\'' } else { c }).flat_map(char::to_lowercase).collect()
+}
+
+fn is_mark(c: char) -> bool {
+    matches!(c, '\u{300}'..='\u{36f}' | '\u{1ab0}'..='\u{1aff}' | '\u{1dc0}'..='\u{1dff}')
+        || matches!(c, '\u{20d0}'..='\u{20ff}' | '\u{fe20}'..='\u{fe2f}')
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tk {
+    Word,
+    Num,
+    Mixed,
+    Sym(char),
+}
+
+struct Tok {
+    span: Range<usize>,
+    kind: Tk,
+}
+
+fn tokenize(text: &str) -> Vec<Tok> {
+    let cs: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |k: usize| cs.get(k).map(|&(_, c)| c);
+    let pos = |k: usize| cs.get(k).map_or(text.len(), |&(b, _)| b);
+    let mut toks = Vec::new();
+    let mut k = 0;
+    while let Some(c) = at(k) {
+        let decimal = c == '.'
+            && at(k + 1).is_some_and(|n| n.is_ascii_digit())
+            && !(k > 0 && at(k - 1).is_some_and(char::is_alphanumeric));
+        if c.is_whitespace() {
+            k += 1;
+            continue;
+        }
+        if !c.is_alphanumeric() && !decimal {
+            toks.push(Tok { span: pos(k)..pos(k + 1), kind: Tk::Sym(c) });
+            k += 1;
+            continue;
+        }
+        let start = k;
+        let mut seg = usize::from(!decimal); // letters since the last joiner, for `U.S`
+        k += 1;
+        while let Some(c) = at(k) {
+            if c.is_alphanumeric() || is_mark(c) {
+                seg += 1;
+                k += 1;
+                continue;
+            }
+            let (Some(p), Some(n)) = (at(k - 1), at(k + 1)) else { break };
+            let join = match c {
+                '-' | '\u{2011}' => p.is_alphanumeric() && n.is_alphanumeric(),
+                '\'' | '’' => p.is_alphabetic() && n.is_alphabetic(),
+                '.' => {
+                    (p.is_ascii_digit() && n.is_ascii_digit()) || (seg == 1 && p.is_alphabetic() && n.is_alphabetic())
+                }
+                ',' => {
+                    p.is_ascii_digit()
+                        && (1..=3).all(|d| at(k + d).is_some_and(|x| x.is_ascii_digit()))
+                        && !at(k + 4).is_some_and(|x| x.is_ascii_digit())
+                }
+                '/' => p.is_ascii_digit() && n.is_ascii_digit(),
+                _ => false,
+            };
+            if !join {
+                break;
+            }
+            k += 2;
+            seg = 1;
+        }
+        let s = &text[pos(start)..pos(k)];
+        let kind = if s.chars().all(|c| c.is_ascii_digit() || ",./-".contains(c)) {
+            Tk::Num
+        } else if s.chars().any(|c| c.is_ascii_digit()) {
+            Tk::Mixed
+        } else {
+            Tk::Word
+        };
+        toks.push(Tok { span: pos(start)..pos(k), kind });
+    }
+    toks
+}
+
+/// A number read at some token: its candidate values, the token after it, and whether it can be a
+/// day of the month or a year.
+struct NumP {
+    vals: Vec<f64>,
+    end: usize,
+    day: Option<u8>,
+    year: Option<i32>,
+    decade: bool,
+}
+
+impl NumP {
+    fn new(x: f64, end: usize) -> Self {
+        NumP { vals: vec![x], end, day: None, year: None, decade: false }
+    }
+}
+
+fn scan(text: &str, claim: bool) -> Vec<Found> {
+    scan_tokens(text, &tokenize(text), claim)
+}
+
+fn scan_tokens(text: &str, toks: &[Tok], claim: bool) -> Vec<Found> {
+    let mut s = Scan { text, toks, claim, out: Vec::new() };
+    s.run();
+    s.out
+}
+
+struct Scan<'a> {
+    text: &'a str,
+    toks: &'a [Tok],
+    /// Claim mode reads names and is stricter about number words.
+    claim: bool,
+    out: Vec<Found>,
+}
+
+impl<'a> Scan<'a> {
+    fn s(&self, i: usize) -> &'a str {
+        self.toks.get(i).map_or("", |t| &self.text[t.span.clone()])
+    }
+    fn kind(&self, i: usize) -> Option<Tk> {
+        self.toks.get(i).map(|t| t.kind)
+    }
+    /// The whitespace between token `i - 1` and token `i`.
+    fn gap(&self, i: usize) -> &'a str {
+        match (i.checked_sub(1).and_then(|p| self.toks.get(p)), self.toks.get(i)) {
+            (Some(p), Some(t)) => &self.text[p.span.end..t.span.start],
+            _ => "",
+        }
+    }
+    /// Token `i` exists and is on the same line as the token before it.
+    fn joined(&self, i: usize) -> bool {
+        i < self.toks.len() && !self.gap(i).contains('\n')
+    }
+    fn sym(&self, i: usize, c: char) -> bool {
+        self.joined(i) && self.kind(i) == Some(Tk::Sym(c))
+    }
+    fn word_is(&self, i: usize, words: &[&str]) -> bool {
+        self.joined(i) && self.kind(i) == Some(Tk::Word) && words.iter().any(|w| self.s(i).eq_ignore_ascii_case(w))
+    }
+    fn push(&mut self, span: Range<usize>, kind: SpecificKind, keys: Vec<Key>) {
+        if !keys.is_empty() {
+            self.out.push(Found { span, kind, keys });
+        }
+    }
+    fn tok_span(&self, from: usize, to: usize) -> Range<usize> {
+        let start = self.toks.get(from).map_or(0, |t| t.span.start);
+        let end = to.checked_sub(1).and_then(|t| self.toks.get(t)).map_or(start, |t| t.span.end);
+        start..end.max(start)
+    }
+
+    fn run(&mut self) {
+        let (mut i, mut at_start, mut sent, mut title) = (0, true, 0, None);
+        while i < self.toks.len() {
+            if !self.joined(i) {
+                (at_start, sent, title) = (true, i, None);
+            }
+            if let Some(Tk::Sym(c)) = self.kind(i) {
+                if let Some(e) = self.citation(i).or_else(|| self.money(i)) {
+                    at_start &= c == '[';
+                    i = e;
+                    continue;
+                }
+                if ".!?:;…".contains(c) && !self.abbreviation(i) {
+                    (at_start, sent, title) = (true, i + 1, None);
+                }
+                // A quotation starts with a capital like a sentence.
+                let opens = i == 0 || !self.gap(i).is_empty() || matches!(self.kind(i - 1), Some(Tk::Sym(_)));
+                at_start |= matches!(c, '"' | '“' | '‘') && opens && self.gap(i + 1).is_empty();
+                i += 1;
+                continue;
+            }
+            if at_start && (i == 0 || !self.joined(i)) && self.list_marker(i) {
+                i += 2;
+                continue;
+            }
+            let next = if self.kind(i) == Some(Tk::Num) && self.s(i).contains(['-', '/']) {
+                self.compound(i);
+                None
+            } else if let Some(e) = self.money(i) {
+                Some(e)
+            } else if let Some((ymd, e)) = self.month_first(i) {
+                self.push(self.tok_span(i, e), SpecificKind::Date, vec![Key::Date(ymd)]);
+                Some(e)
+            } else if let Some(p) = self.number(i, at_start) {
+                Some(self.finish_number(i, p))
+            } else if self.claim {
+                self.name(i, at_start, sent, &mut title)
+            } else {
+                None
+            };
+            i = next.unwrap_or(i + 1).max(i + 1);
+            at_start = false;
+        }
+    }
+
+    /// A `.` that follows an abbreviation or an initial does not end a sentence.
+    fn abbreviation(&self, i: usize) -> bool {
+        if self.s(i) != "." || i == 0 || !self.gap(i).is_empty() || self.kind(i - 1) != Some(Tk::Word) {
+            return false;
+        }
+        let w = self.s(i - 1);
+        w.chars().count() == 1 || w.contains('.') || ABBREVIATIONS.contains(&w.to_lowercase().as_str())
+    }
+
+    /// `1.` or `2)` opening a line.
+    fn list_marker(&self, i: usize) -> bool {
+        let s = self.s(i);
+        self.kind(i) == Some(Tk::Num)
+            && s.len() <= 2
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && self.gap(i + 1).is_empty()
+            && matches!(self.kind(i + 1), Some(Tk::Sym('.' | ')')))
+            && !self.gap(i + 2).is_empty()
+    }
+
+    /// The token after a citation marker `[1]`, `[1, 2]`, `[1-3]` starting at `i`.
+    fn citation(&self, i: usize) -> Option<usize> {
+        if self.kind(i) != Some(Tk::Sym('[')) {
+            return None;
+        }
+        let mut k = i + 1;
+        while k < self.toks.len().min(i + 16) {
+            match self.kind(k)? {
+                Tk::Sym(']') => return (k > i + 1).then_some(k + 1),
+                Tk::Num | Tk::Sym(',' | ';' | '-' | '–') => k += 1,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// An amount with its currency before the number: `$1,200`, `€50`, `US$5`, `USD 1,200`.
+    fn money(&mut self, i: usize) -> Option<usize> {
+        let mut j = i;
+        let cur = match self.kind(i)? {
+            Tk::Sym(c) => currency_symbol(c)?,
+            Tk::Word => {
+                let s = self.s(i);
+                if matches!(s, "US" | "U.S" | "A" | "C" | "NZ" | "HK" | "S")
+                    && self.kind(i + 1) == Some(Tk::Sym('$'))
+                    && self.gap(i + 1).is_empty()
+                {
+                    j = i + 1;
+                    "dollar"
+                } else if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+                    currency_word(&s.to_ascii_lowercase())?
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+        if !self.joined(j + 1) || !matches!(self.kind(j + 1), Some(Tk::Num | Tk::Mixed)) {
+            return None;
+        }
+        let p = self.number(j + 1, false)?;
+        let mut end = p.end;
+        if let Some((c, e)) = self.currency_after(end) {
+            if c == cur {
+                end = e;
+            }
+        }
+        let keys = p.vals.iter().filter_map(|&x| val(x)).map(|v| Key::Amount(v, cur)).collect();
+        self.push(self.tok_span(i, end), SpecificKind::Amount, keys);
+        Some(end)
+    }
+
+    fn currency_after(&self, j: usize) -> Option<(&'static str, usize)> {
+        if let Some(Tk::Sym(c)) = self.kind(j).filter(|_| self.joined(j)) {
+            return currency_symbol(c).map(|cur| (cur, j + 1));
+        }
+        if self.word_is(j, &["us", "u.s"]) && self.word_is(j + 1, &["dollar", "dollars"]) {
+            return Some(("dollar", j + 2));
+        }
+        if self.joined(j) && self.kind(j) == Some(Tk::Word) {
+            return currency_word(&self.s(j).to_lowercase()).map(|cur| (cur, j + 1));
+        }
+        None
+    }
+
+    /// A number in digits, with a suffix, or in words, starting at token `i`.
+    fn number(&self, i: usize, at_start: bool) -> Option<NumP> {
+        let s = self.s(i);
+        match self.kind(i)? {
+            Tk::Num => {
+                if s.contains(['-', '/']) {
+                    return None;
+                }
+                let mut p = NumP::new(0.0, i + 1);
+                p.vals = digit_values(s);
+                let plain = s.bytes().all(|b| b.is_ascii_digit());
+                let digits = |k: usize, n: Range<usize>| {
+                    let t = self.s(k);
+                    self.kind(k) == Some(Tk::Num) && n.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit())
+                };
+                if plain
+                    && s.len() <= 3
+                    && matches!(self.gap(i + 1), " " | "\u{a0}" | "\u{202f}")
+                    && digits(i + 1, 3..4)
+                {
+                    // `1 200`
+                    p.vals = vec![format!("{s}{}", self.s(i + 1)).parse().ok()?];
+                    p.end += 1;
+                } else if plain
+                    && self.sym(i + 1, ',')
+                    && self.gap(i + 1).is_empty()
+                    && self.gap(i + 2).is_empty()
+                    && digits(i + 2, 1..3)
+                {
+                    // `9,99`: a decimal comma, or a list without spaces
+                    let (a, b) = (s.parse::<f64>().ok()?, self.s(i + 2));
+                    p.vals = vec![format!("{s}.{b}").parse().ok()?, a, b.parse().ok()?];
+                    p.end += 2;
+                } else if plain {
+                    let n: u32 = s.parse().unwrap_or(0);
+                    p.day = (s.len() <= 2 && (1..=31).contains(&n)).then_some(n as u8);
+                    p.year = (s.len() == 4).then_some(n as i32);
+                }
+                if let Some(m) = self.scale(p.end) {
+                    p.vals.iter_mut().for_each(|x| *x *= m);
+                    (p.end, p.day, p.year) = (p.end + 1, None, None);
+                }
+                (!p.vals.is_empty()).then_some(p)
+            }
+            Tk::Mixed => {
+                let digits = s.find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.')).unwrap_or(s.len());
+                let num = s[..digits].trim_end_matches([',', '.']);
+                let x: f64 = num.replace(',', "").parse().ok()?;
+                let int = num.bytes().all(|b| b.is_ascii_digit());
+                let mut p = NumP::new(x, i + 1);
+                match s[num.len()..].to_lowercase().as_str() {
+                    "st" | "nd" | "rd" | "th" if int && (1.0..=31.0).contains(&x) => p.day = Some(x as u8),
+                    "s" if int && num.len() == 4 => (p.decade, p.year) = (true, Some(x as i32)),
+                    "k" => p.vals = vec![x * 1e3],
+                    "m" | "mn" => p.vals = vec![x * 1e6, x],
+                    "b" | "bn" => p.vals = vec![x * 1e9, x],
+                    _ => {}
+                }
+                Some(p)
+            }
+            Tk::Word => self.number_words(i, at_start),
+            Tk::Sym(_) => None,
+        }
+    }
+
+    fn scale(&self, j: usize) -> Option<f64> {
+        if !self.joined(j) || self.kind(j) != Some(Tk::Word) {
+            return None;
+        }
+        multiplier(&self.s(j).to_lowercase()).filter(|&m| m >= 1e3)
+    }
+
+    /// `thirty`, `twenty-five`, `a hundred`, `one hundred and five`, `two dozen`, `thirty-day`.
+    fn number_words(&self, i: usize, at_start: bool) -> Option<NumP> {
+        let first = self.s(i);
+        if self.claim && !at_start && first.starts_with(char::is_uppercase) {
+            return None; // `Seven Network` is a name
+        }
+        let lw = first.to_lowercase();
+        if !self.claim {
+            if let Some(x) = context_only_number(&lw) {
+                return Some(NumP::new(x, i + 1));
+            }
+        }
+        let (mut total, mut cur, mut any, mut j) = (0.0f64, 0.0f64, false, i);
+        let article = matches!(lw.as_str(), "a" | "an")
+            && self.joined(i + 1)
+            && multiplier(&self.s(i + 1).to_lowercase()).is_some();
+        if article {
+            (cur, any, j) = (1.0, true, i + 1);
+        }
+        while j < self.toks.len() && (j == i || self.joined(j)) && self.kind(j) == Some(Tk::Word) {
+            let w = self.s(j).to_lowercase();
+            let next_small = small_number(self.s(j + 1).to_lowercase().split('-').next().unwrap_or("")).is_some();
+            if w == "and" && cur >= 100.0 && cur % 100.0 == 0.0 && self.joined(j + 1) && next_small {
+                j += 1;
+                continue;
+            }
+            let (mut whole, mut used) = (true, false);
+            for part in w.split('-') {
+                if let Some(v) = small_number(part) {
+                    let r = cur % 100.0;
+                    if any && !(r == 0.0 || (r >= 20.0 && r % 10.0 == 0.0 && v < 10.0)) {
+                        whole = false;
+                        break;
+                    }
+                    cur += v;
+                } else if let Some(m) = multiplier(part).filter(|_| any) {
+                    if m < 1e3 {
+                        cur = cur.max(1.0) * m;
+                    } else {
+                        total += cur.max(1.0) * m;
+                        cur = 0.0;
+                    }
+                } else {
+                    whole = false;
+                    break;
+                }
+                (any, used) = (true, true);
+            }
+            if !used {
+                break;
+            }
+            j += 1;
+            if !whole {
+                break;
+            }
+        }
+        let x = total + cur;
+        // A lone "one" or "zero" is rarely a specific ("one of the", "zero-day").
+        if !any || (self.claim && !article && j == i + 1 && x <= 1.0) {
+            return None;
+        }
+        Some(NumP::new(x, j))
+    }
+
+    /// What a number turns out to be, from what follows it; returns the token after the specific.
+    fn finish_number(&mut self, i: usize, p: NumP) -> usize {
+        let j = p.end;
+        let vals: Vec<Val> = p.vals.iter().filter_map(|&x| val(x)).collect();
+        let pct_end = if self.sym(j, '%') || self.word_is(j, &["percent", "pct", "percentage"]) {
+            Some(j + 1)
+        } else if self.word_is(j, &["per"]) && self.word_is(j + 1, &["cent"]) {
+            Some(j + 2)
+        } else {
+            None
+        };
+        if let Some(e) = pct_end {
+            self.push(self.tok_span(i, e), SpecificKind::Percent, vals.into_iter().map(Key::Percent).collect());
+            return e;
+        }
+        if let Some((cur, e)) = self.currency_after(j) {
+            self.push(
+                self.tok_span(i, e),
+                SpecificKind::Amount,
+                vals.into_iter().map(|v| Key::Amount(v, cur)).collect(),
+            );
+            return e;
+        }
+        if let Some(d) = p.day {
+            let k = if self.word_is(j, &["of"]) { j + 1 } else { j };
+            if let Some((m, e)) = self.month_at(k, true) {
+                let (y, e) = self.year_after(e);
+                let ymd = Ymd { y, m: Some(m), d: Some(d) };
+                self.push(self.tok_span(i, e), SpecificKind::Date, vec![Key::Date(ymd)]);
+                return e;
+            }
+        }
+        if let Some(y) = p.year.filter(|y| p.decade || (1000..=2100).contains(y)) {
+            let last = if p.decade { y + 9 } else { y };
+            let keys = (y..=last).map(|y| Key::Date(Ymd { y: Some(y), m: None, d: None })).collect();
+            self.push(self.tok_span(i, j), SpecificKind::Date, keys);
+            return j;
+        }
+        let mut e = j;
+        if self.word_is(e, &["business", "working", "calendar"]) && self.word_is(e + 1, UNITS) {
+            e += 2;
+        } else if self.word_is(e, UNITS) {
+            e += 1;
+        }
+        self.push(self.tok_span(i, e), SpecificKind::Number, vals.into_iter().map(Key::Num).collect());
+        e
+    }
+
+    /// A month name at `k` (and its abbreviation's full stop): the month and the token after.
+    fn month_at(&self, k: usize, need_joined: bool) -> Option<(u8, usize)> {
+        if (need_joined && !self.joined(k)) || self.kind(k) != Some(Tk::Word) {
+            return None;
+        }
+        let (m, abbr) = month_of(self.s(k))?;
+        Some((m, if abbr && self.sym(k + 1, '.') { k + 2 } else { k + 1 }))
+    }
+
+    fn day_at(&self, j: usize) -> Option<u8> {
+        if !self.joined(j) || !matches!(self.kind(j), Some(Tk::Num | Tk::Mixed)) {
+            return None;
+        }
+        let s = self.s(j);
+        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let ok_suffix = matches!(&s[digits..], "" | "st" | "nd" | "rd" | "th");
+        let d: u8 = s[..digits].parse().ok()?;
+        (ok_suffix && digits <= 2 && (1..=31).contains(&d)).then_some(d)
+    }
+
+    /// An optional `, 1879` after a date: the year and the token after it.
+    fn year_after(&self, e: usize) -> (Option<i32>, usize) {
+        let k = if self.sym(e, ',') { e + 1 } else { e };
+        let s = self.s(k);
+        if self.joined(k) && self.kind(k) == Some(Tk::Num) && s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) {
+            return (s.parse().ok(), k + 1);
+        }
+        (None, e)
+    }
+
+    /// `March 14`, `March 14th, 1879`, `Mar. 14 1879`, `March 1879`.
+    fn month_first(&self, i: usize) -> Option<(Ymd, usize)> {
+        let (m, j) = self.month_at(i, false)?;
+        if let Some(d) = self.day_at(j) {
+            let (y, e) = self.year_after(j + 1);
+            return Some((Ymd { y, m: Some(m), d: Some(d) }, e));
+        }
+        let (y, e) = self.year_after(j);
+        y.map(|y| (Ymd { y: Some(y), m: Some(m), d: None }, e))
+    }
+
+    /// Numbers joined by `-` or `/`: an ISO or slashed date, else each part on its own.
+    fn compound(&mut self, i: usize) {
+        let s = self.s(i);
+        let base = self.toks.get(i).map_or(0, |t| t.span.start);
+        let sep = if s.contains('/') { '/' } else { '-' };
+        let mut parts = Vec::new();
+        let mut off = base;
+        for part in s.split(sep) {
+            parts.push((off, part));
+            off += part.len() + 1;
+        }
+        let int =
+            |p: &str| if p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()) { p.parse::<u32>().ok() } else { None };
+        if let [(_, a), (_, b), (_, c)] = parts[..] {
+            if let (Some(x), Some(y), Some(z)) = (int(a), int(b), int(c)) {
+                let dates: Vec<Ymd> = match (sep, a.len(), c.len()) {
+                    ('-' | '/', 4, 1..=2) => valid_ymd(Some(x), y, z).into_iter().collect(),
+                    ('/', 1..=2, 4) => valid_ymd(Some(z), y, x).into_iter().chain(valid_ymd(Some(z), x, y)).collect(),
+                    _ => Vec::new(),
+                };
+                if !dates.is_empty() {
+                    let span = base..base + s.len();
+                    self.push(span, SpecificKind::Date, dates.into_iter().map(Key::Date).collect());
+                    return;
+                }
+            }
+        }
+        for (start, part) in parts {
+            let Some(v) = part.replace(',', "").parse::<f64>().ok().and_then(val) else { continue };
+            let span = start..start + part.len();
+            match int(part).filter(|y| part.len() == 4 && (1000..=2100).contains(y)) {
+                Some(y) => {
+                    let ymd = Ymd { y: i32::try_from(y).ok(), m: None, d: None };
+                    self.push(span, SpecificKind::Date, vec![Key::Date(ymd)]);
+                }
+                None => self.push(span, SpecificKind::Number, vec![Key::Num(v)]),
+            }
+        }
+    }
+
+    fn cap_word(&self, i: usize) -> bool {
+        let s = self.s(i);
+        matches!(self.kind(i), Some(Tk::Word | Tk::Mixed))
+            && s.starts_with(char::is_uppercase)
+            && s.chars().count() >= 2
+    }
+
+    fn stop(&self, i: usize) -> bool {
+        let w = norm_word(self.s(i));
+        STOP.contains(&w.as_str()) || CALENDAR.contains(&w.as_str())
+    }
+
+    /// A run of capitalised words at `i`; returns the token after it (None when `i` is no name).
+    fn name(&mut self, i: usize, at_start: bool, sent: usize, title: &mut Option<bool>) -> Option<usize> {
+        if !self.cap_word(i) {
+            return None;
+        }
+        if self.stop(i) {
+            return Some(i + 1);
+        }
+        let (mut words, mut j) = (vec![i], i + 1);
+        loop {
+            if self.joined(j) && self.cap_word(j) && !self.stop(j) {
+                words.push(j);
+                j += 1;
+            } else if !(at_start && words.len() == 1)
+                && self.joined(j)
+                && CONNECTORS.contains(&self.s(j))
+                && self.joined(j + 1)
+                && self.cap_word(j + 1)
+                && !self.stop(j + 1)
+            {
+                words.push(j + 1);
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        if (at_start && words.len() == 1) || *title.get_or_insert_with(|| self.is_title(sent)) {
+            return Some(j);
+        }
+        let keys = words.iter().map(|&w| norm_word(self.s(w))).filter(|w| !w.is_empty()).collect();
+        let start = self.toks.get(i).map_or(0, |t| t.span.start);
+        let last = self.toks.get(j - 1).map_or(start, |t| t.span.start);
+        let end = last + strip_possessive(self.s(j - 1)).len();
+        self.push(start..end, SpecificKind::Name, vec![Key::Name(keys)]);
+        Some(j)
+    }
+
+    /// A sentence in title case ("Albert Einstein Was Born In Ulm") capitalises function words at
+    /// least as often as it writes long lower-case words.
+    fn is_title(&self, sent: usize) -> bool {
+        let (mut caps_stop, mut lower, mut first) = (0, 0, true);
+        let mut k = sent;
+        while k < self.toks.len() && (k == sent || self.joined(k)) {
+            match self.kind(k) {
+                Some(Tk::Sym(c)) if ".!?:;…".contains(c) && !self.abbreviation(k) => break,
+                Some(Tk::Word) => {
+                    let s = self.s(k);
+                    if s.starts_with(char::is_lowercase) && s.chars().count() >= 4 {
+                        lower += 1;
+                    } else if !first
+                        && s.chars().count() >= 2
+                        && s.starts_with(char::is_uppercase)
+                        && STOP.contains(&norm_word(s).as_str())
+                    {
+                        caps_stop += 1;
+                    }
+                    first = false;
+                }
+                _ => {}
+            }
+            k += 1;
+        }
+        caps_stop >= 1 && lower <= caps_stop
+    }
+}
+
+/// What the contexts of one call contain, normalised like the claim's specifics.
+#[derive(Default)]
+struct Index {
+    /// Every numeric value (numbers, amounts, percentages, days and years).
+    nums: HashSet<Val>,
+    /// Values written as plain numbers (and bare years).
+    bare: HashSet<Val>,
+    amounts: HashSet<(Val, &'static str)>,
+    percents: HashSet<Val>,
+    full: HashSet<(i32, u8, u8)>,
+    month_day: HashSet<(u8, u8)>,
+    month_day_no_year: HashSet<(u8, u8)>,
+    year_month: HashSet<(i32, u8)>,
+    years: HashSet<i32>,
+    /// Lower-cased words (and the parts of hyphenated ones), sorted for prefix look-ups.
+    words: BTreeSet<String>,
+}
+
+impl Index {
+    fn add(&mut self, text: &str) {
+        let toks = tokenize(text);
+        for t in toks.iter().filter(|t| !matches!(t.kind, Tk::Sym(_))) {
+            let w = norm_word(&text[t.span.clone()]);
+            if w.contains('-') {
+                self.words.extend(w.split('-').filter(|p| !p.is_empty()).map(str::to_string));
+            }
+            self.words.insert(w);
+        }
+        for key in scan_tokens(text, &toks, false).into_iter().flat_map(|f| f.keys) {
+            match key {
+                Key::Num(v) => {
+                    self.nums.insert(v);
+                    self.bare.insert(v);
+                }
+                Key::Amount(v, c) => {
+                    self.nums.insert(v);
+                    self.amounts.insert((v, c));
+                }
+                Key::Percent(v) => {
+                    self.nums.insert(v);
+                    self.percents.insert(v);
+                }
+                Key::Date(Ymd { y, m, d }) => {
+                    for n in [y, d.map(i32::from)].into_iter().flatten() {
+                        self.nums.extend(val(f64::from(n)));
+                    }
+                    if let (Some(y), None) = (y, m) {
+                        self.bare.extend(val(f64::from(y)));
+                    }
+                    self.years.extend(y);
+                    if let (Some(m), Some(d)) = (m, d) {
+                        self.month_day.insert((m, d));
+                        match y {
+                            Some(y) => self.full.insert((y, m, d)),
+                            None => self.month_day_no_year.insert((m, d)),
+                        };
+                    }
+                    if let (Some(y), Some(m)) = (y, m) {
+                        self.year_month.insert((y, m));
+                    }
+                }
+                Key::Name(_) => {}
+            }
+        }
+    }
+
+    fn supports(&self, key: &Key) -> bool {
+        match key {
+            Key::Num(v) => self.nums.contains(v),
+            Key::Amount(v, c) => self.amounts.contains(&(*v, *c)) || self.bare.contains(v),
+            Key::Percent(v) => self.percents.contains(v) || self.bare.contains(v),
+            Key::Date(Ymd { y, m, d }) => match (*y, *m, *d) {
+                (Some(y), Some(m), Some(d)) => {
+                    self.full.contains(&(y, m, d))
+                        || (self.month_day_no_year.contains(&(m, d)) && self.years.contains(&y))
+                }
+                (None, Some(m), Some(d)) => self.month_day.contains(&(m, d)),
+                (Some(y), Some(m), None) => self.year_month.contains(&(y, m)),
+                (Some(y), None, None) => {
+                    self.years.contains(&y) || val(f64::from(y)).is_some_and(|v| self.nums.contains(&v))
+                }
+                _ => true,
+            },
+            Key::Name(words) => words.iter().all(|w| self.word_ok(w)),
+        }
+    }
+
+    fn has_prefix(&self, p: &str) -> bool {
+        self.words.range::<str, _>((Bound::Included(p), Bound::Unbounded)).next().is_some_and(|w| w.starts_with(p))
+    }
+
+    /// Whether a (normalised) word of a name occurs in the contexts; see the module docs.
+    fn word_ok(&self, w: &str) -> bool {
+        if self.words.contains(w) {
+            return true;
+        }
+        if w.chars().any(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        if w.contains('-') {
+            return w.split('-').all(|p| !p.is_empty() && self.word_ok(p));
+        }
+        if !w.chars().all(char::is_alphabetic) {
+            return false;
+        }
+        if DEMONYMS
+            .iter()
+            .any(|(a, b)| (w == *a && self.has_prefix(b)) || (w.starts_with(b) && self.words.contains(*a)))
+        {
+            return true;
+        }
+        let n = w.chars().count();
+        let k = n.saturating_sub(2).max(4);
+        n >= 4 && self.has_prefix(&w[..w.char_indices().nth(k).map_or(w.len(), |(b, _)| b)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flagged(claim: &str, context: &str) -> Vec<String> {
+        unsupported_specifics(claim, &[context]).into_iter().map(|s| s.text).collect()
+    }
+
+    fn supported(claim: &str, context: &str) {
+        assert_eq!(flagged(claim, context), Vec::<String>::new(), "{claim:?} vs {context:?}");
+    }
+
+    fn kinds(text: &str) -> Vec<(String, SpecificKind)> {
+        extract(text).into_iter().map(|s| (s.text, s.kind)).collect()
+    }
+
+    #[test]
+    fn the_issue_cases() {
+        supported(
+            "Refunds are accepted within 30 days of delivery.",
+            "Returns: within thirty days of delivery, no questions.",
+        );
+        let s = unsupported_specifics("Refunds are accepted within 60 days.", &["within 30 days"]);
+        assert_eq!((s.len(), s[0].text.as_str(), s[0].kind), (1, "60 days", SpecificKind::Number));
+        supported("The fee is $1,200.", "There is a fee of 1200 dollars.");
+        let s = unsupported_specifics("The fee is $1,200.", &["There is a fee of 1300 dollars."]);
+        assert_eq!((s.len(), s[0].text.as_str(), s[0].kind), (1, "$1,200", SpecificKind::Amount));
+        let ctx = "Albert Einstein (born 14 March 1879) was a German-born theoretical physicist.";
+        supported("Einstein was born in Germany on 14th March 1879.", ctx);
+        let s = unsupported_specifics("Einstein was born in Germany on 20th March 1879.", &[ctx]);
+        assert_eq!((s.len(), s[0].text.as_str(), s[0].kind), (1, "20th March 1879", SpecificKind::Date));
+        let s = unsupported_specifics(
+            "The company is headquartered in Los Angeles, California.",
+            &["Offices in San Diego, California."],
+        );
+        assert_eq!((s.len(), s[0].text.as_str(), s[0].kind), (1, "Los Angeles", SpecificKind::Name));
+    }
+
+    #[test]
+    fn number_words_and_separators() {
+        supported("It took thirty days.", "It took 30 days.");
+        supported("It took 30 days.", "It took thirty days.");
+        supported("It took twenty-five days.", "It took 25 days.");
+        supported("It took 25 days.", "It took twenty five days.");
+        supported("They hired a hundred people.", "They hired 100 people.");
+        supported("They hired 100 people.", "They hired one hundred people.");
+        supported("They hired 105 people.", "They hired one hundred and five people.");
+        supported("They sold 1,200 units.", "They sold 1200 units.");
+        supported("They sold 1 200 units.", "They sold 1,200 units.");
+        supported("They sold 1200 units.", "They sold 1 200 units.");
+        supported("They sold 1.5 million units.", "They sold 1,500,000 units.");
+        supported("They sold 1,500,000 units.", "They sold 1.5 million units.");
+        supported("They sold 5k units.", "They sold 5,000 units.");
+        supported("They sold 24 units.", "They sold two dozen units.");
+        supported("The dose is 0.5 mg.", "The dose is .5 mg.");
+        supported("The dose is .5 mg.", "The dose is 0.5 mg.");
+        supported("The dose is 0.5 mg.", "Take half a tablet.");
+        supported("The score is 3.0 points.", "The score is 3 points.");
+        supported("It has 5,000 seats.", "It has 5000 seats.");
+        supported("It has 1,200 seats.", "Es hat 1.200 Sitze.");
+        supported("It has 2.5 acres.", "Es hat 2,5 Hektar.");
+        supported("Python 3.12 came out.", "Python 3.12.0 came out.");
+        assert_eq!(flagged("They sold 1,300 units.", "They sold 1,200 units."), ["1,300"]);
+        assert_eq!(flagged("It took thirty-one days.", "It took 30 days."), ["thirty-one days"]);
+        assert_eq!(kinds("one of the two shops"), [("two".to_string(), SpecificKind::Number)]);
+    }
+
+    #[test]
+    fn money() {
+        for ctx in ["1200 dollars", "USD 1,200", "1,200 USD", "US$1,200", "$1.2k", "1,200 US dollars"] {
+            supported("The fee is $1,200.", &format!("The fee is {ctx}."));
+        }
+        supported("The fee is $1.2k.", "The fee is $1,200.");
+        supported("It costs €50.", "It costs 50 euros.");
+        supported("It costs 50 euros.", "It costs €50.");
+        supported("It raised $1.5 million.", "It raised $1,500,000.");
+        supported("It costs €9.99 a month.", "Ab 9,99 € pro Monat.");
+        assert_eq!(flagged("The fee is $1,300.", "The fee is $1,200."), ["$1,300"]);
+        assert_eq!(flagged("The fee is $1,200.", "The fee is €1,200."), ["$1,200"]);
+        assert_eq!(kinds("It costs 50 €."), [("50 €".to_string(), SpecificKind::Amount)]);
+    }
+
+    #[test]
+    fn percentages() {
+        for ctx in ["25%", "25 percent", "25 per cent", "25 %"] {
+            supported("Sales rose 25%.", &format!("Sales rose {ctx} last year."));
+        }
+        supported("Sales rose 25 per cent.", "Sales rose 25%.");
+        let s = unsupported_specifics("Sales rose 30%.", &["Sales rose 25%."]);
+        assert_eq!((s[0].text.as_str(), s[0].kind), ("30%", SpecificKind::Percent));
+    }
+
+    #[test]
+    fn dates_in_any_format() {
+        let forms = [
+            "14 March 1879",
+            "March 14, 1879",
+            "14th March 1879",
+            "1879-03-14",
+            "March 14th, 1879",
+            "14th of March, 1879",
+            "Mar. 14, 1879",
+            "14/03/1879",
+        ];
+        for a in forms {
+            assert_eq!(kinds(&format!("It was on {a}.")), [(a.to_string(), SpecificKind::Date)]);
+            for b in forms {
+                supported(&format!("He was born on {a}."), &format!("Born {b} in Ulm."));
+            }
+        }
+        assert_eq!(flagged("He was born on 15 March 1879.", "He was born on 14 March 1879."), ["15 March 1879"]);
+        assert_eq!(flagged("He was born on 14 March 1880.", "He was born on 14 March 1879."), ["14 March 1880"]);
+        supported("He was born in 1879.", "He was born on 14 March 1879.");
+        assert_eq!(flagged("He was born in 1880.", "He was born on 14 March 1879."), ["1880"]);
+        supported("The deadline is March 14.", "The deadline was 14 March 1879.");
+        assert_eq!(flagged("The deadline is March 15.", "The deadline was 14 March 1879."), ["March 15"]);
+        supported("He was born on 14 March 1879.", "On March 14 of that year, 1879, he was born.");
+        supported("It happened in March 1879.", "It happened on 3 March 1879.");
+        supported("It peaked in the 1990s.", "It peaked in 1995.");
+        assert!(kinds("In March the shops close; May be.").is_empty(), "lone months are not specifics");
+    }
+
+    #[test]
+    fn ordinals_raise_no_false_alarm() {
+        supported("She won the 1st prize.", "She won the first prize.");
+        supported("She won first prize.", "She won a prize.");
+        supported("It is the 2nd edition.", "It is the second edition.");
+    }
+
+    #[test]
+    fn names() {
+        supported("He met Albert Einstein in Berlin.", "Einstein, whose first name was Albert, lived in Berlin.");
+        assert_eq!(flagged("He met Albert Einstein in Berlin.", "Einstein lived in Berlin."), ["Albert Einstein"]);
+        supported("This was Einstein's theory.", "Einstein proposed the theory.");
+        assert_eq!(flagged("This was Einstein's theory.", "Bohr proposed it."), ["Einstein"]);
+        supported("She studied at the University of California.", "The University of California has ten campuses.");
+        supported("She joined SM Entertainment in 2005.", "In 2005 she signed with SM Entertainment.");
+        supported("The wine is from France.", "A French wine.");
+        supported("He moved to Italy.", "An Italian painter.");
+        // The first word of a sentence, function words, and words after a colon are not names.
+        assert!(kinds("Refunds are quick. However it rains. Note: Shipping is free.").is_empty());
+        assert_eq!(kinds("In Germany it rains.")[0].0, "Germany");
+        assert_eq!(kinds("Los Angeles is large.")[0].0, "Los Angeles");
+        // A title-case sentence is not read for names.
+        assert!(kinds("Albert Einstein Was Born In Ulm").is_empty());
+        assert!(kinds("The policy says \"Returns are free\" to “Members only”.").is_empty());
+        assert_eq!(kinds("Albert Einstein met Niels Bohr in Copenhagen.").len(), 3);
+    }
+
+    #[test]
+    fn ids_and_citations() {
+        supported("Cases of COVID-19 rose in 2020.", "covid-19 cases rose in 2020.");
+        assert_eq!(flagged("OpenAI released GPT-4 in 2023.", "OpenAI released GPT-3 in 2020."), ["GPT-4", "2023"]);
+        supported("The firm sells B2B software.", "A B2B vendor.");
+        assert!(kinds("It is a B2B firm fighting covid-19 with gpt-4.").iter().all(|(_, k)| *k == SpecificKind::Name));
+        assert_eq!(
+            kinds("Refunds take 30 days [1][2, 3]. Done [4-5]."),
+            [("30 days".to_string(), SpecificKind::Number)]
+        );
+        supported("Refunds take 30 days [7].", "Refunds take 30 days.");
+        assert!(kinds("1. Refunds are fast.\n2) Shipping is free.").is_empty());
+    }
+
+    #[test]
+    fn kinds_of_a_sentence() {
+        let k = kinds("In 2020, revenue grew 25% to $1.2 million, said John Smith on March 3.");
+        let expect = [
+            ("2020", SpecificKind::Date),
+            ("25%", SpecificKind::Percent),
+            ("$1.2 million", SpecificKind::Amount),
+            ("John Smith", SpecificKind::Name),
+            ("March 3", SpecificKind::Date),
+        ];
+        assert_eq!(k, expect.map(|(t, k)| (t.to_string(), k)));
+        assert_eq!(
+            kinds("Delivery takes 5 to 7 business days.").iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["5", "7 business days"]
+        );
+    }
+
+    fn check_spans(text: &str, found: &[Specific]) {
+        for s in found {
+            assert!(s.span.start <= s.span.end && s.span.end <= text.len(), "{text:?} {s:?}");
+            assert!(text.is_char_boundary(s.span.start) && text.is_char_boundary(s.span.end), "{text:?} {s:?}");
+            assert_eq!(&text[s.span.clone()], s.text);
+        }
+    }
+
+    #[test]
+    fn unicode_text() {
+        let text =
+            "The café in Zürich charges €50 for 日本茶 😀 and Zoë’s cake costs $5.50, said Jose\u{301} Nin\u{303}o.";
+        let found = extract(text);
+        check_spans(text, &found);
+        let names: Vec<&str> = found.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(names, ["Zürich", "€50", "Zoë", "$5.50", "Jose\u{301} Nin\u{303}o"]);
+        supported(text, text);
+    }
+
+    #[test]
+    fn never_panics_on_random_text() {
+        const PIECES: &[&str] = &[
+            "a", "Z", "1", "0", "9", "31", "2020", ",", ".", "-", "/", "'", "’", "$", "€", "%", " ", " ", "\n", "[",
+            "]", ":", "é", "e\u{301}", "😀", "👍🏽", "中", "日本", "March", "May", "Einstein", "thirty", "-five",
+            "hundred", "a", "1,200", "14th", "of", "US", "COVID-19", "\u{2011}", "\u{a0}", "\u{202f}", "?", "١٢٣", "Ⅻ",
+            "İ", "ß", "per", "cent", "k", "bn", "s", "th", "and", "The", "\u{200d}", "\u{fe0f}", "¥", "£", ".5",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..3000 {
+            let mut make =
+                || (0..next() % 40).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect::<String>();
+            let (claim, context) = (make(), make());
+            check_spans(&claim, &extract(&claim));
+            check_spans(&claim, &unsupported_specifics(&claim, &[&context, &claim]));
+            assert_eq!(unsupported_specifics(&claim, &[&claim]), [], "{claim:?} is its own source");
+        }
+    }
+
+    #[test]
+    fn long_contexts_are_indexed_once() {
+        let page = "On 3 March 2021 the firm sold 1,200 units for $4.5 million to Acme Corp in Los Angeles. ";
+        let context = page.repeat(20_000); // about 1.8 MB
+        supported("Acme Corp paid $4.5 million on March 3, 2021 in Los Angeles.", &context);
+        assert_eq!(flagged("Acme Corp paid $4.6 million.", &context), ["$4.6 million"]);
+    }
+}

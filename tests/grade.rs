@@ -752,3 +752,42 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     }
     assert_eq!(r["yes-with-question"]["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), false);
 }
+
+/// `--resume` never rewrites a finished line: it cuts only the torn tail after the last newline,
+/// whatever the tail holds (here half of a UTF-8 character, which used to block the resume), and
+/// leaves every byte before it as it was (here a finished line with leading spaces, which a rewrite
+/// would have normalised away).
+#[test]
+fn resume_cuts_only_a_torn_tail_and_never_rewrites_finished_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let lines: Vec<String> = (0..6)
+        .map(|i| {
+            serde_json::json!({"id": format!("café-{i}"), "output": format!("The office opens at {} am.", i + 1),
+                               "contexts": [format!("The office opens at {} am on weekdays.", i + 1)]})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
+    let plain = dir.path().join("plain.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", plain.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let full = std::fs::read_to_string(&plain).unwrap();
+    let done: Vec<&str> = full.lines().collect();
+    assert_eq!(done.len(), 6);
+    // Two finished lines (the first written with leading spaces), then a torn third line cut
+    // inside the "é" of its id.
+    let first = format!("  {}", done[0]);
+    let third = done[2].as_bytes();
+    let cut = done[2].find('é').unwrap() + 1;
+    let mut partial = format!("{first}\n{}\n", done[1]).into_bytes();
+    partial.extend_from_slice(&third[..cut]);
+    assert!(std::str::from_utf8(&partial).is_err(), "the tail is cut inside a character");
+    let resumed = dir.path().join("resumed.jsonl");
+    std::fs::write(&resumed, &partial).unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", resumed.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let after = std::fs::read_to_string(&resumed).unwrap();
+    let expected = format!("{first}\n{}\n", done[1..].join("\n"));
+    assert_eq!(after, expected, "finished lines kept byte for byte, the torn tail replaced by the rest");
+}

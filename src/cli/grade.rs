@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use candor::config::GradeConfig;
 use candor::engine::judge::JudgeModel;
 use candor::engine::{CrossEncoder, DeviceSpec, Embedder};
-use candor::graders::{CaseResult, Grader, MetricSet};
+use candor::graders::{Grader, MetricSet};
 use candor::models::{ModelStore, Role};
 use candor::report::{summary_path, SummaryBuilder};
 use candor::suite::{self, Case, Shard, SuiteProblem, SuiteReader};
@@ -172,13 +172,12 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // are the record; the summary is rewritten from them at the end.
     candor::io::remove_if_present(&summary_file)?;
     if args.resume && args.out.exists() {
-        let results = read_results_lenient(&args.out)?;
-        let mut w = BufWriter::new(File::create(&args.out)?);
-        for r in &results {
-            serde_json::to_writer(&mut w, r)?;
-            w.write_all(b"\n")?;
+        // Finished lines are never rewritten: only a torn tail after the last newline is cut.
+        let (results, len) = candor::report::finished_results(&args.out)?;
+        let torn = candor::report::cut_torn_tail(&args.out, len)?;
+        if torn > 0 {
+            eprintln!("dropped the torn last {torn} byte(s) of {}", args.out.display());
         }
-        w.flush()?;
         eprintln!("resuming: {} case(s) already graded in {}", results.len(), args.out.display());
         for r in &results {
             summary.add(r);
@@ -328,22 +327,4 @@ fn note(bar: &ProgressBar, msg: &str) {
     } else {
         bar.println(msg);
     }
-}
-
-/// Reads a results file, keeping every complete, valid line (a torn last line from a crash is
-/// dropped).
-fn read_results_lenient(path: &Path) -> anyhow::Result<Vec<CaseResult>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<CaseResult>(line) {
-            Ok(r) => out.push(r),
-            Err(e) if i + 1 == text.lines().count() => eprintln!("dropping the torn last line of {}: {e}", path.display()),
-            Err(e) => anyhow::bail!("{} line {}: not a result line: {e}", path.display(), i + 1),
-        }
-    }
-    Ok(out)
 }

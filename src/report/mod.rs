@@ -329,6 +329,43 @@ pub fn read_results(path: &Path) -> Result<Vec<CaseResult>> {
     Ok(out)
 }
 
+/// The finished results of a results file being resumed, and the byte length they end at.
+///
+/// A run writes whole lines, each ending with a newline; a run killed mid-write leaves a torn tail
+/// after the last newline, whatever it holds (part of a line, half of a UTF-8 character). Every
+/// complete line must be a result (anything else is an error: the file is not ours to cut); the torn
+/// tail is not read. [`cut_torn_tail`] then shortens the file to the returned length, so that
+/// resuming never rewrites a finished line (a crash at any instant of a resume loses nothing).
+pub fn finished_results(path: &Path) -> Result<(Vec<CaseResult>, u64)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    for (i, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let line = std::str::from_utf8(line).map_err(|e| Error::Input { location: at(), reason: format!("not UTF-8: {e}") })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: CaseResult = serde_json::from_str(line)
+            .map_err(|e| Error::Input { location: at(), reason: format!("not a result line: {e}") })?;
+        out.push(r);
+    }
+    Ok((out, complete as u64))
+}
+
+/// Shortens a results file to `len` bytes (the end of its last complete line, from
+/// [`finished_results`]), dropping a torn tail; says how many bytes were dropped. The bytes before
+/// `len` are not touched.
+pub fn cut_torn_tail(path: &Path, len: u64) -> Result<u64> {
+    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if size > len {
+        file.set_len(len).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(size.saturating_sub(len))
+}
+
 /// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
 pub fn summary_path(results: &Path) -> PathBuf {
     let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());

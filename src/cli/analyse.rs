@@ -110,6 +110,9 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         if p.exists() && args.config.as_deref() != Some(p.as_path()) {
             cfg = GradeConfig::from_file(p)?;
         }
+        for w in cals.iter().filter(|c| c.group == "overall").filter_map(calibrate::small_sample) {
+            eprintln!("{w}");
+        }
         let changed = calibrate::apply(&cals, &mut cfg);
         let text = format!(
             "# Written by `candor calibrate {}`; thresholds chosen to maximise balanced accuracy.\n{}",

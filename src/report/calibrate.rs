@@ -257,6 +257,24 @@ pub fn calibrate(results: &[CaseResult], cfg: &GradeConfig, by: &[String]) -> Ve
     out
 }
 
+/// Fewer cases than this of either class make a chosen threshold noise: [`small_sample`] warns.
+pub const MIN_CASES_PER_CLASS: usize = 50;
+
+/// The warning for a calibration on too few cases of a class, with the largest standard error a
+/// balanced accuracy has on them (`0.5 * sqrt(0.25/positives + 0.25/negatives)`); `None` when each
+/// class has at least [`MIN_CASES_PER_CLASS`] cases.
+pub fn small_sample(c: &Calibration) -> Option<String> {
+    let (pos, neg) = (c.positives, c.cases - c.positives);
+    if pos >= MIN_CASES_PER_CLASS && neg >= MIN_CASES_PER_CLASS {
+        return None;
+    }
+    let se = if pos == 0 || neg == 0 { f64::INFINITY } else { 0.5 * (0.25 / pos as f64 + 0.25 / neg as f64).sqrt() };
+    Some(format!(
+        "warning: {} [{}] rests on {pos} positive and {neg} negative case(s); a balanced accuracy on so few has a standard error up to {se:.3}, so a threshold chosen here is noise within that (label at least {MIN_CASES_PER_CLASS} of each)",
+        c.metric, c.group
+    ))
+}
+
 /// A plain-text report.
 pub fn table(cals: &[Calibration]) -> String {
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
@@ -279,6 +297,9 @@ pub fn table(cals: &[Calibration]) -> String {
             f(c.best_balanced_accuracy),
             f(c.ece)
         );
+        if let Some(w) = small_sample(c) {
+            let _ = writeln!(s, "  {w}");
+        }
         let _ = writeln!(s, "  {:>11} {:>6} {:>10} {:>9}", "probability", "cases", "mean prob", "observed");
         for b in &c.reliability {
             let _ = writeln!(s, "  {:>4.1}-{:<6.1} {:>6} {:>10.3} {:>9.3}", b.from, b.to, b.cases, b.confidence, b.observed);
@@ -311,6 +332,28 @@ mod tests {
 
     fn item(u: f64, label: bool) -> Item {
         Item { units: vec![u], whole: None, probability: u, label }
+    }
+
+    #[test]
+    fn calibration_on_few_cases_warns() {
+        let cfg = GradeConfig::default();
+        let few: Vec<CaseResult> = (0..20)
+            .map(|i| {
+                let line = format!(
+                    r#"{{"id": "c{i}", "metrics": {{"support": {{"score": {s}, "passed": true, "claims": [{{"text": "x", "span": [0, 1], "score": {s}, "contradiction": 0.0, "label": "supported", "evidence": null}}]}}}}, "failures": [], "passed": true, "model": {{}}, "label": {{"supported": {l}}}}}"#,
+                    s = if i % 2 == 0 { 0.9 } else { 0.1 },
+                    l = i % 2 == 0
+                );
+                serde_json::from_str(&line).unwrap()
+            })
+            .collect();
+        let cals = calibrate(&few, &cfg, &[]);
+        let support = cals.iter().find(|c| c.metric == "support").unwrap();
+        let w = small_sample(support).expect("10 cases a class is too few");
+        assert!(w.contains("10 positive and 10 negative") && w.contains("0.112"), "{w}");
+        assert!(table(&cals).contains("warning: support [overall]"));
+        let many = Calibration { cases: 120, positives: 60, ..support.clone() };
+        assert_eq!(small_sample(&many), None);
     }
 
     #[test]

@@ -281,7 +281,7 @@ pub(super) fn grade(
     });
     let samples: Vec<&str> = case.samples.iter().map(String::as_str).filter(|s| !s.trim().is_empty()).collect();
     let samples_check = (!samples.is_empty()).then(|| {
-        let units = selfcheck_units(p.claims().map(|s| s.text.as_str()), output);
+        let units = p.selfcheck_units();
         let sentences: Vec<SentenceInconsistency> = units
             .iter()
             .map(|h| {

@@ -188,6 +188,12 @@ impl<'c> Prepared<'c> {
             .collect()
     }
 
+    /// What SelfCheckGPT checks against each sample: the claim sentences, each without a leading
+    /// answer particle as support reads it, or the whole output when it has none.
+    fn selfcheck_units(&self) -> Vec<&str> {
+        consistency::selfcheck_units(self.claims().map(|s| claim_form::strip_particle(&s.text).unwrap_or(&s.text)), &self.clean_output)
+    }
+
     fn claims(&self) -> impl Iterator<Item = &Sentence> {
         self.claim_ix.iter().map(|&i| &self.sentences[i])
     }
@@ -449,7 +455,7 @@ impl<'m> Grader<'m> {
                 q.extend(plan.questions());
             }
             for sample in case.samples.iter().filter(|s| !s.trim().is_empty()) {
-                for h in consistency::selfcheck_units(p.claims().map(|s| s.text.as_str()), &p.clean_output) {
+                for h in p.selfcheck_units() {
                     q.push((sample.clone(), h.to_string()));
                 }
             }

@@ -106,6 +106,109 @@ fn gate_input_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Writes `text` as a policy in `dir` and runs `candor gate RESULTS --policy it [extra...]`.
+fn gate_with(dir: &Path, name: &str, policy_text: &str, results: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let policy = dir.join(name);
+    std::fs::write(&policy, policy_text).unwrap();
+    let mut args = vec!["gate", results.to_str().unwrap(), "--policy", policy.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = candor(&args);
+    (o.status.code(), text(&o))
+}
+
+/// Fail closed: what the gate cannot see (a metric that never ran, a misspelt segment, a group below
+/// min_cases, a failure class whose metric never ran, a baseline of another suite) fails the gate with
+/// the reason, unless the policy allows it; an empty policy is an error. Each of these passed before.
+#[test]
+fn gate_fails_closed_on_what_it_cannot_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two cases, support only, both in risk=low; `a` passes and `b` fails.
+    let (_, new) = hand_results(d);
+    let cases = [
+        ("citation.toml", "[rules]\n\"citation.mean\" = \">= 0.5\"\n", "FAIL  [overall] citation.mean >= 0.5: cannot be evaluated: metric `citation` ran on none of the 2 case(s)"),
+        ("segment.toml", "[segments.\"risk=hgih\"]\nrules = { \"support.pass_rate\" = \">= 0.5\" }\n", "FAIL  [risk=hgih] support.pass_rate >= 0.5: cannot be evaluated: no case has segment `risk=hgih` (values of `risk` here: low)"),
+        ("few.toml", "min_cases = 3\n[rules]\n\"support.pass_rate\" = \">= 0.5\"\n", "cannot be evaluated: 2 case(s), fewer than the 3 needed to gate"),
+        ("class.toml", "[rules]\n\"failures.fabricated_citation\" = \"== 0\"\n", "FAIL  [overall] failures.fabricated_citation == 0: cannot be evaluated: `fabricated_citation` is found by the `citation` metric"),
+    ];
+    for (name, policy, says) in cases {
+        let (code, out) = gate_with(d, name, policy, &new, &[]);
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(out.contains(says) && out.contains("gate FAILED"), "{name}: {out}");
+        // The documented opt-out: reported as skipped, and the gate passes.
+        let (code, out) = gate_with(d, name, &format!("allow_unevaluated = true\n{policy}"), &new, &[]);
+        assert_eq!(code, Some(0), "{name}: {out}");
+        assert!(out.contains("skip  [") && out.contains("gate passed"), "{name}: {out}");
+    }
+
+    // A baseline from another suite: no case pairs, and the comparison fails instead of vanishing.
+    let other = d.join("other.jsonl");
+    let renamed: Vec<String> = common::read_jsonl(&new)
+        .into_iter()
+        .map(|mut r| {
+            r["id"] = Value::String(format!("other-{}", r["id"].as_str().unwrap()));
+            r.to_string()
+        })
+        .collect();
+    std::fs::write(&other, renamed.join("\n")).unwrap();
+    let baseline = "[baseline]\nmax_drop = 0.05\nquantities = [\"support.mean\"]\n";
+    let (code, out) = gate_with(d, "base.toml", baseline, &new, &["--baseline", other.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [overall] support.mean drops by at most 0.05 against the baseline: cannot be evaluated: no case id in common"), "{out}");
+    // The same policy without --baseline has nothing to check: an error, not "passed: 0 checks".
+    let (code, out) = gate_with(d, "base.toml", baseline, &new, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("nothing to check") && out.contains("base.toml"), "{out}");
+}
+
+/// A policy that checks nothing, or names a quantity candor does not know (in rules, segment rules or
+/// baseline quantities), is an input error naming the file, before any result is read.
+#[test]
+fn gate_empty_or_misspelt_policies_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, new) = hand_results(d);
+    let base = ["--baseline", old.to_str().unwrap()];
+    let cases: [(&str, &str, &str); 5] = [
+        ("empty.toml", "min_cases = 5\n", "the policy has no rules"),
+        ("noquantities.toml", "[baseline]\nmax_drop = 0.05\nquantities = []\n", "baseline.quantities is empty"),
+        ("basequantity.toml", "[baseline]\nmax_drop = 0.05\nquantities = [\"support.maen\"]\n", "baseline.quantities: unknown quantity `support.maen`"),
+        ("segquantity.toml", "[segments.\"risk=low\"]\nrules = { \"support.pass_rat\" = \">= 0.5\" }\n", "unknown quantity `support.pass_rat`"),
+        ("class.toml", "[rules]\n\"failures.fabricated_citaton\" = \"== 0\"\n", "no failure class `fabricated_citaton` (classes: unsupported_claim,"),
+    ];
+    for (name, policy, says) in cases {
+        let (code, out) = gate_with(d, name, policy, &new, &base);
+        assert_eq!(code, Some(2), "{name}: {out}");
+        assert!(out.contains(&format!("policy {}", d.join(name).display())) && out.contains(says), "{name}: {out}");
+    }
+}
+
+/// A case where no metric ran is counted apart as skipped, never as passed: the gate fails on it
+/// unless the policy allows such cases.
+#[test]
+fn gate_fails_on_cases_where_no_metric_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, new) = hand_results(d);
+    let mut lines: Vec<String> = std::fs::read_to_string(&new).unwrap().lines().map(String::from).collect();
+    lines.push(
+        serde_json::json!({"id": "c", "segments": {"risk": "low"}, "failures": [], "passed": true, "model": {"nli": "m@1"},
+            "metrics": {"support": {"skipped": "no contexts"}}})
+        .to_string(),
+    );
+    let results = d.join("with-skipped.jsonl");
+    std::fs::write(&results, lines.join("\n")).unwrap();
+    let policy = "[rules]\n\"pass_rate\" = \">= 0.5\"\n";
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [overall] every case graded: 1 of 3 case(s) skipped entirely"), "{out}");
+    // The skipped case is outside the pass rate: 1 of the 2 graded cases passed.
+    assert!(out.contains("pass  [overall] pass_rate >= 0.5: pass_rate = 0.5000 on 3 case(s) (1 skipped entirely)"), "{out}");
+    let (code, out) = gate_with(d, "p.toml", &format!("allow_skipped_cases = true\n{policy}"), &results, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("skip  [overall] every case graded"), "{out}");
+}
+
 /// A copy of the results where every high- and low-risk case that has a support score gets `score`
 /// and `passed` (for the metric and the case). The test sets both sides itself, so what it checks does
 /// not depend on how the default model judged the example suite.

@@ -14,10 +14,15 @@ use candor::report::{models_of, read_results, Summary};
 /// Exit status: 0 ship (every rule holds), 1 the gate failed, 2 usage or input error.
 ///
 /// The policy is TOML: rules such as `"support.pass_rate" = ">= 0.95"` under [rules] for the whole
-/// run, under [segments."risk=high"] for one segment, `min_cases` below which a group is reported but
-/// not gated, and [baseline] `max_drop` for comparisons with --baseline (a drop fails when it is
+/// run, under [segments."risk=high"] for one segment, `min_cases` below which a group cannot be
+/// gated, and [baseline] `max_drop` for comparisons with --baseline (a drop fails when it is
 /// larger than max_drop and its confidence interval excludes 0). See docs/gate.md and
 /// examples/gate.toml.
+///
+/// The gate fails closed: a rule it cannot evaluate (a metric that did not run, a segment that
+/// matches no case, a group below min_cases, too few cases paired with the baseline) fails, saying
+/// why, and so does a run with cases where no metric ran. A policy may opt out with
+/// `allow_unevaluated = true` (such rules are skipped) and `allow_skipped_cases = true`.
 ///
 /// Examples:
 ///   candor gate results.jsonl --policy examples/gate.toml
@@ -62,6 +67,13 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     }
     let summary = Summary::of(&results, 0, models_of(&results));
     let checks = gate::evaluate(&policy, &results, &summary, baseline.as_deref());
+    // A gate that checked nothing must not pass: this is a policy whose only rules compare with a
+    // baseline, run without one.
+    anyhow::ensure!(
+        !checks.is_empty(),
+        "policy {}: nothing to check: its only rules are [baseline] rules; pass --baseline OLD_RESULTS.jsonl",
+        args.policy.display()
+    );
     let seconds = started.elapsed().as_secs_f64();
     if let Some(p) = &args.junit {
         std::fs::write(p, gate::junit(&checks, seconds)).with_context(|| format!("cannot write {}", p.display()))?;

@@ -87,6 +87,24 @@ impl Failure {
             Failure::JudgeInjection => "judge_injection",
         }
     }
+
+    /// The metric that finds this class, so that a count of 0 is only read as "none found" where
+    /// that metric ran: `support`, `citation` or `consistency`, `"rubric"` for a class any rubric
+    /// metric (judge) finds, or `None` for a class found whatever ran (`empty_output`, `no_claim`,
+    /// `truncated_input`).
+    pub fn metric(self) -> Option<&'static str> {
+        match self {
+            Failure::UnsupportedClaim
+            | Failure::ContradictedClaim
+            | Failure::UnsupportedOutput
+            | Failure::UnsupportedSpecific => Some("support"),
+            Failure::MissingCitation | Failure::WrongCitation | Failure::FabricatedCitation => Some("citation"),
+            Failure::InconsistentSamples | Failure::ReferenceMismatch => Some("consistency"),
+            Failure::RubricFailed | Failure::JudgeInjection => Some("rubric"),
+            // Read off the output itself (no_claim is raised whenever support or citation runs).
+            Failure::EmptyOutput | Failure::NoClaim | Failure::TruncatedInput => None,
+        }
+    }
 }
 
 /// A metric's outcome: its result, or why it could not run for this case.

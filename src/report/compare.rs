@@ -61,7 +61,8 @@ pub struct Comparison {
 
 fn values(r: &CaseResult, metric: &str) -> Option<(f64, bool)> {
     if metric == "case" {
-        return Some((r.passed as u8 as f64, r.passed));
+        // A case where no metric ran earned no pass: it is left out of the pass-rate change.
+        return (!super::skipped_entirely(r)).then_some((r.passed as u8 as f64, r.passed));
     }
     r.metrics.scores().into_iter().find(|(n, _, _)| *n == metric).map(|(_, s, p)| (s as f64, p))
 }

@@ -2,7 +2,9 @@
 //! run. A policy is TOML (see `docs/gate.md` and `examples/gate.toml`):
 //!
 //! ```toml
-//! min_cases = 20                           # groups with fewer cases are reported, not gated
+//! min_cases = 20                           # a group with fewer cases cannot be gated: its checks fail
+//! allow_unevaluated = false                # true: report checks that cannot be evaluated as skipped
+//! allow_skipped_cases = false              # true: allow cases where no metric ran
 //!
 //! [rules]                                  # the whole run
 //! "pass_rate" = ">= 0.75"
@@ -21,14 +23,19 @@
 //!
 //! Quantities: `cases`, `pass_rate`, `<metric>.pass_rate`, `<metric>.mean` (metric: support, citation,
 //! consistency), `failures.<class>` (a count) and `failures.<class>.rate`.
+//!
+//! Fail closed: a check that cannot be evaluated (its metric did not run, its segment matches no case,
+//! its group is below `min_cases`, the baseline pairs too few cases) fails, saying why, unless the
+//! policy sets `allow_unevaluated = true`; a run with cases where no metric ran fails unless it sets
+//! `allow_skipped_cases = true`. An empty policy, or a misspelt quantity, is an error.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use super::{GroupSummary, Summary};
-use crate::graders::CaseResult;
+use super::{skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
+use crate::graders::{CaseResult, Failure};
 use crate::stats;
 
 /// A comparison in a rule.
@@ -98,7 +105,11 @@ impl Rule {
     }
 }
 
-const METRICS: [&str; 3] = ["support", "citation", "consistency"];
+const METRICS: [&str; 3] = BUILT_IN_METRICS;
+
+fn failure_class(name: &str) -> Option<Failure> {
+    Failure::ALL.iter().copied().find(|f| f.name() == name)
+}
 
 fn check_quantity(q: &str) -> Result<(), String> {
     let ok = match q.split('.').collect::<Vec<_>>().as_slice() {
@@ -107,8 +118,13 @@ fn check_quantity(q: &str) -> Result<(), String> {
         [m, "pass_rate" | "mean"] => {
             METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         }
-        ["failures", class] => crate::graders::Failure::ALL.iter().any(|f| f.name() == *class),
-        ["failures", class, "rate"] => crate::graders::Failure::ALL.iter().any(|f| f.name() == *class),
+        ["failures", class] | ["failures", class, "rate"] => {
+            if failure_class(class).is_none() {
+                let classes: Vec<&str> = Failure::ALL.iter().map(|f| f.name()).collect();
+                return Err(format!("unknown quantity `{q}`: no failure class `{class}` (classes: {})", classes.join(", ")));
+            }
+            true
+        }
         _ => false,
     };
     if ok {
@@ -121,17 +137,33 @@ fn check_quantity(q: &str) -> Result<(), String> {
     }
 }
 
-/// The value of a quantity in a group; `None` when the metric never ran there.
+/// The value of a quantity in a group; `None` when it cannot be measured there: its metric never ran
+/// (for `failures.<class>`, the metric that finds the class, [`Failure::metric`]), or, for
+/// `pass_rate`, no case was graded.
 pub fn quantity(g: &GroupSummary, q: &str) -> Option<f64> {
+    measure(g, q).ok()
+}
+
+/// The value of a quantity in a group, or why it cannot be measured there.
+fn measure(g: &GroupSummary, q: &str) -> Result<f64, String> {
     let parts: Vec<&str> = q.split('.').collect();
+    let none_ran = |what: String| format!("{what} on none of the {} case(s)", g.cases);
     match parts.as_slice() {
-        ["cases"] => Some(g.cases as f64),
-        ["pass_rate"] => Some(g.pass_rate),
-        [m, "pass_rate"] => g.metrics.get(*m).map(|s| s.pass_rate),
-        [m, "mean"] => g.metrics.get(*m).map(|s| s.mean),
-        ["failures", class] => Some(*g.failures.get(*class).unwrap_or(&0) as f64),
-        ["failures", class, "rate"] => Some(*g.failures.get(*class).unwrap_or(&0) as f64 / g.cases.max(1) as f64),
-        _ => None,
+        ["cases"] => Ok(g.cases as f64),
+        ["pass_rate"] if g.graded() == 0 => Err(format!("no metric ran on any of the {} case(s)", g.cases)),
+        ["pass_rate"] => Ok(g.pass_rate),
+        [m, "pass_rate"] => g.metrics.get(*m).map(|s| s.pass_rate).ok_or_else(|| none_ran(format!("metric `{m}` ran"))),
+        [m, "mean"] => g.metrics.get(*m).map(|s| s.mean).ok_or_else(|| none_ran(format!("metric `{m}` ran"))),
+        ["failures", class, rest @ ..] if rest.is_empty() || rest == ["rate"] => {
+            let f = failure_class(class).ok_or_else(|| format!("no failure class `{class}`"))?;
+            let n = g.failure_count(f).ok_or_else(|| match f.metric() {
+                Some("rubric") => none_ran(format!("`{class}` is found by rubric metrics, and no rubric ran")),
+                Some(m) => none_ran(format!("`{class}` is found by the `{m}` metric, which ran")),
+                None => format!("`{class}` was not counted"),
+            })? as f64;
+            Ok(if rest.is_empty() { n } else { n / g.cases.max(1) as f64 })
+        }
+        _ => Err(format!("unknown quantity `{q}`")),
     }
 }
 
@@ -140,6 +172,10 @@ pub fn quantity(g: &GroupSummary, q: &str) -> Option<f64> {
 struct PolicyFile {
     #[serde(default)]
     min_cases: Option<usize>,
+    #[serde(default)]
+    allow_unevaluated: bool,
+    #[serde(default)]
+    allow_skipped_cases: bool,
     #[serde(default)]
     rules: BTreeMap<String, String>,
     #[serde(default)]
@@ -182,8 +218,13 @@ fn default_quantities() -> Vec<String> {
 /// A parsed policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// Groups with fewer cases are not gated.
+    /// Groups with fewer cases cannot be gated (their checks are unevaluated).
     pub min_cases: usize,
+    /// Report checks that cannot be evaluated (metric absent, segment empty, group below
+    /// `min_cases`, too few baseline pairs) as skipped instead of failing them.
+    pub allow_unevaluated: bool,
+    /// Let a run pass with cases where no metric ran (counted apart as skipped).
+    pub allow_skipped_cases: bool,
     /// Rules on the whole run.
     pub rules: Vec<Rule>,
     /// Rules per segment (`key=value`), with their own minimum.
@@ -204,20 +245,39 @@ impl Policy {
                 return Err(format!("segment `{name}`: name it as key=value, e.g. \"risk=high\""));
             }
             let rules = s.rules.iter().map(|(q, t)| Rule::parse(q, t)).collect::<Result<Vec<_>, _>>()?;
+            if rules.is_empty() {
+                return Err(format!("segment `{name}` has no rules: give it rules = {{ \"pass_rate\" = \">= 0.9\" }}, or remove it"));
+            }
             segments.push((name, s.min_cases.unwrap_or(min_cases), rules));
         }
         if let Some(b) = &f.baseline {
             if !(0.0..1.0).contains(&b.confidence) || b.confidence <= 0.0 {
                 return Err(format!("baseline.confidence = {} must be in (0, 1)", b.confidence));
             }
+            if !(b.max_drop.is_finite() && b.max_drop >= 0.0) {
+                return Err(format!("baseline.max_drop = {} must be a number >= 0", b.max_drop));
+            }
+            if b.quantities.is_empty() {
+                return Err("baseline.quantities is empty: list what to compare, e.g. [\"pass_rate\"]".into());
+            }
             for q in &b.quantities {
-                check_quantity(q)?;
+                check_quantity(q).map_err(|e| format!("baseline.quantities: {e}"))?;
                 if !(q == "pass_rate" || q.ends_with(".pass_rate") || q.ends_with(".mean")) {
                     return Err(format!("baseline quantity `{q}`: only pass rates and means can be compared"));
                 }
             }
         }
-        Ok(Self { min_cases, rules, segments, baseline: f.baseline })
+        if rules.is_empty() && segments.is_empty() && f.baseline.is_none() {
+            return Err("the policy has no rules, so it would pass anything: add [rules], [segments.\"key=value\"] or [baseline]".into());
+        }
+        Ok(Self {
+            min_cases,
+            allow_unevaluated: f.allow_unevaluated,
+            allow_skipped_cases: f.allow_skipped_cases,
+            rules,
+            segments,
+            baseline: f.baseline,
+        })
     }
 }
 
@@ -230,7 +290,8 @@ pub struct Check {
     pub name: String,
     /// Whether it held.
     pub passed: bool,
-    /// Whether it was not gated (too few cases, metric absent).
+    /// Why it was not gated, where it could not be evaluated and the policy allows that
+    /// (`allow_unevaluated`, `allow_skipped_cases`); such a check fails otherwise.
     pub skipped: Option<String>,
     /// The measured value and the explanation.
     pub detail: String,
@@ -254,15 +315,71 @@ impl Check {
     }
 }
 
-/// Evaluates a policy on a run (and a baseline run). Returns every check: the run's rules, then each
-/// segment's, then the baseline's, rules sorted by quantity within each group.
+/// Up to `max` items joined by ", ", then how many more.
+fn some_of<S: AsRef<str>>(items: &[S], max: usize) -> String {
+    let shown: Vec<&str> = items.iter().take(max).map(AsRef::as_ref).collect();
+    let mut s = shown.join(", ");
+    if items.len() > max {
+        let _ = write!(s, " and {} more", items.len() - max);
+    }
+    s
+}
+
+/// Why a segment selector matched no case: a value the key never takes, or a key no case has.
+fn no_segment(seg: &str, summary: &Summary) -> String {
+    let (key, _) = seg.split_once('=').unwrap_or((seg, ""));
+    let pairs: Vec<(&str, &str)> = summary.segments.keys().filter_map(|k| k.split_once('=')).collect();
+    let values: Vec<&str> = pairs.iter().filter(|(k, _)| *k == key).map(|(_, v)| *v).collect();
+    if !values.is_empty() {
+        return format!("no case has segment `{seg}` (values of `{key}` here: {})", some_of(&values, 12));
+    }
+    let keys: std::collections::BTreeSet<&str> = pairs.iter().map(|(k, _)| *k).collect();
+    if keys.is_empty() {
+        format!("no case has segment `{seg}`: no case has any segment")
+    } else {
+        format!("no case has segment `{seg}`: no case has the key `{key}` (keys here: {})", some_of(&keys.into_iter().collect::<Vec<_>>(), 12))
+    }
+}
+
+/// Evaluates a policy on a run (and a baseline run). Returns every check: whether every case was
+/// graded (only where some case was skipped entirely), the run's rules, then each segment's, then
+/// the baseline's, rules sorted by quantity within each group.
+///
+/// Fails closed: a check that cannot be evaluated (its metric did not run, its segment matches no
+/// case, its group has fewer than `min_cases` cases, the baseline pairs too few cases) fails with the
+/// reason in its detail, unless the policy sets `allow_unevaluated` (then it is skipped with that
+/// reason). Cases where no metric ran fail the gate unless the policy sets `allow_skipped_cases`.
 pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, baseline: Option<&[CaseResult]>) -> Vec<Check> {
     let mut checks = vec![];
+    let unevaluated = |group: &str, name: String, why: String| {
+        if policy.allow_unevaluated {
+            Check { group: group.into(), name, passed: true, skipped: Some(why), detail: String::new() }
+        } else {
+            let detail = format!("cannot be evaluated: {why}; `allow_unevaluated = true` in the policy would skip it");
+            Check { group: group.into(), name, passed: false, skipped: None, detail }
+        }
+    };
+    if summary.overall.skipped > 0 {
+        let ids: Vec<&str> = results.iter().filter(|r| skipped_entirely(r)).map(|r| r.id.as_str()).collect();
+        let why = format!(
+            "{} of {} case(s) skipped entirely: no metric ran for them, so they neither passed nor failed ({})",
+            summary.overall.skipped,
+            summary.overall.cases,
+            some_of(&ids, 5)
+        );
+        let name = "every case graded".to_string();
+        checks.push(if policy.allow_skipped_cases {
+            Check { group: "overall".into(), name, passed: true, skipped: Some(why), detail: String::new() }
+        } else {
+            let detail = format!("{why}; `allow_skipped_cases = true` in the policy would allow them");
+            Check { group: "overall".into(), name, passed: false, skipped: None, detail }
+        });
+    }
     let run_rules = |group: &str, g: Option<&GroupSummary>, min: usize, rules: &[Rule], checks: &mut Vec<Check>| {
         for rule in rules {
             let name = rule.describe();
             // A metric that is not built in must be a rubric of this run: a misspelt name fails the
-            // gate rather than being skipped as "did not run".
+            // gate, whatever the policy allows, rather than being skipped as "did not run".
             let metric = rule.quantity.split('.').next().unwrap_or_default();
             let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate"].contains(&metric);
             if two_part && !METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
@@ -271,19 +388,18 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
                 continue;
             }
             let check = match g {
-                None => Check { group: group.into(), name, passed: true, skipped: Some("no cases in this segment".into()), detail: String::new() },
-                Some(g) if g.cases < min => Check {
-                    group: group.into(),
-                    name,
-                    passed: true,
-                    skipped: Some(format!("{} case(s), fewer than the {min} needed to gate", g.cases)),
-                    detail: String::new(),
-                },
-                Some(g) => match quantity(g, &rule.quantity) {
-                    None => Check { group: group.into(), name, passed: true, skipped: Some("the metric did not run".into()), detail: String::new() },
-                    Some(v) => {
+                None => unevaluated(group, name, no_segment(group, summary)),
+                Some(g) if g.cases < min => {
+                    unevaluated(group, name, format!("{} case(s), fewer than the {min} needed to gate (min_cases)", g.cases))
+                }
+                Some(g) => match measure(g, &rule.quantity) {
+                    Err(why) => unevaluated(group, name, why),
+                    Ok(v) => {
                         let ok = rule.op.holds(v, rule.bound);
-                        let detail = format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases);
+                        let mut detail = format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases);
+                        if g.skipped > 0 {
+                            let _ = write!(detail, " ({} skipped entirely)", g.skipped);
+                        }
                         Check { group: group.into(), name, passed: ok, skipped: None, detail }
                     }
                 },
@@ -296,7 +412,7 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
         run_rules(seg, summary.segments.get(seg), *min, rules, &mut checks);
     }
     if let (Some(bp), Some(old)) = (&policy.baseline, baseline) {
-        checks.extend(baseline_checks(bp, policy.min_cases, results, old));
+        checks.extend(baseline_checks(bp, policy.min_cases, results, old, summary, &unevaluated));
     }
     checks
 }
@@ -309,19 +425,33 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-/// Per case value of a comparable quantity (1/0 for pass rates, the score for means).
+/// Per case value of a comparable quantity (1/0 for pass rates, the score for means); `None` where
+/// the metric did not run, and for `pass_rate` where no metric ran (the case earned no pass).
 fn case_value(r: &CaseResult, q: &str) -> Option<f64> {
     let parts: Vec<&str> = q.split('.').collect();
     match parts.as_slice() {
-        ["pass_rate"] => Some(r.passed as u8 as f64),
+        ["pass_rate"] => (!skipped_entirely(r)).then_some(r.passed as u8 as f64),
         [m, what] => r.metrics.scores().into_iter().find(|(n, _, _)| n == m).map(|(_, s, p)| if *what == "mean" { s as f64 } else { p as u8 as f64 }),
         _ => None,
     }
 }
 
-fn baseline_checks(bp: &BaselinePolicy, min_cases: usize, new: &[CaseResult], old: &[CaseResult]) -> Vec<Check> {
+/// The baseline's checks: every quantity in the overall group, which fails closed (through
+/// `unevaluated`) when too few cases pair, and in every segment, where a segment below `min_cases`
+/// is reported as skipped (small segments are shown, not gated on noise).
+fn baseline_checks(
+    bp: &BaselinePolicy,
+    min_cases: usize,
+    new: &[CaseResult],
+    old: &[CaseResult],
+    summary: &Summary,
+    unevaluated: &dyn Fn(&str, String, String) -> Check,
+) -> Vec<Check> {
     let old_by_id: BTreeMap<&str, &CaseResult> = old.iter().map(|r| (r.id.as_str(), r)).collect();
     let mut groups: BTreeMap<String, Vec<(&CaseResult, &CaseResult)>> = BTreeMap::new();
+    // The overall group is checked even when no case pairs: a baseline of another suite must not
+    // make its checks vanish.
+    groups.insert("overall".into(), vec![]);
     for r in new {
         if let Some(o) = old_by_id.get(r.id.as_str()) {
             groups.entry("overall".into()).or_default().push((o, r));
@@ -330,18 +460,41 @@ fn baseline_checks(bp: &BaselinePolicy, min_cases: usize, new: &[CaseResult], ol
             }
         }
     }
+    let need = min_cases.max(2);
     let mut checks = vec![];
+    let mut quantities = vec![];
+    for q in &bp.quantities {
+        let metric = q.split('.').next().unwrap_or_default();
+        if q.contains('.') && !METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
+            let name = format!("{q} drops by at most {} against the baseline", bp.max_drop);
+            let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
+            checks.push(Check { group: "overall".into(), name, passed: false, skipped: None, detail });
+        } else {
+            quantities.push(q);
+        }
+    }
     for (group, pairs) in groups {
-        for q in &bp.quantities {
+        for q in &quantities {
             let name = format!("{q} drops by at most {} against the baseline", bp.max_drop);
             let vals: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, n)| Some((case_value(o, q)?, case_value(n, q)?))).collect();
-            if vals.len() < min_cases.max(2) {
-                checks.push(Check {
-                    group: group.clone(),
-                    name,
-                    passed: true,
-                    skipped: Some(format!("{} paired case(s), fewer than needed", vals.len())),
-                    detail: String::new(),
+            if vals.len() < need {
+                let why = if pairs.is_empty() {
+                    format!(
+                        "no case id in common with the baseline ({} case(s) here, {} there: a baseline of another suite?)",
+                        new.len(),
+                        old.len()
+                    )
+                } else {
+                    format!(
+                        "{} of {} paired case(s) have `{q}` on both sides, fewer than the {need} needed",
+                        vals.len(),
+                        pairs.len()
+                    )
+                };
+                checks.push(if group == "overall" {
+                    unevaluated(&group, name, why)
+                } else {
+                    Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() }
                 });
                 continue;
             }
@@ -475,6 +628,187 @@ quantities = ["pass_rate", "support.mean"]
         assert_eq!(p.baseline.unwrap().confidence, 0.95);
         assert!(Policy::parse("[segments.high]\nrules = {}\n").unwrap_err().contains("key=value"));
         assert!(Policy::parse("[rules]\nx = 1\n").is_err());
+    }
+
+    /// A result line with `support` as given (`None`: not asked for; `Some(None)`: skipped; else
+    /// score and pass), in segment `risk=<risk>`.
+    fn case(id: &str, risk: &str, support: Option<Option<(f64, bool)>>) -> CaseResult {
+        let metrics = match support {
+            None => serde_json::json!({}),
+            Some(None) => serde_json::json!({"support": {"skipped": "no contexts"}}),
+            Some(Some((score, passed))) => {
+                serde_json::json!({"support": {"score": score, "passed": passed, "claims": []}})
+            }
+        };
+        let passed = support.flatten().is_none_or(|(_, p)| p);
+        let line = serde_json::json!({"id": id, "segments": {"risk": risk}, "metrics": metrics, "failures": [], "passed": passed, "model": {}});
+        serde_json::from_value(line).unwrap()
+    }
+
+    fn run(policy: &str, results: &[CaseResult], baseline: Option<&[CaseResult]>) -> Vec<Check> {
+        let summary = crate::report::Summary::of(results, 0, Default::default());
+        evaluate(&Policy::parse(policy).unwrap(), results, &summary, baseline)
+    }
+
+    fn named<'a>(checks: &'a [Check], group: &str, name: &str) -> &'a Check {
+        checks.iter().find(|c| c.group == group && c.name.starts_with(name)).unwrap_or_else(|| panic!("no check {group} {name}: {checks:?}"))
+    }
+
+    #[test]
+    fn unevaluable_checks_fail_unless_allowed() {
+        let results: Vec<CaseResult> =
+            (0..4).map(|k| case(&format!("c{k}"), if k < 3 { "high" } else { "low" }, Some(Some((0.9, true))))).collect();
+        let policy = r#"
+min_cases = 2
+[rules]
+"support.pass_rate" = ">= 0.5"
+"citation.mean" = ">= 0.5"
+"failures.fabricated_citation" = "== 0"
+"failures.inconsistent_samples.rate" = "<= 0.1"
+"failures.rubric_failed" = "== 0"
+"failures.empty_output" = "== 0"
+[segments."risk=hgih"]
+rules = { "pass_rate" = ">= 0.5" }
+[segments."rsk=high"]
+rules = { "pass_rate" = ">= 0.5" }
+[segments."risk=low"]
+rules = { "pass_rate" = ">= 0.5" }
+"#;
+        let checks = run(policy, &results, None);
+        // What candor could see is gated as before.
+        for (g, n) in [("overall", "support.pass_rate"), ("overall", "failures.empty_output")] {
+            assert!(named(&checks, g, n).passed && named(&checks, g, n).skipped.is_none(), "{g} {n}: {checks:?}");
+        }
+        // What it could not see fails, saying why.
+        let why = [
+            ("overall", "citation.mean", "metric `citation` ran on none of the 4 case(s)"),
+            ("overall", "failures.fabricated_citation", "found by the `citation` metric"),
+            ("overall", "failures.inconsistent_samples.rate", "found by the `consistency` metric"),
+            ("overall", "failures.rubric_failed", "no rubric ran"),
+            ("risk=hgih", "pass_rate", "values of `risk` here: high, low"),
+            ("rsk=high", "pass_rate", "no case has the key `rsk` (keys here: risk)"),
+            ("risk=low", "pass_rate", "1 case(s), fewer than the 2 needed"),
+        ];
+        for (g, n, says) in why {
+            let c = named(&checks, g, n);
+            assert!(!c.passed && c.skipped.is_none() && c.mark() == "FAIL", "{g} {n} must fail: {c:?}");
+            assert!(c.detail.contains("cannot be evaluated") && c.detail.contains(says), "{g} {n}: {}", c.detail);
+        }
+        // The opt-out reports them as skipped, with the same reason.
+        let checks = run(&format!("allow_unevaluated = true\n{policy}"), &results, None);
+        for (g, n, says) in why {
+            let c = named(&checks, g, n);
+            assert!(c.passed && c.mark() == "skip" && c.explanation().contains(says), "{g} {n}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn failure_classes_know_the_metric_that_finds_them() {
+        let by = |f: Failure| f.metric();
+        assert_eq!(by(Failure::FabricatedCitation), Some("citation"));
+        assert_eq!(by(Failure::WrongCitation), Some("citation"));
+        assert_eq!(by(Failure::MissingCitation), Some("citation"));
+        for f in [Failure::UnsupportedClaim, Failure::ContradictedClaim, Failure::UnsupportedOutput, Failure::UnsupportedSpecific] {
+            assert_eq!(by(f), Some("support"), "{f:?}");
+        }
+        assert_eq!(by(Failure::InconsistentSamples), Some("consistency"));
+        assert_eq!(by(Failure::ReferenceMismatch), Some("consistency"));
+        assert_eq!(by(Failure::RubricFailed), Some("rubric"));
+        assert_eq!(by(Failure::JudgeInjection), Some("rubric"));
+        assert_eq!(by(Failure::EmptyOutput), None);
+        assert_eq!(by(Failure::NoClaim), None, "read off the output whenever support or citation runs");
+        assert_eq!(by(Failure::TruncatedInput), None);
+        // Where the metric ran, 0 is a count: a rule on it passes.
+        let r = case("a", "high", Some(Some((0.9, true))));
+        let checks = run("[rules]\n\"failures.contradicted_claim\" = \"== 0\"\n", std::slice::from_ref(&r), None);
+        assert!(checks[0].passed && checks[0].detail.contains("= 0 on 1 case(s)"), "{checks:?}");
+    }
+
+    #[test]
+    fn empty_policies_and_misspelt_quantities_are_errors() {
+        for empty in ["", "min_cases = 5\n", "[rules]\n", "allow_unevaluated = true\n[segments]\n"] {
+            let e = Policy::parse(empty).unwrap_err();
+            assert!(e.contains("no rules"), "{empty:?}: {e}");
+        }
+        let e = Policy::parse("[rules]\n\"pass_rate\" = \">= 0.5\"\n[segments.\"risk=high\"]\nrules = {}\n").unwrap_err();
+        assert!(e.contains("segment `risk=high` has no rules"), "{e}");
+        let e = Policy::parse("[baseline]\nmax_drop = 0.05\nquantities = []\n").unwrap_err();
+        assert!(e.contains("baseline.quantities is empty"), "{e}");
+        let e = Policy::parse("[baseline]\nmax_drop = 0.05\nquantities = [\"pass_rat\"]\n").unwrap_err();
+        assert!(e.contains("baseline.quantities: unknown quantity `pass_rat`") && e.contains("<metric>.mean"), "{e}");
+        let e = Policy::parse("[baseline]\nmax_drop = nan\n").unwrap_err();
+        assert!(e.contains("max_drop"), "{e}");
+        let e = Policy::parse("[rules]\n\"failures.fabricated_citaton\" = \"== 0\"\n").unwrap_err();
+        assert!(e.contains("no failure class `fabricated_citaton`") && e.contains("fabricated_citation, inconsistent_samples"), "{e}");
+        let e = Policy::parse("[segments.\"risk=high\"]\nrules = { \"support.pass_rat\" = \">= 0.9\" }\n").unwrap_err();
+        assert!(e.contains("unknown quantity `support.pass_rat`"), "{e}");
+        assert!(Policy::parse("allow_unevaluatd = true\n[rules]\n\"pass_rate\" = \">= 0.5\"\n").is_err());
+        let p = Policy::parse("[baseline]\nmax_drop = 0.05\n").unwrap();
+        assert!(!p.allow_unevaluated && !p.allow_skipped_cases);
+    }
+
+    #[test]
+    fn cases_where_no_metric_ran_are_skipped_not_passed() {
+        // a passes support, b fails it, c had support skipped, d asked for no metric.
+        let results = vec![
+            case("a", "high", Some(Some((0.9, true)))),
+            case("b", "high", Some(Some((0.1, false)))),
+            case("c", "high", Some(None)),
+            case("d", "low", None),
+        ];
+        let summary = crate::report::Summary::of(&results, 0, Default::default());
+        let g = &summary.overall;
+        assert_eq!((g.cases, g.passed, g.skipped), (4, 1, 2));
+        assert_eq!(g.pass_rate, 0.5, "skipped cases are outside the pass rate");
+        assert_eq!(summary.segments["risk=low"].skipped, 1);
+        assert_eq!(quantity(&summary.segments["risk=low"], "pass_rate"), None, "no case of risk=low was graded");
+        let table = summary.table();
+        assert!(table.contains("skipped") && table.contains("2 case(s) skipped entirely"), "{table}");
+        // A summary written before `skipped` existed still reads.
+        let mut json = serde_json::to_value(&summary).unwrap();
+        json["overall"].as_object_mut().unwrap().remove("skipped");
+        let old: crate::report::Summary = serde_json::from_value(json).unwrap();
+        assert_eq!(old.overall.skipped, 0);
+
+        let policy = "[rules]\n\"pass_rate\" = \">= 0.5\"\n";
+        let checks = run(policy, &results, None);
+        let c = named(&checks, "overall", "every case graded");
+        assert!(!c.passed && c.detail.contains("2 of 4 case(s) skipped entirely") && c.detail.contains("c, d"), "{c:?}");
+        assert!(named(&checks, "overall", "pass_rate").passed);
+        let checks = run(&format!("allow_skipped_cases = true\n{policy}"), &results, None);
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        assert_eq!(named(&checks, "overall", "every case graded").mark(), "skip");
+        // Where every case ran a metric, there is no such check.
+        let checks = run(policy, &results[..2], None);
+        assert_eq!(checks.len(), 1);
+    }
+
+    #[test]
+    fn a_baseline_that_pairs_too_few_cases_fails() {
+        let new: Vec<CaseResult> = (0..6).map(|k| case(&format!("n{k}"), "high", Some(Some((0.9, true))))).collect();
+        let other_suite: Vec<CaseResult> = (0..6).map(|k| case(&format!("o{k}"), "high", Some(Some((0.9, true))))).collect();
+        let policy = "[baseline]\nmax_drop = 0.05\nquantities = [\"pass_rate\", \"suport.mean\"]\n";
+        let checks = run(policy, &new, Some(&other_suite));
+        let c = named(&checks, "overall", "pass_rate drops");
+        assert!(!c.passed && c.detail.contains("no case id in common with the baseline (6 case(s) here, 6 there"), "{c:?}");
+        let c = named(&checks, "overall", "suport.mean drops");
+        assert!(!c.passed && c.detail.contains("no metric `suport`"), "{c:?}");
+        // Paired, but the metric compared ran on too few of them.
+        let policy = "min_cases = 3\n[baseline]\nmax_drop = 0.05\nquantities = [\"support.mean\"]\n";
+        let mut old = new.clone();
+        for r in old.iter_mut().skip(1) {
+            r.metrics.support = Some(crate::graders::Outcome::skipped("no contexts"));
+        }
+        let checks = run(policy, &new, Some(&old));
+        let c = named(&checks, "overall", "support.mean drops");
+        assert!(!c.passed && c.detail.contains("1 of 6 paired case(s) have `support.mean` on both sides, fewer than the 3"), "{c:?}");
+        // A small segment is shown, not gated.
+        assert_eq!(named(&checks, "risk=high", "support.mean drops").mark(), "skip");
+        let checks = run(&format!("allow_unevaluated = true\n{policy}"), &new, Some(&old));
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        // Against itself: a real comparison that passes.
+        let checks = run(policy, &new, Some(&new));
+        assert!(checks.iter().all(|c| c.passed && c.skipped.is_none()), "{checks:?}");
     }
 
     #[test]

@@ -53,9 +53,13 @@ pub struct Agreement {
 pub struct GroupSummary {
     /// Cases in the group.
     pub cases: usize,
-    /// Cases that passed every metric that ran.
+    /// Cases that passed every metric that ran (at least one ran: see `skipped`).
     pub passed: usize,
-    /// passed / cases.
+    /// Cases where no metric ran and nothing failed (see [`skipped_entirely`]): counted apart, neither
+    /// passed nor failed. Absent (0) in summaries written before it existed.
+    #[serde(default)]
+    pub skipped: usize,
+    /// passed / (cases - skipped): the pass rate of the graded cases (0 when none was graded).
     pub pass_rate: f64,
     /// Wilson 95% interval of the pass rate.
     pub pass_rate_ci: [f64; 2],
@@ -81,6 +85,34 @@ pub struct Summary {
     pub models: BTreeMap<String, String>,
 }
 
+/// Whether a case was skipped entirely: no metric ran for it (each was skipped, or none was asked
+/// for) and nothing failed it (an empty output fails). Such a case earned no pass: summaries count it
+/// apart, outside the pass rate, and a gate fails on it unless the policy allows it.
+pub fn skipped_entirely(r: &CaseResult) -> bool {
+    r.passed && r.failures.is_empty() && r.metrics.scores().is_empty()
+}
+
+impl GroupSummary {
+    /// Cases that were graded: all but the ones [`skipped_entirely`].
+    pub fn graded(&self) -> usize {
+        self.cases.saturating_sub(self.skipped)
+    }
+
+    /// Cases with a failure class, or `None` where the metric that finds it ([`Failure::metric`])
+    /// ran on no case of the group: "0 found" would then be a count nobody made.
+    pub fn failure_count(&self, f: Failure) -> Option<usize> {
+        let ran = match f.metric() {
+            None => true,
+            Some("rubric") => self.metrics.keys().any(|m| !BUILT_IN_METRICS.contains(&m.as_str())),
+            Some(m) => self.metrics.contains_key(m),
+        };
+        ran.then(|| self.failures.get(f.name()).copied().unwrap_or(0))
+    }
+}
+
+/// The built-in metrics; any other metric name in results is a rubric's.
+pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
+
 /// The label key that measures each metric.
 const LABEL_OF: [(&str, &str); 3] = [("support", "supported"), ("citation", "attributable"), ("consistency", "consistent")];
 
@@ -90,6 +122,7 @@ const LABEL_OF: [(&str, &str); 3] = [("support", "supported"), ("citation", "att
 struct GroupAcc {
     cases: usize,
     passed: usize,
+    skipped: usize,
     /// Per metric: cases, sum of scores, cases passed.
     metrics: BTreeMap<String, (usize, f64, usize)>,
     /// Per metric, for labelled cases: scores, verdicts, labels.
@@ -102,7 +135,11 @@ struct GroupAcc {
 impl GroupAcc {
     fn add(&mut self, r: &CaseResult) {
         self.cases += 1;
-        self.passed += r.passed as usize;
+        if skipped_entirely(r) {
+            self.skipped += 1;
+        } else {
+            self.passed += r.passed as usize;
+        }
         for (name, score, ok) in r.metrics.scores() {
             let m = self.metrics.entry(name.to_string()).or_default();
             m.0 += 1;
@@ -131,8 +168,9 @@ impl GroupAcc {
     }
 
     fn finish(self) -> GroupSummary {
-        let (cases, passed) = (self.cases, self.passed);
-        let (lo, hi) = stats::wilson(passed, cases, Z95);
+        let (cases, passed, skipped) = (self.cases, self.passed, self.skipped);
+        let graded = cases - skipped;
+        let (lo, hi) = stats::wilson(passed, graded, Z95);
         // Failure classes in their fixed order, as names.
         let failures = Failure::ALL
             .iter()
@@ -166,7 +204,8 @@ impl GroupAcc {
         GroupSummary {
             cases,
             passed,
-            pass_rate: if cases > 0 { passed as f64 / cases as f64 } else { 0.0 },
+            skipped,
+            pass_rate: if graded > 0 { passed as f64 / graded as f64 } else { 0.0 },
             pass_rate_ci: [lo, hi],
             metrics: self
                 .metrics
@@ -238,25 +277,33 @@ impl Summary {
         b.finish(invalid_lines, models)
     }
 
-    /// A plain-text table for the terminal.
+    /// A plain-text table for the terminal. Where some case was skipped entirely (no metric ran), a
+    /// `skipped` column follows `cases`, and the pass rate is over the cases graded.
     pub fn table(&self) -> String {
+        let show_skipped = self.overall.skipped > 0;
         let metric_names: Vec<String> = {
             let mut v: Vec<String> = self.overall.metrics.keys().cloned().collect();
             v.sort_by_key(|n| ["support", "citation", "consistency"].iter().position(|x| x == n).unwrap_or(9));
             v
         };
         let mut out = String::new();
-        let _ = write!(out, "{:<28} {:>6} {:>18}", "segment", "cases", "pass rate (95% CI)");
+        let _ = write!(out, "{:<28} {:>6}", "segment", "cases");
+        if show_skipped {
+            let _ = write!(out, " {:>7}", "skipped");
+        }
+        let _ = write!(out, " {:>18}", "pass rate (95% CI)");
         for m in &metric_names {
             let _ = write!(out, " {:>11}", m);
         }
         let _ = writeln!(out, "  failures");
         let mut row = |name: &str, g: &GroupSummary| {
+            let _ = write!(out, "{:<28} {:>6}", truncate(name, 28), g.cases);
+            if show_skipped {
+                let _ = write!(out, " {:>7}", g.skipped);
+            }
             let _ = write!(
                 out,
-                "{:<28} {:>6} {:>5.1}% ({:>4.1}-{:>5.1})",
-                truncate(name, 28),
-                g.cases,
+                " {:>5.1}% ({:>4.1}-{:>5.1})",
                 100.0 * g.pass_rate,
                 100.0 * g.pass_rate_ci[0],
                 100.0 * g.pass_rate_ci[1]
@@ -279,6 +326,13 @@ impl Summary {
         row("all", &self.overall);
         for (k, g) in &self.segments {
             row(k, g);
+        }
+        if show_skipped {
+            let _ = writeln!(
+                out,
+                "{} case(s) skipped entirely (no metric ran): neither passed nor failed, outside the pass rate",
+                self.overall.skipped
+            );
         }
         for (m, a) in &self.overall.agreement {
             if let Some(rho) = a.spearman {

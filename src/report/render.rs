@@ -33,9 +33,11 @@ pub struct Group {
     pub name: String,
     /// Cases.
     pub cases: usize,
-    /// Cases that passed.
+    /// Cases that passed (at least one metric ran).
     pub passed: usize,
-    /// Pass rate.
+    /// Cases skipped entirely (no metric ran, nothing failed): outside the pass rate.
+    pub skipped: usize,
+    /// Pass rate of the graded cases: passed / (cases - skipped).
     pub pass_rate: f64,
     /// Wilson 95% interval.
     pub pass_rate_ci: [f64; 2],
@@ -112,8 +114,10 @@ pub struct Report {
 
 fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group {
     let cases = rs.len();
-    let passed = rs.iter().filter(|r| r.passed).count();
-    let (lo, hi) = stats::wilson(passed, cases, 1.959964);
+    let skipped = rs.iter().filter(|r| super::skipped_entirely(r)).count();
+    let passed = rs.iter().filter(|r| r.passed && !super::skipped_entirely(r)).count();
+    let graded = cases - skipped;
+    let (lo, hi) = stats::wilson(passed, graded, 1.959964);
     let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rs {
         for (m, s, _) in r.metrics.scores() {
@@ -139,7 +143,8 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
         name,
         cases,
         passed,
-        pass_rate: if cases > 0 { passed as f64 / cases as f64 } else { 0.0 },
+        skipped,
+        pass_rate: if graded > 0 { passed as f64 / graded as f64 } else { 0.0 },
         pass_rate_ci: [lo, hi],
         metrics,
         failures,

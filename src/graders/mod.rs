@@ -89,9 +89,11 @@ struct Prepared<'c> {
     /// question): it has no claims, and is never supported.
     claims_nothing: bool,
     /// Byte ranges of the sentences of each context (filled when support or citation runs), where
-    /// verbatim claims are found ([`support::verbatim_sentence`]) and evidence sentences picked
-    /// ([`support::evidence_windows`]).
+    /// evidence sentences are picked ([`support::evidence_windows`]).
     context_sentences: Vec<Vec<std::ops::Range<usize>>>,
+    /// Each context's sentences indexed for claims repeated word for word
+    /// ([`support::verbatim_sentence`]; filled with `context_sentences`).
+    verbatim: Vec<support::VerbatimIndex>,
     /// The longest evidence window, in characters (about a chunk's worth).
     window_chars: usize,
     /// How many evidence sentences of each context a claim is read against (`[support]
@@ -163,6 +165,7 @@ impl<'c> Prepared<'c> {
             question,
             claims_nothing,
             context_sentences: vec![],
+            verbatim: vec![],
             window_chars: 0,
             evidence_sentences: 0,
         }
@@ -337,6 +340,7 @@ impl<'m> Grader<'m> {
             prepared.par_iter_mut().filter(|p| !p.is_empty() && !p.claims_nothing).for_each(|p| {
                 p.evidence_sentences = count;
                 p.context_sentences = p.case.contexts.iter().map(|c| crate::text::split_sentences(&c.text)).collect();
+                p.verbatim = p.case.contexts.iter().zip(&p.context_sentences).map(|(c, ss)| support::verbatim_index(&c.text, ss)).collect();
                 p.window_chars = window_chars;
             });
         }
@@ -594,7 +598,7 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
             });
             // A sentence that repeats a sentence of a cited passage word for word is entailed by it.
             let verbatim = cited().any(|(k, c)| {
-                p.context_sentences.get(k).is_some_and(|ss| support::verbatim_sentence(&c.text, ss, &s.text).is_some())
+                p.verbatim.get(k).is_some_and(|index| support::verbatim_sentence(&c.text, index, &s.text).is_some())
             });
             (if verbatim { 1.0 } else { windows.fold(j.entail, f32::max) }, j.truncated)
         };

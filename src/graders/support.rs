@@ -22,6 +22,8 @@
 //! accuracy on Factcheck-GPT's held-out part). A claim that repeats a context sentence word for word
 //! is supported by it, with score 1 ([`verbatim_sentence`]).
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use super::pairs::PairScheduler;
@@ -66,11 +68,10 @@ const STOPWORDS: &[&str] = &[
 
 /// The words of a text that can locate evidence: lower-case, letters and digits, numbers of any
 /// length and other words of three letters or more that are not [`STOPWORDS`].
-fn content_words(text: &str) -> std::collections::HashSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && (w.chars().any(|c| c.is_ascii_digit()) || w.chars().count() >= 3))
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+fn content_words(text: &str) -> HashSet<String> {
+    plain_words(text)
+        .into_iter()
+        .filter(|w| (w.chars().any(|c| c.is_ascii_digit()) || w.chars().count() >= 3) && !STOPWORDS.contains(&w.as_str()))
         .collect()
 }
 
@@ -115,6 +116,39 @@ fn plain_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
+/// Claims of fewer words are never matched word for word ([`verbatim_sentence`]).
+const VERBATIM_MIN_WORDS: usize = 4;
+
+/// A context's sentences by the hash of their words, and of their words after a "Label:" lead-in
+/// (the first sentence wins a hash): built once per context ([`verbatim_index`]) so that finding a
+/// claim repeated word for word costs the claim's length, not the context's.
+pub(super) type VerbatimIndex = HashMap<u64, Range<usize>>;
+
+fn words_hash(words: &[String]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    words.hash(&mut h);
+    h.finish()
+}
+
+/// A sentence and, where it has a "Label:" lead-in, its words after it.
+fn verbatim_forms(sentence: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(sentence).chain(sentence.split_once(':').map(|(_, rest)| rest))
+}
+
+/// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`].
+pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
+    let mut index = HashMap::new();
+    for r in sentences {
+        for form in verbatim_forms(&context[r.clone()]) {
+            let words = plain_words(form);
+            if words.len() >= VERBATIM_MIN_WORDS {
+                index.entry(words_hash(&words)).or_insert_with(|| r.clone());
+            }
+        }
+    }
+    index
+}
+
 /// The sentence of a context that a claim repeats word for word (case, punctuation and spacing
 /// aside), as a byte range: the claim is the whole sentence, or the sentence after a lead-in that
 /// ends with a colon ("Price match: we match ..."). A source asserts its own sentences, so such a
@@ -122,17 +156,15 @@ fn plain_words(text: &str) -> Vec<String> {
 /// orders cannot be returned for a refund; they can only be exchanged." P(contradiction) 0.66
 /// against that very sentence). A claim of fewer than four words is never matched this way, and a
 /// claim inside a longer sentence is not (the rest of the sentence could negate it: "It is false
-/// that ...").
-pub fn verbatim_sentence(context: &str, sentences: &[Range<usize>], claim: &str) -> Option<Range<usize>> {
+/// that ..."). `index` is the context's [`verbatim_index`]; the match found there is confirmed word
+/// by word.
+pub fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> Option<Range<usize>> {
     let want = plain_words(claim);
-    if want.len() < 4 {
+    if want.len() < VERBATIM_MIN_WORDS {
         return None;
     }
-    sentences.iter().find_map(|r| {
-        let sentence = &context[r.clone()];
-        let body = sentence.split_once(':').map_or(sentence, |(_, rest)| rest);
-        (plain_words(sentence) == want || plain_words(body) == want).then(|| r.clone())
-    })
+    let r = index.get(&words_hash(&want))?;
+    verbatim_forms(&context[r.clone()]).any(|form| plain_words(form) == want).then(|| r.clone())
 }
 
 /// Over every context of the case: the most entailing and the most contradicting chunk for
@@ -191,8 +223,8 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         };
         // A claim that repeats a sentence of a context word for word is supported by it.
         let quoted = case.contexts.iter().enumerate().find_map(|(k, c)| {
-            let sentences = p.context_sentences.get(k)?;
-            verbatim_sentence(&c.text, sentences, &s.hypothesis).map(|r| (1.0f32, c.id.as_str(), r, c.text.as_str()))
+            let index = p.verbatim.get(k)?;
+            verbatim_sentence(&c.text, index, &s.hypothesis).map(|r| (1.0f32, c.id.as_str(), r, c.text.as_str()))
         });
         let verbatim = quoted.is_some();
         let best = quoted.or(best);

@@ -130,6 +130,23 @@ fn bad_lines_are_named_and_strict_refuses() {
     assert!(!out2.exists(), "nothing is graded with --strict");
 }
 
+/// Fail closed: a suite of which no case could be graded (here a peer tool's rows without ids, or
+/// nothing at all) exits 2, never 0, so no pipeline reads it as a pass.
+#[test]
+fn a_run_that_grades_nothing_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let out = dir.path().join("r.jsonl");
+    std::fs::write(&suite, "{\"user_input\": \"q\", \"response\": \"a\", \"retrieved_contexts\": [\"c\"]}\n").unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 1: field `id`") && err.contains("no case of"), "{err}");
+    std::fs::write(&suite, "").unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "an empty suite: {}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn resume_finishes_an_interrupted_run_identically() {
     let dir = tempfile::tempdir().unwrap();

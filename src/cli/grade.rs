@@ -317,6 +317,13 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("interrupted: run the same command with --resume to grade the rest");
         return Ok(ExitCode::from(130));
     }
+    // Fail closed: a run that graded nothing because every line was invalid, or because the suite
+    // is empty, did not grade the suite; exit 2 rather than a success a pipeline would read as a
+    // pass. (A shard that no valid case hashes to is not an error: its siblings hold them.)
+    if summary.overall.cases == 0 && (!problems.is_empty() || args.shard.is_none()) {
+        eprintln!("error: no case of {} could be graded", args.suite.display());
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

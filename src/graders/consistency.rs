@@ -67,6 +67,7 @@ use super::pairs::PairScheduler;
 use super::results::{ConsistencyResult, Failure, Outcome, ReferenceCheck, ReferenceMethod, SamplesCheck, SentenceInconsistency};
 use super::Prepared;
 use crate::config::ConsistencyConfig;
+use crate::text::specifics;
 use crate::engine::cosine;
 use crate::text::answer::{exact_match, is_short_answer, token_f1};
 use crate::text::claim_form;
@@ -208,6 +209,18 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
             }
             let nli = asked.iter().map(|a| a.entail).fold(1.0f32, f32::min);
             let contradicted = asked.iter().any(|a| a.contradict >= FACT_THRESHOLD);
+            // A number, date, amount or percentage of the reference that the output does not give
+            // (in any format: `text::specifics`) means another answer, whatever the model says:
+            // "1965" for "1956" read with their question drew P(entailment) 0.98.
+            let clash: Vec<String> = if em || contradicted {
+                vec![]
+            } else {
+                specifics::unsupported_specifics(&plan.reference, &[&plan.output])
+                    .into_iter()
+                    .filter(|s| s.kind != specifics::SpecificKind::Name)
+                    .map(|s| s.text)
+                    .collect()
+            };
             if contradicted {
                 contradicted_facts.push(plan.reference.trim().to_string());
             }
@@ -215,6 +228,9 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
                 1.0
             } else if contradicted {
                 nli
+            } else if !clash.is_empty() {
+                contradicted_facts.extend(clash);
+                0.0
             } else {
                 f1.max(nli)
             };
@@ -391,6 +407,21 @@ mod tests {
         assert!(!r.passed);
         assert_eq!(r.contradicted_facts, vec!["100 points".to_string()]);
         assert_eq!(r.token_f1, Some(0.5));
+    }
+
+    /// Found grading RAGAS's LIC example: "1965" against the reference "1956", both read after
+    /// "When was LIC established?", drew P(entailment) 0.98 both ways and passed.
+    #[test]
+    fn a_short_answer_whose_numbers_differ_from_the_reference_fails() {
+        let plan = ReferencePlan::new("1956", "1965", Some("When was LIC established?"));
+        let r = decide_reference(&plan, &[nli(0.98, 0.0), nli(0.97, 0.0)], 0.5, Some(0.9));
+        assert_eq!(r.score, 0.0);
+        assert!(!r.passed);
+        assert_eq!(r.contradicted_facts, vec!["1956".to_string()]);
+        // The same number written otherwise is the same answer: no clash.
+        let plan = ReferencePlan::new("30 days", "Refunds are accepted within thirty days of delivery.", Some("What is the refund window?"));
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.8, 0.0)], 0.5, None);
+        assert!((r.score - 0.8).abs() < 1e-6 && r.passed && r.contradicted_facts.is_empty(), "{r:?}");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use candor::engine::{fused, BatchOptions, CrossEncoder, DeviceSpec, Embedder, TextTokenizer};
+use candor::kernels::fused;
+use candor::engine::{BatchOptions, CrossEncoder, DeviceSpec, Embedder, TextTokenizer};
 use candor::models::arch;
 use candor::models::registry::{Architecture, Pooling};
 use candor::models::{ModelStore, Registry, ResolvedModel};
@@ -141,14 +142,14 @@ fn bench(c: &mut Criterion) {
             sync(&device)
         })
     });
-    // The packed AVX-512 linear layer (engine::cpu) against candle's, on the feed-forward shape of a
+    // The packed AVX-512 linear layer (kernels::cpu) against candle's, on the feed-forward shape of a
     // 4,096-token batch, GELU included (CPU only, where the kernels apply).
-    if device.is_cpu() && candor::engine::cpu::available() {
+    if device.is_cpu() && candor::kernels::cpu::available() {
         use candle_nn::Module;
         let x = candle_core::Tensor::randn(0f32, 1.0, (4096, 384), &device).unwrap();
         let w = candle_core::Tensor::randn(0f32, 0.05, (1536, 384), &device).unwrap();
         let bias = candle_core::Tensor::randn(0f32, 0.05, 1536, &device).unwrap();
-        let packed = candor::engine::cpu::PackedLinear::new(&w, Some(&bias)).unwrap().unwrap();
+        let packed = candor::kernels::cpu::PackedLinear::new(&w, Some(&bias)).unwrap().unwrap();
         let plain = candle_nn::Linear::new(w, Some(bias));
         g.throughput(Throughput::Elements(4096));
         g.bench_function("linear_gelu_4096x384x1536_packed", |b| b.iter(|| packed.forward(&x, true).unwrap()));

@@ -85,6 +85,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             segments: Default::default(),
             label: None,
             metadata: None,
+            input_hash: String::new(),
         })
         .collect();
     let mut out = Vec::with_capacity(cases.len());

@@ -10,12 +10,16 @@
 #   1. installs the CUDA 13.0 compiler, headers and libraries from NVIDIA's wheels (pinned and
 #      checksummed in scripts/cuda-requirements.txt) into a private virtualenv, target/cuda-venv;
 #   2. makes target/cuda-link: the link-time names of those libraries and a stub libcuda.so (the real one comes with the GPU driver and is loaded at run time);
-#   3. runs `cargo build --release --features cuda` into target/cuda.
+#   3. runs `cargo build --release --no-default-features --features cuda` into target/cuda.
 #
-# The binary is target/cuda/release/candor. On the GPU machine it needs a driver for CUDA 13.0 or newer
-# (580+) and, on LD_LIBRARY_PATH, libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10
-# and libnvrtc.so.13: target/cuda-venv/.../nvidia/cu13/lib has them, and so does a PyTorch built for
-# CUDA 13. `scripts/build-cuda.sh --print-env` prints the variables to export for running it.
+# The binary is target/cuda/release/candor. It is built without the `bundled-model` feature (the
+# default NLI model, 45 MB, compiled in), so that it stays small enough to carry to a GPU machine; there
+# it finds models/candor-nli-minilm through the built-in registry's relative path, resolved against the
+# working directory and then the binary's folder and the three above it: run it from the checkout, or
+# leave it at target/cuda/release/candor inside one (or point CANDOR_MODELS at a folder of models).
+# On the GPU machine it needs a driver for CUDA 13.0 or newer (580+) and, on LD_LIBRARY_PATH,
+# libcudart.so.13, libcublas.so.13, libcublasLt.so.13, libcurand.so.10 and libnvrtc.so.13:
+# target/cuda-venv/.../nvidia/cu13/lib has them, and so does a PyTorch built for CUDA 13. `scripts/build-cuda.sh --print-env` prints the variables to export for running it.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -66,5 +70,6 @@ if [[ ! -f "$LINK/libcuda.so" ]]; then
   echo "build-cuda: stub libcuda.so with $(wc -l < "$LINK/cuda_stub.c") symbols"
 fi
 
-cargo build --release --features cuda --target-dir "$TARGET_DIR" "$@"
+# No default features: the model is not bundled (see above).
+cargo build --release --no-default-features --features cuda --target-dir "$TARGET_DIR" "$@"
 echo "build-cuda: done; run with: $("$0" --print-env)"

@@ -354,7 +354,8 @@ impl GradeConfig {
             if !valid {
                 return Err(format!("{at}: a name uses only letters, digits, `_` and `-`"));
             }
-            if ["support", "citation", "consistency", "case", "judge", "all"].contains(&r.name.as_str()) {
+            // Built-in metric names, and what `--metrics` and the reports also take as names.
+            if crate::graders::BUILT_IN_METRICS.contains(&r.name.as_str()) || ["case", "judge", "all"].contains(&r.name.as_str()) {
                 return Err(format!("{at}: `{}` is the name of a built-in metric; choose another", r.name));
             }
             if !names.insert(r.name.as_str()) {

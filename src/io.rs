@@ -1,7 +1,9 @@
 //! Guards on what candor writes, after the project's first rule: lose nothing. No command writes a
 //! file that it also reads (or writes twice), and no result line holds a number that JSON cannot carry.
 //!
-//! (Whole-or-nothing file writes are [`crate::models::store::write_atomic`].)
+//! Files are written whole or not at all with [`write_atomic`] (or [`write_atomic_with`], for writers
+//! that take a path), and folders made of several files are swapped in with renames and
+//! [`sync_dir`] (see `train::checkpoint`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,6 @@ use std::path::{Path, PathBuf};
 use serde::ser::{self, Serialize};
 
 use crate::error::{Error, Result};
-use crate::graders::CaseResult;
 
 /// Fails, before anything is opened for writing, when an output names the same file as an input
 /// or as another output, through symlinks, hard links and `..` too. Each entry is (what it is, for
@@ -87,6 +88,52 @@ impl FileId {
     }
 }
 
+/// Writes a file whole or not at all: to a temporary file beside it, flushed to disk, renamed over
+/// `path`, and the folder flushed so that the rename itself survives a power loss. A crash at any
+/// point leaves the old file (or none) or the new one, never part of one; a leftover temporary file
+/// is named `.NAME.*.tmp`. The folder is created if it is missing.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::io(path, e)))
+}
+
+/// [`write_atomic`] for a writer that takes a path (a safetensors save): `write` fills the temporary
+/// file at the path it is given; when it succeeds, the file is flushed to disk and renamed over
+/// `path`. When it fails, `path` is untouched and the temporary file removed.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    write(tmp.path())?;
+    sync_file(tmp.path())?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Flushes a file's contents to disk.
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
+}
+
+/// Flushes a folder's entries (names created, renamed or removed in it) to disk, so that a rename
+/// survives a power loss. A no-op where folders cannot be opened (Windows).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The folder a path is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// Removes `path` if it is there (a file derived from others, such as a summary, that would
 /// otherwise outlive what it describes); a file that is not there is fine.
 pub fn remove_if_present(path: &Path) -> Result<()> {
@@ -94,16 +141,6 @@ pub fn remove_if_present(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-/// Fails when a result holds a score that is NaN or infinite: serde_json would write it as `null`,
-/// and the results file could no longer be read. The error names the case, the field
-/// (`metrics.support.claims[2].score`) and the text of the claim or sentence it belongs to.
-pub fn check_finite_result(result: &CaseResult) -> Result<()> {
-    match find_non_finite(result) {
-        None => Ok(()),
-        Some(found) => Err(Error::NonFinite { case: result.id.clone(), field: found.field, value: found.value, text: found.text }),
     }
 }
 
@@ -433,7 +470,6 @@ impl ser::SerializeStructVariant for &mut Walker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graders::results::Outcome;
 
     fn refused(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> String {
         match check_outputs(inputs, outputs) {
@@ -562,38 +598,23 @@ mod tests {
         assert!(serde_json::to_string(&d).unwrap().contains("\"score\":null"));
     }
 
-    /// A result line as `candor grade` writes it, with two claims.
-    fn result() -> CaseResult {
-        serde_json::from_value(serde_json::json!({
-            "id": "case-7", "segments": {}, "failures": [], "passed": true, "model": {"nli": "m@1"},
-            "metrics": {
-                "support": {"score": 0.9, "passed": true, "claims": [
-                    {"text": "The sky is blue.", "span": [0, 16], "score": 0.9, "contradiction": 0.0, "label": "supported", "evidence": null},
-                    {"text": "Grass is green.", "span": [17, 32], "score": 0.95, "contradiction": 0.01, "label": "supported",
-                     "evidence": {"context": "1", "span": [0, 10]}}
-                ]}
-            }
-        }))
-        .unwrap()
-    }
-
     #[test]
-    fn a_result_with_a_nan_score_is_an_error_naming_the_case_and_claim() {
-        let mut r = result();
-        check_finite_result(&r).unwrap();
-        let Some(Outcome::Ran(s)) = r.metrics.support.as_mut() else { panic!("support did not parse") };
-        s.claims[1].contradiction = f32::NAN;
-        let e = check_finite_result(&r).unwrap_err();
-        let msg = e.to_string();
-        assert!(matches!(e, Error::NonFinite { .. }), "{e:?}");
-        assert!(
-            msg.contains("case-7") && msg.contains("metrics.support.claims[1].contradiction") && msg.contains("Grass is green."),
-            "{msg}"
-        );
-        let mut r = result();
-        let Some(Outcome::Ran(s)) = r.metrics.support.as_mut() else { panic!() };
-        s.score = f32::INFINITY;
-        let msg = check_finite_result(&r).unwrap_err().to_string();
-        assert!(msg.contains("metrics.support.score is inf"), "{msg}");
+    fn write_atomic_replaces_whole_or_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.json");
+        write_atomic(&path, b"one").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        write_atomic(&path, b"two, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two, longer");
+        // A writer that fails half-way: the old file stands and no temporary file is left.
+        let err = write_atomic_with(&path, |tmp| {
+            std::fs::write(tmp, b"half").unwrap();
+            Err(Error::Input { location: "test".into(), reason: "disk full".into() })
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"two, longer");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
     }
 }

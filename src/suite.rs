@@ -46,6 +46,9 @@ pub struct Case {
     pub label: Option<Value>,
     /// Anything; carried through untouched.
     pub metadata: Option<Value>,
+    /// sha256 (first 16 hex digits) of the case's line as written, so that a resumed run knows
+    /// which results were made from another version of the case.
+    pub input_hash: String,
 }
 
 /// A line that could not be read as a case.
@@ -73,6 +76,47 @@ const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
 const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth"];
 
+/// The hash of a case that results carry as `input_hash`: sha256 of the case's JSON object written
+/// canonically (keys sorted at every level, no spaces), first 16 hex digits. The same case written
+/// with its keys in another order, or spaced differently, has the same hash; any change of a value
+/// changes it.
+pub fn case_hash(case: &Map<String, Value>) -> String {
+    use sha2::Digest as _;
+    fn object(m: &Map<String, Value>, out: &mut Vec<u8>) {
+        let mut keys: Vec<&String> = m.keys().collect();
+        keys.sort();
+        out.push(b'{');
+        for (i, k) in keys.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(Value::String(k.clone()).to_string().as_bytes());
+            out.push(b':');
+            value(&m[k], out);
+        }
+        out.push(b'}');
+    }
+    fn value(v: &Value, out: &mut Vec<u8>) {
+        match v {
+            Value::Object(m) => object(m, out),
+            Value::Array(a) => {
+                out.push(b'[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    value(x, out);
+                }
+                out.push(b']');
+            }
+            other => out.extend_from_slice(other.to_string().as_bytes()),
+        }
+    }
+    let mut bytes = Vec::new();
+    object(case, &mut bytes);
+    hex::encode(&sha2::Sha256::digest(&bytes)[..8])
+}
+
 /// Parses one suite line (without its newline). `line` is its 1-based number, for messages.
 pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuiteProblem> {
     let problem = |field: Option<&str>, reason: String| SuiteProblem { line, field: field.map(str::to_string), reason };
@@ -91,6 +135,7 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         }
         TopLevel::Other => return Err(problem(None, "a case must be a JSON object".into())),
     };
+    let input_hash = case_hash(&obj);
     let id = match obj.remove("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         // Integer ids are kept exactly; others (1.5, 1e30) would not survive as text.
@@ -151,7 +196,7 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         }
     };
     let metadata = obj.remove("metadata");
-    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata })
+    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash })
 }
 
 /// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can
@@ -280,6 +325,11 @@ impl<R: BufRead> SuiteReader<R> {
         Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false }
     }
 
+    /// The reader, given back (what it read so far is consumed).
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
     /// The read error that stopped the reading early, if one did.
     pub fn io_error(&self) -> Option<&std::io::Error> {
         self.failed.as_ref().map(|(_, e)| e)
@@ -348,6 +398,38 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
     }
 }
 
+/// A reader that hashes (sha256) and counts the bytes that pass through it: a suite is read once,
+/// and its hash and progress come from that one reading.
+pub struct HashingReader<R> {
+    inner: R,
+    hash: sha2::Sha256,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> HashingReader<R> {
+    /// Wraps `inner`; `read` counts the bytes read (shared, for progress from another thread).
+    pub fn new(inner: R, read: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        use sha2::Digest as _;
+        Self { inner, hash: sha2::Sha256::new(), read }
+    }
+
+    /// The lower-case hex sha256 of every byte read.
+    pub fn sha256(self) -> String {
+        use sha2::Digest as _;
+        hex::encode(self.hash.finalize())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.read.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens a suite file for reading, refusing a directory (which would open, and then fail every
 /// read).
 pub fn open(path: &Path) -> Result<std::fs::File> {
@@ -400,23 +482,52 @@ pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
     Ok((cases, problems))
 }
 
-/// One of N shards of a suite, for grading a suite on many machines: a case belongs to shard
-/// `fnv1a64(id) mod N`, so the assignment depends on the id alone (not on its line or on the other
-/// cases), is the same on every machine and every version of candor, and a case keeps its shard when
-/// cases are added or removed. Written `K/N`, K counted from 0 (as Kubernetes' JOB_COMPLETION_INDEX
-/// and most array-job indices are).
+/// One of N shards of a suite, for grading a suite on many machines. Written `K/N` with K counted
+/// from 1 (`1/3`, `2/3`, `3/3`), as Playwright, Jest and cargo-nextest write theirs. Shard K holds the
+/// cases whose `fnv1a64(id) mod N` is K - 1, so the assignment depends on the id alone (not on its
+/// line or on the other cases), is the same on every machine and every version of candor, and a case
+/// keeps its shard when cases are added or removed. `0/N` is refused rather than read as the first
+/// shard: before shards counted from 1 it named the first, and a run written for that numbering must
+/// fail, not silently grade another split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
-    /// This shard, 0 <= index < count.
-    pub index: u64,
+    /// This shard, 1 <= number <= count.
+    number: u64,
     /// How many shards.
-    pub count: u64,
+    count: u64,
 }
 
 impl Shard {
-    /// True when the case with this id belongs to this shard.
+    /// Shard `number` of `count`, counted from 1; an error saying why when there is no such shard.
+    pub fn new(number: u64, count: u64) -> std::result::Result<Self, String> {
+        if count == 0 {
+            return Err(format!("`{number}/{count}` is not a shard: there must be at least one shard (N >= 1)"));
+        }
+        if number == 0 {
+            return Err(format!(
+                "`0/{count}` is not a shard: shards count from 1, so the shards of {count} are 1/{count} to {count}/{count} \
+                 (candor used to count them from 0: add 1 to K)"
+            ));
+        }
+        if number > count {
+            return Err(format!("`{number}/{count}` is not a shard: K must be from 1 to N, here 1 to {count}"));
+        }
+        Ok(Self { number, count })
+    }
+
+    /// This shard's number K, from 1 to [`Shard::count`].
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// How many shards there are (N).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// True when the case with this id belongs to this shard: `fnv1a64(id) mod N == K - 1`.
     pub fn contains(&self, id: &str) -> bool {
-        fnv1a64(id.as_bytes()) % self.count == self.index
+        fnv1a64(id.as_bytes()) % self.count == self.number - 1
     }
 }
 
@@ -424,20 +535,17 @@ impl std::str::FromStr for Shard {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("`{s}` is not a shard: write K/N with 0 <= K < N, e.g. 0/4 for the first of four");
+        let bad = || format!("`{s}` is not a shard: write K/N with 1 <= K <= N, e.g. 1/4 for the first of four");
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: u64 = k.trim().parse().map_err(|_| bad())?;
+        let number: u64 = k.trim().parse().map_err(|_| bad())?;
         let count: u64 = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Self { index, count })
+        Self::new(number, count)
     }
 }
 
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
+        write!(f, "{}/{}", self.number, self.count)
     }
 }
 
@@ -459,8 +567,8 @@ mod tests {
 
     #[test]
     fn shards_partition_the_ids_evenly() {
-        let n = 4;
-        let shards: Vec<Shard> = (0..n).map(|k| format!("{k}/{n}").parse().unwrap()).collect();
+        let n = 4u64;
+        let shards: Vec<Shard> = (1..=n).map(|k| format!("{k}/{n}").parse().unwrap()).collect();
         let mut sizes = vec![0usize; n as usize];
         for i in 0..10_000 {
             let id = format!("case-{i}");
@@ -474,11 +582,49 @@ mod tests {
     }
 
     #[test]
-    fn shard_syntax_is_checked() {
-        assert_eq!("2/5".parse::<Shard>().unwrap(), Shard { index: 2, count: 5 });
-        for bad in ["5/5", "1/0", "x/2", "3", "-1/2", ""] {
-            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    fn shard_k_holds_the_ids_whose_hash_mod_n_is_k_minus_1() {
+        // The assignment of ids to shards is the one candor always had (fnv1a64(id) mod N); only
+        // the numbering moved: shard K here is what `K-1/N` was.
+        for n in [1u64, 2, 3, 7] {
+            let shards: Vec<Shard> = (1..=n).map(|k| Shard::new(k, n).unwrap()).collect();
+            for i in 0..500 {
+                let id = format!("id-{i}");
+                let owners: Vec<u64> = shards.iter().filter(|s| s.contains(&id)).map(|s| s.number()).collect();
+                assert_eq!(owners, vec![fnv1a64(id.as_bytes()) % n + 1], "{id} of {n}");
+            }
         }
+        // One shard holds everything.
+        assert!(["", "a", "case-1"].iter().all(|id| Shard::new(1, 1).unwrap().contains(id)));
+    }
+
+    #[test]
+    fn the_case_hash_ignores_key_order_and_spacing_but_not_values() {
+        let a = parse_case(1, r#"{"id": "1", "output": "x", "contexts": [{"text": "c", "title": "t"}]}"#).unwrap();
+        let b = parse_case(1, r#"{"contexts":[{"title":"t","text":"c"}],"output":"x","id":"1"}"#).unwrap();
+        let c = parse_case(1, r#"{"id": "1", "output": "y", "contexts": [{"text": "c", "title": "t"}]}"#).unwrap();
+        assert_eq!(a.input_hash, b.input_hash);
+        assert_ne!(a.input_hash, c.input_hash);
+        assert_eq!(a.input_hash.len(), 16);
+    }
+
+    #[test]
+    fn shard_syntax_is_checked() {
+        for (text, k, n) in [("1/3", 1, 3), ("3/3", 3, 3), ("2/5", 2, 5), ("1/1", 1, 1), (" 2 / 4 ", 2, 4)] {
+            let s: Shard = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!((s.number(), s.count()), (k, n), "{text}");
+            assert_eq!(s.to_string(), format!("{k}/{n}"), "{text}");
+            assert_eq!(s.to_string().parse::<Shard>(), Ok(s));
+        }
+        // 0/N named the first shard when shards counted from 0: refused, saying how they count now.
+        let e = "0/3".parse::<Shard>().unwrap_err();
+        assert!(e.contains("count from 1") && e.contains("1/3 to 3/3"), "{e}");
+        let e = "4/3".parse::<Shard>().unwrap_err();
+        assert!(e.contains("from 1 to N, here 1 to 3"), "{e}");
+        for bad in ["1/0", "0/0", "x/2", "3", "-1/2", "1/-2", "", "/", "1/2/3", "1.0/2", "18446744073709551616/2"] {
+            let e = bad.parse::<Shard>().expect_err(bad);
+            assert!(e.contains("is not a shard"), "{bad}: {e}");
+        }
+        assert!(Shard::new(0, 2).is_err() && Shard::new(3, 2).is_err() && Shard::new(1, 0).is_err());
     }
 
     #[test]

@@ -170,6 +170,8 @@ fn resume_finishes_an_interrupted_run_identically() {
     let part = dir.path().join("part.jsonl");
     let torn = format!("{}\n{}", all[..20].join("\n"), &all[20][..all[20].len() / 2]);
     std::fs::write(&part, torn).unwrap();
+    // The run's manifest stands beside its results (a killed run leaves it, marked incomplete).
+    std::fs::copy(dir.path().join("full.summary.json"), dir.path().join("part.summary.json")).unwrap();
     run(args(&part, &["--resume"]));
     let resumed = common::read_jsonl(&part);
     let whole = common::read_jsonl(&full);
@@ -233,8 +235,9 @@ fn shards_merge_into_the_unsharded_results() {
     let mut a = vec!["grade", suite, "-o", full.to_str().unwrap()];
     a.extend(common_args);
     ok(&a);
-    let parts: Vec<PathBuf> = (0..3).map(|k| dir.path().join(format!("part-{k}.jsonl"))).collect();
-    for (k, part) in parts.iter().enumerate() {
+    // Shards count from 1: 1/3, 2/3, 3/3.
+    let parts: Vec<PathBuf> = (1..=3).map(|k| dir.path().join(format!("part-{k}.jsonl"))).collect();
+    for (k, part) in (1..=3).zip(&parts) {
         let shard = format!("{k}/3");
         let mut a = vec!["grade", suite, "-o", part.to_str().unwrap(), "--shard", &shard];
         a.extend(common_args);
@@ -260,16 +263,47 @@ fn shards_merge_into_the_unsharded_results() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("have no result"), "{}", String::from_utf8_lossy(&o.stderr));
     let o = candor(&["merge", p[0], p[1], p[2], p[2], "--suite", suite, "-o", merged.to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is also in"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("each shard once"), "{}", String::from_utf8_lossy(&o.stderr));
+    // The merged run's manifest: complete, no shard, the suite's and the merged file's sha256.
+    let run = &summary["run"];
+    assert_eq!(run["complete"], Value::Bool(true), "{run}");
+    assert!(run.get("shard").is_none(), "{run}");
+    assert_eq!(run["suite"]["sha256"], whole["run"]["suite"]["sha256"]);
+    assert_eq!(run["results"]["sha256"], Value::String(sha256_hex(&std::fs::read(&merged).unwrap())));
+    // A shard graded with another config, or one whose run did not finish, is refused.
+    let odd = dir.path().join("odd.jsonl");
+    let cfg = dir.path().join("odd.toml");
+    std::fs::write(&cfg, "[support]\nclaim_threshold = 0.9\n").unwrap();
+    let mut a = vec!["grade", suite, "-o", odd.to_str().unwrap(), "--shard", "3/3", "-c", cfg.to_str().unwrap()];
+    a.extend(common_args);
+    ok(&a);
+    let o = candor(&["merge", p[1], p[2], odd.to_str().unwrap(), "--suite", suite, "-o", merged.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("graded differently") && err.contains("claim_threshold"), "{err}");
+    let odd_summary = dir.path().join("odd.summary.json");
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&odd_summary).unwrap()).unwrap();
+    s["run"] = whole["run"].clone();
+    s["run"]["complete"] = Value::Bool(false);
+    s["run"]["shard"] = Value::String("3/3".into());
+    std::fs::write(&odd_summary, s.to_string()).unwrap();
+    let o = candor(&["merge", p[1], p[2], odd.to_str().unwrap(), "--suite", suite, "-o", merged.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("did not finish"), "{err}");
     let other = dir.path().join("other.jsonl");
     std::fs::write(&other, std::fs::read_to_string(&suite).unwrap().lines().take(3).collect::<Vec<_>>().join("\n")).unwrap();
     let o = candor(&["merge", p[0], p[1], p[2], "--suite", other.to_str().unwrap(), "-o", merged.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not in the suite"), "{}", String::from_utf8_lossy(&o.stderr));
     // The failed merges left the good merged file as it was.
     assert_same_results(&merged, &full);
-    let o = candor(&["grade", suite, "-o", merged.to_str().unwrap(), "--shard", "3/3"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a shard"), "{}", String::from_utf8_lossy(&o.stderr));
+    // No shard 4 of 3, and no shard 0: a job written when shards counted from 0 fails, saying why,
+    // instead of grading another split. Neither touches the merged file.
+    for (bad, why) in [("4/3", "from 1 to N"), ("0/3", "count from 1")] {
+        let o = candor(&["grade", suite, "-o", merged.to_str().unwrap(), "--shard", bad]);
+        assert_eq!(o.status.code(), Some(2), "--shard {bad}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("is not a shard") && err.contains(why), "--shard {bad}: {err}");
+    }
+    assert_same_results(&merged, &full);
 }
 
 /// Starts a grading run of the example suite in blocks of 4 cases, waits until `min_lines` results
@@ -324,6 +358,11 @@ fn a_killed_or_terminated_run_resumes_to_the_uninterrupted_results() {
         let status = interrupt_run(&out, &config, signal, 8);
         let kept = std::fs::read_to_string(&out).unwrap().lines().count();
         eprintln!("{name}: exit {status:?}, {kept} of {total} results on disk");
+        if kept < total {
+            // The summary beside a stopped run says it is incomplete, and a gate refuses it.
+            let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("{name}.summary.json"))).unwrap()).unwrap();
+            assert_eq!(summary["run"]["complete"], Value::Bool(false), "{name}: {summary}");
+        }
         if signal == libc::SIGTERM && kept < total {
             // A clean stop: the block in progress finishes, the file ends on a whole line, exit 130.
             assert_eq!(status.code(), Some(130), "{name}");
@@ -802,9 +841,216 @@ fn resume_cuts_only_a_torn_tail_and_never_rewrites_finished_lines() {
     assert!(std::str::from_utf8(&partial).is_err(), "the tail is cut inside a character");
     let resumed = dir.path().join("resumed.jsonl");
     std::fs::write(&resumed, &partial).unwrap();
+    std::fs::copy(dir.path().join("plain.summary.json"), dir.path().join("resumed.summary.json")).unwrap();
     let o = candor(&["grade", suite.to_str().unwrap(), "-o", resumed.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--resume"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let after = std::fs::read_to_string(&resumed).unwrap();
     let expected = format!("{first}\n{}\n", done[1..].join("\n"));
     assert_eq!(after, expected, "finished lines kept byte for byte, the torn tail replaced by the rest");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn summary_of(results: &Path) -> Value {
+    let stem = results.file_stem().unwrap().to_str().unwrap();
+    let p = results.with_file_name(format!("{stem}.summary.json"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// The summary carries how the run was made: candor's version, each model's sha256 and labels, the
+/// runtime, the effective config and its hash, the suite's sha256, and, once complete, the results'.
+#[test]
+fn the_summary_carries_the_run_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 5);
+    let config = dir.path().join("candor.toml");
+    std::fs::write(&config, "[support]\nclaim_threshold = 0.6\n").unwrap();
+    let out = dir.path().join("r.jsonl");
+    ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-c", config.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let run = &summary_of(&out)["run"];
+    assert_eq!(run["complete"], Value::Bool(true), "{run}");
+    assert_eq!(run["candor"], Value::String(env!("CARGO_PKG_VERSION").into()));
+    assert_eq!(run["metrics"], serde_json::json!(["support"]));
+    assert_eq!(run["config"]["support"]["claim_threshold"], serde_json::json!(0.6));
+    assert_eq!(run["config_sha256"].as_str().unwrap().len(), 64);
+    let nli = &run["models"]["nli"];
+    let registry = candor::models::Registry::builtin().unwrap();
+    let entry = registry.default_for(candor::models::Role::Nli).unwrap();
+    assert_eq!(nli["name"], Value::String(entry.name.clone()));
+    assert_eq!(nli["labels"], serde_json::json!(entry.labels));
+    let weights = entry.files.iter().find(|f| f.path.ends_with(".safetensors")).unwrap();
+    assert_eq!(nli["sha256"][&weights.path], Value::String(weights.sha256.clone().unwrap_or_default()), "{nli}");
+    assert!(run["runtime"].as_str().unwrap().starts_with("cpu "), "{run}");
+    assert_eq!(run["suite"]["sha256"], Value::String(sha256_hex(&std::fs::read(&suite).unwrap())));
+    assert_eq!(run["results"]["sha256"], Value::String(sha256_hex(&std::fs::read(&out).unwrap())));
+    assert_eq!(run["results"]["cases"], serde_json::json!(5));
+    // Every result carries the hash of the line it was graded from.
+    for r in common::read_jsonl(&out) {
+        assert_eq!(r["input_hash"].as_str().map(str::len), Some(16), "{r}");
+    }
+}
+
+/// `--resume` refuses results made another way (config, metrics, shard), leaving them as they are,
+/// and re-grades a case whose suite line changed; results of changed and deleted cases are dropped.
+/// (Before, each of these resumed silently into one file of mixed results.)
+#[test]
+fn resume_refuses_other_settings_and_regrades_changed_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 6);
+    let out = dir.path().join("r.jsonl");
+    let base = |extra: &[&str]| {
+        let mut a = vec!["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q", "--no-cache"];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run = |a: Vec<String>| candor(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let o = run(base(&["--metrics", "support"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = std::fs::read(&out).unwrap();
+
+    let config = dir.path().join("other.toml");
+    std::fs::write(&config, "[support]\nclaim_threshold = 0.7\n").unwrap();
+    for (extra, says) in [
+        (vec!["--metrics", "support", "--resume", "-c", config.to_str().unwrap()], "claim_threshold: 0.5 vs 0.7"),
+        (vec!["--metrics", "support,citation", "--resume"], "metrics"),
+        (vec!["--metrics", "support", "--resume", "--shard", "1/2"], "shard"),
+    ] {
+        let o = run(base(&extra));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("cannot resume") && err.contains(says), "{extra:?}: {err}");
+        assert!(std::fs::read(&out).unwrap() == before, "{extra:?}: the results were touched");
+    }
+
+    // The suite changes: c1 says something else, c2 is gone, c6 is new.
+    let text = std::fs::read_to_string(&suite).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[1] = serde_json::json!({"id": "c1", "output": "The office never opens.", "contexts": ["The office opens at 2 am on weekdays."]}).to_string();
+    lines.remove(2);
+    lines.push(serde_json::json!({"id": "c6", "output": "The office opens at 7 am.", "contexts": ["The office opens at 7 am on weekdays."]}).to_string());
+    std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
+    let o = run(base(&["--metrics", "support", "--resume"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 case(s) re-graded") && err.contains("2 stale result line(s) dropped"), "{err}");
+    let resumed = common::read_jsonl(&out);
+    let ids: Vec<&str> = resumed.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["c0", "c3", "c4", "c5", "c1", "c6"]);
+    // The kept lines are the earlier bytes; the new ones match a fresh run of the new suite.
+    let old_lines: Vec<&str> = std::str::from_utf8(&before).unwrap().lines().collect();
+    let new_text = std::fs::read_to_string(&out).unwrap();
+    let new_lines: Vec<&str> = new_text.lines().collect();
+    assert_eq!(new_lines[..4], [old_lines[0], old_lines[3], old_lines[4], old_lines[5]]);
+    let fresh = dir.path().join("fresh.jsonl");
+    ok(&["grade", suite.to_str().unwrap(), "-o", fresh.to_str().unwrap(), "-q", "--no-cache", "--metrics", "support"]);
+    let fresh = by_id(&common::read_jsonl(&fresh)).into_iter().map(|(k, v)| (k, v.clone())).collect::<HashMap<_, _>>();
+    for r in &resumed {
+        let f = &fresh[r["id"].as_str().unwrap()];
+        assert_eq!(r["input_hash"], f["input_hash"], "{}", r["id"]);
+        assert_eq!(r["passed"], f["passed"], "{}", r["id"]);
+    }
+    assert_eq!(resumed[4]["passed"], Value::Bool(false), "the changed c1 was graded as it reads now: {}", resumed[4]);
+    assert_eq!(summary_of(&out)["run"]["complete"], Value::Bool(true));
+    assert_eq!(summary_of(&out)["overall"]["cases"], serde_json::json!(6));
+}
+
+/// One run at a time writes a results file: a second run on the same `-o` is refused before it
+/// touches the file (before, two runs on one file wrote 550 lines for 300 cases).
+#[test]
+fn one_run_at_a_time_writes_a_results_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 3);
+    let out = dir.path().join("r.jsonl");
+    std::fs::write(&out, "results of a run in progress\n").unwrap();
+    let held = std::fs::OpenOptions::new().read(true).write(true).open(&out).unwrap();
+    held.lock().unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("another candor run is writing"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "results of a run in progress\n");
+    held.unlock().unwrap();
+    ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    assert_eq!(common::read_jsonl(&out).len(), 3);
+}
+
+/// `-` reads the suite from standard input, once, as it streams: the same results as from the file,
+/// and the manifest records the sha256 of what was read. (Before, a piped suite was graded as
+/// nothing, exit 0.)
+#[test]
+fn a_suite_streams_from_standard_input() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 4);
+    let (from_file, from_pipe) = (dir.path().join("file.jsonl"), dir.path().join("pipe.jsonl"));
+    ok(&["grade", suite.to_str().unwrap(), "-o", from_file.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let mut child = common::candor_command(&["grade", "-", "-o", from_pipe.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&suite).unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_results(&from_pipe, &from_file);
+    assert_eq!(common::read_jsonl(&from_pipe).len(), 4);
+    let run = &summary_of(&from_pipe)["run"];
+    assert_eq!(run["suite"]["path"], Value::String("-".into()));
+    assert_eq!(run["suite"]["sha256"], Value::String(sha256_hex(&bytes)));
+}
+
+/// A resume of a large results file, killed at many instants from its start (reading, cutting the
+/// torn tail, grading), never loses a finished line, and the last resume ends byte-identical (on
+/// AVX-512; same verdicts elsewhere) to a plain run. (Before, resume emptied the file and rewrote
+/// it: a kill in that window erased every finished result.)
+#[test]
+fn a_resume_killed_at_any_instant_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    // 120 cases carrying 100 KB of metadata each: results of 12 MB.
+    let pad = "x".repeat(100_000);
+    let lines: Vec<String> = (0..120)
+        .map(|i| {
+            serde_json::json!({"id": format!("c{i}"), "output": format!("The office opens at {} am.", i % 12 + 1),
+                               "contexts": [format!("The office opens at {} am on weekdays.", i % 12 + 1)], "metadata": {"pad": pad}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
+    let plain = dir.path().join("plain.jsonl");
+    ok(&["grade", suite.to_str().unwrap(), "-o", plain.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--device", "cpu"]);
+    let full = std::fs::read(&plain).unwrap();
+    assert!(full.len() > 10_000_000);
+    let line_ends: Vec<usize> = full.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).collect();
+    // A run killed after 100 cases, in the middle of the 101st line.
+    let cut = line_ends[99] + 5000;
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&out, &full[..cut]).unwrap();
+    std::fs::copy(dir.path().join("plain.summary.json"), dir.path().join("out.summary.json")).unwrap();
+    let finished = &full[..line_ends[99]];
+    let args = ["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--device", "cpu", "--resume"];
+    for delay_ms in [0u64, 100, 300, 600, 900, 1200, 1600, 2000, 2500, 3000] {
+        let mut child = common::candor_command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        let now = std::fs::read(&out).unwrap();
+        assert!(now.len() >= finished.len() && now[..finished.len()] == *finished, "killed after {delay_ms} ms: a finished line was lost or changed");
+    }
+    ok(&args);
+    assert_same_results(&out, &plain);
 }

@@ -126,8 +126,8 @@ fn graded_rubrics_are_deterministic_and_shard_invariant() {
         assert!(v["model"]["judge"].as_str().unwrap().starts_with("smollm2-135m-instruct@"));
     }
     let (s0, s1, merged) = (dir.path().join("s0.jsonl"), dir.path().join("s1.jsonl"), dir.path().join("m.jsonl"));
-    run(&s0, &["--shard", "0/2"]);
-    run(&s1, &["--shard", "1/2"]);
+    run(&s0, &["--shard", "1/2"]);
+    run(&s1, &["--shard", "2/2"]);
     let o = common::candor(&["merge", s0.to_str().unwrap(), s1.to_str().unwrap(), "--suite", suite.to_str().unwrap(), "-o", merged.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     if candor::engine::cpu::available() {

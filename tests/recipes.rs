@@ -1,8 +1,10 @@
 //! The scheduler recipes of docs/scale.md, run as written with the scheduler's part played by the
-//! test: each Slurm array task's script runs under bash with SLURM_ARRAY_TASK_ID/COUNT set, each
-//! Kubernetes Indexed Job pod's command under sh with JOB_COMPLETION_INDEX set (its volume mounted at
-//! a temporary folder), each GitHub Actions matrix job's `run:` lines with `${{ matrix.shard }}`
-//! filled in; then each recipe's merge command. Every recipe must give the unsharded run's results.
+//! test: each Slurm array task's script runs under bash with SLURM_ARRAY_TASK_ID (1..=N, as
+//! `--array=1-N` numbers them) and SLURM_ARRAY_TASK_COUNT set, each Kubernetes Indexed Job pod's
+//! command under sh with JOB_COMPLETION_INDEX (0..N, as Kubernetes numbers them) set (its volume
+//! mounted at a temporary folder), each GitHub Actions matrix job's `run:` lines with
+//! `${{ matrix.shard }}` filled in; then each recipe's merge command. Every recipe must give the
+//! unsharded run's results, from part files named for shards 1 to N (shards count from 1).
 //! (Not tested: the schedulers themselves, the container image, GPUs.)
 
 mod common;
@@ -47,6 +49,19 @@ fn shell(dir: &Path, path: &str, shell: &str, script: &str, env: &[(&str, String
     assert!(o.status.success(), "`{script}` failed: {}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// The part files in `dir` are exactly part-1.jsonl to part-N.jsonl: the recipe named shards 1 to N.
+fn parts_named_1_to(dir: &Path, n: usize) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with("part-") && f.ends_with(".jsonl"))
+        .collect();
+    names.sort();
+    let mut want: Vec<String> = (1..=n).map(|k| format!("part-{k}.jsonl")).collect();
+    want.sort();
+    assert_eq!(names, want, "{}", dir.display());
+}
+
 /// The merged file against an unsharded run of the same suite.
 fn same_as_whole(dir: &Path, path: &str, merged: &Path, suite: &str) {
     shell(dir, path, "sh", &format!("candor grade {suite} -o whole.jsonl -q"), &[]);
@@ -66,10 +81,11 @@ fn slurm_job_array_recipe() {
     let (dir, path) = workdir();
     std::fs::create_dir(dir.path().join("parts")).unwrap();
     let count = 8;
-    assert!(script.contains(&format!("--array=0-{}", count - 1)));
-    for i in 0..count {
+    assert!(script.contains(&format!("--array=1-{count}")), "{script}");
+    for i in 1..=count {
         shell(dir.path(), &path, "bash", &script, &[("SLURM_ARRAY_TASK_ID", i.to_string()), ("SLURM_ARRAY_TASK_COUNT", count.to_string())]);
     }
+    parts_named_1_to(&dir.path().join("parts"), count);
     let merge = d.split("--wrap \"").nth(1).and_then(|s| s.split('"').next()).expect("the sbatch --wrap merge");
     shell(dir.path(), &path, "sh", merge, &[]);
     same_as_whole(dir.path(), &path, &dir.path().join("results.jsonl"), "suite.jsonl");
@@ -90,6 +106,7 @@ fn kubernetes_indexed_job_recipe() {
     for i in 0..completions {
         shell(dir.path(), &path, "sh", &command, &[("JOB_COMPLETION_INDEX", i.to_string())]);
     }
+    parts_named_1_to(&dir.path().join("parts"), completions);
     let merge = d.split("once the Job completes: `").nth(1).unwrap().split('`').next().unwrap().replace("/data", &data);
     shell(dir.path(), &path, "sh", &merge, &[]);
     same_as_whole(dir.path(), &path, &dir.path().join("results.jsonl"), "suite.jsonl");
@@ -105,11 +122,13 @@ fn github_actions_matrix_recipe() {
     let shards: Vec<usize> = yaml.split("shard: [").nth(1).unwrap().split(']').next().unwrap().split(',').map(|s| s.trim().parse().unwrap()).collect();
     let (grade, rest) = yaml.split_once("  gate:").unwrap();
     let runs = |part: &str| -> Vec<String> { part.lines().filter_map(|l| l.trim().strip_prefix("- run: ")).map(str::to_string).collect() };
+    assert_eq!(shards, (1..=shards.len()).collect::<Vec<_>>(), "the matrix names shards 1 to N");
     for s in &shards {
         for r in runs(grade) {
             shell(dir.path(), &path, "sh", &r.replace("${{ matrix.shard }}", &s.to_string()), &[]);
         }
     }
+    parts_named_1_to(dir.path(), shards.len());
     // The gate job: merge (artifacts are already side by side here), then the gate with a policy.
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gate-loose.toml"), dir.path().join("evals/gate.toml")).unwrap();
     let gate_runs = runs(rest);

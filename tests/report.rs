@@ -136,7 +136,7 @@ fn gate_fails_closed_on_what_it_cannot_see() {
         assert_eq!(code, Some(1), "{name}: {out}");
         assert!(out.contains(says) && out.contains("gate FAILED"), "{name}: {out}");
         // The documented opt-out: reported as skipped, and the gate passes.
-        let (code, out) = gate_with(d, name, &format!("allow_unevaluated = true\n{policy}"), &new, &[]);
+        let (code, out) = gate_with(d, name, &format!("allow_unevaluated = true\nallow_incomplete = true\n{policy}"), &new, &[]);
         assert_eq!(code, Some(0), "{name}: {out}");
         assert!(out.contains("skip  [") && out.contains("gate passed"), "{name}: {out}");
     }
@@ -204,7 +204,8 @@ fn gate_fails_on_cases_where_no_metric_ran() {
     assert!(out.contains("FAIL  [overall] every case graded: 1 of 3 case(s) skipped entirely"), "{out}");
     // The skipped case is outside the pass rate: 1 of the 2 graded cases passed.
     assert!(out.contains("pass  [overall] pass_rate >= 0.5: pass_rate = 0.5000 on 3 case(s) (1 skipped entirely)"), "{out}");
-    let (code, out) = gate_with(d, "p.toml", &format!("allow_skipped_cases = true\n{policy}"), &results, &[]);
+    // (Hand-made results have no run manifest: `allow_incomplete` lets them be gated.)
+    let (code, out) = gate_with(d, "p.toml", &format!("allow_skipped_cases = true\nallow_incomplete = true\n{policy}"), &results, &[]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("skip  [overall] every case graded"), "{out}");
 }
@@ -240,7 +241,8 @@ fn baseline_drop_fails_and_compare_lists_the_flips() {
     let results = base.as_path();
     let worse = with_support(example_results(), dir.path(), "worse.jsonl", 0.0, false);
     let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, "min_cases = 5\n[baseline]\nmax_drop = 0.02\nquantities = [\"support.mean\"]\n").unwrap();
+    // The results are edited copies: no manifest describes them, so the policy allows that.
+    std::fs::write(&policy, "min_cases = 5\nallow_incomplete = true\n[baseline]\nmax_drop = 0.02\nquantities = [\"support.mean\"]\n").unwrap();
     // Against itself: nothing changed, the gate passes.
     let o = candor(&["gate", results.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--baseline", results.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -354,7 +356,8 @@ fn report_gate_compare_and_calibrate_refuse_to_overwrite_their_inputs() {
     let d = dir.path();
     let (old, new) = hand_results(d);
     let policy = d.join("gate.toml");
-    std::fs::write(&policy, "[rules]\n\"support.pass_rate\" = \">= 0.0\"\n").unwrap();
+    // Hand-made results: no run manifest, so the policy allows gating them.
+    std::fs::write(&policy, "allow_incomplete = true\n[rules]\n\"support.pass_rate\" = \">= 0.0\"\n").unwrap();
     let link = d.join("link.jsonl");
     std::os::unix::fs::symlink(&new, &link).unwrap();
     let (o, n, p, l) = (old.to_str().unwrap(), new.to_str().unwrap(), policy.to_str().unwrap(), link.to_str().unwrap());
@@ -389,4 +392,77 @@ fn report_gate_compare_and_calibrate_refuse_to_overwrite_their_inputs() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = candor(&["gate", n, "--policy", p, "--junit", d.join("gate.xml").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// A case id and a segment value carrying control characters, a terminal escape and the XML
+/// specials: `candor gate --junit` writes XML that parses and passes the JUnit schema, with the text
+/// as written (what XML 1.0 cannot hold, as a visible escape), and prints no control character.
+#[test]
+fn gate_junit_holds_any_case_id_and_segment() {
+    const NASTY: &str = "\u{1}\u{1b}[31m<&>\"'";
+    const SHOWN: &str = "\\x01\\x1b[31m<&>\"'";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let line = |id: &str, metrics: Value| {
+        serde_json::json!({"id": id, "segments": {"risk": NASTY}, "failures": [], "passed": true, "model": {"nli": "m@1"},
+            "metrics": metrics})
+        .to_string()
+    };
+    let support = serde_json::json!({"support": {"score": 0.9, "passed": true, "claims": []}});
+    let results = d.join("results.jsonl");
+    // The first case ran no metric: the gate fails on it, naming its id.
+    std::fs::write(&results, format!("{}\n{}\n", line(NASTY, serde_json::json!({})), line("ok", support))).unwrap();
+    let policy = "[rules]\n\"pass_rate\" = \">= 0.5\"\n[segments.\"risk=none\"]\nrules = { \"pass_rate\" = \">= 0.5\" }\n";
+    let junit = d.join("gate.xml");
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    assert!(out.contains(&format!("1 of 2 case(s) skipped entirely: no metric ran for them, so they neither passed nor failed ({SHOWN})")), "{out}");
+    valid_junit(&junit).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML: {e}\n{xml}"));
+    let messages: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("failure")).filter_map(|n| n.attribute("message")).collect();
+    assert!(messages.iter().any(|m| m.contains(&format!("({SHOWN})"))), "the case id: {messages:?}");
+    assert!(messages.iter().any(|m| m.contains(&format!("values of `risk` here: {SHOWN}"))), "the segment value: {messages:?}");
+}
+
+/// A gate fails on a run that did not complete, or whose results changed after it completed, or that
+/// has no manifest at all, unless the policy allows it; a complete run passes that check.
+#[test]
+fn gate_fails_on_an_incomplete_or_changed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let results = d.join("r.jsonl");
+    let summary = d.join("r.summary.json");
+    std::fs::copy(example_results(), &results).unwrap();
+    std::fs::copy(example_results().with_file_name("results.summary.json"), &summary).unwrap();
+    let policy = "[rules]\n\"cases\" = \">= 1\"\n";
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("pass  [overall] run complete"), "{out}");
+    // The run marked incomplete (as a killed run leaves it).
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["run"]["complete"] = Value::Bool(false);
+    std::fs::write(&summary, s.to_string()).unwrap();
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [overall] run complete") && out.contains("did not finish"), "{out}");
+    let (code, out) = gate_with(d, "p.toml", &format!("allow_incomplete = true\n{policy}"), &results, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("skip  [overall] run complete"), "{out}");
+    // Complete, but a line was added to the results since.
+    s["run"]["complete"] = Value::Bool(true);
+    std::fs::write(&summary, s.to_string()).unwrap();
+    let mut text = std::fs::read_to_string(&results).unwrap();
+    text.push_str(&text.lines().next().unwrap().replace("\"id\":\"", "\"id\":\"extra-"));
+    text.push('\n');
+    std::fs::write(&results, text).unwrap();
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("changed after its run completed"), "{out}");
+    // No summary at all.
+    std::fs::remove_file(&summary).unwrap();
+    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no run manifest"), "{out}");
 }

@@ -148,8 +148,27 @@ fn resumed_run_continues_the_same_loss_curve() {
     let part = train::run(&cfg, &base, &opts("split", Some(5)), &mut Silent).unwrap();
     assert!(!part.finished);
     assert_eq!(part.state.step, 5);
-    let rest = train::run(&cfg, &base, &opts("split", None), &mut Silent).unwrap();
+    // Then a crash in the middle of writing the next checkpoint, between the renames of its swap:
+    // the step-5 checkpoint set aside as checkpoint.old, a checkpoint.tmp written only in part. The
+    // resumed run must read the complete step-5 checkpoint, and clear what the crash left.
+    let split = tmp.path().join("split");
+    std::fs::rename(split.join("checkpoint"), split.join("checkpoint.old")).unwrap();
+    std::fs::create_dir(split.join("checkpoint.tmp")).unwrap();
+    std::fs::copy(split.join("checkpoint.old/model.safetensors"), split.join("checkpoint.tmp/model.safetensors")).unwrap();
+    std::fs::write(split.join("checkpoint.tmp/state.json"), r#"{"step": 99, "epoch": 5, "batch_in_epoch": 0, "seconds": 0.0, "examples": 0}"#).unwrap();
+    struct Notes(Vec<String>);
+    impl train::Observer for Notes {
+        fn note(&mut self, msg: &str) {
+            self.0.push(msg.to_string());
+        }
+    }
+    let mut notes = Notes(vec![]);
+    let rest = train::run(&cfg, &base, &opts("split", None), &mut notes).unwrap();
     assert!(rest.finished);
+    assert!(notes.0.iter().any(|n| n.starts_with("resuming from step 5 ")), "{:?}", notes.0);
+    assert!(!split.join("checkpoint.old").exists() && !split.join("checkpoint.tmp").exists());
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(split.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(saved["step"].as_u64(), Some(rest.state.step));
     let b = read_log(&tmp.path().join("split/train_log.jsonl"));
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
@@ -191,6 +210,35 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
     let t = candor::engine::TextTokenizer::from_file(&dir.join("tokenizer.json"), cfg.max_tokens).unwrap();
     let r = train::evaluate("dev", model.as_ref(), &t, &ex, &cfg.labels, &Device::Cpu, None).unwrap();
     assert!((r.accuracy.unwrap() - outcome.dev[0].accuracy.unwrap()).abs() < 1e-9);
+}
+
+/// A config that cannot be trained with is refused, naming the field, before anything is loaded or
+/// written: neither `train::run` nor `train::run_recipe` creates the output folder.
+#[test]
+fn an_invalid_config_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base_dir = tmp.path().join("base");
+    std::fs::create_dir_all(&base_dir).unwrap();
+    let base = tiny_base(&base_dir);
+    let mut cfg = tiny_config(tmp.path());
+    cfg.batch_size = 0;
+    let stop = AtomicBool::new(false);
+    let out = tmp.path().join("o");
+    let opts = RunOptions { out: out.clone(), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let err = train::run(&cfg, &base, &opts, &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("`batch_size` is 0"), "{err}");
+    assert!(!out.exists(), "the refused run wrote {}", out.display());
+
+    let root = tmp.path().join("r");
+    let store = tiny_store(&root);
+    let (_, mut two) = two_stages(&root);
+    two.checkpoint_every = 0;
+    std::fs::write(root.join("stage2.toml"), toml::to_string(&two).unwrap()).unwrap();
+    let opts = RunOptions { out: root.join("run"), data_dir: Default::default(), ..opts };
+    let err = train::run_recipe(&root.join("stage2.toml"), &store, &opts, &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("`checkpoint_every` is 0") && err.contains("stage2.toml"), "{err}");
+    // Not even the first stage, which is valid, was trained.
+    assert!(!root.join("run").exists());
 }
 
 /// Every recipe shipped beside the default model (the shipped average and its members, the first

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use candor::config::GradeConfig;
 use candor::report::{calibrate, compare, read_results, render};
 
 /// Compare two runs of the same suite: what changed, and is it real?
@@ -39,9 +38,19 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let new = read_results(&args.new)?;
     let c = compare::compare(&old, &new, 0x5EED);
     anyhow::ensure!(!c.changes.is_empty(), "{} and {} share no case ids", args.old.display(), args.new.display());
+    // Two runs made differently (another config, model, runtime or metric set) differ for that too:
+    // said before the figures, and in the JSON.
+    let made = candor::report::manifest::made_differently(&args.old, &args.new)?;
+    for line in &made {
+        println!("note: {}", candor::report::escape::terminal(line));
+    }
     print!("{}", c.table(args.flips));
     if let Some(p) = &args.json {
-        std::fs::write(p, serde_json::to_string_pretty(&c)?).with_context(|| format!("cannot write {}", p.display()))?;
+        let mut v = serde_json::to_value(&c)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("made_differently".into(), serde_json::json!(made));
+        }
+        std::fs::write(p, serde_json::to_string_pretty(&v)?).with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -68,7 +77,7 @@ pub struct CalibrateArgs {
     /// Segment keys to calibrate per segment too, comma-separated.
     #[arg(long, value_delimiter = ',')]
     by: Vec<String>,
-    /// The config the results were graded with (its thresholds are the current ones).
+    /// A config whose thresholds to measure [default: the run's own, from its manifest].
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Write the chosen thresholds into this candor.toml.
@@ -91,10 +100,11 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         outputs.push(("policy", policy.as_path()));
         candor::io::check_outputs(&[("results", args.results.as_path())], &outputs)?;
     }
-    let mut cfg = match &args.config {
-        Some(p) => GradeConfig::from_file(p)?,
-        None => GradeConfig::default(),
-    };
+    // The run's own config (from its manifest) unless one is given.
+    let (mut cfg, note) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
+    if let Some(n) = note {
+        eprintln!("{}", candor::report::escape::terminal(&n));
+    }
     let results = read_results(&args.results)?;
     let cals = calibrate::calibrate(&results, &cfg, &args.by);
     anyhow::ensure!(
@@ -108,7 +118,7 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &args.write_policy {
         if p.exists() && args.config.as_deref() != Some(p.as_path()) {
-            cfg = GradeConfig::from_file(p)?;
+            cfg = candor::config::GradeConfig::from_file(p)?;
         }
         for w in cals.iter().filter(|c| c.group == "overall").filter_map(calibrate::small_sample) {
             eprintln!("{w}");
@@ -170,7 +180,7 @@ pub struct ReportArgs {
     /// How many of the worst cases to show.
     #[arg(long, default_value_t = 10)]
     worst: usize,
-    /// The config the results were graded with (for calibration figures).
+    /// A config for calibration figures [default: the run's own, from its manifest].
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -180,10 +190,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     inputs.extend(args.config.as_deref().map(|c| ("config", c)));
     let outputs: Vec<(&str, &std::path::Path)> = args.out.as_deref().map(|p| ("report", p)).into_iter().collect();
     candor::io::check_outputs(&inputs, &outputs)?;
-    let cfg = match &args.config {
-        Some(p) => GradeConfig::from_file(p)?,
-        None => GradeConfig::default(),
-    };
+    let (cfg, note) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
+    if let Some(n) = note {
+        eprintln!("{}", candor::report::escape::terminal(&n));
+    }
     let results = read_results(&args.results)?;
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
     let r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg);

@@ -21,8 +21,9 @@ use candor::report::{models_of, read_results, Summary};
 ///
 /// The gate fails closed: a rule it cannot evaluate (a metric that did not run, a segment that
 /// matches no case, a group below min_cases, too few cases paired with the baseline) fails, saying
-/// why, and so does a run with cases where no metric ran. A policy may opt out with
-/// `allow_unevaluated = true` (such rules are skipped) and `allow_skipped_cases = true`.
+/// why, and so does a run with cases where no metric ran, and a run whose manifest (in the summary
+/// beside the results) does not say it completed. A policy may opt out with `allow_unevaluated =
+/// true` (such rules are skipped), `allow_skipped_cases = true` and `allow_incomplete = true`.
 ///
 /// Examples:
 ///   candor gate results.jsonl --policy examples/gate.toml
@@ -62,11 +63,21 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(read_results(p)?),
         None => None,
     };
+    if let Some(b) = &args.baseline {
+        for line in candor::report::manifest::made_differently(b, &args.results)? {
+            eprintln!("note (baseline): {}", candor::report::escape::terminal(&line));
+        }
+    }
     if policy.baseline.is_some() && baseline.is_none() {
         eprintln!("note: the policy has [baseline] rules; pass --baseline OLD_RESULTS.jsonl to check them");
     }
     let summary = Summary::of(&results, 0, models_of(&results));
-    let checks = gate::evaluate(&policy, &results, &summary, baseline.as_deref());
+    let mut checks = gate::evaluate(&policy, &results, &summary, baseline.as_deref());
+    // Fail closed on a run that did not finish, or whose manifest does not describe its results.
+    if !checks.is_empty() {
+        let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
+        checks.insert(0, gate::completeness(&policy, why));
+    }
     // A gate that checked nothing must not pass: this is a policy whose only rules compare with a
     // baseline, run without one.
     anyhow::ensure!(
@@ -83,7 +94,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(p, &md).with_context(|| format!("cannot write {}", p.display()))?;
     }
     for c in &checks {
-        println!("{}  [{}] {}: {}", c.mark(), c.group, c.name, c.explanation());
+        println!("{}", c.line());
     }
     let failed = checks.iter().filter(|c| !c.passed).count();
     if failed > 0 {

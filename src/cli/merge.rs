@@ -10,16 +10,17 @@ use anyhow::Context as _;
 
 use candor::report::summary_path;
 
-use super::write_atomic;
 
 /// Merge the results of a suite graded in shards into one results file and its summary.
 ///
 /// Each machine grades one shard of the same suite with `candor grade SUITE -o part-K.jsonl
-/// --shard K/N` (a case belongs to shard fnv1a64(id) mod N, so every machine agrees without talking
-/// to the others). `candor merge` then writes RESULTS in suite order, line for line as an unsharded
+/// --shard K/N`, K from 1 to N (shard K holds the cases whose fnv1a64(id) mod N is K-1, so every
+/// machine agrees without talking to the others). `candor merge` then writes RESULTS in suite order, line for line as an unsharded
 /// run writes it, and RESULTS with `.summary.json` beside it. It refuses, naming file, line and id:
 /// a case of the suite with no result (a shard missing or unfinished), a case in two shards, a case
-/// not in the suite, and shards graded by different models.
+/// not in the suite, and shards graded by different models. Each shard's run manifest (in its
+/// summary) must say it completed and describe its file as it is, and all must be made the same
+/// way (config, models, runtime, metrics, candor version), of the same suite and shard count.
 ///
 /// Examples:
 ///   candor merge part-*.jsonl --suite suite.jsonl -o results.jsonl
@@ -54,8 +55,15 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     // The summary of an earlier merge must not outlive the results it describes.
     candor::io::remove_if_present(&summary_file)?;
     tmp.persist(&args.out).map_err(|e| e.error).with_context(|| format!("cannot write {}", args.out.display()))?;
-    let summary = merged.summary;
-    write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    let mut summary = merged.summary;
+    // The merged run's manifest records the merged results, as a complete run's does.
+    if let Some(run) = summary.run.as_mut() {
+        run.results = Some(candor::report::manifest::ResultsRecord {
+            cases: merged.cases,
+            sha256: candor::report::manifest::file_sha256(&args.out)?,
+        });
+    }
+    candor::io::write_atomic(&summary_file, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{}", summary.table());
     eprintln!(
         "{} case(s) from {} shard(s) merged in suite order: {}; summary: {}",

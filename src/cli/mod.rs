@@ -38,7 +38,8 @@ enum Command {
     /// List, fetch, verify and locate models.
     ///
     /// Models resolve, first hit wins, from CANDOR_MODELS/<name>, the registry's local path, candor's
-    /// cache (CANDOR_CACHE, default the platform cache folder) and an existing Hugging Face cache.
+    /// cache (CANDOR_CACHE, default the platform cache folder) and an existing Hugging Face cache;
+    /// the default NLI model is bundled in the binary and installed into the cache on first use.
     /// Every file is checked against its sha256 before use.
     Models {
         #[command(subcommand)]
@@ -46,7 +47,7 @@ enum Command {
     },
     /// Grade a suite: support, citations, consistency and rubric metrics of every case.
     Grade(grade::GradeArgs),
-    /// Merge the results of a suite graded in shards (grade --shard K/N) into one, in suite order.
+    /// Merge the results of a suite graded in shards (grade --shard K/N, K from 1) into one, in suite order.
     Merge(merge::MergeArgs),
     /// Decide a release: rules per segment and against a baseline; exit 0 ship, 1 fail, 2 error.
     Gate(gate::GateArgs),
@@ -85,16 +86,4 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => analyse::report(args),
         Command::Calibrate(args) => analyse::calibrate(args),
     }
-}
-
-/// Writes a file whole or not at all: to a temporary name beside it, flushed to disk, then renamed
-/// over the target (a crash leaves the old file or the new one, never half of one).
-pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    use std::io::Write as _;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

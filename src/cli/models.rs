@@ -44,6 +44,8 @@ pub fn run(store: &ModelStore, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             for m in store.registry().iter() {
                 let present = match store.locate(m) {
                     Some(loc) => loc.from.to_string(),
+                    // Installed into the cache from the binary on first use.
+                    None if candor::models::bundled::files_for(m).is_some() => "bundled".to_string(),
                     None => "no".to_string(),
                 };
                 let supported = if m.architecture.support().is_ok() { "" } else { " (unsupported)" };

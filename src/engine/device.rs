@@ -99,6 +99,14 @@ pub fn default_dtype(device: &Device) -> DType {
     }
 }
 
+/// Device, number type and kernel path, as a run's manifest and the score cache key name them:
+/// `cpu F32 avx512` (candor's AVX-512 kernels), `cpu F32 candle`, `cuda F16 candle`. Scores made
+/// on two runtimes may differ in their last digits, so they are not taken for each other.
+pub fn runtime(device: &Device) -> String {
+    let kernels = if device.is_cpu() && crate::kernels::cpu::available() { "avx512" } else { "candle" };
+    format!("{} {:?} {kernels}", describe(device), default_dtype(device))
+}
+
 /// A short name for a device, for messages and results.
 pub fn describe(device: &Device) -> String {
     match device {

@@ -7,10 +7,12 @@
 
 pub mod batch;
 pub mod cache;
-pub mod cpu;
 pub mod device;
-pub mod fused;
 pub mod judge;
+
+/// The kernels live in [`crate::kernels`] (below [`crate::models`], whose architectures use them);
+/// they are re-exported here under their former paths.
+pub use crate::kernels::{cpu, fused};
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -202,6 +204,11 @@ impl CrossEncoder {
     /// The tokenizer (for chunking by tokens).
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
+    }
+
+    /// Device, number type and kernel path ([`device::runtime`]).
+    pub fn runtime(&self) -> String {
+        device::runtime(&self.device)
     }
 
     /// Label probabilities for each (premise, hypothesis) pair, in input order.

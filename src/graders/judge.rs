@@ -16,7 +16,7 @@ use crate::engine::judge::{JudgeModel, Piece, Rating};
 use crate::error::Result;
 use crate::models::gguf::ChatTemplate;
 use crate::suite::Case;
-use crate::text::char_offset;
+use crate::text::CharIndex;
 use crate::text::injection::{find_injections, redact};
 
 use super::results::{InjectionFound, Outcome, RubricResult};
@@ -63,9 +63,10 @@ fn heading(rubric: &RubricConfig, field: &str) -> String {
 /// Looks for text addressed to the grader in one field; returns the text the judge is shown.
 fn screen(field: &str, text: &str, policy: InjectionPolicy, found: &mut Vec<InjectionFound>) -> String {
     let hits = find_injections(text);
+    let chars = CharIndex::new(text);
     found.extend(hits.iter().map(|h| InjectionFound {
         field: field.to_string(),
-        span: [char_offset(text, h.span.start), char_offset(text, h.span.end)],
+        span: [chars.offset(h.span.start), chars.offset(h.span.end)],
         kind: h.kind,
     }));
     match policy {

@@ -12,6 +12,7 @@ pub mod decompose;
 pub mod judge;
 pub mod pairs;
 pub mod results;
+pub mod scorer;
 pub mod support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,12 +21,24 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::config::GradeConfig;
-use crate::engine::{CrossEncoder, Embedder, RunStats};
+use crate::engine::{Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::suite::Case;
-use crate::text::{analyse_output, char_offset, claim_form, find_markers, strip_markers, Sentence};
+use crate::text::{analyse_output, claim_form, find_markers, strip_markers, CharIndex, Sentence};
 pub use pairs::{Judgement, PairScheduler};
 pub use results::{CaseResult, Failure, Outcome};
+pub use scorer::PairScorer;
+
+/// The built-in metrics, in the order results list them ([`results::Metrics::scores`]). Every other
+/// metric name in results is a rubric's (`[[rubric]]`), and a rubric cannot take one of these names.
+pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
+
+/// The label key (in a case's `label`) that measures a built-in metric against humans: `supported`
+/// for support, `attributable` for citation, `consistent` for consistency; `None` for a rubric.
+pub fn label_key(metric: &str) -> Option<&'static str> {
+    const LABELS: [&str; 3] = ["supported", "attributable", "consistent"];
+    BUILT_IN_METRICS.iter().position(|m| *m == metric).map(|i| LABELS[i])
+}
 
 /// Which metrics to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +70,7 @@ impl std::str::FromStr for MetricSet {
                 "consistency" => m.consistency = true,
                 "judge" => m.judge = true,
                 "all" => m = MetricSet::default(),
-                other => return Err(format!("unknown metric `{other}` (known: support, citation, consistency, judge)")),
+                other => return Err(format!("unknown metric `{other}` (known: {}, judge)", BUILT_IN_METRICS.join(", "))),
             }
         }
         if !(m.support || m.citation || m.consistency || m.judge) {
@@ -238,7 +251,7 @@ pub struct Grader<'m> {
 
 impl<'m> Grader<'m> {
     /// A grader over loaded models. The embedder is needed only for consistency.
-    pub fn new(nli: &'m CrossEncoder, embedder: Option<&'m Embedder>, cfg: GradeConfig, metrics: MetricSet) -> Result<Self> {
+    pub fn new(nli: &'m dyn PairScorer, embedder: Option<&'m Embedder>, cfg: GradeConfig, metrics: MetricSet) -> Result<Self> {
         let window = if cfg.chunking.window > 0 {
             cfg.chunking.window
         } else {
@@ -566,13 +579,14 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
     let mut verdicts = vec![];
     let mut details = vec![];
     let mut uncited = 0;
+    let output_chars = CharIndex::new(&case.output);
     for s in &p.sentences {
         if s.cites.is_empty() {
             if s.is_claim && cfg.citation.uncited == crate::config::Uncited::Missing {
                 uncited += 1;
                 details.push(CitedSentence {
                     text: s.text.clone(),
-                    span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+                    span: [output_chars.offset(s.span.start), output_chars.offset(s.span.end)],
                     cites: vec![],
                     fabricated: vec![],
                     entailed: false,
@@ -626,7 +640,7 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
         }
         details.push(CitedSentence {
             text: s.text.clone(),
-            span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+            span: [output_chars.offset(s.span.start), output_chars.offset(s.span.end)],
             cites: s.cites.clone(),
             fabricated,
             entailed: v.entailed,

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::engine::cache::{self, ScoreCache};
-use crate::engine::{CrossEncoder, RunStats};
+use crate::engine::RunStats;
+use crate::graders::scorer::PairScorer;
 use crate::error::{Error, Result};
 use crate::text::{chunk_text, Chunk};
 
@@ -73,7 +74,7 @@ pub struct Judgement {
 
 /// Schedules and caches NLI pairs.
 pub struct PairScheduler<'m> {
-    model: &'m CrossEncoder,
+    model: &'m dyn PairScorer,
     entail_ix: usize,
     contradict_ix: Option<usize>,
     window: usize,
@@ -95,7 +96,7 @@ pub struct PairScheduler<'m> {
 
 impl<'m> PairScheduler<'m> {
     /// A scheduler over `model`, cutting premises into `window`-token chunks overlapping by `overlap`.
-    pub fn new(model: &'m CrossEncoder, window: usize, overlap: usize) -> Result<Self> {
+    pub fn new(model: &'m dyn PairScorer, window: usize, overlap: usize) -> Result<Self> {
         let entail_ix = model.label_index("entailment").ok_or_else(|| Error::Unsupported {
             model: model.id().to_string(),
             reason: format!("an NLI model needs an `entailment` label; it has {:?}", model.labels()),
@@ -139,9 +140,16 @@ impl<'m> PairScheduler<'m> {
     }
 
     /// What a cached score depends on besides its texts: the model (name and weights' hash), its
-    /// token window and its labels.
+    /// token window, its labels, and the runtime that computed it (device, number type, kernels: an
+    /// f16 GPU score is not a CPU one).
     fn cache_namespace(&self) -> String {
-        format!("nli|{}|window={}|labels={}", self.model.id(), self.model.tokenizer().max_tokens(), self.model.labels().join(","))
+        format!(
+            "nli|{}|window={}|labels={}|runtime={}",
+            self.model.id(),
+            self.model.tokenizer().max_tokens(),
+            self.model.labels().join(","),
+            self.model.runtime()
+        )
     }
 
     /// Whether `hypothesis` fits beside a full premise chunk without cutting the pair.
@@ -248,7 +256,7 @@ impl<'m> PairScheduler<'m> {
             }
         }
         let pairs: Vec<(&str, &str)> = pending.iter().map(|(p, h)| (&**p, &**h)).collect();
-        let (probs, flags, stats) = self.model.predict_flagged(&pairs, progress)?;
+        let (probs, flags, stats) = self.model.score_pairs(&pairs, progress)?;
         self.stats.add(&stats);
         let mut fresh = Vec::with_capacity(keys.len());
         for (i, ((key, p), truncated)) in pending.into_iter().zip(probs).zip(flags).enumerate() {

@@ -478,6 +478,10 @@ pub struct CaseResult {
     /// The case's metadata, copied.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub metadata: Option<Value>,
+    /// The hash of the case graded ([`crate::suite::case_hash`]): `grade --resume` re-grades a
+    /// case whose line changed since.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub input_hash: Option<String>,
 }
 
 impl CaseResult {
@@ -492,6 +496,17 @@ impl CaseResult {
             label: case.label.clone(),
             model,
             metadata: case.metadata.clone(),
+            input_hash: Some(case.input_hash.clone()),
+        }
+    }
+
+    /// Fails when the result holds a score that is NaN or infinite: serde_json would write it as
+    /// `null`, and the results file could no longer be read. The error names the case, the field
+    /// (`metrics.support.claims[2].score`) and the text of the claim or sentence it belongs to.
+    pub fn check_finite(&self) -> crate::error::Result<()> {
+        match crate::io::find_non_finite(self) {
+            None => Ok(()),
+            Some(found) => Err(crate::error::Error::NonFinite { case: self.id.clone(), field: found.field, value: found.value, text: found.text }),
         }
     }
 
@@ -501,5 +516,46 @@ impl CaseResult {
             self.failures.push(f);
             self.failures.sort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    /// A result line as `candor grade` writes it, with two claims.
+    fn result() -> CaseResult {
+        serde_json::from_value(serde_json::json!({
+            "id": "case-7", "segments": {}, "failures": [], "passed": true, "model": {"nli": "m@1"},
+            "metrics": {
+                "support": {"score": 0.9, "passed": true, "claims": [
+                    {"text": "The sky is blue.", "span": [0, 16], "score": 0.9, "contradiction": 0.0, "label": "supported", "evidence": null},
+                    {"text": "Grass is green.", "span": [17, 32], "score": 0.95, "contradiction": 0.01, "label": "supported",
+                     "evidence": {"context": "1", "span": [0, 10]}}
+                ]}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_result_with_a_nan_score_is_an_error_naming_the_case_and_claim() {
+        let mut r = result();
+        r.check_finite().unwrap();
+        let Some(Outcome::Ran(s)) = r.metrics.support.as_mut() else { panic!("support did not parse") };
+        s.claims[1].contradiction = f32::NAN;
+        let e = r.check_finite().unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::NonFinite { .. }), "{e:?}");
+        assert!(
+            msg.contains("case-7") && msg.contains("metrics.support.claims[1].contradiction") && msg.contains("Grass is green."),
+            "{msg}"
+        );
+        let mut r = result();
+        let Some(Outcome::Ran(s)) = r.metrics.support.as_mut() else { panic!() };
+        s.score = f32::INFINITY;
+        let msg = r.check_finite().unwrap_err().to_string();
+        assert!(msg.contains("metrics.support.score is inf"), "{msg}");
     }
 }

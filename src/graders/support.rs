@@ -30,7 +30,7 @@ use super::pairs::PairScheduler;
 use super::results::{ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, SupportResult};
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
-use crate::text::char_offset;
+use crate::text::CharIndex;
 use crate::text::specifics::Sources;
 
 /// Aggregates claim supports into a case score.
@@ -51,12 +51,14 @@ pub fn output_unsupported(claims: &[f32], whole: Option<f32>, threshold: f32) ->
     whole.is_some_and(|w| w < threshold) && !claims.is_empty() && claims.iter().all(|&c| c >= threshold)
 }
 
-/// A chunk found for a question: (probability, context id, chunk span, context text).
-type Found<'a> = (f32, &'a str, std::ops::Range<usize>, &'a str);
+/// A chunk found for a question: (probability, context id, chunk span, context index).
+type Found<'a> = (f32, &'a str, std::ops::Range<usize>, usize);
 
-/// The evidence a found chunk points at: its context id and character span.
-fn evidence_of((_, id, span, text): &Found) -> Evidence {
-    Evidence { context: id.to_string(), span: [char_offset(text, span.start), char_offset(text, span.end)] }
+/// The evidence a found chunk points at: its context id and character span (`chars`: the
+/// [`CharIndex`] of each context).
+fn evidence_of((_, id, span, k): &Found, chars: &[CharIndex]) -> Evidence {
+    let at = |byte: usize| chars.get(*k).map_or(0, |ix| ix.offset(byte));
+    Evidence { context: id.to_string(), span: [at(span.start), at(span.end)] }
 }
 
 /// Words too common to say where a claim's evidence is.
@@ -185,10 +187,10 @@ fn best_chunks<'a>(
             truncated |= j.truncated;
             let shift = |r: Range<usize>| r.start + offset..r.end + offset;
             if best.as_ref().map_or(true, |b| j.entail > b.0) {
-                best = Some((j.entail, c.id.as_str(), shift(j.entail_span.clone()), c.text.as_str()));
+                best = Some((j.entail, c.id.as_str(), shift(j.entail_span.clone()), k));
             }
             if worst.as_ref().map_or(true, |w| j.contradict > w.0) {
-                worst = Some((j.contradict, c.id.as_str(), shift(j.contradict_span.clone()), c.text.as_str()));
+                worst = Some((j.contradict, c.id.as_str(), shift(j.contradict_span.clone()), k));
             }
         }
     }
@@ -212,6 +214,9 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let mut failures = vec![];
     let contexts: Vec<&str> = case.contexts.iter().map(|c| c.text.as_str()).collect();
     let sources = Sources::new(&contexts);
+    // Character offsets of claims and evidence, each text indexed once (not read up to each span).
+    let output_chars = CharIndex::new(&case.output);
+    let context_chars: Vec<CharIndex> = contexts.iter().map(|c| CharIndex::new(c)).collect();
     // The whole output's best chunk: each claim is supported at least as well as the whole.
     let whole = p.whole.as_deref().and_then(|w| best_chunks(p, sched, w, false).0);
     for s in &p.support_claims {
@@ -224,7 +229,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         // A claim that repeats a sentence of a context word for word is supported by it.
         let quoted = case.contexts.iter().enumerate().find_map(|(k, c)| {
             let index = p.verbatim.get(k)?;
-            verbatim_sentence(&c.text, index, &s.hypothesis).map(|r| (1.0f32, c.id.as_str(), r, c.text.as_str()))
+            verbatim_sentence(&c.text, index, &s.hypothesis).map(|r| (1.0f32, c.id.as_str(), r, k))
         });
         let verbatim = quoted.is_some();
         let best = quoted.or(best);
@@ -236,11 +241,12 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         } else {
             "unsupported"
         };
+        let claim_chars = CharIndex::new(&s.text);
         let specifics: Vec<SpecificFound> = sources
             .unsupported(&s.text)
             .into_iter()
             .map(|f| SpecificFound {
-                span: [char_offset(&s.text, f.span.start), char_offset(&s.text, f.span.end)],
+                span: [claim_chars.offset(f.span.start), claim_chars.offset(f.span.end)],
                 text: f.text,
                 kind: f.kind,
             })
@@ -249,7 +255,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             failures.push(Failure::UnsupportedSpecific);
         }
         let ev = if label == "contradicted" { worst } else { best };
-        let evidence = ev.as_ref().map(evidence_of);
+        let evidence = ev.as_ref().map(|f| evidence_of(f, &context_chars));
         match label {
             "contradicted" => failures.push(Failure::ContradictedClaim),
             "unsupported" => failures.push(Failure::UnsupportedClaim),
@@ -257,7 +263,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         }
         claims.push(ClaimResult {
             text: s.text.clone(),
-            span: [char_offset(&case.output, s.span.start), char_offset(&case.output, s.span.end)],
+            span: [output_chars.offset(s.span.start), output_chars.offset(s.span.end)],
             score,
             contradiction,
             label: label.to_string(),
@@ -283,7 +289,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let output = whole.as_ref().map(|w| OutputSupport {
         score: w.0,
         label: if w.0 >= cfg.claim_threshold { "supported" } else { "unsupported" }.to_string(),
-        evidence: Some(evidence_of(w)),
+        evidence: Some(evidence_of(w, &context_chars)),
         beyond_claims,
     });
     let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output };

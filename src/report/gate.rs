@@ -5,6 +5,7 @@
 //! min_cases = 20                           # a group with fewer cases cannot be gated: its checks fail
 //! allow_unevaluated = false                # true: report checks that cannot be evaluated as skipped
 //! allow_skipped_cases = false              # true: allow cases where no metric ran
+//! allow_incomplete = false                 # true: gate a run whose manifest does not say it completed
 //!
 //! [rules]                                  # the whole run
 //! "pass_rate" = ">= 0.75"
@@ -27,14 +28,16 @@
 //! Fail closed: a check that cannot be evaluated (its metric did not run, its segment matches no case,
 //! its group is below `min_cases`, the baseline pairs too few cases) fails, saying why, unless the
 //! policy sets `allow_unevaluated = true`; a run with cases where no metric ran fails unless it sets
-//! `allow_skipped_cases = true`. An empty policy, or a misspelt quantity, is an error.
+//! `allow_skipped_cases = true`; a run whose manifest (in its summary) does not say it completed, and
+//! describes its results as they are, fails unless it sets `allow_incomplete = true`. An empty
+//! policy, or a misspelt quantity, is an error.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use super::{skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
+use super::{escape, grouped, skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
 
@@ -105,8 +108,6 @@ impl Rule {
     }
 }
 
-const METRICS: [&str; 3] = BUILT_IN_METRICS;
-
 fn failure_class(name: &str) -> Option<Failure> {
     Failure::ALL.iter().copied().find(|f| f.name() == name)
 }
@@ -116,7 +117,7 @@ fn check_quantity(q: &str) -> Result<(), String> {
         ["cases"] | ["pass_rate"] => true,
         // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
         [m, "pass_rate" | "mean"] => {
-            METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            BUILT_IN_METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         }
         ["failures", class] | ["failures", class, "rate"] => {
             if failure_class(class).is_none() {
@@ -132,7 +133,7 @@ fn check_quantity(q: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "unknown quantity `{q}` (use cases, pass_rate, <metric>.pass_rate, <metric>.mean, failures.<class>, failures.<class>.rate; metrics: {} or a rubric's name)",
-            METRICS.join(", ")
+            BUILT_IN_METRICS.join(", ")
         ))
     }
 }
@@ -176,6 +177,8 @@ struct PolicyFile {
     allow_unevaluated: bool,
     #[serde(default)]
     allow_skipped_cases: bool,
+    #[serde(default)]
+    allow_incomplete: bool,
     #[serde(default)]
     rules: BTreeMap<String, String>,
     #[serde(default)]
@@ -225,6 +228,9 @@ pub struct Policy {
     pub allow_unevaluated: bool,
     /// Let a run pass with cases where no metric ran (counted apart as skipped).
     pub allow_skipped_cases: bool,
+    /// Let a run be gated whose manifest does not say it completed (killed, interrupted, changed
+    /// since, or without a manifest); its check is then skipped, saying why.
+    pub allow_incomplete: bool,
     /// Rules on the whole run.
     pub rules: Vec<Rule>,
     /// Rules per segment (`key=value`), with their own minimum.
@@ -274,6 +280,7 @@ impl Policy {
             min_cases,
             allow_unevaluated: f.allow_unevaluated,
             allow_skipped_cases: f.allow_skipped_cases,
+            allow_incomplete: f.allow_incomplete,
             rules,
             segments,
             baseline: f.baseline,
@@ -312,6 +319,14 @@ impl Check {
     /// The measured value, or why the check was skipped.
     pub fn explanation(&self) -> &str {
         self.skipped.as_deref().unwrap_or(&self.detail)
+    }
+
+    /// The check as one terminal line, `FAIL  [group] name: explanation`, what a user wrote in it
+    /// (segment names and values, case ids) shown with its control characters escaped
+    /// ([`escape::terminal`]).
+    pub fn line(&self) -> String {
+        let t = escape::terminal;
+        format!("{}  [{}] {}: {}", self.mark(), t(&self.group), t(&self.name), t(self.explanation()))
     }
 }
 
@@ -382,7 +397,7 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
             // gate, whatever the policy allows, rather than being skipped as "did not run".
             let metric = rule.quantity.split('.').next().unwrap_or_default();
             let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate"].contains(&metric);
-            if two_part && !METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
+            if two_part && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
                 let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
                 checks.push(Check { group: group.into(), name, passed: false, skipped: None, detail });
                 continue;
@@ -448,24 +463,16 @@ fn baseline_checks(
     unevaluated: &dyn Fn(&str, String, String) -> Check,
 ) -> Vec<Check> {
     let old_by_id: BTreeMap<&str, &CaseResult> = old.iter().map(|r| (r.id.as_str(), r)).collect();
-    let mut groups: BTreeMap<String, Vec<(&CaseResult, &CaseResult)>> = BTreeMap::new();
+    let pairs: Vec<(&CaseResult, &CaseResult)> = new.iter().filter_map(|r| Some((*old_by_id.get(r.id.as_str())?, r))).collect();
     // The overall group is checked even when no case pairs: a baseline of another suite must not
     // make its checks vanish.
-    groups.insert("overall".into(), vec![]);
-    for r in new {
-        if let Some(o) = old_by_id.get(r.id.as_str()) {
-            groups.entry("overall".into()).or_default().push((o, r));
-            for (k, v) in &r.segments {
-                groups.entry(format!("{k}={v}")).or_default().push((o, r));
-            }
-        }
-    }
+    let groups = grouped(&pairs, None, |p| p.1);
     let need = min_cases.max(2);
     let mut checks = vec![];
     let mut quantities = vec![];
     for q in &bp.quantities {
         let metric = q.split('.').next().unwrap_or_default();
-        if q.contains('.') && !METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
+        if q.contains('.') && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
             let name = format!("{q} drops by at most {} against the baseline", bp.max_drop);
             let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
             checks.push(Check { group: "overall".into(), name, passed: false, skipped: None, detail });
@@ -523,10 +530,6 @@ fn baseline_checks(
     checks
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
-}
-
 /// JUnit XML: one test case per check (skipped checks as `<skipped/>`), so CI systems show each rule.
 pub fn junit(checks: &[Check], seconds: f64) -> String {
     let failures = checks.iter().filter(|c| !c.passed).count();
@@ -539,15 +542,15 @@ pub fn junit(checks: &[Check], seconds: f64) -> String {
         checks.len()
     );
     for c in checks {
-        let _ = write!(x, "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"", xml_escape(&c.group), xml_escape(&c.name));
+        let _ = write!(x, "    <testcase classname=\"{}\" name=\"{}\" time=\"0\"", escape::xml(&c.group), escape::xml(&c.name));
         if let Some(why) = &c.skipped {
-            let _ = writeln!(x, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(why));
+            let _ = writeln!(x, ">\n      <skipped message=\"{}\"/>\n    </testcase>", escape::xml(why));
         } else if !c.passed {
             let _ = writeln!(
                 x,
                 ">\n      <failure message=\"{}\" type=\"gate\">{}</failure>\n    </testcase>",
-                xml_escape(&c.detail),
-                xml_escape(&format!("{}: {} failed: {}", c.group, c.name, c.detail))
+                escape::xml(&c.detail),
+                escape::xml(&format!("{}: {} failed: {}", c.group, c.name, c.detail))
             );
         } else {
             let _ = writeln!(x, "/>");
@@ -569,9 +572,35 @@ pub fn markdown(checks: &[Check]) -> String {
     m.push_str("| | group | rule | measured |\n|---|---|---|---|\n");
     for c in checks {
         let mark = if c.mark() == "FAIL" { "**FAIL**" } else { c.mark() };
-        let _ = writeln!(m, "| {mark} | {} | `{}` | {} |", c.group, c.name, c.explanation().replace('|', "\\|"));
+        let _ = writeln!(
+            m,
+            "| {mark} | {} | {} | {} |",
+            escape::markdown(&c.group),
+            escape::markdown_code(&c.name, true),
+            escape::markdown(c.explanation())
+        );
     }
     m
+}
+
+/// The check that the run being gated completed: `why` is the reason it cannot be taken for a
+/// complete run ([`super::manifest::Provenance::incomplete_reason`]), `None` when it can. Fails
+/// unless the policy allows incomplete runs (then skipped, saying why).
+pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
+    let name = "run complete".to_string();
+    match why {
+        None => Check { group: "overall".into(), name, passed: true, skipped: None, detail: "the run's manifest says it completed".into() },
+        Some(why) if policy.allow_incomplete => {
+            Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
+        }
+        Some(why) => Check {
+            group: "overall".into(),
+            name,
+            passed: false,
+            skipped: None,
+            detail: format!("{why}; `allow_incomplete = true` in the policy would gate it anyway"),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -809,6 +838,64 @@ rules = { "pass_rate" = ">= 0.5" }
         // Against itself: a real comparison that passes.
         let checks = run(policy, &new, Some(&new));
         assert!(checks.iter().all(|c| c.passed && c.skipped.is_none()), "{checks:?}");
+    }
+
+    /// A case id and a segment value carrying control characters, a terminal escape sequence and
+    /// the XML specials, in every place the gate prints them: the JUnit XML parses, and gives back
+    /// the text as written (what XML 1.0 cannot hold as a visible escape); the terminal lines carry
+    /// no control character; the Markdown table keeps its columns.
+    #[test]
+    fn what_a_user_wrote_cannot_break_junit_markdown_or_the_terminal() {
+        const NASTY: &str = "\u{1}\u{1b}[31m<&>\"'";
+        const SHOWN: &str = "\\x01\\x1b[31m<&>\"'";
+        // `NASTY` was skipped entirely (its id is listed); both cases carry segment risk=NASTY.
+        let mut skipped = case(NASTY, NASTY, None);
+        skipped.segments.insert("note".into(), "a|b\nc".into());
+        let results = vec![skipped, case("ok", NASTY, Some(Some((0.9, true))))];
+        let toml_nasty = "\\u0001\\u001b[31m<&>\\\"'";
+        let policy = format!(
+            "[rules]\n\"pass_rate\" = \">= 0.5\"\n[segments.\"risk={toml_nasty}\"]\nrules = {{ \"pass_rate\" = \">= 0.9\" }}\n[segments.\"risk=other\"]\nrules = {{ \"pass_rate\" = \">= 0.9\" }}\n\
+             [segments.\"note=x\"]\nrules = {{ \"pass_rate\" = \">= 0.9\" }}\n"
+        );
+        let checks = run(&policy, &results, None);
+        assert!(checks.iter().any(|c| c.group == format!("risk={NASTY}")), "{checks:?}");
+        let graded = named(&checks, "overall", "every case graded");
+        assert!(graded.detail.contains(NASTY), "{graded:?}");
+        let other = named(&checks, "risk=other", "pass_rate");
+        assert!(other.detail.contains(NASTY), "the values of `risk` are listed: {other:?}");
+        assert!(named(&checks, "note=x", "pass_rate").detail.contains("a|b\nc"));
+
+        let x = junit(&checks, 0.5);
+        let doc = roxmltree::Document::parse(&x).unwrap_or_else(|e| panic!("not XML: {e}\n{x}"));
+        let cases: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+        assert_eq!(cases.len(), checks.len());
+        let shown = |s: &str| s.replace(NASTY, SHOWN);
+        for (node, c) in cases.iter().zip(&checks) {
+            assert_eq!(node.attribute("classname"), Some(shown(&c.group).as_str()));
+            assert_eq!(node.attribute("name"), Some(c.name.as_str()));
+            let outcome = node.children().find(|n| n.is_element());
+            match outcome {
+                Some(f) if f.has_tag_name("failure") => assert_eq!(f.attribute("message"), Some(shown(&c.detail).as_str())),
+                Some(s) => assert_eq!(s.attribute("message"), c.skipped.as_deref().map(shown).as_deref()),
+                None => assert!(c.passed),
+            }
+        }
+        assert!(cases.iter().any(|n| n.attribute("classname") == Some(&format!("risk={SHOWN}"))));
+        assert!(!x.contains('\u{1}') && !x.contains('\u{1b}'));
+
+        for c in &checks {
+            let line = c.line();
+            assert!(!line.chars().any(char::is_control), "{line:?}");
+        }
+        assert!(named(&checks, "overall", "every case graded").line().contains(SHOWN));
+
+        let md = markdown(&checks);
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), checks.len() + 2, "one row a check: {md}");
+        // Every row has the header's four cells: no `|` of the text opens a fifth.
+        let cells = |row: &str| row.replace("\\|", "").matches('|').count();
+        assert!(rows.iter().all(|r| cells(r) == 5), "{md}");
+        assert!(!md.contains('<') && !md.chars().any(|c| c.is_control() && c != '\n'), "{md}");
     }
 
     #[test]

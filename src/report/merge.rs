@@ -1,5 +1,5 @@
-//! Merging the results of a suite graded in shards (`candor grade --shard K/N`) into one results
-//! file in suite order, as an unsharded run writes it.
+//! Merging the results of a suite graded in shards (`candor grade --shard K/N`, K from 1 to N)
+//! into one results file in suite order, as an unsharded run writes it.
 //!
 //! Memory stays bounded like `candor grade`'s: the shards are indexed (each result's id, file, byte
 //! offset and line), then the suite is read in order and each result line copied from its shard to
@@ -12,7 +12,71 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::graders::CaseResult;
 use crate::report::{Summary, SummaryBuilder};
-use crate::suite::SuiteReader;
+use crate::report::manifest::{Manifest, Provenance, SuiteRecord};
+use crate::suite::{HashingReader, SuiteReader};
+
+/// The manifests of the shards, checked: each from a complete run that made its results as they are,
+/// all made the same way (config, models, runtime, metrics, candor version), of one shard count, no
+/// shard twice. Returns the merged run's manifest (complete, no shard; its results recorded once
+/// written) and each shard's.
+fn shard_manifests(shards: &[PathBuf]) -> Result<(Manifest, Vec<Manifest>)> {
+    let mut all: Vec<Manifest> = Vec::new();
+    for path in shards {
+        let prov = crate::report::manifest::provenance(path)?;
+        let m = match prov {
+            Provenance::Complete(m) => *m,
+            other => {
+                let why = other.incomplete_reason(path).unwrap_or_default();
+                return Err(Error::Input { location: path.display().to_string(), reason: format!("cannot merge: {why}") });
+            }
+        };
+        if let Some(first) = all.first() {
+            let d = first.differences(&m);
+            if !d.is_empty() {
+                return Err(Error::Input {
+                    location: path.display().to_string(),
+                    reason: format!("graded differently from {} ({}): shards must be graded the same way", shards[0].display(), d.join("; ")),
+                });
+            }
+        }
+        let count = |m: &Manifest| m.shard.as_deref().and_then(|s| s.split_once('/')).map(|(_, n)| n.to_string());
+        match (&m.shard, all.first().map(count)) {
+            (None, _) => {
+                return Err(Error::Input {
+                    location: path.display().to_string(),
+                    reason: "is the results of a whole suite, not of a shard (graded without --shard)".into(),
+                })
+            }
+            (Some(_), Some(n)) if n != count(&m) => {
+                return Err(Error::Input {
+                    location: path.display().to_string(),
+                    reason: format!(
+                        "is shard {} but {} is shard {}: shards of one run split the suite the same number of ways",
+                        m.shard.as_deref().unwrap_or("?"),
+                        shards[0].display(),
+                        all[0].shard.as_deref().unwrap_or("?")
+                    ),
+                })
+            }
+            _ => {}
+        }
+        if let Some(k) = all.iter().position(|o| o.shard == m.shard) {
+            return Err(Error::Input {
+                location: path.display().to_string(),
+                reason: format!("is shard {} like {}: each shard once", m.shard.as_deref().unwrap_or("?"), shards[k].display()),
+            });
+        }
+        all.push(m);
+    }
+    let Some(first) = all.first() else {
+        return Err(Error::Input { location: "merge".into(), reason: "no shard given".into() });
+    };
+    let mut merged = first.clone();
+    merged.shard = None;
+    merged.complete = true;
+    merged.results = None;
+    Ok((merged, all))
+}
 
 /// What a merge wrote.
 #[derive(Debug)]
@@ -41,6 +105,7 @@ struct Entry {
 pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Merged> {
     // Opened first: a suite that cannot be read (or is a directory) fails before any work.
     let file = crate::suite::open(suite)?;
+    let run = shard_manifests(shards)?;
     let mut index: HashMap<String, Entry> = HashMap::new();
     let mut models: Option<(BTreeMap<String, String>, String)> = None;
     for (k, shard) in shards.iter().enumerate() {
@@ -86,7 +151,7 @@ pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Me
     let (mut invalid_lines, mut cases, mut missing) = (0usize, 0usize, Vec::new());
     let mut summary = SummaryBuilder::new();
     let mut buf = Vec::new();
-    let mut reader = SuiteReader::new(BufReader::new(file));
+    let mut reader = SuiteReader::new(BufReader::new(HashingReader::new(file, Default::default())));
     for item in reader.by_ref() {
         let id = match item {
             Ok(case) => case.id,
@@ -132,5 +197,22 @@ pub fn merge(suite: &Path, shards: &[PathBuf], out: &mut dyn Write) -> Result<Me
         });
     }
     let models = models.map(|(m, _)| m).unwrap_or_default();
-    Ok(Merged { cases, invalid_lines, summary: summary.finish(invalid_lines, models) })
+    let suite_sha256 = reader.into_inner().into_inner().sha256();
+    let mut run = run;
+    for (path, m) in shards.iter().zip(&run.1) {
+        if m.suite.sha256.as_deref() != Some(suite_sha256.as_str()) {
+            return Err(Error::Input {
+                location: path.display().to_string(),
+                reason: format!(
+                    "graded another version of the suite (its manifest records sha256 {}, {} has {suite_sha256})",
+                    m.suite.sha256.as_deref().unwrap_or("none"),
+                    suite.display()
+                ),
+            });
+        }
+    }
+    run.0.suite = SuiteRecord { path: suite.display().to_string(), sha256: Some(suite_sha256) };
+    let mut summary = summary.finish(invalid_lines, models);
+    summary.run = Some(run.0);
+    Ok(Merged { cases, invalid_lines, summary })
 }

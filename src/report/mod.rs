@@ -4,7 +4,9 @@
 
 pub mod calibrate;
 pub mod compare;
+pub mod escape;
 pub mod gate;
+pub mod manifest;
 pub mod merge;
 pub mod render;
 
@@ -83,6 +85,9 @@ pub struct Summary {
     pub invalid_lines: usize,
     /// The models that graded.
     pub models: BTreeMap<String, String>,
+    /// How the run was made, and whether it finished (see [`manifest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<manifest::Manifest>,
 }
 
 /// Whether a case was skipped entirely: no metric ran for it (each was skipped, or none was asked
@@ -110,11 +115,58 @@ impl GroupSummary {
     }
 }
 
-/// The built-in metrics; any other metric name in results is a rubric's.
-pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
+pub use crate::graders::{label_key, BUILT_IN_METRICS};
 
-/// The label key that measures each metric.
-const LABEL_OF: [(&str, &str); 3] = [("support", "supported"), ("citation", "attributable"), ("consistency", "consistent")];
+/// The name of the group of cases with segment `key` = `value`: `key=value`.
+pub fn segment_group(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
+
+/// The groups a case belongs to, one per segment: `key=value`, in key order.
+pub fn segment_groups(r: &CaseResult) -> impl Iterator<Item = String> + '_ {
+    r.segments.iter().map(|(k, v)| segment_group(k, v))
+}
+
+/// The group of a case for one `--by` key: `key=value`, or for keys joined with `+` (`task+risk`),
+/// `task=x,risk=y`; `None` where the case lacks one of the keys.
+pub fn by_group(r: &CaseResult, by: &str) -> Option<String> {
+    let names: Option<Vec<String>> = by.split('+').map(str::trim).map(|k| r.segments.get(k).map(|v| segment_group(k, v))).collect();
+    names.map(|n| n.join(","))
+}
+
+/// Every segment key of some case, sorted: what `--by` means when it names none.
+pub fn segment_keys(results: &[CaseResult]) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = results.iter().flat_map(|r| r.segments.keys()).collect();
+    keys.into_iter().cloned().collect()
+}
+
+/// Items (results, or pairs of results) grouped as the reports group them, by group name: `overall`
+/// holds every item (and is there when there is none), and each other group the items whose result
+/// (`case` of the item) is in it: with `by` = `None`, one group per `key=value` segment; with `by`
+/// keys, one per value of each key ([`by_group`]).
+pub fn grouped<T: Clone>(items: &[T], by: Option<&[String]>, case: impl Fn(&T) -> &CaseResult) -> BTreeMap<String, Vec<T>> {
+    let mut groups: BTreeMap<String, Vec<T>> = BTreeMap::new();
+    groups.insert("overall".into(), items.to_vec());
+    match by {
+        None => {
+            for item in items {
+                for g in segment_groups(case(item)) {
+                    groups.entry(g).or_default().push(item.clone());
+                }
+            }
+        }
+        Some(keys) => {
+            for key in keys {
+                for item in items {
+                    if let Some(g) = by_group(case(item), key) {
+                        groups.entry(g).or_default().push(item.clone());
+                    }
+                }
+            }
+        }
+    }
+    groups
+}
 
 /// Running counts for one group of cases: what [`GroupSummary`] needs, gathered one result at a
 /// time (a few numbers per metric, and a score per labelled case for ROC-AUC).
@@ -145,8 +197,7 @@ impl GroupAcc {
             m.0 += 1;
             m.1 += score as f64;
             m.2 += ok as usize;
-            let key = LABEL_OF.iter().find(|(n, _)| *n == name).map(|(_, k)| *k);
-            if let (Some(key), Some(label)) = (key, r.label.as_ref()) {
+            if let (Some(key), Some(label)) = (label_key(name), r.label.as_ref()) {
                 if let Some(gold) = label.get(key).and_then(|v| v.as_bool()) {
                     let e = self.labelled.entry(name.to_string()).or_default();
                     e.0.push(score as f64);
@@ -180,7 +231,7 @@ impl GroupAcc {
             .labelled
             .into_iter()
             .map(|(name, (scores, predicted, gold))| {
-                let key = LABEL_OF.iter().find(|(n, _)| *n == name).map_or("", |(_, k)| *k);
+                let key = label_key(&name).unwrap_or_default();
                 let a = Agreement {
                     label: key.to_string(),
                     cases: gold.len(),
@@ -246,8 +297,8 @@ impl SummaryBuilder {
     /// Counts one result.
     pub fn add(&mut self, r: &CaseResult) {
         self.overall.add(r);
-        for (k, v) in &r.segments {
-            self.segments.entry(format!("{k}={v}")).or_default().add(r);
+        for g in segment_groups(r) {
+            self.segments.entry(g).or_default().add(r);
         }
     }
 
@@ -263,6 +314,7 @@ impl SummaryBuilder {
             segments: self.segments.into_iter().map(|(k, v)| (k, v.finish())).collect(),
             invalid_lines,
             models,
+            run: None,
         }
     }
 }
@@ -283,7 +335,7 @@ impl Summary {
         let show_skipped = self.overall.skipped > 0;
         let metric_names: Vec<String> = {
             let mut v: Vec<String> = self.overall.metrics.keys().cloned().collect();
-            v.sort_by_key(|n| ["support", "citation", "consistency"].iter().position(|x| x == n).unwrap_or(9));
+            v.sort_by_key(|n| BUILT_IN_METRICS.iter().position(|x| x == n).unwrap_or(BUILT_IN_METRICS.len()));
             v
         };
         let mut out = String::new();
@@ -293,11 +345,11 @@ impl Summary {
         }
         let _ = write!(out, " {:>18}", "pass rate (95% CI)");
         for m in &metric_names {
-            let _ = write!(out, " {:>11}", m);
+            let _ = write!(out, " {:>11}", escape::terminal(m));
         }
         let _ = writeln!(out, "  failures");
         let mut row = |name: &str, g: &GroupSummary| {
-            let _ = write!(out, "{:<28} {:>6}", truncate(name, 28), g.cases);
+            let _ = write!(out, "{:<28} {:>6}", truncate(&escape::terminal(name), 28), g.cases);
             if show_skipped {
                 let _ = write!(out, " {:>7}", g.skipped);
             }
@@ -335,6 +387,7 @@ impl Summary {
             );
         }
         for (m, a) in &self.overall.agreement {
+            let m = escape::terminal(m);
             if let Some(rho) = a.spearman {
                 let _ = writeln!(out, "agreement of {m} with label `score` on {} cases: Spearman {rho:.3}", a.cases);
                 if a.label == "score" {
@@ -429,4 +482,88 @@ pub fn summary_path(results: &Path) -> PathBuf {
 /// The models recorded in results (those of the first line).
 pub fn models_of(results: &[CaseResult]) -> BTreeMap<String, String> {
     results.first().map(|r| r.model.clone()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A result with segments and the given metrics (`support`, `citation`, `consistency`, or a
+    /// rubric's name), each scored 0.5 and passed.
+    fn result(id: &str, segments: &[(&str, &str)], metrics: &[&str]) -> CaseResult {
+        let mut m = serde_json::Map::new();
+        for name in metrics {
+            let v = match *name {
+                "support" => serde_json::json!({"score": 0.5, "passed": true, "claims": []}),
+                "citation" => serde_json::json!({"score": 0.5, "recall": 0.5, "precision": 0.5, "passed": true, "sentences": []}),
+                "consistency" => serde_json::json!({"score": 0.5, "passed": true}),
+                // Rubrics sit beside the built-in metrics, by name.
+                _ => serde_json::json!({"score": 0.5, "passed": true, "rating": 3.0, "distribution": [], "mass": 1.0}),
+            };
+            m.insert(name.to_string(), v);
+        }
+        let segments: serde_json::Map<String, serde_json::Value> = segments.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+        let line = serde_json::json!({"id": id, "segments": segments, "metrics": m, "failures": [], "passed": true, "model": {}});
+        serde_json::from_value(line).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_built_in_metrics_are_the_names_results_use() {
+        let r = result("a", &[], &["consistency", "polite", "citation", "support"]);
+        let names: Vec<&str> = r.metrics.scores().into_iter().map(|(n, _, _)| n).collect();
+        assert_eq!(names, ["support", "citation", "consistency", "polite"], "built-in metrics first, in their order");
+        assert_eq!(names[..3], BUILT_IN_METRICS);
+        let labels: Vec<Option<&str>> = names.iter().map(|n| label_key(n)).collect();
+        assert_eq!(labels, [Some("supported"), Some("attributable"), Some("consistent"), None]);
+        // A rubric cannot take a built-in name.
+        for name in BUILT_IN_METRICS {
+            let cfg: crate::config::GradeConfig = toml::from_str(&format!("[[rubric]]\nname = \"{name}\"\ncriterion = \"x\"\n")).unwrap();
+            assert!(cfg.check().unwrap_err().contains("built-in"), "{name}");
+        }
+        // The summary's table lists the built-in metrics in that order, rubrics after.
+        let table = Summary::of(std::slice::from_ref(&r), 0, BTreeMap::new()).table();
+        let header = table.lines().next().unwrap_or_default();
+        let at = |m: &str| header.find(m).unwrap_or_else(|| panic!("{m} in {header}"));
+        assert!(at("support") < at("citation") && at("citation") < at("consistency") && at("consistency") < at("polite"), "{header}");
+    }
+
+    #[test]
+    fn cases_are_grouped_by_segment_or_by_key() {
+        let rs = vec![
+            result("a", &[("task", "billing"), ("risk", "high")], &["support"]),
+            result("b", &[("task", "billing")], &["support"]),
+            result("c", &[("risk", "low")], &["support"]),
+        ];
+        let ids = |g: &BTreeMap<String, Vec<&CaseResult>>| -> Vec<(String, String)> {
+            g.iter().map(|(k, v)| (k.clone(), v.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(""))).collect()
+        };
+        let all: Vec<&CaseResult> = rs.iter().collect();
+        let by_segment = grouped(&all, None, |r| *r);
+        let want = [("overall", "abc"), ("risk=high", "a"), ("risk=low", "c"), ("task=billing", "ab")];
+        assert_eq!(ids(&by_segment), want.map(|(a, b)| (a.to_string(), b.to_string())));
+        let by_keys = grouped(&all, Some(&["task+risk".to_string(), " task".to_string()]), |r| *r);
+        let want = [("overall", "abc"), ("task=billing", "ab"), ("task=billing,risk=high", "a")];
+        assert_eq!(ids(&by_keys), want.map(|(a, b)| (a.to_string(), b.to_string())));
+        // With nothing to group, the overall group is still there.
+        assert_eq!(grouped::<&CaseResult>(&[], None, |r| *r).keys().collect::<Vec<_>>(), ["overall"]);
+        assert_eq!(segment_keys(&rs), ["risk", "task"]);
+        // The summary's segments are the same groups.
+        let s = Summary::of(&rs, 0, BTreeMap::new());
+        let names: Vec<&String> = s.segments.keys().collect();
+        assert_eq!(names, ["risk=high", "risk=low", "task=billing"]);
+        assert_eq!(s.segments["task=billing"].cases, 2);
+    }
+
+    #[test]
+    fn the_summary_table_shows_no_control_character() {
+        let rs = vec![
+            result("a", &[("task", "\u{1b}[2J\u{1b}[31mred\nnext")], &["support", "po\u{7}lite"]),
+            result("b", &[("task", "plain")], &["support"]),
+        ];
+        let table = Summary::of(&rs, 0, BTreeMap::new()).table();
+        assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
+        assert!(table.contains("po\\x07lite") && table.contains("task=\\x1b[2J\\x1b[31"), "{table}");
+        // A header, overall and the two segments: the line break in a value opened no line.
+        assert_eq!(table.lines().count(), 4, "{table}");
+    }
 }

@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::calibrate;
+use super::escape::{self, html as esc, terminal};
+use super::{by_group, calibrate, segment_groups, segment_keys, BUILT_IN_METRICS};
 use crate::config::GradeConfig;
 use crate::graders::{CaseResult, Failure, Outcome};
 use crate::stats;
@@ -208,22 +209,14 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
 /// Builds the report. `by` holds segment keys, and pairs as `a+b`; empty means every key.
 pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig) -> Report {
     let seed = 0x5EED;
-    let mut keys: Vec<String> = by.to_vec();
-    if keys.is_empty() {
-        let mut all: Vec<String> = results.iter().flat_map(|r| r.segments.keys().cloned()).collect();
-        all.sort();
-        all.dedup();
-        keys = all;
-    }
+    let keys: Vec<String> = if by.is_empty() { segment_keys(results) } else { by.to_vec() };
     let all: Vec<&CaseResult> = results.iter().collect();
     let mut groups = vec![group("overall".into(), &all, min_cases, seed)];
     for key in &keys {
-        let parts: Vec<&str> = key.split('+').map(str::trim).collect();
         let mut buckets: BTreeMap<String, Vec<&CaseResult>> = BTreeMap::new();
         for r in results {
-            let vals: Option<Vec<String>> = parts.iter().map(|k| r.segments.get(*k).map(|v| format!("{k}={v}"))).collect();
-            if let Some(v) = vals {
-                buckets.entry(v.join(",")).or_default().push(r);
+            if let Some(g) = by_group(r, key) {
+                buckets.entry(g).or_default().push(r);
             }
         }
         let mut gs: Vec<Group> = buckets.into_iter().map(|(n, rs)| group(n, &rs, min_cases, seed)).collect();
@@ -258,7 +251,7 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
             passed: r.passed,
             scores: r.metrics.scores().into_iter().map(|(m, s, _)| (m.to_string(), s as f64)).collect(),
             failures: r.failures.iter().map(|f| f.name().to_string()).collect(),
-            segments: r.segments.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            segments: segment_groups(r).collect::<Vec<_>>().join(" "),
         })
         .collect();
     Report {
@@ -272,11 +265,9 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
     }
 }
 
-const METRICS: [&str; 3] = ["support", "citation", "consistency"];
-
 impl Report {
     fn metric_names(&self) -> Vec<&'static str> {
-        METRICS.iter().copied().filter(|m| self.groups.first().is_some_and(|g| g.metrics.contains_key(*m))).collect()
+        BUILT_IN_METRICS.iter().copied().filter(|m| self.groups.first().is_some_and(|g| g.metrics.contains_key(*m))).collect()
     }
 
     /// Plain text for the terminal.
@@ -289,7 +280,7 @@ impl Report {
         }
         let _ = writeln!(s);
         for g in &self.groups {
-            let _ = write!(s, "{:<32} {:>6} {:>6.1}% ({:>5.1}-{:>5.1})", g.name, g.cases, 100.0 * g.pass_rate, 100.0 * g.pass_rate_ci[0], 100.0 * g.pass_rate_ci[1]);
+            let _ = write!(s, "{:<32} {:>6} {:>6.1}% ({:>5.1}-{:>5.1})", terminal(&g.name), g.cases, 100.0 * g.pass_rate, 100.0 * g.pass_rate_ci[0], 100.0 * g.pass_rate_ci[1]);
             for m in &ms {
                 match g.metrics.get(*m) {
                     Some(x) => {
@@ -308,16 +299,16 @@ impl Report {
         let _ = writeln!(s, "\nfailures (cases): {}", fmt_counts(&self.groups[0].failures));
         let _ = writeln!(s, "\nworst cases:");
         for w in &self.worst {
-            let _ = writeln!(s, "  {} (lowest score {:.3}): {}", w.id, w.lowest, w.failures.join(", "));
+            let _ = writeln!(s, "  {} (lowest score {:.3}): {}", terminal(&w.id), w.lowest, w.failures.join(", "));
             for f in &w.findings {
                 let _ = writeln!(
                     s,
                     "    {} {}{}: {}{}",
                     f.metric,
-                    f.verdict,
+                    terminal(&f.verdict),
                     f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
-                    f.text,
-                    f.evidence.as_ref().map(|e| format!("  [{e}]")).unwrap_or_default()
+                    terminal(&f.text),
+                    f.evidence.as_ref().map(|e| format!("  [{}]", terminal(e))).unwrap_or_default()
                 );
             }
         }
@@ -337,7 +328,8 @@ impl Report {
         }
         s.push('\n');
         for g in &self.groups {
-            let name = if g.too_few { format!("{} *(too few)*", g.name) } else { g.name.clone() };
+            let name = escape::markdown(&g.name);
+            let name = if g.too_few { format!("{name} *(too few)*") } else { name };
             let _ = write!(s, "| {} | {} | {:.1}% ({:.1}-{:.1}) |", name, g.cases, 100.0 * g.pass_rate, 100.0 * g.pass_rate_ci[0], 100.0 * g.pass_rate_ci[1]);
             for m in &ms {
                 match g.metrics.get(*m) {
@@ -351,9 +343,9 @@ impl Report {
         }
         let _ = writeln!(s, "\n**Failures:** {}\n\n### Worst cases\n", fmt_counts(&self.groups[0].failures));
         for w in &self.worst {
-            let _ = writeln!(s, "- `{}` (lowest {:.3}): {}", w.id, w.lowest, w.failures.join(", "));
+            let _ = writeln!(s, "- {} (lowest {:.3}): {}", escape::markdown_code(&w.id, false), w.lowest, w.failures.join(", "));
             for f in &w.findings {
-                let _ = writeln!(s, "  - {} *{}*: {}", f.metric, f.verdict, f.text.replace('|', "\\|"));
+                let _ = writeln!(s, "  - {} *{}*: {}", f.metric, escape::markdown(&f.verdict), escape::markdown(&f.text));
             }
         }
         s
@@ -441,7 +433,7 @@ impl Report {
                 serde_json::json!([r.id, r.passed, scores, r.failures.join(" "), r.segments])
             })
             .collect();
-        let data = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()).replace("</", "<\\/");
+        let data = escape::json_in_html(&serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()));
         let _ = write!(h, "<script id=data type=\"application/json\">{data}</script>\n");
         h.push_str(SCRIPT);
         h.push_str("</body></html>\n");
@@ -524,10 +516,6 @@ fn fmt_counts(c: &BTreeMap<String, usize>) -> String {
     v.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
 /// Draws the case table from the embedded JSON and filters it; records script errors and the number of
 /// charts on `<body>` (data-errors, data-charts), which the browser test reads.
 const SCRIPT: &str = r#"<script>
@@ -565,6 +553,73 @@ const SCRIPT: &str = r#"<script>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failing case with `id`, segment `task` = `task`, and a failing claim `claim`.
+    fn hostile(id: &str, task: &str, claim: &str) -> CaseResult {
+        serde_json::from_value(serde_json::json!({"id": id, "segments": {"task": task},
+            "metrics": {"support": {"score": 0.0, "passed": false,
+                "claims": [{"text": claim, "span": [0, 3], "score": 0.1, "contradiction": 0.0, "label": "unsupported",
+                            "evidence": {"context": "c<1>\u{1b}", "span": [0, 3]}}]}},
+            "failures": ["unsupported_claim"], "passed": false, "model": {"nli": "m<b>@1"}}))
+        .unwrap()
+    }
+
+    /// The HTML page's data block holds ids that try to end the script (`</script>`) or open a
+    /// comment in it (`<!--<script>`): no `<` is left in the block, the JSON in it reads back to the
+    /// same ids, and the page has no script but its own two.
+    #[test]
+    fn the_html_data_block_cannot_be_broken_out_of() {
+        let ids = ["<!--<script>", "</script><script>alert(1)</script>", "a\u{2028}b&c>"];
+        let results: Vec<CaseResult> = ids.iter().map(|id| hostile(id, "</script>", "<img src=x onerror=alert(1)>")).collect();
+        let html = build(&results, &[], 1, 10, &GradeConfig::default()).html();
+        let open = "<script id=data type=\"application/json\">";
+        let start = html.find(open).map(|i| i + open.len()).expect("a data block");
+        let end = start + html[start..].find("</script>").expect("the data block ends");
+        let block = &html[start..end];
+        assert!(!block.contains('<') && !block.contains('>') && !block.contains('\u{2028}'), "{block}");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(block).unwrap();
+        let back: Vec<&str> = rows.iter().filter_map(|r| r[0].as_str()).collect();
+        assert_eq!(back, ids);
+        assert_eq!(rows[0][4], "task=</script>");
+        assert_eq!(html.matches("<script").count(), 2, "only the page's own scripts");
+        assert!(!html.contains("<img") && !html.contains("<!--"), "{html}");
+    }
+
+    /// Ids, segment values, claims and evidence that carry terminal escapes, line breaks and
+    /// Markdown: the terminal table shows no control character and keeps one line a group; the
+    /// Markdown keeps its table's columns and opens no HTML.
+    #[test]
+    fn terminal_and_markdown_show_what_a_user_wrote_safely() {
+        const NASTY: &str = "\u{1}\u{1b}[31m<&>\"'";
+        let results = vec![
+            hostile(NASTY, "a|b\nc", "Claim | with `code`\nand\u{9b}31m *stars* <b>bold</b>"),
+            hostile("x`y", "\u{1b}]0;title\u{7}", "ok"),
+        ];
+        let r = build(&results, &[], 1, 10, &GradeConfig::default());
+        let table = r.table();
+        assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
+        assert!(table.contains("\\x01\\x1b[31m<&>\"'") && table.contains("task=a|b\\nc"), "{table}");
+        assert!(table.contains("\\x9b31m") && table.contains("context c<1>\\x1b"), "{table}");
+        // overall and two groups, one line each, then the worst cases.
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("overall") && lines[2].starts_with("task=") && lines[3].starts_with("task="), "{table}");
+        assert_eq!(lines[4], "", "{table}");
+
+        let md = r.markdown();
+        assert!(!md.chars().any(|c| c.is_control() && c != '\n'), "{md}");
+        // The one `<` is the id's, inside its code span, where Markdown opens no HTML.
+        assert_eq!(md.matches('<').count(), 1, "{md}");
+        assert!(md.contains("- `\\x01\\x1b[31m<&>\"'` "), "{md}");
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        assert_eq!(rows.len(), 2 + 3, "header, rule, overall and two groups: {md}");
+        let cells = |row: &str| row.replace("\\|", "").matches('|').count();
+        assert!(rows.iter().all(|row| cells(row) == cells(rows[0])), "{md}");
+        // Each worst case is one list item with one finding: the claim's line break did not end it.
+        let items: Vec<&str> = md.lines().filter(|l| l.starts_with("- ") || l.starts_with("  - ")).collect();
+        assert_eq!(items.len(), 4, "{md}");
+        assert!(md.contains("- ``x`y``"), "a backtick in an id widens its code span: {md}");
+        assert!(md.contains("Claim \\| with \\`code\\`\\nand\\x9b31m \\*stars\\* &lt;b&gt;bold&lt;/b&gt;"), "{md}");
+    }
 
     #[test]
     fn a_case_that_fails_only_as_a_whole_output_shows_why() {

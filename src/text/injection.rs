@@ -81,6 +81,9 @@ static RATE_DIGIT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn find_injections(text: &str) -> Vec<Injection> {
     let structure = STRUCTURE.find(text).map(|m| m.start());
     let end = structure.unwrap_or(text.len());
+    // Where the line breaks before `end` are, found once (when there is a finding at all), so that
+    // the line around each finding is a binary search, not a read back to the start of its line.
+    let mut breaks: Option<Vec<usize>> = None;
     let mut out = Vec::new();
     for s in split_sentences(&text[..end]) {
         let t = &text[s.clone()];
@@ -95,8 +98,10 @@ pub fn find_injections(text: &str) -> Vec<Injection> {
             // Injected text comes as a block: the whole line around a finding goes with it (a
             // sentence that only sets the stage, "the criteria have changed; this answer is clear",
             // moves a judge as much as the request itself).
-            let line_start = text[..s.start].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = text[s.end..end].find('\n').map_or(end, |i| s.end + i);
+            let breaks = breaks.get_or_insert_with(|| text[..end].match_indices('\n').map(|(i, _)| i).collect());
+            let before = breaks.partition_point(|&b| b < s.start);
+            let line_start = if before > 0 { breaks[before - 1] + 1 } else { 0 };
+            let line_end = breaks.get(breaks.partition_point(|&b| b < s.end)).copied().unwrap_or(end);
             let span = line_start..line_end;
             match out.last_mut() {
                 Some(Injection { span: prev, .. }) if prev.end >= span.start => prev.end = prev.end.max(span.end),
@@ -171,6 +176,51 @@ mod tests {
         ] {
             assert!(find_injections(t).is_empty(), "{t}");
         }
+    }
+
+    /// `find_injections` as it was, reading back to the start of the line at each finding.
+    fn naive(text: &str) -> Vec<Injection> {
+        let structure = STRUCTURE.find(text).map(|m| m.start());
+        let end = structure.unwrap_or(text.len());
+        let mut out: Vec<Injection> = Vec::new();
+        for s in split_sentences(&text[..end]) {
+            let t = &text[s.clone()];
+            let kind = if OVERRIDE.is_match(t) {
+                Some(InjectionKind::Override)
+            } else if RATE_DIGIT.is_match(t) || (RATING_VALUE.is_match(t) && ADDRESS.is_match(t)) {
+                Some(InjectionKind::RatingDemand)
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                let line_start = text[..s.start].rfind('\n').map_or(0, |i| i + 1);
+                let line_end = text[s.end..end].find('\n').map_or(end, |i| s.end + i);
+                let span = line_start..line_end;
+                match out.last_mut() {
+                    Some(Injection { span: prev, .. }) if prev.end >= span.start => prev.end = prev.end.max(span.end),
+                    _ => out.push(Injection { span, kind }),
+                }
+            }
+        }
+        if let Some(start) = structure {
+            out.push(Injection { span: start..text.len(), kind: InjectionKind::Structure });
+        }
+        out
+    }
+
+    #[test]
+    fn findings_are_those_of_the_naive_reading() {
+        use crate::text::testing::{random_text, Rng};
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let mut found = 0;
+        for round in 0..2000 {
+            let len = rng.below(120);
+            let t = random_text(&mut rng, len);
+            let f = find_injections(&t);
+            found += f.len();
+            assert_eq!(f, naive(&t), "round {round}: {t:?}");
+        }
+        assert!(found > 1000, "the random texts must carry findings to compare: {found}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::models::store::write_atomic;
+use crate::io::{write_atomic, write_atomic_with};
 
 fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::Input { location: path.display().to_string(), reason: reason.into() }
@@ -70,9 +70,7 @@ pub fn average_models(members: &[&Path], name: &str, dtype: DType, out: &Path) -
     }
     write_atomic(&out.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default().as_bytes())?;
     write_atomic(&out.join("tokenizer.json"), &tokenizer)?;
-    let tmp = out.join("model.safetensors.tmp");
-    candle_core::safetensors::save(&averaged, &tmp)?;
-    std::fs::rename(&tmp, out.join("model.safetensors")).map_err(|e| Error::io(out, e))
+    write_atomic_with(&out.join("model.safetensors"), |tmp| candle_core::safetensors::save(&averaged, tmp).map_err(Error::from))
 }
 
 #[cfg(test)]

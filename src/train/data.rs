@@ -80,6 +80,48 @@ impl DataSet {
             Path::new(&self.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
         })
     }
+
+    /// What is wrong with the set's settings, each problem naming its field as `FIELD.key` (`FIELD`
+    /// is where the set is in its config, e.g. `train[1]`), given the model's `labels`: an empty path,
+    /// an empty label map or one mapping to a label that is neither the model's nor `not_entailment`
+    /// or `drop`, a `heldout` or `distractors` fraction outside [0, 1], a part that can hold no row,
+    /// and a `limit` of 0.
+    pub fn problems(&self, field: &str, labels: &[String]) -> Vec<String> {
+        let mut p = vec![];
+        let at = format!("`{field}` ({})", if self.path.is_empty() { "no path" } else { &self.path });
+        if self.path.trim().is_empty() {
+            p.push(format!("`{field}.path` is empty"));
+        }
+        if self.labels.is_empty() {
+            p.push(format!("`{field}.labels` is empty: map each of the set's labels to one of the model's, `not_entailment` or `drop`"));
+        }
+        for (from, to) in &self.labels {
+            if to != "drop" && to != "not_entailment" && !labels.contains(to) {
+                p.push(format!(
+                    "`{field}.labels` maps `{from}` to `{to}`, which is not one of the model's labels ({}), `not_entailment` or `drop`",
+                    labels.join(", ")
+                ));
+            }
+        }
+        for (key, value) in [("heldout", self.heldout), ("distractors", self.distractors)] {
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                p.push(format!("`{field}.{key}` is {value} in {at}; it must be a fraction in [0, 1]"));
+            }
+        }
+        match self.part {
+            Part::Heldout if self.heldout == 0.0 => {
+                p.push(format!("`{field}.heldout` is 0 in {at} with part = \"heldout\": the held-out part holds no row"))
+            }
+            Part::Train if self.heldout == 1.0 => {
+                p.push(format!("`{field}.heldout` is 1 in {at} with part = \"train\": everything is held out, the training part holds no row"))
+            }
+            _ => {}
+        }
+        if self.limit == Some(0) {
+            p.push(format!("`{field}.limit` is 0 in {at}; it must be at least 1 (leave it out to take every row)"));
+        }
+        p
+    }
 }
 
 /// What an example says about the model's labels.

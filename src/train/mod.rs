@@ -6,6 +6,7 @@
 //! batch order and dropout masks derive from the seed, the epoch and the step, never from the clock.
 
 pub mod average;
+pub mod checkpoint;
 pub mod data;
 pub mod optim;
 
@@ -23,8 +24,9 @@ use crate::error::{Error, Result};
 use crate::models::arch::bert::{self, BertClassifier};
 use crate::models::arch::layers::SplitMix64;
 use crate::models::arch::{EncodedBatch, Mode, SequenceClassifier};
-use crate::models::store::write_atomic;
+use crate::io::{write_atomic, write_atomic_with};
 use crate::models::{Architecture, ResolvedModel};
+use checkpoint::Checkpoints;
 use data::{DataSet, Example, Target};
 use optim::{AdamW, AdamWParams};
 
@@ -143,11 +145,105 @@ fn default_export_dtype() -> String {
     "f16".into()
 }
 
+/// The dtypes a model can be exported in (`export_dtype`).
+pub const EXPORT_DTYPES: [&str; 3] = ["f32", "f16", "bf16"];
+
 impl TrainConfig {
-    /// Reads a config file.
+    /// Reads a config file and checks it ([`TrainConfig::validate`]): a key it does not know (a typo
+    /// such as `bacth_size`, here or in `[optimizer]` or a data set) is an error naming the key and
+    /// the file, as is every setting that cannot be trained with.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::Input { location: path.display().to_string(), reason: e.to_string() })
+        let location = || path.display().to_string();
+        let cfg: Self = toml::from_str(&text).map_err(|e| Error::Input { location: location(), reason: e.to_string() })?;
+        cfg.check().map_err(|reason| Error::Input { location: location(), reason })?;
+        Ok(cfg)
+    }
+
+    /// Checks every setting before anything is loaded or written: sizes that cannot be zero
+    /// (`max_tokens`, `epochs`, `batch_tokens`, `batch_size`, `checkpoint_every`), fractions outside
+    /// their range (`warmup_ratio`, dropouts, a data set's `heldout` and `distractors`), optimizer
+    /// settings (`lr` and `eps` above 0, betas in [0, 1)), numbers that are not finite, the export
+    /// dtype, the labels, and each data set's label map. The error lists every problem, each naming
+    /// its field.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|reason| Error::Input { location: "training config".into(), reason })
+    }
+
+    /// Every problem of the config, joined; `Ok` when there is none.
+    fn check(&self) -> std::result::Result<(), String> {
+        let mut p: Vec<String> = vec![];
+        // Model labels.
+        if self.labels.is_empty() {
+            p.push("`labels` is empty: list the classifier's labels, e.g. [\"entailment\", \"neutral\", \"contradiction\"]".into());
+        }
+        for (i, l) in self.labels.iter().enumerate() {
+            if l.trim().is_empty() {
+                p.push(format!("`labels[{i}]` is empty"));
+            } else if self.labels[..i].contains(l) {
+                p.push(format!("`labels` names `{l}` twice"));
+            } else if l == "drop" || l == "not_entailment" {
+                p.push(format!("`labels` names `{l}`, which a data set's label map uses to mean something else"));
+            }
+        }
+        // Sizes.
+        let at_least = |p: &mut Vec<String>, field: &str, value: u64, min: u64, what: &str| {
+            if value < min {
+                p.push(format!("`{field}` is {value}; it must be at least {min} ({what})"));
+            }
+        };
+        at_least(&mut p, "max_tokens", self.max_tokens as u64, 4, "a pair takes 3 special tokens and at least one of its own");
+        at_least(&mut p, "epochs", self.epochs as u64, 1, "passes over the training data");
+        at_least(&mut p, "batch_size", self.batch_size as u64, 1, "most examples in one batch");
+        at_least(&mut p, "batch_tokens", self.batch_tokens as u64, 1, "most padded tokens in one batch");
+        at_least(&mut p, "checkpoint_every", self.checkpoint_every, 1, "steps between checkpoints");
+        if self.batch_tokens > 0 && self.max_tokens > self.batch_tokens {
+            p.push(format!(
+                "`batch_tokens` is {}, below `max_tokens` ({}): one long pair alone would exceed the batch budget",
+                self.batch_tokens, self.max_tokens
+            ));
+        }
+        // Fractions and other numbers.
+        let in_range = |p: &mut Vec<String>, field: &str, value: f64, range: std::ops::RangeInclusive<f64>, open_end: bool, what: &str| {
+            let ok = value.is_finite() && range.contains(&value) && !(open_end && value == *range.end());
+            if !ok {
+                let end = if open_end { ")" } else { "]" };
+                p.push(format!("`{field}` is {value}; it must be in [{}, {}{end} ({what})", range.start(), range.end()));
+            }
+        };
+        in_range(&mut p, "warmup_ratio", self.warmup_ratio, 0.0..=1.0, false, "the fraction of steps spent warming up; above 1 the warmup outlasts the run");
+        in_range(&mut p, "hidden_dropout", self.hidden_dropout, 0.0..=1.0, true, "a probability; at 1 nothing is left");
+        in_range(&mut p, "attention_dropout", self.attention_dropout, 0.0..=1.0, true, "a probability; at 1 nothing is left");
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm > 0.0) {
+            p.push(format!("`max_grad_norm` is {}; it must be a finite number above 0 (at 0 no step moves a weight)", self.max_grad_norm));
+        }
+        if !EXPORT_DTYPES.contains(&self.export_dtype.as_str()) {
+            p.push(format!("`export_dtype` is `{}`; accepted: {}", self.export_dtype, EXPORT_DTYPES.join(", ")));
+        }
+        // Optimizer.
+        let o = &self.optimizer;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            p.push(format!("`optimizer.lr` is {}; the learning rate must be a finite number above 0", o.lr));
+        }
+        in_range(&mut p, "optimizer.beta1", o.beta1, 0.0..=1.0, true, "a decay rate");
+        in_range(&mut p, "optimizer.beta2", o.beta2, 0.0..=1.0, true, "a decay rate");
+        if !(o.eps.is_finite() && o.eps > 0.0) {
+            p.push(format!("`optimizer.eps` is {}; it must be a finite number above 0", o.eps));
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            p.push(format!("`optimizer.weight_decay` is {}; it must be a finite number, 0 or above", o.weight_decay));
+        }
+        // Data sets.
+        for (kind, sets) in [("train", &self.train), ("dev", &self.dev), ("test", &self.test)] {
+            for (i, set) in sets.iter().enumerate() {
+                p.extend(set.problems(&format!("{kind}[{i}]"), &self.labels));
+            }
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(p.join("; "))
+        }
     }
 }
 
@@ -765,7 +861,7 @@ fn export_dtype(cfg: &TrainConfig) -> Result<DType> {
         "f32" => Ok(DType::F32),
         "f16" => Ok(DType::F16),
         "bf16" => Ok(DType::BF16),
-        other => Err(Error::Input { location: "export_dtype".into(), reason: format!("`{other}` is not f32, f16 or bf16") }),
+        other => Err(Error::Input { location: "export_dtype".into(), reason: format!("`{other}` is not a dtype; accepted: {}", EXPORT_DTYPES.join(", ")) }),
     }
 }
 
@@ -778,9 +874,11 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
             reason: format!("training supports bert-architecture bases; this one is {}", base.entry.architecture),
         });
     }
+    // Before anything is loaded or written.
+    cfg.validate()?;
     let device = &opts.device;
     let out = &opts.out;
-    let ckpt = out.join("checkpoint");
+    let checkpoints = Checkpoints::new(out);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
 
     // Data.
@@ -822,14 +920,17 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     let log_path = out.join("train_log.jsonl");
     let dev_log_path = out.join("dev_log.jsonl");
     let mut state = TrainState::default();
-    if ckpt.join("state.json").is_file() && !opts.fresh {
+    // Only a complete checkpoint is read: after a crash in the middle of a swap, the previous one
+    // (see `checkpoint`); what the crash left half-written is removed.
+    let ckpt = if opts.fresh { None } else { checkpoints.recover()? };
+    if let Some(ckpt) = &ckpt {
         state = read_json(&ckpt.join("state.json"))?;
         if let Some(was) = state.base.as_ref().filter(|b| **b != base.id()) {
             obs.note(&format!("the checkpoint in {} was trained from {was}, not from {}: starting over", ckpt.display(), base.id()));
             state = TrainState::default();
         }
     }
-    if state.step > 0 || state.epoch > 0 {
+    if let Some(ckpt) = ckpt.as_ref().filter(|_| state.step > 0 || state.epoch > 0) {
         net.load_weights(&ckpt.join("model.safetensors"), device)?;
         opt.load(&ckpt.join("optimizer.safetensors"), state.step, device)?;
         truncate_log(&log_path, state.step)?;
@@ -850,16 +951,15 @@ pub fn run(cfg: &TrainConfig, base: &ResolvedModel, opts: &RunOptions, obs: &mut
     let mut last_dev = vec![];
     let session_start = Instant::now();
     let seconds_before = state.seconds;
+    // A checkpoint is written whole into a folder of its own, then swapped in with renames: a crash
+    // leaves the previous checkpoint or this one, never weights of one step beside moments of another.
     let save = |state: &TrainState, opt: &AdamW| -> Result<()> {
-        std::fs::create_dir_all(&ckpt).map_err(|e| Error::io(&ckpt, e))?;
-        // Weights and moments first, state last: a state file always describes complete files.
-        let tmp = ckpt.join("model.safetensors.tmp");
-        net.save_weights(&tmp, DType::F32)?;
-        std::fs::rename(&tmp, ckpt.join("model.safetensors")).map_err(|e| Error::io(&ckpt, e))?;
-        let tmp = ckpt.join("optimizer.safetensors.tmp");
-        opt.save(&tmp)?;
-        std::fs::rename(&tmp, ckpt.join("optimizer.safetensors")).map_err(|e| Error::io(&ckpt, e))?;
-        write_atomic(&ckpt.join("state.json"), serde_json::to_string_pretty(state).unwrap_or_default().as_bytes())
+        checkpoints.save(|dir| {
+            net.save_weights(&dir.join("model.safetensors"), DType::F32)?;
+            opt.save(&dir.join("optimizer.safetensors"))?;
+            let path = dir.join("state.json");
+            std::fs::write(&path, serde_json::to_string_pretty(state).unwrap_or_default()).map_err(|e| Error::io(&path, e))
+        })
     };
 
     'epochs: while state.epoch < cfg.epochs {
@@ -988,14 +1088,210 @@ pub fn export(net: &TrainableBert, cfg: &TrainConfig, base: &ResolvedModel, dir:
     tok["padding"] = serde_json::Value::Null;
     tok["truncation"] = serde_json::Value::Null;
     write_atomic(&dir.join("tokenizer.json"), serde_json::to_string(&tok).unwrap_or_default().as_bytes())?;
-    let tmp = dir.join("model.safetensors.tmp");
-    net.save_weights(&tmp, dtype)?;
-    std::fs::rename(&tmp, dir.join("model.safetensors")).map_err(|e| Error::io(dir, e))
+    write_atomic_with(&dir.join("model.safetensors"), |tmp| net.save_weights(tmp, dtype))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config that passes every check, with one training set.
+    const GOOD: &str = r#"
+base = "tiny"
+labels = ["entailment", "neutral", "contradiction"]
+max_tokens = 32
+epochs = 2
+batch_tokens = 128
+batch_size = 8
+checkpoint_every = 3
+export_dtype = "f32"
+[optimizer]
+lr = 1e-3
+beta1 = 0.9
+beta2 = 0.999
+eps = 1e-6
+weight_decay = 0.01
+[[train]]
+path = "g.jsonl"
+format = "grounding"
+labels = { supported = "entailment", not_supported = "not_entailment", other = "drop" }
+heldout = 0.25
+part = "train"
+"#;
+
+    fn good() -> TrainConfig {
+        toml::from_str(GOOD).unwrap()
+    }
+
+    /// A change to a config, and what the refusal must say (the field, usually).
+    type Edit = (&'static str, Box<dyn Fn(&mut TrainConfig)>);
+
+    /// The message of `cfg`'s validation error (the test fails if it passes).
+    fn refusal(cfg: &TrainConfig) -> String {
+        match cfg.validate() {
+            Err(e @ Error::Input { .. }) => e.to_string(),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A recipe file holding `text`, read with `from_file`: the error's message.
+    fn file_refusal(text: &str) -> (String, PathBuf, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recipe.toml");
+        std::fs::write(&path, text).unwrap();
+        let msg = TrainConfig::from_file(&path).map(|_| ()).expect_err(text).to_string();
+        (msg, path, dir)
+    }
+
+    #[test]
+    fn a_good_config_and_every_shipped_recipe_pass_validation() {
+        good().validate().unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut recipes = vec![];
+        for top in ["models", "examples"] {
+            let Ok(dirs) = std::fs::read_dir(root.join(top)) else { continue };
+            for d in dirs {
+                let d = d.unwrap().path();
+                let files: Vec<PathBuf> = if d.is_dir() { std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()).collect() } else { vec![d] };
+                for f in files {
+                    let is_recipe = f.extension().is_some_and(|x| x == "toml")
+                        && std::fs::read_to_string(&f).unwrap().lines().any(|l| {
+                            let l = l.trim_start();
+                            l.starts_with("[[train]]") || l.starts_with("from_recipe") || l.starts_with("average") || l.starts_with("base =")
+                        });
+                    if is_recipe {
+                        recipes.push(f);
+                    }
+                }
+            }
+        }
+        assert!(recipes.len() >= 8, "{recipes:?}");
+        for r in &recipes {
+            TrainConfig::from_file(r).unwrap_or_else(|e| panic!("{}: {e}", r.display()));
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_the_key_and_the_file() {
+        for (typo, key) in [
+            (GOOD.replace("batch_size = 8", "bacth_size = 8"), "bacth_size"),
+            (GOOD.replace("lr = 1e-3", "learning_rate = 1e-3"), "learning_rate"),
+            (GOOD.replace("heldout = 0.25", "heldot = 0.25"), "heldot"),
+        ] {
+            let (msg, path, _dir) = file_refusal(&typo);
+            assert!(msg.contains(&format!("unknown field `{key}`")), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+        }
+    }
+
+    #[test]
+    fn zero_sizes_are_refused_naming_the_field() {
+        let cases: Vec<Edit> = vec![
+            ("max_tokens", Box::new(|c| c.max_tokens = 0)),
+            ("epochs", Box::new(|c| c.epochs = 0)),
+            ("batch_size", Box::new(|c| c.batch_size = 0)),
+            ("batch_tokens", Box::new(|c| c.batch_tokens = 0)),
+            ("checkpoint_every", Box::new(|c| c.checkpoint_every = 0)),
+        ];
+        for (field, set) in cases {
+            let mut cfg = good();
+            set(&mut cfg);
+            let msg = refusal(&cfg);
+            assert!(msg.contains(&format!("`{field}` is 0")), "{field}: {msg}");
+        }
+        // Not zero, but still too small: a window without room for a pair, a budget below the window.
+        let mut cfg = good();
+        cfg.max_tokens = 3;
+        assert!(refusal(&cfg).contains("`max_tokens` is 3"));
+        let mut cfg = good();
+        cfg.batch_tokens = 16;
+        assert!(refusal(&cfg).contains("`batch_tokens` is 16, below `max_tokens` (32)"));
+        // 0 is meaningful for eval_every (only at the end).
+        let mut cfg = good();
+        cfg.eval_every = 0;
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn rates_and_fractions_out_of_range_or_not_finite_are_refused_naming_the_field() {
+        let cases: Vec<Edit> = vec![
+            ("optimizer.lr", Box::new(|c| c.optimizer.lr = 0.0)),
+            ("optimizer.lr", Box::new(|c| c.optimizer.lr = -1e-5)),
+            ("optimizer.lr", Box::new(|c| c.optimizer.lr = f64::NAN)),
+            ("optimizer.lr", Box::new(|c| c.optimizer.lr = f64::INFINITY)),
+            ("optimizer.beta1", Box::new(|c| c.optimizer.beta1 = 1.0)),
+            ("optimizer.beta2", Box::new(|c| c.optimizer.beta2 = -0.1)),
+            ("optimizer.eps", Box::new(|c| c.optimizer.eps = 0.0)),
+            ("optimizer.weight_decay", Box::new(|c| c.optimizer.weight_decay = f64::NAN)),
+            ("warmup_ratio", Box::new(|c| c.warmup_ratio = 1.5)),
+            ("warmup_ratio", Box::new(|c| c.warmup_ratio = -0.1)),
+            ("hidden_dropout", Box::new(|c| c.hidden_dropout = 1.0)),
+            ("attention_dropout", Box::new(|c| c.attention_dropout = f64::INFINITY)),
+            ("max_grad_norm", Box::new(|c| c.max_grad_norm = 0.0)),
+        ];
+        for (field, set) in cases {
+            let mut cfg = good();
+            set(&mut cfg);
+            let msg = refusal(&cfg);
+            assert!(msg.contains(&format!("`{field}` is ")), "{field}: {msg}");
+        }
+        // TOML can spell nan and inf: read from a file, the message names the field and the file.
+        let (msg, path, _dir) = file_refusal(&GOOD.replace("lr = 1e-3", "lr = nan"));
+        assert!(msg.contains("`optimizer.lr` is NaN") && msg.contains(&path.display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_dtype_is_refused_listing_the_accepted_ones() {
+        let mut cfg = good();
+        cfg.export_dtype = "fp16".into();
+        let msg = refusal(&cfg);
+        assert!(msg.contains("`export_dtype` is `fp16`; accepted: f32, f16, bf16"), "{msg}");
+        for ok in EXPORT_DTYPES {
+            cfg.export_dtype = ok.into();
+            cfg.validate().unwrap();
+            export_dtype(&cfg).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_labels_and_data_sets_are_refused_naming_the_field() {
+        let cases: Vec<Edit> = vec![
+            ("`labels` is empty", Box::new(|c| c.labels.clear())),
+            ("`labels` names `neutral` twice", Box::new(|c| c.labels.push("neutral".into()))),
+            ("`train[0].heldout` is 1.5", Box::new(|c| c.train[0].heldout = 1.5)),
+            ("`train[0].heldout` is 1 in `train[0]` (g.jsonl) with part = \"train\"", Box::new(|c| c.train[0].heldout = 1.0)),
+            ("`dev[0].heldout` is 0", Box::new(|c| {
+                let mut d = c.train[0].clone();
+                d.heldout = 0.0;
+                d.part = data::Part::Heldout;
+                c.dev.push(d);
+            })),
+            ("`train[0].distractors` is NaN", Box::new(|c| c.train[0].distractors = f64::NAN)),
+            ("`train[0].limit` is 0", Box::new(|c| c.train[0].limit = Some(0))),
+            ("`train[0].labels` is empty", Box::new(|c| c.train[0].labels.clear())),
+            ("`train[0].labels` maps `supported` to `entailed`", Box::new(|c| {
+                c.train[0].labels.insert("supported".into(), "entailed".into());
+            })),
+        ];
+        for (words, set) in cases {
+            let mut cfg = good();
+            set(&mut cfg);
+            let msg = refusal(&cfg);
+            assert!(msg.contains(words), "expected `{words}` in: {msg}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let mut cfg = good();
+        cfg.batch_size = 0;
+        cfg.optimizer.lr = 0.0;
+        cfg.export_dtype = "f8".into();
+        let msg = refusal(&cfg);
+        for field in ["`batch_size`", "`optimizer.lr`", "`export_dtype`"] {
+            assert!(msg.contains(field), "{field} missing from: {msg}");
+        }
+    }
 
     #[test]
     fn epoch_plans_are_reproducible_and_cover_every_example() {

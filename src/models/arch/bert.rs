@@ -181,9 +181,9 @@ impl Attention {
         };
         if let (Some(qkv), Mode::Eval) = (&self.qkv, mode) {
             if self.runs_varlen() && xs.device().is_cpu() {
-                // One pass over the stacked projections (engine::cpu): no split, transposes or
+                // One pass over the stacked projections (kernels::cpu): no split, transposes or
                 // (batch, heads, seq, seq) scores.
-                let ctx = crate::engine::cpu::attention(&qkv.forward(xs, mode)?, bias, self.heads)?;
+                let ctx = crate::kernels::cpu::attention(&qkv.forward(xs, mode)?, bias, self.heads)?;
                 return self.norm.forward(&(self.out.forward(&ctx, mode)? + xs)?, mode);
             }
         }
@@ -212,20 +212,20 @@ impl Attention {
     /// True when the CPU attention kernels can run (padded or variable length): stacked, packed
     /// projections on the CPU and heads the kernel takes.
     fn runs_varlen(&self) -> bool {
-        self.qkv.as_ref().is_some_and(Dense::is_packed) && crate::engine::cpu::attention_applies(self.head_dim)
+        self.qkv.as_ref().is_some_and(Dense::is_packed) && crate::kernels::cpu::attention_applies(self.head_dim)
     }
 
     /// Evaluation on sequences packed back to back without padding: `xs` is (total rows, hidden).
     fn forward_varlen(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         let Some(qkv) = &self.qkv else { candle_core::bail!("variable-length attention needs the stacked projections") };
-        let ctx = crate::engine::cpu::attention_varlen(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
+        let ctx = crate::kernels::cpu::attention_varlen(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
         self.norm.forward(&(self.out.forward(&ctx, Mode::Eval)? + xs)?, Mode::Eval)
     }
 
     /// [`Attention::forward_varlen`] for the first token of each sequence only: (sequences, hidden).
     fn forward_varlen_first(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         let Some(qkv) = &self.qkv else { candle_core::bail!("variable-length attention needs the stacked projections") };
-        let ctx = crate::engine::cpu::attention_varlen_first(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
+        let ctx = crate::kernels::cpu::attention_varlen_first(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
         let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
         let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
         self.norm.forward(&(self.out.forward(&ctx, Mode::Eval)? + first)?, Mode::Eval)

@@ -14,7 +14,7 @@ use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::Embedding;
 
-use crate::engine::cpu::PackedLinear;
+use crate::kernels::cpu::PackedLinear;
 
 /// Hyper-parameters, read from the GGUF metadata under the architecture's prefix
 /// (`llama.*`, `qwen2.*`).
@@ -87,7 +87,7 @@ impl Config {
 enum Weight {
     /// Quantized (or f32/f16) through candle.
     Q(QMatMul),
-    /// Dequantized to f32 and packed for candor's AVX-512 kernel (engine::cpu).
+    /// Dequantized to f32 and packed for candor's AVX-512 kernel (kernels::cpu).
     Packed(Arc<PackedLinear>),
 }
 

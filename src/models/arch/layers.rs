@@ -10,7 +10,7 @@ use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Linear, VarBuilder};
 use serde::Deserialize;
 
-use crate::engine::cpu::PackedLinear;
+use crate::kernels::cpu::PackedLinear;
 
 /// Whether a forward pass is for inference or for training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -173,7 +173,7 @@ pub fn apply(l: &Linear, xs: &Tensor) -> Result<Tensor> {
 
 /// A linear layer of an encoder body: candle's `Linear` (trainable, every device), and for models
 /// loaded for inference on an AVX-512 CPU in f32 a packed copy of the weight that evaluation-mode
-/// passes run through (`engine::cpu`), with the activation fused when it is the exact GELU.
+/// passes run through (`kernels::cpu`), with the activation fused when it is the exact GELU.
 #[derive(Debug, Clone)]
 pub struct Dense {
     linear: Linear,

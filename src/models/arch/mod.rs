@@ -76,8 +76,8 @@ impl SentenceEmbedder {
         let states = self.encoder.token_states(batch, Mode::Eval)?;
         let pooled = match self.pooling {
             Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?,
-            // One fused launch for pooling and normalisation (see engine::fused).
-            Pooling::Mean => return crate::engine::fused::pool_normalize(&states, &batch.attention_mask, self.normalize),
+            // One fused launch for pooling and normalisation (see kernels::fused).
+            Pooling::Mean => return crate::kernels::fused::pool_normalize(&states, &batch.attention_mask, self.normalize),
         };
         if self.normalize {
             l2_normalize(&pooled)

@@ -620,11 +620,28 @@ mod tests {
     use candle_core::Device;
     use candle_nn::{Linear, Module};
 
+    /// Uniform numbers in [-1, 1) from SplitMix64 (the generator of `models::arch::layers`, which
+    /// this module may not import).
     fn random(shape: &[usize], seed: u64) -> Tensor {
-        let mut rng = crate::models::arch::layers::SplitMix64::new(seed);
+        let mut state = seed;
+        let mut next_f32 = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        };
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        let v: Vec<f32> = (0..n).map(|_| next_f32() * 2.0 - 1.0).collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The additive attention bias the encoders pass to [`attention`] for a (batch, seq) 0/1 mask:
+    /// 0 where attended, -30000 where padded, shaped (batch, 1, 1, seq).
+    fn attention_bias(mask: &Tensor) -> Tensor {
+        let (b, s) = mask.dims2().unwrap();
+        let m = mask.to_dtype(DType::F32).unwrap();
+        ((m - 1.0).unwrap() * 30000.0).unwrap().reshape((b, 1, 1, s)).unwrap()
     }
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
@@ -730,7 +747,7 @@ mod tests {
             *m = 0;
         }
         let mask = Tensor::from_vec(mask, (b, s), &Device::Cpu).unwrap();
-        let bias = crate::models::arch::layers::attention_bias(&mask, DType::F32).unwrap();
+        let bias = attention_bias(&mask);
         let got = attention(&qkv, &bias, heads).unwrap();
         // Reference: split, scale, matmul, softmax, matmul, merge, as the encoders compose it.
         let split = |t: Tensor| t.reshape((b, s, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
@@ -768,7 +785,7 @@ mod tests {
             mask[i * s..i * s + n].iter_mut().for_each(|m| *m = 1);
         }
         let mask = Tensor::from_vec(mask, (lens.len(), s), &Device::Cpu).unwrap();
-        let bias = crate::models::arch::layers::attention_bias(&mask, DType::F32).unwrap();
+        let bias = attention_bias(&mask);
         let reference = attention(&padded, &bias, heads).unwrap();
         let rows: Vec<Tensor> = lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| padded.get(i).unwrap().narrow(0, 0, n).unwrap()).collect();
         let packed = Tensor::cat(&rows, 0).unwrap();

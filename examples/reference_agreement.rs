@@ -86,6 +86,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             label: None,
             metadata: None,
             input_hash: String::new(),
+            unknown_fields: vec![],
         })
         .collect();
     let mut out = Vec::with_capacity(cases.len());

@@ -49,6 +49,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The built-in metrics, in the order results list them ([`crate::graders::results::Metrics::scores`]). Every other
+/// metric name in results is a rubric's (`[[rubric]]`), and a rubric cannot take one of these names.
+pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
+
+/// The label key (in a case's `label`) that measures a built-in metric against humans: `supported`
+/// for support, `attributable` for citation, `consistent` for consistency; `None` for a rubric.
+pub fn label_key(metric: &str) -> Option<&'static str> {
+    const LABELS: [&str; 3] = ["supported", "attributable", "consistent"];
+    BUILT_IN_METRICS.iter().position(|m| *m == metric).map(|i| LABELS[i])
+}
+
 /// The whole configuration of a grading run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -355,7 +366,7 @@ impl GradeConfig {
                 return Err(format!("{at}: a name uses only letters, digits, `_` and `-`"));
             }
             // Built-in metric names, and what `--metrics` and the reports also take as names.
-            if crate::graders::BUILT_IN_METRICS.contains(&r.name.as_str()) || ["case", "judge", "all"].contains(&r.name.as_str()) {
+            if BUILT_IN_METRICS.contains(&r.name.as_str()) || ["case", "judge", "all"].contains(&r.name.as_str()) {
                 return Err(format!("{at}: `{}` is the name of a built-in metric; choose another", r.name));
             }
             if !names.insert(r.name.as_str()) {

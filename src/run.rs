@@ -29,7 +29,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -165,6 +165,8 @@ pub struct Outcome {
     pub dropped: usize,
     /// The suite's invalid lines, skipped.
     pub problems: Vec<SuiteProblem>,
+    /// Top-level fields of the suite that candor does not know, with how many cases carry each.
+    pub unknown_fields: BTreeMap<String, usize>,
     /// Stopped by the stop flag before the end of the suite.
     pub interrupted: bool,
     /// NLI work.
@@ -184,10 +186,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// True when the run graded nothing it could have: every line invalid, or an empty suite. (A
-    /// shard that no valid case hashes to is not that: its siblings hold them.)
+    /// True when the run graded nothing it could have: every line invalid, an empty suite, or no
+    /// metric able to run on any case (each skipped: no contexts, no reference, ...). (A shard that
+    /// no valid case hashes to is not that: its siblings hold them.)
     pub fn graded_nothing(&self, sharded: bool) -> bool {
-        !self.interrupted && self.summary.overall.cases == 0 && (!self.problems.is_empty() || !sharded)
+        let o = &self.summary.overall;
+        !self.interrupted && ((o.cases == 0 && (!self.problems.is_empty() || !sharded)) || (o.cases > 0 && o.graded() == 0))
     }
 }
 
@@ -263,11 +267,13 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
             }
         }
         reader.finish(&suite_path)?;
-        if !problems.is_empty() {
-            let list: Vec<String> = problems.iter().map(|p| format!("{suite_name}: {p}")).collect();
+        let mut list: Vec<String> = problems.iter().map(|p| format!("{suite_name}: {p}")).collect();
+        // Under strict, a field candor does not know is an error too (it would not be graded).
+        list.extend(crate::suite::describe_unknown_fields(reader.unknown_fields()).map(|l| format!("{suite_name}: {l}")));
+        if !list.is_empty() {
             return Err(Error::Input {
                 location: suite_name,
-                reason: format!("{} invalid line(s); nothing graded (strict):\n{}", problems.len(), list.join("\n")),
+                reason: format!("{} problem(s); nothing graded (strict):\n{}", list.len(), list.join("\n")),
             });
         }
         buffered = Some(cases.into_iter());
@@ -414,6 +420,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let (mut graded_now, mut regraded) = (0usize, 0usize);
     let mut block: Vec<Case> = Vec::with_capacity(cfg.engine.block_cases);
     let mut interrupted = false;
+    let (mut unknown_seen, mut warned) = (0usize, HashSet::<String>::new());
     let progress = |graded_now: usize, claims: usize| Progress {
         bytes_read: bytes_read.load(Ordering::Relaxed),
         bytes_total,
@@ -428,6 +435,17 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
             None => reader.next(),
         };
         let end = item.is_none();
+        // A field candor does not know is said at once, the first time it is seen (a misspelt
+        // `retrieved_context` would otherwise grade every case without its contexts).
+        if reader.unknown_fields().len() > unknown_seen {
+            let fresh: BTreeMap<String, usize> =
+                reader.unknown_fields().iter().filter(|(k, _)| !warned.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
+            if let Some(line) = crate::suite::describe_unknown_fields(&fresh) {
+                events.note(&format!("warning: {suite_name}: {line}"));
+            }
+            warned.extend(fresh.into_keys());
+            unknown_seen = reader.unknown_fields().len();
+        }
         match item {
             Some(Ok(case)) if spec.shard.is_some_and(|s| !s.contains(&case.id)) => {}
             Some(Ok(case)) => {
@@ -484,6 +502,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     out.flush().map_err(|e| Error::io(results_path, e))?;
     drop(out);
     let wall = started.elapsed();
+    let unknown_fields = reader.unknown_fields().clone();
     let stats = |summary: Summary, dropped: usize, interrupted: bool| Outcome {
         summary,
         graded_now,
@@ -491,6 +510,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         regraded,
         dropped,
         problems: problems.clone(),
+        unknown_fields: unknown_fields.clone(),
         interrupted,
         nli: grader.nli_stats(),
         embed: grader.embed_stats(),

@@ -49,6 +49,9 @@ pub struct Case {
     /// sha256 (first 16 hex digits) of the case's line as written, so that a resumed run knows
     /// which results were made from another version of the case.
     pub input_hash: String,
+    /// Top-level fields of the line that candor does not know (ignored; the reader counts them, so
+    /// that a misspelt `retrieved_context` is reported instead of passing silently).
+    pub unknown_fields: Vec<String>,
 }
 
 /// A line that could not be read as a case.
@@ -75,6 +78,57 @@ const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
 const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth"];
+
+/// Every top-level field name a case may carry (aliases included).
+pub fn known_fields() -> Vec<&'static str> {
+    let mut all: Vec<&str> = ["id", "samples", "segments", "label", "metadata"].to_vec();
+    for names in [INPUT, OUTPUT, CONTEXTS, REFERENCE] {
+        all.extend_from_slice(names);
+    }
+    all
+}
+
+/// One line on fields candor does not know: each with its count of cases and, where one is close,
+/// the known field it may have meant; `None` when there are none.
+pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<String> {
+    if unknown.is_empty() {
+        return None;
+    }
+    let known = known_fields();
+    let items: Vec<String> = unknown
+        .iter()
+        .map(|(name, n)| {
+            let near = known
+                .iter()
+                .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
+                .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+                .min();
+            match near {
+                Some((_, k)) => format!("`{name}` ({n} case(s); did you mean `{k}`?)"),
+                None => format!("`{name}` ({n} case(s))"),
+            }
+        })
+        .collect();
+    Some(format!(
+        "field(s) candor does not know, not graded: {} (known: {}; keep your own data under `metadata`)",
+        items.join(", "),
+        known.join(", ")
+    ))
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
 
 /// The hash of a case that results carry as `input_hash`: sha256 of the case's JSON object written
 /// canonically (keys sorted at every level, no spaces), first 16 hex digits. The same case written
@@ -196,7 +250,8 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         }
     };
     let metadata = obj.remove("metadata");
-    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash })
+    let unknown_fields = obj.keys().cloned().collect();
+    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields })
 }
 
 /// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can
@@ -316,13 +371,21 @@ pub struct SuiteReader<R> {
     ids: HashSet<String>,
     /// The read error that ended the reading, and the line it was reading.
     failed: Option<(usize, std::io::Error)>,
+    /// Fields candor does not know, with the number of cases that carry each.
+    unknown: BTreeMap<String, usize>,
     ended: bool,
 }
 
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false }
+        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new() }
+    }
+
+    /// The top-level fields of the cases read so far that candor does not know, with how many cases
+    /// carry each.
+    pub fn unknown_fields(&self) -> &BTreeMap<String, usize> {
+        &self.unknown
     }
 
     /// The reader, given back (what it read so far is consumed).
@@ -384,6 +447,9 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
             }
             let parsed = parse_case(self.line, trimmed.trim_start_matches('\u{feff}'));
             return Some(parsed.and_then(|case| {
+                for f in &case.unknown_fields {
+                    *self.unknown.entry(f.clone()).or_default() += 1;
+                }
                 if self.ids.insert(case.id.clone()) {
                     Ok(case)
                 } else {
@@ -595,6 +661,20 @@ mod tests {
         }
         // One shard holds everything.
         assert!(["", "a", "case-1"].iter().all(|id| Shard::new(1, 1).unwrap().contains(id)));
+    }
+
+    #[test]
+    fn unknown_fields_are_counted_and_named_with_a_guess() {
+        let text = "{\"id\": \"1\", \"output\": \"a\", \"retrieved_context\": [\"c\"]}\n{\"id\": \"2\", \"output\": \"b\", \"passages\": [\"c\"], \"retrieved_context\": [\"c\"]}\n";
+        let mut r = SuiteReader::new(std::io::Cursor::new(text.as_bytes()));
+        assert_eq!(r.by_ref().filter(|c| c.is_ok()).count(), 2);
+        let unknown = r.unknown_fields().clone();
+        assert_eq!(unknown.get("retrieved_context"), Some(&2));
+        assert_eq!(unknown.get("passages"), Some(&1));
+        let line = describe_unknown_fields(&unknown).unwrap();
+        assert!(line.contains("`retrieved_context` (2 case(s); did you mean `retrieved_contexts`?)"), "{line}");
+        assert!(line.contains("`passages` (1 case(s))"), "{line}");
+        assert!(describe_unknown_fields(&BTreeMap::new()).is_none());
     }
 
     #[test]

@@ -1054,3 +1054,39 @@ fn a_resume_killed_at_any_instant_loses_nothing() {
     ok(&args);
     assert_same_results(&out, &plain);
 }
+
+/// A field candor does not know is said (at once, and counted at the end) with the field it may have
+/// meant; under --strict it stops the run before anything is written; and a run in which no metric
+/// could run on any case (here: the contexts under a misspelt name) exits 2. (Before, such a suite
+/// "passed" silently, exit 0.)
+#[test]
+fn an_unknown_field_is_named_and_a_run_with_nothing_graded_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    std::fs::write(
+        &suite,
+        "{\"id\": \"1\", \"output\": \"The office opens at 9 am.\", \"retrieved_context\": [\"The office opens at 9 am.\"]}\n\
+         {\"id\": \"2\", \"output\": \"The office closes at 5 pm.\", \"retrieved_context\": [\"It closes at 5 pm.\"], \"passages\": [\"x\"]}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("`retrieved_context` (2 case(s); did you mean `retrieved_contexts`?)"), "{err}");
+    assert!(err.contains("`passages` (1 case(s))"), "{err}");
+    assert!(err.contains("no metric could run on any case"), "{err}");
+    // --strict: an error before anything is written.
+    let strict = dir.path().join("strict.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", strict.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--strict"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing graded (strict)") && err.contains("retrieved_context"), "{err}");
+    assert!(!strict.exists(), "nothing is written with --strict");
+    // With the field spelt as candor knows it, both cases are graded, without a warning.
+    std::fs::write(&suite, std::fs::read_to_string(&suite).unwrap().replace("retrieved_context\"", "retrieved_contexts\"").replace(", \"passages\": [\"x\"]", "")).unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !err.contains("does not know"), "{err}");
+    assert!(common::read_jsonl(&out).iter().all(|r| r["metrics"]["support"]["score"].is_number()));
+}

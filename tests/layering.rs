@@ -123,3 +123,66 @@ fn the_checker_finds_what_it_must() {
     assert_eq!(module_depth(&src().join("models/arch/mod.rs")), 2);
     assert_eq!(module_depth(&src().join("kernels.rs")), 1);
 }
+
+/// No two top-level modules of the library import each other, directly or through others: the
+/// graph of `crate::` imports between them (test code included) has no cycle. (`config` and
+/// `graders` imported each other once; `models` and `engine` too.)
+#[test]
+fn no_import_cycle_between_library_modules() {
+    let mut modules: Vec<String> = std::fs::read_dir(src())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter_map(|p| {
+            let name = p.file_stem()?.to_str()?.to_string();
+            (p.is_dir() || p.extension().is_some_and(|x| x == "rs")).then_some(name)
+        })
+        .filter(|m| !["lib", "main", "cli"].contains(&m.as_str()))
+        .collect();
+    modules.sort();
+    modules.dedup();
+    let mut uses: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for m in &modules {
+        let entry = uses.entry(m.clone()).or_default();
+        for f in rust_files(&src().join(m)) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for n in named_modules(&strip_comments(&text), module_depth(&f)) {
+                if &n != m && modules.contains(&n) {
+                    entry.insert(n);
+                }
+            }
+        }
+    }
+    // Depth-first search for a back edge.
+    fn visit<'a>(
+        m: &'a str,
+        uses: &'a std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| *p == m) {
+            let mut cycle: Vec<String> = path[i..].iter().map(|s| s.to_string()).collect();
+            cycle.push(m.to_string());
+            return Some(cycle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m);
+        for n in uses.get(m).into_iter().flatten() {
+            if let Some(c) = visit(n, uses, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m);
+        None
+    }
+    let mut done = Default::default();
+    for m in &modules {
+        if let Some(cycle) = visit(m, &uses, &mut vec![], &mut done) {
+            panic!("import cycle between library modules: {}\n(all imports: {uses:?})", cycle.join(" -> "));
+        }
+    }
+    assert!(uses.get("run").is_some_and(|u| u.contains("graders")), "the scan found no imports: {uses:?}");
+}

@@ -173,8 +173,12 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // Fail closed: a run that graded nothing because every line was invalid, or because the suite
     // is empty, did not grade the suite; exit 2 rather than a success a pipeline would read as a
     // pass.
+    if let Some(line) = candor::suite::describe_unknown_fields(&outcome.unknown_fields) {
+        eprintln!("warning: {line}");
+    }
     if outcome.graded_nothing(args.shard.is_some()) {
-        eprintln!("error: no case of {} could be graded", args.suite.display());
+        let why = if summary.overall.cases > 0 { ": no metric could run on any case (see `skipped` in the results)" } else { "" };
+        eprintln!("error: no case of {} could be graded{why}", args.suite.display());
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)

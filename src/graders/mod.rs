@@ -29,16 +29,7 @@ pub use pairs::{Judgement, PairScheduler};
 pub use results::{CaseResult, Failure, Outcome};
 pub use scorer::PairScorer;
 
-/// The built-in metrics, in the order results list them ([`results::Metrics::scores`]). Every other
-/// metric name in results is a rubric's (`[[rubric]]`), and a rubric cannot take one of these names.
-pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
-
-/// The label key (in a case's `label`) that measures a built-in metric against humans: `supported`
-/// for support, `attributable` for citation, `consistent` for consistency; `None` for a rubric.
-pub fn label_key(metric: &str) -> Option<&'static str> {
-    const LABELS: [&str; 3] = ["supported", "attributable", "consistent"];
-    BUILT_IN_METRICS.iter().position(|m| *m == metric).map(|i| LABELS[i])
-}
+pub use crate::config::{label_key, BUILT_IN_METRICS};
 
 /// Which metrics to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -64,6 +64,7 @@ pub(crate) mod tests {
         tokenizer: TextTokenizer,
         labels: Vec<String>,
         pub asked: std::sync::atomic::AtomicUsize,
+        pub runtime: String,
     }
 
     fn words(s: &str) -> Vec<String> {
@@ -93,6 +94,7 @@ pub(crate) mod tests {
                 tokenizer: TextTokenizer::from_file(&path, 64).unwrap(),
                 labels: vec!["entailment".into(), "neutral".into(), "contradiction".into()],
                 asked: Default::default(),
+                runtime: "test".into(),
             }
         }
     }
@@ -108,7 +110,7 @@ pub(crate) mod tests {
             &self.tokenizer
         }
         fn runtime(&self) -> String {
-            "test".into()
+            self.runtime.clone()
         }
         fn score_pairs(&self, pairs: &[(&str, &str)], _: &(dyn Fn(usize) + Sync)) -> Result<(Vec<Vec<f32>>, Vec<bool>, RunStats)> {
             self.asked.fetch_add(pairs.len(), std::sync::atomic::Ordering::Relaxed);
@@ -163,5 +165,36 @@ pub(crate) mod tests {
         assert!(results[2].failures.contains(&Failure::FabricatedCitation), "{:?}", results[2].failures);
         // Every result names the scorer as its model.
         assert!(results.iter().all(|r| r.model.get("nli").map(String::as_str) == Some("words@0")));
+    }
+
+    /// The score cache answers a pair only for the model and runtime that computed it: the same
+    /// scorer again is answered from the cache, the same weights on another runtime (another device,
+    /// number type or kernel path) are asked afresh. (Before, the key ignored the runtime, so a CPU
+    /// run could be served f16 GPU scores.)
+    #[test]
+    fn the_score_cache_is_keyed_by_runtime() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scores.redb");
+        let cases = [case(r#"{"id": "a", "output": "The office opens at 9 am.", "contexts": ["The office opens at 9 am on weekdays."]}"#)];
+        let only_support = MetricSet { support: true, citation: false, consistency: false, judge: false };
+        let grade = |scorer: &WordScorer| {
+            let mut g = Grader::new(scorer, None, GradeConfig::default(), only_support).unwrap();
+            g.set_cache(crate::engine::cache::ScoreCache::open(&path).unwrap());
+            let r = g.grade_block(&cases, &|_| {}).unwrap();
+            (r, g.cache_hits())
+        };
+        let first = WordScorer::new(dir.path());
+        let (a, hits) = grade(&first);
+        let asked = first.asked.load(Ordering::Relaxed);
+        assert!(asked > 0 && hits == 0);
+        let again = WordScorer::new(dir.path());
+        let (b, hits) = grade(&again);
+        assert_eq!((again.asked.load(Ordering::Relaxed), hits), (0, asked), "the same runtime is answered from the cache");
+        assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        let mut gpu = WordScorer::new(dir.path());
+        gpu.runtime = "cuda F16 candle".into();
+        let (_, hits) = grade(&gpu);
+        assert_eq!((gpu.asked.load(Ordering::Relaxed), hits), (asked, 0), "another runtime is asked afresh");
     }
 }

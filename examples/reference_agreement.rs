@@ -87,6 +87,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             metadata: None,
             input_hash: String::new(),
             unknown_fields: vec![],
+            id_from_line: false,
         })
         .collect();
     let mut out = Vec::with_capacity(cases.len());

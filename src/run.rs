@@ -167,6 +167,8 @@ pub struct Outcome {
     pub problems: Vec<SuiteProblem>,
     /// Top-level fields of the suite that candor does not know, with how many cases carry each.
     pub unknown_fields: BTreeMap<String, usize>,
+    /// Cases without an `id`, given their line number as id.
+    pub ids_from_lines: usize,
     /// Stopped by the stop flag before the end of the suite.
     pub interrupted: bool,
     /// NLI work.
@@ -503,6 +505,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     drop(out);
     let wall = started.elapsed();
     let unknown_fields = reader.unknown_fields().clone();
+    let ids_from_lines = reader.ids_from_lines();
     let stats = |summary: Summary, dropped: usize, interrupted: bool| Outcome {
         summary,
         graded_now,
@@ -511,6 +514,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         dropped,
         problems: problems.clone(),
         unknown_fields: unknown_fields.clone(),
+        ids_from_lines,
         interrupted,
         nli: grader.nli_stats(),
         embed: grader.embed_stats(),

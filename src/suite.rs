@@ -52,6 +52,8 @@ pub struct Case {
     /// Top-level fields of the line that candor does not know (ignored; the reader counts them, so
     /// that a misspelt `retrieved_context` is reported instead of passing silently).
     pub unknown_fields: Vec<String>,
+    /// The line had no `id`: its line number is the id.
+    pub id_from_line: bool,
 }
 
 /// A line that could not be read as a case.
@@ -190,6 +192,7 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         TopLevel::Other => return Err(problem(None, "a case must be a JSON object".into())),
     };
     let input_hash = case_hash(&obj);
+    let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
     let id = match obj.remove("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         // Integer ids are kept exactly; others (1.5, 1e30) would not survive as text.
@@ -198,8 +201,10 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
             return Err(problem(Some("id"), format!("{n} is not an integer that fits 64 bits; write the id as a string")))
         }
         Some(Value::String(_)) => return Err(problem(Some("id"), "is empty".into())),
+        // Peer tools' files rarely carry ids: the line number stands in (results then pair with
+        // the line, so a suite whose lines move should carry ids of its own).
+        None | Some(Value::Null) => line.to_string(),
         Some(other) => return Err(problem(Some("id"), format!("must be a string or a number, not {}", kind(&other)))),
-        None => return Err(problem(Some("id"), "is missing (every case needs a unique id)".into())),
     };
     let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
         let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
@@ -251,7 +256,8 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     };
     let metadata = obj.remove("metadata");
     let unknown_fields = obj.keys().cloned().collect();
-    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields })
+    let id_from_line = id_given.is_none();
+    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields, id_from_line })
 }
 
 /// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can
@@ -373,19 +379,26 @@ pub struct SuiteReader<R> {
     failed: Option<(usize, std::io::Error)>,
     /// Fields candor does not know, with the number of cases that carry each.
     unknown: BTreeMap<String, usize>,
+    /// Cases without an id, given their line number.
+    ids_from_lines: usize,
     ended: bool,
 }
 
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new() }
+        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0 }
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
     /// carry each.
     pub fn unknown_fields(&self) -> &BTreeMap<String, usize> {
         &self.unknown
+    }
+
+    /// How many of the cases read so far had no `id` and were given their line number.
+    pub fn ids_from_lines(&self) -> usize {
+        self.ids_from_lines
     }
 
     /// The reader, given back (what it read so far is consumed).
@@ -450,6 +463,7 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
                 for f in &case.unknown_fields {
                     *self.unknown.entry(f.clone()).or_default() += 1;
                 }
+                self.ids_from_lines += usize::from(case.id_from_line);
                 if self.ids.insert(case.id.clone()) {
                     Ok(case)
                 } else {
@@ -661,6 +675,20 @@ mod tests {
         }
         // One shard holds everything.
         assert!(["", "a", "case-1"].iter().all(|id| Shard::new(1, 1).unwrap().contains(id)));
+    }
+
+    #[test]
+    fn a_case_without_an_id_gets_its_line_number() {
+        let text = "{\"output\": \"a\"}\n\n{\"id\": null, \"output\": \"b\"}\n{\"id\": \"1\", \"output\": \"c\"}\n";
+        let mut r = SuiteReader::new(text.as_bytes());
+        let items: Vec<_> = r.by_ref().collect();
+        let a = items[0].as_ref().unwrap();
+        assert_eq!((a.id.as_str(), a.id_from_line), ("1", true));
+        assert_eq!(items[1].as_ref().unwrap().id, "3");
+        // An explicit id that repeats a line number is a repeated id, as any other.
+        let p = items[2].as_ref().unwrap_err();
+        assert_eq!((p.line, p.field.as_deref()), (4, Some("id")));
+        assert_eq!(r.ids_from_lines(), 2);
     }
 
     #[test]

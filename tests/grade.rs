@@ -130,21 +130,35 @@ fn bad_lines_are_named_and_strict_refuses() {
     assert!(!out2.exists(), "nothing is graded with --strict");
 }
 
-/// Fail closed: a suite of which no case could be graded (here a peer tool's rows without ids, or
-/// nothing at all) exits 2, never 0, so no pipeline reads it as a pass.
+/// Fail closed: a suite of which no case could be graded (here rows whose output is not text, or
+/// nothing at all) exits 2, never 0, so no pipeline reads it as a pass. A peer tool's row without an
+/// id is graded, with its line number as id, and the run says so.
 #[test]
 fn a_run_that_grades_nothing_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let suite = dir.path().join("suite.jsonl");
     let out = dir.path().join("r.jsonl");
-    std::fs::write(&suite, "{\"user_input\": \"q\", \"response\": \"a\", \"retrieved_contexts\": [\"c\"]}\n").unwrap();
+    std::fs::write(&suite, "{\"user_input\": \"q\", \"response\": [\"a\"], \"retrieved_contexts\": [\"c\"]}\n").unwrap();
     let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("line 1: field `id`") && err.contains("no case of"), "{err}");
+    assert!(err.contains("line 1: field `response`") && err.contains("no case of"), "{err}");
     std::fs::write(&suite, "").unwrap();
     let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
     assert_eq!(o.status.code(), Some(2), "an empty suite: {}", String::from_utf8_lossy(&o.stderr));
+    // RAGAS's rows as they ship, without ids: graded, each under its line number.
+    std::fs::write(
+        &suite,
+        "{\"user_input\": \"When does the office open?\", \"response\": \"At 9 am.\", \"retrieved_contexts\": [\"The office opens at 9 am.\"]}\n\n\
+         {\"user_input\": \"When does it close?\", \"response\": \"At 5 pm.\", \"retrieved_contexts\": [\"It closes at 5 pm.\"]}\n",
+    )
+    .unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 case(s) had no `id`: each was given its line number"), "{err}");
+    let ids: Vec<String> = common::read_jsonl(&out).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, ["1", "3"]);
 }
 
 #[test]

@@ -105,6 +105,11 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = note {
         eprintln!("{}", candor::report::escape::terminal(&n));
     }
+    // A run that did not finish (or changed since) is reported as it is, but said to be so.
+    let run = candor::report::manifest::provenance(&args.results)?;
+    if let (Some(_), Some(why)) = (run.manifest(), run.incomplete_reason(&args.results)) {
+        eprintln!("note: {}", candor::report::escape::terminal(&why));
+    }
     let results = read_results(&args.results)?;
     let cals = calibrate::calibrate(&results, &cfg, &args.by);
     anyhow::ensure!(
@@ -193,6 +198,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (cfg, note) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
     if let Some(n) = note {
         eprintln!("{}", candor::report::escape::terminal(&n));
+    }
+    // A run that did not finish (or changed since) is reported as it is, but said to be so.
+    let run = candor::report::manifest::provenance(&args.results)?;
+    if let (Some(_), Some(why)) = (run.manifest(), run.incomplete_reason(&args.results)) {
+        eprintln!("note: {}", candor::report::escape::terminal(&why));
     }
     let results = read_results(&args.results)?;
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());

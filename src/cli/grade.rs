@@ -20,7 +20,8 @@ use candor::suite::Shard;
 ///
 /// The suite is JSON Lines, one case per line: {"id", "output", "contexts", "input", "reference",
 /// "samples", "segments", "label", "metadata"} (peer field names such as `response`,
-/// `retrieved_contexts` and `ground_truth` are accepted). Results go to RESULTS, one line per case in
+/// `retrieved_contexts` and `ground_truth` are accepted; a case without an `id` gets its line
+/// number; a field candor does not know is named, with the one it may mean). Results go to RESULTS, one line per case in
 /// suite order, with a summary table at the end and a summary JSON beside the results
 /// (RESULTS with `.summary.json`).
 ///
@@ -173,6 +174,12 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // Fail closed: a run that graded nothing because every line was invalid, or because the suite
     // is empty, did not grade the suite; exit 2 rather than a success a pipeline would read as a
     // pass.
+    if outcome.ids_from_lines > 0 {
+        eprintln!(
+            "note: {} case(s) had no `id`: each was given its line number as id (give cases ids of their own to keep results paired when lines move)",
+            outcome.ids_from_lines
+        );
+    }
     if let Some(line) = candor::suite::describe_unknown_fields(&outcome.unknown_fields) {
         eprintln!("warning: {line}");
     }

@@ -381,13 +381,17 @@ pub struct SuiteReader<R> {
     unknown: BTreeMap<String, usize>,
     /// Cases without an id, given their line number.
     ids_from_lines: usize,
+    /// Whether the first bytes were looked at (a JSON array or JSON Lines).
+    sniffed: bool,
+    /// The items of a suite written as one JSON array, and the position of the next.
+    array: Option<std::iter::Enumerate<std::vec::IntoIter<Value>>>,
     ended: bool,
 }
 
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0 }
+        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0, sniffed: false, array: None }
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
@@ -428,6 +432,18 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
     type Item = std::result::Result<Case, SuiteProblem>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if !self.sniffed {
+            self.sniffed = true;
+            if let Some(problem) = self.sniff_array() {
+                return Some(Err(problem));
+            }
+        }
+        if let Some(items) = self.array.as_mut() {
+            let (i, v) = items.next()?;
+            self.line = i + 1;
+            let parsed = parse_case(i + 1, &v.to_string());
+            return Some(self.admit(parsed));
+        }
         loop {
             if self.ended {
                 return None;
@@ -459,21 +475,76 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
                 continue;
             }
             let parsed = parse_case(self.line, trimmed.trim_start_matches('\u{feff}'));
-            return Some(parsed.and_then(|case| {
-                for f in &case.unknown_fields {
-                    *self.unknown.entry(f.clone()).or_default() += 1;
+            return Some(self.admit(parsed));
+        }
+    }
+}
+
+impl<R: BufRead> SuiteReader<R> {
+    /// Counts a parsed case's unknown fields and line-number id, and refuses a repeated id.
+    fn admit(&mut self, parsed: std::result::Result<Case, SuiteProblem>) -> std::result::Result<Case, SuiteProblem> {
+        parsed.and_then(|case| {
+            for f in &case.unknown_fields {
+                *self.unknown.entry(f.clone()).or_default() += 1;
+            }
+            self.ids_from_lines += usize::from(case.id_from_line);
+            if self.ids.insert(case.id.clone()) {
+                Ok(case)
+            } else {
+                Err(SuiteProblem {
+                    line: case.line,
+                    field: Some("id".into()),
+                    reason: format!("`{}` repeats an id used earlier in the suite", case.id),
+                })
+            }
+        })
+    }
+
+    /// A suite whose first character (after blanks and a byte-order mark) is `[` is one JSON array
+    /// of cases (pretty-printed or not, as peer tools export them): it is read whole and its items
+    /// served as cases, numbered by position from 1. Returns the problem when it does not parse.
+    fn sniff_array(&mut self) -> Option<SuiteProblem> {
+        loop {
+            let buf = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None, // the line reader meets the error again and reports it
+            };
+            if buf.is_empty() {
+                return None;
+            }
+            let skip = if buf.starts_with("\u{feff}".as_bytes()) {
+                3
+            } else {
+                buf.iter().take_while(|b| b.is_ascii_whitespace()).count()
+            };
+            if skip == 0 {
+                if buf[0] != b'[' {
+                    return None;
                 }
-                self.ids_from_lines += usize::from(case.id_from_line);
-                if self.ids.insert(case.id.clone()) {
-                    Ok(case)
-                } else {
-                    Err(SuiteProblem {
-                        line: case.line,
-                        field: Some("id".into()),
-                        reason: format!("`{}` repeats an id used earlier in the suite", case.id),
-                    })
-                }
-            }));
+                break;
+            }
+            // Blank lines before the first case count as lines, as the line reader counts them.
+            self.line += buf[..skip].iter().filter(|&&b| b == b'\n').count();
+            self.reader.consume(skip);
+        }
+        let mut bytes = Vec::new();
+        if let Err(e) = self.reader.read_to_end(&mut bytes) {
+            self.ended = true;
+            self.failed = Some((self.line + 1, e));
+            return None;
+        }
+        self.ended = true;
+        match serde_json::from_slice::<Vec<Value>>(&bytes) {
+            Ok(items) => {
+                self.array = Some(items.into_iter().enumerate());
+                None
+            }
+            Err(e) => Some(SuiteProblem {
+                line: self.line + e.line(),
+                field: None,
+                reason: format!("the suite starts with `[` but is not a JSON array of cases ({e}); write one case per line (JSON Lines) or one JSON array"),
+            }),
         }
     }
 }
@@ -689,6 +760,27 @@ mod tests {
         let p = items[2].as_ref().unwrap_err();
         assert_eq!((p.line, p.field.as_deref()), (4, Some("id")));
         assert_eq!(r.ids_from_lines(), 2);
+    }
+
+    #[test]
+    fn a_json_array_of_cases_is_read_as_a_suite() {
+        let text = "\u{feff}\n  [\n  {\"user_input\": \"q\", \"response\": \"a\", \"retrieved_contexts\": [\"c\"]},\n  {\"id\": \"x\", \"output\": 3},\n  {\"response\": \"b\"}\n]\n";
+        let mut r = SuiteReader::new(text.as_bytes());
+        let items: Vec<_> = r.by_ref().collect();
+        assert_eq!(items.len(), 3);
+        let first = items[0].as_ref().unwrap();
+        assert_eq!((first.id.as_str(), first.output.as_str(), first.contexts.len()), ("1", "a", 1));
+        let p = items[1].as_ref().unwrap_err();
+        assert_eq!((p.line, p.field.as_deref()), (2, Some("output")));
+        assert_eq!(items[2].as_ref().unwrap().id, "3");
+        assert!(r.finish(Path::new("s.json")).is_ok());
+        // Not an array after all: one problem saying so, nothing else.
+        let items: Vec<_> = SuiteReader::new("[{\"output\": \"a\"},".as_bytes()).collect();
+        assert_eq!(items.len(), 1);
+        assert!(items[0].as_ref().unwrap_err().reason.contains("not a JSON array of cases"), "{items:?}");
+        // JSON Lines still read line by line.
+        let items: Vec<_> = SuiteReader::new("\n{\"output\": \"a\"}\n".as_bytes()).collect();
+        assert_eq!(items[0].as_ref().unwrap().id, "2");
     }
 
     #[test]

@@ -159,6 +159,14 @@ fn a_run_that_grades_nothing_exits_2() {
     assert!(err.contains("2 case(s) had no `id`: each was given its line number"), "{err}");
     let ids: Vec<String> = common::read_jsonl(&out).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids, ["1", "3"]);
+    // The same rows as one pretty-printed JSON array (as peers export them): ids by position.
+    let rows: Vec<Value> = std::fs::read_to_string(&suite).unwrap().lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let array = dir.path().join("suite.json");
+    std::fs::write(&array, serde_json::to_string_pretty(&rows).unwrap()).unwrap();
+    let o = candor(&["grade", array.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ids: Vec<String> = common::read_jsonl(&out).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, ["1", "2"]);
 }
 
 #[test]

@@ -18,7 +18,8 @@ use candor::suite::Shard;
 /// Grade a suite: factual support, citation entailment, semantic consistency and rubric metrics
 /// (a local judge model) of every case.
 ///
-/// The suite is JSON Lines, one case per line: {"id", "output", "contexts", "input", "reference",
+/// The suite is JSON Lines, one case per line (or one JSON array of cases, as peer tools export
+/// them): {"id", "output", "contexts", "input", "reference",
 /// "samples", "segments", "label", "metadata"} (peer field names such as `response`,
 /// `retrieved_contexts` and `ground_truth` are accepted; a case without an `id` gets its line
 /// number; a field candor does not know is named, with the one it may mean). Results go to RESULTS, one line per case in
@@ -51,7 +52,7 @@ use candor::suite::Shard;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct GradeArgs {
-    /// The suite (JSON Lines), or - for standard input.
+    /// The suite (JSON Lines, or one JSON array), or - for standard input.
     suite: PathBuf,
     /// Where to write the results (JSON Lines).
     #[arg(long, short = 'o', value_name = "RESULTS")]
@@ -176,7 +177,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // pass.
     if outcome.ids_from_lines > 0 {
         eprintln!(
-            "note: {} case(s) had no `id`: each was given its line number as id (give cases ids of their own to keep results paired when lines move)",
+            "note: {} case(s) had no `id`: each was given its line number (its position, in a JSON array) as id (give cases ids of their own to keep results paired when lines move)",
             outcome.ids_from_lines
         );
     }

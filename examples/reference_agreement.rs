@@ -88,6 +88,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             input_hash: String::new(),
             unknown_fields: vec![],
             id_from_line: false,
+            shadowed: vec![],
         })
         .collect();
     let mut out = Vec::with_capacity(cases.len());

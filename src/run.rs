@@ -169,6 +169,8 @@ pub struct Outcome {
     pub unknown_fields: BTreeMap<String, usize>,
     /// Cases without an `id`, given their line number as id.
     pub ids_from_lines: usize,
+    /// Fields set aside for another that takes precedence ((field, graded instead) -> cases).
+    pub shadowed_fields: BTreeMap<(String, String), usize>,
     /// Stopped by the stop flag before the end of the suite.
     pub interrupted: bool,
     /// NLI work.
@@ -506,6 +508,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let wall = started.elapsed();
     let unknown_fields = reader.unknown_fields().clone();
     let ids_from_lines = reader.ids_from_lines();
+    let shadowed_fields = reader.shadowed_fields().clone();
     let stats = |summary: Summary, dropped: usize, interrupted: bool| Outcome {
         summary,
         graded_now,
@@ -515,6 +518,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         problems: problems.clone(),
         unknown_fields: unknown_fields.clone(),
         ids_from_lines,
+        shadowed_fields: shadowed_fields.clone(),
         interrupted,
         nli: grader.nli_stats(),
         embed: grader.embed_stats(),

@@ -54,6 +54,9 @@ pub struct Case {
     pub unknown_fields: Vec<String>,
     /// The line had no `id`: its line number is the id.
     pub id_from_line: bool,
+    /// Fields set aside because another that names the same thing takes precedence: (field, the
+    /// field graded instead), e.g. DeepEval's `context` beside `retrieval_context`.
+    pub shadowed: Vec<(String, String)>,
 }
 
 /// A line that could not be read as a case.
@@ -116,6 +119,18 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
         items.join(", "),
         known.join(", ")
     ))
+}
+
+/// One line per field set aside for another that takes precedence, or `None` when none was.
+pub fn describe_shadowed(shadowed: &BTreeMap<(String, String), usize>) -> Option<String> {
+    if shadowed.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = shadowed
+        .iter()
+        .map(|((field, by), n)| format!("`{field}` given beside `{by}` in {n} case(s): `{by}` is graded, `{field}` set aside"))
+        .collect();
+    Some(items.join("; "))
 }
 
 /// Levenshtein distance in characters.
@@ -193,6 +208,7 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     };
     let input_hash = case_hash(&obj);
     let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
+    let mut shadowed: Vec<(String, String)> = Vec::new();
     let id = match obj.remove("id") {
         Some(Value::String(s)) if !s.trim().is_empty() => s,
         // Integer ids are kept exactly; others (1.5, 1e30) would not survive as text.
@@ -206,6 +222,13 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         None | Some(Value::Null) => line.to_string(),
         Some(other) => return Err(problem(Some("id"), format!("must be a string or a number, not {}", kind(&other)))),
     };
+    // DeepEval's goldens carry both `retrieval_context` (what the application retrieved: what the
+    // output must be grounded in) and `context` (the ideal context): the retrieved one is graded,
+    // the other is set aside and said (a documented precedence, not a rejected row).
+    if obj.contains_key("retrieval_context") && obj.contains_key("context") {
+        obj.remove("context");
+        shadowed.push(("context".to_string(), "retrieval_context".to_string()));
+    }
     let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
         let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
         if present.len() > 1 {
@@ -257,7 +280,7 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     let metadata = obj.remove("metadata");
     let unknown_fields = obj.keys().cloned().collect();
     let id_from_line = id_given.is_none();
-    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields, id_from_line })
+    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields, id_from_line, shadowed })
 }
 
 /// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can
@@ -381,6 +404,8 @@ pub struct SuiteReader<R> {
     unknown: BTreeMap<String, usize>,
     /// Cases without an id, given their line number.
     ids_from_lines: usize,
+    /// Fields set aside for another, with the number of cases.
+    shadowed: BTreeMap<(String, String), usize>,
     /// Whether the first bytes were looked at (a JSON array or JSON Lines).
     sniffed: bool,
     /// The items of a suite written as one JSON array, and the position of the next.
@@ -391,13 +416,19 @@ pub struct SuiteReader<R> {
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0, sniffed: false, array: None }
+        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0, shadowed: BTreeMap::new(), sniffed: false, array: None }
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
     /// carry each.
     pub fn unknown_fields(&self) -> &BTreeMap<String, usize> {
         &self.unknown
+    }
+
+    /// Fields set aside for another that takes precedence ((field, graded instead) -> cases), each
+    /// said once by the caller ([`describe_shadowed`]).
+    pub fn shadowed_fields(&self) -> &BTreeMap<(String, String), usize> {
+        &self.shadowed
     }
 
     /// How many of the cases read so far had no `id` and were given their line number.
@@ -488,6 +519,9 @@ impl<R: BufRead> SuiteReader<R> {
                 *self.unknown.entry(f.clone()).or_default() += 1;
             }
             self.ids_from_lines += usize::from(case.id_from_line);
+            for pair in &case.shadowed {
+                *self.shadowed.entry(pair.clone()).or_default() += 1;
+            }
             if self.ids.insert(case.id.clone()) {
                 Ok(case)
             } else {
@@ -781,6 +815,21 @@ mod tests {
         // JSON Lines still read line by line.
         let items: Vec<_> = SuiteReader::new("\n{\"output\": \"a\"}\n".as_bytes()).collect();
         assert_eq!(items[0].as_ref().unwrap().id, "2");
+    }
+
+    #[test]
+    fn deepeval_goldens_grade_the_retrieval_context() {
+        let line = r#"{"input": "q", "actual_output": "a", "expected_output": "e", "retrieval_context": ["r"], "context": ["ideal"]}"#;
+        let mut r = SuiteReader::new(line.as_bytes());
+        let c = r.next().unwrap().unwrap();
+        assert_eq!(c.contexts.iter().map(|x| x.text.as_str()).collect::<Vec<_>>(), ["r"]);
+        assert_eq!((c.output.as_str(), c.reference.as_deref()), ("a", Some("e")));
+        assert!(c.unknown_fields.is_empty());
+        let said = describe_shadowed(r.shadowed_fields()).unwrap();
+        assert!(said.contains("`context` given beside `retrieval_context` in 1 case(s)"), "{said}");
+        // Other collisions are still refused, naming both fields.
+        let p = parse_case(1, r#"{"output": "a", "contexts": ["x"], "documents": ["y"]}"#).unwrap_err();
+        assert!(p.reason.contains("name the same field"), "{p}");
     }
 
     #[test]

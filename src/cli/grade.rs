@@ -181,6 +181,9 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
             outcome.ids_from_lines
         );
     }
+    if let Some(line) = candor::suite::describe_shadowed(&outcome.shadowed_fields) {
+        eprintln!("note: {line}");
+    }
     if let Some(line) = candor::suite::describe_unknown_fields(&outcome.unknown_fields) {
         eprintln!("warning: {line}");
     }

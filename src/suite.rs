@@ -82,7 +82,7 @@ impl std::fmt::Display for SuiteProblem {
 const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
-const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth"];
+const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths"];
 
 /// Every top-level field name a case may carry (aliases included).
 pub fn known_fields() -> Vec<&'static str> {
@@ -242,7 +242,15 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         None => return Err(problem(Some("output"), "is missing (the text to grade)".into())),
     };
     let input = optional_string(take(INPUT)?).map_err(|(f, r)| problem(Some(&f), r))?;
-    let reference = optional_string(take(REFERENCE)?).map_err(|(f, r)| problem(Some(&f), r))?;
+    // RAGAS's legacy `ground_truths` is a list of answers: its first is the reference.
+    let reference = match take(REFERENCE)? {
+        Some((name, Value::Array(items))) if name == "ground_truths" => match items.into_iter().next() {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => return Err(problem(Some(&name), format!("item 1 must be a string, not {}", kind(&other)))),
+        },
+        other => optional_string(other).map_err(|(f, r)| problem(Some(&f), r))?,
+    };
     let contexts = match take(CONTEXTS)? {
         None | Some((_, Value::Null)) => vec![],
         Some((name, v)) => parse_contexts(v).map_err(|r| problem(Some(&name), r))?,
@@ -829,6 +837,17 @@ mod tests {
         assert!(said.contains("`context` given beside `retrieval_context` in 1 case(s)"), "{said}");
         // Other collisions are still refused, naming both fields.
         let p = parse_case(1, r#"{"output": "a", "contexts": ["x"], "documents": ["y"]}"#).unwrap_err();
+        assert!(p.reason.contains("name the same field"), "{p}");
+    }
+
+    #[test]
+    fn ragas_legacy_ground_truths_give_the_reference() {
+        let c = parse_case(1, r#"{"question": "q", "answer": "a", "contexts": ["c"], "ground_truths": ["first", "second"]}"#).unwrap();
+        assert_eq!(c.reference.as_deref(), Some("first"));
+        assert!(c.unknown_fields.is_empty());
+        let p = parse_case(1, r#"{"answer": "a", "ground_truths": [3]}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("ground_truths"));
+        let p = parse_case(1, r#"{"answer": "a", "ground_truth": "x", "ground_truths": ["y"]}"#).unwrap_err();
         assert!(p.reason.contains("name the same field"), "{p}");
     }
 

@@ -15,6 +15,30 @@ use candor::text::{analyse_output, chunk_text, find_markers, split_sentences, st
 
 /// The suite reader on arbitrary bytes.
 pub fn suite_reader(data: &[u8]) {
+    // A suite whose first character (after blanks and byte-order marks) is `[` is one JSON array:
+    // each item gives exactly one case or one problem, numbered by position; a malformed array gives
+    // exactly one problem.
+    let mut rest = data;
+    loop {
+        if let Some(r) = rest.strip_prefix("\u{feff}".as_bytes()) {
+            rest = r;
+        } else if rest.first().is_some_and(|b| b.is_ascii_whitespace()) {
+            rest = &rest[1..];
+        } else {
+            break;
+        }
+    }
+    if rest.first() == Some(&b'[') {
+        let items: Vec<_> = SuiteReader::new(Cursor::new(data)).collect();
+        match serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(rest) {
+            Ok(array) => {
+                let lines: Vec<usize> = items.iter().map(|i| i.as_ref().map_or_else(|p| p.line, |c| c.line)).collect();
+                assert_eq!(lines, (1..=array.len()).collect::<Vec<_>>(), "each item of an array must give one case or one problem, in order");
+            }
+            Err(_) => assert!(items.len() == 1 && items[0].is_err(), "a malformed array must give one problem: {items:?}"),
+        }
+        return;
+    }
     // What `BufRead::lines` sees: lines split at '\n', a trailing '\r' removed, the final empty piece
     // after a last newline not a line.
     let mut expected = Vec::new();

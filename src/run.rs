@@ -369,6 +369,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     // Results kept from an earlier run: id -> hash of the line they were graded from.
     let mut done: HashMap<String, Option<String>> = HashMap::new();
     let mut kept_len = 0u64;
+    let mut duplicates = 0usize;
     if spec.resume && file.metadata().map_err(|e| Error::io(results_path, e))?.len() > 0 {
         let earlier = manifest::provenance(results_path)?;
         let Some(m) = earlier.manifest() else {
@@ -402,9 +403,13 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         if torn > 0 {
             events.note(&format!("dropped the torn last {torn} byte(s) of {}", results_path.display()));
         }
+        let lines = results.len();
         for r in results {
             done.insert(r.id, r.input_hash);
         }
+        // Two lines for one id: a resume that re-graded a changed case was stopped before it
+        // dropped the older line. The next compaction (below) keeps the last.
+        duplicates = lines - done.len();
         kept_len = len;
         events.note(&format!("resuming: {} case(s) already graded in {}", done.len(), results_path.display()));
     } else {
@@ -418,7 +423,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let mut out = BufWriter::new(&file);
     use std::io::Seek as _;
     out.seek(std::io::SeekFrom::Start(kept_len)).map_err(|e| Error::io(results_path, e))?;
-    let kept = done.len();
+    // Results kept as they are: not re-graded, not of a deleted case (known once the suite is read;
+    // until then, progress counts every result found).
+    let mut kept = done.len();
     let started = Instant::now();
     let mut seen: HashSet<String> = HashSet::new();
     let (mut graded_now, mut regraded) = (0usize, 0usize);
@@ -506,6 +513,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     out.flush().map_err(|e| Error::io(results_path, e))?;
     drop(out);
     let wall = started.elapsed();
+    if !interrupted {
+        kept = done.keys().filter(|id| seen.contains(*id)).count().saturating_sub(regraded);
+    }
     let unknown_fields = reader.unknown_fields().clone();
     let ids_from_lines = reader.ids_from_lines();
     let shadowed_fields = reader.shadowed_fields().clone();
@@ -537,7 +547,33 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     // Results of cases changed since (superseded by a later line) or gone from the suite are
     // dropped in one atomic rewrite: a crash leaves the old file or the new one.
     let stale = done.keys().filter(|id| !seen.contains(*id)).count();
-    let dropped = if regraded > 0 || stale > 0 { compact(results_path, &seen)? } else { 0 };
+    if stale > 0 && (!problems.is_empty() || seen.is_empty()) {
+        // Results whose case is not in the suite as read now: deleted, or unreadable this time (an
+        // empty pipe, a cut file, a JSON array with one bad token). Nothing finished is dropped on
+        // a reading that may be wrong: the run stays incomplete.
+        return Err(Error::Input {
+            location: results_path.display().to_string(),
+            reason: format!(
+                "{stale} finished result(s) have no case in the suite as read now ({} valid case(s), {} invalid line(s)); nothing was dropped and the run is not complete: fix the suite's invalid lines (or grade to another -o) and resume",
+                seen.len(),
+                problems.len()
+            ),
+        });
+    }
+    let dropped = if regraded > 0 || stale > 0 || duplicates > 0 { compact(results_path, &seen)? } else { 0 };
+    // The rewrite replaced the locked file: the lock is taken again on the new one before the
+    // summary is written, so no other run can start on it in between.
+    let file = if dropped > 0 {
+        let f = OpenOptions::new().read(true).write(true).open(results_path).map_err(|e| Error::io(results_path, e))?;
+        f.try_lock().map_err(|_| Error::Input {
+            location: results_path.display().to_string(),
+            reason: "another candor run took these results while this one was finishing; its summary is not written".into(),
+        })?;
+        drop(file);
+        f
+    } else {
+        file
+    };
     file.sync_all().map_err(|e| Error::io(results_path, e))?;
     let mut summary = summarise(results_path, problems.len(), grader.model_ids().clone())?;
     manifest.suite.sha256 = Some(reader_hash(reader));

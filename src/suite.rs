@@ -26,7 +26,8 @@ pub struct Context {
 /// One case of a suite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
-    /// 1-based line number in the suite file.
+    /// 1-based line number in the suite file (in a suite written as one JSON array: the item's
+    /// 1-based position).
     pub line: usize,
     /// Unique id within the suite.
     pub id: String,
@@ -46,8 +47,9 @@ pub struct Case {
     pub label: Option<Value>,
     /// Anything; carried through untouched.
     pub metadata: Option<Value>,
-    /// sha256 (first 16 hex digits) of the case's line as written, so that a resumed run knows
-    /// which results were made from another version of the case.
+    /// sha256 (first 16 hex digits) of the case's JSON object written canonically
+    /// ([`case_hash`]), so that a resumed run knows which results were made from another version of
+    /// the case.
     pub input_hash: String,
     /// Top-level fields of the line that candor does not know (ignored; the reader counts them, so
     /// that a misspelt `retrieved_context` is reported instead of passing silently).
@@ -225,11 +227,13 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     // DeepEval's goldens carry both `retrieval_context` (what the application retrieved: what the
     // output must be grounded in) and `context` (the ideal context): the retrieved one is graded,
     // the other is set aside and said (a documented precedence, not a rejected row).
-    if obj.contains_key("retrieval_context") && obj.contains_key("context") {
+    if obj.get("retrieval_context").is_some_and(|v| !v.is_null()) && obj.contains_key("context") {
         obj.remove("context");
         shadowed.push(("context".to_string(), "retrieval_context".to_string()));
     }
     let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
+        // A field given as null is absent (peers export unset fields as null).
+        obj.retain(|k, v| !(v.is_null() && names.contains(&k.as_str())));
         let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
         if present.len() > 1 {
             return Err(problem(Some(present[1]), format!("`{}` and `{}` name the same field; give one", present[0], present[1])));
@@ -417,7 +421,7 @@ pub struct SuiteReader<R> {
     /// Whether the first bytes were looked at (a JSON array or JSON Lines).
     sniffed: bool,
     /// The items of a suite written as one JSON array, and the position of the next.
-    array: Option<std::iter::Enumerate<std::vec::IntoIter<Value>>>,
+    array: Option<std::iter::Enumerate<std::vec::IntoIter<Box<serde_json::value::RawValue>>>>,
     ended: bool,
 }
 
@@ -480,7 +484,7 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
         if let Some(items) = self.array.as_mut() {
             let (i, v) = items.next()?;
             self.line = i + 1;
-            let parsed = parse_case(i + 1, &v.to_string());
+            let parsed = parse_case(i + 1, v.get());
             return Some(self.admit(parsed));
         }
         loop {
@@ -577,7 +581,9 @@ impl<R: BufRead> SuiteReader<R> {
             return None;
         }
         self.ended = true;
-        match serde_json::from_slice::<Vec<Value>>(&bytes) {
+        // Items are kept as their raw text, so that each is parsed as a line is (a key repeated in
+        // an item is refused, not silently merged).
+        match serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(&bytes) {
             Ok(items) => {
                 self.array = Some(items.into_iter().enumerate());
                 None
@@ -816,6 +822,9 @@ mod tests {
         assert_eq!((p.line, p.field.as_deref()), (2, Some("output")));
         assert_eq!(items[2].as_ref().unwrap().id, "3");
         assert!(r.finish(Path::new("s.json")).is_ok());
+        // A key repeated inside an item is refused, as on a line (not merged into its last value).
+        let items: Vec<_> = SuiteReader::new(r#"[{"output": "a", "output": "b"}]"#.as_bytes()).collect();
+        assert!(items[0].as_ref().unwrap_err().reason.contains("appears twice"), "{items:?}");
         // Not an array after all: one problem saying so, nothing else.
         let items: Vec<_> = SuiteReader::new("[{\"output\": \"a\"},".as_bytes()).collect();
         assert_eq!(items.len(), 1);
@@ -835,6 +844,10 @@ mod tests {
         assert!(c.unknown_fields.is_empty());
         let said = describe_shadowed(r.shadowed_fields()).unwrap();
         assert!(said.contains("`context` given beside `retrieval_context` in 1 case(s)"), "{said}");
+        // A null retrieval_context (a golden with no retrieval) leaves `context` to be graded.
+        let c = parse_case(1, r#"{"actual_output": "a", "retrieval_context": null, "context": ["ideal"]}"#).unwrap();
+        assert_eq!(c.contexts.len(), 1);
+        assert!(c.shadowed.is_empty());
         // Other collisions are still refused, naming both fields.
         let p = parse_case(1, r#"{"output": "a", "contexts": ["x"], "documents": ["y"]}"#).unwrap_err();
         assert!(p.reason.contains("name the same field"), "{p}");

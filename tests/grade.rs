@@ -1112,3 +1112,43 @@ fn an_unknown_field_is_named_and_a_run_with_nothing_graded_fails() {
     assert!(o.status.success() && !err.contains("does not know"), "{err}");
     assert!(common::read_jsonl(&out).iter().all(|r| r["metrics"]["support"]["score"].is_number()));
 }
+
+/// A resume never drops finished results on a reading of the suite that may be wrong (here an empty
+/// pipe): it refuses, the results as they were, the run not complete. And two lines for one id (a
+/// resume stopped after re-grading a changed case, before it dropped the older line) are made one by
+/// the next resume, so no case is counted twice.
+#[test]
+fn a_resume_drops_nothing_on_a_bad_reading_and_heals_duplicate_lines() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 3);
+    let out = dir.path().join("r.jsonl");
+    ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    let before = std::fs::read(&out).unwrap();
+    let mut child = common::candor_command(&["grade", "-", "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--resume"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().flush().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("nothing was dropped"), "{err}");
+    assert!(std::fs::read(&out).unwrap() == before, "finished results were touched");
+    assert_eq!(summary_of(&out)["run"]["complete"], Value::Bool(false));
+
+    // A duplicate line for c0, as a stopped resume leaves it: the next resume keeps one.
+    let mut text = String::from_utf8(before.clone()).unwrap();
+    let first = text.lines().next().unwrap().to_string();
+    text.push_str(&first);
+    text.push('\n');
+    std::fs::write(&out, &text).unwrap();
+    ok(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache", "--resume"]);
+    let ids: Vec<String> = common::read_jsonl(&out).iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, ["c1", "c2", "c0"]);
+    let s = summary_of(&out);
+    assert_eq!((s["run"]["complete"].clone(), s["overall"]["cases"].clone()), (Value::Bool(true), serde_json::json!(3)));
+}

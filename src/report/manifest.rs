@@ -148,7 +148,7 @@ impl Manifest {
 }
 
 fn short(h: &str) -> &str {
-    &h[..h.len().min(12)]
+    h.get(..12).unwrap_or(h)
 }
 
 /// The keys of two configs that differ, as ` (support.claim_threshold: 0.5 vs 0.7, ...)`.

@@ -30,8 +30,8 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ use crate::config::{ClaimSplit, GradeConfig};
 use crate::engine::judge::JudgeModel;
 use crate::engine::{device, CrossEncoder, DeviceSpec, Embedder, RunStats};
 use crate::error::{Error, Result};
-use crate::graders::{CaseResult, Grader, MetricSet};
+use crate::graders::{Grader, MetricSet};
 use crate::models::{ModelStore, ResolvedModel, Role};
 use crate::report::manifest::{self, Manifest, ModelRecord, ResultsRecord, SuiteRecord};
 use crate::report::{summary_path, Summary, SummaryBuilder};
@@ -221,15 +221,6 @@ fn default_model(store: &ModelStore, configured: &Option<String>, role: Role) ->
     store.resolve(&name)
 }
 
-/// The metrics of a set, by name, in the fixed order.
-fn metric_names(m: MetricSet) -> Vec<String> {
-    [("support", m.support), ("citation", m.citation), ("consistency", m.consistency), ("judge", m.judge)]
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(n, _)| n.to_string())
-        .collect()
-}
-
 /// Grades a suite into a results file, as the module documentation says.
 pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &AtomicBool) -> Result<Outcome> {
     let results_path = spec.results.as_path();
@@ -338,7 +329,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         candor: env!("CARGO_PKG_VERSION").to_string(),
         models,
         runtime,
-        metrics: metric_names(spec.metrics),
+        metrics: spec.metrics.names(),
         config_sha256: manifest::config_sha256(cfg),
         config: cfg.clone(),
         suite: SuiteRecord { path: suite_name.clone(), sha256: None },
@@ -370,6 +361,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let mut done: HashMap<String, Option<String>> = HashMap::new();
     let mut kept_len = 0u64;
     let mut duplicates = 0usize;
+    // The summary, counted as results are kept and written (rebuilt from the file only when lines
+    // are dropped below).
+    let mut counted = SummaryBuilder::new();
     if spec.resume && file.metadata().map_err(|e| Error::io(results_path, e))?.len() > 0 {
         let earlier = manifest::provenance(results_path)?;
         let Some(m) = earlier.manifest() else {
@@ -405,6 +399,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         }
         let lines = results.len();
         for r in results {
+            counted.add(&r);
             done.insert(r.id, r.input_hash);
         }
         // Two lines for one id: a resume that re-graded a changed case was stopped before it
@@ -496,6 +491,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
             for r in &fresh {
                 serde_json::to_writer(&mut out, r).map_err(|e| Error::io(results_path, e.into()))?;
                 out.write_all(b"\n").map_err(|e| Error::io(results_path, e))?;
+                counted.add(r);
             }
             out.flush().map_err(|e| Error::io(results_path, e))?;
             graded_now += fresh.len();
@@ -539,9 +535,8 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         summary_file: summary_file.clone(),
     };
     if interrupted {
-        // The summary stays the incomplete one: counts of a partial run are not a summary.
-        let summary = summarise(results_path, problems.len(), grader.model_ids().clone())?;
-        return Ok(stats(summary, 0, true));
+        // The summary on disk stays the incomplete one: counts of a partial run are not a summary.
+        return Ok(stats(counted.finish(problems.len(), grader.model_ids().clone()), 0, true));
     }
 
     // Results of cases changed since (superseded by a later line) or gone from the suite are
@@ -575,12 +570,16 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         file
     };
     file.sync_all().map_err(|e| Error::io(results_path, e))?;
-    let mut summary = summarise(results_path, problems.len(), grader.model_ids().clone())?;
+    if dropped > 0 {
+        counted = SummaryBuilder::new();
+        crate::report::each_result(results_path, |r| counted.add(&r))?;
+    }
+    let mut summary = counted.finish(problems.len(), grader.model_ids().clone());
     manifest.suite.sha256 = Some(reader_hash(reader));
     manifest.complete = true;
     manifest.results = Some(ResultsRecord { cases: summary.overall.cases, sha256: manifest::file_sha256(results_path)? });
+    write_summary(&summary_file, summary.clone(), &manifest)?;
     summary.run = Some(manifest);
-    crate::io::write_atomic(&summary_file, &serde_json::to_vec_pretty(&summary).map_err(|e| Error::io(&summary_file, e.into()))?)?;
     drop(file);
     Ok(stats(summary, dropped, false))
 }
@@ -594,22 +593,6 @@ fn write_summary(path: &Path, mut summary: Summary, manifest: &Manifest) -> Resu
     summary.run = Some(manifest.clone());
     let bytes = serde_json::to_vec_pretty(&summary).map_err(|e| Error::io(path, e.into()))?;
     crate::io::write_atomic(path, &bytes)
-}
-
-/// The summary of a results file, read line by line.
-fn summarise(results: &Path, invalid_lines: usize, models: std::collections::BTreeMap<String, String>) -> Result<Summary> {
-    let mut b = SummaryBuilder::new();
-    let reader = BufReader::new(File::open(results).map_err(|e| Error::io(results, e))?);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|e| Error::io(results, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: CaseResult = serde_json::from_str(&line)
-            .map_err(|e| Error::Input { location: format!("{}:{}", results.display(), i + 1), reason: format!("not a result line: {e}") })?;
-        b.add(&r);
-    }
-    Ok(b.finish(invalid_lines, models))
 }
 
 /// Rewrites a results file keeping, for each id in `keep`, its last line, in the order those lines

@@ -101,14 +101,9 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         candor::io::check_outputs(&[("results", args.results.as_path())], &outputs)?;
     }
     // The run's own config (from its manifest) unless one is given.
-    let (mut cfg, note) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
-    if let Some(n) = note {
+    let (mut cfg, notes) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
+    for n in notes {
         eprintln!("{}", candor::report::escape::terminal(&n));
-    }
-    // A run that did not finish (or changed since) is reported as it is, but said to be so.
-    let run = candor::report::manifest::provenance(&args.results)?;
-    if let (Some(_), Some(why)) = (run.manifest(), run.incomplete_reason(&args.results)) {
-        eprintln!("note: {}", candor::report::escape::terminal(&why));
     }
     let results = read_results(&args.results)?;
     let cals = calibrate::calibrate(&results, &cfg, &args.by);
@@ -195,14 +190,9 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     inputs.extend(args.config.as_deref().map(|c| ("config", c)));
     let outputs: Vec<(&str, &std::path::Path)> = args.out.as_deref().map(|p| ("report", p)).into_iter().collect();
     candor::io::check_outputs(&inputs, &outputs)?;
-    let (cfg, note) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
-    if let Some(n) = note {
+    let (cfg, notes) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
+    for n in notes {
         eprintln!("{}", candor::report::escape::terminal(&n));
-    }
-    // A run that did not finish (or changed since) is reported as it is, but said to be so.
-    let run = candor::report::manifest::provenance(&args.results)?;
-    if let (Some(_), Some(why)) = (run.manifest(), run.incomplete_reason(&args.results)) {
-        eprintln!("note: {}", candor::report::escape::terminal(&why));
     }
     let results = read_results(&args.results)?;
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());

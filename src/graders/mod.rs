@@ -50,6 +50,15 @@ impl Default for MetricSet {
     }
 }
 
+impl MetricSet {
+    /// The metrics of the set by name, in the fixed order (the built-in ones, then `judge`).
+    pub fn names(&self) -> Vec<String> {
+        let on = [self.support, self.citation, self.consistency];
+        let built_in = BUILT_IN_METRICS.iter().zip(on).filter(|(_, on)| *on).map(|(n, _)| n.to_string());
+        built_in.chain(self.judge.then(|| "judge".to_string())).collect()
+    }
+}
+
 impl std::str::FromStr for MetricSet {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

@@ -253,36 +253,43 @@ pub fn provenance(results: &Path) -> Result<Provenance> {
     Ok(if same { Provenance::Complete(Box::new(m)) } else { Provenance::Changed(Box::new(m)) })
 }
 
-/// The config to read a run's results with, and a note for the user where there is something to
-/// say: the given file's config (noting where the run was graded with another), else the run's own
-/// from its manifest, else the defaults (noting that nothing says how the run was configured).
-pub fn config_for(results: &Path, given: Option<&Path>) -> Result<(GradeConfig, Option<String>)> {
+/// The config to read a run's results with, and notes for the user: the given file's config (noting
+/// where the run was graded with another), else the run's own from its manifest, else the defaults
+/// (noting that nothing says how the run was configured); and, where the manifest says the run did
+/// not finish or its results changed since, that too. The manifest is read once.
+pub fn config_for(results: &Path, given: Option<&Path>) -> Result<(GradeConfig, Vec<String>)> {
     let prov = provenance(results)?;
     let run = prov.manifest();
-    match (given, run) {
+    let mut notes = Vec::new();
+    let cfg = match (given, run) {
         (Some(file), run) => {
             let cfg = GradeConfig::from_file(file)?;
-            let note = run.filter(|m| m.config_sha256 != config_sha256(&cfg)).map(|m| {
-                format!(
+            if let Some(m) = run.filter(|m| m.config_sha256 != config_sha256(&cfg)) {
+                notes.push(format!(
                     "note: {} was graded with another config than {}{}; the figures use {}",
                     results.display(),
                     file.display(),
                     config_diff(&m.config, &cfg),
                     file.display()
-                )
-            });
-            Ok((cfg, note))
+                ));
+            }
+            cfg
         }
-        (None, Some(m)) => Ok((m.config.clone(), None)),
-        (None, None) => Ok((
-            GradeConfig::default(),
-            Some(format!(
+        (None, Some(m)) => m.config.clone(),
+        (None, None) => {
+            notes.push(format!(
                 "note: no run manifest for {} ({} is missing): the default config is assumed; pass --config with the one it was graded with",
                 results.display(),
                 super::summary_path(results).display()
-            )),
-        )),
+            ));
+            GradeConfig::default()
+        }
+    };
+    // A run that did not finish (or changed since) is read as it is, but said to be so.
+    if let (Some(_), Some(why)) = (run, prov.incomplete_reason(results)) {
+        notes.push(format!("note: {why}"));
     }
+    Ok((cfg, notes))
 }
 
 /// What a comparison of two runs must say first: how they were made differently (from their
@@ -366,21 +373,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("r.jsonl");
         std::fs::write(&results, b"{}\n").unwrap();
-        let (cfg, note) = config_for(&results, None).unwrap();
+        let (cfg, notes) = config_for(&results, None).unwrap();
         assert_eq!(cfg, GradeConfig::default());
-        assert!(note.unwrap().contains("default config is assumed"));
+        assert!(notes.len() == 1 && notes[0].contains("default config is assumed"), "{notes:?}");
         let mut m = manifest();
         m.config.support.claim_threshold = 0.8;
         m.config_sha256 = config_sha256(&m.config);
         std::fs::write(super::super::summary_path(&results), serde_json::json!({ "run": m }).to_string()).unwrap();
-        let (cfg, note) = config_for(&results, None).unwrap();
+        let (cfg, notes) = config_for(&results, None).unwrap();
         assert_eq!(cfg.support.claim_threshold, 0.8);
-        assert!(note.is_none());
+        // The manifest is of an incomplete run: that is said, and nothing else.
+        assert!(notes.len() == 1 && notes[0].contains("did not finish"), "{notes:?}");
         let given = dir.path().join("c.toml");
         std::fs::write(&given, "[support]\nclaim_threshold = 0.6\n").unwrap();
-        let (cfg, note) = config_for(&results, Some(&given)).unwrap();
+        let (cfg, notes) = config_for(&results, Some(&given)).unwrap();
         assert_eq!(cfg.support.claim_threshold, 0.6);
-        assert!(note.unwrap().contains("support.claim_threshold: 0.8 vs 0.6"));
+        assert!(notes[0].contains("support.claim_threshold: 0.8 vs 0.6"), "{notes:?}");
     }
 
     #[test]

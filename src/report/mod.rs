@@ -421,18 +421,30 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// Parses one line of a results file (`number` is 1-based, for the error).
+fn parse_result(path: &Path, number: usize, line: &str) -> Result<CaseResult> {
+    serde_json::from_str(line)
+        .map_err(|e| Error::Input { location: format!("{}:{number}", path.display()), reason: format!("not a result line: {e}") })
+}
+
+/// Reads a results file written by `candor grade` one line at a time, calling `f` with each result;
+/// a bad line is an error naming its number.
+pub fn each_result(path: &Path, mut f: impl FnMut(CaseResult)) -> Result<()> {
+    use std::io::BufRead as _;
+    let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?);
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if !line.trim().is_empty() {
+            f(parse_result(path, i + 1, &line)?);
+        }
+    }
+    Ok(())
+}
+
 /// Reads a results file written by `candor grade`; a bad line is an error naming its number.
 pub fn read_results(path: &Path) -> Result<Vec<CaseResult>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let r: CaseResult = serde_json::from_str(line)
-            .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), i + 1), reason: format!("not a result line: {e}") })?;
-        out.push(r);
-    }
+    each_result(path, |r| out.push(r))?;
     Ok(out)
 }
 
@@ -448,14 +460,11 @@ pub fn finished_results(path: &Path) -> Result<(Vec<CaseResult>, u64)> {
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut out = Vec::new();
     for (i, line) in bytes[..complete].split(|&b| b == b'\n').enumerate() {
-        let at = || format!("{}:{}", path.display(), i + 1);
-        let line = std::str::from_utf8(line).map_err(|e| Error::Input { location: at(), reason: format!("not UTF-8: {e}") })?;
-        if line.trim().is_empty() {
-            continue;
+        let line = std::str::from_utf8(line)
+            .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), i + 1), reason: format!("not UTF-8: {e}") })?;
+        if !line.trim().is_empty() {
+            out.push(parse_result(path, i + 1, line)?);
         }
-        let r: CaseResult = serde_json::from_str(line)
-            .map_err(|e| Error::Input { location: at(), reason: format!("not a result line: {e}") })?;
-        out.push(r);
     }
     Ok((out, complete as u64))
 }

@@ -171,9 +171,14 @@ pub enum Aggregation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupportConfig {
-    /// P(entailment) from which a claim is supported.
+    /// P(entailment) from which a claim is supported. Where the config file does not set it, the
+    /// NLI model's own threshold from the registry applies ([`GradeConfig::with_model_threshold`]),
+    /// else 0.5.
     #[serde(serialize_with = "short_f32")]
     pub claim_threshold: f32,
+    /// Whether the config file set `claim_threshold` (not a key: read off the file).
+    #[serde(skip)]
+    pub claim_threshold_set: bool,
     /// P(contradiction) from which an unsupported claim is contradicted.
     #[serde(serialize_with = "short_f32")]
     pub contradiction_threshold: f32,
@@ -233,6 +238,7 @@ impl Default for SupportConfig {
     fn default() -> Self {
         Self {
             claim_threshold: 0.5,
+            claim_threshold_set: false,
             contradiction_threshold: 0.5,
             aggregation: Aggregation::Fraction,
             pass: 0.75,
@@ -334,9 +340,27 @@ impl GradeConfig {
     /// Reads and checks a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        let mut cfg: Self = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        cfg.support.claim_threshold_set =
+            table.get("support").and_then(|s| s.as_table()).is_some_and(|s| s.contains_key("claim_threshold"));
         cfg.check().map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         Ok(cfg)
+    }
+
+    /// The config a run grades with, given the NLI model's own claim threshold (from the registry):
+    /// that threshold applies where the file did not set `support.claim_threshold`, and the note
+    /// says so. A threshold the file sets always wins.
+    pub fn with_model_threshold(&self, model: &str, threshold: Option<f32>) -> (Self, Option<String>) {
+        let mut cfg = self.clone();
+        match threshold {
+            Some(t) if !self.support.claim_threshold_set && t != self.support.claim_threshold => {
+                cfg.support.claim_threshold = t;
+                let note = format!("support.claim_threshold = {t}: {model}'s own threshold from the registry (chosen on dev data; set it in candor.toml to override)");
+                (cfg, Some(note))
+            }
+            _ => (cfg, None),
+        }
     }
 
     /// Checks ranges: thresholds in [0, 1], a block of at least one case.
@@ -410,6 +434,27 @@ mod tests {
         assert_eq!(c.support.aggregation, Aggregation::Min);
         assert_eq!(c.support.pass, 0.9);
         assert_eq!(c.support.claim_threshold, 0.5);
+        assert!(!c.support.claim_threshold_set);
+    }
+
+    #[test]
+    fn the_models_threshold_applies_unless_the_file_sets_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let unset = dir.path().join("a.toml");
+        std::fs::write(&unset, "[support]\npass = 0.8\n").unwrap();
+        let set = dir.path().join("b.toml");
+        std::fs::write(&set, "[support]\nclaim_threshold = 0.5\n").unwrap();
+        for (cfg, expect, noted) in [
+            (GradeConfig::default(), 0.35, true),
+            (GradeConfig::from_file(&unset).unwrap(), 0.35, true),
+            (GradeConfig::from_file(&set).unwrap(), 0.5, false),
+        ] {
+            let (eff, note) = cfg.with_model_threshold("m", Some(0.35));
+            assert_eq!(eff.support.claim_threshold, expect);
+            assert_eq!(note.is_some(), noted, "{note:?}");
+            // No threshold of its own: nothing changes.
+            assert_eq!(cfg.with_model_threshold("m", None).0, cfg);
+        }
     }
 
     #[test]

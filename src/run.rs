@@ -276,8 +276,12 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
 
     // Models.
     let dev = spec.device.open()?;
-    let cfg = &spec.config;
-    let nli_model = default_model(store, &cfg.models.nli, Role::Nli)?;
+    let nli_model = default_model(store, &spec.config.models.nli, Role::Nli)?;
+    let (cfg, note) = spec.config.with_model_threshold(&nli_model.entry.name, nli_model.entry.claim_threshold);
+    if let Some(note) = note {
+        events.note(&note);
+    }
+    let cfg = &cfg;
     let mut nli = CrossEncoder::load(&nli_model, &dev)?;
     if cfg.engine.batch_tokens > 0 {
         nli.batch.token_budget = cfg.engine.batch_tokens;

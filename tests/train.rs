@@ -136,6 +136,7 @@ fn resumed_run_continues_the_same_loss_curve() {
         max_steps,
         fresh: false,
         stop: &stop,
+        synthesize: vec![],
     };
 
     let whole = train::run(&cfg, &base, &opts("whole", None), &mut Silent).unwrap();
@@ -196,7 +197,7 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
     let mut cfg = tiny_config(tmp.path());
     cfg.epochs = 1;
     let stop = AtomicBool::new(false);
-    let opts = RunOptions { out: tmp.path().join("o"), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let opts = RunOptions { out: tmp.path().join("o"), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop, synthesize: vec![] };
     let outcome = train::run(&cfg, &base, &opts, &mut Silent).unwrap();
     let dir = outcome.model_dir.unwrap();
     let cfg_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
@@ -224,7 +225,7 @@ fn an_invalid_config_is_refused_before_anything_is_written() {
     cfg.batch_size = 0;
     let stop = AtomicBool::new(false);
     let out = tmp.path().join("o");
-    let opts = RunOptions { out: out.clone(), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let opts = RunOptions { out: out.clone(), data_dir: tmp.path().to_path_buf(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop, synthesize: vec![] };
     let err = train::run(&cfg, &base, &opts, &mut Silent).unwrap_err().to_string();
     assert!(err.contains("`batch_size` is 0"), "{err}");
     assert!(!out.exists(), "the refused run wrote {}", out.display());
@@ -248,15 +249,21 @@ fn an_invalid_config_is_refused_before_anything_is_written() {
 #[test]
 fn no_recipe_trains_on_a_test_set() {
     use candor::train::data::Part;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm");
-    let mut recipes: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("train") && p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    recipes.sort();
-    assert!(recipes.len() >= 2, "{recipes:?}");
-    for r in &recipes {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let mut all = vec![];
+    for dir in std::fs::read_dir(&models).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+        all.extend(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("train") && p.extension().is_some_and(|x| x == "toml")),
+        );
+    }
+    all.sort();
+    assert!(all.len() >= 3, "{all:?}");
+    for r in &all {
+        let dir = r.parent().unwrap();
+        let recipes: Vec<_> = all.iter().filter(|p| p.parent() == Some(dir)).cloned().collect();
         let cfg = TrainConfig::from_file(r).unwrap_or_else(|e| panic!("{}: {e}", r.display()));
         assert!(!cfg.test.is_empty(), "{}: no test sets", r.display());
         if let Some(prev) = &cfg.from_recipe {
@@ -268,11 +275,19 @@ fn no_recipe_trains_on_a_test_set() {
             assert!(recipes.contains(&dir.join(member)), "{}: averages {member}, which is not beside it", r.display());
         }
         for t in &cfg.train {
+            assert!(!t.splits.iter().any(|s| s == "test"), "{}: {} trains on a release's test split", r.display(), t.path);
             // The issue's test sets, and the similarity test splits that other quality tests measure on.
             for never in ["snli-test", "sick-test", "anli-", "attributionbench", "stsb-test", "msrp-test"] {
                 assert!(!t.path.contains(never), "{}: trains on {}", r.display(), t.path);
             }
             for held in cfg.test.iter().filter(|x| x.path == t.path) {
+                if !held.splits.is_empty() {
+                    // Split by the release's own split: the training set takes none of the test's.
+                    assert!(!t.splits.is_empty(), "{}: {} trains on every split, its test split included", r.display(), t.path);
+                    assert!(t.splits.iter().all(|s| !held.splits.contains(s)), "{}: {} trains on its test split", r.display(), t.path);
+                    continue;
+                }
+                assert_eq!(t.heldout_by, held.heldout_by, "{}: {} hashes its held-out part differently for training and test", r.display(), t.path);
                 assert_eq!(held.part, Part::Heldout, "{}: {} is a test set whole", r.display(), t.path);
                 assert_eq!(t.part, Part::Train, "{}: {} trains on more than its training part", r.display(), t.path);
                 assert_eq!(t.heldout, held.heldout, "{}: {} splits differently for training and test", r.display(), t.path);
@@ -334,6 +349,7 @@ fn a_staged_recipe_trains_its_first_stage_then_continues_from_its_model() {
         max_steps,
         fresh: false,
         stop: &stop,
+        synthesize: vec![],
     };
     // Cut off inside the first stage: the outcome is that stage's, unfinished.
     let cut = train::run_recipe(&root.join("stage2.toml"), &store, &opts("run", Some(2)), &mut Silent).unwrap();
@@ -413,7 +429,7 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
 
     let stop = AtomicBool::new(false);
-    let opts = |max_steps: Option<u64>| RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps, fresh: false, stop: &stop };
+    let opts = |max_steps: Option<u64>| RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps, fresh: false, stop: &stop, synthesize: vec![] };
     // Cut off in the first member: that member's outcome, unfinished, and no average yet.
     let cut = train::run_recipe(&root.join("soup.toml"), &store, &opts(Some(2)), &mut Silent).unwrap();
     assert!(!cut.finished);
@@ -491,7 +507,7 @@ fn an_average_resumed_shares_the_first_stage_and_retrains_stale_members() {
     let soup = average_of(&one, &["stage2.toml", "stage3.toml"]);
     std::fs::write(root.join("soup.toml"), toml::to_string(&soup).unwrap()).unwrap();
     let stop = AtomicBool::new(false);
-    let opts = RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop };
+    let opts = RunOptions { out: root.join("run"), data_dir: Default::default(), device: Device::Cpu, max_steps: None, fresh: false, stop: &stop, synthesize: vec![] };
     let summary = |p: &str| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(root.join(p)).unwrap()).unwrap() };
 
     assert!(train::run_recipe(&root.join("soup.toml"), &store, &opts, &mut Silent).unwrap().finished);
@@ -523,4 +539,51 @@ fn an_average_resumed_shares_the_first_stage_and_retrains_stale_members() {
     // Trained again from the start, not resumed from the checkpoint of the old base.
     assert!(weights("1-stage2") != old_weights[0] && weights("2-stage3") != old_weights[1]);
     assert_eq!(summary("run/training.json")["members"][1]["base"].as_str().unwrap(), format!("stage1@{}", &new_hash[..12]));
+}
+
+/// `--synthesize` (RunOptions::synthesize) adds pairs made from unlabelled documents to the recipe
+/// run: the same recipe trains more steps with them, and records the set in its training.json.
+#[test]
+fn synthesize_adds_pairs_from_documents_to_the_recipe_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let store = tiny_store(root);
+    let (_, _) = two_stages(root);
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for d in 0..6 {
+        let text = format!(
+            "The council of town {d} approved the budget on Monday after a long debate. Mayor Alice Brown said the town would hire {} new teachers in 2025. \
+             She added that the plan was funded by a grant from the state of Ohio. Critics in Springfield said that the grant was far too small for it. \
+             The vote was 7 to 2, with John Smith and Mary Jones voting against the plan.",
+            10 + d
+        );
+        std::fs::write(docs.join(format!("{d}.txt")), text).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let opts = |out: &str, synthesize: Vec<std::path::PathBuf>| RunOptions {
+        out: root.join(out),
+        data_dir: Default::default(),
+        device: Device::Cpu,
+        max_steps: None,
+        fresh: false,
+        stop: &stop,
+        synthesize,
+    };
+    let plain = train::run_recipe(&root.join("stage1.toml"), &store, &opts("plain", vec![]), &mut Silent).unwrap();
+    let with = train::run_recipe(&root.join("stage1.toml"), &store, &opts("with", vec![docs.clone()]), &mut Silent).unwrap();
+    assert!(plain.finished && with.finished);
+    let made = candor::text::perturb::synthesize(
+        &candor::train::data::read_documents(&docs).unwrap().iter().map(String::as_str).collect::<Vec<_>>(),
+        &candor::text::perturb::Options::default(),
+    );
+    assert!(made.len() >= 12, "{}", made.len());
+    assert_eq!(with.state.examples, plain.state.examples + made.len() as u64, "every synthetic pair trains once per epoch");
+    let summary = std::fs::read_to_string(root.join("with/training.json")).unwrap();
+    assert!(summary.contains("documents") && summary.contains("synthetic pairs from"), "{summary}");
+
+    // An average recipe trains nothing itself: --synthesize is refused, naming the recipe.
+    std::fs::write(root.join("avg.toml"), "average = [\"stage1.toml\"]\nlabels = [\"entailment\", \"neutral\", \"contradiction\"]\n").unwrap();
+    let err = train::run_recipe(&root.join("avg.toml"), &store, &opts("avg", vec![docs]), &mut Silent).unwrap_err().to_string();
+    assert!(err.contains("--synthesize") && err.contains("avg.toml"), "{err}");
 }

@@ -52,6 +52,15 @@ pub struct TrainArgs {
     /// Start over, ignoring an existing checkpoint.
     #[arg(long)]
     fresh: bool,
+    /// Also train on pairs made from unlabelled documents: a folder of .txt/.md files, or a JSON
+    /// Lines file with a `text` (or `document`, `article`, `evidence`) field per row. From each
+    /// document's sentences come entailed claims (copied, or two sentences merged) and claims that
+    /// are not (numbers, dates or names swapped, negated, pronouns swapped, a sentence of another
+    /// document, or the sentence removed from its evidence). Adapts the grader to a team's own
+    /// documents with no labels; measure it on labelled cases. Repeatable; in a recipe, a `[[train]]`
+    /// set with `format = "documents"` does the same.
+    #[arg(long, value_name = "DIR|FILE")]
+    synthesize: Vec<PathBuf>,
 }
 
 struct Progress {
@@ -112,7 +121,7 @@ pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
     // An empty folder means "each recipe's own"; `train::run_recipe` checks the folder it uses.
-    let opts = RunOptions { out: args.out.clone(), data_dir: args.data.clone().unwrap_or_default(), device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop };
+    let opts = RunOptions { out: args.out.clone(), data_dir: args.data.clone().unwrap_or_default(), device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop, synthesize: args.synthesize.clone() };
     let mut progress = Progress { bar: None, started: std::time::Instant::now(), examples_at_start: None };
     let outcome = train::run_recipe(&args.config, store, &opts, &mut progress)?;
     if let Some(b) = &progress.bar {

@@ -194,6 +194,10 @@ pub struct ModelEntry {
     /// For embedders: whether sentence vectors are L2-normalised.
     #[serde(default)]
     pub normalize: bool,
+    /// For NLI models: the P(entailment) from which a claim is supported, chosen on dev data for
+    /// this model (its card says how). It applies when candor.toml sets no `support.claim_threshold`.
+    #[serde(default)]
+    pub claim_threshold: Option<f32>,
     /// Whether this is the default model for its role.
     #[serde(default)]
     pub default: bool,
@@ -425,6 +429,14 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
             }
         }
         Role::Judge => {}
+    }
+    if let Some(t) = m.claim_threshold {
+        if m.role != Role::Nli {
+            return Err("`claim_threshold` is for nli models".into());
+        }
+        if !(0.0..=1.0).contains(&t) {
+            return Err(format!("claim_threshold = {t} is outside [0, 1]"));
+        }
     }
     if m.max_tokens == 0 {
         return Err("max_tokens must be positive".into());

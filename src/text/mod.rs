@@ -8,6 +8,7 @@ pub mod chunks;
 pub mod claim_form;
 pub mod citations;
 pub mod injection;
+pub mod perturb;
 pub mod sentences;
 pub mod specifics;
 

@@ -26,6 +26,13 @@ pub enum Format {
     /// score in no band leaves its row out. Similarity is symmetric, so every row gives two examples,
     /// one in each order (on the same side of the held-out split).
     Similarity,
+    /// Unlabelled documents, from which labelled pairs are made (`text::perturb`): a folder of
+    /// `.txt` and `.md` files (one document each), or a JSON Lines file whose rows carry the
+    /// document as `text`, `document`, `article` or `evidence`. `labels` may map a verdict
+    /// (`entailment`, `contradiction`, `not_entailment`) or a transform (`name_swap`, ...) to a model
+    /// label or `drop`; unmapped, entailment and contradiction keep their names (contradiction is
+    /// read as not entailment by a model without that label). The held-out split is by document.
+    Documents,
 }
 
 /// Which rows of a file a set takes, by a stable hash of the row's texts.
@@ -71,9 +78,52 @@ pub struct DataSet {
     /// unrelated text neither adds nor removes support.
     #[serde(default)]
     pub distractors: f64,
+    /// Only rows whose `split` field (the release's own split, as the second batch's files carry it)
+    /// is one of these; empty: every row. A row without a `split` field is then an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<String>,
+    /// What the held-out hash reads: the whole pair (default) or the premise alone, so that rows that
+    /// share a document (HaluEval summarization gives each article twice, with a right and a wrong
+    /// summary) fall on the same side and no held-out document was seen in training.
+    #[serde(default, skip_serializing_if = "HeldoutBy::is_pair")]
+    pub heldout_by: HeldoutBy,
+}
+
+/// What a set's held-out hash reads (see [`DataSet::heldout_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HeldoutBy {
+    /// Premise and hypothesis together.
+    #[default]
+    Pair,
+    /// The premise alone.
+    Premise,
+}
+
+impl HeldoutBy {
+    fn is_pair(&self) -> bool {
+        *self == HeldoutBy::Pair
+    }
 }
 
 impl DataSet {
+    /// A `documents` set over a folder or file of documents (`candor train --synthesize`), every
+    /// document and every pair, default labels.
+    pub fn documents(path: &Path) -> Self {
+        DataSet {
+            name: Some(format!("synthetic pairs from {}", path.display())),
+            path: path.to_string_lossy().into_owned(),
+            format: Format::Documents,
+            labels: BTreeMap::new(),
+            heldout: 0.0,
+            part: Part::All,
+            limit: None,
+            distractors: 0.0,
+            splits: vec![],
+            heldout_by: HeldoutBy::Pair,
+        }
+    }
+
     /// The set's display name.
     pub fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
@@ -92,10 +142,19 @@ impl DataSet {
         if self.path.trim().is_empty() {
             p.push(format!("`{field}.path` is empty"));
         }
-        if self.labels.is_empty() {
+        if self.labels.is_empty() && self.format != Format::Documents {
             p.push(format!("`{field}.labels` is empty: map each of the set's labels to one of the model's, `not_entailment` or `drop`"));
         }
         for (from, to) in &self.labels {
+            if self.format == Format::Documents
+                && !["entailment", "contradiction", "not_entailment"].contains(&from.as_str())
+                && !crate::text::perturb::Transform::ALL.iter().any(|t| t.name() == from)
+            {
+                p.push(format!(
+                    "`{field}.labels` maps `{from}`, which is neither a verdict (entailment, contradiction, not_entailment) nor a transform ({})",
+                    crate::text::perturb::Transform::ALL.map(|t| t.name()).join(", ")
+                ));
+            }
             if to != "drop" && to != "not_entailment" && !labels.contains(to) {
                 p.push(format!(
                     "`{field}.labels` maps `{from}` to `{to}`, which is not one of the model's labels ({}), `not_entailment` or `drop`",
@@ -116,6 +175,9 @@ impl DataSet {
                 p.push(format!("`{field}.heldout` is 1 in {at} with part = \"train\": everything is held out, the training part holds no row"))
             }
             _ => {}
+        }
+        if self.splits.iter().any(|x| x.trim().is_empty()) {
+            p.push(format!("`{field}.splits` holds an empty name in {at}"));
         }
         if self.limit == Some(0) {
             p.push(format!("`{field}.limit` is 0 in {at}; it must be at least 1 (leave it out to take every row)"));
@@ -182,12 +244,16 @@ fn text_of(v: &serde_json::Value) -> Option<String> {
 /// Reads a set, applying its label map, split and limit. Every bad line is an error with its number.
 pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Example>> {
     let path = data_dir.join(&set.path);
+    if set.format == Format::Documents {
+        return load_documents(set, &path, labels);
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let (pkey, hkey) = match set.format {
         Format::Nli => ("premise", "hypothesis"),
         Format::Grounding => ("evidence", "claim"),
         Format::Attribution => ("references", "claim"),
         Format::Similarity => ("a", "b"),
+        Format::Documents => unreachable!("read by load_documents"),
     };
     let bands = if set.format == Format::Similarity { score_bands(set, &path)? } else { vec![] };
     let mut keyed = vec![];
@@ -198,6 +264,15 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
         let at = |field: &str| format!("{}:{} field `{field}`", path.display(), n + 1);
         let row: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), n + 1), reason: e.to_string() })?;
+        if !set.splits.is_empty() {
+            let split = row["split"].as_str().ok_or_else(|| Error::Input {
+                location: at("split"),
+                reason: "missing or not a string, and the set takes rows by `splits`".into(),
+            })?;
+            if !set.splits.iter().any(|x| x == split) {
+                continue;
+            }
+        }
         let premise = text_of(&row[pkey]).ok_or_else(|| Error::Input { location: at(pkey), reason: "missing or not text".into() })?;
         let hypothesis = text_of(&row[hkey]).ok_or_else(|| Error::Input { location: at(hkey), reason: "missing or not text".into() })?;
         let label = match (set.format, &row["label"], &row["score"]) {
@@ -225,7 +300,10 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
                 reason: format!("`{label}` maps to `{l}`, which is not one of the model's labels {labels:?}"),
             })?),
         };
-        let key = split_key(&premise, &hypothesis);
+        let key = match set.heldout_by {
+            HeldoutBy::Pair => split_key(&premise, &hypothesis),
+            HeldoutBy::Premise => split_key(&premise, ""),
+        };
         let hypothesis = match set.format {
             Format::Attribution => {
                 let markers = crate::text::citations::find_markers(&hypothesis, &[]);
@@ -256,6 +334,98 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
     }
     if set.distractors > 0.0 && keyed.len() > 4 {
         add_distractors(&mut keyed, set.distractors);
+    }
+    Ok(keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+/// Fields a JSON Lines row of documents may carry its text in, tried in order.
+const DOCUMENT_FIELDS: [&str; 4] = ["text", "document", "article", "evidence"];
+
+/// The documents of a `documents` set: the `.txt` and `.md` files of a folder (sorted by name), or
+/// the rows of a JSON Lines file.
+pub fn read_documents(path: &Path) -> Result<Vec<String>> {
+    let mut docs = vec![];
+    if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "txt" || x == "md"))
+            .collect();
+        files.sort();
+        for f in files {
+            docs.push(std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?);
+        }
+        if docs.is_empty() {
+            return Err(Error::Input { location: path.display().to_string(), reason: "no .txt or .md document in this folder".into() });
+        }
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let row: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| Error::Input { location: format!("{}:{}", path.display(), n + 1), reason: e.to_string() })?;
+            let doc = DOCUMENT_FIELDS.iter().find_map(|f| text_of(&row[*f])).ok_or_else(|| Error::Input {
+                location: format!("{}:{}", path.display(), n + 1),
+                reason: format!("no document: expected one of the fields {}", DOCUMENT_FIELDS.join(", ")),
+            })?;
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// Pairs made from a `documents` set (see [`Format::Documents`]): each distinct document once, the
+/// held-out part chosen by a hash of the document, then the label map and the limit.
+fn load_documents(set: &DataSet, path: &Path, labels: &[String]) -> Result<Vec<Example>> {
+    use crate::text::perturb::{synthesize, Options, Verdict};
+    let mut docs = read_documents(path)?;
+    let mut seen = std::collections::HashSet::new();
+    docs.retain(|d| seen.insert(d.clone()));
+    let docs: Vec<String> = docs
+        .into_iter()
+        .filter(|d| {
+            let held = split_key(d, "") < set.heldout;
+            match set.part {
+                Part::All => true,
+                Part::Train => !held,
+                Part::Heldout => held,
+            }
+        })
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let pairs = synthesize(&refs, &Options::default());
+    let index = |l: &str| labels.iter().position(|x| x == l);
+    let mut keyed = vec![];
+    for p in pairs {
+        let verdict = match p.verdict {
+            Verdict::Entailment => "entailment",
+            Verdict::Contradiction => "contradiction",
+            Verdict::NotEntailment => "not_entailment",
+        };
+        let mapped = set.labels.get(p.transform.name()).or_else(|| set.labels.get(verdict)).map(String::as_str).unwrap_or(verdict);
+        let target = match mapped {
+            "drop" => continue,
+            "not_entailment" => Target::NotEntailment,
+            l => match index(l) {
+                Some(i) => Target::Label(i),
+                None if l == "contradiction" => Target::NotEntailment,
+                None => {
+                    return Err(Error::Input {
+                        location: path.display().to_string(),
+                        reason: format!("`{}` pairs map to `{l}`, which is not one of the model's labels {labels:?}", p.transform.name()),
+                    })
+                }
+            },
+        };
+        keyed.push((split_key(&p.premise, &p.claim), Example { premise: p.premise, hypothesis: p.claim, target }));
+    }
+    if let Some(limit) = set.limit {
+        if keyed.len() > limit {
+            keyed.sort_by(|a, b| (a.0 * 7919.0).fract().total_cmp(&(b.0 * 7919.0).fract()));
+            keyed.truncate(limit);
+        }
     }
     Ok(keyed.into_iter().map(|(_, e)| e).collect())
 }
@@ -320,7 +490,100 @@ mod tests {
             part,
             limit: None,
             distractors: 0.0,
+            splits: vec![],
+            heldout_by: HeldoutBy::Pair,
         }
+    }
+
+    #[test]
+    fn documents_give_pairs_by_verdict_held_out_by_document_and_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        for d in 0..12 {
+            let text = format!(
+                "The council of town {d} approved the budget on Monday after a long debate. Mayor Alice Brown said the town would hire {} new teachers in 2025. \
+                 She added that the plan was funded by a grant from the state of Ohio. The vote was 7 to 2, with John Smith voting against it.",
+                10 + d
+            );
+            std::fs::write(docs.join(format!("{d}.txt")), text).unwrap();
+        }
+        std::fs::write(docs.join("notes.csv"), "not a document").unwrap();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let mut s = DataSet::documents(&docs);
+        assert!(s.problems("train[0]", &labels).is_empty(), "{:?}", s.problems("train[0]", &labels));
+        let all = load(&s, dir.path(), &labels).unwrap();
+        let ent = all.iter().filter(|e| e.target == Target::Label(0)).count();
+        assert!(ent > 0 && ent < all.len(), "both kinds of pair");
+        assert!(all.iter().any(|e| e.target == Target::Label(2)), "contradictions keep their label");
+        // A two-way model reads contradiction as not entailment.
+        let two: Vec<String> = ["entailment", "not_entailment"].iter().map(|s| s.to_string()).collect();
+        assert!(load(&s, dir.path(), &two).unwrap().iter().all(|e| matches!(e.target, Target::Label(0) | Target::NotEntailment)));
+        // Held out by document: no premise sentence is on both sides.
+        s.heldout = 0.5;
+        s.part = Part::Train;
+        let train: Vec<Example> = load(&s, dir.path(), &labels).unwrap();
+        s.part = Part::Heldout;
+        let held: Vec<Example> = load(&s, dir.path(), &labels).unwrap();
+        assert!(!train.is_empty() && !held.is_empty());
+        assert_eq!(train.len() + held.len(), all.len());
+        let town = |e: &Example| e.premise.split("of town ").nth(1).and_then(|t| t.split(' ').next()).map(String::from);
+        let train_towns: std::collections::BTreeSet<_> = train.iter().filter_map(town).collect();
+        assert!(held.iter().filter_map(town).all(|t| !train_towns.contains(&t)));
+        // Labels map verdicts or transforms; a key that is neither is a problem.
+        s.part = Part::All;
+        s.heldout = 0.0;
+        s.labels = [("contradiction".to_string(), "drop".to_string())].into_iter().collect();
+        assert!(load(&s, dir.path(), &labels).unwrap().iter().all(|e| e.target != Target::Label(2)));
+        s.labels = [("name_swapp".to_string(), "drop".to_string())].into_iter().collect();
+        let p = s.problems("train[0]", &labels);
+        assert!(p.iter().any(|x| x.contains("name_swapp") && x.contains("name_swap")), "{p:?}");
+        // An empty folder is an error that says what it wants.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(read_documents(&empty).unwrap_err().to_string().contains(".txt"));
+    }
+
+    #[test]
+    fn splits_take_the_release_split_and_premise_hashing_keeps_documents_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            serde_json::json!({"split": "train", "evidence": "a", "claim": "x", "label": "supported"}),
+            serde_json::json!({"split": "test", "evidence": "b", "claim": "y", "label": "supported"}),
+            serde_json::json!({"split": "dev", "evidence": "c", "claim": "z", "label": "not_supported"}),
+        ];
+        std::fs::write(dir.path().join("g.jsonl"), rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let mut s = set(Part::All);
+        s.splits = vec!["train".into(), "dev".into()];
+        let got: Vec<String> = load(&s, dir.path(), &labels).unwrap().into_iter().map(|e| e.premise).collect();
+        assert_eq!(got, ["a", "c"]);
+        // A row without the field is an error naming its line.
+        std::fs::write(dir.path().join("g.jsonl"), "{\"evidence\": \"a\", \"claim\": \"x\", \"label\": \"supported\"}\n").unwrap();
+        let err = load(&s, dir.path(), &labels).unwrap_err().to_string();
+        assert!(err.contains("g.jsonl:1") && err.contains("split"), "{err}");
+
+        // 40 documents, each with a right and a wrong claim: by premise, both claims of a document
+        // fall on the same side; by pair, some documents are split across the sides.
+        let rows: Vec<String> = (0..40)
+            .flat_map(|d| {
+                [
+                    serde_json::json!({"evidence": format!("document {d}"), "claim": "right", "label": "supported"}).to_string(),
+                    serde_json::json!({"evidence": format!("document {d}"), "claim": "wrong", "label": "not_supported"}).to_string(),
+                ]
+            })
+            .collect();
+        std::fs::write(dir.path().join("g.jsonl"), rows.join("\n")).unwrap();
+        let premises = |by: HeldoutBy, part: Part| -> std::collections::BTreeSet<String> {
+            let mut s = set(part);
+            s.heldout = 0.5;
+            s.heldout_by = by;
+            load(&s, dir.path(), &labels).unwrap().into_iter().map(|e| e.premise).collect()
+        };
+        let (train, held) = (premises(HeldoutBy::Premise, Part::Train), premises(HeldoutBy::Premise, Part::Heldout));
+        assert!(!train.is_empty() && !held.is_empty());
+        assert!(train.is_disjoint(&held), "a document on both sides: {:?}", train.intersection(&held).collect::<Vec<_>>());
+        assert!(!premises(HeldoutBy::Pair, Part::Train).is_disjoint(&premises(HeldoutBy::Pair, Part::Heldout)));
     }
 
     #[test]

@@ -327,6 +327,10 @@ pub struct RunOptions<'a> {
     pub fresh: bool,
     /// Set to stop cleanly (e.g. on Ctrl-C): the run writes a checkpoint and returns.
     pub stop: &'a AtomicBool,
+    /// Folders (or JSON Lines files) of unlabelled documents whose synthetic pairs
+    /// (`text::perturb`) join the training sets of the recipe run (not of the stages it continues
+    /// from): `candor train --synthesize`.
+    pub synthesize: Vec<PathBuf>,
 }
 
 /// What a run produced.
@@ -500,6 +504,12 @@ pub fn evaluate(
     device: &Device,
     reference: Option<&[Option<String>]>,
 ) -> Result<EvalReport> {
+    let probs = probabilities(model, tokenizer, examples, device)?;
+    Ok(score_report(name, examples, &probs, labels, reference))
+}
+
+/// The classifier's label probabilities for each example, in order.
+pub fn probabilities(model: &dyn SequenceClassifier, tokenizer: &TextTokenizer, examples: &[Example], device: &Device) -> Result<Vec<Vec<f32>>> {
     let pairs: Vec<(&str, &str)> = examples.iter().map(|e| (e.premise.as_str(), e.hypothesis.as_str())).collect();
     let encoded = tokenizer.encode_pairs(&pairs)?;
     let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
@@ -512,14 +522,71 @@ pub fn evaluate(
             probs[i] = row;
         }
     }
-    Ok(score_report(name, examples, &probs, labels, reference))
+    Ok(probs)
+}
+
+/// Balanced accuracy of "entailment vs not" when P(entailment) >= `threshold` says entailment.
+pub fn balanced_accuracy_at(examples: &[Example], probs: &[Vec<f32>], labels: &[String], threshold: f32) -> f64 {
+    BinaryCounts::of(examples, probs, labels, threshold).balanced()
+}
+
+/// Entailed and other examples, and how many of each a threshold gets right.
+struct BinaryCounts {
+    pos: usize,
+    pos_ok: usize,
+    neg: usize,
+    neg_ok: usize,
+}
+
+impl BinaryCounts {
+    fn of(examples: &[Example], probs: &[Vec<f32>], labels: &[String], threshold: f32) -> Self {
+        let ent = labels.iter().position(|l| l == "entailment").unwrap_or(0);
+        let mut c = BinaryCounts { pos: 0, pos_ok: 0, neg: 0, neg_ok: 0 };
+        for (e, p) in examples.iter().zip(probs) {
+            let says = p.get(ent).is_some_and(|&x| x >= threshold);
+            if e.is_entailment(labels) {
+                c.pos += 1;
+                c.pos_ok += says as usize;
+            } else {
+                c.neg += 1;
+                c.neg_ok += (!says) as usize;
+            }
+        }
+        c
+    }
+
+    fn balanced(&self) -> f64 {
+        match (self.pos, self.neg) {
+            (0, _) => rate(self.neg_ok, self.neg),
+            (_, 0) => rate(self.pos_ok, self.pos),
+            _ => (rate(self.pos_ok, self.pos) + rate(self.neg_ok, self.neg)) / 2.0,
+        }
+    }
+}
+
+fn rate(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The claim threshold a model's registry entry carries: the P(entailment), on a grid of 0.05 to
+/// 0.95 in steps of 0.025, with the highest mean balanced accuracy over the given (dev) sets, each
+/// set weighing the same; ties go to the threshold nearest 0.5. Returns it with that mean.
+pub fn choose_threshold(sets: &[(&[Example], &[Vec<f32>])], labels: &[String]) -> (f32, f64) {
+    let mut best = (0.5f32, f64::MIN);
+    for k in 0..=36 {
+        let t = (50 + 25 * k) as f32 / 1000.0;
+        let mean = sets.iter().map(|(e, p)| balanced_accuracy_at(e, p, labels, t)).sum::<f64>() / sets.len().max(1) as f64;
+        let nearer = (t - 0.5).abs() < (best.0 - 0.5).abs();
+        if mean > best.1 + 1e-12 || ((mean - best.1).abs() <= 1e-12 && nearer) {
+            best = (t, mean);
+        }
+    }
+    best
 }
 
 /// Accuracy figures from label probabilities.
 pub fn score_report(name: &str, examples: &[Example], probs: &[Vec<f32>], labels: &[String], reference: Option<&[Option<String>]>) -> EvalReport {
-    let ent = labels.iter().position(|l| l == "entailment").unwrap_or(0);
     let (mut exact_n, mut exact_ok) = (0usize, 0usize);
-    let (mut pos, mut pos_ok, mut neg, mut neg_ok) = (0usize, 0usize, 0usize, 0usize);
     let mut ref_ok = 0usize;
     for (i, (e, p)) in examples.iter().zip(probs).enumerate() {
         let argmax = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(j, _)| j).unwrap_or(0);
@@ -530,27 +597,14 @@ pub fn score_report(name: &str, examples: &[Example], probs: &[Vec<f32>], labels
                 ref_ok += (labels.get(j) == Some(r)) as usize;
             }
         }
-        let says_ent = p[ent] >= 0.5;
-        if e.is_entailment(labels) {
-            pos += 1;
-            pos_ok += says_ent as usize;
-        } else {
-            neg += 1;
-            neg_ok += (!says_ent) as usize;
-        }
     }
-    let rate = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let balanced = match (pos, neg) {
-        (0, _) => rate(neg_ok, neg),
-        (_, 0) => rate(pos_ok, pos),
-        _ => (rate(pos_ok, pos) + rate(neg_ok, neg)) / 2.0,
-    };
+    let binary = BinaryCounts::of(examples, probs, labels, 0.5);
     EvalReport {
         name: name.to_string(),
         n: examples.len(),
         accuracy: (exact_n > 0).then(|| rate(exact_ok, exact_n)),
-        balanced_accuracy: balanced,
-        binary_accuracy: rate(pos_ok + neg_ok, pos + neg),
+        balanced_accuracy: binary.balanced(),
+        binary_accuracy: rate(binary.pos_ok + binary.neg_ok, binary.pos + binary.neg),
         reference_accuracy: reference.map(|_| rate(ref_ok, exact_n)),
     }
 }
@@ -609,8 +663,19 @@ fn run_stage(
     depth: usize,
     done: &mut Finished,
 ) -> Result<RunOutcome> {
-    let cfg = TrainConfig::from_file(config)?;
+    let mut cfg = TrainConfig::from_file(config)?;
     let data_dir = if opts.data_dir.as_os_str().is_empty() { recipe_dir(config).join(&cfg.data_dir) } else { opts.data_dir.clone() };
+    if depth == 0 && !opts.synthesize.is_empty() {
+        if !cfg.average.is_empty() {
+            return Err(Error::Input {
+                location: config.display().to_string(),
+                reason: "--synthesize adds training data, and an `average` recipe trains nothing itself: give it to one of its members".into(),
+            });
+        }
+        for docs in &opts.synthesize {
+            cfg.train.push(data::DataSet::documents(docs));
+        }
+    }
     if !data_dir.is_dir() {
         return Err(Error::Input {
             location: config.display().to_string(),
@@ -1094,6 +1159,22 @@ pub fn export(net: &TrainableBert, cfg: &TrainConfig, base: &ResolvedModel, dir:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_threshold_is_the_one_that_separates_dev_sets_best() {
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let ex = |ent: bool| Example { premise: "p".into(), hypothesis: "h".into(), target: if ent { Target::Label(0) } else { Target::NotEntailment } };
+        // Entailed pairs score 0.3-0.4, the others 0.1-0.2: 0.5 calls everything "not"; 0.25 splits them.
+        let examples: Vec<Example> = [true, true, false, false].iter().map(|&e| ex(e)).collect();
+        let probs: Vec<Vec<f32>> = [0.3f32, 0.4, 0.1, 0.2].iter().map(|&p| vec![p, 1.0 - p, 0.0]).collect();
+        assert_eq!(balanced_accuracy_at(&examples, &probs, &labels, 0.5), 0.5);
+        let (t, mean) = choose_threshold(&[(&examples, &probs)], &labels);
+        assert!(t > 0.2 && t <= 0.3, "{t}");
+        assert_eq!(mean, 1.0);
+        // Sets that every threshold in a range separates equally: the one nearest 0.5 wins.
+        let probs: Vec<Vec<f32>> = [0.99f32, 0.98, 0.01, 0.02].iter().map(|&p| vec![p, 1.0 - p, 0.0]).collect();
+        assert_eq!(choose_threshold(&[(&examples, &probs)], &labels).0, 0.5);
+    }
 
     /// A config that passes every check, with one training set.
     const GOOD: &str = r#"

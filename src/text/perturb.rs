@@ -1,0 +1,518 @@
+//! Perturbations of source text: labelled claim/evidence pairs made from documents that carry no
+//! labels, for training a grader on a team's own documents (`candor train`'s `documents` sets and
+//! `--synthesize`) and for checking that a grader catches the errors it should.
+//!
+//! What the grounding literature found works for small models, each pair from one sentence `S` of a
+//! document, read against a window of the sentences around it (the premise):
+//!
+//! | transform | claim | verdict |
+//! |---|---|---|
+//! | `copy` | `S` as written | entailment |
+//! | `merge` | `S` and the next sentence (MiniCheck: a claim that needs two sentences) | entailment |
+//! | `number_swap` | a number, amount or percentage of `S` replaced by another of the document (or shifted) | contradiction |
+//! | `date_swap` | a date or year of `S` replaced by another of the document (or shifted) | contradiction |
+//! | `name_swap` | a proper name of `S` replaced by another name of the document (FactCC's entity swap) | not entailment |
+//! | `negation` | `S` with `not` put after (or taken from) its first auxiliary verb | contradiction |
+//! | `pronoun_swap` | a gendered pronoun of `S` swapped (he / she, his / her) | not entailment |
+//! | `other_document` | a sentence of another document | not entailment |
+//! | `evidence_removed` | `S`, with `S` taken out of the premise (SufficientFacts), kept only where a specific or a rare word of `S` then occurs nowhere in the premise | not entailment |
+//!
+//! A swapped name or pronoun may make a claim that is false or merely unsupported, so those say only
+//! "not entailment"; a changed number, date or negated verb states the opposite of the premise.
+//!
+//! Every choice comes from a hash of the seed and the document's text, so a document gives the same
+//! pairs on every machine and whatever other documents are beside it (except `other_document`,
+//! which draws from them). Each chosen sentence gives one entailed pair and one that is not.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::sentences::split_sentences;
+use super::specifics::{extract, SpecificKind};
+
+/// How a synthetic claim was made from its sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// The sentence as written.
+    Copy,
+    /// The sentence and the one after it.
+    Merge,
+    /// A number, amount or percentage replaced.
+    NumberSwap,
+    /// A date or year replaced.
+    DateSwap,
+    /// A proper name replaced by another of the document.
+    NameSwap,
+    /// `not` added after the first auxiliary verb, or taken away.
+    Negation,
+    /// A gendered pronoun swapped.
+    PronounSwap,
+    /// A sentence of another document.
+    OtherDocument,
+    /// The sentence itself, taken out of the premise.
+    EvidenceRemoved,
+}
+
+impl Transform {
+    /// Every transform, positives first.
+    pub const ALL: [Transform; 9] = [
+        Transform::Copy,
+        Transform::Merge,
+        Transform::NumberSwap,
+        Transform::DateSwap,
+        Transform::NameSwap,
+        Transform::Negation,
+        Transform::PronounSwap,
+        Transform::OtherDocument,
+        Transform::EvidenceRemoved,
+    ];
+
+    /// What the premise says of a claim made this way.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Transform::Copy | Transform::Merge => Verdict::Entailment,
+            Transform::NumberSwap | Transform::DateSwap | Transform::Negation => Verdict::Contradiction,
+            Transform::NameSwap | Transform::PronounSwap | Transform::OtherDocument | Transform::EvidenceRemoved => Verdict::NotEntailment,
+        }
+    }
+
+    /// The snake_case name (as in recipes and reports).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::Copy => "copy",
+            Transform::Merge => "merge",
+            Transform::NumberSwap => "number_swap",
+            Transform::DateSwap => "date_swap",
+            Transform::NameSwap => "name_swap",
+            Transform::Negation => "negation",
+            Transform::PronounSwap => "pronoun_swap",
+            Transform::OtherDocument => "other_document",
+            Transform::EvidenceRemoved => "evidence_removed",
+        }
+    }
+}
+
+/// What the premise says of a synthetic claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The premise entails the claim.
+    Entailment,
+    /// The premise states the opposite.
+    Contradiction,
+    /// The premise does not entail the claim (it may contradict it or say nothing of it).
+    NotEntailment,
+}
+
+/// One synthetic pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Synthetic {
+    /// The window of the document the claim is read against.
+    pub premise: String,
+    /// The claim.
+    pub claim: String,
+    /// What the premise says of it.
+    pub verdict: Verdict,
+    /// How it was made.
+    pub transform: Transform,
+    /// Index of its document in the input.
+    pub document: usize,
+}
+
+/// How many pairs, and how long a premise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Sentences of each document made into pairs (each gives two pairs).
+    pub sentences_per_document: usize,
+    /// Most words in a premise (the window grows around the sentence up to this).
+    pub max_premise_words: usize,
+    /// Seed of every choice.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { sentences_per_document: 4, max_premise_words: 150, seed: 17 }
+    }
+}
+
+/// A small deterministic generator (splitmix64) seeded from a hash.
+struct Rng(u64);
+
+impl Rng {
+    fn from(seed: u64, text: &str, salt: &str) -> Self {
+        let h = Sha256::new().chain_update(seed.to_be_bytes()).chain_update(salt.as_bytes()).chain_update(text.as_bytes()).finalize();
+        Rng(u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+fn words(s: &str) -> usize {
+    s.split_whitespace().count()
+}
+
+/// A sentence worth making a claim of: 6 to 40 words, ending as a statement, not a heading.
+fn claimable(s: &str) -> bool {
+    let n = words(s);
+    (6..=40).contains(&n) && s.ends_with('.') && s.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit()) && !s.contains('\n')
+}
+
+/// Makes pairs from `documents` (see the module's table). Documents too short to give a claimable
+/// sentence give nothing.
+pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
+    let split: Vec<Vec<Range<usize>>> = documents.iter().map(|d| split_sentences(d)).collect();
+    let mut out = vec![];
+    for (di, doc) in documents.iter().enumerate() {
+        let sents: Vec<&str> = split[di].iter().map(|r| &doc[r.clone()]).collect();
+        let mut candidates: Vec<usize> = (0..sents.len()).filter(|&j| claimable(sents[j])).collect();
+        let mut rng = Rng::from(opts.seed, doc, "sentences");
+        // A stable shuffle, then the first few.
+        for k in (1..candidates.len()).rev() {
+            let j = rng.below(k + 1);
+            candidates.swap(k, j);
+        }
+        candidates.truncate(opts.sentences_per_document);
+        candidates.sort_unstable();
+        let doc_specifics = extract(doc);
+        for &j in &candidates {
+            let premise = window(&sents, j, opts.max_premise_words);
+            let mut rng = Rng::from(opts.seed, sents[j], &format!("pair{di}"));
+            // The entailed pair.
+            let merged = (j + 1 < sents.len() && claimable(sents[j + 1]) && premise_has(&sents, j, j + 1, opts.max_premise_words))
+                .then(|| format!("{} {}", sents[j], sents[j + 1]));
+            let (claim, transform) = match merged {
+                Some(m) if rng.below(3) == 0 => (m, Transform::Merge),
+                _ => (sents[j].to_string(), Transform::Copy),
+            };
+            let premise_for_merge = if transform == Transform::Merge { window_pair(&sents, j, opts.max_premise_words) } else { premise.clone() };
+            out.push(Synthetic { premise: premise_for_merge, claim, verdict: Verdict::Entailment, transform, document: di });
+            // The pair that is not: one of the negative transforms that apply, chosen at random.
+            let mut negatives: Vec<(Transform, String, String)> = vec![];
+            let s = sents[j];
+            if let Some(c) = swap_specific(s, &doc_specifics, &[SpecificKind::Number, SpecificKind::Amount, SpecificKind::Percent], &mut rng) {
+                negatives.push((Transform::NumberSwap, c, premise.clone()));
+            }
+            if let Some(c) = swap_specific(s, &doc_specifics, &[SpecificKind::Date], &mut rng) {
+                negatives.push((Transform::DateSwap, c, premise.clone()));
+            }
+            if let Some(c) = swap_name(s, &doc_specifics, doc, &mut rng) {
+                negatives.push((Transform::NameSwap, c, premise.clone()));
+            }
+            if let Some(c) = negate(s) {
+                negatives.push((Transform::Negation, c, premise.clone()));
+            }
+            if let Some(c) = swap_pronoun(s) {
+                negatives.push((Transform::PronounSwap, c, premise.clone()));
+            }
+            if documents.len() > 1 {
+                let other = (di + 1 + rng.below(documents.len() - 1)) % documents.len();
+                let theirs: Vec<&str> = split[other].iter().map(|r| &documents[other][r.clone()]).filter(|s| claimable(s)).collect();
+                if !theirs.is_empty() {
+                    let c = theirs[rng.below(theirs.len())];
+                    if !premise.contains(c) {
+                        negatives.push((Transform::OtherDocument, c.to_string(), premise.clone()));
+                    }
+                }
+            }
+            let without = window_without(&sents, j, opts.max_premise_words);
+            if !without.is_empty() && needs_its_sentence(s, &without) {
+                negatives.push((Transform::EvidenceRemoved, s.to_string(), without));
+            }
+            if negatives.is_empty() {
+                continue;
+            }
+            let (transform, claim, premise) = negatives.swap_remove(rng.below(negatives.len()));
+            out.push(Synthetic { premise, claim, verdict: transform.verdict(), transform, document: di });
+        }
+    }
+    out
+}
+
+/// Sentences around `j` (it included), growing outwards one at a time while they fit `max_words`.
+fn window(sents: &[&str], j: usize, max_words: usize) -> String {
+    window_range(sents, j, j, max_words).map(|r| sents[r].join(" ")).unwrap_or_default()
+}
+
+fn window_pair(sents: &[&str], j: usize, max_words: usize) -> String {
+    window_range(sents, j, j + 1, max_words).map(|r| sents[r].join(" ")).unwrap_or_default()
+}
+
+fn premise_has(sents: &[&str], a: usize, b: usize, max_words: usize) -> bool {
+    window_range(sents, a, b, max_words).is_some()
+}
+
+/// The widest run of sentences holding `a..=b` within `max_words`, grown alternately after and before.
+fn window_range(sents: &[&str], a: usize, b: usize, max_words: usize) -> Option<Range<usize>> {
+    let mut n: usize = sents[a..=b].iter().map(|s| words(s)).sum();
+    if n > max_words {
+        return None;
+    }
+    let (mut lo, mut hi) = (a, b + 1);
+    let mut after = true;
+    loop {
+        let grown = if after && hi < sents.len() && n + words(sents[hi]) <= max_words {
+            n += words(sents[hi]);
+            hi += 1;
+            true
+        } else if lo > 0 && n + words(sents[lo - 1]) <= max_words {
+            n += words(sents[lo - 1]);
+            lo -= 1;
+            true
+        } else if hi < sents.len() && n + words(sents[hi]) <= max_words {
+            n += words(sents[hi]);
+            hi += 1;
+            true
+        } else {
+            false
+        };
+        if !grown {
+            return Some(lo..hi);
+        }
+        after = !after;
+    }
+}
+
+/// The window around `j` with sentence `j` itself taken out.
+fn window_without(sents: &[&str], j: usize, max_words: usize) -> String {
+    let Some(r) = window_range(sents, j, j, max_words) else { return String::new() };
+    r.filter(|&k| k != j).map(|k| sents[k]).collect::<Vec<_>>().join(" ")
+}
+
+const STOP: &[&str] = &[
+    "the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "for", "by", "with", "from", "is", "was", "are", "were", "be", "been", "it",
+    "its", "that", "this", "as", "he", "she", "they", "his", "her", "their", "has", "have", "had", "not", "but", "which", "who", "will", "would",
+];
+
+fn content_words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2).map(str::to_lowercase).filter(|w| !STOP.contains(&w.as_str())).collect()
+}
+
+/// Whether `premise` lacks something `claim` states: a specific of it, or at least a third of its
+/// content words.
+fn needs_its_sentence(claim: &str, premise: &str) -> bool {
+    if !super::specifics::unsupported_specifics(claim, &[premise]).is_empty() {
+        return true;
+    }
+    let have: std::collections::HashSet<String> = content_words(premise).into_iter().collect();
+    let mine = content_words(claim);
+    let missing = mine.iter().filter(|w| !have.contains(*w)).count();
+    !mine.is_empty() && missing * 3 >= mine.len()
+}
+
+/// `s` with one specific of the given kinds replaced: by another of the same kind from the document
+/// that `s` does not contain, else by a shifted value (a number plus or minus a little, a year moved).
+fn swap_specific(s: &str, doc_specifics: &[super::specifics::Specific], kinds: &[SpecificKind], rng: &mut Rng) -> Option<String> {
+    let mine: Vec<_> = extract(s).into_iter().filter(|x| kinds.contains(&x.kind)).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let target = &mine[rng.below(mine.len())];
+    let others: Vec<&str> = doc_specifics
+        .iter()
+        .filter(|x| x.kind == target.kind && !s.contains(x.text.as_str()))
+        .map(|x| x.text.as_str())
+        .collect();
+    let replacement = if !others.is_empty() { others[rng.below(others.len())].to_string() } else { shifted(&target.text, rng)? };
+    if replacement == target.text {
+        return None;
+    }
+    let out = format!("{}{}{}", &s[..target.span.start], replacement, &s[target.span.end..]);
+    // The swap must leave the claim unsupported by the premise's specifics: a value that the
+    // sentence states twice ("30 days ... 30 days") is not swapped.
+    (!extract(&out).iter().all(|x| s.contains(x.text.as_str()))).then_some(out)
+}
+
+/// The first run of digits in `text` moved: a year by 1 to 9, another number by 10-90%.
+fn shifted(text: &str, rng: &mut Rng) -> Option<String> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let end = text[start..].find(|c: char| !c.is_ascii_digit()).map_or(text.len(), |e| start + e);
+    let digits = &text[start..end];
+    let n: u64 = digits.parse().ok()?;
+    let m = if digits.len() == 4 && (1000..=2100).contains(&n) {
+        let d = 1 + rng.below(9) as u64;
+        if rng.below(2) == 0 { n + d } else { n - d }
+    } else if n < 10 {
+        n + 1 + rng.below(8) as u64
+    } else {
+        let pct = 10 + rng.below(81) as u64;
+        let d = (n * pct / 100).max(1);
+        if rng.below(2) == 0 { n + d } else { n - d }
+    };
+    (m != n).then(|| format!("{}{m}{}", &text[..start], &text[end..]))
+}
+
+/// `s` with one proper name replaced by another name of the document (not in `s`, not part of it).
+fn swap_name(s: &str, doc_specifics: &[super::specifics::Specific], doc: &str, rng: &mut Rng) -> Option<String> {
+    let mine: Vec<_> = extract(s).into_iter().filter(|x| x.kind == SpecificKind::Name).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let target = &mine[rng.below(mine.len())];
+    let others: Vec<&str> = doc_specifics
+        .iter()
+        .filter(|x| {
+            // Names inside a sentence (a capitalised first word may be no name at all).
+            x.kind == SpecificKind::Name
+                && x.span.start > 0
+                && doc[..x.span.start].trim_end().chars().last().is_some_and(|c| c.is_alphanumeric() || c == ',')
+                && !s.contains(x.text.as_str())
+                && !x.text.contains(target.text.as_str())
+                && !target.text.contains(x.text.as_str())
+        })
+        .map(|x| x.text.as_str())
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let with = others[rng.below(others.len())];
+    Some(format!("{}{}{}", &s[..target.span.start], with, &s[target.span.end..]))
+}
+
+const AUXILIARIES: &[&str] = &[
+    "is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "should", "must", "may", "might", "does", "did", "do",
+];
+
+/// `s` negated at its first auxiliary verb: "was" becomes "was not", "was not" becomes "was",
+/// "wasn't" becomes "was"; None when it has none.
+fn negate(s: &str) -> Option<String> {
+    let tokens: Vec<(usize, &str)> = s.split(' ').scan(0usize, |at, w| {
+        let start = *at;
+        *at += w.len() + 1;
+        Some((start, w))
+    }).collect();
+    for (k, &(start, w)) in tokens.iter().enumerate().skip(1) {
+        let lower = w.to_lowercase();
+        if let Some(base) = lower.strip_suffix("n't") {
+            let base = match base {
+                "wo" => "will",
+                "ca" => "can",
+                b => b,
+            };
+            if AUXILIARIES.contains(&base) {
+                return Some(format!("{}{}{}", &s[..start], base, &s[start + w.len()..]));
+            }
+        }
+        if AUXILIARIES.contains(&lower.as_str()) {
+            if let Some(&(next_start, next)) = tokens.get(k + 1) {
+                if next.eq_ignore_ascii_case("not") {
+                    return Some(format!("{}{}", &s[..next_start - 1], &s[next_start + next.len()..]));
+                }
+                if next.eq_ignore_ascii_case("never") || next.eq_ignore_ascii_case("no") {
+                    return None;
+                }
+            }
+            return Some(format!("{} not{}", &s[..start + w.len()], &s[start + w.len()..]));
+        }
+    }
+    None
+}
+
+/// `s` with its first gendered pronoun swapped (he / she, him / her, his / her, himself / herself).
+fn swap_pronoun(s: &str) -> Option<String> {
+    let mut at = 0;
+    for w in s.split(|c: char| !c.is_alphabetic()) {
+        let start = s[at..].find(w).map(|i| at + i)?;
+        at = start + w.len();
+        if w.is_empty() {
+            continue;
+        }
+        let swapped = match w {
+            "he" => "she",
+            "she" => "he",
+            "He" => "She",
+            "She" => "He",
+            "him" => "her",
+            "his" => "her",
+            "His" => "Her",
+            "her" => "his",
+            "Her" => "His",
+            "himself" => "herself",
+            "herself" => "himself",
+            _ => continue,
+        };
+        return Some(format!("{}{}{}", &s[..start], swapped, &s[start + w.len()..]));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "The council approved the budget on Monday. Mayor Alice Brown said the city would hire 40 new teachers in 2025. \
+        She added that the plan was funded by a $12 million grant from the state. Critics in Springfield said the grant was too small. \
+        The vote was 7 to 2, with John Smith and Mary Jones voting against it. The schools will open their new wing in September.";
+    const OTHER: &str = "The river flooded three villages after a week of heavy rain. Rescue teams reached the last of them on Friday morning.";
+
+    #[test]
+    fn transforms_change_what_they_say() {
+        let mut rng = Rng(1);
+        let s = "Mayor Alice Brown said the city would hire 40 new teachers in 2025.";
+        let specifics = extract(DOC);
+        let n = swap_specific(s, &specifics, &[SpecificKind::Number, SpecificKind::Amount, SpecificKind::Percent], &mut rng).unwrap();
+        assert_ne!(n, s);
+        assert!(!n.contains(" 40 "), "{n}");
+        assert!(n.contains("2025"), "the date is not a number to swap: {n}");
+        let d = swap_specific(s, &specifics, &[SpecificKind::Date], &mut rng).unwrap();
+        assert!(!d.contains("2025") && d.contains("40"), "{d}");
+        let name = swap_name(s, &specifics, DOC, &mut rng).unwrap();
+        assert!(!name.contains("Alice Brown") || !name.contains("Mayor"), "{name}");
+        assert_ne!(name, s);
+        assert_eq!(negate(s).unwrap(), "Mayor Alice Brown said the city would not hire 40 new teachers in 2025.");
+        assert_eq!(negate("The plan was not funded.").unwrap(), "The plan was funded.");
+        assert_eq!(negate("The plan wasn't funded.").unwrap(), "The plan was funded.");
+        assert_eq!(negate("Nothing here changes."), None);
+        assert_eq!(swap_pronoun("She added that the plan was his.").unwrap(), "He added that the plan was his.");
+        assert_eq!(swap_pronoun("The shed is red."), None, "no pronoun inside another word");
+        assert_eq!(shifted("1879", &mut Rng(3)).map(|y| y.len()), Some(4));
+        assert!(shifted("no digits", &mut rng).is_none());
+    }
+
+    #[test]
+    fn pairs_are_balanced_windowed_and_the_same_every_time() {
+        let opts = Options { sentences_per_document: 3, max_premise_words: 40, seed: 5 };
+        let pairs = synthesize(&[DOC, OTHER], &opts);
+        assert_eq!(pairs, synthesize(&[DOC, OTHER], &opts), "not deterministic");
+        let pos = pairs.iter().filter(|p| p.verdict == Verdict::Entailment).count();
+        assert!(pos >= 3 && pairs.len() - pos >= 3, "{pairs:#?}");
+        for p in &pairs {
+            assert!(words(&p.premise) <= 40, "{p:?}");
+            match p.transform {
+                Transform::Copy => assert!(p.premise.contains(&p.claim), "{p:?}"),
+                Transform::Merge => assert!(p.premise.contains(&p.claim), "{p:?}"),
+                Transform::EvidenceRemoved => assert!(!p.premise.contains(&p.claim), "{p:?}"),
+                Transform::OtherDocument => assert!(!DOC.contains(&p.claim) || !OTHER.contains(&p.claim)),
+                _ => assert!(!p.premise.contains(&p.claim), "a negative that the premise states word for word: {p:?}"),
+            }
+            assert_eq!(p.verdict, p.transform.verdict());
+        }
+        // A document's pairs do not depend on the documents beside it (but for other_document).
+        let alone: Vec<_> = synthesize(&[DOC], &opts).into_iter().filter(|p| p.transform == Transform::Copy).collect();
+        let beside: Vec<_> = pairs.iter().filter(|p| p.document == 0 && p.transform == Transform::Copy).cloned().collect();
+        assert_eq!(alone, beside);
+        // Another seed chooses differently.
+        assert_ne!(pairs, synthesize(&[DOC, OTHER], &Options { seed: 6, ..opts }));
+    }
+
+    #[test]
+    fn nothing_comes_of_text_without_claimable_sentences() {
+        assert!(synthesize(&["", "Hi.", "# Heading\n- a list item"], &Options::default()).is_empty());
+        // Non-ASCII text is cut on character boundaries.
+        let doc = "Der Stadtrat beschloss am Montag den Haushalt für 2025. Bürgermeisterin Jülide Özdemir sagte, die Stadt werde 40 Lehrkräfte einstellen.";
+        for p in synthesize(&[doc], &Options { sentences_per_document: 5, ..Options::default() }) {
+            assert!(!p.claim.is_empty());
+        }
+    }
+}

@@ -85,6 +85,10 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             segments: Default::default(),
             label: None,
             metadata: None,
+            checks: vec![],
+            latency_ms: None,
+            cost: None,
+            expect_refusal: None,
             input_hash: String::new(),
             unknown_fields: vec![],
             id_from_line: false,
@@ -140,7 +144,7 @@ fn main() -> anyhow::Result<()> {
     let embedder = Embedder::load(&store.resolve(&name(Role::Embed)?)?, &device)?;
     let cfg = GradeConfig::default();
     let pass = f64::from(cfg.consistency.pass);
-    let metrics = MetricSet { support: false, citation: false, consistency: true, judge: false };
+    let metrics = MetricSet { support: false, citation: false, consistency: true, judge: false, checks: false };
     let mut grader = Grader::new(&nli, Some(&embedder), cfg, metrics)?;
     println!("models: {:?}; first {rows} rows of each file in {}", grader.model_ids(), dir.display());
     println!("score = the reference check now; old = min(P(ref => out), P(out => ref)); out=>ref = P(out => ref) alone; f1 = SQuAD token F1");

@@ -46,18 +46,20 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
 /// The built-in metrics, in the order results list them ([`crate::graders::results::Metrics::scores`]). Every other
 /// metric name in results is a rubric's (`[[rubric]]`), and a rubric cannot take one of these names.
-pub const BUILT_IN_METRICS: [&str; 3] = ["support", "citation", "consistency"];
+pub const BUILT_IN_METRICS: [&str; 4] = ["support", "citation", "consistency", "checks"];
 
 /// The label key (in a case's `label`) that measures a built-in metric against humans: `supported`
-/// for support, `attributable` for citation, `consistent` for consistency; `None` for a rubric.
+/// for support, `attributable` for citation, `consistent` for consistency; `None` for the
+/// deterministic checks (nothing to measure against people) and for a rubric.
 pub fn label_key(metric: &str) -> Option<&'static str> {
-    const LABELS: [&str; 3] = ["supported", "attributable", "consistent"];
-    BUILT_IN_METRICS.iter().position(|m| *m == metric).map(|i| LABELS[i])
+    const LABELS: [Option<&str>; 4] = [Some("supported"), Some("attributable"), Some("consistent"), None];
+    BUILT_IN_METRICS.iter().position(|m| *m == metric).and_then(|i| LABELS[i])
 }
 
 /// The whole configuration of a grading run.
@@ -78,6 +80,90 @@ pub struct GradeConfig {
     pub engine: EngineConfig,
     /// Rubric metrics graded by the judge model, in order.
     pub rubric: Vec<RubricConfig>,
+    /// Deterministic checks of every case's output, or of one segment's (`graders::checks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check: Vec<CheckSpec>,
+}
+
+/// One check as written (candor.toml's `[[check]]`, or an item of a case's `checks`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// A name for reports (default: the kind and its argument, e.g. `contains "$500"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Only cases with this segment (`key=value`); config checks only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// The output contains this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+    /// The output does not contain this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_contains: Option<String>,
+    /// The output, trimmed, is this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    /// The output matches this regular expression (Rust `regex` syntax) somewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// Text comparisons ignore case.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub case_insensitive: bool,
+    /// The output is valid JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<bool>,
+    /// The output is JSON that this schema accepts: the schema itself, or the path of a JSON file
+    /// (relative to the config file, which reads it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<Value>,
+    /// Fewest characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_chars: Option<usize>,
+    /// Most characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chars: Option<usize>,
+    /// Fewest words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_words: Option<usize>,
+    /// Most words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_words: Option<usize>,
+    /// The case's `latency_ms` is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ms: Option<f64>,
+    /// The case's `cost` is at most this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+    /// `expected`, `forbidden` or `from_case`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<RefusalRule>,
+}
+
+/// What a refusal check wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalRule {
+    /// The output must decline.
+    Expected,
+    /// The output must answer.
+    Forbidden,
+    /// As the case's `expect_refusal` says.
+    FromCase,
+}
+
+/// Reads schema files named by `json_schema = "path"` (relative to `base`) into the checks, so that
+/// a config carries its schemas once read. An unreadable or invalid file is an error naming it.
+fn resolve_schema_files(checks: &mut [CheckSpec], base: &Path) -> Result<(), String> {
+    for (i, c) in checks.iter_mut().enumerate() {
+        if let Some(Value::String(file)) = &c.json_schema {
+            let path = base.join(file);
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("check[{}].json_schema: {}: {e}", i + 1, path.display()))?;
+            let v: Value = serde_json::from_str(&text).map_err(|e| format!("check[{}].json_schema: {} is not JSON: {e}", i + 1, path.display()))?;
+            c.json_schema = Some(v);
+        }
+    }
+    Ok(())
 }
 
 /// The fields of a case a judge can be shown.
@@ -341,6 +427,7 @@ impl GradeConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut cfg: Self = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        resolve_schema_files(&mut cfg.check, path.parent().unwrap_or(Path::new("."))).map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
         cfg.support.claim_threshold_set =
             table.get("support").and_then(|s| s.as_table()).is_some_and(|s| s.contains_key("claim_threshold"));

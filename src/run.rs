@@ -301,7 +301,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         models.insert("judge".to_string(), record(&m));
         Some(JudgeModel::load(&m, &dev)?)
     } else {
-        if spec.metrics == (MetricSet { support: false, citation: false, consistency: false, judge: true }) {
+        if spec.metrics == (MetricSet { support: false, citation: false, consistency: false, judge: true, checks: false }) {
             return Err(Error::Judge("--metrics judge: the config names no [[rubric]] to grade (see examples/judge.toml)".into()));
         }
         None

@@ -47,6 +47,14 @@ pub struct Case {
     pub label: Option<Value>,
     /// Anything; carried through untouched.
     pub metadata: Option<Value>,
+    /// The case's own deterministic checks (`graders::checks`), beside candor.toml's.
+    pub checks: Vec<crate::config::CheckSpec>,
+    /// How long the application took to answer, in milliseconds (for `max_latency_ms` checks).
+    pub latency_ms: Option<f64>,
+    /// What the answer cost, in the user's unit (for `max_cost` checks).
+    pub cost: Option<f64>,
+    /// Whether the application should have declined (`refusal = "from_case"` checks).
+    pub expect_refusal: Option<bool>,
     /// sha256 (first 16 hex digits) of the case's JSON object written canonically
     /// ([`case_hash`]), so that a resumed run knows which results were made from another version of
     /// the case.
@@ -85,10 +93,15 @@ const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
 const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths"];
+/// promptfoo writes `latencyMs`.
+const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
+const COST: &[&str] = &["cost"];
 
 /// Every top-level field name a case may carry (aliases included).
 pub fn known_fields() -> Vec<&'static str> {
-    let mut all: Vec<&str> = ["id", "samples", "segments", "label", "metadata"].to_vec();
+    let mut all: Vec<&str> = ["id", "samples", "segments", "label", "metadata", "checks", "expect_refusal"].to_vec();
+    all.extend_from_slice(LATENCY);
+    all.extend_from_slice(COST);
     for names in [INPUT, OUTPUT, CONTEXTS, REFERENCE] {
         all.extend_from_slice(names);
     }
@@ -290,9 +303,66 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         }
     };
     let metadata = obj.remove("metadata");
+    let checks = match obj.remove("checks") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => {
+            let mut specs = Vec::with_capacity(items.len());
+            for (i, v) in items.into_iter().enumerate() {
+                let spec: crate::config::CheckSpec =
+                    serde_json::from_value(v).map_err(|e| problem(Some("checks"), format!("item {}: {e}", i + 1)))?;
+                if spec.segment.is_some() {
+                    return Err(problem(Some("checks"), format!("item {}: `segment` is for candor.toml's checks; a case's own checks apply to it", i + 1)));
+                }
+                specs.push(spec);
+            }
+            specs
+        }
+        Some(other) => return Err(problem(Some("checks"), format!("must be a list of checks such as [{{\"contains\": \"$500\"}}], not {}", kind(&other)))),
+    };
+    let mut number = |names: &[&str]| -> std::result::Result<Option<f64>, SuiteProblem> {
+        let present: Vec<&str> = names.iter().copied().filter(|n| obj.get(*n).is_some_and(|v| !v.is_null())).collect();
+        if present.len() > 1 {
+            return Err(problem(Some(present[1]), format!("`{}` and `{}` name the same field; give one", present[0], present[1])));
+        }
+        let mut found = None;
+        for n in names {
+            match obj.remove(*n) {
+                None | Some(Value::Null) => {}
+                Some(Value::Number(x)) if x.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0) => found = x.as_f64(),
+                Some(other) => return Err(problem(Some(n), format!("must be a number, 0 or more, not {other}"))),
+            }
+        }
+        Ok(found)
+    };
+    let latency_ms = number(LATENCY)?;
+    let cost = number(COST)?;
+    let expect_refusal = match obj.remove("expect_refusal") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(other) => return Err(problem(Some("expect_refusal"), format!("must be true or false, not {}", kind(&other)))),
+    };
     let unknown_fields = obj.keys().cloned().collect();
     let id_from_line = id_given.is_none();
-    Ok(Case { line, id, input, output, contexts, reference, samples, segments, label, metadata, input_hash, unknown_fields, id_from_line, shadowed })
+    Ok(Case {
+        line,
+        id,
+        input,
+        output,
+        contexts,
+        reference,
+        samples,
+        segments,
+        label,
+        metadata,
+        checks,
+        latency_ms,
+        cost,
+        expect_refusal,
+        input_hash,
+        unknown_fields,
+        id_from_line,
+        shadowed,
+    })
 }
 
 /// A suite line's top level: the entries of an object in order, repeated keys kept (so that they can

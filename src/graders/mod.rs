@@ -6,6 +6,7 @@
 //! de-duplicated, cached across the suite: see [`pairs`]), embeds the texts that need vectors in one
 //! call, and only then assembles each case's result. So grading costs model time, not overhead.
 
+pub mod checks;
 pub mod citation;
 pub mod consistency;
 pub mod decompose;
@@ -42,18 +43,20 @@ pub struct MetricSet {
     pub consistency: bool,
     /// The rubric metrics of the configuration (`[[rubric]]`), graded by the judge model.
     pub judge: bool,
+    /// The deterministic checks of the configuration (`[[check]]`) and of each case (`checks`).
+    pub checks: bool,
 }
 
 impl Default for MetricSet {
     fn default() -> Self {
-        Self { support: true, citation: true, consistency: true, judge: true }
+        Self { support: true, citation: true, consistency: true, judge: true, checks: true }
     }
 }
 
 impl MetricSet {
     /// The metrics of the set by name, in the fixed order (the built-in ones, then `judge`).
     pub fn names(&self) -> Vec<String> {
-        let on = [self.support, self.citation, self.consistency];
+        let on = [self.support, self.citation, self.consistency, self.checks];
         let built_in = BUILT_IN_METRICS.iter().zip(on).filter(|(_, on)| *on).map(|(n, _)| n.to_string());
         built_in.chain(self.judge.then(|| "judge".to_string())).collect()
     }
@@ -62,18 +65,19 @@ impl MetricSet {
 impl std::str::FromStr for MetricSet {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let mut m = MetricSet { support: false, citation: false, consistency: false, judge: false };
+        let mut m = MetricSet { support: false, citation: false, consistency: false, judge: false, checks: false };
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name {
                 "support" => m.support = true,
                 "citation" => m.citation = true,
                 "consistency" => m.consistency = true,
                 "judge" => m.judge = true,
+                "checks" => m.checks = true,
                 "all" => m = MetricSet::default(),
                 other => return Err(format!("unknown metric `{other}` (known: {}, judge)", BUILT_IN_METRICS.join(", "))),
             }
         }
-        if !(m.support || m.citation || m.consistency || m.judge) {
+        if !(m.support || m.citation || m.consistency || m.judge || m.checks) {
             return Err("no metric named".into());
         }
         Ok(m)
@@ -242,6 +246,8 @@ pub struct Grader<'m> {
     embedder: Option<&'m Embedder>,
     cfg: GradeConfig,
     metrics: MetricSet,
+    /// candor.toml's checks, compiled.
+    checks: Vec<checks::Check>,
     models: BTreeMap<String, String>,
     vectors: HashMap<String, Arc<Vec<f32>>>,
     /// Counters for progress reports.
@@ -272,12 +278,19 @@ impl<'m> Grader<'m> {
         if let (true, Some(e)) = (metrics.consistency, embedder) {
             models.insert("embed".to_string(), e.id().to_string());
         }
+        let checks = cfg
+            .check
+            .iter()
+            .enumerate()
+            .map(|(i, c)| checks::Check::new(c).map_err(|e| Error::Input { location: format!("candor.toml [[check]] {}", i + 1), reason: e }))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             sched,
             judge: None,
             embedder,
             cfg,
             metrics,
+            checks,
             models,
             vectors: HashMap::new(),
             progress: Progress::default(),
@@ -511,6 +524,12 @@ impl<'m> Grader<'m> {
     fn assemble(&self, p: &Prepared) -> CaseResult {
         let case = p.case;
         let mut r = CaseResult::new(case, self.models.clone());
+        if self.metrics.checks {
+            if let Some(found) = checks::check_case(&self.checks, case) {
+                found.checks.iter().filter_map(|c| c.failure).for_each(|f| r.add_failure(f));
+                r.metrics.checks = Some(Outcome::Ran(found));
+            }
+        }
         if p.is_empty() {
             if self.metrics.support {
                 r.metrics.support = Some(Outcome::skipped("empty output"));

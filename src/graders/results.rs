@@ -47,11 +47,22 @@ pub enum Failure {
     /// An output, reference or context shown to the judge holds text addressed to the grader (a
     /// prompt injection).
     JudgeInjection,
+    /// A deterministic check of the output's form failed: contains, not_contains, equals, regex,
+    /// JSON, JSON schema or length (`graders::checks`).
+    FormatViolation,
+    /// The case's `latency_ms` is over a check's limit (or missing where a limit is set).
+    LatencyExceeded,
+    /// The case's `cost` is over a check's limit (or missing where a limit is set).
+    CostExceeded,
+    /// A refusal was expected and the output answers.
+    RefusalFailure,
+    /// An answer was expected and the output declines.
+    OverRefusal,
 }
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 14] = [
+    pub const ALL: [Failure; 19] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
         Failure::UnsupportedOutput,
@@ -66,6 +77,11 @@ impl Failure {
         Failure::TruncatedInput,
         Failure::RubricFailed,
         Failure::JudgeInjection,
+        Failure::FormatViolation,
+        Failure::LatencyExceeded,
+        Failure::CostExceeded,
+        Failure::RefusalFailure,
+        Failure::OverRefusal,
     ];
 
     /// The snake_case name used in results.
@@ -85,11 +101,16 @@ impl Failure {
             Failure::TruncatedInput => "truncated_input",
             Failure::RubricFailed => "rubric_failed",
             Failure::JudgeInjection => "judge_injection",
+            Failure::FormatViolation => "format_violation",
+            Failure::LatencyExceeded => "latency_exceeded",
+            Failure::CostExceeded => "cost_exceeded",
+            Failure::RefusalFailure => "refusal_failure",
+            Failure::OverRefusal => "over_refusal",
         }
     }
 
     /// The metric that finds this class, so that a count of 0 is only read as "none found" where
-    /// that metric ran: `support`, `citation` or `consistency`, `"rubric"` for a class any rubric
+    /// that metric ran: `support`, `citation`, `consistency` or `checks`, `"rubric"` for a class any rubric
     /// metric (judge) finds, or `None` for a class found whatever ran (`empty_output`, `no_claim`,
     /// `truncated_input`).
     pub fn metric(self) -> Option<&'static str> {
@@ -101,6 +122,9 @@ impl Failure {
             Failure::MissingCitation | Failure::WrongCitation | Failure::FabricatedCitation => Some("citation"),
             Failure::InconsistentSamples | Failure::ReferenceMismatch => Some("consistency"),
             Failure::RubricFailed | Failure::JudgeInjection => Some("rubric"),
+            Failure::FormatViolation | Failure::LatencyExceeded | Failure::CostExceeded | Failure::RefusalFailure | Failure::OverRefusal => {
+                Some("checks")
+            }
             // Read off the output itself (no_claim is raised whenever support or citation runs).
             Failure::EmptyOutput | Failure::NoClaim | Failure::TruncatedInput => None,
         }
@@ -391,6 +415,9 @@ pub struct Metrics {
     /// Semantic consistency.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub consistency: Option<Outcome<ConsistencyResult>>,
+    /// Deterministic checks (`graders::checks`): absent where no check applies to the case.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checks: Option<Outcome<super::checks::ChecksResult>>,
     /// Rubric metrics graded by the judge, by rubric name.
     #[serde(flatten)]
     pub rubrics: BTreeMap<String, Outcome<RubricResult>>,
@@ -441,6 +468,9 @@ impl Metrics {
         }
         if let Some(s) = self.consistency.as_ref().and_then(Outcome::ran) {
             out.push(("consistency", s.score, s.passed));
+        }
+        if let Some(s) = self.checks.as_ref().and_then(Outcome::ran) {
+            out.push(("checks", s.score, s.passed));
         }
         for (name, o) in &self.rubrics {
             if let Some(s) = o.ran() {

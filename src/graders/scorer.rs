@@ -140,7 +140,7 @@ pub(crate) mod tests {
     fn support_and_citation_verdicts_come_from_the_scorer_without_a_model() {
         let dir = tempfile::tempdir().unwrap();
         let scorer = WordScorer::new(dir.path());
-        let support_citation = MetricSet { support: true, citation: true, consistency: false, judge: false };
+        let support_citation = MetricSet { support: true, citation: true, consistency: false, judge: false, checks: false };
         let mut grader = Grader::new(&scorer, None, GradeConfig::default(), support_citation).unwrap();
         let cases = [
             case(r#"{"id": "good", "output": "The office opens at 9 am [1].", "contexts": ["The office opens at 9 am on weekdays."]}"#),
@@ -177,7 +177,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scores.redb");
         let cases = [case(r#"{"id": "a", "output": "The office opens at 9 am.", "contexts": ["The office opens at 9 am on weekdays."]}"#)];
-        let only_support = MetricSet { support: true, citation: false, consistency: false, judge: false };
+        let only_support = MetricSet { support: true, citation: false, consistency: false, judge: false, checks: false };
         let grade = |scorer: &WordScorer| {
             let mut g = Grader::new(scorer, None, GradeConfig::default(), only_support).unwrap();
             g.set_cache(crate::engine::cache::ScoreCache::open(&path).unwrap());

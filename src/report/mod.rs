@@ -506,6 +506,7 @@ mod tests {
                 "support" => serde_json::json!({"score": 0.5, "passed": true, "claims": []}),
                 "citation" => serde_json::json!({"score": 0.5, "recall": 0.5, "precision": 0.5, "passed": true, "sentences": []}),
                 "consistency" => serde_json::json!({"score": 0.5, "passed": true}),
+                "checks" => serde_json::json!({"score": 0.5, "passed": true, "checks": []}),
                 // Rubrics sit beside the built-in metrics, by name.
                 _ => serde_json::json!({"score": 0.5, "passed": true, "rating": 3.0, "distribution": [], "mass": 1.0}),
             };
@@ -518,12 +519,12 @@ mod tests {
 
     #[test]
     fn the_built_in_metrics_are_the_names_results_use() {
-        let r = result("a", &[], &["consistency", "polite", "citation", "support"]);
+        let r = result("a", &[], &["consistency", "polite", "checks", "citation", "support"]);
         let names: Vec<&str> = r.metrics.scores().into_iter().map(|(n, _, _)| n).collect();
-        assert_eq!(names, ["support", "citation", "consistency", "polite"], "built-in metrics first, in their order");
-        assert_eq!(names[..3], BUILT_IN_METRICS);
+        assert_eq!(names, ["support", "citation", "consistency", "checks", "polite"], "built-in metrics first, in their order");
+        assert_eq!(names[..4], BUILT_IN_METRICS);
         let labels: Vec<Option<&str>> = names.iter().map(|n| label_key(n)).collect();
-        assert_eq!(labels, [Some("supported"), Some("attributable"), Some("consistent"), None]);
+        assert_eq!(labels, [Some("supported"), Some("attributable"), Some("consistent"), None, None]);
         // A rubric cannot take a built-in name.
         for name in BUILT_IN_METRICS {
             let cfg: crate::config::GradeConfig = toml::from_str(&format!("[[rubric]]\nname = \"{name}\"\ncriterion = \"x\"\n")).unwrap();
@@ -533,7 +534,7 @@ mod tests {
         let table = Summary::of(std::slice::from_ref(&r), 0, BTreeMap::new()).table();
         let header = table.lines().next().unwrap_or_default();
         let at = |m: &str| header.find(m).unwrap_or_else(|| panic!("{m} in {header}"));
-        assert!(at("support") < at("citation") && at("citation") < at("consistency") && at("consistency") < at("polite"), "{header}");
+        assert!(at("support") < at("citation") && at("citation") < at("consistency") && at("consistency") < at("checks") && at("checks") < at("polite"), "{header}");
     }
 
     #[test]

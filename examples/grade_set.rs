@@ -1,0 +1,78 @@
+//! Grades a labelled grounding set of a training recipe through the whole grader (chunks, claims,
+//! the whole output: what `candor grade` does), not as bare model pairs, and prints how far the
+//! support verdicts agree with the labels. Long documents (HaluEval summarization's news articles)
+//! are measured this way: the grader reads every chunk, a model pair is cut at its window.
+//!
+//! ```sh
+//! cargo run --release --example grade_set -- RECIPE.toml dev|test SET_NAME_PREFIX OUT_DIR [NLI_MODEL] [LIMIT]
+//! ```
+//!
+//! The set is read as the recipe reads it (split, part, limit); each row becomes a case whose
+//! contexts hold the premise and whose output is the claim. A case is judged supported when every
+//! claim is and the whole output is (as tests/grade_quality.rs judges); its score is the weakest.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use candor::run::{Quiet, RunSpec};
+use candor::train::{data, TrainConfig};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [recipe, which, prefix, out, rest @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: grade_set RECIPE.toml dev|test SET_NAME_PREFIX OUT_DIR [NLI_MODEL] [LIMIT]");
+    };
+    let recipe = Path::new(recipe);
+    let cfg = TrainConfig::from_file(recipe)?;
+    let data_dir = recipe.parent().unwrap_or(Path::new(".")).join(&cfg.data_dir);
+    let sets = match which.as_str() {
+        "dev" => &cfg.dev,
+        "test" => &cfg.test,
+        other => anyhow::bail!("`{other}`: expected dev or test"),
+    };
+    let set = sets.iter().find(|s| s.display_name().starts_with(prefix.as_str())).ok_or_else(|| anyhow::anyhow!("no {which} set named {prefix}*"))?;
+    let mut examples = data::load(set, &data_dir, &cfg.labels)?;
+    if let Some(limit) = rest.get(1) {
+        examples.truncate(limit.parse()?);
+    }
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out)?;
+    let suite = out.join("suite.jsonl");
+    let lines: Vec<String> = examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            serde_json::json!({"id": i.to_string(), "output": e.hypothesis, "contexts": [e.premise], "label": {"supported": e.is_entailment(&cfg.labels)}})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&suite, lines.join("\n") + "\n")?;
+    let store = candor::models::ModelStore::from_env(candor::models::Registry::load(None)?);
+    let mut spec = RunSpec::new(&suite, out.join("results.jsonl"));
+    spec.metrics = "support".parse().map_err(anyhow::Error::msg)?;
+    spec.config.models.nli = rest.first().cloned();
+    candor::run::grade(&store, &spec, &Quiet, &AtomicBool::new(false))?;
+    let (mut predicted, mut scores, mut gold) = (vec![], vec![], vec![]);
+    for line in std::fs::read_to_string(out.join("results.jsonl"))?.lines().filter(|l| !l.trim().is_empty()) {
+        let r: serde_json::Value = serde_json::from_str(line)?;
+        let support = &r["metrics"]["support"];
+        if let Some(claims) = support["claims"].as_array() {
+            let output = &support["output"];
+            let counts = output.is_object() && output["beyond_claims"] != false;
+            predicted.push(claims.iter().all(|c| c["label"] == "supported") && !(counts && output["label"] == "unsupported"));
+            let whole = output["score"].as_f64().filter(|_| counts);
+            scores.push(claims.iter().filter_map(|c| c["score"].as_f64()).chain(whole).fold(f64::INFINITY, f64::min));
+            gold.push(r["label"]["supported"].as_bool().unwrap_or(false));
+        }
+    }
+    println!(
+        "{} ({} cases, {} graded, model {}): support balanced accuracy {:.4}, ROC-AUC {:.4}",
+        set.display_name(),
+        examples.len(),
+        gold.len(),
+        rest.first().map(String::as_str).unwrap_or("default"),
+        candor::stats::balanced_accuracy(&predicted, &gold).unwrap_or(f64::NAN),
+        candor::stats::roc_auc(&scores, &gold).unwrap_or(f64::NAN)
+    );
+    Ok(())
+}

@@ -4,8 +4,12 @@
 //! are measured this way: the grader reads every chunk, a model pair is cut at its window.
 //!
 //! ```sh
-//! cargo run --release --example grade_set -- RECIPE.toml dev|test SET_NAME_PREFIX OUT_DIR [NLI_MODEL] [LIMIT]
+//! cargo run --release --example grade_set -- RECIPE.toml dev|test SET_NAME_PREFIX OUT_DIR [NLI_MODEL|MODEL_DIR] [LIMIT]
 //! ```
+//!
+//! NLI_MODEL is a registry name (default: the default NLI model); a folder (a model `candor train`
+//! wrote, with config.json, tokenizer.json and model.safetensors) is graded as a registry entry of
+//! its own, its files hashed and verified like any other.
 //!
 //! The set is read as the recipe reads it (split, part, limit); each row becomes a case whose
 //! contexts hold the premise and whose output is the claim. A case is judged supported when every
@@ -47,10 +51,15 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     std::fs::write(&suite, lines.join("\n") + "\n")?;
-    let store = candor::models::ModelStore::from_env(candor::models::Registry::load(None)?);
+    let model = rest.first().cloned();
+    let (registry, nli) = match model.as_deref().map(Path::new).filter(|p| p.is_dir()) {
+        Some(dir) => (local_registry(dir)?, Some("local-model".to_string())),
+        None => (candor::models::Registry::load(None)?, model.clone()),
+    };
+    let store = candor::models::ModelStore::from_env(registry);
     let mut spec = RunSpec::new(&suite, out.join("results.jsonl"));
     spec.metrics = "support".parse().map_err(anyhow::Error::msg)?;
-    spec.config.models.nli = rest.first().cloned();
+    spec.config.models.nli = nli;
     candor::run::grade(&store, &spec, &Quiet, &AtomicBool::new(false))?;
     let (mut predicted, mut scores, mut gold) = (vec![], vec![], vec![]);
     for line in std::fs::read_to_string(out.join("results.jsonl"))?.lines().filter(|l| !l.trim().is_empty()) {
@@ -75,4 +84,25 @@ fn main() -> anyhow::Result<()> {
         candor::stats::roc_auc(&scores, &gold).unwrap_or(f64::NAN)
     );
     Ok(())
+}
+
+/// A registry whose NLI model `local-model` is the folder `dir`, with its labels from config.json
+/// and its files' sha256 (the embedder stays the built-in registry's default).
+fn local_registry(dir: &Path) -> anyhow::Result<candor::models::Registry> {
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+    let id2label = config["id2label"].as_object().ok_or_else(|| anyhow::anyhow!("{}: config.json has no id2label", dir.display()))?;
+    let mut labels: Vec<(usize, String)> = id2label.iter().map(|(k, v)| Ok((k.parse()?, v.as_str().unwrap_or_default().to_string()))).collect::<anyhow::Result<_>>()?;
+    labels.sort();
+    let files: Vec<String> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| Ok(format!("{{ path = \"{f}\", sha256 = \"{}\" }}", candor::models::verify::sha256_file(&dir.join(f))?)))
+        .collect::<anyhow::Result<_>>()?;
+    let builtin = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models.toml"))?;
+    let text = format!(
+        "{builtin}\n[[model]]\nname = \"local-model\"\nrole = \"nli\"\narchitecture = \"bert\"\nlicense = \"local\"\nmax_tokens = 256\nlabels = [{}]\nfiles = [{}]\n[[model.source]]\npath = {:?}\n",
+        labels.iter().map(|(_, l)| format!("{l:?}")).collect::<Vec<_>>().join(", "),
+        files.join(", "),
+        dir.display().to_string()
+    );
+    Ok(candor::models::Registry::parse(&text, "grade_set", Path::new(env!("CARGO_MANIFEST_DIR")))?)
 }

@@ -579,6 +579,15 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         crate::report::each_result(results_path, |r| counted.add(&r))?;
     }
     let mut summary = counted.finish(problems.len(), grader.model_ids().clone());
+    // A check scoped to a segment no case has checked nothing (a misspelt `task=refund` for
+    // `task=refunds`): said, not passed over.
+    if spec.metrics.checks {
+        for (i, c) in cfg.check.iter().enumerate() {
+            if let Some(seg) = c.segment.as_ref().filter(|s| !summary.segments.contains_key(*s)) {
+                events.note(&format!("warning: [[check]] {} applies to segment {seg}, which no case has: it checked nothing", i + 1));
+            }
+        }
+    }
     manifest.suite.sha256 = Some(reader_hash(reader));
     manifest.complete = true;
     manifest.results = Some(ResultsRecord { cases: summary.overall.cases, sha256: manifest::file_sha256(results_path)? });

@@ -47,8 +47,9 @@ pub struct Case {
     pub label: Option<Value>,
     /// Anything; carried through untouched.
     pub metadata: Option<Value>,
-    /// The case's own deterministic checks (`graders::checks`), beside candor.toml's.
-    pub checks: Vec<crate::config::CheckSpec>,
+    /// The case's own deterministic checks (`graders::checks`), beside candor.toml's; an item that
+    /// is not a check (a misspelt key, a wrong value) is kept as its error, and fails the case.
+    pub checks: Vec<std::result::Result<crate::config::CheckSpec, String>>,
     /// How long the application took to answer, in milliseconds (for `max_latency_ms` checks).
     pub latency_ms: Option<f64>,
     /// What the answer cost, in the user's unit (for `max_cost` checks).
@@ -305,18 +306,16 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     let metadata = obj.remove("metadata");
     let checks = match obj.remove("checks") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(items)) => {
-            let mut specs = Vec::with_capacity(items.len());
-            for (i, v) in items.into_iter().enumerate() {
-                let spec: crate::config::CheckSpec =
-                    serde_json::from_value(v).map_err(|e| problem(Some("checks"), format!("item {}: {e}", i + 1)))?;
-                if spec.segment.is_some() {
-                    return Err(problem(Some("checks"), format!("item {}: `segment` is for candor.toml's checks; a case's own checks apply to it", i + 1)));
-                }
-                specs.push(spec);
-            }
-            specs
-        }
+        // Each item on its own: a bad one fails the case (saying why) instead of dropping the line,
+        // so that a misspelt check can never let its case pass unchecked.
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match serde_json::from_value::<crate::config::CheckSpec>(v) {
+                Ok(spec) if spec.segment.is_some() => Err("`segment` is for candor.toml's checks; a case's own checks apply to it".to_string()),
+                Ok(spec) => Ok(spec),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect(),
         Some(other) => return Err(problem(Some("checks"), format!("must be a list of checks such as [{{\"contains\": \"$500\"}}], not {}", kind(&other)))),
     };
     let mut number = |names: &[&str]| -> std::result::Result<Option<f64>, SuiteProblem> {

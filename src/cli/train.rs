@@ -120,8 +120,12 @@ pub fn run(store: &ModelStore, args: TrainArgs) -> anyhow::Result<ExitCode> {
             eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
         })?;
     }
+    // --synthesize paths are the user's, relative to where the command runs (a recipe's data sets
+    // are relative to its data folder).
+    let cwd = std::env::current_dir()?;
+    let synthesize: Vec<PathBuf> = args.synthesize.iter().map(|p| cwd.join(p)).collect();
     // An empty folder means "each recipe's own"; `train::run_recipe` checks the folder it uses.
-    let opts = RunOptions { out: args.out.clone(), data_dir: args.data.clone().unwrap_or_default(), device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop, synthesize: args.synthesize.clone() };
+    let opts = RunOptions { out: args.out.clone(), data_dir: args.data.clone().unwrap_or_default(), device, max_steps: args.max_steps, fresh: args.fresh, stop: &stop, synthesize };
     let mut progress = Progress { bar: None, started: std::time::Instant::now(), examples_at_start: None };
     let outcome = train::run_recipe(&args.config, store, &opts, &mut progress)?;
     if let Some(b) = &progress.bar {

@@ -263,7 +263,12 @@ pub fn config_for(results: &Path, given: Option<&Path>) -> Result<(GradeConfig, 
     let mut notes = Vec::new();
     let cfg = match (given, run) {
         (Some(file), run) => {
-            let cfg = GradeConfig::from_file(file)?;
+            let mut cfg = GradeConfig::from_file(file)?;
+            // A file that sets no claim threshold was graded with the model's own (the registry's,
+            // applied at grading time and recorded in the manifest): read it the same way.
+            if let Some(m) = run.filter(|_| !cfg.support.claim_threshold_set) {
+                cfg.support.claim_threshold = m.config.support.claim_threshold;
+            }
             if let Some(m) = run.filter(|m| m.config_sha256 != config_sha256(&cfg)) {
                 notes.push(format!(
                     "note: {} was graded with another config than {}{}; the figures use {}",
@@ -385,6 +390,9 @@ mod tests {
         // The manifest is of an incomplete run: that is said, and nothing else.
         assert!(notes.len() == 1 && notes[0].contains("did not finish"), "{notes:?}");
         let given = dir.path().join("c.toml");
+        // A file that sets no claim threshold reads the run's (the model's own, recorded when graded).
+        std::fs::write(&given, "[support]\npass = 0.75\n").unwrap();
+        assert_eq!(config_for(&results, Some(&given)).unwrap().0.support.claim_threshold, 0.8);
         std::fs::write(&given, "[support]\nclaim_threshold = 0.6\n").unwrap();
         let (cfg, notes) = config_for(&results, Some(&given)).unwrap();
         assert_eq!(cfg.support.claim_threshold, 0.6);

@@ -188,7 +188,9 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
         let doc_specifics = extract(doc);
         for &j in &candidates {
             let premise = window(&sents, j, opts.max_premise_words);
-            let mut rng = Rng::from(opts.seed, sents[j], &format!("pair{di}"));
+            // Salted by the document, not its position: a document gives the same pairs wherever it
+            // sits among the others.
+            let mut rng = Rng::from(opts.seed, sents[j], doc);
             // The entailed pair.
             let merged = (j + 1 < sents.len() && claimable(sents[j + 1]) && premise_has(&sents, j, j + 1, opts.max_premise_words))
                 .then(|| format!("{} {}", sents[j], sents[j + 1]));
@@ -216,24 +218,31 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
             if let Some(c) = swap_pronoun(s) {
                 negatives.push((Transform::PronounSwap, c, premise.clone()));
             }
-            if documents.len() > 1 {
-                let other = (di + 1 + rng.below(documents.len() - 1)) % documents.len();
-                let theirs: Vec<&str> = split[other].iter().map(|r| &documents[other][r.clone()]).filter(|s| claimable(s)).collect();
-                if !theirs.is_empty() {
-                    let c = theirs[rng.below(theirs.len())];
-                    if !premise.contains(c) {
-                        negatives.push((Transform::OtherDocument, c.to_string(), premise.clone()));
-                    }
-                }
-            }
             let without = window_without(&sents, j, opts.max_premise_words);
             if !without.is_empty() && needs_its_sentence(s, &without) {
                 negatives.push((Transform::EvidenceRemoved, s.to_string(), without));
             }
-            if negatives.is_empty() {
-                continue;
-            }
-            let (transform, claim, premise) = negatives.swap_remove(rng.below(negatives.len()));
+            // A sentence of another document, drawn with a generator of its own, so that the local
+            // choices above do not depend on which other documents there are.
+            let other = (documents.len() > 1)
+                .then(|| {
+                    let mut orng = Rng::from(opts.seed, sents[j], "other");
+                    let o = (di + 1 + orng.below(documents.len() - 1)) % documents.len();
+                    let theirs: Vec<&str> = split[o].iter().map(|r| &documents[o][r.clone()]).filter(|s| claimable(s)).collect();
+                    (!theirs.is_empty()).then(|| theirs[orng.below(theirs.len())].to_string())
+                })
+                .flatten()
+                .filter(|c| !premise.contains(c.as_str()));
+            // One slot more than the local negatives, for another document's sentence; where there is
+            // none, that slot falls back to a local negative, drawn from the same number.
+            let pick = rng.next();
+            let slots = negatives.len() as u64 + 1;
+            let (transform, claim, premise) = match (pick % slots == negatives.len() as u64, other) {
+                (true, Some(c)) => (Transform::OtherDocument, c, premise.clone()),
+                _ if negatives.is_empty() => continue,
+                (true, None) => negatives.swap_remove(((pick / slots) % negatives.len() as u64) as usize),
+                (false, _) => negatives.swap_remove((pick % slots) as usize),
+            };
             out.push(Synthetic { premise, claim, verdict: transform.verdict(), transform, document: di });
         }
     }
@@ -339,14 +348,15 @@ fn shifted(text: &str, rng: &mut Rng) -> Option<String> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
     let end = text[start..].find(|c: char| !c.is_ascii_digit()).map_or(text.len(), |e| start + e);
     let digits = &text[start..end];
-    let n: u64 = digits.parse().ok()?;
+    // u128: a 20-digit number shifted by 90% still fits.
+    let n: u128 = digits.parse().ok()?;
     let m = if digits.len() == 4 && (1000..=2100).contains(&n) {
-        let d = 1 + rng.below(9) as u64;
+        let d = 1 + rng.below(9) as u128;
         if rng.below(2) == 0 { n + d } else { n - d }
     } else if n < 10 {
-        n + 1 + rng.below(8) as u64
+        n + 1 + rng.below(8) as u128
     } else {
-        let pct = 10 + rng.below(81) as u64;
+        let pct = 10 + rng.below(81) as u128;
         let d = (n * pct / 100).max(1);
         if rng.below(2) == 0 { n + d } else { n - d }
     };
@@ -380,9 +390,9 @@ fn swap_name(s: &str, doc_specifics: &[super::specifics::Specific], doc: &str, r
     Some(format!("{}{}{}", &s[..target.span.start], with, &s[target.span.end..]))
 }
 
-const AUXILIARIES: &[&str] = &[
-    "is", "are", "was", "were", "has", "have", "had", "can", "could", "will", "would", "should", "must", "may", "might", "does", "did", "do",
-];
+/// Auxiliaries whose negation states the opposite. Modals of possibility ("may", "might", "could")
+/// are left out: "it may rain" and "it may not rain" can both be true.
+const AUXILIARIES: &[&str] = &["is", "are", "was", "were", "has", "have", "had", "can", "will", "would", "should", "must", "does", "did", "do"];
 
 /// `s` negated at its first auxiliary verb: "was" becomes "was not", "was not" becomes "was",
 /// "wasn't" becomes "was"; None when it has none.
@@ -478,6 +488,8 @@ mod tests {
         assert_eq!(swap_pronoun("The shed is red."), None, "no pronoun inside another word");
         assert_eq!(shifted("1879", &mut Rng(3)).map(|y| y.len()), Some(4));
         assert!(shifted("no digits", &mut rng).is_none());
+        assert!(shifted("99999999999999999999", &mut Rng(4)).is_some(), "a 20-digit number does not overflow");
+        assert_eq!(negate("It may rain on Monday."), None, "a modal of possibility is not negated");
     }
 
     #[test]
@@ -498,10 +510,18 @@ mod tests {
             }
             assert_eq!(p.verdict, p.transform.verdict());
         }
-        // A document's pairs do not depend on the documents beside it (but for other_document).
-        let alone: Vec<_> = synthesize(&[DOC], &opts).into_iter().filter(|p| p.transform == Transform::Copy).collect();
-        let beside: Vec<_> = pairs.iter().filter(|p| p.document == 0 && p.transform == Transform::Copy).cloned().collect();
-        assert_eq!(alone, beside);
+        // A document's pairs do not depend on its place among the others, and its entailed pairs
+        // not on the others at all (its other pair may be another document's sentence).
+        let mine = |ps: Vec<Synthetic>, at: usize, only_entailed: bool| -> Vec<(String, String, Transform)> {
+            ps.into_iter()
+                .filter(|p| p.document == at && (!only_entailed || p.verdict == Verdict::Entailment))
+                .map(|p| (p.premise, if p.transform == Transform::OtherDocument { String::new() } else { p.claim }, p.transform))
+                .collect()
+        };
+        assert_eq!(mine(pairs.clone(), 0, false), mine(synthesize(&[OTHER, DOC], &opts), 1, false), "its place changed its pairs");
+        let alone = mine(synthesize(&[DOC], &opts), 0, true);
+        assert!(!alone.is_empty());
+        assert_eq!(alone, mine(pairs.clone(), 0, true));
         // Another seed chooses differently.
         assert_ne!(pairs, synthesize(&[DOC, OTHER], &Options { seed: 6, ..opts }));
     }

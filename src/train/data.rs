@@ -176,6 +176,16 @@ impl DataSet {
             }
             _ => {}
         }
+        if self.format == Format::Documents {
+            // Documents are held out by document, from their own text; a release split or
+            // distractors would be silently ignored.
+            if !self.splits.is_empty() {
+                p.push(format!("`{field}.splits` does not apply to a `documents` set in {at}: give the documents of one split as their own file or folder"));
+            }
+            if self.distractors > 0.0 {
+                p.push(format!("`{field}.distractors` does not apply to a `documents` set in {at}"));
+            }
+        }
         if self.splits.iter().any(|x| x.trim().is_empty()) {
             p.push(format!("`{field}.splits` holds an empty name in {at}"));
         }
@@ -538,6 +548,10 @@ mod tests {
         s.labels = [("name_swapp".to_string(), "drop".to_string())].into_iter().collect();
         let p = s.problems("train[0]", &labels);
         assert!(p.iter().any(|x| x.contains("name_swapp") && x.contains("name_swap")), "{p:?}");
+        // A release split would be ignored: refused instead.
+        s.labels.clear();
+        s.splits = vec!["train".into()];
+        assert!(s.problems("train[0]", &labels).iter().any(|x| x.contains("splits")));
         // An empty folder is an error that says what it wants.
         let empty = dir.path().join("empty");
         std::fs::create_dir_all(&empty).unwrap();

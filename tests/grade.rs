@@ -938,7 +938,7 @@ fn resume_refuses_other_settings_and_regrades_changed_cases() {
     let config = dir.path().join("other.toml");
     std::fs::write(&config, "[support]\nclaim_threshold = 0.7\n").unwrap();
     for (extra, says) in [
-        (vec!["--metrics", "support", "--resume", "-c", config.to_str().unwrap()], "claim_threshold: 0.5 vs 0.7"),
+        (vec!["--metrics", "support", "--resume", "-c", config.to_str().unwrap()], "claim_threshold: 0.475 vs 0.7"),
         (vec!["--metrics", "support,citation", "--resume"], "metrics"),
         (vec!["--metrics", "support", "--resume", "--shard", "1/2"], "shard"),
     ] {

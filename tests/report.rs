@@ -466,3 +466,34 @@ fn gate_fails_on_an_incomplete_or_changed_run() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("no run manifest"), "{out}");
 }
+
+/// `calibrate --write-policy` refuses a threshold chosen on fewer than 50 cases of a class (exit 2,
+/// nothing written) unless `--allow-small-sample`; the table gives the threshold's bootstrap interval.
+#[test]
+fn calibrate_refuses_to_write_a_threshold_from_too_few_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("labelled.jsonl");
+    let lines: Vec<String> = (0..40)
+        .map(|i| {
+            let s = if i % 2 == 0 { 0.3 + 0.01 * i as f64 } else { 0.1 };
+            format!(
+                r#"{{"id": "c{i}", "metrics": {{"support": {{"score": {s}, "passed": true, "claims": [{{"text": "x", "span": [0, 1], "score": {s}, "contradiction": 0.0, "label": "supported", "evidence": null}}]}}}}, "failures": [], "passed": true, "model": {{}}, "label": {{"supported": {}}}}}"#,
+                i % 2 == 0
+            )
+        })
+        .collect();
+    std::fs::write(&results, lines.join("\n")).unwrap();
+    let policy = dir.path().join("candor.toml");
+    let o = common::candor(&["calibrate", results.to_str().unwrap(), "--write-policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at least 50 labelled cases of each class"));
+    assert!(!policy.exists(), "a threshold from 20 cases a class was written");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // Resamples choose the midpoint of 0.1 and their lowest positive (0.30, 0.32, ...): 0.20 to about 0.23.
+    assert!(stdout.contains("95% interval 0.2000-0.2"), "{stdout}");
+    let o = common::candor(&["calibrate", results.to_str().unwrap(), "--write-policy", policy.to_str().unwrap(), "--allow-small-sample"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written = candor::config::GradeConfig::from_file(&policy).unwrap();
+    // Positives score 0.30-0.68, negatives 0.1: the midpoint 0.2 separates them.
+    assert!((written.support.claim_threshold - 0.2).abs() < 1e-6, "{}", written.support.claim_threshold);
+}

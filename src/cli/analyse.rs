@@ -63,8 +63,10 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
 /// accuracy, and the expected calibration error with a reliability table.
 ///
 /// --write-policy stores the chosen thresholds in a candor.toml (created, or updated keeping its other
-/// settings). Choose thresholds on one labelled set and check them on another: a threshold chosen and
-/// measured on the same cases flatters itself.
+/// settings); it refuses when a class has fewer than 50 labelled cases (--allow-small-sample writes
+/// anyway). Each chosen threshold comes with its 95% bootstrap interval. Choose thresholds on one
+/// labelled set and check them on another: a threshold chosen and measured on the same cases flatters
+/// itself.
 ///
 /// Examples:
 ///   candor calibrate labelled-results.jsonl
@@ -86,6 +88,10 @@ pub struct CalibrateArgs {
     /// Write the calibration as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write thresholds chosen on fewer than 50 labelled cases of a class anyway (by default
+    /// --write-policy refuses: a threshold chosen on so few is noise).
+    #[arg(long)]
+    allow_small_sample: bool,
 }
 
 pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
@@ -120,8 +126,17 @@ pub fn calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         if p.exists() && args.config.as_deref() != Some(p.as_path()) {
             cfg = candor::config::GradeConfig::from_file(p)?;
         }
-        for w in cals.iter().filter(|c| c.group == "overall").filter_map(calibrate::small_sample) {
+        let small: Vec<String> = cals.iter().filter(|c| c.group == "overall").filter_map(calibrate::small_sample).collect();
+        for w in &small {
             eprintln!("{w}");
+        }
+        if !small.is_empty() && !args.allow_small_sample {
+            eprintln!(
+                "error: nothing written to {}: a threshold needs at least {} labelled cases of each class (label more, or pass --allow-small-sample to write it anyway)",
+                p.display(),
+                calibrate::MIN_CASES_PER_CLASS
+            );
+            return Ok(ExitCode::from(2));
         }
         let changed = calibrate::apply(&cals, &mut cfg);
         let text = format!(

@@ -67,6 +67,10 @@ pub struct Calibration {
     pub best_threshold: Option<f64>,
     /// Balanced accuracy at that threshold.
     pub best_balanced_accuracy: Option<f64>,
+    /// 95% bootstrap interval of the best threshold: the cases resampled with replacement
+    /// ([`THRESHOLD_RESAMPLES`] times, a fixed seed) and the threshold chosen again on each. A wide
+    /// interval says the labels cannot pin the threshold down.
+    pub best_threshold_ci: Option<[f64; 2]>,
     /// Expected calibration error of the probability.
     pub ece: Option<f64>,
     /// The reliability table.
@@ -165,15 +169,19 @@ pub fn balanced_accuracy_at(metric: &str, items: &[Item], t: f64, cfg: &GradeCon
 /// The threshold in (0, 1) that maximises balanced accuracy: candidates are the midpoints between
 /// consecutive distinct unit scores; ties go to the threshold nearest the current one.
 pub fn best_threshold(metric: &str, items: &[Item], current: f64, cfg: &GradeConfig) -> Option<(f64, f64)> {
+    best_threshold_capped(metric, items, current, cfg, 400)
+}
+
+fn best_threshold_capped(metric: &str, items: &[Item], current: f64, cfg: &GradeConfig, cap: usize) -> Option<(f64, f64)> {
     let mut scores: Vec<f64> = items.iter().flat_map(|i| i.units.iter().copied().chain(i.whole)).collect();
     scores.sort_by(f64::total_cmp);
     scores.dedup();
     let mut candidates: Vec<f64> = scores.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
     candidates.push(current);
-    // Keep the search affordable on large runs: at most 400 candidates, evenly spread.
-    if candidates.len() > 400 {
-        let step = candidates.len() as f64 / 400.0;
-        candidates = (0..400).map(|k| candidates[(k as f64 * step) as usize]).chain([current]).collect();
+    // Keep the search affordable on large runs: at most `cap` candidates, evenly spread.
+    if candidates.len() > cap {
+        let step = candidates.len() as f64 / cap as f64;
+        candidates = (0..cap).map(|k| candidates[(k as f64 * step) as usize]).chain([current]).collect();
     }
     let mut best: Option<(f64, f64)> = None;
     for t in candidates.into_iter().filter(|t| *t > 0.0 && *t < 1.0) {
@@ -187,6 +195,31 @@ pub fn best_threshold(metric: &str, items: &[Item], current: f64, cfg: &GradeCon
         }
     }
     best
+}
+
+/// Resamples behind [`Calibration::best_threshold_ci`].
+pub const THRESHOLD_RESAMPLES: usize = 200;
+
+/// The 95% bootstrap interval of [`best_threshold`]: the cases resampled with replacement, the
+/// threshold chosen again on each resample (on at most 100 candidates, to keep it affordable), and
+/// the 2.5% and 97.5% quantiles of those thresholds. The same cases give the same interval.
+pub fn best_threshold_ci(metric: &str, items: &[Item], current: f64, cfg: &GradeConfig) -> Option<[f64; 2]> {
+    if items.len() < 2 {
+        return None;
+    }
+    let mut rng = stats::Rng::new(0x5448_5245_5348);
+    let mut chosen = Vec::with_capacity(THRESHOLD_RESAMPLES);
+    for _ in 0..THRESHOLD_RESAMPLES {
+        let sample: Vec<Item> = (0..items.len()).map(|_| items[rng.below(items.len())].clone()).collect();
+        if let Some((t, _)) = best_threshold_capped(metric, &sample, current, cfg, 100) {
+            chosen.push(t);
+        }
+    }
+    if chosen.len() < THRESHOLD_RESAMPLES / 2 {
+        return None;
+    }
+    chosen.sort_by(f64::total_cmp);
+    Some([stats::quantile_sorted(&chosen, 0.025), stats::quantile_sorted(&chosen, 0.975)])
 }
 
 /// Expected calibration error over `bins` equal-width bins, and the table.
@@ -241,6 +274,7 @@ pub fn calibrate(results: &[CaseResult], cfg: &GradeConfig, by: &[String]) -> Ve
                 roc_auc: stats::roc_auc(&probs, &gold),
                 best_threshold: best.map(|b| b.0),
                 best_balanced_accuracy: best.map(|b| b.1),
+                best_threshold_ci: best.and_then(|_| best_threshold_ci(metric, &its, current, cfg)),
                 ece,
                 reliability: table,
             });
@@ -275,7 +309,7 @@ pub fn table(cals: &[Calibration]) -> String {
     for c in cals {
         let _ = writeln!(
             s,
-            "{} [{}] label `{}`: {} cases ({} positive)\n  {} = {:.4}: balanced accuracy {}; ROC-AUC {}; best {} = {} (balanced accuracy {}); ECE {}",
+            "{} [{}] label `{}`: {} cases ({} positive)\n  {} = {:.4}: balanced accuracy {}; ROC-AUC {}; best {} = {} (95% interval {}; balanced accuracy {}); ECE {}",
             c.metric,
             escape::terminal(&c.group),
             c.label,
@@ -287,6 +321,7 @@ pub fn table(cals: &[Calibration]) -> String {
             f(c.roc_auc),
             c.threshold_key,
             f(c.best_threshold),
+            c.best_threshold_ci.map_or("n/a".to_string(), |[lo, hi]| format!("{lo:.4}-{hi:.4}")),
             f(c.best_balanced_accuracy),
             f(c.ece)
         );
@@ -370,6 +405,22 @@ mod tests {
         let t = table(&cals);
         assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
         assert!(t.contains("support [task=\\x1b[31mred,risk=high]"), "{t}");
+    }
+
+    #[test]
+    fn the_thresholds_interval_is_narrow_where_labels_pin_it_and_wide_where_they_do_not() {
+        let cfg = GradeConfig::default();
+        // 200 cases cleanly split at 0.4-0.6: every resample chooses a threshold in that gap.
+        let clean: Vec<Item> = (0..200).map(|i| if i % 2 == 0 { item(0.6 + 0.001 * (i % 50) as f64, true) } else { item(0.4 - 0.001 * (i % 50) as f64, false) }).collect();
+        let [lo, hi] = best_threshold_ci("support", &clean, 0.5, &cfg).unwrap();
+        assert!(lo >= 0.35 && hi <= 0.65 && lo <= hi, "{lo} {hi}");
+        // Labels that do not follow the scores (every other case at every score): the threshold
+        // wanders over most of the range.
+        let noise: Vec<Item> = (0..200).map(|i| item(0.05 + 0.9 * (i as f64 / 200.0), (i / 2) % 2 == 0)).collect();
+        let [lo, hi] = best_threshold_ci("support", &noise, 0.5, &cfg).unwrap();
+        assert!(hi - lo > 0.3, "{lo} {hi}");
+        // The same cases give the same interval.
+        assert_eq!(best_threshold_ci("support", &noise, 0.5, &cfg), best_threshold_ci("support", &noise, 0.5, &cfg));
     }
 
     #[test]

@@ -46,7 +46,7 @@ use crate::graders::{Grader, MetricSet};
 use crate::models::{ModelStore, ResolvedModel, Role};
 use crate::report::manifest::{self, Manifest, ModelRecord, ResultsRecord, SuiteRecord};
 use crate::report::{summary_path, Summary, SummaryBuilder};
-use crate::suite::{Case, HashingReader, Shard, SuiteProblem, SuiteReader};
+use crate::suite::{Case, HashingReader, Shard, SuiteFormat, SuiteProblem, SuiteReader};
 
 /// Where the suite comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +81,9 @@ impl SuiteSource {
 pub struct RunSpec {
     /// The suite.
     pub suite: SuiteSource,
+    /// How the suite is written (default: by the file's extension, `.csv` and `.tsv`, else JSON
+    /// Lines or a JSON array).
+    pub format: Option<SuiteFormat>,
     /// The results file (JSON Lines); its summary goes beside it ([`summary_path`]).
     pub results: PathBuf,
     /// The config file it came from, if any (checked not to be an output).
@@ -106,6 +109,7 @@ impl RunSpec {
     pub fn new(suite: impl AsRef<Path>, results: impl Into<PathBuf>) -> Self {
         Self {
             suite: SuiteSource::from_arg(suite.as_ref()),
+            format: None,
             results: results.into(),
             config_file: None,
             config: GradeConfig::default(),
@@ -246,7 +250,11 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         SuiteSource::Stdin => (Box::new(std::io::stdin()), None),
     };
     let source: Source = HashingReader::new(raw, bytes_read.clone());
-    let mut reader = SuiteReader::new(BufReader::with_capacity(1 << 16, source));
+    let format = spec.format.unwrap_or_else(|| match &spec.suite {
+        SuiteSource::File(p) => SuiteFormat::for_path(p),
+        SuiteSource::Stdin => SuiteFormat::Json,
+    });
+    let mut reader = SuiteReader::with_format(BufReader::with_capacity(1 << 16, source), format);
     let suite_name = spec.suite.name();
     let suite_path = PathBuf::from(&suite_name);
 

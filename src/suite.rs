@@ -491,13 +491,175 @@ pub struct SuiteReader<R> {
     sniffed: bool,
     /// The items of a suite written as one JSON array, and the position of the next.
     array: Option<std::iter::Enumerate<std::vec::IntoIter<Box<serde_json::value::RawValue>>>>,
+    /// How the suite is written.
+    format: SuiteFormat,
+    /// The rows of a CSV suite, each as a JSON object's text (or the problem of its row), with the
+    /// line it starts on.
+    rows: Option<std::vec::IntoIter<(usize, std::result::Result<String, String>)>>,
     ended: bool,
+}
+
+/// How a suite is written. JSON covers JSON Lines and one JSON array (told apart by the first
+/// character); CSV and TSV are read by [`csv_rows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuiteFormat {
+    /// JSON Lines, or one JSON array of cases.
+    #[default]
+    Json,
+    /// Comma-separated values with a header row (RFC 4180).
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
+}
+
+impl SuiteFormat {
+    /// The format a file's extension names: `.csv` and `.tsv`, else JSON.
+    pub fn for_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => SuiteFormat::Csv,
+            Some("tsv") => SuiteFormat::Tsv,
+            _ => SuiteFormat::Json,
+        }
+    }
+}
+
+/// Fields whose cells hold a list: a JSON list (`["a", "b"]`), a Python list as pandas and RAGAS
+/// write them (`['a', "b"]`), or one text (a list of one).
+const LIST_FIELDS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "samples", "ground_truths", "checks"];
+/// Fields whose cells hold a JSON object (or list), parsed when they do.
+const JSON_FIELDS: &[&str] = &["segments", "label", "metadata"];
+/// Fields whose cells hold a number.
+const NUMBER_FIELDS: &[&str] = &["latency_ms", "latencyMs", "cost", "id"];
+
+/// The rows of a CSV (or TSV) suite as JSON objects' texts, by its header: an empty cell is an absent
+/// field; list, object, number and boolean fields are read as such (see [`LIST_FIELDS`]); a column
+/// `segments.KEY` (or `segment.KEY`) gives the segment KEY. Each row comes with the line it starts on
+/// (the header is line 1), or the problem of that row.
+pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, std::result::Result<String, String>)>, String> {
+    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(bytes);
+    let header: Vec<String> = reader.headers().map_err(|e| format!("the header row cannot be read: {e}"))?.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_string()).collect();
+    let mut rows = vec![];
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                rows.push((line, Err(format!("not a CSV row: {e}"))));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let mut obj = Map::new();
+        let mut segments = Map::new();
+        for (name, cell) in header.iter().zip(record.iter()) {
+            if cell.is_empty() {
+                continue;
+            }
+            if let Some(key) = name.strip_prefix("segments.").or_else(|| name.strip_prefix("segment.")) {
+                segments.insert(key.to_string(), Value::String(cell.to_string()));
+                continue;
+            }
+            let value = if LIST_FIELDS.contains(&name.as_str()) {
+                list_cell(cell)
+            } else if JSON_FIELDS.contains(&name.as_str()) {
+                serde_json::from_str::<Value>(cell).ok().filter(|v| v.is_object() || v.is_array()).unwrap_or_else(|| Value::String(cell.to_string()))
+            } else if NUMBER_FIELDS.contains(&name.as_str()) {
+                serde_json::from_str::<Value>(cell.trim()).ok().filter(Value::is_number).unwrap_or_else(|| Value::String(cell.to_string()))
+            } else if name == "expect_refusal" {
+                match cell.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => Value::Bool(true),
+                    "false" | "0" | "no" => Value::Bool(false),
+                    _ => Value::String(cell.to_string()),
+                }
+            } else {
+                Value::String(cell.to_string())
+            };
+            obj.insert(name.clone(), value);
+        }
+        if !segments.is_empty() {
+            obj.insert("segments".into(), Value::Object(segments));
+        }
+        rows.push((line, Ok(Value::Object(obj).to_string())));
+    }
+    Ok(rows)
+}
+
+/// A list cell: JSON, a Python list of strings, or one text.
+fn list_cell(cell: &str) -> Value {
+    let t = cell.trim();
+    if t.starts_with('[') {
+        if let Ok(v @ Value::Array(_)) = serde_json::from_str::<Value>(t) {
+            return v;
+        }
+        if let Some(items) = python_str_list(t) {
+            return Value::Array(items.into_iter().map(Value::String).collect());
+        }
+    }
+    Value::Array(vec![Value::String(cell.to_string())])
+}
+
+/// Parses a Python list of string literals (`['a', "b's"]`, with `\\`, `\'`, `\"` and `\n`
+/// escapes), as pandas writes a list column to CSV; `None` for anything else.
+fn python_str_list(t: &str) -> Option<Vec<String>> {
+    let inner = t.strip_prefix('[')?.strip_suffix(']')?;
+    let mut items = vec![];
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(quote) = chars.next() else { break };
+        if quote != '\'' && quote != '"' {
+            return None;
+        }
+        let mut item = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => match chars.next()? {
+                    'n' => item.push('\n'),
+                    't' => item.push('\t'),
+                    other => item.push(other),
+                },
+                c if c == quote => break,
+                c => item.push(c),
+            }
+        }
+        items.push(item);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => break,
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+    Some(items)
 }
 
 impl<R: BufRead> SuiteReader<R> {
     /// Wraps a reader.
     pub fn new(reader: R) -> Self {
-        Self { reader, buf: Vec::new(), line: 0, ids: HashSet::new(), failed: None, ended: false, unknown: BTreeMap::new(), ids_from_lines: 0, shadowed: BTreeMap::new(), sniffed: false, array: None }
+        Self::with_format(reader, SuiteFormat::Json)
+    }
+
+    /// Wraps a reader of a suite written in `format`.
+    pub fn with_format(reader: R, format: SuiteFormat) -> Self {
+        Self {
+            reader,
+            buf: Vec::new(),
+            line: 0,
+            ids: HashSet::new(),
+            failed: None,
+            ended: false,
+            unknown: BTreeMap::new(),
+            ids_from_lines: 0,
+            shadowed: BTreeMap::new(),
+            sniffed: false,
+            array: None,
+            format,
+            rows: None,
+        }
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
@@ -546,9 +708,20 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         if !self.sniffed {
             self.sniffed = true;
-            if let Some(problem) = self.sniff_array() {
+            let problem = match self.format {
+                SuiteFormat::Json => self.sniff_array(),
+                SuiteFormat::Csv => self.read_csv(b','),
+                SuiteFormat::Tsv => self.read_csv(b'\t'),
+            };
+            if let Some(problem) = problem {
                 return Some(Err(problem));
             }
+        }
+        if let Some(rows) = self.rows.as_mut() {
+            let (line, row) = rows.next()?;
+            self.line = line;
+            let parsed = row.map_err(|reason| SuiteProblem { line, field: None, reason }).and_then(|text| parse_case(line, &text));
+            return Some(self.admit(parsed));
         }
         if let Some(items) = self.array.as_mut() {
             let (i, v) = items.next()?;
@@ -613,6 +786,23 @@ impl<R: BufRead> SuiteReader<R> {
                 })
             }
         })
+    }
+
+    /// Reads a CSV or TSV suite whole into rows ([`csv_rows`]); the problem when its header cannot be read.
+    fn read_csv(&mut self, delimiter: u8) -> Option<SuiteProblem> {
+        let mut bytes = Vec::new();
+        self.ended = true;
+        if let Err(e) = self.reader.read_to_end(&mut bytes) {
+            self.failed = Some((1, e));
+            return None;
+        }
+        match csv_rows(&bytes, delimiter) {
+            Ok(rows) => {
+                self.rows = Some(rows.into_iter());
+                None
+            }
+            Err(reason) => Some(SuiteProblem { line: 1, field: None, reason }),
+        }
     }
 
     /// A suite whose first character (after blanks and a byte-order mark) is `[` is one JSON array
@@ -739,7 +929,7 @@ pub fn read_suite(path: &Path) -> Result<(Vec<Case>, Vec<SuiteProblem>)> {
     let file = open(path)?;
     let mut cases = Vec::new();
     let mut problems = Vec::new();
-    let mut reader = SuiteReader::new(std::io::BufReader::new(file));
+    let mut reader = SuiteReader::with_format(std::io::BufReader::new(file), SuiteFormat::for_path(path));
     for item in reader.by_ref() {
         match item {
             Ok(c) => cases.push(c),
@@ -825,6 +1015,48 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_suites_read_as_ragas_and_pandas_write_them() {
+        // A RAGAS-style export: contexts as a Python list (pandas' to_csv), a quoted answer with a
+        // comma, a newline and a doubled quote (RFC 4180), a segment column, an empty cell.
+        let text = "question,answer,contexts,ground_truth,segments.task,latency_ms\n\
+            Where was Einstein born?,\"Ulm, Germany.\nHe said \"\"hi\"\".\",\"['Einstein was born in Ulm.', \"\"It's in Germany.\"\"]\",Ulm,bio,1200\n\
+            Who?,Nobody,[\"a JSON list\"],,,\n\
+            Plain?,Yes,just one passage,,,\n";
+        let items: Vec<_> = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Csv).collect();
+        assert_eq!(items.len(), 3, "{items:?}");
+        let a = items[0].as_ref().unwrap();
+        assert_eq!(a.input.as_deref(), Some("Where was Einstein born?"));
+        assert_eq!(a.output, "Ulm, Germany.\nHe said \"hi\".");
+        let ctx: Vec<&str> = a.contexts.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(ctx, ["Einstein was born in Ulm.", "It's in Germany."]);
+        assert_eq!(a.reference.as_deref(), Some("Ulm"));
+        assert_eq!(a.segments.get("task").map(String::as_str), Some("bio"));
+        assert_eq!(a.latency_ms, Some(1200.0));
+        assert_eq!((a.id.as_str(), a.id_from_line), ("2", true), "the row's line is its id");
+        let b = items[1].as_ref().unwrap();
+        assert_eq!(b.contexts.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), ["a JSON list"]);
+        assert_eq!(b.reference, None, "an empty cell is an absent field");
+        // The second row spans two lines of the file: the third starts on line 5.
+        let c = items[2].as_ref().unwrap();
+        assert_eq!((c.line, c.contexts[0].text.as_str()), (5, "just one passage"));
+        // A row with too many cells is a problem of its line, and the others still read.
+        let bad = "output,contexts\nfine,x\ntoo,many,cells\nalso fine,y\n";
+        let items: Vec<_> = SuiteReader::with_format(bad.as_bytes(), SuiteFormat::Csv).collect();
+        assert_eq!(items.len(), 3);
+        let p = items[1].as_ref().unwrap_err();
+        assert_eq!(p.line, 3, "{p}");
+        assert!(items[2].is_ok());
+        // TSV, and the format from the extension.
+        let tsv = "output\tcontexts\nan answer\ta passage\n";
+        let items: Vec<_> = SuiteReader::with_format(tsv.as_bytes(), SuiteFormat::Tsv).collect();
+        assert_eq!(items[0].as_ref().unwrap().contexts[0].text, "a passage");
+        assert_eq!(SuiteFormat::for_path(Path::new("x/ragas.CSV")), SuiteFormat::Csv);
+        assert_eq!(SuiteFormat::for_path(Path::new("x.jsonl")), SuiteFormat::Json);
+        assert_eq!(python_str_list(r#"['a\'b', "c, d"]"#), Some(vec!["a'b".to_string(), "c, d".to_string()]));
+        assert_eq!(python_str_list("[1, 2]"), None);
+    }
 
     #[test]
     fn fnv1a64_matches_the_published_test_vectors() {

@@ -1228,3 +1228,28 @@ fn deterministic_checks_grade_and_gate() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("[[check]] 1") && err.contains("does not compile"), "{err}");
 }
+
+/// A CSV suite (RFC 4180, as pandas writes RAGAS exports) is read by its extension, or by `--format`
+/// whatever its name: each row a case, ids from line numbers, list cells as lists.
+#[test]
+fn a_csv_suite_is_graded_by_its_extension_or_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "question,answer,contexts,checks\nWhat is the fee?,\"The fee is $500, due now.\",\"['Fees are $500.']\",\"[{\"\"contains\"\": \"\"$500\"\"}]\"\nAnd the limit?,No idea,\"['Limits vary.']\",\"[{\"\"contains\"\": \"\"$\"\"}]\"\n";
+    let file = dir.path().join("ragas.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = candor(&["grade", file.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "checks", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["2", "3"]);
+    assert_eq!(results[0]["passed"], true);
+    assert_eq!(results[1]["failures"], serde_json::json!(["format_violation"]));
+    // The same bytes under another name: read as CSV because --format says so.
+    let other = dir.path().join("export.txt");
+    std::fs::write(&other, csv).unwrap();
+    let out2 = dir.path().join("r2.jsonl");
+    let o = candor(&["grade", other.to_str().unwrap(), "-o", out2.to_str().unwrap(), "--metrics", "checks", "--format", "csv", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(common::read_jsonl(&out2).len(), 2);
+}

@@ -85,9 +85,27 @@ pub struct GradeArgs {
     /// Neither read nor write the score cache.
     #[arg(long)]
     no_cache: bool,
+    /// How the suite is written [default: by its extension: .csv, .tsv, else JSON Lines or one
+    /// JSON array]. CSV needs a header row; list columns (contexts, samples) hold a JSON list, a
+    /// Python list as pandas writes it, or one text; `segments.KEY` columns give segments.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<InputFormat>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+}
+
+/// The suite formats `--format` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// JSON Lines, or one JSON array.
+    Json,
+    /// The same as json.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
 }
 
 pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
@@ -98,6 +116,11 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     let cache = (!args.no_cache).then(|| args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb")));
     let spec = RunSpec {
         suite: SuiteSource::from_arg(&args.suite),
+        format: args.format.map(|f| match f {
+            InputFormat::Json | InputFormat::Jsonl => candor::suite::SuiteFormat::Json,
+            InputFormat::Csv => candor::suite::SuiteFormat::Csv,
+            InputFormat::Tsv => candor::suite::SuiteFormat::Tsv,
+        }),
         results: args.out.clone(),
         config_file: args.config.clone(),
         config: cfg,

@@ -1163,7 +1163,7 @@ fn deterministic_checks_grade_and_gate() {
     std::fs::write(p("ticket.json"), r#"{"type": "object", "required": ["priority"], "properties": {"priority": {"enum": ["low", "high"]}}}"#).unwrap();
     std::fs::write(
         p("candor.toml"),
-        "[[check]]\nname = \"fast\"\nmax_latency_ms = 2000\n\n[[check]]\njson_schema = \"ticket.json\"\nsegment = \"task=triage\"\n\n[[check]]\ncontains = \"x\"\nsegment = \"task=refund\"\n",
+        "[[check]]\nname = \"fast\"\nmax_latency_ms = 2000\n\n[[check]]\njson_schema = \"ticket.json\"\nsegment = \"task=triage\"\n\n[[check]]\ncontains = \"x\"\nsegment = \"task=refund\"\n\n[[check]]\nname = \"as expected\"\nrefusal = \"from_case\"\n",
     )
     .unwrap();
     let cases = [
@@ -1192,7 +1192,9 @@ fn deterministic_checks_grade_and_gate() {
         r[id]["metrics"]["checks"]["checks"].as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["passed"].as_bool().unwrap())).collect()
     };
     assert_eq!(r["ok"]["passed"], true);
+    // The config's `from_case` refusal check leaves the cases that do not say what they expect.
     assert_eq!(checks("ok"), [("fast".to_string(), true), ("contains \"$500\"".to_string(), true), ("no refusal".to_string(), true)]);
+    assert!(checks("slow-refuses").contains(&("as expected".to_string(), false)));
     assert_eq!(failures("slow-refuses"), ["latency_exceeded", "over_refusal"]);
     assert_eq!(r["slow-refuses"]["metrics"]["checks"]["score"], 0.0);
     // The schema applies to the triage segment only; the missing latency fails closed.
@@ -1201,9 +1203,9 @@ fn deterministic_checks_grade_and_gate() {
     assert!(r["bad-ticket"]["metrics"]["checks"]["checks"][0]["detail"].as_str().unwrap().contains("no latency_ms"));
     assert_eq!(r["good-ticket"]["passed"], true);
     assert_eq!(failures("answers-attack"), ["format_violation", "refusal_failure"]);
-    assert!(r["answers-attack"]["metrics"]["checks"]["checks"][2]["detail"].as_str().unwrap().contains("invalid check"));
+    assert!(r["answers-attack"]["metrics"]["checks"]["checks"][3]["detail"].as_str().unwrap().contains("invalid check"));
     // A misspelt key in a case's own check fails the case, naming the key: the line is not dropped.
-    let misspelt = r["answers-attack"]["metrics"]["checks"]["checks"][3]["detail"].as_str().unwrap();
+    let misspelt = r["answers-attack"]["metrics"]["checks"]["checks"][4]["detail"].as_str().unwrap();
     assert!(misspelt.contains("invalid check") && misspelt.contains("contians"), "{misspelt}");
 
     let summary: Value = serde_json::from_str(&std::fs::read_to_string(p("results.summary.json")).unwrap()).unwrap();

@@ -16,15 +16,17 @@
 //! | `max_cost = X` | the case's `cost` is at most X | `cost_exceeded` |
 //! | `refusal = "expected"` | the output declines to answer | `refusal_failure` |
 //! | `refusal = "forbidden"` | it does not | `over_refusal` |
-//! | `refusal = "from_case"` | as the case's `expect_refusal` (true or false) says | either |
+//! | `refusal = "from_case"` | as the case's `expect_refusal` (true or false) says; applies only to cases that say | either |
 //!
 //! `case_insensitive = true` applies to `contains`, `not_contains`, `equals` and `regex`. A check has
 //! exactly one of these keys (the length keys count as one), an optional `name`, and in candor.toml an
 //! optional `segment = "key=value"`.
 //!
 //! **Fail closed.** A limit on a value the case does not carry (`max_latency_ms` without
-//! `latency_ms`, `refusal = "from_case"` without `expect_refusal`) fails, saying so: a check that could
-//! not look never passes. A check that does not compile (a bad pattern or schema, two kinds in one)
+//! `latency_ms`, `max_cost` without `cost`) fails, saying so: a check that could not look never
+//! passes. (`refusal = "from_case"` in candor.toml is the exception by its meaning: it checks the
+//! cases that say whether they expect a refusal, and leaves the others; a case's own `from_case`
+//! check without `expect_refusal` fails.) A check that does not compile (a bad pattern or schema, two kinds in one)
 //! stops the run before anything is graded when it is in candor.toml, and fails its case, saying
 //! why, when it is a case's own: never a silent pass.
 
@@ -293,7 +295,10 @@ impl Check {
 /// that does not compile fails, saying why); `None` when there are none.
 pub fn check_case(config: &[Check], case: &crate::suite::Case) -> Option<ChecksResult> {
     let facts = CaseFacts { latency_ms: case.latency_ms, cost: case.cost, expect_refusal: case.expect_refusal };
-    let mut outcomes: Vec<CheckOutcome> = config.iter().filter(|c| c.applies(&case.segments)).map(|c| c.run(&case.output, &facts)).collect();
+    // `refusal = "from_case"` applies where the case says what it expects (`expect_refusal`).
+    let says = |c: &Check| !matches!(c.kind, Kind::Refusal(RefusalRule::FromCase)) || facts.expect_refusal.is_some();
+    let mut outcomes: Vec<CheckOutcome> =
+        config.iter().filter(|c| c.applies(&case.segments) && says(c)).map(|c| c.run(&case.output, &facts)).collect();
     for (i, spec) in case.checks.iter().enumerate() {
         outcomes.push(match spec.as_ref().map_err(String::clone).and_then(Check::new) {
             Ok(c) => c.run(&case.output, &facts),

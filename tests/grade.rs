@@ -1223,6 +1223,14 @@ fn deterministic_checks_grade_and_gate() {
     let held = gate("\"failures.cost_exceeded\" = \"== 0\"\n\"checks.pass_rate\" = \">= 0.4\"");
     assert_eq!(held.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&held.stdout), String::from_utf8_lossy(&held.stderr));
 
+    // The default metrics include the checks: a [[check]] written in candor.toml runs without --metrics.
+    let all = p("all.jsonl");
+    let o = candor(&["grade", p("suite.jsonl").to_str().unwrap(), "-o", all.to_str().unwrap(), "--config", p("candor.toml").to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let graded = common::read_jsonl(&all);
+    assert!(graded.iter().all(|r| r["metrics"]["checks"]["checks"].is_array()), "checks did not run by default");
+    assert!(graded.iter().find(|r| r["id"] == "slow-refuses").unwrap()["failures"].as_array().unwrap().contains(&serde_json::json!("over_refusal")));
+
     // A check in candor.toml that does not compile stops the run before anything is graded.
     std::fs::write(p("bad.toml"), "[[check]]\nregex = \"(\"\n").unwrap();
     let o = candor(&["grade", p("suite.jsonl").to_str().unwrap(), "-o", p("r2.jsonl").to_str().unwrap(), "--metrics", "checks", "--config", p("bad.toml").to_str().unwrap(), "-q"]);

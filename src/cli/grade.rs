@@ -58,8 +58,9 @@ pub struct GradeArgs {
     #[arg(long, short = 'o', value_name = "RESULTS")]
     out: PathBuf,
     /// Metrics to run, comma-separated: support, citation, consistency, judge (the config's
-    /// [[rubric]] metrics, rated by the judge model; they run only when the config has some).
-    #[arg(long, default_value = "support,citation,consistency,judge")]
+    /// [[rubric]] metrics, rated by the judge model; they run only when the config has some),
+    /// checks (the config's [[check]] and each case's `checks`; no model).
+    #[arg(long, default_value = "support,citation,consistency,judge,checks")]
     metrics: MetricSet,
     /// Grading config (thresholds, aggregation, models, chunking); defaults apply without one.
     #[arg(long, short = 'c', value_name = "FILE")]

@@ -133,7 +133,7 @@ impl Check {
                 return Err(format!("{k} is empty: it would decide nothing"));
             }
         }
-        let fold = |t: &str| if s.case_insensitive { t.to_lowercase() } else { t.to_string() };
+        let fold = |t: &str| fold(t, s.case_insensitive);
         let (kind, default_name) = if let Some(t) = &s.contains {
             (Kind::Contains(fold(t)), format!("contains {t:?}"))
         } else if let Some(t) = &s.not_contains {
@@ -208,7 +208,7 @@ impl Check {
 
     /// Runs the check on an output.
     pub fn run(&self, output: &str, facts: &CaseFacts) -> CheckOutcome {
-        let fold = |t: &str| if self.spec.case_insensitive { t.to_lowercase() } else { t.to_string() };
+        let fold = |t: &str| fold(t, self.spec.case_insensitive);
         let format = Some(Failure::FormatViolation);
         let (passed, failure, detail) = match &self.kind {
             Kind::Contains(t) => {
@@ -289,6 +289,11 @@ impl Check {
         };
         CheckOutcome { name: self.name.clone(), passed, failure: if passed { None } else { failure }, detail }
     }
+}
+
+/// A text as the text checks compare it: lower-cased with `case_insensitive`.
+fn fold(t: &str, case_insensitive: bool) -> String {
+    if case_insensitive { t.to_lowercase() } else { t.to_string() }
 }
 
 /// The checks of one case: the config's that apply to its segments, then its own (a case's check

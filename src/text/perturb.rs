@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::sentences::split_sentences;
 use super::specifics::{extract, SpecificKind};
+use crate::stats::Rng;
 
 /// How a synthetic claim was made from its sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -139,24 +140,11 @@ impl Default for Options {
     }
 }
 
-/// A small deterministic generator (splitmix64) seeded from a hash.
-struct Rng(u64);
-
-impl Rng {
-    fn from(seed: u64, text: &str, salt: &str) -> Self {
-        let h = Sha256::new().chain_update(seed.to_be_bytes()).chain_update(salt.as_bytes()).chain_update(text.as_bytes()).finalize();
-        Rng(u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() as u128 * n as u128) >> 64) as usize
-    }
+/// The generator of every choice (candor's seedable SplitMix64), seeded from a hash of the seed, a
+/// salt and a text.
+fn seeded(seed: u64, text: &str, salt: &str) -> Rng {
+    let h = Sha256::new().chain_update(seed.to_be_bytes()).chain_update(salt.as_bytes()).chain_update(text.as_bytes()).finalize();
+    Rng::new(u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]))
 }
 
 fn words(s: &str) -> usize {
@@ -177,7 +165,7 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
     for (di, doc) in documents.iter().enumerate() {
         let sents: Vec<&str> = split[di].iter().map(|r| &doc[r.clone()]).collect();
         let mut candidates: Vec<usize> = (0..sents.len()).filter(|&j| claimable(sents[j])).collect();
-        let mut rng = Rng::from(opts.seed, doc, "sentences");
+        let mut rng = seeded(opts.seed, doc, "sentences");
         // A stable shuffle, then the first few.
         for k in (1..candidates.len()).rev() {
             let j = rng.below(k + 1);
@@ -190,16 +178,17 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
             let premise = window(&sents, j, opts.max_premise_words);
             // Salted by the document, not its position: a document gives the same pairs wherever it
             // sits among the others.
-            let mut rng = Rng::from(opts.seed, sents[j], doc);
+            let mut rng = seeded(opts.seed, sents[j], doc);
             // The entailed pair.
-            let merged = (j + 1 < sents.len() && claimable(sents[j + 1]) && premise_has(&sents, j, j + 1, opts.max_premise_words))
-                .then(|| format!("{} {}", sents[j], sents[j + 1]));
-            let (claim, transform) = match merged {
-                Some(m) if rng.below(3) == 0 => (m, Transform::Merge),
-                _ => (sents[j].to_string(), Transform::Copy),
+            // The window around the sentence and the next, where both are claimable and fit.
+            let pair = (j + 1 < sents.len() && claimable(sents[j + 1]))
+                .then(|| window_range(&sents, j, j + 1, opts.max_premise_words))
+                .flatten();
+            let (claim, transform, entailed_premise) = match pair {
+                Some(r) if rng.below(3) == 0 => (format!("{} {}", sents[j], sents[j + 1]), Transform::Merge, sents[r].join(" ")),
+                _ => (sents[j].to_string(), Transform::Copy, premise.clone()),
             };
-            let premise_for_merge = if transform == Transform::Merge { window_pair(&sents, j, opts.max_premise_words) } else { premise.clone() };
-            out.push(Synthetic { premise: premise_for_merge, claim, verdict: Verdict::Entailment, transform, document: di });
+            out.push(Synthetic { premise: entailed_premise, claim, verdict: Verdict::Entailment, transform, document: di });
             // The pair that is not: one of the negative transforms that apply, chosen at random.
             let mut negatives: Vec<(Transform, String, String)> = vec![];
             let s = sents[j];
@@ -226,7 +215,7 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
             // choices above do not depend on which other documents there are.
             let other = (documents.len() > 1)
                 .then(|| {
-                    let mut orng = Rng::from(opts.seed, sents[j], "other");
+                    let mut orng = seeded(opts.seed, sents[j], "other");
                     let o = (di + 1 + orng.below(documents.len() - 1)) % documents.len();
                     let theirs: Vec<&str> = split[o].iter().map(|r| &documents[o][r.clone()]).filter(|s| claimable(s)).collect();
                     (!theirs.is_empty()).then(|| theirs[orng.below(theirs.len())].to_string())
@@ -235,7 +224,7 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
                 .filter(|c| !premise.contains(c.as_str()));
             // One slot more than the local negatives, for another document's sentence; where there is
             // none, that slot falls back to a local negative, drawn from the same number.
-            let pick = rng.next();
+            let pick = rng.next_u64();
             let slots = negatives.len() as u64 + 1;
             let (transform, claim, premise) = match (pick % slots == negatives.len() as u64, other) {
                 (true, Some(c)) => (Transform::OtherDocument, c, premise.clone()),
@@ -252,14 +241,6 @@ pub fn synthesize(documents: &[&str], opts: &Options) -> Vec<Synthetic> {
 /// Sentences around `j` (it included), growing outwards one at a time while they fit `max_words`.
 fn window(sents: &[&str], j: usize, max_words: usize) -> String {
     window_range(sents, j, j, max_words).map(|r| sents[r].join(" ")).unwrap_or_default()
-}
-
-fn window_pair(sents: &[&str], j: usize, max_words: usize) -> String {
-    window_range(sents, j, j + 1, max_words).map(|r| sents[r].join(" ")).unwrap_or_default()
-}
-
-fn premise_has(sents: &[&str], a: usize, b: usize, max_words: usize) -> bool {
-    window_range(sents, a, b, max_words).is_some()
 }
 
 /// The widest run of sentences holding `a..=b` within `max_words`, grown alternately after and before.
@@ -468,7 +449,7 @@ mod tests {
 
     #[test]
     fn transforms_change_what_they_say() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1);
         let s = "Mayor Alice Brown said the city would hire 40 new teachers in 2025.";
         let specifics = extract(DOC);
         let n = swap_specific(s, &specifics, &[SpecificKind::Number, SpecificKind::Amount, SpecificKind::Percent], &mut rng).unwrap();
@@ -486,9 +467,9 @@ mod tests {
         assert_eq!(negate("Nothing here changes."), None);
         assert_eq!(swap_pronoun("She added that the plan was his.").unwrap(), "He added that the plan was his.");
         assert_eq!(swap_pronoun("The shed is red."), None, "no pronoun inside another word");
-        assert_eq!(shifted("1879", &mut Rng(3)).map(|y| y.len()), Some(4));
+        assert_eq!(shifted("1879", &mut Rng::new(3)).map(|y| y.len()), Some(4));
         assert!(shifted("no digits", &mut rng).is_none());
-        assert!(shifted("99999999999999999999", &mut Rng(4)).is_some(), "a 20-digit number does not overflow");
+        assert!(shifted("99999999999999999999", &mut Rng::new(4)).is_some(), "a 20-digit number does not overflow");
         assert_eq!(negate("It may rain on Monday."), None, "a modal of possibility is not negated");
     }
 

@@ -1,7 +1,7 @@
 //! Throughput of the engine's runtimes over a realistic length mix of texts drawn from
 //! ../shared/data (short NLI pairs, evidence paragraphs with claims, web evidence, Wikipedia claims).
 //!
-//! Both runtimes run candor-nli-minilm, the shipped default (bundled in the repository, so the bench
+//! Both runtimes run candor-nli-minilm, the first default (the same network as today's, MiniLM-L6; bundled in the repository, so the bench
 //! needs no download): the cross-encoder as it is, the embedder as its encoder with mean pooling and L2
 //! normalisation, which is all-MiniLM-L6-v2's architecture and size. benches/peer_torch.py runs the
 //! same weights on the same inputs in the same batches through PyTorch.

@@ -63,7 +63,7 @@ pub fn label_key(metric: &str) -> Option<&'static str> {
 }
 
 /// The whole configuration of a grading run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct GradeConfig {
     /// Which models grade.
@@ -86,7 +86,7 @@ pub struct GradeConfig {
 }
 
 /// One check as written (candor.toml's `[[check]]`, or an item of a case's `checks`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     /// A name for reports (default: the kind and its argument, e.g. `contains "$500"`).
@@ -141,7 +141,7 @@ pub struct CheckSpec {
 }
 
 /// What a refusal check wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalRule {
     /// The output must decline.
@@ -170,7 +170,7 @@ fn resolve_schema_files(checks: &mut [CheckSpec], base: &Path) -> Result<(), Str
 pub const RUBRIC_FIELDS: [&str; 4] = ["input", "output", "reference", "contexts"];
 
 /// One rubric metric: a criterion the judge model rates on a 1..scale scale (G-Eval).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RubricConfig {
     /// The metric's name in results (letters, digits, `_` and `-`; not a built-in metric's name).
@@ -202,7 +202,7 @@ pub struct RubricConfig {
 }
 
 /// What a rubric does with text addressed to the grader (see `text::injection`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InjectionPolicy {
     /// Replace it before the judge reads the fields.
@@ -229,7 +229,7 @@ fn default_rubric_pass() -> f32 {
 }
 
 /// Models by role; `None` is the registry's default for the role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// The NLI cross-encoder.
@@ -241,7 +241,7 @@ pub struct ModelsConfig {
 }
 
 /// How claim supports become a case score.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Aggregation {
     /// Fraction of supported claims (RAGAS faithfulness).
@@ -254,7 +254,7 @@ pub enum Aggregation {
 }
 
 /// Factual support settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupportConfig {
     /// P(entailment) from which a claim is supported. Where the config file does not set it, the
@@ -298,7 +298,7 @@ pub struct SupportConfig {
 }
 
 /// How the support grader reads a bare answer (`[support] short_answers`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShortAnswers {
     /// After the question the case's input asks: "Where is it based? Los Angeles".
@@ -309,7 +309,7 @@ pub enum ShortAnswers {
 }
 
 /// Where the support grader's claims come from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClaimSplit {
     /// Each claim sentence of the output is one claim.
@@ -337,7 +337,7 @@ impl Default for SupportConfig {
 }
 
 /// What to do with claim sentences that cite nothing, in an output that cites elsewhere.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Uncited {
     /// Count them with recall 0 and report `missing_citation` (ALCE's choice for its tasks).
@@ -348,7 +348,7 @@ pub enum Uncited {
 }
 
 /// Citation entailment settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct CitationConfig {
     /// P(entailment) from which passages entail a sentence.
@@ -371,7 +371,7 @@ impl Default for CitationConfig {
 }
 
 /// Semantic consistency settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsistencyConfig {
     /// Score from which each part (reference, samples) passes.
@@ -386,7 +386,7 @@ impl Default for ConsistencyConfig {
 }
 
 /// Chunking settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChunkingConfig {
     /// Premise tokens per chunk; 0 picks three quarters of the NLI model's window.
@@ -402,7 +402,7 @@ impl Default for ChunkingConfig {
 }
 
 /// Engine settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
     /// Padded tokens per batch; 0 keeps the device's default.
@@ -505,8 +505,112 @@ impl GradeConfig {
     }
 }
 
+/// docs/config.md: every key of candor.toml with its type, default and meaning, generated from the
+/// config types themselves (their doc comments, through their JSON Schema, and
+/// `GradeConfig::default()`), so that the reference cannot drift from the code; a test compares the
+/// file with this. Regenerate with `cargo run --example config_reference > docs/config.md`.
+pub fn reference_markdown() -> String {
+    use std::fmt::Write as _;
+    let schema = serde_json::to_value(schemars::schema_for!(GradeConfig)).unwrap_or_default();
+    let defs = schema.get("$defs").cloned().unwrap_or_default();
+    let resolve = |v: &Value| -> Value {
+        match v.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/$defs/")) {
+            Some(name) => defs.get(name).cloned().unwrap_or_default(),
+            None => v.clone(),
+        }
+    };
+    let one_line = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+    // The type of a property, in TOML's words; enums as their values with what each means.
+    fn type_of(p: &Value, resolve: &dyn Fn(&Value) -> Value) -> String {
+        let p = resolve(p);
+        if let Some(any) = p.get("anyOf").or_else(|| p.get("oneOf")).and_then(Value::as_array) {
+            let parts: Vec<String> = any.iter().filter(|a| a.get("type") != Some(&Value::from("null"))).map(|a| type_of(a, resolve)).collect();
+            return parts.join(" or ");
+        }
+        if let Some(c) = p.get("const") {
+            return format!("`{c}`");
+        }
+        if let Some(values) = p.get("enum").and_then(Value::as_array) {
+            return values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(" \\| ");
+        }
+        let kind = match p.get("type") {
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("any").to_string(),
+            Some(Value::String(t)) => t.clone(),
+            _ => "any".into(),
+        };
+        match kind.as_str() {
+            "array" => match p.get("items") {
+                Some(items) => format!("list of {}", type_of(items, resolve)),
+                None => "list".into(),
+            },
+            "object" => "table".into(),
+            "number" => "number".into(),
+            "integer" => "integer".into(),
+            "boolean" => "true/false".into(),
+            other => other.into(),
+        }
+    }
+    let defaults = serde_json::to_value(GradeConfig::default()).unwrap_or_default();
+    let mut out = String::from(
+        "# candor.toml reference\n\n<!-- Generated from the code (`candor::config::reference_markdown`): do not edit by hand; regenerate with\n     `cargo run --example config_reference > docs/config.md`. A test fails when this file and the code disagree. -->\n\nEvery key `candor grade --config candor.toml` reads, by section, with its type, its default and what it does.\nA key candor does not know is an error, never ignored. See README.md for how the metrics use them.\n",
+    );
+    let Some(sections) = schema.get("properties").and_then(Value::as_object) else { return out };
+    for (section, sp) in sections {
+        let sp_resolved = resolve(sp);
+        let is_list = sp_resolved.get("type") == Some(&Value::from("array"));
+        let item = if is_list { sp_resolved.get("items").map(&resolve).unwrap_or_default() } else { sp_resolved.clone() };
+        let _ = write!(out, "\n## {}\n\n", if is_list { format!("[[{section}]]") } else { format!("[{section}]") });
+        let about = one_line(sp.get("description").or_else(|| item.get("description")));
+        if !about.is_empty() {
+            let _ = writeln!(out, "{about}{}\n", if is_list { " (a list: one table per item)" } else { "" });
+        }
+        let Some(props) = item.get("properties").and_then(Value::as_object) else { continue };
+        let _ = writeln!(out, "| key | type | default | meaning |\n|---|---|---|---|");
+        for (key, p) in props {
+            let default = if is_list {
+                // An item's defaults are its schema's (from its serde defaults).
+                p.get("default").map(|v| format!("`{v}`")).unwrap_or_default()
+            } else {
+                match defaults.get(section).and_then(|d| d.get(key)) {
+                    Some(Value::Null) | None => "none".into(),
+                    Some(v) => format!("`{v}`"),
+                }
+            };
+            let target = resolve(p);
+            let mut meaning = one_line(p.get("description").or_else(|| target.get("description")));
+            let values: Vec<String> = target
+                .get("oneOf")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| Some(format!("`{}`: {}", v.get("const").or_else(|| v.get("enum").and_then(|e| e.get(0)))?.as_str()?, one_line(v.get("description")))))
+                .collect();
+            if !values.is_empty() {
+                let _ = write!(meaning, " ({})", values.join("; "));
+            }
+            let _ = writeln!(out, "| `{key}` | {} | {default} | {} |", type_of(p, &resolve), meaning.replace('|', "\\|"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docs_config_md_is_generated_from_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/config.md");
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        let generated = super::reference_markdown();
+        assert!(
+            written == generated,
+            "docs/config.md differs from the code's config types: regenerate it with `cargo run --example config_reference > docs/config.md`"
+        );
+        // It names every section and a key of each, with its default.
+        for needle in ["## [support]", "`claim_threshold` | number | `0.5`", "## [[check]]", "## [[rubric]]", "`overlap`"] {
+            assert!(generated.contains(needle), "{needle} missing");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -128,12 +128,14 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 
     /// An input/output error on a named path.
-    #[error("{}: {source}", path.display())]
+    // The underlying error is in the message, not also a `source()`: the binary prints the chain
+    // (`{:#}`), which would say it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path being read or written.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The persistent score cache could not be opened, read or written.
@@ -196,6 +198,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), error: source }
     }
 }

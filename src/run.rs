@@ -84,6 +84,8 @@ pub struct RunSpec {
     /// How the suite is written (default: by the file's extension, `.csv` and `.tsv`, else JSON
     /// Lines or a JSON array).
     pub format: Option<SuiteFormat>,
+    /// Fields read under another name (`--field from=to`: the suite's `from` is candor's `to`).
+    pub fields: Vec<(String, String)>,
     /// The results file (JSON Lines); its summary goes beside it ([`summary_path`]).
     pub results: PathBuf,
     /// The config file it came from, if any (checked not to be an output).
@@ -110,6 +112,7 @@ impl RunSpec {
         Self {
             suite: SuiteSource::from_arg(suite.as_ref()),
             format: None,
+            fields: Vec::new(),
             results: results.into(),
             config_file: None,
             config: GradeConfig::default(),
@@ -254,7 +257,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         SuiteSource::File(p) => SuiteFormat::for_path(p),
         SuiteSource::Stdin => SuiteFormat::Json,
     });
-    let mut reader = SuiteReader::with_format(BufReader::with_capacity(1 << 16, source), format);
+    let mut reader = SuiteReader::with_format(BufReader::with_capacity(1 << 16, source), format)
+        .with_renames(spec.fields.clone())
+        .map_err(|reason| Error::Input { location: "--field".into(), reason })?;
     let suite_name = spec.suite.name();
     let suite_path = PathBuf::from(&suite_name);
 

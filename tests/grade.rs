@@ -937,8 +937,12 @@ fn resume_refuses_other_settings_and_regrades_changed_cases() {
 
     let config = dir.path().join("other.toml");
     std::fs::write(&config, "[support]\nclaim_threshold = 0.7\n").unwrap();
+    // The default model's own threshold (models.toml) is what the first run used.
+    let registry = candor::models::Registry::builtin().unwrap();
+    let own = registry.default_for(candor::models::Role::Nli).unwrap().claim_threshold.unwrap();
+    let threshold_change = format!("claim_threshold: {own} vs 0.7");
     for (extra, says) in [
-        (vec!["--metrics", "support", "--resume", "-c", config.to_str().unwrap()], "claim_threshold: 0.475 vs 0.7"),
+        (vec!["--metrics", "support", "--resume", "-c", config.to_str().unwrap()], threshold_change.as_str()),
         (vec!["--metrics", "support,citation", "--resume"], "metrics"),
         (vec!["--metrics", "support", "--resume", "--shard", "1/2"], "shard"),
     ] {
@@ -1262,4 +1266,32 @@ fn a_csv_suite_is_graded_by_its_extension_or_format() {
     let o = candor(&["grade", other.to_str().unwrap(), "-o", out2.to_str().unwrap(), "--metrics", "checks", "--format", "csv", "-q"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(common::read_jsonl(&out2).len(), 2);
+}
+
+/// A promptfoo YAML test file (a config with `defaultTest` and `tests`, outputs as `providerOutput`)
+/// is graded by its extension: each test a case numbered by the line it starts on, its assertions run
+/// as checks, an assertion type candor does not run named once with its count, and refused under
+/// `--strict`.
+#[test]
+fn a_promptfoo_yaml_file_is_graded_with_its_assertions_as_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "# promptfooconfig.yaml\nprompts:\n  - 'Answer: {{question}}'\ndefaultTest:\n  assert:\n    - type: not-icontains\n      value: as an AI\ntests:\n  - description: fee\n    vars:\n      question: What is the fee?\n      context: Fees are $500.\n    providerOutput: The fee is $500.\n    assert:\n      - type: contains\n        value: $500\n      - type: llm-rubric\n        value: answers the question\n  - vars:\n      question: And the limit?\n    providerOutput: As an AI, I cannot say.\n    metadata:\n      team: risk\n    assert:\n      - type: is-json\n      - type: llm-rubric\n        value: answers\n";
+    let file = dir.path().join("promptfooconfig.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = candor(&["grade", file.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "checks"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`assert.llm-rubric` (2 case(s): promptfoo's `llm-rubric` assertion, which candor does not run)"), "{err}");
+    let results = common::read_jsonl(&out);
+    let ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["9", "19"]);
+    assert_eq!(results[0]["passed"], true, "{}", results[0]);
+    // The second declines where defaultTest forbids "as an AI", and is not JSON.
+    assert_eq!(results[1]["passed"], false);
+    assert_eq!(results[1]["failures"], serde_json::json!(["format_violation"]));
+    assert_eq!(results[1]["segments"]["team"], "risk");
+    // --strict refuses the suite: an assertion left unrun would let a case pass unchecked.
+    let o = candor(&["grade", file.to_str().unwrap(), "-o", dir.path().join("s.jsonl").to_str().unwrap(), "--metrics", "checks", "--strict", "-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }

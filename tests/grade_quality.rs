@@ -2,15 +2,17 @@
 //! from ../shared/data (the converter is here), on data the default model never trained on:
 //!
 //! - support on the held-out parts of HaluEval QA and dialogue, and on Factcheck-GPT's held-out part
-//!   (supported vs refuted): the same splits as the model's `[[test]]` sets in
-//!   models/candor-nli-minilm/train.toml;
+//!   (supported vs refuted): the same splits as the default model's `[[test]]` sets in
+//!   models/<default>/train.toml;
 //! - citation on AttributionBench dev: the claim cites every reference, and the label says whether the
 //!   references entail it.
 //!
 //! Balanced accuracy uses the grader's own verdict (a claim supported, a citation entailing); ROC-AUC
 //! uses its probability. The figures are printed and recorded in docs/quality.md. The floors are the
-//! bare model's figures in step 2 (training.json beside the model), less a small margin for the
-//! grader's chunking of long passages.
+//! bare model's figures (training.json beside the default model, measured at P(entailment) >= 0.5),
+//! less a small margin for the grader's chunking of long passages, compared at the same 0.5; the
+//! grader's own verdicts, at the threshold the run uses (the model's own, from models.toml), are
+//! printed beside them.
 
 mod common;
 
@@ -24,8 +26,13 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The default NLI model's folder in the checkout (its recipe and training summary).
+fn default_model_dir() -> PathBuf {
+    manifest().join("models").join(candor::models::bundled::NAME)
+}
+
 fn test_sets() -> (TrainConfig, Vec<DataSet>) {
-    let cfg = TrainConfig::from_file(&manifest().join("models/candor-nli-minilm/train.toml")).unwrap();
+    let cfg = TrainConfig::from_file(&default_model_dir().join("train.toml")).unwrap();
     let sets = cfg.test.clone();
     (cfg, sets)
 }
@@ -36,7 +43,7 @@ fn set_named<'a>(sets: &'a [DataSet], prefix: &str) -> &'a DataSet {
 
 /// The bare model's balanced accuracy on a test set, from step 2's training summary.
 fn bare_balanced_accuracy(name: &str) -> f64 {
-    let path = manifest().join("models/candor-nli-minilm/training.json");
+    let path = default_model_dir().join("training.json");
     let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     t["test"]
         .as_array()
@@ -104,14 +111,19 @@ fn grade(suite: &Path, metrics: &str) -> Vec<Value> {
 
 struct Figures {
     n: usize,
+    /// Of the grader's own verdicts (at the run's threshold).
     balanced_accuracy: f64,
+    /// Of "the weakest probability >= 0.5": the bare model's measure, to compare with it.
+    balanced_accuracy_at_half: f64,
     roc_auc: f64,
 }
 
 fn figures(predicted: &[bool], scores: &[f64], gold: &[bool]) -> Figures {
+    let at_half: Vec<bool> = scores.iter().map(|s| *s >= 0.5).collect();
     Figures {
         n: gold.len(),
         balanced_accuracy: candor::stats::balanced_accuracy(predicted, gold).unwrap(),
+        balanced_accuracy_at_half: candor::stats::balanced_accuracy(&at_half, gold).unwrap(),
         roc_auc: candor::stats::roc_auc(scores, gold).unwrap(),
     }
 }
@@ -193,14 +205,15 @@ fn check_support(prefix: &str) -> Vec<Value> {
     assert!(f.n * 100 >= n * 90, "support skipped {} of {n} cases", n - f.n);
     let bare = bare_balanced_accuracy(&set.display_name());
     println!(
-        "{}: n={} balanced accuracy {:.4} (bare model {:.4}), ROC-AUC {:.4}",
+        "{}: n={} balanced accuracy {:.4} at the run's threshold, {:.4} at 0.5 (bare model at 0.5 {:.4}), ROC-AUC {:.4}",
         set.display_name(),
         f.n,
         f.balanced_accuracy,
+        f.balanced_accuracy_at_half,
         bare,
         f.roc_auc
     );
-    assert!(f.balanced_accuracy >= bare - 0.01, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
+    assert!(f.balanced_accuracy_at_half >= bare - 0.01, "grader {:.4} below the bare model {:.4} (both at 0.5)", f.balanced_accuracy_at_half, bare);
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
     let (t, before, after, se) = calibrate_on_half(&results, dir.path());
     println!(
@@ -301,13 +314,13 @@ fn citation_on_attributionbench_dev() {
     let f = figures(&predicted, &scores, &gold);
     let bare = bare_balanced_accuracy("attributionbench-dev");
     println!(
-        "attributionbench-dev citation: n={} balanced accuracy {:.4} (bare model {:.4}), ROC-AUC {:.4}",
-        f.n, f.balanced_accuracy, bare, f.roc_auc
+        "attributionbench-dev citation: n={} balanced accuracy {:.4} at the run's threshold, {:.4} at 0.5 (bare model at 0.5 {:.4}), ROC-AUC {:.4}",
+        f.n, f.balanced_accuracy, f.balanced_accuracy_at_half, bare, f.roc_auc
     );
     // The default model is little better than chance here (its card: 0.574 bare, issue 3's floor is
     // 0.60). What the grader must not do is lose what the model has: cutting the references into
     // windows and taking the best one may cost at most two points against the bare model on whole
     // references.
-    assert!(f.balanced_accuracy >= bare - 0.02, "grader {:.4} below the bare model {:.4}", f.balanced_accuracy, bare);
+    assert!(f.balanced_accuracy_at_half >= bare - 0.02, "grader {:.4} below the bare model {:.4} (both at 0.5)", f.balanced_accuracy_at_half, bare);
     assert!(f.balanced_accuracy > 0.5 && f.roc_auc > 0.5, "no better than chance: {:.4} / {:.4}", f.balanced_accuracy, f.roc_auc);
 }

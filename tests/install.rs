@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 #[cfg(feature = "bundled-model")]
 use sha2::{Digest, Sha256};
+use candor::models::bundled::NAME;
 
 /// A copy of the built binary in a fresh folder (a hard link where the file system allows one: the
 /// binary sees only the path it was started by, so the two are the same to it).
@@ -86,8 +87,8 @@ fn an_installed_binary_grades_with_the_bundled_model_and_installs_it_verified_in
     let first = grade("results.jsonl");
     let stderr = text(&first.stderr);
     assert!(first.status.success(), "exit {:?}\nstderr:\n{stderr}", first.status.code());
-    let installed_dir = sb.cache.join("models/candor-nli-minilm");
-    let notice = format!("installed the bundled model candor-nli-minilm into {}", installed_dir.display());
+    let installed_dir = sb.cache.join("models").join(NAME);
+    let notice = format!("installed the bundled model {NAME} into {}", installed_dir.display());
     assert_eq!(stderr.matches(&notice).count(), 1, "stderr:\n{stderr}");
 
     // One result per case, in suite order, each graded by support.
@@ -103,7 +104,7 @@ fn an_installed_binary_grades_with_the_bundled_model_and_installs_it_verified_in
 
     // The model's files are in the cache, each with the registry's sha256, and nothing else is.
     let registry = candor::models::Registry::builtin().unwrap();
-    let entry = registry.get("candor-nli-minilm").unwrap();
+    let entry = registry.get(NAME).unwrap();
     for spec in &entry.files {
         let bytes = std::fs::read(installed_dir.join(&spec.path)).unwrap_or_else(|e| panic!("{}: {e}", spec.path));
         assert_eq!(Some(hex::encode(Sha256::digest(&bytes))), spec.sha256, "{}", spec.path);
@@ -120,7 +121,7 @@ fn an_installed_binary_grades_with_the_bundled_model_and_installs_it_verified_in
 
     // `models list` says where it is now.
     let list = sb.candor(&["models", "list"]);
-    let line = text(&list.stdout).lines().find(|l| l.starts_with("candor-nli-minilm")).map(str::to_string);
+    let line = text(&list.stdout).lines().find(|l| l.starts_with(NAME)).map(str::to_string);
     assert!(line.as_deref().is_some_and(|l| l.contains(" cache ")), "{line:?}");
 }
 
@@ -130,13 +131,13 @@ fn models_list_and_fetch_offer_the_bundled_model_without_the_network() {
     let sb = Sandbox::new();
     let list = sb.candor(&["models", "list"]);
     assert!(list.status.success(), "{}", text(&list.stderr));
-    let line = text(&list.stdout).lines().find(|l| l.starts_with("candor-nli-minilm")).map(str::to_string);
+    let line = text(&list.stdout).lines().find(|l| l.starts_with(NAME)).map(str::to_string);
     assert!(line.as_deref().is_some_and(|l| l.contains(" bundled ")), "{line:?}");
     // No Python for pip, no network: the bundle is enough for `models fetch`.
-    let fetch = sb.candor(&["models", "fetch", "candor-nli-minilm"]);
+    let fetch = sb.candor(&["models", "fetch", NAME]);
     assert!(fetch.status.success(), "{}", text(&fetch.stderr));
     assert!(text(&fetch.stdout).contains("(cache, verified)"), "{}", text(&fetch.stdout));
-    let verify = sb.candor(&["models", "verify", "candor-nli-minilm"]);
+    let verify = sb.candor(&["models", "verify", NAME]);
     assert!(verify.status.success(), "{}", text(&verify.stdout));
 }
 
@@ -148,7 +149,7 @@ fn without_the_bundle_a_binary_away_from_the_checkout_says_where_it_looked() {
     let out = sb.candor(&["grade", suite.to_str().unwrap(), "-o", "results.jsonl", "--metrics", "support", "--no-cache", "-q"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("candor-nli-minilm") && stderr.contains(&sb.cache.display().to_string()), "{stderr}");
+    assert!(stderr.contains(NAME) && stderr.contains(&sb.cache.display().to_string()), "{stderr}");
 }
 
 /// Byte ranges of the items under `#[cfg(test)]` in masked code (comments and string insides blanked):

@@ -497,3 +497,52 @@ fn calibrate_refuses_to_write_a_threshold_from_too_few_cases() {
     // Positives score 0.30-0.68, negatives 0.1: the midpoint 0.2 separates them.
     assert!((written.support.claim_threshold - 0.2).abs() < 1e-6, "{}", written.support.claim_threshold);
 }
+
+/// The worst cases' evidence is quoted from the graded suite (found through the run's manifest), the
+/// span marked, in every format, beside the grader's agreement with the labels; where the suite is
+/// gone, the evidence is given as character spans and a note says why.
+#[test]
+fn report_quotes_the_evidence_and_gives_the_agreement() {
+    let results = example_results();
+    let run = |format: &str| {
+        let o = candor(&["report", results.to_str().unwrap(), "--format", format, "--worst", "58"]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let md = run("markdown");
+    assert!(md.contains("### Agreement with the labels") && md.contains("| support | `supported` |"), "{md}");
+    assert!(md.contains("support mean (95% CI)"), "{md}");
+    // Every quoted span is text of the suite's contexts (whitespace runs made one space).
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let contexts: Vec<String> = common::read_jsonl(&manifest().join("examples/suite.jsonl"))
+        .iter()
+        .flat_map(|c| c["contexts"].as_array().cloned().unwrap_or_default())
+        .map(|c| squeeze(c["text"].as_str().or(c.as_str()).unwrap_or_default()))
+        .collect();
+    let quoted: Vec<&str> = md.split('«').skip(1).filter_map(|rest| rest.split('»').next()).collect();
+    assert!(!quoted.is_empty(), "no evidence quoted: {md}");
+    for q in &quoted {
+        let q = q.replace("\\", "");
+        let parts: Vec<&str> = q.split(" … ").collect();
+        assert!(contexts.iter().any(|c| parts.iter().all(|p| c.contains(p))), "«{q}» is in no context");
+    }
+    assert!(md.contains("evidence, context "), "{md}");
+    let html = run("html");
+    assert!(html.contains("<mark>") && html.contains("<h2>Agreement with the labels</h2>"), "the HTML lacks them");
+    let table = run("table");
+    assert!(table.contains("evidence: \"") && table.contains("agreement of support with label `supported`"), "{table}");
+
+    // The suite gone (the manifest names a file that is not there): spans, and a note.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("results.jsonl");
+    std::fs::copy(results, &copy).unwrap();
+    let summary = results.with_extension("summary.json");
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    s["run"]["suite"]["path"] = Value::from(dir.path().join("gone.jsonl").display().to_string());
+    std::fs::write(dir.path().join("results.summary.json"), s.to_string()).unwrap();
+    let o = candor(&["report", copy.to_str().unwrap(), "--format", "markdown", "--worst", "58"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(!md.contains('«') && md.contains(".."), "{md}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not here: the evidence is given as character spans"), "{}", text(&o));
+}

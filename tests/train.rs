@@ -272,7 +272,10 @@ fn no_recipe_trains_on_a_test_set() {
         }
         for member in &cfg.average {
             assert!(cfg.train.is_empty() && cfg.base.is_empty(), "{}: averages and trains", r.display());
-            assert!(recipes.contains(&dir.join(member)), "{}: averages {member}, which is not beside it", r.display());
+            // Beside it, or another shipped recipe (candor-nli-minilm-3 averages candor-nli-minilm-2's):
+            // either way one this test reads.
+            let at = std::fs::canonicalize(dir.join(member)).unwrap_or_else(|e| panic!("{}: averages {member}: {e}", r.display()));
+            assert!(all.iter().any(|p| std::fs::canonicalize(p).ok().as_ref() == Some(&at)), "{}: averages {member}, which is no shipped recipe", r.display());
         }
         for t in &cfg.train {
             assert!(!t.splits.iter().any(|s| s == "test"), "{}: {} trains on a release's test split", r.display(), t.path);
@@ -490,6 +493,65 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     std::fs::write(root.join("trains.toml"), toml::to_string(&trains).unwrap()).unwrap();
     let err = train::run_recipe(&root.join("trains.toml"), &store, &opts(None), &mut Silent).unwrap_err();
     assert!(err.to_string().contains("trains nothing itself"), "{err}");
+
+    // `average_base` adds the registry checkpoint the members start from (WiSE-FT). A registry NLI
+    // model (stage 1's classifier, registered as `tiny-nli`), a recipe continuing from it, and their
+    // average: the mean of the two, the base listed among the members.
+    let nli_dir = root.join("models/tiny-nli");
+    std::fs::create_dir_all(&nli_dir).unwrap();
+    let files: Vec<String> = ["config.json", "tokenizer.json", "model.safetensors"]
+        .iter()
+        .map(|f| {
+            std::fs::copy(m1.join(f), nli_dir.join(f)).unwrap();
+            format!("{{ path = \"{f}\", sha256 = \"{}\" }}", candor::models::verify::sha256_file(&nli_dir.join(f)).unwrap())
+        })
+        .collect();
+    let labels = one.labels.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", ");
+    let registry = format!(
+        "[[model]]\nname = \"tiny-nli\"\nrole = \"nli\"\narchitecture = \"bert\"\nlicense = \"Apache-2.0\"\ndescription = \"test\"\nmax_tokens = 64\nlabels = [{labels}]\nfiles = [{}]\n[[model.source]]\npath = \"models/tiny-nli\"\n",
+        files.join(", ")
+    );
+    let nli_store = candor::models::ModelStore::from_env(candor::models::Registry::parse(&registry, "test registry", root).unwrap())
+        .with_models_override(None)
+        .with_cache_dir(root.join("cache-nli"));
+    let mut cont = one.clone();
+    cont.base = "tiny-nli".into();
+    cont.seed = 7;
+    std::fs::write(root.join("cont.toml"), toml::to_string(&cont).unwrap()).unwrap();
+    let mut wise = average_of(&one, &["cont.toml"]);
+    wise.average_base = true;
+    std::fs::write(root.join("wise.toml"), toml::to_string(&wise).unwrap()).unwrap();
+    let wise_opts = || RunOptions { out: root.join("wise"), ..opts(None) };
+    let wise_run = train::run_recipe(&root.join("wise.toml"), &nli_store, &wise_opts(), &mut Silent).unwrap();
+    assert!(wise_run.finished);
+    let (t, c, w) = (load(&nli_dir), load(&root.join("wise/average/1-cont/model")), load(&root.join("wise/model")));
+    let mut moved = 0;
+    for (k, m) in &w {
+        let x = t[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let y = c[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        moved += x.iter().zip(&y).any(|(p, q)| p != q) as usize;
+        for ((p, q), r) in x.iter().zip(&y).zip(&m.flatten_all().unwrap().to_vec1::<f32>().unwrap()) {
+            assert!((r - (p + q) / 2.0).abs() <= 1e-6 * (1.0 + r.abs()), "{k}: {r} vs mean of base {p} and member {q}");
+        }
+    }
+    assert!(moved > 10, "the member barely moved from its base ({moved} tensors)");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("wise/training.json")).unwrap()).unwrap();
+    assert_eq!(summary["members"][0]["registry"], "tiny-nli");
+    assert_eq!(summary["members"].as_array().unwrap().len(), 2);
+    // The member's recipe gains a test set: the finished member is still reused (test sets do not
+    // change weights), not retrained.
+    let cont_log = std::fs::read(root.join("wise/average/1-cont/train_log.jsonl")).unwrap();
+    cont.test.push(cont.test[0].clone());
+    std::fs::write(root.join("cont.toml"), toml::to_string(&cont).unwrap()).unwrap();
+    let again = train::run_recipe(&root.join("wise.toml"), &nli_store, &wise_opts(), &mut Silent).unwrap();
+    assert!(again.finished);
+    assert_eq!(std::fs::read(root.join("wise/average/1-cont/train_log.jsonl")).unwrap(), cont_log);
+    // Without `average`, `average_base` is refused, not ignored.
+    let mut lone = one.clone();
+    lone.average_base = true;
+    std::fs::write(root.join("lone.toml"), toml::to_string(&lone).unwrap()).unwrap();
+    let err = train::run_recipe(&root.join("lone.toml"), &store, &opts(None), &mut Silent).unwrap_err();
+    assert!(err.to_string().contains("average_base"), "{err}");
 }
 
 /// Resuming an average: members that continue from one recipe share its model even when none of the

@@ -198,6 +198,37 @@ pub struct ReportArgs {
     /// A config for calibration figures [default: the run's own, from its manifest].
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The graded suite, to quote the evidence of the worst cases [default: the suite the run's
+    /// manifest names, if it is there unchanged; else the evidence is given as character spans].
+    #[arg(long, value_name = "SUITE")]
+    suite: Option<PathBuf>,
+}
+
+/// The graded suite's contexts, to quote evidence: `given`, else the suite the run's manifest names
+/// when that file is still there with the sha256 it had then; else none, with a note saying why.
+fn sources_for(results: &std::path::Path, given: Option<&std::path::Path>) -> anyhow::Result<(Option<render::Sources>, Option<String>)> {
+    use candor::suite::{SuiteFormat, SuiteReader};
+    let read = |p: &std::path::Path| -> anyhow::Result<render::Sources> {
+        let file = candor::suite::open(p)?;
+        let cases = SuiteReader::with_format(std::io::BufReader::new(file), SuiteFormat::for_path(p)).filter_map(Result::ok);
+        Ok(render::Sources::from_cases(cases))
+    };
+    if let Some(p) = given {
+        return Ok((Some(read(p)?), None));
+    }
+    let provenance = candor::report::manifest::provenance(results)?;
+    let Some(m) = provenance.manifest() else { return Ok((None, None)) };
+    let path = std::path::Path::new(&m.suite.path);
+    let as_spans = "the evidence is given as character spans; pass --suite to quote it";
+    if m.suite.path == "-" || !path.is_file() {
+        return Ok((None, Some(format!("note: the graded suite `{}` is not here: {as_spans}", m.suite.path))));
+    }
+    if let Some(want) = &m.suite.sha256 {
+        if &candor::report::manifest::file_sha256(path)? != want {
+            return Ok((None, Some(format!("note: {} changed since the run: {as_spans}", path.display()))));
+        }
+    }
+    Ok((Some(read(path)?), None))
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -211,7 +242,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let results = read_results(&args.results)?;
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
-    let r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg);
+    let (sources, note) = sources_for(&args.results, args.suite.as_deref())?;
+    if let Some(n) = note {
+        eprintln!("{}", candor::report::escape::terminal(&n));
+    }
+    let r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg, sources.as_ref());
     let text = match args.format {
         Format::Table => r.table(),
         Format::Markdown => r.markdown(),

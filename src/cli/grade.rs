@@ -86,11 +86,18 @@ pub struct GradeArgs {
     /// Neither read nor write the score cache.
     #[arg(long)]
     no_cache: bool,
-    /// How the suite is written [default: by its extension: .csv, .tsv, else JSON Lines or one
-    /// JSON array]. CSV needs a header row; list columns (contexts, samples) hold a JSON list, a
-    /// Python list as pandas writes it, or one text; `segments.KEY` columns give segments.
+    /// How the suite is written [default: by its extension: .csv, .tsv, .yaml/.yml, else JSON
+    /// Lines or one JSON array]. CSV needs a header row; list columns (contexts, samples) hold a
+    /// JSON list, a Python list as pandas writes it, or one text; `segments.KEY` columns give
+    /// segments. YAML is promptfoo's tests, graded where they carry `providerOutput` (or an `output`
+    /// var), their assertions run as checks.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<InputFormat>,
+    /// Read the suite's field FROM as candor's field TO (repeatable). Phoenix's eval frames name the
+    /// retrieved context `reference`: `--field reference=contexts`. A column of your own:
+    /// `--field passages=contexts`.
+    #[arg(long = "field", value_name = "FROM=TO", value_parser = parse_rename)]
+    fields: Vec<(String, String)>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -107,6 +114,16 @@ pub enum InputFormat {
     Csv,
     /// Tab-separated values with a header row.
     Tsv,
+    /// promptfoo's YAML tests (a list, or a config's `tests:`), with `providerOutput` or an `output` var.
+    Yaml,
+}
+
+/// `FROM=TO`, both non-empty.
+fn parse_rename(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => Ok((from.trim().to_string(), to.trim().to_string())),
+        _ => Err(format!("`{s}` is not FROM=TO (for instance reference=contexts)")),
+    }
 }
 
 pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
@@ -121,7 +138,9 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
             InputFormat::Json | InputFormat::Jsonl => candor::suite::SuiteFormat::Json,
             InputFormat::Csv => candor::suite::SuiteFormat::Csv,
             InputFormat::Tsv => candor::suite::SuiteFormat::Tsv,
+            InputFormat::Yaml => candor::suite::SuiteFormat::Yaml,
         }),
+        fields: args.fields.clone(),
         results: args.out.clone(),
         config_file: args.config.clone(),
         config: cfg,

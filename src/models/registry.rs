@@ -503,7 +503,7 @@ prefix = "pkg/model/"
     fn builtin_registry_is_valid_and_has_defaults() {
         let r = Registry::builtin().unwrap();
         assert_eq!(r.default_for(Role::Embed).unwrap().name, "all-minilm-l6-v2");
-        assert_eq!(r.default_for(Role::Nli).unwrap().name, "candor-nli-minilm");
+        assert_eq!(r.default_for(Role::Nli).unwrap().name, crate::models::bundled::NAME);
         for m in r.iter() {
             if m.role == Role::Nli {
                 assert!(m.label_index("entailment").is_some(), "{}", m.name);

@@ -563,10 +563,9 @@ mod tests {
     #[test]
     fn a_registry_giving_the_name_to_other_files_does_not_get_the_bundle() {
         let root = tempfile::tempdir().unwrap();
-        let text = BUILTIN_REGISTRY.replace(
-            "750c724e663a02eab97ebf5f425044fcb07a529dbb1c666b32f126918b8cd1c9",
-            "0000000000000000000000000000000000000000000000000000000000000000",
-        );
+        let builtin = Registry::parse(BUILTIN_REGISTRY, "t", root.path()).unwrap();
+        let weights = builtin.get(bundled::NAME).unwrap().files.iter().find(|f| f.path == "model.safetensors").and_then(|f| f.sha256.clone()).unwrap();
+        let text = BUILTIN_REGISTRY.replace(&weights, "0000000000000000000000000000000000000000000000000000000000000000");
         assert_ne!(text, BUILTIN_REGISTRY);
         let registry = Registry::parse(&text, "t", &root.path().join("no-checkout")).unwrap();
         let store = ModelStore::from_env(registry).with_cache_dir(root.path().join("cache")).with_models_override(None);

@@ -131,13 +131,13 @@ impl Comparison {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "{:<24} {:<12} {:>6} {:>8} {:>8} {:>9} {:>20} {:>6} {:>6} {:>9}",
-            "group", "metric", "paired", "before", "after", "change", "95% interval", "p->f", "f->p", "McNemar p"
+            "{:<24} {:<12} {:>6} {:>8} {:>8} {:>9} {:>20} {:>10} {:>10} {:>9}",
+            "group", "metric", "paired", "before", "after", "change", "change 95% interval", "pass->fail", "fail->pass", "McNemar p"
         );
         for c in &self.changes {
             let _ = writeln!(
                 s,
-                "{:<24} {:<12} {:>6} {:>8.4} {:>8.4} {:>+9.4} {:>+9.4} to {:>+7.4} {:>6} {:>6} {:>9.4}",
+                "{:<24} {:<12} {:>6} {:>8.4} {:>8.4} {:>+9.4} {:>+9.4} to {:>+7.4} {:>10} {:>10} {:>9.4}",
                 escape::terminal(&c.group),
                 c.metric,
                 c.paired,
@@ -147,11 +147,11 @@ impl Comparison {
         if self.only_old + self.only_new > 0 {
             let _ = writeln!(s, "{} case(s) only in the old run, {} only in the new run (not compared)", self.only_old, self.only_new);
         }
-        let _ = writeln!(s, "\n{} case(s) flipped:", self.flips.len());
+        let _ = writeln!(s, "\n{} case(s) flipped (direction, id, change of the lowest metric score, failures after):", self.flips.len());
         for f in self.flips.iter().take(max_flips) {
             let _ = writeln!(
                 s,
-                "  {:<14} {:<32} lowest score {:+.3}  {}",
+                "  {:<14} {:<32} change of lowest score {:+.3}  {}",
                 f.direction,
                 escape::terminal(&f.id),
                 f.score_change,

@@ -19,11 +19,19 @@
 //! [baseline]                               # with --baseline OLD_RESULTS.jsonl
 //! max_drop = 0.05                          # no group may drop by more than this ...
 //! confidence = 0.95                        # ... with a drop whose interval excludes 0
-//! quantities = ["pass_rate", "support.mean"]
+//! quantities = ["pass_rate", "support.mean", "cost.mean"]
+//! max_cost_rise = 0.5                      # cost.mean may rise by at most this (interval above 0)
+//!
+//! [cost]                                   # prices per failure class (see report::cost)
+//! per_failure = { contradicted_claim = 20, unsupported_claim = 5 }
+//! [cost.segments."risk=high"]
+//! per_failure = { unsupported_claim = 50 }
 //! ```
 //!
 //! Quantities: `cases`, `pass_rate`, `<metric>.pass_rate`, `<metric>.mean` (metric: support, citation,
-//! consistency), `failures.<class>` (a count) and `failures.<class>.rate`.
+//! consistency, checks), `failures.<class>` (a count), `failures.<class>.rate`, and with `[cost]`
+//! `cost.mean` (expected cost per case), `cost.upper` / `cost.lower` (its bootstrap interval's ends)
+//! and `cost.total`.
 //!
 //! Fail closed: a check that cannot be evaluated (its metric did not run, its segment matches no case,
 //! its group is below `min_cases`, the baseline pairs too few cases) fails, saying why, unless the
@@ -37,6 +45,7 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
+use super::cost::{CostFile, CostPolicy};
 use super::{escape, grouped, skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
@@ -115,6 +124,8 @@ fn failure_class(name: &str) -> Option<Failure> {
 fn check_quantity(q: &str) -> Result<(), String> {
     let ok = match q.split('.').collect::<Vec<_>>().as_slice() {
         ["cases"] | ["pass_rate"] => true,
+        ["cost", "mean" | "upper" | "lower" | "total"] => true,
+        ["cost", ..] => return Err(format!("unknown quantity `{q}`: cost quantities are cost.mean, cost.upper, cost.lower and cost.total")),
         // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
         [m, "pass_rate" | "mean"] => {
             BUILT_IN_METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
@@ -185,6 +196,8 @@ struct PolicyFile {
     segments: BTreeMap<String, SegmentFile>,
     #[serde(default)]
     baseline: Option<BaselinePolicy>,
+    #[serde(default)]
+    cost: Option<CostFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,9 +218,12 @@ pub struct BaselinePolicy {
     /// Confidence of the drop's interval.
     #[serde(default = "default_confidence")]
     pub confidence: f64,
-    /// Quantities compared (rates and means).
+    /// Quantities compared (rates and means, and `cost.mean`).
     #[serde(default = "default_quantities")]
     pub quantities: Vec<String>,
+    /// The largest rise of `cost.mean` allowed (needed when `quantities` lists it).
+    #[serde(default)]
+    pub max_cost_rise: Option<f64>,
 }
 
 fn default_confidence() -> f64 {
@@ -237,6 +253,8 @@ pub struct Policy {
     pub segments: Vec<(String, usize, Vec<Rule>)>,
     /// Rules against a baseline.
     pub baseline: Option<BaselinePolicy>,
+    /// Prices per failure class, for the `cost.*` quantities.
+    pub cost: Option<CostPolicy>,
 }
 
 impl Policy {
@@ -268,10 +286,26 @@ impl Policy {
             }
             for q in &b.quantities {
                 check_quantity(q).map_err(|e| format!("baseline.quantities: {e}"))?;
+                if q.starts_with("cost.") && q != "cost.mean" {
+                    return Err(format!("baseline quantity `{q}`: of the costs, cost.mean is compared"));
+                }
                 if !(q == "pass_rate" || q.ends_with(".pass_rate") || q.ends_with(".mean")) {
                     return Err(format!("baseline quantity `{q}`: only pass rates and means can be compared"));
                 }
             }
+            match b.max_cost_rise {
+                None if b.quantities.iter().any(|q| q == "cost.mean") => {
+                    return Err("baseline.quantities compares cost.mean: set baseline.max_cost_rise, the rise allowed".into())
+                }
+                Some(r) if !(r.is_finite() && r >= 0.0) => return Err(format!("baseline.max_cost_rise = {r} must be a number >= 0")),
+                _ => {}
+            }
+        }
+        let cost = f.cost.map(CostPolicy::from_file).transpose()?;
+        let uses_cost = rules.iter().chain(segments.iter().flat_map(|(_, _, r)| r)).any(|r| r.quantity.starts_with("cost."))
+            || f.baseline.as_ref().is_some_and(|b| b.quantities.iter().any(|q| q.starts_with("cost.")));
+        if uses_cost && cost.is_none() {
+            return Err("a rule gates on cost, and the policy has no [cost] table: price the failure classes with [cost] per_failure = { ... }".into());
         }
         if rules.is_empty() && segments.is_empty() && f.baseline.is_none() {
             return Err("the policy has no rules, so it would pass anything: add [rules], [segments.\"key=value\"] or [baseline]".into());
@@ -284,6 +318,7 @@ impl Policy {
             rules,
             segments,
             baseline: f.baseline,
+            cost,
         })
     }
 }
@@ -390,13 +425,21 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
             Check { group: "overall".into(), name, passed: false, skipped: None, detail }
         });
     }
+    // The cost quantities need the group's cases: priced per case, then bootstrapped.
+    let refs: Vec<&CaseResult> = results.iter().collect();
+    let cases_of = grouped(&refs, None, |r| *r);
+    let cost_of = |group: &str, g: &GroupSummary, what: &str| -> Result<f64, String> {
+        let Some(cost) = &policy.cost else { return Err("the policy has no [cost] table".into()) };
+        let cases = cases_of.get(group).map(Vec::as_slice).unwrap_or_default();
+        cost.estimate(g, cases).map(|e| e.get(what).unwrap_or(e.mean))
+    };
     let run_rules = |group: &str, g: Option<&GroupSummary>, min: usize, rules: &[Rule], checks: &mut Vec<Check>| {
         for rule in rules {
             let name = rule.describe();
             // A metric that is not built in must be a rubric of this run: a misspelt name fails the
             // gate, whatever the policy allows, rather than being skipped as "did not run".
             let metric = rule.quantity.split('.').next().unwrap_or_default();
-            let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate"].contains(&metric);
+            let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate", "cost"].contains(&metric);
             if two_part && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
                 let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
                 checks.push(Check { group: group.into(), name, passed: false, skipped: None, detail });
@@ -407,11 +450,17 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
                 Some(g) if g.cases < min => {
                     unevaluated(group, name, format!("{} case(s), fewer than the {min} needed to gate (min_cases)", g.cases))
                 }
-                Some(g) => match measure(g, &rule.quantity) {
+                Some(g) => match rule.quantity.strip_prefix("cost.").map(|what| cost_of(group, g, what)).unwrap_or_else(|| measure(g, &rule.quantity)) {
                     Err(why) => unevaluated(group, name, why),
                     Ok(v) => {
                         let ok = rule.op.holds(v, rule.bound);
                         let mut detail = format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases);
+                        if let (Some(cost), true) = (&policy.cost, rule.quantity.starts_with("cost.")) {
+                            let cases = cases_of.get(group).map(Vec::as_slice).unwrap_or_default();
+                            if let Ok(e) = cost.estimate(g, cases) {
+                                let _ = write!(detail, ": expected cost {}", e.describe(cost.confidence));
+                            }
+                        }
                         if g.skipped > 0 {
                             let _ = write!(detail, " ({} skipped entirely)", g.skipped);
                         }
@@ -427,7 +476,7 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
         run_rules(seg, summary.segments.get(seg), *min, rules, &mut checks);
     }
     if let (Some(bp), Some(old)) = (&policy.baseline, baseline) {
-        checks.extend(baseline_checks(bp, policy.min_cases, results, old, summary, &unevaluated));
+        checks.extend(baseline_checks(bp, policy.cost.as_ref(), policy.min_cases, results, old, summary, &unevaluated));
     }
     checks
 }
@@ -454,8 +503,10 @@ fn case_value(r: &CaseResult, q: &str) -> Option<f64> {
 /// The baseline's checks: every quantity in the overall group, which fails closed (through
 /// `unevaluated`) when too few cases pair, and in every segment, where a segment below `min_cases`
 /// is reported as skipped (small segments are shown, not gated on noise).
+#[allow(clippy::too_many_arguments)]
 fn baseline_checks(
     bp: &BaselinePolicy,
+    cost: Option<&CostPolicy>,
     min_cases: usize,
     new: &[CaseResult],
     old: &[CaseResult],
@@ -472,7 +523,7 @@ fn baseline_checks(
     let mut quantities = vec![];
     for q in &bp.quantities {
         let metric = q.split('.').next().unwrap_or_default();
-        if q.contains('.') && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
+        if q.contains('.') && metric != "cost" && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
             let name = format!("{q} drops by at most {} against the baseline", bp.max_drop);
             let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
             checks.push(Check { group: "overall".into(), name, passed: false, skipped: None, detail });
@@ -480,10 +531,33 @@ fn baseline_checks(
             quantities.push(q);
         }
     }
+    let value = |r: &CaseResult, q: &str| match (q, cost) {
+        ("cost.mean", Some(c)) => c.case_cost(r),
+        _ => case_value(r, q),
+    };
     for (group, pairs) in groups {
         for q in &quantities {
-            let name = format!("{q} drops by at most {} against the baseline", bp.max_drop);
-            let vals: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, n)| Some((case_value(o, q)?, case_value(n, q)?))).collect();
+            let is_cost = q.as_str() == "cost.mean";
+            let allowed = if is_cost { bp.max_cost_rise.unwrap_or(0.0) } else { bp.max_drop };
+            let name = if is_cost {
+                format!("{q} rises by at most {allowed} against the baseline")
+            } else {
+                format!("{q} drops by at most {allowed} against the baseline")
+            };
+            // A priced class whose metric ran on one side only would make that side's cost look free.
+            if let (true, Some(c)) = (is_cost, cost) {
+                let unseen = |rs: &mut dyn Iterator<Item = &CaseResult>| {
+                    let rs: Vec<&CaseResult> = rs.collect();
+                    c.priced_classes().into_iter().find(|f| f.metric().is_some_and(|m| !rs.iter().any(|r| metric_ran(r, m))))
+                };
+                let side = unseen(&mut pairs.iter().map(|p| p.0)).map(|f| ("the baseline", f)).or_else(|| unseen(&mut pairs.iter().map(|p| p.1)).map(|f| ("this run", f)));
+                if let (Some((side, f)), false) = (side, pairs.is_empty()) {
+                    let why = format!("`{}` is priced, and the metric that finds it ran on no paired case of {side}", f.name());
+                    checks.push(if group == "overall" { unevaluated(&group, name, why) } else { Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() } });
+                    continue;
+                }
+            }
+            let vals: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, n)| Some((value(o, q)?, value(n, q)?))).collect();
             if vals.len() < need {
                 let why = if pairs.is_empty() {
                     format!(
@@ -509,8 +583,9 @@ fn baseline_checks(
             let n = a.len() as f64;
             let change = b.iter().sum::<f64>() / n - a.iter().sum::<f64>() / n;
             let (lo, hi) = stats::paired_bootstrap_diff_ci(&a, &b, 2000, 1.0 - bp.confidence, 0x5EED).unwrap_or((change, change));
-            // A failure is a drop beyond the allowance that is also real: its interval excludes 0.
-            let failed = -change > bp.max_drop && hi < 0.0;
+            // A failure is a drop (for cost, a rise) beyond the allowance that is also real: its
+            // interval excludes 0.
+            let failed = if is_cost { change > allowed && lo > 0.0 } else { -change > allowed && hi < 0.0 };
             checks.push(Check {
                 group: group.clone(),
                 name,
@@ -681,6 +756,84 @@ quantities = ["pass_rate", "support.mean"]
 
     fn named<'a>(checks: &'a [Check], group: &str, name: &str) -> &'a Check {
         checks.iter().find(|c| c.group == group && c.name.starts_with(name)).unwrap_or_else(|| panic!("no check {group} {name}: {checks:?}"))
+    }
+
+    /// A case graded by support (score, pass) in segment `risk=<risk>` with failure classes `failures`.
+    fn failing(id: &str, risk: &str, failures: &[&str]) -> CaseResult {
+        let mut r = case(id, risk, Some(Some((0.5, failures.is_empty()))));
+        r.failures = failures.iter().map(|f| super::failure_class(f).unwrap()).collect();
+        r
+    }
+
+    #[test]
+    fn cost_weighted_rules_price_each_case_and_fail_closed() {
+        // Prices: contradicted 20, unsupported 5; in risk=high unsupported costs 50. By hand:
+        //   a (low): contradicted + unsupported = 25;  b (low): nothing = 0;
+        //   c (high): unsupported = 50;                 d (high): contradicted = 20.
+        // Overall mean (25 + 0 + 50 + 20) / 4 = 23.75, total 95; risk=high (50 + 20) / 2 = 35.
+        let results = vec![
+            failing("a", "low", &["contradicted_claim", "unsupported_claim"]),
+            failing("b", "low", &[]),
+            failing("c", "high", &["unsupported_claim"]),
+            failing("d", "high", &["contradicted_claim"]),
+        ];
+        let policy = r#"
+[rules]
+"cost.mean" = "<= 25"
+"cost.total" = "== 95"
+"cost.upper" = "<= 30"
+[segments."risk=high"]
+rules = { "cost.mean" = "<= 30" }
+[cost]
+per_failure = { contradicted_claim = 20, unsupported_claim = 5 }
+[cost.segments."risk=high"]
+per_failure = { unsupported_claim = 50 }
+"#;
+        let checks = run(policy, &results, None);
+        let mean = named(&checks, "overall", "cost.mean");
+        assert!(mean.passed, "{mean:?}");
+        assert!(mean.detail.contains("cost.mean = 23.7500 on 4 case(s)") && mean.detail.contains("95% interval"), "{}", mean.detail);
+        assert!(named(&checks, "overall", "cost.total").passed);
+        // The interval's upper end over four cases reaches past 30 (one resample of c four times is 50).
+        assert!(!named(&checks, "overall", "cost.upper").passed, "{:?}", named(&checks, "overall", "cost.upper"));
+        let high = named(&checks, "risk=high", "cost.mean");
+        assert!(!high.passed && high.detail.contains("cost.mean = 35 on 2 case(s)"), "{high:?}");
+
+        // A priced class whose metric did not run: not free, unevaluated, failing.
+        let p2 = "[rules]
+\"cost.mean\" = \"<= 100\"\n[cost]\nper_failure = { wrong_citation = 3 }\n";
+        let c = &run(p2, &results, None)[0];
+        assert!(!c.passed && c.detail.contains("`wrong_citation` is priced") && c.detail.contains("`citation` metric"), "{c:?}");
+
+        // Against a baseline: the same cases, each one class cheaper before (b and d had nothing):
+        // old costs 25, 0, 50, 0 (mean 18.75), new 25, 0, 50, 20 (mean 23.75): a rise of 5.
+        let old = vec![results[0].clone(), results[1].clone(), results[2].clone(), failing("d", "high", &[])];
+        let pb = |rise: f64| format!("[baseline]\nmax_drop = 0.05\nquantities = [\"cost.mean\"]\nmax_cost_rise = {rise}\n[cost]\nper_failure = {{ contradicted_claim = 20, unsupported_claim = 5 }}\n[cost.segments.\"risk=high\"]\nper_failure = {{ unsupported_claim = 50 }}\n");
+        let checks = run(&pb(10.0), &results, Some(&old));
+        let c = named(&checks, "overall", "cost.mean rises by at most 10");
+        assert!(c.passed && c.detail.contains("change +5.0000"), "{c:?}");
+        // Allowed 1, risen by 5: but on four pairs the interval reaches 0, so it is not a real rise.
+        let c = run(&pb(1.0), &results, Some(&old)).into_iter().find(|c| c.group == "overall").unwrap();
+        assert!(c.passed, "{c:?}");
+        // With the same pattern forty times over, the rise is real and fails.
+        let many = |rs: &[CaseResult]| -> Vec<CaseResult> {
+            (0..40).flat_map(|k| rs.iter().map(move |r| CaseResult { id: format!("{}{k}", r.id), ..r.clone() })).collect()
+        };
+        let c = run(&pb(1.0), &many(&results), Some(&many(&old))).into_iter().find(|c| c.group == "overall").unwrap();
+        assert!(!c.passed && c.detail.contains("change +5.0000"), "{c:?}");
+
+        // Policies that cannot be priced are refused.
+        for (bad, says) in [
+            ("[rules]\n\"cost.mean\" = \"<= 1\"\n", "no [cost] table"),
+            ("[rules]\n\"cost.median\" = \"<= 1\"\n[cost]\nper_failure = { contradicted_claim = 1 }\n", "cost quantities are"),
+            ("[rules]\n\"cost.mean\" = \"<= 1\"\n[cost]\nper_failure = { contradicted = 1 }\n", "no failure class `contradicted`"),
+            ("[rules]\n\"cost.mean\" = \"<= 1\"\n[cost]\nper_failure = { contradicted_claim = -1 }\n", ">= 0"),
+            ("[rules]\n\"cost.mean\" = \"<= 1\"\n[cost]\nper_failure = { contradicted_claim = 0 }\n", "prices nothing"),
+            ("[baseline]\nmax_drop = 0.1\nquantities = [\"cost.mean\"]\n[cost]\nper_failure = { contradicted_claim = 1 }\n", "max_cost_rise"),
+        ] {
+            let err = Policy::parse(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]
@@ -909,4 +1062,9 @@ rules = { "pass_rate" = ">= 0.5" }
         assert!(x.contains("risk=&quot;high&quot;") && x.contains("a &lt; b") && x.contains("0.3 &amp; less"));
         assert!(markdown(&checks).contains("FAILED (1 of 2"));
     }
+}
+
+/// Whether metric `m` (or, for `rubric`, any rubric) scored case `r`.
+fn metric_ran(r: &CaseResult, m: &str) -> bool {
+    r.metrics.scores().iter().any(|(n, _, _)| if m == "rubric" { !BUILT_IN_METRICS.contains(n) } else { *n == m })
 }

@@ -4,6 +4,7 @@
 
 pub mod calibrate;
 pub mod compare;
+pub mod cost;
 pub mod escape;
 pub mod gate;
 pub mod manifest;

@@ -61,8 +61,85 @@ pub struct Finding {
     pub verdict: String,
     /// Its score.
     pub score: Option<f64>,
-    /// Where the evidence is (context id and character span).
+    /// Where the evidence is: the context (and, where the suite cannot be read, the character span).
     pub evidence: Option<String>,
+    /// The evidence quoted from the suite, the span marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<Quote>,
+}
+
+/// Evidence as text: the span of a context the verdict rests on, with a little of what surrounds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quote {
+    /// Up to [`QUOTE_AROUND`] characters before the span (`…` first where cut).
+    pub before: String,
+    /// The span (its middle elided past [`QUOTE_SPAN`] characters).
+    pub text: String,
+    /// Up to [`QUOTE_AROUND`] characters after it.
+    pub after: String,
+}
+
+/// Characters of context shown on each side of a quoted span.
+pub const QUOTE_AROUND: usize = 60;
+/// Characters of a span quoted whole; a longer one keeps its start and end around `…`.
+pub const QUOTE_SPAN: usize = 320;
+
+/// The contexts of the graded suite, by case id, for quoting evidence.
+#[derive(Debug, Default)]
+pub struct Sources {
+    cases: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+impl Sources {
+    /// Reads the contexts of `cases` (as the suite reader gives them).
+    pub fn from_cases(cases: impl IntoIterator<Item = crate::suite::Case>) -> Self {
+        let cases = cases.into_iter().map(|c| (c.id, c.contexts.into_iter().map(|x| (x.id, x.text)).collect())).collect();
+        Self { cases }
+    }
+
+    /// The quote of characters `span` of context `context` of case `case`, if the suite has them.
+    pub fn quote(&self, case: &str, context: &str, span: [usize; 2]) -> Option<Quote> {
+        let text = &self.cases.get(case)?.iter().find(|(id, _)| id == context)?.1;
+        let chars: Vec<char> = text.chars().collect();
+        let [a, b] = span;
+        if a > b || b > chars.len() {
+            return None;
+        }
+        let piece = |r: std::ops::Range<usize>| chars[r].iter().collect::<String>();
+        let before = if a > QUOTE_AROUND { format!("…{}", piece(a - QUOTE_AROUND..a)) } else { piece(0..a) };
+        let after = if chars.len() - b > QUOTE_AROUND { format!("{}…", piece(b..b + QUOTE_AROUND)) } else { piece(b..chars.len()) };
+        let text = if b - a > QUOTE_SPAN {
+            format!("{} … {}", piece(a..a + QUOTE_SPAN / 2).trim_end(), piece(b - QUOTE_SPAN / 2..b).trim_start())
+        } else {
+            piece(a..b)
+        };
+        Some(Quote { before, text, after })
+    }
+}
+
+impl Quote {
+    /// `"…before «span» after…"`, for the terminal and Markdown: each run of whitespace one space.
+    pub fn marked(&self) -> String {
+        format!("\"{}«{}»{}\"", squeeze(&self.before), squeeze(&self.text).trim(), squeeze(&self.after))
+    }
+}
+
+/// Each run of whitespace (newlines included) as one space.
+fn squeeze(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() {
+            if !space {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out
 }
 
 /// One of the worst cases.
@@ -153,31 +230,32 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
     }
 }
 
-/// Where a finding's evidence is, as the report prints it.
-fn evidence_text(e: &crate::graders::results::Evidence) -> String {
-    format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])
+/// Where a finding's evidence is, as the report prints it, and its quote where the suite has it:
+/// then the context's id alone, else the id and the character span.
+fn evidence_of(e: &crate::graders::results::Evidence, case: &str, sources: Option<&Sources>) -> (Option<String>, Option<Quote>) {
+    match sources.and_then(|s| s.quote(case, &e.context, e.span)) {
+        Some(q) => (Some(format!("context {}", e.context)), Some(q)),
+        None => (Some(format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])), None),
+    }
 }
 
-fn findings(r: &CaseResult) -> Vec<Finding> {
+fn findings(r: &CaseResult, sources: Option<&Sources>) -> Vec<Finding> {
     let mut out = vec![];
     if let Some(Outcome::Ran(s)) = &r.metrics.support {
         for c in s.claims.iter().filter(|c| c.label != "supported") {
-            out.push(Finding {
-                metric: "support".into(),
-                text: c.text.clone(),
-                verdict: c.label.clone(),
-                score: Some(c.score as f64),
-                evidence: c.evidence.as_ref().map(evidence_text),
-            });
+            let (evidence, quote) = c.evidence.as_ref().map(|e| evidence_of(e, &r.id, sources)).unwrap_or_default();
+            out.push(Finding { metric: "support".into(), text: c.text.clone(), verdict: c.label.clone(), score: Some(c.score as f64), evidence, quote });
         }
         // Every claim passed but the output read whole did not: what fails is outside the claims.
         if let Some(o) = s.output.as_ref().filter(|_| r.failures.contains(&Failure::UnsupportedOutput)) {
+            let (evidence, quote) = o.evidence.as_ref().map(|e| evidence_of(e, &r.id, sources)).unwrap_or_default();
             out.push(Finding {
                 metric: "support".into(),
                 text: "(the whole output)".into(),
                 verdict: Failure::UnsupportedOutput.name().into(),
                 score: Some(o.score as f64),
-                evidence: o.evidence.as_ref().map(evidence_text),
+                evidence,
+                quote,
             });
         }
     }
@@ -189,6 +267,7 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
                 verdict: s.status.clone(),
                 score: s.score.map(|x| x as f64),
                 evidence: (!s.cites.is_empty()).then(|| format!("cites {}", s.cites.join(", "))),
+                quote: None,
             });
         }
     }
@@ -200,14 +279,16 @@ fn findings(r: &CaseResult) -> Vec<Finding> {
                 verdict: r.failures.iter().filter(|f| matches!(f, Failure::InconsistentSamples | Failure::ReferenceMismatch)).map(|f| f.name()).collect::<Vec<_>>().join(", "),
                 score: Some(c.score as f64),
                 evidence: None,
+                quote: None,
             });
         }
     }
     out
 }
 
-/// Builds the report. `by` holds segment keys, and pairs as `a+b`; empty means every key.
-pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig) -> Report {
+/// Builds the report. `by` holds segment keys, and pairs as `a+b`; empty means every key. `sources`
+/// (the graded suite's contexts) lets the evidence be quoted.
+pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig, sources: Option<&Sources>) -> Report {
     let seed = 0x5EED;
     let keys: Vec<String> = if by.is_empty() { segment_keys(results) } else { by.to_vec() };
     let all: Vec<&CaseResult> = results.iter().collect();
@@ -234,7 +315,7 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
             id: r.id.clone(),
             lowest: lowest(r),
             failures: r.failures.iter().map(|f| f.name().to_string()).collect(),
-            findings: findings(r),
+            findings: findings(r, sources),
         })
         .collect();
     let mut histograms: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -265,7 +346,59 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
     }
 }
 
+/// The grader's agreement with the labels on one metric, over the whole run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgreementRow {
+    /// The metric.
+    pub metric: String,
+    /// The label key.
+    pub label: String,
+    /// Labelled cases where the metric ran.
+    pub cases: usize,
+    /// The threshold the verdicts used.
+    pub threshold: f64,
+    /// Balanced accuracy of the verdicts at it.
+    pub balanced_accuracy: Option<f64>,
+    /// ROC-AUC of the probability.
+    pub roc_auc: Option<f64>,
+}
+
+impl AgreementRow {
+    /// One line for the terminal.
+    pub fn sentence(&self) -> String {
+        format!(
+            "agreement of {} with label `{}` on {} cases: balanced accuracy {} (threshold {}), ROC-AUC {}",
+            self.metric,
+            terminal(&self.label),
+            self.cases,
+            opt(self.balanced_accuracy),
+            self.threshold,
+            opt(self.roc_auc)
+        )
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
+}
+
 impl Report {
+    /// Agreement with the labels where cases carry them (the run as a whole).
+    pub fn agreement(&self) -> Vec<AgreementRow> {
+        self.calibration
+            .iter()
+            .filter(|c| c.group == "overall")
+            .map(|c| AgreementRow {
+                metric: c.metric.clone(),
+                label: c.label.clone(),
+                cases: c.cases,
+                threshold: c.current_threshold,
+                balanced_accuracy: c.current_balanced_accuracy,
+                roc_auc: c.roc_auc,
+            })
+            .collect()
+    }
+
     fn metric_names(&self) -> Vec<&'static str> {
         BUILT_IN_METRICS.iter().copied().filter(|m| self.groups.first().is_some_and(|g| g.metrics.contains_key(*m))).collect()
     }
@@ -276,7 +409,7 @@ impl Report {
         let mut s = String::new();
         let _ = write!(s, "{:<32} {:>6} {:>22}", "group", "cases", "pass rate (95% CI)");
         for m in &ms {
-            let _ = write!(s, " {:>24}", format!("{m} (95% CI)"));
+            let _ = write!(s, " {:>24}", format!("{m} mean (95% CI)"));
         }
         let _ = writeln!(s);
         for g in &self.groups {
@@ -297,6 +430,9 @@ impl Report {
             let _ = writeln!(s);
         }
         let _ = writeln!(s, "\nfailures (cases): {}", fmt_counts(&self.groups[0].failures));
+        for a in self.agreement() {
+            let _ = writeln!(s, "{}", a.sentence());
+        }
         let _ = writeln!(s, "\nworst cases:");
         for w in &self.worst {
             let _ = writeln!(s, "  {} (lowest score {:.3}): {}", terminal(&w.id), w.lowest, w.failures.join(", "));
@@ -310,6 +446,9 @@ impl Report {
                     terminal(&f.text),
                     f.evidence.as_ref().map(|e| format!("  [{}]", terminal(e))).unwrap_or_default()
                 );
+                if let Some(q) = &f.quote {
+                    let _ = writeln!(s, "      evidence: {}", terminal(&q.marked()));
+                }
             }
         }
         s
@@ -320,7 +459,7 @@ impl Report {
         let ms = self.metric_names();
         let mut s = String::from("## candor report\n\n| group | cases | pass rate (95% CI) |");
         for m in &ms {
-            let _ = write!(s, " {m} (95% CI) |");
+            let _ = write!(s, " {m} mean (95% CI) |");
         }
         s.push_str("\n|---|---:|---:|");
         for _ in &ms {
@@ -341,11 +480,32 @@ impl Report {
             }
             s.push('\n');
         }
-        let _ = writeln!(s, "\n**Failures:** {}\n\n### Worst cases\n", fmt_counts(&self.groups[0].failures));
+        let _ = writeln!(s, "\n**Failures:** {}\n", fmt_counts(&self.groups[0].failures));
+        let agreement = self.agreement();
+        if !agreement.is_empty() {
+            s.push_str("### Agreement with the labels\n\n| metric | label | labelled cases | balanced accuracy (at threshold) | ROC-AUC |\n|---|---|---:|---:|---:|\n");
+            for a in &agreement {
+                let _ = writeln!(s, "| {} | `{}` | {} | {} (at {}) | {} |", a.metric, a.label, a.cases, opt(a.balanced_accuracy), a.threshold, opt(a.roc_auc));
+            }
+            s.push('\n');
+        }
+        s.push_str("### Worst cases\n\n");
         for w in &self.worst {
-            let _ = writeln!(s, "- {} (lowest {:.3}): {}", escape::markdown_code(&w.id, false), w.lowest, w.failures.join(", "));
+            let _ = writeln!(s, "- {} (lowest score {:.3}): {}", escape::markdown_code(&w.id, false), w.lowest, w.failures.join(", "));
             for f in &w.findings {
-                let _ = writeln!(s, "  - {} *{}*: {}", f.metric, escape::markdown(&f.verdict), escape::markdown(&f.text));
+                let _ = writeln!(
+                    s,
+                    "  - {} *{}*{}: {}{}",
+                    f.metric,
+                    escape::markdown(&f.verdict),
+                    f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
+                    escape::markdown(&f.text),
+                    match (&f.quote, &f.evidence) {
+                        (Some(q), Some(e)) => format!("<br>evidence, {}: {}", escape::markdown(e), escape::markdown(&q.marked())),
+                        (None, Some(e)) => format!(" [{}]", escape::markdown(e)),
+                        _ => String::new(),
+                    }
+                );
             }
         }
         s
@@ -376,9 +536,26 @@ impl Report {
             }
             h.push_str("</div>\n");
         }
-        h.push_str("<h2>Groups</h2>\n<table><tr><th>group</th><th class=num>cases</th><th class=num>pass rate</th>");
+        let agreement = self.agreement();
+        if !agreement.is_empty() {
+            h.push_str("<h2>Agreement with the labels</h2>\n<table><tr><th>metric</th><th>label</th><th class=num>labelled cases</th><th class=num>balanced accuracy (at threshold)</th><th class=num>ROC-AUC</th></tr>\n");
+            for a in &agreement {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{} (at {})</td><td class=num>{}</td></tr>",
+                    esc(&a.metric),
+                    esc(&a.label),
+                    a.cases,
+                    opt(a.balanced_accuracy),
+                    a.threshold,
+                    opt(a.roc_auc)
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        h.push_str("<h2>Groups</h2>\n<table><tr><th>group</th><th class=num>cases</th><th class=num>pass rate (95% CI)</th>");
         for m in &ms {
-            let _ = write!(h, "<th class=num>{m}</th>");
+            let _ = write!(h, "<th class=num>{m} mean (95% CI)</th>");
         }
         h.push_str("</tr>\n");
         for g in &self.groups {
@@ -405,7 +582,7 @@ impl Report {
         }
         h.push_str("</table>\n<h2>Worst cases</h2>\n<ul>");
         for w in &self.worst {
-            let _ = write!(h, "<li><b>{}</b> (lowest {:.3}): {}<ul>", esc(&w.id), w.lowest, esc(&w.failures.join(", ")));
+            let _ = write!(h, "<li><b>{}</b> (lowest score {:.3}): {}<ul>", esc(&w.id), w.lowest, esc(&w.failures.join(", ")));
             for f in &w.findings {
                 let _ = write!(
                     h,
@@ -414,7 +591,17 @@ impl Report {
                     esc(&f.verdict),
                     f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
                     esc(&f.text),
-                    f.evidence.as_ref().map(|e| format!(" <span class=few>[{}]</span>", esc(e))).unwrap_or_default()
+                    match (&f.quote, &f.evidence) {
+                        (Some(q), Some(e)) => format!(
+                            "<br><span class=few>evidence, {}:</span> <q>{}<mark>{}</mark>{}</q>",
+                            esc(e),
+                            esc(&squeeze(&q.before)),
+                            esc(squeeze(&q.text).trim()),
+                            esc(&squeeze(&q.after))
+                        ),
+                        (None, Some(e)) => format!(" <span class=few>[{}]</span>", esc(e)),
+                        _ => String::new(),
+                    }
                 );
             }
             h.push_str("</ul></li>");
@@ -552,6 +739,28 @@ const SCRIPT: &str = r#"<script>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn evidence_is_quoted_by_character_span_with_its_surroundings() {
+        let ctx = |text: &str| crate::suite::Context { id: "1".into(), text: text.into(), extra: Default::default() };
+        let case = |id: &str, text: &str| {
+            let mut c = crate::suite::parse_case(1, &format!("{{\"id\": \"{id}\", \"output\": \"o\"}}")).unwrap();
+            c.contexts = vec![ctx(text)];
+            c
+        };
+        // Characters, not bytes: "é" is one character.
+        let sources = Sources::from_cases([case("a", "Café hours: 9 to 5.\nClosed   Sundays."), case("long", &"x".repeat(500))]);
+        let q = sources.quote("a", "1", [12, 18]).unwrap();
+        assert_eq!((q.before.as_str(), q.text.as_str(), q.after.as_str()), ("Café hours: ", "9 to 5", ".\nClosed   Sundays."));
+        assert_eq!(q.marked(), "\"Café hours: «9 to 5». Closed Sundays.\"");
+        // Long: the surroundings cut at 60 characters, the span's middle elided past 320.
+        let q = sources.quote("long", "1", [100, 480]).unwrap();
+        assert_eq!(q.before.chars().count(), 1 + QUOTE_AROUND);
+        assert!(q.before.starts_with('…') && q.after == "x".repeat(20));
+        assert_eq!(q.text, format!("{} … {}", "x".repeat(160), "x".repeat(160)));
+        // A span past the text, another case or context: no quote.
+        assert!(sources.quote("a", "1", [12, 99]).is_none() && sources.quote("b", "1", [0, 1]).is_none() && sources.quote("a", "2", [0, 1]).is_none());
+    }
+
     use super::*;
 
     /// A failing case with `id`, segment `task` = `task`, and a failing claim `claim`.
@@ -571,7 +780,7 @@ mod tests {
     fn the_html_data_block_cannot_be_broken_out_of() {
         let ids = ["<!--<script>", "</script><script>alert(1)</script>", "a\u{2028}b&c>"];
         let results: Vec<CaseResult> = ids.iter().map(|id| hostile(id, "</script>", "<img src=x onerror=alert(1)>")).collect();
-        let html = build(&results, &[], 1, 10, &GradeConfig::default()).html();
+        let html = build(&results, &[], 1, 10, &GradeConfig::default(), None).html();
         let open = "<script id=data type=\"application/json\">";
         let start = html.find(open).map(|i| i + open.len()).expect("a data block");
         let end = start + html[start..].find("</script>").expect("the data block ends");
@@ -595,7 +804,7 @@ mod tests {
             hostile(NASTY, "a|b\nc", "Claim | with `code`\nand\u{9b}31m *stars* <b>bold</b>"),
             hostile("x`y", "\u{1b}]0;title\u{7}", "ok"),
         ];
-        let r = build(&results, &[], 1, 10, &GradeConfig::default());
+        let r = build(&results, &[], 1, 10, &GradeConfig::default(), None);
         let table = r.table();
         assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
         assert!(table.contains("\\x01\\x1b[31m<&>\"'") && table.contains("task=a|b\\nc"), "{table}");
@@ -631,14 +840,14 @@ mod tests {
                 "failures": failures, "passed": failures.is_empty(), "model": {}})
         };
         let failing: CaseResult = serde_json::from_value(line(&["unsupported_output"], "unsupported")).unwrap();
-        let f = findings(&failing);
+        let f = findings(&failing, None);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].verdict.as_str(), f[0].score), ("unsupported_output", Some(0.01f32 as f64)));
         assert_eq!(f[0].evidence.as_deref(), Some("context 1 [0..118]"));
         // The whole output unsupported next to an unsupported claim: the claim says it, no extra line.
         let mut claim_fails = line(&["unsupported_claim"], "unsupported");
         claim_fails["metrics"]["support"]["claims"][0]["label"] = "unsupported".into();
-        let f = findings(&serde_json::from_value(claim_fails).unwrap());
+        let f = findings(&serde_json::from_value(claim_fails).unwrap(), None);
         assert_eq!(f.iter().map(|x| x.verdict.as_str()).collect::<Vec<_>>(), ["unsupported"]);
     }
 }

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+pub mod promptfoo;
+
 /// One source passage of a case.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
@@ -92,8 +94,10 @@ impl std::fmt::Display for SuiteProblem {
 
 const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
-const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents"];
-const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths"];
+/// In this order of precedence: where a case gives two, the first is graded and the other set aside.
+/// TruLens's ground-truth sets name the ideal chunks `expected_chunks` and the answer `expected_response`.
+const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
+const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
 /// promptfoo writes `latencyMs`.
 const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
 const COST: &[&str] = &["cost"];
@@ -119,6 +123,9 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     let items: Vec<String> = unknown
         .iter()
         .map(|(name, n)| {
+            if let Some(kind) = name.strip_prefix("assert.") {
+                return format!("`{name}` ({n} case(s): promptfoo's `{kind}` assertion, which candor does not run)");
+            }
             let near = known
                 .iter()
                 .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
@@ -206,6 +213,13 @@ pub fn case_hash(case: &Map<String, Value>) -> String {
 
 /// Parses one suite line (without its newline). `line` is its 1-based number, for messages.
 pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuiteProblem> {
+    parse_case_with(line, text, &[])
+}
+
+/// [`parse_case`], with each field `from` of `renames` read as the field `to` (`--field from=to`:
+/// Phoenix's eval frames name the retrieved context `reference`). The case's hash is taken after
+/// the renaming, so that another mapping of the same file is another case.
+pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) -> std::result::Result<Case, SuiteProblem> {
     let problem = |field: Option<&str>, reason: String| SuiteProblem { line, field: field.map(str::to_string), reason };
     let value: TopLevel = serde_json::from_str(text).map_err(|e| problem(None, format!("not valid JSON: {e}")))?;
     let mut obj = match value {
@@ -222,6 +236,14 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         }
         TopLevel::Other => return Err(problem(None, "a case must be a JSON object".into())),
     };
+    for (from, to) in renames {
+        if let Some(v) = obj.remove(from) {
+            if obj.contains_key(to) {
+                return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as `{to}`, and this case has a `{to}` of its own")));
+            }
+            obj.insert(to.clone(), v);
+        }
+    }
     let input_hash = case_hash(&obj);
     let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
     let mut shadowed: Vec<(String, String)> = Vec::new();
@@ -245,12 +267,16 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
         obj.remove("context");
         shadowed.push(("context".to_string(), "retrieval_context".to_string()));
     }
+    // Peers name one field several ways (UpTrain rows carry both `response` and `answer`): the first
+    // name of each list present is graded, the others are set aside and said once per run
+    // (`describe_shadowed`), in the documented precedence of suite-format.md.
     let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
         // A field given as null is absent (peers export unset fields as null).
         obj.retain(|k, v| !(v.is_null() && names.contains(&k.as_str())));
         let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
-        if present.len() > 1 {
-            return Err(problem(Some(present[1]), format!("`{}` and `{}` name the same field; give one", present[0], present[1])));
+        for other in present.iter().skip(1) {
+            obj.remove(*other);
+            shadowed.push((other.to_string(), present[0].to_string()));
         }
         Ok(present.first().and_then(|n| obj.remove(*n).map(|v| (n.to_string(), v))))
     };
@@ -320,8 +346,9 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     };
     let mut number = |names: &[&str]| -> std::result::Result<Option<f64>, SuiteProblem> {
         let present: Vec<&str> = names.iter().copied().filter(|n| obj.get(*n).is_some_and(|v| !v.is_null())).collect();
-        if present.len() > 1 {
-            return Err(problem(Some(present[1]), format!("`{}` and `{}` name the same field; give one", present[0], present[1])));
+        for other in present.iter().skip(1) {
+            obj.remove(*other);
+            shadowed.push((other.to_string(), present[0].to_string()));
         }
         let mut found = None;
         for n in names {
@@ -496,6 +523,8 @@ pub struct SuiteReader<R> {
     /// The rows of a CSV suite, each as a JSON object's text (or the problem of its row), with the
     /// line it starts on.
     rows: Option<std::vec::IntoIter<(usize, std::result::Result<String, String>)>>,
+    /// Fields read under another name (`--field from=to`).
+    renames: Vec<(String, String)>,
     ended: bool,
 }
 
@@ -510,14 +539,17 @@ pub enum SuiteFormat {
     Csv,
     /// Tab-separated values with a header row.
     Tsv,
+    /// promptfoo's YAML tests ([`promptfoo::yaml_rows`]).
+    Yaml,
 }
 
 impl SuiteFormat {
-    /// The format a file's extension names: `.csv` and `.tsv`, else JSON.
+    /// The format a file's extension names: `.csv`, `.tsv`, `.yaml` and `.yml`, else JSON.
     pub fn for_path(path: &Path) -> Self {
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("csv") => SuiteFormat::Csv,
             Some("tsv") => SuiteFormat::Tsv,
+            Some("yaml" | "yml") => SuiteFormat::Yaml,
             _ => SuiteFormat::Json,
         }
     }
@@ -525,7 +557,7 @@ impl SuiteFormat {
 
 /// Fields whose cells hold a list: a JSON list (`["a", "b"]`), a Python list as pandas and RAGAS
 /// write them (`['a', "b"]`), or one text (a list of one).
-const LIST_FIELDS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "samples", "ground_truths", "checks"];
+const LIST_FIELDS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks", "samples", "ground_truths", "checks"];
 /// Fields whose cells hold a JSON object (or list), parsed when they do.
 const JSON_FIELDS: &[&str] = &["segments", "label", "metadata"];
 /// Fields whose cells hold a number.
@@ -659,7 +691,21 @@ impl<R: BufRead> SuiteReader<R> {
             array: None,
             format,
             rows: None,
+            renames: Vec::new(),
         }
+    }
+
+    /// Reads each field `from` as the field `to` (`--field from=to`); `to` must be a field candor
+    /// knows ([`known_fields`]), or the problem is said.
+    pub fn with_renames(mut self, renames: Vec<(String, String)>) -> std::result::Result<Self, String> {
+        let known = known_fields();
+        for (from, to) in &renames {
+            if !known.contains(&to.as_str()) {
+                return Err(format!("--field {from}={to}: `{to}` is not a field candor reads (known: {})", known.join(", ")));
+            }
+        }
+        self.renames = renames;
+        Ok(self)
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
@@ -712,6 +758,7 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
                 SuiteFormat::Json => self.sniff_array(),
                 SuiteFormat::Csv => self.read_csv(b','),
                 SuiteFormat::Tsv => self.read_csv(b'\t'),
+                SuiteFormat::Yaml => self.read_yaml(),
             };
             if let Some(problem) = problem {
                 return Some(Err(problem));
@@ -720,13 +767,13 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
         if let Some(rows) = self.rows.as_mut() {
             let (line, row) = rows.next()?;
             self.line = line;
-            let parsed = row.map_err(|reason| SuiteProblem { line, field: None, reason }).and_then(|text| parse_case(line, &text));
+            let parsed = row.map_err(|reason| SuiteProblem { line, field: None, reason }).and_then(|text| parse_case_with(line, &text, &self.renames));
             return Some(self.admit(parsed));
         }
         if let Some(items) = self.array.as_mut() {
             let (i, v) = items.next()?;
             self.line = i + 1;
-            let parsed = parse_case(i + 1, v.get());
+            let parsed = parse_case_with(i + 1, v.get(), &self.renames);
             return Some(self.admit(parsed));
         }
         loop {
@@ -759,7 +806,7 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
             if trimmed.is_empty() {
                 continue;
             }
-            let parsed = parse_case(self.line, trimmed.trim_start_matches('\u{feff}'));
+            let parsed = parse_case_with(self.line, trimmed.trim_start_matches('\u{feff}'), &self.renames);
             return Some(self.admit(parsed));
         }
     }
@@ -797,6 +844,28 @@ impl<R: BufRead> SuiteReader<R> {
             return None;
         }
         match csv_rows(&bytes, delimiter) {
+            Ok(rows) => {
+                self.rows = Some(rows.into_iter());
+                None
+            }
+            Err(reason) => Some(SuiteProblem { line: 1, field: None, reason }),
+        }
+    }
+
+    /// Reads a promptfoo YAML suite whole into rows ([`promptfoo::yaml_rows`]); the problem when the
+    /// file is not YAML of that shape.
+    fn read_yaml(&mut self) -> Option<SuiteProblem> {
+        let mut bytes = Vec::new();
+        self.ended = true;
+        if let Err(e) = self.reader.read_to_end(&mut bytes) {
+            self.failed = Some((1, e));
+            return None;
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return Some(SuiteProblem { line: 1, field: None, reason: format!("is not valid UTF-8 ({e})") }),
+        };
+        match promptfoo::yaml_rows(&text) {
             Ok(rows) => {
                 self.rows = Some(rows.into_iter());
                 None
@@ -1149,9 +1218,42 @@ mod tests {
         let c = parse_case(1, r#"{"actual_output": "a", "retrieval_context": null, "context": ["ideal"]}"#).unwrap();
         assert_eq!(c.contexts.len(), 1);
         assert!(c.shadowed.is_empty());
-        // Other collisions are still refused, naming both fields.
-        let p = parse_case(1, r#"{"output": "a", "contexts": ["x"], "documents": ["y"]}"#).unwrap_err();
-        assert!(p.reason.contains("name the same field"), "{p}");
+        // Other collisions follow the documented precedence too: the first name graded, the other said.
+        let c = parse_case(1, r#"{"output": "a", "contexts": ["x"], "documents": ["y"]}"#).unwrap();
+        assert_eq!(c.contexts.iter().map(|x| x.text.as_str()).collect::<Vec<_>>(), ["x"]);
+        assert_eq!(c.shadowed, [("documents".to_string(), "contexts".to_string())]);
+        // UpTrain's rows carry `response` and `answer`: `response` is graded, `answer` set aside.
+        let mut r = SuiteReader::new(&b"{\"question\": \"q\", \"response\": \"graded\", \"answer\": \"aside\", \"context\": \"c\"}\n"[..]);
+        let c = r.next().unwrap().unwrap();
+        assert_eq!(c.output, "graded");
+        assert!(c.unknown_fields.is_empty());
+        let said = describe_shadowed(r.shadowed_fields()).unwrap();
+        assert!(said.contains("`answer` given beside `response` in 1 case(s)"), "{said}");
+        // Two latencies: the first name wins.
+        let c = parse_case(1, r#"{"output": "a", "latency_ms": 5, "latencyMs": 7}"#).unwrap();
+        assert_eq!(c.latency_ms, Some(5.0));
+    }
+
+    #[test]
+    fn fields_read_under_another_name_and_trulens_names() {
+        // Phoenix's eval frame: `reference` is the retrieved context there.
+        let phoenix = "{\"input\": \"q\", \"output\": \"a\", \"reference\": \"the passage\"}\n";
+        let renames = vec![("reference".to_string(), "contexts".to_string())];
+        let mut r = SuiteReader::new(phoenix.as_bytes()).with_renames(renames.clone()).unwrap();
+        let c = r.next().unwrap().unwrap();
+        assert_eq!((c.contexts.len(), c.reference.as_deref()), (1, None));
+        assert_eq!(c.contexts[0].text, "the passage");
+        // Another mapping of the same line is another case (its hash differs).
+        assert_ne!(c.input_hash, parse_case(1, phoenix.trim()).unwrap().input_hash);
+        // A case that has the target too is refused, naming both; an unknown target is refused.
+        let p = parse_case_with(3, r#"{"output": "a", "reference": "x", "contexts": ["y"]}"#, &renames).unwrap_err();
+        assert!(p.reason.contains("has a `contexts` of its own") && p.line == 3, "{p}");
+        let err = SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contxts".into())]).err().unwrap();
+        assert!(err.contains("`contxts` is not a field candor reads"), "{err}");
+        // TruLens's ground truth: expected_response is the reference, expected_chunks the contexts.
+        let c = parse_case(1, r#"{"query": "q", "output": "a", "expected_response": "r", "expected_chunks": [{"text": "c1"}, {"text": "c2"}]}"#).unwrap();
+        assert_eq!((c.input.as_deref(), c.reference.as_deref(), c.contexts.len()), (Some("q"), Some("r"), 2));
+        assert!(c.unknown_fields.is_empty());
     }
 
     #[test]
@@ -1161,8 +1263,8 @@ mod tests {
         assert!(c.unknown_fields.is_empty());
         let p = parse_case(1, r#"{"answer": "a", "ground_truths": [3]}"#).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("ground_truths"));
-        let p = parse_case(1, r#"{"answer": "a", "ground_truth": "x", "ground_truths": ["y"]}"#).unwrap_err();
-        assert!(p.reason.contains("name the same field"), "{p}");
+        let c = parse_case(1, r#"{"answer": "a", "ground_truth": "x", "ground_truths": ["y"]}"#).unwrap();
+        assert_eq!(c.reference.as_deref(), Some("x"));
     }
 
     #[test]
@@ -1300,8 +1402,9 @@ mod tests {
         assert!(p.to_string().contains("line 5"), "{p}");
         let p = parse_case(6, r#"{"id": "x", "output": "a", "segments": {"risk": 1}}"#).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("segments"));
-        let p = parse_case(7, r#"{"id": "x", "output": "a", "answer": "b"}"#).unwrap_err();
-        assert_eq!(p.field.as_deref(), Some("answer"));
+        // Two names of one field are not a problem: the first is graded, the other set aside.
+        let c = parse_case(7, r#"{"id": "x", "output": "a", "answer": "b"}"#).unwrap();
+        assert_eq!((c.output.as_str(), c.shadowed.as_slice()), ("a", &[("answer".to_string(), "output".to_string())][..]));
         let p = parse_case(8, "{not json").unwrap_err();
         assert!(p.reason.contains("not valid JSON"));
         let p = parse_case(9, r#"{"id": "x", "output": "a", "contexts": [{"id": "1", "text": "a"}, {"id": "1", "text": "b"}]}"#).unwrap_err();

@@ -63,15 +63,15 @@ fn main() -> anyhow::Result<()> {
     candor::run::grade(&store, &spec, &Quiet, &AtomicBool::new(false))?;
     let (mut predicted, mut scores, mut gold) = (vec![], vec![], vec![]);
     for line in std::fs::read_to_string(out.join("results.jsonl"))?.lines().filter(|l| !l.trim().is_empty()) {
-        let r: serde_json::Value = serde_json::from_str(line)?;
-        let support = &r["metrics"]["support"];
-        if let Some(claims) = support["claims"].as_array() {
-            let output = &support["output"];
-            let counts = output.is_object() && output["beyond_claims"] != false;
-            predicted.push(claims.iter().all(|c| c["label"] == "supported") && !(counts && output["label"] == "unsupported"));
-            let whole = output["score"].as_f64().filter(|_| counts);
-            scores.push(claims.iter().filter_map(|c| c["score"].as_f64()).chain(whole).fold(f64::INFINITY, f64::min));
-            gold.push(r["label"]["supported"].as_bool().unwrap_or(false));
+        let r: candor::graders::CaseResult = serde_json::from_str(line)?;
+        let verdict = match &r.metrics.support {
+            Some(candor::graders::Outcome::Ran(s)) => s.verdict(),
+            _ => None,
+        };
+        if let Some((supported, weakest)) = verdict {
+            predicted.push(supported);
+            scores.push(weakest);
+            gold.push(r.label.as_ref().and_then(|l| l["supported"].as_bool()).unwrap_or(false));
         }
     }
     println!(

@@ -93,6 +93,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             unknown_fields: vec![],
             id_from_line: false,
             shadowed: vec![],
+            renamed: vec![],
         })
         .collect();
     let mut out = Vec::with_capacity(cases.len());

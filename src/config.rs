@@ -578,6 +578,14 @@ pub fn reference_markdown() -> String {
             };
             let target = resolve(p);
             let mut meaning = one_line(p.get("description").or_else(|| target.get("description")));
+            // Rustdoc links read as plain names here.
+            meaning = meaning.replace("[`", "`").replace("`]", "`");
+            // The claim threshold that applies is the default NLI model's own, from the registry.
+            if section == "support" && key == "claim_threshold" {
+                if let Some(t) = crate::models::Registry::builtin().ok().and_then(|r| r.default_for(crate::models::Role::Nli).and_then(|m| m.claim_threshold.map(|t| (m.name.clone(), t)))) {
+                    let _ = write!(meaning, " With the built-in registry the default model, `{}`, brings {}.", t.0, t.1);
+                }
+            }
             let values: Vec<String> = target
                 .get("oneOf")
                 .and_then(Value::as_array)

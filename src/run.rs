@@ -278,6 +278,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         let mut list: Vec<String> = problems.iter().map(|p| format!("{suite_name}: {p}")).collect();
         // Under strict, a field candor does not know is an error too (it would not be graded).
         list.extend(crate::suite::describe_unknown_fields(reader.unknown_fields()).map(|l| format!("{suite_name}: {l}")));
+        list.extend(reader.unused_renames().map(|l| format!("{suite_name}: {l}")));
         if !list.is_empty() {
             return Err(Error::Input {
                 location: suite_name,
@@ -458,6 +459,11 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
             None => reader.next(),
         };
         let end = item.is_none();
+        if end && !spec.strict {
+            if let Some(line) = reader.unused_renames() {
+                events.note(&format!("warning: {suite_name}: {line}"));
+            }
+        }
         // A field candor does not know is said at once, the first time it is seen (a misspelt
         // `retrieved_context` would otherwise grade every case without its contexts).
         if reader.unknown_fields().len() > unknown_seen {

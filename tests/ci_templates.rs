@@ -193,6 +193,10 @@ fn the_gitlab_template_gates_and_keeps_the_evidence_either_way() {
     assert_eq!(job["variables"]["CANDOR_SUITE"], "suite.jsonl");
     let ok = run("pass.toml");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // The passing run's files are gone before the failing one: its artifacts must be its own.
+    for f in ["candor-results.jsonl", "candor-junit.xml", "candor-report.html", "candor-gate.md"] {
+        std::fs::remove_file(d.join(f)).unwrap();
+    }
     let bad = run("fail.toml");
     assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
     let junit = std::fs::read_to_string(d.join("candor-junit.xml")).unwrap();

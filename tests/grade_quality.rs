@@ -138,17 +138,18 @@ fn support_figures(results: &[Value]) -> Figures {
     let mut gold = vec![];
     for r in results {
         let support = &r["metrics"]["support"];
-        let Some(claims) = support["claims"].as_array() else {
+        if support["claims"].as_array().is_none() {
             assert!(support["skipped"].is_string(), "support neither ran nor said why: {r}");
             continue;
-        };
-        // The whole output counts where it can fail the case: where the output holds more than
-        // its claims (`beyond_claims`, absent = true in older results).
-        let output = &support["output"];
-        let counts = output.is_object() && output["beyond_claims"] != false;
-        predicted.push(claims.iter().all(|c| c["label"] == "supported") && !(counts && output["label"] == "unsupported"));
-        let whole = output["score"].as_f64().filter(|_| counts);
-        scores.push(claims.iter().map(|c| c["score"].as_f64().unwrap()).chain(whole).fold(f64::INFINITY, f64::min));
+        }
+        // The library's case verdict (SupportResult::verdict), as examples/grade_set.rs reads it.
+        let s: candor::graders::results::SupportResult = serde_json::from_value(support.clone()).unwrap();
+        // An output with no claim (a bare "Yes" with no question to carry it) fails as `no_claim`
+        // whatever its label; such cases are left out here and counted by the caller (they were
+        // counted as supported before 2026-11-29, which flattered these figures).
+        let Some((supported, weakest)) = s.verdict() else { continue };
+        predicted.push(supported);
+        scores.push(weakest);
         gold.push(r["label"]["supported"].as_bool().unwrap());
     }
     figures(&predicted, &scores, &gold)
@@ -201,7 +202,8 @@ fn check_support(prefix: &str) -> Vec<Value> {
     let f = support_figures(&results);
     let skipped: std::collections::BTreeSet<&str> =
         results.iter().filter_map(|r| r["metrics"]["support"]["skipped"].as_str()).collect();
-    println!("{}: support skipped {} of {n} cases ({skipped:?})", set.display_name(), n - f.n);
+    let no_claim = results.iter().filter(|r| r["metrics"]["support"]["claims"].as_array().is_some_and(|c| c.is_empty())).count();
+    println!("{}: support skipped {} of {n} cases ({skipped:?}; {no_claim} of them claim nothing, failed as no_claim)", set.display_name(), n - f.n);
     assert!(f.n * 100 >= n * 90, "support skipped {} of {n} cases", n - f.n);
     let bare = bare_balanced_accuracy(&set.display_name());
     println!(

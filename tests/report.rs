@@ -417,7 +417,7 @@ fn gate_junit_holds_any_case_id_and_segment() {
     let (code, out) = gate_with(d, "p.toml", policy, &results, &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{out}");
     assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
-    assert!(out.contains(&format!("1 of 2 case(s) skipped entirely: no metric ran for them, so they neither passed nor failed ({SHOWN})")), "{out}");
+    assert!(out.contains(&format!("1 of 2 case(s) skipped entirely: no metric ran for them, so they neither passed nor failed (ids: {SHOWN})")), "{out}");
     valid_junit(&junit).unwrap();
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML: {e}\n{xml}"));
@@ -545,4 +545,32 @@ fn report_quotes_the_evidence_and_gives_the_agreement() {
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(!md.contains('«') && md.contains(".."), "{md}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not here: the evidence is given as character spans"), "{}", text(&o));
+}
+
+/// A run whose suite had a line that could not be read graded less than the suite: the gate fails
+/// on it, saying so, unless the policy allows it.
+#[test]
+fn gate_fails_on_a_run_with_unreadable_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    std::fs::write(&suite, "{\"id\": \"a\", \"output\": \"fine\", \"checks\": [{\"contains\": \"fine\"}]}\n{\"id\": \"b\", \"output\": \"broken\n{\"id\": \"c\", \"output\": \"fine\", \"checks\": [{\"contains\": \"fine\"}]}\n").unwrap();
+    let results = dir.path().join("r.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", results.to_str().unwrap(), "--metrics", "checks", "-q"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (code, out) = gate_with(dir.path(), "p.toml", "[rules]\n\"checks.pass_rate\" = \">= 1\"\n", &results, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [overall] every line of the suite read: 1 line(s) of the suite could not be read"), "{out}");
+    let (code, out) = gate_with(dir.path(), "q.toml", "allow_invalid_lines = true\n[rules]\n\"checks.pass_rate\" = \">= 1\"\n", &results, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("skip  [overall] every line of the suite read"), "{out}");
+}
+
+/// A `--by` key no case has is an error naming the keys there are, not a report of the overall
+/// group alone.
+#[test]
+fn report_refuses_a_segment_key_no_case_has() {
+    let results = example_results();
+    let o = candor(&["report", results.to_str().unwrap(), "--by", "task,rsk"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--by rsk: no case has the segment key `rsk` (keys here: ") && text(&o).contains("risk"), "{}", text(&o));
 }

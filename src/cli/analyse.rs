@@ -242,6 +242,15 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let results = read_results(&args.results)?;
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
+    // A --by key no case has (a misspelt `topc`) would leave only the overall group, silently.
+    let keys = candor::report::segment_keys(&results);
+    for key in args.by.iter().flat_map(|b| b.split('+')) {
+        anyhow::ensure!(
+            keys.iter().any(|k| k == key),
+            "--by {key}: no case has the segment key `{key}` (keys here: {})",
+            if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+        );
+    }
     let (sources, note) = sources_for(&args.results, args.suite.as_deref())?;
     if let Some(n) = note {
         eprintln!("{}", candor::report::escape::terminal(&n));

@@ -77,6 +77,15 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     if !checks.is_empty() {
         let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
         checks.insert(0, gate::completeness(&policy, why));
+        // Lines of the suite the run could not read were never graded: the summary counts them.
+        let invalid = std::fs::read_to_string(candor::report::summary_path(&args.results))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["invalid_lines"].as_u64())
+            .unwrap_or(0) as usize;
+        if let Some(c) = gate::lines_read(&policy, invalid) {
+            checks.insert(1, c);
+        }
     }
     // A gate that checked nothing must not pass: this is a policy whose only rules compare with a
     // baseline, run without one.

@@ -362,7 +362,7 @@ mod tests {
         let plan = ReferencePlan::new("About 10 business days.", long, Some("How long does a zipper repair take?"));
         assert_eq!(plan.method, ReferenceMethod::ShortAnswer);
         assert!(plan.short_reference && !plan.short_output);
-        assert_eq!(plan.reference_text, "How long does a zipper repair take? About 10 business days.");
+        assert_eq!(plan.reference_text, "How long does a zipper repair take? About 10 business days");
         assert_eq!(plan.output_text, long);
     }
 
@@ -476,7 +476,7 @@ mod tests {
         assert_eq!(plan.reference_text, "the minimum rental is 2 days.", "the particle off, no question in front");
         // A bare particle cannot stand alone: it is read with its question.
         let plan = ReferencePlan::new("No.", "No", Some("Can I rent a tent for one night?"));
-        assert_eq!(plan.reference_text, "Can I rent a tent for one night? No.");
+        assert_eq!(plan.reference_text, "Can I rent a tent for one night? No");
         // Facts too, while the reported fact keeps its words.
         let reference = "Yes, refunds are accepted within 30 days of delivery. The money goes back to the card.";
         let plan = ReferencePlan::new(reference, output, None);

@@ -259,6 +259,22 @@ pub struct SupportResult {
     pub output: Option<OutputSupport>,
 }
 
+impl SupportResult {
+    /// The case-level verdict measured against labels: supported when every claim is and, where the
+    /// whole output was read and holds more than its claims, the whole output is too; with the
+    /// weakest of those probabilities as its score (for ROC-AUC). `None` for an output with no claim
+    /// (the grader fails it as `no_claim` whatever its label): measures leave it out and count it.
+    pub fn verdict(&self) -> Option<(bool, f64)> {
+        if self.claims.is_empty() {
+            return None;
+        }
+        let whole = self.output.as_ref().filter(|o| o.beyond_claims);
+        let supported = self.claims.iter().all(|c| c.label == "supported") && whole.is_none_or(|o| o.label != "unsupported");
+        let weakest = self.claims.iter().map(|c| c.score as f64).chain(whole.map(|o| o.score as f64)).fold(f64::INFINITY, f64::min);
+        Some((supported, weakest))
+    }
+}
+
 /// The whole output's support (`[support] whole_output`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputSupport {

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{skipped_entirely, GroupSummary};
+use super::{skipped_entirely, GroupSummary, BUILT_IN_METRICS};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
 
@@ -65,8 +65,10 @@ pub struct Estimate {
     pub upper: f64,
     /// The summed cost.
     pub total: f64,
-    /// Graded cases it is over.
+    /// Cases it is over: graded, with every metric that finds a priced class run on them.
     pub cases: usize,
+    /// Cases in the group.
+    pub of: usize,
 }
 
 fn prices(table: &BTreeMap<String, f64>, at: &str) -> Result<Vec<(Failure, f64)>, String> {
@@ -116,9 +118,14 @@ impl CostPolicy {
         by_segment.or_else(|| self.per_failure.iter().find(|(c, _)| *c == f).map(|(_, x)| *x)).unwrap_or(0.0)
     }
 
-    /// The cost of one case (each of its failure classes once); `None` where no metric ran on it.
+    /// The cost of one case (each of its failure classes once); `None` where it cannot be priced:
+    /// no metric ran on it, or a metric that finds a priced class did not (its failures there
+    /// would count as free).
     pub fn case_cost(&self, case: &CaseResult) -> Option<f64> {
         if skipped_entirely(case) {
+            return None;
+        }
+        if self.priced_classes().iter().any(|f| f.metric().is_some_and(|m| !metric_ran(case, m))) {
             return None;
         }
         let mut seen = vec![];
@@ -154,12 +161,12 @@ impl CostPolicy {
         }
         let costs: Vec<f64> = cases.iter().filter_map(|c| self.case_cost(c)).collect();
         if costs.is_empty() {
-            return Err(format!("no metric ran on any of the {} case(s)", cases.len()));
+            return Err(format!("no case of the {} could be priced: on none did every metric that finds a priced class run", cases.len()));
         }
         let total: f64 = costs.iter().sum();
         let mean = total / costs.len() as f64;
         let (lower, upper) = stats::bootstrap_mean_ci(&costs, 2000, 1.0 - self.confidence, 0xC057).unwrap_or((mean, mean));
-        Ok(Estimate { mean, lower, upper, total, cases: costs.len() })
+        Ok(Estimate { mean, lower, upper, total, cases: costs.len(), of: cases.len() })
     }
 }
 
@@ -175,16 +182,23 @@ impl Estimate {
         }
     }
 
-    /// `1.2500 per case (95% interval 0.8000 to 1.7500), 72.50 in all over 58 graded case(s)`
+    /// `1.2500 per case (95% interval 0.8000 to 1.7500), 72.50 in all over 58 of 58 case(s) priced`
     pub fn describe(&self, confidence: f64) -> String {
         format!(
-            "{:.4} per case ({:.0}% interval {:.4} to {:.4}), {:.2} in all over {} graded case(s)",
+            "{:.4} per case ({:.0}% interval {:.4} to {:.4}), {:.2} in all over {} of {} case(s) priced{}",
             self.mean,
             100.0 * confidence,
             self.lower,
             self.upper,
             self.total,
-            self.cases
+            self.cases,
+            self.of,
+            if self.cases < self.of { " (the others: no metric ran, or not every metric finding a priced class)" } else { "" }
         )
     }
+}
+
+/// Whether metric `m` (or, for `rubric`, any rubric) scored case `r`.
+pub(crate) fn metric_ran(r: &CaseResult, m: &str) -> bool {
+    r.metrics.scores().iter().any(|(n, _, _)| if m == "rubric" { !BUILT_IN_METRICS.contains(n) } else { *n == m })
 }

@@ -45,7 +45,7 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use super::cost::{CostFile, CostPolicy};
+use super::cost::{metric_ran, CostFile, CostPolicy};
 use super::{escape, grouped, skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
@@ -128,6 +128,10 @@ fn check_quantity(q: &str) -> Result<(), String> {
         ["cost", ..] => return Err(format!("unknown quantity `{q}`: cost quantities are cost.mean, cost.upper, cost.lower and cost.total")),
         // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
         [m, "pass_rate" | "mean"] => {
+            // A near miss of a built-in metric is a typo, not a rubric: refused with the name it meant.
+            if let Some(b) = BUILT_IN_METRICS.iter().find(|b| **b != *m && crate::suite::within_two_edits(m, b)) {
+                return Err(format!("unknown quantity `{q}`: no metric `{m}`; did you mean `{b}`?"));
+            }
             BUILT_IN_METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         }
         ["failures", class] | ["failures", class, "rate"] => {
@@ -191,6 +195,8 @@ struct PolicyFile {
     #[serde(default)]
     allow_incomplete: bool,
     #[serde(default)]
+    allow_invalid_lines: bool,
+    #[serde(default)]
     rules: BTreeMap<String, String>,
     #[serde(default)]
     segments: BTreeMap<String, SegmentFile>,
@@ -247,6 +253,8 @@ pub struct Policy {
     /// Let a run be gated whose manifest does not say it completed (killed, interrupted, changed
     /// since, or without a manifest); its check is then skipped, saying why.
     pub allow_incomplete: bool,
+    /// Let a run be gated whose suite had lines that could not be read (not graded).
+    pub allow_invalid_lines: bool,
     /// Rules on the whole run.
     pub rules: Vec<Rule>,
     /// Rules per segment (`key=value`), with their own minimum.
@@ -315,6 +323,7 @@ impl Policy {
             allow_unevaluated: f.allow_unevaluated,
             allow_skipped_cases: f.allow_skipped_cases,
             allow_incomplete: f.allow_incomplete,
+            allow_invalid_lines: f.allow_invalid_lines,
             rules,
             segments,
             baseline: f.baseline,
@@ -412,7 +421,7 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
     if summary.overall.skipped > 0 {
         let ids: Vec<&str> = results.iter().filter(|r| skipped_entirely(r)).map(|r| r.id.as_str()).collect();
         let why = format!(
-            "{} of {} case(s) skipped entirely: no metric ran for them, so they neither passed nor failed ({})",
+            "{} of {} case(s) skipped entirely: no metric ran for them, so they neither passed nor failed (ids: {})",
             summary.overall.skipped,
             summary.overall.cases,
             some_of(&ids, 5)
@@ -430,6 +439,10 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
     let cases_of = grouped(&refs, None, |r| *r);
     let cost_of = |group: &str, g: &GroupSummary, what: &str| -> Result<f64, String> {
         let Some(cost) = &policy.cost else { return Err("the policy has no [cost] table".into()) };
+        // A priced segment no case has (a misspelt value) would drop its prices in silence.
+        if let Some((seg, _)) = cost.segments.iter().find(|(seg, _)| !summary.segments.contains_key(seg)) {
+            return Err(format!("[cost.segments.\"{seg}\"]: {}", no_segment(seg, summary)));
+        }
         let cases = cases_of.get(group).map(Vec::as_slice).unwrap_or_default();
         cost.estimate(g, cases).map(|e| e.get(what).unwrap_or(e.mean))
     };
@@ -546,6 +559,11 @@ fn baseline_checks(
             };
             // A priced class whose metric ran on one side only would make that side's cost look free.
             if let (true, Some(c)) = (is_cost, cost) {
+                if let Some((seg, _)) = c.segments.iter().find(|(seg, _)| !summary.segments.contains_key(seg)) {
+                    let why = format!("[cost.segments.\"{seg}\"]: {}", no_segment(seg, summary));
+                    checks.push(if group == "overall" { unevaluated(&group, name, why) } else { Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() } });
+                    continue;
+                }
                 let unseen = |rs: &mut dyn Iterator<Item = &CaseResult>| {
                     let rs: Vec<&CaseResult> = rs.collect();
                     c.priced_classes().into_iter().find(|f| f.metric().is_some_and(|m| !rs.iter().any(|r| metric_ran(r, m))))
@@ -678,6 +696,22 @@ pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
     }
 }
 
+/// The check that every line of the suite became a case: a run that set lines aside as unreadable
+/// (`invalid_lines` in its summary) graded less than the suite, which fails the gate unless the
+/// policy sets `allow_invalid_lines = true`.
+pub fn lines_read(policy: &Policy, invalid_lines: usize) -> Option<Check> {
+    let name = "every line of the suite read".to_string();
+    if invalid_lines == 0 {
+        return None;
+    }
+    let why = format!("{invalid_lines} line(s) of the suite could not be read and were not graded (the grade run listed them)");
+    Some(if policy.allow_invalid_lines {
+        Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
+    } else {
+        Check { group: "overall".into(), name, passed: false, skipped: None, detail: format!("{why}; `allow_invalid_lines = true` in the policy would gate the rest anyway") }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,6 +724,9 @@ mod tests {
         assert!(Rule::parse("support.pass_rate", "0.95").is_err());
         assert!(Rule::parse("support.pass_rat", ">= 0.9").unwrap_err().contains("unknown quantity"));
         assert!(Rule::parse("failures.made_up", "<= 1").is_err());
+        // A near miss of a built-in metric is refused with the one it meant; a rubric name is not.
+        assert!(Rule::parse("suport.mean", ">= 0.9").unwrap_err().contains("did you mean `support`?"));
+        assert!(Rule::parse("polite.mean", ">= 0.9").is_ok());
     }
 
     #[test]
@@ -798,6 +835,21 @@ per_failure = { unsupported_claim = 50 }
         assert!(!named(&checks, "overall", "cost.upper").passed, "{:?}", named(&checks, "overall", "cost.upper"));
         let high = named(&checks, "risk=high", "cost.mean");
         assert!(!high.passed && high.detail.contains("cost.mean = 35 on 2 case(s)"), "{high:?}");
+
+        // A priced segment no case has (a misspelt value): its prices would vanish, so the cost
+        // cannot be evaluated, and the check fails.
+        let misspelt = policy.replace("risk=high\"]\nper_failure", "risk=hihg\"]\nper_failure");
+        let c = named(&run(&misspelt, &results, None), "overall", "cost.mean").clone();
+        assert!(!c.passed && c.detail.contains("cost.segments.\"risk=hihg\"") && c.detail.contains("values of `risk` here"), "{c:?}");
+        // A case on which a priced class's metric did not run is not priced as free: with citation
+        // priced too and run on a and c only, the cost is over a and c ((25 + 50) / 2 = 37.5).
+        let mut partial = results.clone();
+        for k in [0, 2] {
+            partial[k].metrics.citation = Some(serde_json::from_value(serde_json::json!({"score": 1.0, "recall": 1.0, "precision": 1.0, "passed": true, "sentences": []})).unwrap());
+        }
+        let p3 = "[rules]\n\"cost.mean\" = \"<= 100\"\n[cost]\nper_failure = { contradicted_claim = 20, unsupported_claim = 5, wrong_citation = 1 }\n[cost.segments.\"risk=high\"]\nper_failure = { unsupported_claim = 50 }\n";
+        let c = named(&run(p3, &partial, None), "overall", "cost.mean").clone();
+        assert!(c.passed && c.detail.contains("cost.mean = 37.5000") && c.detail.contains("over 2 of 4 case(s) priced"), "{c:?}");
 
         // A priced class whose metric did not run: not free, unevaluated, failing.
         let p2 = "[rules]
@@ -969,12 +1021,12 @@ rules = { "pass_rate" = ">= 0.5" }
     fn a_baseline_that_pairs_too_few_cases_fails() {
         let new: Vec<CaseResult> = (0..6).map(|k| case(&format!("n{k}"), "high", Some(Some((0.9, true))))).collect();
         let other_suite: Vec<CaseResult> = (0..6).map(|k| case(&format!("o{k}"), "high", Some(Some((0.9, true))))).collect();
-        let policy = "[baseline]\nmax_drop = 0.05\nquantities = [\"pass_rate\", \"suport.mean\"]\n";
+        let policy = "[baseline]\nmax_drop = 0.05\nquantities = [\"pass_rate\", \"politeness.mean\"]\n";
         let checks = run(policy, &new, Some(&other_suite));
         let c = named(&checks, "overall", "pass_rate drops");
         assert!(!c.passed && c.detail.contains("no case id in common with the baseline (6 case(s) here, 6 there"), "{c:?}");
-        let c = named(&checks, "overall", "suport.mean drops");
-        assert!(!c.passed && c.detail.contains("no metric `suport`"), "{c:?}");
+        let c = named(&checks, "overall", "politeness.mean drops");
+        assert!(!c.passed && c.detail.contains("no metric `politeness`"), "{c:?}");
         // Paired, but the metric compared ran on too few of them.
         let policy = "min_cases = 3\n[baseline]\nmax_drop = 0.05\nquantities = [\"support.mean\"]\n";
         let mut old = new.clone();
@@ -1064,7 +1116,3 @@ rules = { "pass_rate" = ">= 0.5" }
     }
 }
 
-/// Whether metric `m` (or, for `rubric`, any rubric) scored case `r`.
-fn metric_ran(r: &CaseResult, m: &str) -> bool {
-    r.metrics.scores().iter().any(|(n, _, _)| if m == "rubric" { !BUILT_IN_METRICS.contains(n) } else { *n == m })
-}

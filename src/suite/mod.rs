@@ -70,6 +70,8 @@ pub struct Case {
     /// Fields set aside because another that names the same thing takes precedence: (field, the
     /// field graded instead), e.g. DeepEval's `context` beside `retrieval_context`.
     pub shadowed: Vec<(String, String)>,
+    /// Fields read under another name (`--field from=to`): the `from`s this case had.
+    pub renamed: Vec<String>,
 }
 
 /// A line that could not be read as a case.
@@ -92,12 +94,12 @@ impl std::fmt::Display for SuiteProblem {
     }
 }
 
-const INPUT: &[&str] = &["input", "user_input", "question", "query"];
-const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
+pub(crate) const INPUT: &[&str] = &["input", "user_input", "question", "query"];
+pub(crate) const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 /// In this order of precedence: where a case gives two, the first is graded and the other set aside.
 /// TruLens's ground-truth sets name the ideal chunks `expected_chunks` and the answer `expected_response`.
-const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
-const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
+pub(crate) const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
+pub(crate) const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
 /// promptfoo writes `latencyMs`.
 const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
 const COST: &[&str] = &["cost"];
@@ -154,6 +156,11 @@ pub fn describe_shadowed(shadowed: &BTreeMap<(String, String), usize>) -> Option
         .map(|((field, by), n)| format!("`{field}` given beside `{by}` in {n} case(s): `{by}` is graded, `{field}` set aside"))
         .collect();
     Some(items.join("; "))
+}
+
+/// Whether `a` is within two edits of `b` (a likely typo of it).
+pub fn within_two_edits(a: &str, b: &str) -> bool {
+    a.chars().count().abs_diff(b.chars().count()) <= 2 && edit_distance(a, b) <= 2
 }
 
 /// Levenshtein distance in characters.
@@ -236,13 +243,21 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         }
         TopLevel::Other => return Err(problem(None, "a case must be a JSON object".into())),
     };
+    // All at once: `a=b b=c` moves a to b and b to c, not a to c.
+    let mut renamed = vec![];
+    let mut moved = vec![];
     for (from, to) in renames {
         if let Some(v) = obj.remove(from) {
-            if obj.contains_key(to) {
-                return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as `{to}`, and this case has a `{to}` of its own")));
-            }
-            obj.insert(to.clone(), v);
+            renamed.push(from.clone());
+            moved.push((from, to, v));
         }
+    }
+    for (from, to, v) in moved {
+        // A `to` given as null is absent (peers export unset fields as null).
+        if obj.get(to).is_some_and(|x| !x.is_null()) {
+            return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as `{to}`, and this case has a `{to}` of its own")));
+        }
+        obj.insert(to.clone(), v);
     }
     let input_hash = case_hash(&obj);
     let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
@@ -388,6 +403,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         unknown_fields,
         id_from_line,
         shadowed,
+        renamed,
     })
 }
 
@@ -525,6 +541,8 @@ pub struct SuiteReader<R> {
     rows: Option<std::vec::IntoIter<(usize, std::result::Result<String, String>)>>,
     /// Fields read under another name (`--field from=to`).
     renames: Vec<(String, String)>,
+    /// The `from`s of `renames` some case had.
+    renames_seen: HashSet<String>,
     ended: bool,
 }
 
@@ -583,6 +601,7 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
         let line = record.position().map_or(0, |p| p.line() as usize);
         let mut obj = Map::new();
         let mut segments = Map::new();
+        let mut bad: Option<String> = None;
         for (name, cell) in header.iter().zip(record.iter()) {
             if cell.is_empty() {
                 continue;
@@ -592,7 +611,13 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
                 continue;
             }
             let value = if LIST_FIELDS.contains(&name.as_str()) {
-                list_cell(cell)
+                match list_cell(cell) {
+                    Ok(v) => v,
+                    Err(why) => {
+                        bad = Some(format!("column `{name}`: {why}"));
+                        break;
+                    }
+                }
             } else if JSON_FIELDS.contains(&name.as_str()) {
                 serde_json::from_str::<Value>(cell).ok().filter(|v| v.is_object() || v.is_array()).unwrap_or_else(|| Value::String(cell.to_string()))
             } else if NUMBER_FIELDS.contains(&name.as_str()) {
@@ -608,6 +633,10 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
             };
             obj.insert(name.clone(), value);
         }
+        if let Some(why) = bad {
+            rows.push((line, Err(why)));
+            continue;
+        }
         if !segments.is_empty() {
             obj.insert("segments".into(), Value::Object(segments));
         }
@@ -616,18 +645,24 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
     Ok(rows)
 }
 
-/// A list cell: JSON, a Python list of strings, or one text.
-fn list_cell(cell: &str) -> Value {
+/// A list cell: JSON, a Python list of strings, or one text. A cell that opens as a list of quoted
+/// texts (`['...`, `["...`) and cannot be read as one is refused: taking it for one passage, brackets
+/// and quotes included, would grade against text no one wrote.
+fn list_cell(cell: &str) -> std::result::Result<Value, String> {
     let t = cell.trim();
     if t.starts_with('[') {
         if let Ok(v @ Value::Array(_)) = serde_json::from_str::<Value>(t) {
-            return v;
+            return Ok(v);
         }
         if let Some(items) = python_str_list(t) {
-            return Value::Array(items.into_iter().map(Value::String).collect());
+            return Ok(Value::Array(items.into_iter().map(Value::String).collect()));
+        }
+        if t[1..].trim_start().starts_with(['\'', '"']) {
+            let shown: String = t.chars().take(60).collect();
+            return Err(format!("`{shown}`... opens a list of texts and cannot be read as one (a quote or bracket unclosed?)"));
         }
     }
-    Value::Array(vec![Value::String(cell.to_string())])
+    Ok(Value::Array(vec![Value::String(cell.to_string())]))
 }
 
 /// Parses a Python list of string literals (`['a', "b's"]`, with `\\`, `\'`, `\"` and `\n`
@@ -692,6 +727,7 @@ impl<R: BufRead> SuiteReader<R> {
             format,
             rows: None,
             renames: Vec::new(),
+            renames_seen: HashSet::new(),
         }
     }
 
@@ -699,6 +735,11 @@ impl<R: BufRead> SuiteReader<R> {
     /// knows ([`known_fields`]), or the problem is said.
     pub fn with_renames(mut self, renames: Vec<(String, String)>) -> std::result::Result<Self, String> {
         let known = known_fields();
+        for (i, (from, _)) in renames.iter().enumerate() {
+            if renames[..i].iter().any(|(f, _)| f == from) {
+                return Err(format!("--field {from}=...: `{from}` is given twice; read it as one field"));
+            }
+        }
         for (from, to) in &renames {
             if !known.contains(&to.as_str()) {
                 return Err(format!("--field {from}={to}: `{to}` is not a field candor reads (known: {})", known.join(", ")));
@@ -706,6 +747,13 @@ impl<R: BufRead> SuiteReader<R> {
         }
         self.renames = renames;
         Ok(self)
+    }
+
+    /// `--field from=to` whose `from` no case read so far had (a misspelt column leaves its field
+    /// ungraded): one line saying so, or `None`.
+    pub fn unused_renames(&self) -> Option<String> {
+        let unused: Vec<String> = self.renames.iter().filter(|(f, _)| !self.renames_seen.contains(f)).map(|(f, t)| format!("--field {f}={t}")).collect();
+        (!unused.is_empty()).then(|| format!("{}: no case has that field, so nothing was read through it", unused.join(", ")))
     }
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
@@ -820,6 +868,7 @@ impl<R: BufRead> SuiteReader<R> {
                 *self.unknown.entry(f.clone()).or_default() += 1;
             }
             self.ids_from_lines += usize::from(case.id_from_line);
+            self.renames_seen.extend(case.renamed.iter().cloned());
             for pair in &case.shadowed {
                 *self.shadowed.entry(pair.clone()).or_default() += 1;
             }
@@ -870,7 +919,7 @@ impl<R: BufRead> SuiteReader<R> {
                 self.rows = Some(rows.into_iter());
                 None
             }
-            Err(reason) => Some(SuiteProblem { line: 1, field: None, reason }),
+            Err((line, reason)) => Some(SuiteProblem { line, field: None, reason }),
         }
     }
 
@@ -1248,12 +1297,35 @@ mod tests {
         // A case that has the target too is refused, naming both; an unknown target is refused.
         let p = parse_case_with(3, r#"{"output": "a", "reference": "x", "contexts": ["y"]}"#, &renames).unwrap_err();
         assert!(p.reason.contains("has a `contexts` of its own") && p.line == 3, "{p}");
+        assert!(r.unused_renames().is_none());
+        // A FROM no case has is said; renames apply at once; a null target is absent.
+        let mut r = SuiteReader::new(phoenix.as_bytes()).with_renames(vec![("refrence".into(), "contexts".into())]).unwrap();
+        r.next().unwrap().unwrap();
+        assert!(r.unused_renames().unwrap().contains("--field refrence=contexts: no case has that field"));
+        let swap = vec![("output".to_string(), "reference".to_string()), ("reference".to_string(), "output".to_string())];
+        let c = parse_case_with(1, r#"{"output": "o", "reference": "r", "contexts": null}"#, &swap).unwrap();
+        assert_eq!((c.output.as_str(), c.reference.as_deref()), ("r", Some("o")));
+        let c = parse_case_with(1, r#"{"output": "o", "reference": "the passage", "contexts": null}"#, &renames).unwrap();
+        assert_eq!(c.contexts.len(), 1);
+        assert!(SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contexts".into()), ("a".into(), "reference".into())]).is_err());
         let err = SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contxts".into())]).err().unwrap();
         assert!(err.contains("`contxts` is not a field candor reads"), "{err}");
         // TruLens's ground truth: expected_response is the reference, expected_chunks the contexts.
         let c = parse_case(1, r#"{"query": "q", "output": "a", "expected_response": "r", "expected_chunks": [{"text": "c1"}, {"text": "c2"}]}"#).unwrap();
         assert_eq!((c.input.as_deref(), c.reference.as_deref(), c.contexts.len()), (Some("q"), Some("r"), 2));
         assert!(c.unknown_fields.is_empty());
+    }
+
+    #[test]
+    fn a_list_cell_that_cannot_be_read_fails_its_row() {
+        let csv = "question,answer,contexts\nq,a,\"['Penicillin was found in 1928.', 'unterminated]\"\nq2,b,[1] A passage that starts with a marker\n";
+        let rows = csv_rows(csv.as_bytes(), b',').unwrap();
+        let err = rows[0].1.as_ref().unwrap_err();
+        assert!(err.contains("column `contexts`") && err.contains("cannot be read as one"), "{err}");
+        assert_eq!(rows[0].0, 2);
+        // Text that merely starts with a bracket is one passage.
+        let ok: Value = serde_json::from_str(rows[1].1.as_ref().unwrap()).unwrap();
+        assert_eq!(ok["contexts"], serde_json::json!(["[1] A passage that starts with a marker"]));
     }
 
     #[test]

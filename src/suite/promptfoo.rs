@@ -26,28 +26,33 @@ use serde_json::{json, Map, Value};
 /// The tests of a promptfoo YAML file as candor cases' JSON texts, each with the line its test starts
 /// on (or its position, where the line cannot be told), or the problem of that test; the problem of
 /// the whole file when it is not YAML of that shape.
-pub fn yaml_rows(text: &str) -> Result<Vec<(usize, Result<String, String>)>, String> {
+pub fn yaml_rows(text: &str) -> Result<Vec<(usize, Result<String, String>)>, (usize, String)> {
     let text = text.trim_start_matches('\u{feff}');
-    let doc: Value = serde_norway::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let doc: Value = serde_norway::from_str(text).map_err(|e| (e.location().map_or(1, |l| l.line()), format!("not YAML: {e}")))?;
+    let tests_line = text.lines().position(|l| l.starts_with("tests:")).map_or(1, |i| i + 1);
+    let whole = |reason: String| (1, reason);
     let (tests, default) = match doc {
         Value::Array(tests) => (tests, None),
         Value::Object(mut config) => {
             let default = config.remove("defaultTest");
+            let from_file = |s: &str| (tests_line, format!("`tests: {s}` loads the tests from another file: give candor that file"));
             match config.remove("tests") {
-                Some(Value::Array(tests)) => (tests, default),
-                Some(Value::String(s)) => {
-                    return Err(format!("`tests: {s}` loads the tests from another file: give candor that file"));
+                // A list naming files (`- file://tests.yaml`) is the same.
+                Some(Value::Array(tests)) if tests.iter().any(|t| t.as_str().is_some_and(|s| s.starts_with("file://"))) => {
+                    return Err(from_file(&Value::Array(tests).to_string()));
                 }
-                Some(_) => return Err("`tests` must be a list of tests".into()),
-                None => return Err("a promptfoo file is a list of tests, or a config with `tests:`; this one has neither".into()),
+                Some(Value::Array(tests)) => (tests, default),
+                Some(Value::String(s)) => return Err(from_file(&s)),
+                Some(_) => return Err((tests_line, "`tests` must be a list of tests".into())),
+                None => return Err(whole("a promptfoo file is a list of tests, or a config with `tests:`; this one has neither".into())),
             }
         }
-        _ => return Err("a promptfoo file is a list of tests, or a config with `tests:`".into()),
+        _ => return Err(whole("a promptfoo file is a list of tests, or a config with `tests:`".into())),
     };
     let default = match default {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(d)) => d,
-        Some(_) => return Err("`defaultTest` must be a mapping".into()),
+        Some(_) => return Err(whole("`defaultTest` must be a mapping".into())),
     };
     let lines = item_lines(text, tests.len());
     Ok(tests
@@ -66,14 +71,33 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
         return Err("a test must be a mapping (`vars:`, `assert:`, ...)".into());
     };
     let mut case = Map::new();
-    // defaultTest's vars first, the test's own over them.
-    for source in [default.get("vars").cloned(), test.remove("vars")] {
-        match source {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(vars)) => case.extend(vars),
-            Some(_) => return Err("`vars` must be a mapping of names to values".into()),
+    let vars_of = |v: Option<Value>| match v {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(vars)) => Ok(vars),
+        Some(_) => Err("`vars` must be a mapping of names to values".to_string()),
+    };
+    // defaultTest's vars first, the test's own over them, field by field: a test's `context` replaces
+    // a default `contexts` (one field under two names), not only a var of the same name.
+    let (defaults, own) = (vars_of(default.get("vars").cloned())?, vars_of(test.remove("vars"))?);
+    let field_of = |name: &str| [super::INPUT, super::OUTPUT, super::CONTEXTS, super::REFERENCE].into_iter().find(|names| names.contains(&name));
+    for (k, v) in defaults {
+        let overridden = own.contains_key(&k) || field_of(&k).is_some_and(|names| own.keys().any(|o| names.contains(&o.as_str())));
+        if !overridden {
+            case.insert(k, v);
         }
     }
+    case.extend(own);
+    // The output graded is `providerOutput`, or an `output` var: a var named like another tool's
+    // output field (`answer`, `response`, `actual_output`) is promptfoo's input to the prompt or an
+    // expected answer, never the model's output; it is kept in the case's metadata.
+    let mut set_aside = Map::new();
+    for name in super::OUTPUT.iter().filter(|n| **n != "output") {
+        if let Some(v) = case.remove(*name) {
+            set_aside.insert(name.to_string(), v);
+        }
+    }
+    // Assertion values may name vars (`{{ city }}`), as promptfoo renders them.
+    let vars_now = case.clone();
     if let Some(out) = test.remove("providerOutput") {
         let text = match out {
             Value::String(s) => s,
@@ -82,9 +106,14 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
         };
         case.insert("output".into(), Value::String(text));
     }
+    let mut meta = Map::new();
     if let Some(d) = test.remove("description") {
-        let mut meta = Map::new();
         meta.insert("description".into(), d);
+    }
+    if !set_aside.is_empty() {
+        meta.insert("vars".into(), Value::Object(set_aside));
+    }
+    if !meta.is_empty() {
         case.insert("metadata".into(), Value::Object(meta));
     }
     let mut segments = Map::new();
@@ -108,12 +137,12 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
         case.insert("segments".into(), Value::Object(segments));
     }
     let mut checks = vec![];
-    for source in [default.get("assert").cloned(), test.remove("assert")] {
+    for (which, source) in [default.get("assert").cloned(), test.remove("assert")].into_iter().enumerate() {
         match source {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, a) in items.into_iter().enumerate() {
-                    match check_of(a).map_err(|e| format!("assert item {}: {e}", i + 1))? {
+                    match check_of(a, &vars_now).map_err(|e| format!("assert item {} (`{}`): {e}", i + 1, if which == 0 { "defaultTest" } else { "the test's own" }))? {
                         Ok(mut c) => checks.append(&mut c),
                         Err(kind) => {
                             case.insert(format!("assert.{kind}"), Value::Bool(true));
@@ -138,29 +167,37 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
 /// One promptfoo assertion as candor checks, `Err(type)` for a type candor does not run, or the
 /// problem of an assertion candor reads but that is badly written.
 #[allow(clippy::type_complexity)]
-fn check_of(a: Value) -> Result<Result<Vec<Value>, String>, String> {
+fn check_of(a: Value, vars: &Map<String, Value>) -> Result<Result<Vec<Value>, String>, String> {
     let Value::Object(a) = a else { return Err("must be a mapping with `type:`".into()) };
     let kind = match a.get("type") {
         Some(Value::String(t)) => t.clone(),
         _ => return Err("has no `type`".into()),
     };
     let value = a.get("value");
+    let render = |s: &str| render_vars(s, vars).map_err(|name| format!("`{kind}` names the var `{name}`, which this test does not set"));
     let text = || match value {
-        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::String(s)) => render(s),
         Some(Value::Number(n)) => Ok(n.to_string()),
         _ => Err(format!("`{kind}` needs a text `value`")),
     };
-    let texts = || match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(format!("`{kind}` needs a list of texts as `value`")),
-            })
-            .collect::<Result<Vec<_>, _>>(),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        _ => Err(format!("`{kind}` needs a list of texts as `value`")),
+    // promptfoo reads a text value of the -any/-all types as a comma-separated list.
+    let texts = || {
+        let list = match value {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => render(s),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => Err(format!("`{kind}` needs a list of texts as `value`")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(Value::String(s)) => render(s)?.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+            _ => return Err(format!("`{kind}` needs a list of texts as `value`")),
+        };
+        if list.is_empty() {
+            return Err(format!("`{kind}` has an empty list of values: it would match anything, or nothing"));
+        }
+        Ok(list)
     };
     let threshold = || match a.get("threshold") {
         Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0) => Ok(n.as_f64().unwrap_or_default()),
@@ -194,8 +231,40 @@ fn check_of(a: Value) -> Result<Result<Vec<Value>, String>, String> {
         "cost" => vec![json!({ "max_cost": threshold()? })],
         "is-refusal" => vec![json!({ "refusal": "expected" })],
         "not-is-refusal" => vec![json!({ "refusal": "forbidden" })],
-        _ => return Ok(Err(kind)),
+        _ => {
+            // A near miss of a type candor runs is a typo, not another tool's assertion: refused,
+            // so that the check it meant is not dropped.
+            if let Some(k) = RUN.iter().find(|k| super::within_two_edits(&kind, k)) {
+                return Err(format!("unknown assertion type `{kind}`: did you mean `{k}`?"));
+            }
+            return Ok(Err(kind));
+        }
     }))
+}
+
+/// The assertion types candor runs.
+const RUN: &[&str] = &[
+    "contains", "icontains", "not-contains", "not-icontains", "contains-all", "icontains-all", "contains-any", "icontains-any",
+    "starts-with", "equals", "regex", "is-json", "latency", "cost", "is-refusal", "not-is-refusal",
+];
+
+/// `s` with each `{{ name }}` replaced by the var's text; the name of a var the test does not set.
+fn render_vars(s: &str, vars: &Map<String, Value>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("{{") {
+        let Some(end) = rest[at..].find("}}") else { break };
+        out.push_str(&rest[..at]);
+        let name = rest[at + 2..at + end].trim();
+        match vars.get(name) {
+            Some(Value::String(v)) => out.push_str(v),
+            Some(Value::Number(n)) => out.push_str(&n.to_string()),
+            _ => return Err(name.to_string()),
+        }
+        rest = &rest[at + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The line each of the `n` items of the file's test list starts on: the lines that open a list
@@ -203,7 +272,11 @@ fn check_of(a: Value) -> Result<Result<Vec<Value>, String>, String> {
 /// block; `None` when they do not number `n` (a flow-style list, say), and positions stand in.
 fn item_lines(text: &str, n: usize) -> Option<Vec<usize>> {
     let lines: Vec<&str> = text.lines().collect();
-    let start = match lines.iter().position(|l| l.trim_end() == "tests:" && !l.starts_with(' ')) {
+    let opens_tests = |l: &str| {
+        let t = l.split(" #").next().unwrap_or(l).trim_end();
+        !l.starts_with([' ', '\t']) && matches!(t, "tests:" | "\"tests\":" | "'tests':")
+    };
+    let start = match lines.iter().position(|l| opens_tests(l)) {
         Some(i) => i + 1,
         None => 0,
     };
@@ -255,6 +328,22 @@ mod tests {
     }
 
     #[test]
+    fn only_provider_output_or_an_output_var_is_graded_and_a_test_overrides_default_fields() {
+        // `answer` is an expected answer or a prompt var here, never the model's output.
+        let rows = yaml_rows("- vars: {question: q, context: c, answer: Paris}\n").unwrap();
+        let one: Value = serde_json::from_str(rows[0].1.as_ref().unwrap()).unwrap();
+        assert!(one.get("output").is_none() && one.get("answer").is_none(), "{one}");
+        assert_eq!(one["metadata"]["vars"]["answer"], "Paris");
+        // A test's `context` replaces defaultTest's `contexts`: one field under two names.
+        let rows = yaml_rows("defaultTest:\n  vars: {contexts: [shared]}\ntests:\n  - vars: {context: own, output: a}\n").unwrap();
+        let one: Value = serde_json::from_str(rows[0].1.as_ref().unwrap()).unwrap();
+        assert_eq!((one["context"].as_str(), one.get("contexts")), (Some("own"), None));
+        // `tests:` with a comment after it still numbers the tests by their lines.
+        let rows = yaml_rows("prompts:\n  - p\ntests:   # the cases\n  - vars: {output: a}\n  - vars: {output: b}\n").unwrap();
+        assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 5]);
+    }
+
+    #[test]
     fn a_config_merges_default_test_and_refuses_what_it_cannot_read() {
         let text = "description: my eval\nprompts: [p]\ndefaultTest:\n  vars:\n    context: shared\n  assert:\n    - type: not-icontains\n      value: as an ai\ntests:\n  - vars:\n      question: q1\n      output: a1\n  - vars:\n      question: q2\n      context: own\n      output: a2\n";
         let rows = yaml_rows(text).unwrap();
@@ -267,9 +356,30 @@ mod tests {
         let rows = yaml_rows("- vars: {output: a}\n  assert:\n    - type: latency\n").unwrap();
         let err = rows[0].1.as_ref().unwrap_err();
         assert!(err.contains("assert item 1") && err.contains("threshold"), "{err}");
-        for (bad, says) in [("tests: file://tests/*.yaml\n", "another file"), ("a: 1\n", "neither"), ("- [1\n", "not YAML"), ("42\n", "list of tests")] {
-            let err = yaml_rows(bad).unwrap_err();
-            assert!(err.contains(says), "{bad:?}: {err}");
+        for (bad, line, says) in [
+            ("prompts: [p]\ntests: file://tests/*.yaml\n", 2, "another file"),
+            ("prompts: [p]\ntests:\n  - file://a.yaml\n", 2, "another file"),
+            ("a: 1\n", 1, "neither"),
+            ("- vars: {a: 1}\n- [1\n", 3, "not YAML"),
+            ("42\n", 1, "list of tests"),
+        ] {
+            let (at, err) = yaml_rows(bad).unwrap_err();
+            assert!(err.contains(says) && at == line, "{bad:?}: line {at}: {err}");
         }
+        // A typo of a type candor runs is refused with the type it meant; an empty -any list and a
+        // var the test does not set are refused too; a comma-separated -all value is a list, and
+        // `{{var}}` is rendered from the test's vars.
+        for (assert, says) in [
+            ("{type: contians, value: a}", "did you mean `contains`?"),
+            ("{type: contains-any, value: []}", "empty list"),
+            ("{type: contains, value: '{{ city }}'}", "var `city`"),
+        ] {
+            let rows = yaml_rows(&format!("- vars: {{output: a}}\n  assert:\n    - {assert}\n")).unwrap();
+            let err = rows[0].1.as_ref().unwrap_err();
+            assert!(err.contains(says), "{assert}: {err}");
+        }
+        let rows = yaml_rows("- vars: {output: a, city: Paris}\n  assert:\n    - {type: icontains-all, value: 'refund, return'}\n    - {type: contains, value: 'in {{city}}'}\n").unwrap();
+        let one: Value = serde_json::from_str(rows[0].1.as_ref().unwrap()).unwrap();
+        assert_eq!(one["checks"], json!([{"contains": "refund", "case_insensitive": true}, {"contains": "return", "case_insensitive": true}, {"contains": "in Paris"}]));
     }
 }

@@ -120,11 +120,14 @@ fn looks_like_question(text: &str) -> bool {
 }
 
 /// The hypothesis for a bare answer with its question: "question answer", the question closed with a
-/// question mark.
+/// question mark, the answer without a closing full stop ("Canberra." and "Canberra" are one answer;
+/// the model read the first at 0.26 and the second at 0.99 after the same question).
 pub fn with_question(question: &str, answer: &str) -> String {
     let q = question.trim();
     let sep = if q.ends_with(['?', '.', '!', ':']) { " " } else { "? " };
-    format!("{q}{sep}{}", answer.trim())
+    let a = answer.trim();
+    let a = a.strip_suffix('.').filter(|r| !r.ends_with('.') && !r.is_empty()).unwrap_or(a);
+    format!("{q}{sep}{a}")
 }
 
 /// Whether an output (citation markers removed) claims nothing checkable: no letter or digit, an
@@ -149,6 +152,14 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bare_answer_loses_its_closing_full_stop_only() {
+        assert_eq!(with_question("What is the capital of Australia?", "Canberra."), "What is the capital of Australia? Canberra");
+        assert_eq!(with_question("What is the capital of Australia", "Canberra"), "What is the capital of Australia? Canberra");
+        assert_eq!(with_question("Who wrote it?", "J.R.R. Tolkien."), "Who wrote it? J.R.R. Tolkien");
+        assert_eq!(with_question("Which one?", "etc..."), "Which one? etc...");
+    }
+
     use super::*;
 
     #[test]
@@ -186,7 +197,7 @@ mod tests {
 
     #[test]
     fn answers_are_graded_with_their_question() {
-        assert_eq!(with_question("Where is it based?", "Los Angeles."), "Where is it based? Los Angeles.");
+        assert_eq!(with_question("Where is it based?", "Los Angeles."), "Where is it based? Los Angeles");
         assert_eq!(with_question("where is it based", "Los Angeles"), "where is it based? Los Angeles");
     }
 

@@ -36,7 +36,8 @@
 //!   or name connectors (`University of California`, `Ludwig van Beethoven`). Function words,
 //!   pronouns, months and weekdays are never names and break a run; a single capitalised word
 //!   starting a sentence (after `.`, `!`, `?`, `:`, `;`, a line break or an opening quote) is
-//!   skipped, as are all names of a sentence written in title case. A name is supported when each of
+//!   skipped (except in a bare answer of at most four words, which is all name: "Sydney"), as are
+//!   all names of a sentence written in title case. A name is supported when each of
 //!   its words occurs in a context, case-insensitively, as a whole word or part of a hyphenated word,
 //!   in any order (so "Albert Einstein" is supported by "Einstein, born Albert ..."). A possessive
 //!   `'s` is dropped. An alphabetic word of 4+ letters is also supported by a context word sharing its
@@ -457,7 +458,10 @@ impl<'a> Scan<'a> {
     }
 
     fn run(&mut self) {
-        let (mut i, mut at_start, mut sent, mut title) = (0, true, 0, None);
+        // A bare answer ("Sydney", "Ag", "Charles Dickens") is all name: its first capital does not
+        // start a sentence that other words make a claim of, so it is read as a name.
+        let bare = self.claim && self.text.split_whitespace().count() <= crate::text::claim_form::BARE_WORDS && !self.text.trim_end_matches(['.', '!']).contains(['.', '!', '?', ';', ':']);
+        let (mut i, mut at_start, mut sent, mut title) = (0, !bare, 0, None);
         while i < self.toks.len() {
             if !self.joined(i) {
                 (at_start, sent, title) = (true, i, None);
@@ -1048,6 +1052,18 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_bare_answer_is_read_as_a_name() {
+        let ctx = ["Canberra is the capital city of Australia."];
+        let names = |claim: &str| unsupported_specifics(claim, &ctx).into_iter().map(|f| f.text).collect::<Vec<_>>();
+        assert_eq!(names("Sydney"), ["Sydney"]);
+        assert_eq!(names("Sydney."), ["Sydney"]);
+        assert!(names("Canberra.").is_empty());
+        assert!(names("Yes").is_empty() && names("No.").is_empty());
+        // A sentence's first word is still not a name.
+        assert!(names("Sydney is not the capital of Australia, Canberra is.").iter().all(|n| n != "Sydney"));
+    }
+
     use super::*;
 
     fn flagged(claim: &str, context: &str) -> Vec<String> {

@@ -836,7 +836,14 @@ fn run_average(
     let model_dir = opts.out.join("model");
     let dirs: Vec<&Path> = members.iter().map(|(_, d)| d.as_path()).collect();
     obs.note(&format!("averaging the weights of {} models into {}", dirs.len(), model_dir.display()));
-    average::average_models(&dirs, &root.name, dtype, &model_dir)?;
+    average::average_models(&dirs, &root.name, dtype, &model_dir).map_err(|e| match e {
+        // The members' config.json and tokenizer.json are candor's exports; an upstream base's are not.
+        Error::Input { location, reason } if cfg.average_base => Error::Input {
+            location,
+            reason: format!("{reason} (with `average_base` the base must itself be a model `candor train` exported, as `{}` is not)", root.name),
+        },
+        other => other,
+    })?;
 
     // What each member's run recorded, and the totals.
     let mut state = TrainState::default();

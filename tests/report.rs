@@ -574,3 +574,39 @@ fn report_refuses_a_segment_key_no_case_has() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--by rsk: no case has the segment key `rsk` (keys here: ") && text(&o).contains("risk"), "{}", text(&o));
 }
+
+/// With a gate policy's [cost] table, the report gives each group's expected cost per case: the
+/// overall figure computed here by hand from the results (cases on which support ran, each class
+/// once), in the table, Markdown and JSON.
+#[test]
+fn report_gives_the_expected_cost_per_case_under_a_policy() {
+    let results = example_results();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("cost.toml");
+    std::fs::write(&policy, "[rules]\n\"cost.mean\" = \"<= 100\"\n[cost]\nper_failure = { contradicted_claim = 10, unsupported_claim = 1 }\n").unwrap();
+    let rows = common::read_jsonl(results);
+    let priced: Vec<f64> = rows
+        .iter()
+        .filter(|r| r["metrics"]["support"]["score"].is_number())
+        .map(|r| {
+            let has = |c: &str| r["failures"].as_array().unwrap().iter().any(|f| f == c);
+            10.0 * has("contradicted_claim") as u8 as f64 + has("unsupported_claim") as u8 as f64
+        })
+        .collect();
+    let mean = priced.iter().sum::<f64>() / priced.len() as f64;
+    let o = candor(&["report", results.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    let want = format!("{mean:.4} per case (95% interval ");
+    assert!(table.contains("expected cost per case") && table.contains(&want), "{want}: {table}");
+    assert!(table.contains(&format!("over {} of {} case(s) priced", priced.len(), rows.len())), "{table}");
+    let o = candor(&["report", results.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--format", "json"]);
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["costs"][0]["group"], "overall");
+    assert!((j["costs"][0]["estimate"]["mean"].as_f64().unwrap() - mean).abs() < 1e-9);
+    // A policy without [cost] is refused.
+    std::fs::write(&policy, "[rules]\n\"pass_rate\" = \">= 0\"\n").unwrap();
+    let o = candor(&["report", results.to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no [cost] table"), "{}", text(&o));
+}

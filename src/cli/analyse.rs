@@ -198,6 +198,10 @@ pub struct ReportArgs {
     /// A config for calibration figures [default: the run's own, from its manifest].
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A gate policy whose `[cost]` table prices the failure classes: the report then gives each
+    /// group's expected cost per case with its bootstrap interval.
+    #[arg(long, value_name = "POLICY")]
+    policy: Option<PathBuf>,
     /// The graded suite, to quote the evidence of the worst cases [default: the suite the run's
     /// manifest names, if it is there unchanged; else the evidence is given as character spans].
     #[arg(long, value_name = "SUITE")]
@@ -234,6 +238,7 @@ fn sources_for(results: &std::path::Path, given: Option<&std::path::Path>) -> an
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut inputs = vec![("results", args.results.as_path())];
     inputs.extend(args.config.as_deref().map(|c| ("config", c)));
+    inputs.extend(args.policy.as_deref().map(|c| ("policy", c)));
     let outputs: Vec<(&str, &std::path::Path)> = args.out.as_deref().map(|p| ("report", p)).into_iter().collect();
     candor::io::check_outputs(&inputs, &outputs)?;
     let (cfg, notes) = candor::report::manifest::config_for(&args.results, args.config.as_deref())?;
@@ -255,7 +260,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = note {
         eprintln!("{}", candor::report::escape::terminal(&n));
     }
-    let r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg, sources.as_ref());
+    let mut r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg, sources.as_ref());
+    if let Some(p) = &args.policy {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read the policy {}", p.display()))?;
+        let policy = candor::report::gate::Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?;
+        let cost = policy.cost.as_ref().ok_or_else(|| anyhow::anyhow!("policy {}: no [cost] table to price the failure classes with", p.display()))?;
+        r = r.with_costs(&results, cost);
+    }
     let text = match args.format {
         Format::Table => r.table(),
         Format::Markdown => r.markdown(),

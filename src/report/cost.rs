@@ -55,7 +55,7 @@ pub struct CostPolicy {
 }
 
 /// A group's expected cost per case.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Estimate {
     /// Mean cost per graded case.
     pub mean: f64,

@@ -188,6 +188,33 @@ pub struct Report {
     /// Every case, for the HTML table.
     #[serde(skip)]
     pub rows: Vec<CaseRow>,
+    /// Expected cost per case by group, where a gate policy's `[cost]` table was given
+    /// ([`Report::with_costs`]): the estimate, or why it cannot be measured there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub costs: Vec<GroupCost>,
+}
+
+/// A group's expected cost per case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupCost {
+    /// The group.
+    pub group: String,
+    /// Mean cost per priced case, its interval, the total and how many cases were priced.
+    pub estimate: Option<super::cost::Estimate>,
+    /// Why it cannot be measured, where it cannot.
+    pub unmeasured: Option<String>,
+    /// The interval's confidence.
+    pub confidence: f64,
+}
+
+impl GroupCost {
+    fn text(&self) -> String {
+        match (&self.estimate, &self.unmeasured) {
+            (Some(e), _) => e.describe(self.confidence),
+            (None, Some(why)) => format!("cannot be measured: {why}"),
+            _ => "-".into(),
+        }
+    }
 }
 
 fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group {
@@ -343,6 +370,35 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
         models: super::models_of(results),
         min_cases,
         rows,
+        costs: vec![],
+    }
+}
+
+impl Report {
+    /// Adds each group's expected cost per case under `cost` (a gate policy's `[cost]` table), from
+    /// the cases of `results` in that group.
+    pub fn with_costs(mut self, results: &[CaseResult], cost: &super::cost::CostPolicy) -> Self {
+        self.costs = self
+            .groups
+            .iter()
+            .map(|g| {
+                let member = |r: &&CaseResult| {
+                    g.name == "overall" || g.name.split(',').all(|kv| kv.split_once('=').is_some_and(|(k, v)| r.segments.get(k).map(String::as_str) == Some(v)))
+                };
+                let cases: Vec<&CaseResult> = results.iter().filter(member).collect();
+                let mut b = super::SummaryBuilder::new();
+                for r in &cases {
+                    b.add(r);
+                }
+                let summary = b.finish(0, Default::default());
+                let (estimate, unmeasured) = match cost.estimate(&summary.overall, &cases) {
+                    Ok(e) => (Some(e), None),
+                    Err(why) => (None, Some(why)),
+                };
+                GroupCost { group: g.name.clone(), estimate, unmeasured, confidence: cost.confidence }
+            })
+            .collect();
+        self
     }
 }
 
@@ -430,6 +486,12 @@ impl Report {
             let _ = writeln!(s);
         }
         let _ = writeln!(s, "\nfailures (cases): {}", fmt_counts(&self.groups[0].failures));
+        if !self.costs.is_empty() {
+            let _ = writeln!(s, "\nexpected cost per case (the policy's [cost] prices):");
+            for c in &self.costs {
+                let _ = writeln!(s, "  {:<30} {}", terminal(&c.group), c.text());
+            }
+        }
         for a in self.agreement() {
             let _ = writeln!(s, "{}", a.sentence());
         }
@@ -481,6 +543,13 @@ impl Report {
             s.push('\n');
         }
         let _ = writeln!(s, "\n**Failures:** {}\n", fmt_counts(&self.groups[0].failures));
+        if !self.costs.is_empty() {
+            s.push_str("### Expected cost per case (the policy's [cost] prices)\n\n| group | expected cost |\n|---|---|\n");
+            for c in &self.costs {
+                let _ = writeln!(s, "| {} | {} |", escape::markdown(&c.group), escape::markdown(&c.text()));
+            }
+            s.push('\n');
+        }
         let agreement = self.agreement();
         if !agreement.is_empty() {
             s.push_str("### Agreement with the labels\n\n| metric | label | labelled cases | balanced accuracy (at threshold) | ROC-AUC |\n|---|---|---:|---:|---:|\n");
@@ -550,6 +619,13 @@ impl Report {
                     a.threshold,
                     opt(a.roc_auc)
                 );
+            }
+            h.push_str("</table>\n");
+        }
+        if !self.costs.is_empty() {
+            h.push_str("<h2>Expected cost per case (the policy's [cost] prices)</h2>\n<table><tr><th>group</th><th>expected cost</th></tr>\n");
+            for c in &self.costs {
+                let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(&c.group), esc(&c.text()));
             }
             h.push_str("</table>\n");
         }

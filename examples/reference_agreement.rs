@@ -172,6 +172,13 @@ fn main() -> anyhow::Result<()> {
         auc(col(Graded::cosine))
     );
     println!("  balanced accuracy at {pass}: score {}  old {}", bacc(col(Graded::new_score)), bacc(col(Graded::old_score)));
+    // The check's own verdict (`passed`: the score's mark, or every fact of the reference stated).
+    let passed: Vec<bool> = graded.iter().map(|g| g.check.passed).collect();
+    println!(
+        "  the check's verdict (passed): balanced accuracy {}, pass rate {:.3}",
+        balanced_accuracy(&passed, &gold).map_or("-".to_string(), |v| format!("{v:.3}")),
+        passed.iter().filter(|p| **p).count() as f64 / passed.len().max(1) as f64
+    );
     println!(
         "  pass rate: score {:.3}  old {:.3}",
         col(Graded::new_score).iter().filter(|x| **x >= pass).count() as f64 / graded.len() as f64,

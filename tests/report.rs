@@ -422,7 +422,7 @@ fn gate_junit_holds_any_case_id_and_segment() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("not XML: {e}\n{xml}"));
     let messages: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("failure")).filter_map(|n| n.attribute("message")).collect();
-    assert!(messages.iter().any(|m| m.contains(&format!("({SHOWN})"))), "the case id: {messages:?}");
+    assert!(messages.iter().any(|m| m.contains(&format!("(ids: {SHOWN})"))), "the case id: {messages:?}");
     assert!(messages.iter().any(|m| m.contains(&format!("values of `risk` here: {SHOWN}"))), "the segment value: {messages:?}");
 }
 

@@ -46,7 +46,8 @@
 //!   P(contradiction) >= 0.5. The fixed 0.5 makes each decision the model's most likely label between
 //!   stated and not; it does not move with `[consistency] pass`, which is a mark for the score.
 //!
-//! `passed` is `score >= [consistency] pass`; a case that does not pass is `reference_mismatch`.
+//! `passed` is `score >= [consistency] pass`, or, with `facts`, every fact stated and none
+//! contradicted by the hard decisions; a case that does not pass is `reference_mismatch`.
 //! The whole-text entailments both ways are still reported (`reference_entails_output`,
 //! `output_entails_reference`) for results read back by older reports. Every NLI question of the
 //! check comes from one place, [`ReferencePlan::questions`], which the grader queues and this module
@@ -258,7 +259,11 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
         reference_entails_output: reference_entails_output.entail,
         output_entails_reference: output_entails_reference.entail,
         cosine,
-        passed: score >= pass,
+        // Facts: the score is the expected signed recall; where the model's most likely label has
+        // every fact of the reference stated and none contradicted, the output states the
+        // reference, whatever the soft margin says (a correct answer read at P(entailment) 0.58
+        // and P(contradiction) 0.15 scored 0.43 and failed while `reference_facts` said 1.0).
+        passed: score >= pass || (reference_facts == Some(1.0) && contradicted_facts.is_empty()),
         method: Some(plan.method),
         exact_match: Some(em),
         token_f1: Some(f1),
@@ -443,6 +448,13 @@ mod tests {
         assert!((r.score - (0.88 + 0.76) / 2.0).abs() < 1e-6, "{}", r.score);
         assert_eq!(r.reference_facts, Some(1.0));
         assert!(r.passed && r.contradicted_facts.is_empty());
+
+        // Both stated by the model's most likely label, though the soft margin is under the mark
+        // ((0.58 - 0.15 + 0.6 - 0.2) / 2 = 0.415): every fact is stated, so the check passes.
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.6, 0.0), nli(0.58, 0.15), nli(0.6, 0.2)], 0.5, None);
+        assert!((r.score - 0.415).abs() < 1e-6, "{}", r.score);
+        assert_eq!(r.reference_facts, Some(1.0));
+        assert!(r.passed);
 
         // One stated, one missing: half the facts, and a score below the mark.
         let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.3, 0.0), nli(0.9, 0.0), nli(0.1, 0.1)], 0.5, None);

@@ -610,3 +610,19 @@ fn report_gives_the_expected_cost_per_case_under_a_policy() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no [cost] table"), "{}", text(&o));
 }
+
+/// Cost rules and deterministic checks in one policy: the gate's JUnit stays valid against the
+/// schema, with one test per rule, cost rules included.
+#[test]
+fn gate_junit_stays_valid_with_cost_rules() {
+    let results = example_results();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("gate.xml");
+    let policy = "[rules]\n\"cost.mean\" = \"<= 0.5\"\n\"cost.upper\" = \"<= 100\"\n\"failures.fabricated_citation\" = \"<= 100\"\n[segments.\"risk=high\"]\nrules = { \"cost.total\" = \"<= 1000\" }\n[cost]\nper_failure = { contradicted_claim = 10, unsupported_claim = 1 }\n[cost.segments.\"risk=high\"]\nper_failure = { unsupported_claim = 5 }\n";
+    let (code, out) = gate_with(dir.path(), "p.toml", policy, results, &["--junit", junit.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [overall] cost.mean <= 0.5: cost.mean = ") && out.contains("per case (95% interval"), "{out}");
+    valid_junit(&junit).unwrap();
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase").count(), out.lines().filter(|l| l.starts_with("pass") || l.starts_with("FAIL") || l.starts_with("skip")).count(), "{xml}");
+}

@@ -22,6 +22,9 @@ fn yaml(path: &str) -> Value {
 
 /// A folder with the example suite, a passing and a failing policy, and `candor` on PATH.
 fn workdir() -> (tempfile::TempDir, String) {
+    // The templates grade with the default metrics: the embedder must be in the test cache (on a
+    // fresh machine this binary may run before any other test fetched it).
+    common::fetched("all-minilm-l6-v2");
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     std::fs::copy(root.join("examples/suite.jsonl"), dir.path().join("suite.jsonl")).unwrap();

@@ -1284,7 +1284,7 @@ fn a_promptfoo_yaml_file_is_graded_with_its_assertions_as_checks() {
     let o = candor(&["grade", file.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "checks"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("`assert.llm-rubric` (2 case(s): promptfoo's `llm-rubric` assertion, which candor does not run)"), "{err}");
+    assert!(err.contains("promptfoo assertion(s) candor does not run, not checked: `llm-rubric` (2 case(s))"), "{err}");
     let results = common::read_jsonl(&out);
     let ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["9", "19"]);

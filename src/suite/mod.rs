@@ -121,13 +121,18 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     if unknown.is_empty() {
         return None;
     }
+    // promptfoo assertions candor does not run are said as such, apart from misspelt fields.
+    let (asserts, fields): (BTreeMap<&String, &usize>, BTreeMap<&String, &usize>) = unknown.iter().partition(|(k, _)| k.starts_with("assert."));
+    let asserts: Vec<String> = asserts.iter().map(|(k, n)| format!("`{}` ({n} case(s))", &k["assert.".len()..])).collect();
+    let asserts = (!asserts.is_empty()).then(|| format!("promptfoo assertion(s) candor does not run, not checked: {}", asserts.join(", ")));
+    if fields.is_empty() {
+        return asserts;
+    }
+    let unknown: BTreeMap<String, usize> = fields.into_iter().map(|(k, n)| (k.clone(), *n)).collect();
     let known = known_fields();
     let items: Vec<String> = unknown
         .iter()
         .map(|(name, n)| {
-            if let Some(kind) = name.strip_prefix("assert.") {
-                return format!("`{name}` ({n} case(s): promptfoo's `{kind}` assertion, which candor does not run)");
-            }
             let near = known
                 .iter()
                 .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
@@ -139,11 +144,11 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
             }
         })
         .collect();
-    Some(format!(
-        "field(s) candor does not know, not graded: {} (known: {}; keep your own data under `metadata`)",
-        items.join(", "),
-        known.join(", ")
-    ))
+    let fields = format!("field(s) candor does not know, not graded: {} (known: {}; keep your own data under `metadata`)", items.join(", "), known.join(", "));
+    Some(match asserts {
+        Some(a) => format!("{fields}; {a}"),
+        None => fields,
+    })
 }
 
 /// One line per field set aside for another that takes precedence, or `None` when none was.

@@ -161,6 +161,9 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
     for (k, v) in test {
         case.entry(k).or_insert(v);
     }
+    if !case.contains_key("output") {
+        return Err("this test carries no output to grade: give it `providerOutput` (the output to use), or an `output` var".into());
+    }
     Ok(case)
 }
 
@@ -330,10 +333,12 @@ mod tests {
     #[test]
     fn only_provider_output_or_an_output_var_is_graded_and_a_test_overrides_default_fields() {
         // `answer` is an expected answer or a prompt var here, never the model's output.
-        let rows = yaml_rows("- vars: {question: q, context: c, answer: Paris}\n").unwrap();
-        let one: Value = serde_json::from_str(rows[0].1.as_ref().unwrap()).unwrap();
-        assert!(one.get("output").is_none() && one.get("answer").is_none(), "{one}");
-        assert_eq!(one["metadata"]["vars"]["answer"], "Paris");
+        let rows = yaml_rows("- vars: {question: q, context: c, answer: Paris}\n- vars: {answer: Paris}\n  providerOutput: Lyon\n").unwrap();
+        let err = rows[0].1.as_ref().unwrap_err();
+        assert!(err.contains("carries no output to grade") && err.contains("providerOutput"), "{err}");
+        let two: Value = serde_json::from_str(rows[1].1.as_ref().unwrap()).unwrap();
+        assert_eq!((two["output"].as_str(), two.get("answer")), (Some("Lyon"), None), "{two}");
+        assert_eq!(two["metadata"]["vars"]["answer"], "Paris");
         // A test's `context` replaces defaultTest's `contexts`: one field under two names.
         let rows = yaml_rows("defaultTest:\n  vars: {contexts: [shared]}\ntests:\n  - vars: {context: own, output: a}\n").unwrap();
         let one: Value = serde_json::from_str(rows[0].1.as_ref().unwrap()).unwrap();

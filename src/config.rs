@@ -374,7 +374,9 @@ impl Default for CitationConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsistencyConfig {
-    /// Score from which each part (reference, samples) passes.
+    /// Score from which each part (reference, samples) passes. The reference's `facts` check also
+    /// passes where every fact of the reference is stated and none contradicted (the model's most
+    /// likely labels) and its score is at least half this.
     #[serde(serialize_with = "short_f32")]
     pub pass: f32,
 }

@@ -587,7 +587,11 @@ fn report_gives_the_expected_cost_per_case_under_a_policy() {
     let rows = common::read_jsonl(results);
     let priced: Vec<f64> = rows
         .iter()
-        .filter(|r| r["metrics"]["support"]["score"].is_number())
+        // Priced: support ran, or was stopped by a failure the case already has (an empty output).
+        .filter(|r| {
+            let has = |c: &str| r["failures"].as_array().unwrap().iter().any(|f| f == c);
+            r["metrics"]["support"]["score"].is_number() || has("empty_output") || has("no_claim")
+        })
         .map(|r| {
             let has = |c: &str| r["failures"].as_array().unwrap().iter().any(|f| f == c);
             10.0 * has("contradicted_claim") as u8 as f64 + has("unsupported_claim") as u8 as f64

@@ -249,7 +249,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!results.is_empty(), "{} has no results", args.results.display());
     // A --by key no case has (a misspelt `topc`) would leave only the overall group, silently.
     let keys = candor::report::segment_keys(&results);
-    for key in args.by.iter().flat_map(|b| b.split('+')) {
+    for key in args.by.iter().flat_map(|b| b.split('+')).map(str::trim) {
         anyhow::ensure!(
             keys.iter().any(|k| k == key),
             "--by {key}: no case has the segment key `{key}` (keys here: {})",

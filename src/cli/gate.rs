@@ -78,12 +78,14 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
         checks.insert(0, gate::completeness(&policy, why));
         // Lines of the suite the run could not read were never graded: the summary counts them.
+        // No summary to read: the completeness check above already fails on that (or the policy
+        // allowed an incomplete run); nothing more can be told here.
         let invalid = std::fs::read_to_string(candor::report::summary_path(&args.results))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["invalid_lines"].as_u64())
-            .unwrap_or(0) as usize;
-        if let Some(c) = gate::lines_read(&policy, invalid) {
+            .map(|n| n as usize);
+        if let Some(c) = invalid.and_then(|n| gate::lines_read(&policy, Some(n))) {
             checks.insert(1, c);
         }
     }

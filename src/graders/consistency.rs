@@ -47,7 +47,8 @@
 //!   stated and not; it does not move with `[consistency] pass`, which is a mark for the score.
 //!
 //! `passed` is `score >= [consistency] pass`, or, with `facts`, every fact stated and none
-//! contradicted by the hard decisions; a case that does not pass is `reference_mismatch`.
+//! contradicted by the hard decisions and a score of at least half the mark; a case that does not
+//! pass is `reference_mismatch`.
 //! The whole-text entailments both ways are still reported (`reference_entails_output`,
 //! `output_entails_reference`) for results read back by older reports. Every NLI question of the
 //! check comes from one place, [`ReferencePlan::questions`], which the grader queues and this module
@@ -263,7 +264,8 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
         // every fact of the reference stated and none contradicted, the output states the
         // reference, whatever the soft margin says (a correct answer read at P(entailment) 0.58
         // and P(contradiction) 0.15 scored 0.43 and failed while `reference_facts` said 1.0).
-        passed: score >= pass || (reference_facts == Some(1.0) && contradicted_facts.is_empty()),
+        // Not below half the mark, though: four facts each at 0.51 against 0.45 are not stated.
+        passed: score >= pass || (reference_facts == Some(1.0) && contradicted_facts.is_empty() && score >= pass / 2.0),
         method: Some(plan.method),
         exact_match: Some(em),
         token_f1: Some(f1),
@@ -455,6 +457,10 @@ mod tests {
         assert!((r.score - 0.415).abs() < 1e-6, "{}", r.score);
         assert_eq!(r.reference_facts, Some(1.0));
         assert!(r.passed);
+        // Stated by the hard decisions but barely (margins 0.06 each): under half the mark, fails.
+        let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.6, 0.0), nli(0.51, 0.45), nli(0.51, 0.45)], 0.5, None);
+        assert_eq!(r.reference_facts, Some(1.0));
+        assert!(!r.passed, "{}", r.score);
 
         // One stated, one missing: half the facts, and a score below the mark.
         let r = decide_reference(&plan, &[nli(0.1, 0.0), nli(0.3, 0.0), nli(0.9, 0.0), nli(0.1, 0.1)], 0.5, None);

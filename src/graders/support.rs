@@ -242,8 +242,10 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             "unsupported"
         };
         let claim_chars = CharIndex::new(&s.text);
+        // A bare answer (read with its question, or the whole of a short output) is all name.
+        let bare = matches!(s.form, Some(super::results::ClaimForm::WithQuestion)) || (p.support_claims.len() == 1 && crate::text::claim_form::is_bare(&s.text, true));
         let specifics: Vec<SpecificFound> = sources
-            .unsupported(&s.text)
+            .unsupported_as(&s.text, bare)
             .into_iter()
             .map(|f| SpecificFound {
                 span: [claim_chars.offset(f.span.start), claim_chars.offset(f.span.end)],

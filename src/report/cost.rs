@@ -125,7 +125,11 @@ impl CostPolicy {
         if skipped_entirely(case) {
             return None;
         }
-        if self.priced_classes().iter().any(|f| f.metric().is_some_and(|m| !metric_ran(case, m))) {
+        // A metric skipped because the case already failed in a way that stops it (an empty output,
+        // an output that claims nothing) leaves nothing unpriced; one skipped for another reason
+        // (no contexts) does: its failures there would count as free.
+        let explained = case.failures.iter().any(|f| matches!(f, Failure::EmptyOutput | Failure::NoClaim));
+        if !explained && self.priced_classes().iter().any(|f| self.price(*f, case) > 0.0 && f.metric().is_some_and(|m| !metric_ran(case, m))) {
             return None;
         }
         let mut seen = vec![];

@@ -129,7 +129,8 @@ fn check_quantity(q: &str) -> Result<(), String> {
         // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
         [m, "pass_rate" | "mean"] => {
             // A near miss of a built-in metric is a typo, not a rubric: refused with the name it meant.
-            if let Some(b) = BUILT_IN_METRICS.iter().find(|b| **b != *m && crate::suite::within_two_edits(m, b)) {
+            // One edit: a rubric may be named two edits from a metric (`rapport`, `support`).
+            if let Some(b) = BUILT_IN_METRICS.iter().find(|b| **b != *m && crate::suite::within_edits(m, b, 1)) {
                 return Err(format!("unknown quantity `{q}`: no metric `{m}`; did you mean `{b}`?"));
             }
             BUILT_IN_METRICS.contains(m) || (!m.is_empty() && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
@@ -699,12 +700,13 @@ pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
 /// The check that every line of the suite became a case: a run that set lines aside as unreadable
 /// (`invalid_lines` in its summary) graded less than the suite, which fails the gate unless the
 /// policy sets `allow_invalid_lines = true`.
-pub fn lines_read(policy: &Policy, invalid_lines: usize) -> Option<Check> {
+pub fn lines_read(policy: &Policy, invalid_lines: Option<usize>) -> Option<Check> {
     let name = "every line of the suite read".to_string();
-    if invalid_lines == 0 {
-        return None;
-    }
-    let why = format!("{invalid_lines} line(s) of the suite could not be read and were not graded (the grade run listed them)");
+    let why = match invalid_lines {
+        Some(0) => return None,
+        Some(n) => format!("{n} line(s) of the suite could not be read and were not graded (the grade run listed them)"),
+        None => "the run's summary (beside the results) is missing or unreadable, so nothing says every line of the suite was read".to_string(),
+    };
     Some(if policy.allow_invalid_lines {
         Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
     } else {

@@ -188,6 +188,9 @@ pub struct Report {
     /// Every case, for the HTML table.
     #[serde(skip)]
     pub rows: Vec<CaseRow>,
+    /// The segment keys (and `a+b` pairs) the groups were made by.
+    #[serde(skip)]
+    pub keys: Vec<String>,
     /// Expected cost per case by group, where a gate policy's `[cost]` table was given
     /// ([`Report::with_costs`]): the estimate, or why it cannot be measured there.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -370,6 +373,7 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
         models: super::models_of(results),
         min_cases,
         rows,
+        keys,
         costs: vec![],
     }
 }
@@ -378,13 +382,19 @@ impl Report {
     /// Adds each group's expected cost per case under `cost` (a gate policy's `[cost]` table), from
     /// the cases of `results` in that group.
     pub fn with_costs(mut self, results: &[CaseResult], cost: &super::cost::CostPolicy) -> Self {
+        // A priced segment no case has (misspelt) would drop its prices: no group is priced then.
+        let all_groups: std::collections::BTreeSet<String> = results.iter().flat_map(segment_groups).collect();
+        let missing = cost.segments.iter().find(|(seg, _)| !all_groups.contains(seg)).map(|(seg, _)| seg.clone());
+        let keys = self.keys.clone();
         self.costs = self
             .groups
             .iter()
             .map(|g| {
-                let member = |r: &&CaseResult| {
-                    g.name == "overall" || g.name.split(',').all(|kv| kv.split_once('=').is_some_and(|(k, v)| r.segments.get(k).map(String::as_str) == Some(v)))
-                };
+                if let Some(seg) = &missing {
+                    return GroupCost { group: g.name.clone(), estimate: None, unmeasured: Some(format!("[cost.segments.\"{seg}\"]: no case has this segment")), confidence: cost.confidence };
+                }
+                // Membership as the report grouped the cases (a value may hold ',' or '=').
+                let member = |r: &&CaseResult| g.name == "overall" || keys.iter().any(|k| by_group(r, k).as_deref() == Some(g.name.as_str()));
                 let cases: Vec<&CaseResult> = results.iter().filter(member).collect();
                 let mut b = super::SummaryBuilder::new();
                 for r in &cases {

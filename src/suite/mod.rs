@@ -165,7 +165,12 @@ pub fn describe_shadowed(shadowed: &BTreeMap<(String, String), usize>) -> Option
 
 /// Whether `a` is within two edits of `b` (a likely typo of it).
 pub fn within_two_edits(a: &str, b: &str) -> bool {
-    a.chars().count().abs_diff(b.chars().count()) <= 2 && edit_distance(a, b) <= 2
+    within_edits(a, b, 2)
+}
+
+/// Whether `a` is within `n` edits of `b`.
+pub fn within_edits(a: &str, b: &str, n: usize) -> bool {
+    a.chars().count().abs_diff(b.chars().count()) <= n && edit_distance(a, b) <= n
 }
 
 /// Levenshtein distance in characters.

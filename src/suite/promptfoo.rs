@@ -87,6 +87,8 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
         }
     }
     case.extend(own);
+    // Assertion values may name vars (`{{ city }}`, `{{ answer }}`), as promptfoo renders them.
+    let vars_now = case.clone();
     // The output graded is `providerOutput`, or an `output` var: a var named like another tool's
     // output field (`answer`, `response`, `actual_output`) is promptfoo's input to the prompt or an
     // expected answer, never the model's output; it is kept in the case's metadata.
@@ -96,8 +98,6 @@ fn case_of(test: Value, default: &Map<String, Value>) -> Result<Map<String, Valu
             set_aside.insert(name.to_string(), v);
         }
     }
-    // Assertion values may name vars (`{{ city }}`), as promptfoo renders them.
-    let vars_now = case.clone();
     if let Some(out) = test.remove("providerOutput") {
         let text = match out {
             Value::String(s) => s,
@@ -236,7 +236,11 @@ fn check_of(a: Value, vars: &Map<String, Value>) -> Result<Result<Vec<Value>, St
         "not-is-refusal" => vec![json!({ "refusal": "forbidden" })],
         _ => {
             // A near miss of a type candor runs is a typo, not another tool's assertion: refused,
-            // so that the check it meant is not dropped.
+            // so that the check it meant is not dropped. promptfoo's own other types are not typos.
+            let base = kind.strip_prefix("not-").unwrap_or(&kind);
+            if PROMPTFOO_OTHER.contains(&base) {
+                return Ok(Err(kind));
+            }
             if let Some(k) = RUN.iter().find(|k| super::within_two_edits(&kind, k)) {
                 return Err(format!("unknown assertion type `{kind}`: did you mean `{k}`?"));
             }
@@ -244,6 +248,16 @@ fn check_of(a: Value, vars: &Map<String, Value>) -> Result<Result<Vec<Value>, St
         }
     }))
 }
+
+/// promptfoo's assertion types that candor does not run (named, never taken for typos).
+const PROMPTFOO_OTHER: &[&str] = &[
+    "contains-json", "contains-sql", "contains-xml", "contains-html", "is-xml", "is-sql", "is-html", "is-valid-function-call",
+    "is-valid-openai-function-call", "is-valid-openai-tools-call", "javascript", "python", "webhook", "rouge-n", "bleu", "gleu",
+    "meteor", "levenshtein", "perplexity", "perplexity-score", "similar", "llm-rubric", "model-graded-closedqa",
+    "model-graded-factuality", "factuality", "answer-relevance", "context-faithfulness", "context-recall", "context-relevance",
+    "select-best", "moderation", "g-eval", "classifier", "finish-reason", "guardrails", "pi", "trace-span-count",
+    "trace-span-duration", "trace-error-spans", "word-count",
+];
 
 /// The assertion types candor runs.
 const RUN: &[&str] = &[

@@ -36,7 +36,7 @@
 //!   or name connectors (`University of California`, `Ludwig van Beethoven`). Function words,
 //!   pronouns, months and weekdays are never names and break a run; a single capitalised word
 //!   starting a sentence (after `.`, `!`, `?`, `:`, `;`, a line break or an opening quote) is
-//!   skipped (except in a bare answer of at most four words, which is all name: "Sydney"), as are
+//!   skipped (except in a bare answer, read with its question or the whole output: "Sydney"), as are
 //!   all names of a sentence written in title case. A name is supported when each of
 //!   its words occurs in a context, case-insensitively, as a whole word or part of a hyphenated word,
 //!   in any order (so "Albert Einstein" is supported by "Einstein, born Albert ..."). A possessive
@@ -102,7 +102,13 @@ impl Sources {
 
     /// Specifics of `claim` found in none of the contexts (in claim order).
     pub fn unsupported(&self, claim: &str) -> Vec<Specific> {
-        scan(claim, true).into_iter().filter(|f| !f.keys.iter().any(|k| self.index.supports(k))).map(|f| f.specific(claim)).collect()
+        self.unsupported_as(claim, false)
+    }
+
+    /// [`Sources::unsupported`] for a claim that is a bare answer (`bare`: "Sydney", read with its
+    /// question), whose first capitalised word is a name, not the start of a sentence.
+    pub fn unsupported_as(&self, claim: &str, bare: bool) -> Vec<Specific> {
+        scan_as(claim, true, bare).into_iter().filter(|f| !f.keys.iter().any(|k| self.index.supports(k))).map(|f| f.specific(claim)).collect()
     }
 }
 
@@ -405,11 +411,18 @@ impl NumP {
 }
 
 fn scan(text: &str, claim: bool) -> Vec<Found> {
-    scan_tokens(text, &tokenize(text), claim)
+    scan_as(text, claim, false)
+}
+
+fn scan_as(text: &str, claim: bool, bare: bool) -> Vec<Found> {
+    let toks = tokenize(text);
+    let mut s = Scan { text, toks: &toks, claim, bare, out: Vec::new() };
+    s.run();
+    s.out
 }
 
 fn scan_tokens(text: &str, toks: &[Tok], claim: bool) -> Vec<Found> {
-    let mut s = Scan { text, toks, claim, out: Vec::new() };
+    let mut s = Scan { text, toks, claim, bare: false, out: Vec::new() };
     s.run();
     s.out
 }
@@ -419,6 +432,8 @@ struct Scan<'a> {
     toks: &'a [Tok],
     /// Claim mode reads names and is stricter about number words.
     claim: bool,
+    /// A bare answer: its first capitalised word is a name.
+    bare: bool,
     out: Vec<Found>,
 }
 
@@ -460,8 +475,8 @@ impl<'a> Scan<'a> {
     fn run(&mut self) {
         // A bare answer ("Sydney", "Ag", "Charles Dickens") is all name: its first capital does not
         // start a sentence that other words make a claim of, so it is read as a name.
-        let bare = self.claim && self.text.split_whitespace().count() <= crate::text::claim_form::BARE_WORDS && !self.text.trim_end_matches(['.', '!']).contains(['.', '!', '?', ';', ':']);
-        let (mut i, mut at_start, mut sent, mut title) = (0, !bare, 0, None);
+        let bare = self.bare && self.claim && !self.text.trim_end_matches(['.', '!']).contains(['.', '!', '?', ';', ':']);
+        let (mut i, mut at_start, mut sent, mut title) = (0, true, 0, None);
         while i < self.toks.len() {
             if !self.joined(i) {
                 (at_start, sent, title) = (true, i, None);
@@ -496,7 +511,8 @@ impl<'a> Scan<'a> {
             } else if let Some(p) = self.number(i, at_start) {
                 Some(self.finish_number(i, p))
             } else if self.claim {
-                self.name(i, at_start, sent, &mut title)
+                // A bare answer's first word is a name; a number word there stays a number.
+                self.name(i, at_start && !(bare && i == 0), sent, &mut title)
             } else {
                 None
             };
@@ -1055,13 +1071,16 @@ mod tests {
     #[test]
     fn a_bare_answer_is_read_as_a_name() {
         let ctx = ["Canberra is the capital city of Australia."];
-        let names = |claim: &str| unsupported_specifics(claim, &ctx).into_iter().map(|f| f.text).collect::<Vec<_>>();
+        let sources = Sources::new(&ctx);
+        let names = |claim: &str| sources.unsupported_as(claim, true).into_iter().map(|f| f.text).collect::<Vec<_>>();
         assert_eq!(names("Sydney"), ["Sydney"]);
         assert_eq!(names("Sydney."), ["Sydney"]);
         assert!(names("Canberra.").is_empty());
         assert!(names("Yes").is_empty() && names("No.").is_empty());
-        // A sentence's first word is still not a name.
-        assert!(names("Sydney is not the capital of Australia, Canberra is.").iter().all(|n| n != "Sydney"));
+        // A claim that is not a bare answer: its first word is not a name; a number word stays one.
+        assert!(sources.unsupported("Prices vary widely.").is_empty());
+        assert_eq!(sources.unsupported_as("Seven.", true).len(), 1, "a number not in the context");
+        assert!(Sources::new(&["It takes 7 days."]).unsupported_as("Seven.", true).is_empty(), "seven = 7");
     }
 
     use super::*;

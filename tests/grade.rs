@@ -820,6 +820,10 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     let score = |id: &str| r[id]["metrics"]["support"]["claims"][0]["score"].as_f64().unwrap();
     assert!(score("right") > score("wrong"), "the right answer to the question scores above a wrong one");
     assert_eq!(r["wrong"]["metrics"]["support"]["claims"][0]["specifics"][0]["text"], "Los Angeles", "a name in no source is flagged");
+    // A bare answer is its specific: one in no source is not supported, and the case fails.
+    assert_eq!(r["wrong"]["metrics"]["support"]["claims"][0]["label"], "unsupported", "{}", r["wrong"]);
+    assert_eq!(r["wrong"]["passed"], false);
+    assert_eq!(r["right"]["metrics"]["support"]["claims"][0]["label"], "supported", "{}", r["right"]);
     for id in ["dont-know", "yes-alone", "dots", "emoji"] {
         let res = r[id];
         println!("{id}: {res}");

@@ -219,6 +219,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let context_chars: Vec<CharIndex> = contexts.iter().map(|c| CharIndex::new(c)).collect();
     // The whole output's best chunk: each claim is supported at least as well as the whole.
     let whole = p.whole.as_deref().and_then(|w| best_chunks(p, sched, w, false).0);
+    let mut vetoed: Vec<bool> = Vec::with_capacity(p.support_claims.len());
     for s in &p.support_claims {
         let (own, worst, cut) = best_chunks(p, sched, &s.hypothesis, true);
         truncated |= cut;
@@ -256,6 +257,15 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         if !specifics.is_empty() {
             failures.push(Failure::UnsupportedSpecific);
         }
+        // A bare answer is its specific: "Melbourne" for the capital, in no source, is not
+        // supported, whatever P(entailment) the question-and-answer form drew (0.98 for a wrong
+        // city). In a sentence a specific only flags the claim, beside the NLI verdict.
+        // Only for an answer read with its question: a short output with no question (a chat turn,
+        // "Tom Hanks!") may name what its sources leave out (HaluEval dialogue fell 0.828 -> 0.810
+        // with the veto there too).
+        let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
+        let label = if answer && !specifics.is_empty() && label == "supported" { "unsupported" } else { label };
+        vetoed.push(label != "supported" && score >= cfg.claim_threshold);
         let ev = if label == "contradicted" { worst } else { best };
         let evidence = ev.as_ref().map(|f| evidence_of(f, &context_chars));
         match label {
@@ -279,7 +289,8 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     if claims.is_empty() {
         return (Outcome::skipped("no claims"), vec![], false);
     }
-    let supports: Vec<f32> = claims.iter().map(|c| c.score).collect();
+    // A vetoed claim (a bare answer whose specific is in no source) counts as unsupported.
+    let supports: Vec<f32> = claims.iter().zip(&vetoed).map(|(c, v)| if *v { 0.0 } else { c.score }).collect();
     let score = aggregate(&supports, cfg.claim_threshold, cfg.aggregation);
     let beyond_claims = p.sentences.len() > p.claim_ix.len();
     let whole_unsupported = beyond_claims && output_unsupported(&supports, whole.as_ref().map(|w| w.0), cfg.claim_threshold);

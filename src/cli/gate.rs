@@ -85,7 +85,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["invalid_lines"].as_u64())
             .map(|n| n as usize);
-        if let Some(c) = invalid.and_then(|n| gate::lines_read(&policy, Some(n))) {
+        if let Some(c) = invalid.and_then(|n| gate::lines_read(&policy, n)) {
             checks.insert(1, c);
         }
     }

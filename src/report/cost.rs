@@ -106,6 +106,12 @@ impl CostPolicy {
         Ok(Self { per_failure, segments, confidence: f.confidence })
     }
 
+    /// The first priced segment (`key=value`) that `has` says no case has: a misspelt value, whose
+    /// prices would drop in silence.
+    pub fn missing_segment(&self, has: impl Fn(&str) -> bool) -> Option<&str> {
+        self.segments.iter().map(|(seg, _)| seg.as_str()).find(|seg| !has(seg))
+    }
+
     /// What failing with `f` costs `case`: the highest price a segment of the case sets for `f`,
     /// else the policy's own, else nothing.
     pub fn price(&self, f: Failure, case: &CaseResult) -> f64 {

@@ -45,7 +45,7 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use super::cost::{metric_ran, CostFile, CostPolicy};
+use super::cost::{metric_ran, CostFile, CostPolicy, Estimate};
 use super::{escape, grouped, skipped_entirely, GroupSummary, Summary, BUILT_IN_METRICS};
 use crate::graders::{CaseResult, Failure};
 use crate::stats;
@@ -438,14 +438,20 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
     // The cost quantities need the group's cases: priced per case, then bootstrapped.
     let refs: Vec<&CaseResult> = results.iter().collect();
     let cases_of = grouped(&refs, None, |r| *r);
-    let cost_of = |group: &str, g: &GroupSummary, what: &str| -> Result<f64, String> {
+    let cost_of = |group: &str, g: &GroupSummary| -> Result<(&CostPolicy, Estimate), String> {
         let Some(cost) = &policy.cost else { return Err("the policy has no [cost] table".into()) };
-        // A priced segment no case has (a misspelt value) would drop its prices in silence.
-        if let Some((seg, _)) = cost.segments.iter().find(|(seg, _)| !summary.segments.contains_key(seg)) {
+        if let Some(seg) = cost.missing_segment(|seg| summary.segments.contains_key(seg)) {
             return Err(format!("[cost.segments.\"{seg}\"]: {}", no_segment(seg, summary)));
         }
         let cases = cases_of.get(group).map(Vec::as_slice).unwrap_or_default();
-        cost.estimate(g, cases).map(|e| e.get(what).unwrap_or(e.mean))
+        cost.estimate(g, cases).map(|e| (cost, e))
+    };
+    // A quantity's value in a group; a cost quantity with the estimate it is read from (measured once).
+    let measured = |group: &str, g: &GroupSummary, q: &str| -> Result<(f64, Option<(&CostPolicy, Estimate)>), String> {
+        match q.strip_prefix("cost.") {
+            Some(what) => cost_of(group, g).map(|(c, e)| (e.get(what).unwrap_or(e.mean), Some((c, e)))),
+            None => measure(g, q).map(|v| (v, None)),
+        }
     };
     let run_rules = |group: &str, g: Option<&GroupSummary>, min: usize, rules: &[Rule], checks: &mut Vec<Check>| {
         for rule in rules {
@@ -464,16 +470,13 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
                 Some(g) if g.cases < min => {
                     unevaluated(group, name, format!("{} case(s), fewer than the {min} needed to gate (min_cases)", g.cases))
                 }
-                Some(g) => match rule.quantity.strip_prefix("cost.").map(|what| cost_of(group, g, what)).unwrap_or_else(|| measure(g, &rule.quantity)) {
+                Some(g) => match measured(group, g, &rule.quantity) {
                     Err(why) => unevaluated(group, name, why),
-                    Ok(v) => {
+                    Ok((v, estimate)) => {
                         let ok = rule.op.holds(v, rule.bound);
                         let mut detail = format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases);
-                        if let (Some(cost), true) = (&policy.cost, rule.quantity.starts_with("cost.")) {
-                            let cases = cases_of.get(group).map(Vec::as_slice).unwrap_or_default();
-                            if let Ok(e) = cost.estimate(g, cases) {
-                                let _ = write!(detail, ": expected cost {}", e.describe(cost.confidence));
-                            }
+                        if let Some((cost, e)) = estimate {
+                            let _ = write!(detail, ": expected cost {}", e.describe(cost.confidence));
                         }
                         if g.skipped > 0 {
                             let _ = write!(detail, " ({} skipped entirely)", g.skipped);
@@ -533,6 +536,15 @@ fn baseline_checks(
     // make its checks vanish.
     let groups = grouped(&pairs, None, |p| p.1);
     let need = min_cases.max(2);
+    // What cannot be compared fails closed overall (through `unevaluated`) and is shown as skipped in
+    // a segment (small segments are not gated on noise).
+    let not_gated = |group: &str, name: String, why: String| {
+        if group == "overall" {
+            unevaluated(group, name, why)
+        } else {
+            Check { group: group.into(), name, passed: true, skipped: Some(why), detail: String::new() }
+        }
+    };
     let mut checks = vec![];
     let mut quantities = vec![];
     for q in &bp.quantities {
@@ -560,9 +572,9 @@ fn baseline_checks(
             };
             // A priced class whose metric ran on one side only would make that side's cost look free.
             if let (true, Some(c)) = (is_cost, cost) {
-                if let Some((seg, _)) = c.segments.iter().find(|(seg, _)| !summary.segments.contains_key(seg)) {
+                if let Some(seg) = c.missing_segment(|seg| summary.segments.contains_key(seg)) {
                     let why = format!("[cost.segments.\"{seg}\"]: {}", no_segment(seg, summary));
-                    checks.push(if group == "overall" { unevaluated(&group, name, why) } else { Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() } });
+                    checks.push(not_gated(&group, name, why));
                     continue;
                 }
                 let unseen = |rs: &mut dyn Iterator<Item = &CaseResult>| {
@@ -572,7 +584,7 @@ fn baseline_checks(
                 let side = unseen(&mut pairs.iter().map(|p| p.0)).map(|f| ("the baseline", f)).or_else(|| unseen(&mut pairs.iter().map(|p| p.1)).map(|f| ("this run", f)));
                 if let (Some((side, f)), false) = (side, pairs.is_empty()) {
                     let why = format!("`{}` is priced, and the metric that finds it ran on no paired case of {side}", f.name());
-                    checks.push(if group == "overall" { unevaluated(&group, name, why) } else { Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() } });
+                    checks.push(not_gated(&group, name, why));
                     continue;
                 }
             }
@@ -591,11 +603,7 @@ fn baseline_checks(
                         pairs.len()
                     )
                 };
-                checks.push(if group == "overall" {
-                    unevaluated(&group, name, why)
-                } else {
-                    Check { group: group.clone(), name, passed: true, skipped: Some(why), detail: String::new() }
-                });
+                checks.push(not_gated(&group, name, why));
                 continue;
             }
             let (a, b): (Vec<f64>, Vec<f64>) = vals.into_iter().unzip();
@@ -700,13 +708,12 @@ pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
 /// The check that every line of the suite became a case: a run that set lines aside as unreadable
 /// (`invalid_lines` in its summary) graded less than the suite, which fails the gate unless the
 /// policy sets `allow_invalid_lines = true`.
-pub fn lines_read(policy: &Policy, invalid_lines: Option<usize>) -> Option<Check> {
+pub fn lines_read(policy: &Policy, invalid_lines: usize) -> Option<Check> {
     let name = "every line of the suite read".to_string();
-    let why = match invalid_lines {
-        Some(0) => return None,
-        Some(n) => format!("{n} line(s) of the suite could not be read and were not graded (the grade run listed them)"),
-        None => "the run's summary (beside the results) is missing or unreadable, so nothing says every line of the suite was read".to_string(),
-    };
+    if invalid_lines == 0 {
+        return None;
+    }
+    let why = format!("{invalid_lines} line(s) of the suite could not be read and were not graded (the grade run listed them)");
     Some(if policy.allow_invalid_lines {
         Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
     } else {

@@ -384,7 +384,7 @@ impl Report {
     pub fn with_costs(mut self, results: &[CaseResult], cost: &super::cost::CostPolicy) -> Self {
         // A priced segment no case has (misspelt) would drop its prices: no group is priced then.
         let all_groups: std::collections::BTreeSet<String> = results.iter().flat_map(segment_groups).collect();
-        let missing = cost.segments.iter().find(|(seg, _)| !all_groups.contains(seg)).map(|(seg, _)| seg.clone());
+        let missing = cost.missing_segment(|seg| all_groups.contains(seg)).map(str::to_string);
         let keys = self.keys.clone();
         self.costs = self
             .groups

@@ -163,12 +163,7 @@ pub fn describe_shadowed(shadowed: &BTreeMap<(String, String), usize>) -> Option
     Some(items.join("; "))
 }
 
-/// Whether `a` is within two edits of `b` (a likely typo of it).
-pub fn within_two_edits(a: &str, b: &str) -> bool {
-    within_edits(a, b, 2)
-}
-
-/// Whether `a` is within `n` edits of `b`.
+/// Whether `a` is within `n` edits of `b` (a likely typo of it).
 pub fn within_edits(a: &str, b: &str, n: usize) -> bool {
     a.chars().count().abs_diff(b.chars().count()) <= n && edit_distance(a, b) <= n
 }
@@ -286,33 +281,16 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         Some(other) => return Err(problem(Some("id"), format!("must be a string or a number, not {}", kind(&other)))),
     };
     // DeepEval's goldens carry both `retrieval_context` (what the application retrieved: what the
-    // output must be grounded in) and `context` (the ideal context): the retrieved one is graded,
-    // the other is set aside and said (a documented precedence, not a rejected row).
-    if obj.get("retrieval_context").is_some_and(|v| !v.is_null()) && obj.contains_key("context") {
-        obj.remove("context");
-        shadowed.push(("context".to_string(), "retrieval_context".to_string()));
-    }
-    // Peers name one field several ways (UpTrain rows carry both `response` and `answer`): the first
-    // name of each list present is graded, the others are set aside and said once per run
-    // (`describe_shadowed`), in the documented precedence of suite-format.md.
-    let mut take = |names: &[&str]| -> std::result::Result<Option<(String, Value)>, SuiteProblem> {
-        // A field given as null is absent (peers export unset fields as null).
-        obj.retain(|k, v| !(v.is_null() && names.contains(&k.as_str())));
-        let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
-        for other in present.iter().skip(1) {
-            obj.remove(*other);
-            shadowed.push((other.to_string(), present[0].to_string()));
-        }
-        Ok(present.first().and_then(|n| obj.remove(*n).map(|v| (n.to_string(), v))))
-    };
-    let output = match take(OUTPUT)? {
+    // output must be grounded in) and `context` (the ideal context): by the precedence of
+    // CONTEXTS the retrieved one is graded and the other set aside and said.
+    let output = match take_first(&mut obj, OUTPUT, &mut shadowed) {
         Some((_, Value::String(s))) => s,
         Some((name, other)) => return Err(problem(Some(&name), format!("must be a string, not {}", kind(&other)))),
         None => return Err(problem(Some("output"), "is missing (the text to grade)".into())),
     };
-    let input = optional_string(take(INPUT)?).map_err(|(f, r)| problem(Some(&f), r))?;
+    let input = optional_string(take_first(&mut obj, INPUT, &mut shadowed)).map_err(|(f, r)| problem(Some(&f), r))?;
     // RAGAS's legacy `ground_truths` is a list of answers: its first is the reference.
-    let reference = match take(REFERENCE)? {
+    let reference = match take_first(&mut obj, REFERENCE, &mut shadowed) {
         Some((name, Value::Array(items))) if name == "ground_truths" => match items.into_iter().next() {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s),
@@ -320,7 +298,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         },
         other => optional_string(other).map_err(|(f, r)| problem(Some(&f), r))?,
     };
-    let contexts = match take(CONTEXTS)? {
+    let contexts = match take_first(&mut obj, CONTEXTS, &mut shadowed) {
         None | Some((_, Value::Null)) => vec![],
         Some((name, v)) => parse_contexts(v).map_err(|r| problem(Some(&name), r))?,
     };
@@ -370,20 +348,11 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         Some(other) => return Err(problem(Some("checks"), format!("must be a list of checks such as [{{\"contains\": \"$500\"}}], not {}", kind(&other)))),
     };
     let mut number = |names: &[&str]| -> std::result::Result<Option<f64>, SuiteProblem> {
-        let present: Vec<&str> = names.iter().copied().filter(|n| obj.get(*n).is_some_and(|v| !v.is_null())).collect();
-        for other in present.iter().skip(1) {
-            obj.remove(*other);
-            shadowed.push((other.to_string(), present[0].to_string()));
+        match take_first(&mut obj, names, &mut shadowed) {
+            None => Ok(None),
+            Some((_, Value::Number(x))) if x.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0) => Ok(x.as_f64()),
+            Some((n, other)) => Err(problem(Some(&n), format!("must be a number, 0 or more, not {other}"))),
         }
-        let mut found = None;
-        for n in names {
-            match obj.remove(*n) {
-                None | Some(Value::Null) => {}
-                Some(Value::Number(x)) if x.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0) => found = x.as_f64(),
-                Some(other) => return Err(problem(Some(n), format!("must be a number, 0 or more, not {other}"))),
-            }
-        }
-        Ok(found)
     };
     let latency_ms = number(LATENCY)?;
     let cost = number(COST)?;
@@ -464,6 +433,21 @@ impl<'de> serde::Deserialize<'de> for TopLevel {
         }
         d.deserialize_any(Visit)
     }
+}
+
+/// The first of `names` (in that precedence) that the case gives, taken out of `obj` with its name;
+/// a name given as null is absent (peers export unset fields as null). Peers name one field several
+/// ways (UpTrain rows carry both `response` and `answer`): the later names the case also gives are
+/// taken out and recorded in `shadowed` as set aside for the first, said once per run
+/// ([`describe_shadowed`]).
+fn take_first(obj: &mut Map<String, Value>, names: &[&str], shadowed: &mut Vec<(String, String)>) -> Option<(String, Value)> {
+    obj.retain(|k, v| !(v.is_null() && names.contains(&k.as_str())));
+    let present: Vec<&str> = names.iter().copied().filter(|n| obj.contains_key(*n)).collect();
+    for other in present.iter().skip(1) {
+        obj.remove(*other);
+        shadowed.push((other.to_string(), present[0].to_string()));
+    }
+    present.first().and_then(|n| obj.remove(*n).map(|v| (n.to_string(), v)))
 }
 
 fn optional_string(v: Option<(String, Value)>) -> std::result::Result<Option<String>, (String, String)> {

@@ -241,7 +241,7 @@ fn check_of(a: Value, vars: &Map<String, Value>) -> Result<Result<Vec<Value>, St
             if PROMPTFOO_OTHER.contains(&base) {
                 return Ok(Err(kind));
             }
-            if let Some(k) = RUN.iter().find(|k| super::within_two_edits(&kind, k)) {
+            if let Some(k) = RUN.iter().find(|k| super::within_edits(&kind, k, 2)) {
                 return Err(format!("unknown assertion type `{kind}`: did you mean `{k}`?"));
             }
             return Ok(Err(kind));

@@ -11,8 +11,6 @@
 //!
 //! Figures and peers are recorded in benches/README.md.
 
-use std::path::{Path, PathBuf};
-
 use candle_core::Device;
 use candor::kernels::fused;
 use candor::engine::{BatchOptions, CrossEncoder, DeviceSpec, Embedder, TextTokenizer};
@@ -21,26 +19,8 @@ use candor::models::registry::{Architecture, Pooling};
 use candor::models::{ModelStore, Registry, ResolvedModel};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("CANDOR_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
-fn rows(rel: &str, n: usize) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(data_dir().join(rel)).expect("labelled data (set CANDOR_DATA)");
-    // Every k-th row, so the sample spans the file.
-    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let step = (all.len() / n).max(1);
-    all.iter().step_by(step).take(n).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Array(a) => a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
-        other => other.as_str().unwrap_or_default().to_string(),
-    }
-}
+mod common;
+use common::{rows, text};
 
 /// 4n (premise, hypothesis) pairs: n each from SNLI, HaluEval QA, Factcheck-GPT and WiCE (WiCE has
 /// 1,043 rows: past that it gives all of them).

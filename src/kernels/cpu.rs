@@ -11,7 +11,8 @@
 //!   padding.
 //!
 //! All are candle custom ops without a backward pass: the encoders use them only in evaluation mode,
-//! on the CPU, in f32, for models loaded for inference (whose weights do not change). Where the CPU has
+//! on the CPU, in f32, for models loaded for inference (whose weights do not change). Training runs
+//! the same micro-kernel and attention kernel through [`super::train`], whose ops have backward passes. Where the CPU has
 //! no AVX-512 (or on other architectures) nothing is packed and candle's own ops run. The composed
 //! candle ops are the reference the tests compare against.
 
@@ -69,25 +70,46 @@ impl PackedLinear {
             return Ok(None);
         }
         let (n, k) = weight.dims2()?;
-        let w: Vec<Vec<f32>> = weight.to_vec2()?;
-        let np = n.div_ceil(NR);
-        let mut panels = vec![0f32; np * k * NR];
-        for (j, row) in w.iter().enumerate() {
-            let (p, c) = (j / NR, j % NR);
-            for (kk, &v) in row.iter().enumerate() {
-                panels[p * k * NR + kk * NR + c] = v;
-            }
-        }
-        let mut b = vec![0f32; np * NR];
-        if let Some(bias) = bias {
-            let v: Vec<f32> = bias.to_vec1()?;
+        let w: Vec<f32> = weight.flatten_all()?.to_vec1()?;
+        let b: Option<Vec<f32>> = bias.map(|b| b.to_vec1()).transpose()?;
+        if let Some(v) = &b {
             if v.len() != n {
                 bail!("bias of {} for {n} outputs", v.len());
             }
-            b[..n].copy_from_slice(&v);
         }
-        Ok(Some(Arc::new(Self { k, n, panels, bias: b })))
+        Ok(Some(Arc::new(Self::from_slice(&w, n, k, false, b.as_deref()))))
     }
+
+    /// Packs an n x k weight held in `w`: row-major n x k (as upstream stores a linear layer's
+    /// weight), or, when `transposed`, row-major k x n (so that y = a w runs as a layer too).
+    /// `bias` has n values when given. Callers check [`available`] before multiplying.
+    pub(crate) fn from_slice(w: &[f32], n: usize, k: usize, transposed: bool, bias: Option<&[f32]>) -> Self {
+        debug_assert_eq!(w.len(), n * k);
+        let np = n.div_ceil(NR);
+        let mut panels = vec![0f32; np * k * NR];
+        if transposed {
+            for kk in 0..k {
+                let row = &w[kk * n..kk * n + n];
+                for p in 0..np {
+                    let cols = NR.min(n - p * NR);
+                    panels[p * k * NR + kk * NR..p * k * NR + kk * NR + cols].copy_from_slice(&row[p * NR..p * NR + cols]);
+                }
+            }
+        } else {
+            for (j, row) in w.chunks_exact(k.max(1)).take(n).enumerate() {
+                let (p, c) = (j / NR, j % NR);
+                for (kk, &v) in row.iter().enumerate() {
+                    panels[p * k * NR + kk * NR + c] = v;
+                }
+            }
+        }
+        let mut b = vec![0f32; np * NR];
+        if let Some(v) = bias {
+            b[..n].copy_from_slice(&v[..n]);
+        }
+        Self { k, n, panels, bias: b }
+    }
+
 
     /// Applies the layer to `xs` (..., in) f32 on the CPU, then the exact GELU when `gelu`.
     pub fn forward(self: &Arc<Self>, xs: &Tensor, gelu: bool) -> Result<Tensor> {
@@ -96,7 +118,15 @@ impl PackedLinear {
 
     /// y = a W^T + b for `m` rows of `a` (row-major, m x k).
     fn matmul(&self, a: &[f32], m: usize, gelu: bool) -> Vec<f32> {
+        self.matmul_ex(a, m, false, gelu)
+    }
+
+    /// y = a W^T + b for `m` rows of `a`: `a` row-major m x k, or, when `a_transposed`, row-major
+    /// k x m (a^T is given). Panics where `a` is shorter than m x k; only where [`available`].
+    pub(crate) fn matmul_ex(&self, a: &[f32], m: usize, a_transposed: bool, gelu: bool) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
+        assert!(a.len() >= m * k, "matmul: {} values for {m} x {k}", a.len());
+        assert!(available(), "packed matmul without AVX-512");
         if m == 0 || n == 0 {
             return vec![0f32; m * n];
         }
@@ -121,7 +151,11 @@ impl PackedLinear {
             }
             while k0 < k {
                 let kc = KC.min(k - k0);
-                pack_a(a, k, row0, rows, k0, kc, &mut apack);
+                if a_transposed {
+                    pack_a_transposed(a, m, row0, rows, k0, kc, &mut apack);
+                } else {
+                    pack_a(a, k, row0, rows, k0, kc, &mut apack);
+                }
                 let last = k0 + kc == k;
                 for p in 0..n.div_ceil(NR) {
                     let cols = NR.min(n - p * NR);
@@ -184,6 +218,21 @@ fn pack_a(a: &[f32], k: usize, row0: usize, rows: usize, k0: usize, kc: usize, o
                     block[kk * MR + r] = 0.0;
                 }
             }
+        }
+    }
+}
+
+/// [`pack_a`] for a given transposed: `at` is row-major k x m (column `row` of it is row `row` of a).
+fn pack_a_transposed(at: &[f32], m: usize, row0: usize, rows: usize, k0: usize, kc: usize, out: &mut [f32]) {
+    for mb in 0..rows.div_ceil(MR) {
+        let block = &mut out[mb * kc * MR..(mb + 1) * kc * MR];
+        let r0 = row0 + mb * MR;
+        let valid = MR.min(rows - mb * MR);
+        for kk in 0..kc {
+            let src = &at[(k0 + kk) * m + r0..(k0 + kk) * m + r0 + valid];
+            let dst = &mut block[kk * MR..kk * MR + MR];
+            dst[..valid].copy_from_slice(src);
+            dst[valid..].fill(0.0);
         }
     }
 }
@@ -397,30 +446,42 @@ impl CustomOp1 for VarlenAttentionOp {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = f32_slice(storage, layout, "cpu attention")?;
         let (t, h3) = layout.shape().dims2()?;
-        let h = h3 / 3;
+        let out = varlen_slices(qkv, t, h3, &self.lens, self.heads, self.first_only);
         let rows_out = if self.first_only { self.lens.len() } else { t };
-        let mut out = vec![0f32; rows_out * h];
-        let mut parts: Vec<(&[f32], usize, &mut [f32])> = Vec::with_capacity(self.lens.len());
-        let (mut rest_in, mut rest_out) = (qkv, out.as_mut_slice());
-        for &len in &self.lens {
-            let (a, b) = rest_in.split_at(len * h3);
-            let (c, d) = std::mem::take(&mut rest_out).split_at_mut(if self.first_only { h } else { len * h });
-            parts.push((a, len, c));
-            rest_in = b;
-            rest_out = d;
-        }
-        let longest = self.lens.iter().copied().max().unwrap_or(0);
-        let zeros = vec![0f32; longest];
-        let first = self.first_only;
-        parts.into_par_iter().filter(|p| p.1 > 0).for_each(|(rows, len, ctx)| {
-            attend_sequence(rows, len, if first { 1 } else { len }, self.heads, &zeros[..len], ctx)
-        });
-        Ok((CpuStorage::F32(out), Shape::from((rows_out, h))))
+        Ok((CpuStorage::F32(out), Shape::from((rows_out, h3 / 3))))
     }
 }
 
+/// [`attention_varlen`] on the values of `qkv` (t x h3, the lengths checked to add up to t): the
+/// contexts of every row (t x h3/3), or of each sequence's first row when `first_only`. Only where [`attention_applies`] to the heads.
+pub(crate) fn attention_varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
+    varlen_slices(qkv, t, h3, lens, heads, first_only)
+}
+
+fn varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
+    assert!(lens.iter().sum::<usize>() == t && qkv.len() == t * h3 && h3 % 3 == 0 && heads > 0 && attention_applies(h3 / 3 / heads));
+    let h = h3 / 3;
+    let rows_out = if first_only { lens.len() } else { t };
+    let mut out = vec![0f32; rows_out * h];
+    let mut parts: Vec<(&[f32], usize, &mut [f32])> = Vec::with_capacity(lens.len());
+    let (mut rest_in, mut rest_out) = (qkv, out.as_mut_slice());
+    for &len in lens {
+        let (a, b) = rest_in.split_at(len * h3);
+        let (c, d) = std::mem::take(&mut rest_out).split_at_mut(if first_only { h } else { len * h });
+        parts.push((a, len, c));
+        rest_in = b;
+        rest_out = d;
+    }
+    let longest = lens.iter().copied().max().unwrap_or(0);
+    let zeros = vec![0f32; longest];
+    parts.into_par_iter().filter(|p| p.1 > 0).for_each(|(rows, len, ctx)| {
+        attend_sequence(rows, len, if first_only { 1 } else { len }, heads, &zeros[..len], ctx)
+    });
+    out
+}
+
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(crate) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{Tile, MR, NR};
@@ -570,8 +631,16 @@ mod avx512 {
     /// x/2 (1 + erf(x / sqrt 2)), erf after Abramowitz and Stegun 7.1.26.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn gelu(x: __m512) -> __m512 {
-        let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    pub(crate) unsafe fn gelu(x: __m512) -> __m512 {
+        let erf = erf(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2)));
+        let half = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
+        _mm512_fmadd_ps(half, erf, half)
+    }
+
+    /// erf after Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn erf(z: __m512) -> __m512 {
         let az = _mm512_abs_ps(z);
         let t = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_fmadd_ps(_mm512_set1_ps(0.327_591_1), az, _mm512_set1_ps(1.0)));
         let mut poly = _mm512_set1_ps(1.061_405_4);
@@ -582,17 +651,15 @@ mod avx512 {
         poly = _mm512_mul_ps(poly, t);
         let e = exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), az), az));
         let erf_abs = _mm512_fnmadd_ps(poly, e, _mm512_set1_ps(1.0));
-        // erf(z) = sign(z) * erf(|z|); gelu = x/2 + x/2 * erf.
+        // erf(z) = sign(z) * erf(|z|).
         let sign = _mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(i32::MIN));
-        let erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
-        let half = _mm512_mul_ps(x, _mm512_set1_ps(0.5));
-        _mm512_fmadd_ps(half, erf, half)
+        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign))
     }
 
     /// e^x for x <= 0 (inputs below -87 give 0), relative error about 2e-7.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn exp(x: __m512) -> __m512 {
+    pub(crate) unsafe fn exp(x: __m512) -> __m512 {
         let x = _mm512_max_ps(x, _mm512_set1_ps(-87.0));
         // x = n ln 2 + r, |r| <= ln 2 / 2, with ln 2 split in two for precision.
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
@@ -615,14 +682,14 @@ mod avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::Device;
     use candle_nn::{Linear, Module};
 
     /// Uniform numbers in [-1, 1) from SplitMix64 (the generator of `models::arch::layers`, which
     /// this module may not import).
-    fn random(shape: &[usize], seed: u64) -> Tensor {
+    pub(crate) fn random(shape: &[usize], seed: u64) -> Tensor {
         let mut state = seed;
         let mut next_f32 = || {
             state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -644,7 +711,7 @@ mod tests {
         ((m - 1.0).unwrap() * 30000.0).unwrap().reshape((b, 1, 1, s)).unwrap()
     }
 
-    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+    pub(crate) fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
         let a: Vec<f32> = a.flatten_all().unwrap().to_vec1().unwrap();
         let b: Vec<f32> = b.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(a.len(), b.len());

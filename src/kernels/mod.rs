@@ -1,6 +1,8 @@
 //! Kernels: candor's own compute kernels, as candle custom ops, at the bottom of the crate.
 //!
 //! - [`cpu`]: the AVX-512 CPU kernels of inference (the packed linear layer, attention);
+//! - [`train`]: the same kernels with a backward pass each (linear, GELU, LayerNorm, attention), for
+//!   `candor train` on the CPU;
 //! - [`fused`]: the fused tails of the runtimes (pooling and normalisation, softmax and gather), with
 //!   their CUDA kernels (kernels/candor.cu) under the `cuda` feature.
 //!
@@ -10,3 +12,4 @@
 
 pub mod cpu;
 pub mod fused;
+pub mod train;

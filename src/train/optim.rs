@@ -67,7 +67,12 @@ impl AdamW {
         let mut sq = 0f64;
         for (_, var) in &self.vars {
             if let Some(g) = grads.get(var.as_tensor()) {
-                sq += g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                if g.device().is_cpu() && g.dtype() == DType::F32 {
+                    // One pass over the values in place, summed in f64 in a fixed order.
+                    sq += crate::kernels::train::with_f32(g, |v| v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())?;
+                } else {
+                    sq += g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                }
             }
         }
         Ok(sq.sqrt())
@@ -82,6 +87,13 @@ impl AdamW {
         let bc2 = 1.0 - p.beta2.powi(t);
         for (i, (name, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let decay = if no_decay(name) { 0.0 } else { p.weight_decay };
+            if let Some((theta, m, v)) = fused_cpu_update(var.as_tensor(), &self.m[i], &self.v[i], g, &p, lr, grad_scale, (bc1, bc2), decay)? {
+                var.set(&theta)?;
+                self.m[i] = m;
+                self.v[i] = v;
+                continue;
+            }
             let g = (g * grad_scale)?;
             let m = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
             let v = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
@@ -174,4 +186,59 @@ mod tests {
         assert!(no_decay("classifier.bias"));
         assert!(!no_decay("classifier.weight"));
     }
+}
+
+/// The AdamW update of one f32 CPU variable in one pass over its values (the composed tensor ops
+/// make a dozen passes and as many allocations): (new value, new m, new v), or `None` where the
+/// tensors are not f32 on the CPU. The same arithmetic as the composed path, element by element.
+#[allow(clippy::too_many_arguments)]
+fn fused_cpu_update(
+    theta: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    p: &AdamWParams,
+    lr: f64,
+    grad_scale: f64,
+    (bc1, bc2): (f64, f64),
+    decay: f64,
+) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+    use rayon::prelude::*;
+    if ![theta, m, v, g].iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32) || g.shape() != theta.shape() {
+        return Ok(None);
+    }
+    use crate::kernels::train::with_f32 as with;
+    let n = theta.elem_count();
+    let (mut nt, mut nm, mut nv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    let (b1, b2, eps) = (p.beta1 as f32, p.beta2 as f32, p.eps as f32);
+    let (scale, lr32, keep) = (grad_scale as f32, lr as f32, (1.0 - lr * decay) as f32);
+    let (ibc1, ibc2) = ((1.0 / bc1) as f32, (1.0 / bc2) as f32);
+    const CHUNK: usize = 1 << 15;
+    with(theta, |ts: &[f32]| {
+        with(m, |ms: &[f32]| {
+            with(v, |vs: &[f32]| {
+                with(g, |gs: &[f32]| {
+                    nt.par_chunks_mut(CHUNK)
+                        .zip(nm.par_chunks_mut(CHUNK))
+                        .zip(nv.par_chunks_mut(CHUNK))
+                        .enumerate()
+                        .for_each(|(c, ((ot, om), ov))| {
+                            let r = c * CHUNK..c * CHUNK + ot.len();
+                            let (ts, ms, vs, gs) = (&ts[r.clone()], &ms[r.clone()], &vs[r.clone()], &gs[r]);
+                            for i in 0..ot.len() {
+                                let gi = gs[i] * scale;
+                                let mi = ms[i] * b1 + gi * (1.0 - b1);
+                                let vi = vs[i] * b2 + gi * gi * (1.0 - b2);
+                                let update = (mi * ibc1) / ((vi * ibc2).sqrt() + eps);
+                                ot[i] = ts[i] * keep - update * lr32;
+                                om[i] = mi;
+                                ov[i] = vi;
+                            }
+                        })
+                })
+            })
+        })
+    })????;
+    let (shape, dev) = (theta.shape(), theta.device());
+    Ok(Some((Tensor::from_vec(nt, shape, dev)?, Tensor::from_vec(nm, shape, dev)?, Tensor::from_vec(nv, shape, dev)?)))
 }

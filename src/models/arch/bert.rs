@@ -125,6 +125,26 @@ impl Embeddings {
         let xs = self.norm.forward(&xs, mode)?;
         dropout(&xs, self.dropout, mode, 1)
     }
+
+    /// Training on the CPU kernels: the embeddings of the real tokens only (`real` indexes the
+    /// flattened batch), packed back to back, (total rows, hidden).
+    fn forward_train_kernel(&self, batch: &EncodedBatch, real: &Tensor, seed: u64) -> Result<Tensor> {
+        let (b, s) = batch.input_ids.dims2()?;
+        let flat = |t: &Tensor| t.reshape(b * s)?.index_select(real, 0);
+        let mut xs = self.word.forward(&flat(&batch.input_ids)?)?;
+        if let Some(tt) = &self.token_type {
+            xs = (xs + tt.forward(&flat(&batch.token_type_ids)?)?)?;
+        }
+        let ids = match self.positions {
+            Positions::Absolute => Tensor::arange(0u32, s as u32, batch.input_ids.device())?.unsqueeze(0)?.broadcast_as((b, s))?.contiguous()?,
+            Positions::AfterPadding(pad) => {
+                let m = batch.attention_mask.to_dtype(DType::F32)?;
+                ((m.cumsum(1)? * &m)? + pad as f64)?.to_dtype(DType::U32)?
+            }
+        };
+        let xs = (xs + self.position.forward(&flat(&ids)?)?)?;
+        dropout(&self.norm.forward_train_kernel(&xs)?, self.dropout, Mode::Train { seed }, 1)
+    }
 }
 
 struct Attention {
@@ -209,6 +229,50 @@ impl Attention {
 }
 
 impl Attention {
+    /// Training on the CPU kernels, on rows packed back to back (`lens` per sequence): the stacked
+    /// projections (the three upstream weights concatenated, so gradients reach each), attention,
+    /// output projection, dropout, residual and LayerNorm, each differentiable.
+    fn forward_train_kernel(&self, xs: &Tensor, lens: &[usize], seed: u64) -> Result<Tensor> {
+        let cat = |f: &dyn Fn(&Linear) -> Option<Tensor>| -> Result<Option<Tensor>> {
+            let parts = [&self.query, &self.key, &self.value].iter().map(|l| f(l)).collect::<Option<Vec<_>>>();
+            parts.map(|p| Tensor::cat(&p, 0)).transpose()
+        };
+        let w = cat(&|l| Some(l.weight().clone()))?.ok_or_else(|| candle_core::Error::Msg("no weights".into()))?;
+        let qkv = match cat(&|l| l.bias().cloned())? {
+            Some(b) => crate::kernels::train::linear(xs, &w, &b)?,
+            None => super::layers::train_linear(&Linear::new(w, None), xs)?,
+        };
+        let ctx = crate::kernels::train::attention_varlen(&qkv, lens, self.heads)?;
+        let out = dropout(&self.out.forward_train_kernel(&ctx)?, self.hidden_dropout, Mode::Train { seed }, self.site + 2)?;
+        self.norm.forward_train_kernel(&(out + xs)?)
+    }
+
+    /// [`Attention::forward_train_kernel`] for the first token of each sequence only (its attention
+    /// still reads every token): (sequences, hidden).
+    fn forward_train_kernel_first(&self, xs: &Tensor, lens: &[usize], seed: u64) -> Result<Tensor> {
+        let w = Tensor::cat(&[self.query.weight(), self.key.weight(), self.value.weight()], 0)?;
+        let b = match (self.query.bias(), self.key.bias(), self.value.bias()) {
+            (Some(q), Some(k), Some(v)) => Tensor::cat(&[q, k, v], 0)?,
+            _ => candle_core::bail!("the training kernels' first-token path needs biased projections"),
+        };
+        let qkv = crate::kernels::train::linear(xs, &w, &b)?;
+        let ctx = crate::kernels::train::attention_varlen_first(&qkv, lens, self.heads)?;
+        let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
+        let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
+        let out = dropout(&self.out.forward_train_kernel(&ctx)?, self.hidden_dropout, Mode::Train { seed }, self.site + 2)?;
+        self.norm.forward_train_kernel(&(out + first)?)
+    }
+
+    /// True when the training kernels run this layer: no attention dropout (the kernel has none) and
+    /// heads the attention kernel takes.
+    fn trains_on_kernels(&self) -> bool {
+        self.attn_dropout == 0.0
+            && crate::kernels::cpu::attention_applies(self.head_dim)
+            && self.query.bias().is_some()
+            && self.key.bias().is_some()
+            && self.value.bias().is_some()
+    }
+
     /// True when the CPU attention kernels can run (padded or variable length): stacked, packed
     /// projections on the CPU and heads the kernel takes.
     fn runs_varlen(&self) -> bool {
@@ -281,6 +345,19 @@ impl Layer {
         self.norm.forward(&(f + a)?, Mode::Eval)
     }
 
+    /// Training on the CPU kernels, on rows packed back to back; with `first_only`, the first token
+    /// of each sequence alone comes out (the classifier reads no other row of the last layer).
+    fn forward_train_kernel(&self, xs: &Tensor, lens: &[usize], seed: u64, first_only: bool) -> Result<Tensor> {
+        let a = if first_only {
+            self.attention.forward_train_kernel_first(xs, lens, seed)?
+        } else {
+            self.attention.forward_train_kernel(xs, lens, seed)?
+        };
+        let f = crate::kernels::train::gelu(&self.intermediate.forward_train_kernel(&a)?)?;
+        let f = dropout(&self.output.forward_train_kernel(&f)?, self.dropout, Mode::Train { seed }, self.attention.site + 3)?;
+        self.norm.forward_train_kernel(&(f + a)?)
+    }
+
     fn forward(&self, xs: &Tensor, bias: &Tensor, mode: Mode) -> Result<Tensor> {
         let a = self.attention.forward(xs, bias, mode)?;
         let f = self.intermediate.forward_act(&a, self.act, mode)?;
@@ -294,6 +371,9 @@ pub struct BertEncoder {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     hidden_size: usize,
+    /// Training passes run the CPU training kernels where they apply (`kernels::train`); off, they
+    /// compose candle's ops (the reference the kernels' gradients are tested against).
+    train_kernels: bool,
 }
 
 impl BertEncoder {
@@ -310,7 +390,8 @@ impl BertEncoder {
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg, i, fuse))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size })
+        let train_kernels = crate::kernels::train::available() && cfg.hidden_act == Activation::Gelu;
+        Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size, train_kernels })
     }
 
     /// Token states, (batch, seq, hidden). Padding positions hold zeros on the CPU's variable-length
@@ -386,6 +467,9 @@ impl BertEncoder {
     /// The first token's state of each row, (batch, hidden). On the CPU's variable-length path the
     /// last layer computes that token alone (its attention still reads every token).
     pub fn forward_first(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        if let Some(first) = self.forward_first_train_kernel(batch, mode)? {
+            return Ok(first);
+        }
         if mode == Mode::Eval {
             let lens = self.varlen_lengths(batch)?.filter(|l| !l.contains(&0));
             if let (Some(lens), Some((last, body))) = (lens, self.layers.split_last()) {
@@ -397,6 +481,54 @@ impl BertEncoder {
             }
         }
         self.forward(batch, mode)?.narrow(1, 0, 1)?.squeeze(1)
+    }
+}
+
+impl BertEncoder {
+    /// Switches the CPU training kernels on or off for training passes (on by default where they
+    /// apply); for comparing them with candle's composed ops.
+    pub fn set_train_kernels(&mut self, on: bool) {
+        self.train_kernels = on && crate::kernels::train::available();
+    }
+
+    /// Whether training passes of `batch` run the CPU training kernels.
+    pub fn trains_on_kernels(&self, batch: &EncodedBatch) -> bool {
+        self.train_kernels
+            && batch.input_ids.device().is_cpu()
+            && self.layers.iter().all(|l| l.attention.trains_on_kernels())
+            && self.embeddings.word.embeddings().dtype() == DType::F32
+    }
+
+    /// The first token's state of each row in training on the CPU kernels: every layer on the real
+    /// tokens only, packed back to back. `None` where the kernels do not run this pass.
+    fn forward_first_train_kernel(&self, batch: &EncodedBatch, mode: Mode) -> Result<Option<Tensor>> {
+        let Mode::Train { seed } = mode else { return Ok(None) };
+        if !self.trains_on_kernels(batch) {
+            return Ok(None);
+        }
+        let (b, s) = batch.input_ids.dims2()?;
+        let mask: Vec<Vec<u32>> = batch.attention_mask.to_dtype(DType::U32)?.to_vec2()?;
+        let mut lens = Vec::with_capacity(b);
+        for row in &mask {
+            let n = row.iter().take_while(|&&m| m == 1).count();
+            if n == 0 || row[n..].iter().any(|&m| m != 0) {
+                return Ok(None);
+            }
+            lens.push(n);
+        }
+        let dev = batch.input_ids.device();
+        let real: Vec<u32> = lens.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |j| (i * s + j) as u32)).collect();
+        let total = real.len();
+        let mut xs = self.embeddings.forward_train_kernel(batch, &Tensor::from_vec(real, total, dev)?, seed)?;
+        let Some((last, body)) = self.layers.split_last() else {
+            let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let st = *at; *at += n as u32; Some(st) }).collect();
+            return Ok(Some(xs.index_select(&Tensor::from_vec(starts, b, dev)?, 0)?));
+        };
+        for layer in body {
+            xs = layer.forward_train_kernel(&xs, &lens, seed, false)?;
+        }
+        // The last layer computes the first token of each row alone (its attention reads them all).
+        Ok(Some(last.forward_train_kernel(&xs, &lens, seed, true)?))
     }
 }
 
@@ -419,6 +551,16 @@ impl BertClassifier {
     /// upstream tensor is a trainable variable of the forward pass.
     pub fn load_for_training(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         Self::load_with(vb, cfg, false)
+    }
+
+    /// Switches the CPU training kernels of the encoder on or off ([`BertEncoder::set_train_kernels`]).
+    pub fn set_train_kernels(&mut self, on: bool) {
+        self.encoder.set_train_kernels(on);
+    }
+
+    /// Whether training passes of `batch` run the CPU training kernels.
+    pub fn trains_on_kernels(&self, batch: &EncodedBatch) -> bool {
+        self.encoder.trains_on_kernels(batch)
     }
 
     fn load_with(vb: VarBuilder, cfg: &Config, fuse: bool) -> Result<Self> {

@@ -120,6 +120,13 @@ impl LayerNorm {
     }
 }
 
+impl LayerNorm {
+    /// The training kernel's LayerNorm (`kernels::train`, f32 on an AVX-512 CPU), differentiable.
+    pub fn forward_train_kernel(&self, xs: &Tensor) -> Result<Tensor> {
+        crate::kernels::train::layer_norm(xs, &self.weight, &self.bias, self.eps)
+    }
+}
+
 /// LayerNorm from elementary ops (differentiable), computed in f32.
 pub fn layer_norm_diff(xs: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let dtype = xs.dtype();
@@ -221,11 +228,29 @@ impl Dense {
         }
     }
 
+    /// Applies the layer through the training kernel (`kernels::train`, f32 on an AVX-512 CPU),
+    /// differentiable in the input, the weight and the bias.
+    pub fn forward_train_kernel(&self, xs: &Tensor) -> Result<Tensor> {
+        train_linear(&self.linear, xs)
+    }
+
     /// Applies the layer, then `act` (fused into the kernel for the exact GELU where packed).
     pub fn forward_act(&self, xs: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
         match (self.packed_for(xs, mode), act) {
             (Some(p), Activation::Gelu) => p.forward(xs, true),
             _ => act.forward(&self.forward(xs, mode)?),
+        }
+    }
+}
+
+/// A candle linear layer through the training kernel (`kernels::train`); a layer without a bias
+/// gets a zero one (a constant, not trained).
+pub fn train_linear(l: &Linear, xs: &Tensor) -> Result<Tensor> {
+    match l.bias() {
+        Some(b) => crate::kernels::train::linear(xs, l.weight(), b),
+        None => {
+            let zeros = Tensor::zeros(l.weight().dim(0)?, DType::F32, xs.device())?;
+            crate::kernels::train::linear(xs, l.weight(), &zeros)
         }
     }
 }

@@ -1301,3 +1301,36 @@ fn a_promptfoo_yaml_file_is_graded_with_its_assertions_as_checks() {
     let o = candor(&["grade", file.to_str().unwrap(), "-o", dir.path().join("s.jsonl").to_str().unwrap(), "--metrics", "checks", "--strict", "-q"]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A case where no metric could run (no contexts, support asked for alone) earned no pass: its result
+/// line says `passed: false`, with the metric's reason, and the summary counts it apart as skipped.
+#[test]
+fn a_case_where_no_metric_ran_is_not_written_as_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    std::fs::write(
+        &suite,
+        [
+            serde_json::json!({"id": "nothing-to-check", "input": "Who wrote it?", "output": "Ada Lovelace wrote the first program."}),
+            serde_json::json!({"id": "checked", "output": "The store opens at 9am.", "contexts": ["The store opens at 9am every weekday."]}),
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("results.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let r = by_id(&results);
+    let skipped = r["nothing-to-check"];
+    assert_eq!(skipped["metrics"]["support"]["skipped"], "no contexts", "{skipped}");
+    assert_eq!(skipped["passed"], false, "nothing ran, so nothing passed: {skipped}");
+    assert_eq!(skipped["failures"], serde_json::json!([]), "{skipped}");
+    assert!(r["checked"]["metrics"]["support"]["score"].is_number());
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["overall"]["skipped"], 1, "{summary}");
+    assert_eq!(summary["overall"]["cases"], 2, "{summary}");
+}

@@ -190,24 +190,28 @@ fn gate_fails_on_cases_where_no_metric_ran() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_, new) = hand_results(d);
-    let mut lines: Vec<String> = std::fs::read_to_string(&new).unwrap().lines().map(String::from).collect();
-    lines.push(
-        serde_json::json!({"id": "c", "segments": {"risk": "low"}, "failures": [], "passed": true, "model": {"nli": "m@1"},
-            "metrics": {"support": {"skipped": "no contexts"}}})
-        .to_string(),
-    );
-    let results = d.join("with-skipped.jsonl");
-    std::fs::write(&results, lines.join("\n")).unwrap();
-    let policy = "[rules]\n\"pass_rate\" = \">= 0.5\"\n";
-    let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("FAIL  [overall] every case graded: 1 of 3 case(s) skipped entirely"), "{out}");
-    // The skipped case is outside the pass rate: 1 of the 2 graded cases passed.
-    assert!(out.contains("pass  [overall] pass_rate >= 0.5: pass_rate = 0.5000 on 3 case(s) (1 skipped entirely)"), "{out}");
-    // (Hand-made results have no run manifest: `allow_incomplete` lets them be gated.)
-    let (code, out) = gate_with(d, "p.toml", &format!("allow_skipped_cases = true\nallow_incomplete = true\n{policy}"), &results, &[]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("skip  [overall] every case graded"), "{out}");
+    // Results since 2026-11-29 write such a case `passed: false`; older ones wrote `true`: both are
+    // read as skipped.
+    for (i, written) in [false, true].into_iter().enumerate() {
+        let mut lines: Vec<String> = std::fs::read_to_string(&new).unwrap().lines().map(String::from).collect();
+        lines.push(
+            serde_json::json!({"id": "c", "segments": {"risk": "low"}, "failures": [], "passed": written, "model": {"nli": "m@1"},
+                "metrics": {"support": {"skipped": "no contexts"}}})
+            .to_string(),
+        );
+        let results = d.join(format!("with-skipped-{i}.jsonl"));
+        std::fs::write(&results, lines.join("\n")).unwrap();
+        let policy = "[rules]\n\"pass_rate\" = \">= 0.5\"\n";
+        let (code, out) = gate_with(d, "p.toml", policy, &results, &[]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains("FAIL  [overall] every case graded: 1 of 3 case(s) skipped entirely"), "{out}");
+        // The skipped case is outside the pass rate: 1 of the 2 graded cases passed.
+        assert!(out.contains("pass  [overall] pass_rate >= 0.5: pass_rate = 0.5000 on 3 case(s) (1 skipped entirely)"), "{out}");
+        // (Hand-made results have no run manifest: `allow_incomplete` lets them be gated.)
+        let (code, out) = gate_with(d, "p.toml", &format!("allow_skipped_cases = true\nallow_incomplete = true\n{policy}"), &results, &[]);
+        assert_eq!(code, Some(0), "{out}");
+        assert!(out.contains("skip  [overall] every case graded"), "{out}");
+    }
 }
 
 /// A copy of the results where every high- and low-risk case that has a support score gets `score`

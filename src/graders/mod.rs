@@ -395,7 +395,7 @@ impl<'m> Grader<'m> {
                 }
             }
             for (r, p) in results.iter_mut().zip(&prepared) {
-                r.passed = !p.is_empty() && r.metrics.all_passed() && !self.fails_for_no_claim(p);
+                r.passed = !p.is_empty() && r.metrics.earned_pass() && !self.fails_for_no_claim(p);
             }
         }
         self.progress.claims += prepared.iter().map(|p| p.support_claims.len()).sum::<usize>();
@@ -569,7 +569,7 @@ impl<'m> Grader<'m> {
         if self.fails_for_no_claim(p) {
             r.add_failure(Failure::NoClaim);
         }
-        r.passed = r.metrics.all_passed() && !self.fails_for_no_claim(p);
+        r.passed = r.metrics.earned_pass() && !self.fails_for_no_claim(p);
         r
     }
 

@@ -500,6 +500,12 @@ impl Metrics {
     pub fn all_passed(&self) -> bool {
         self.scores().iter().all(|(_, _, p)| *p)
     }
+
+    /// Whether the case earned a pass: at least one metric ran, and every one that ran passed. A
+    /// case where nothing ran is not passed (fail closed); the summary counts it apart as skipped.
+    pub fn earned_pass(&self) -> bool {
+        !self.scores().is_empty() && self.all_passed()
+    }
 }
 
 /// One result line.
@@ -514,7 +520,9 @@ pub struct CaseResult {
     pub metrics: Metrics,
     /// Failure classes, each once, in a fixed order.
     pub failures: Vec<Failure>,
-    /// Whether every metric that ran passed (and the output was not empty).
+    /// Whether every metric that ran passed, at least one ran, and the output was not empty. A
+    /// case where no metric ran is `false` here (results written before 2026-11-29 said `true`);
+    /// summaries count it apart as skipped.
     pub passed: bool,
     /// The case's label, copied.
     #[serde(skip_serializing_if = "Option::is_none", default)]

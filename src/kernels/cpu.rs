@@ -296,7 +296,7 @@ pub fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// Checks that stacked projections `h3` wide split into `heads` heads the kernel takes.
-fn check_heads(h3: usize, heads: usize) -> Result<()> {
+pub(crate) fn check_heads(h3: usize, heads: usize) -> Result<()> {
     if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !attention_applies(h3 / 3 / heads) {
         bail!("cpu attention: {h3} / 3 does not split into {heads} heads of a multiple of 16 up to 128");
     }

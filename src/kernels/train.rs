@@ -339,14 +339,7 @@ impl LayerNormTrain {
 /// stacked Q, K and V projections, `lens` the sequences' lengths; the result is the context (total
 /// rows, hidden), softmax(Q K^T / sqrt(d)) V per sequence and head. Differentiable in `qkv`.
 pub fn attention_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
-    check_cpu_f32(&[qkv], "training attention")?;
-    let (t, h3) = qkv.dims2()?;
-    if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !cpu::attention_applies(h3 / 3 / heads) {
-        bail!("training attention: {h3} / 3 does not split into {heads} heads of a multiple of 16 up to 128");
-    }
-    if lens.iter().sum::<usize>() != t {
-        bail!("training attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
-    }
+    check_attention(qkv, lens, heads)?;
     qkv.contiguous()?.apply_op1(AttentionTrain { heads, lens: lens.to_vec(), first_only: false })
 }
 
@@ -357,12 +350,19 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
     if lens.contains(&0) {
         bail!("training attention: an empty sequence has no first token");
     }
-    let (t, h3) = qkv.dims2()?;
-    check_cpu_f32(&[qkv], "training attention")?;
-    if h3 % 3 != 0 || heads == 0 || (h3 / 3) % heads != 0 || !cpu::attention_applies(h3 / 3 / heads) || lens.iter().sum::<usize>() != t {
-        bail!("training attention: {h3} / 3 does not split into {heads} heads the kernel takes, or lengths do not add up to {t}");
-    }
+    check_attention(qkv, lens, heads)?;
     qkv.contiguous()?.apply_op1(AttentionTrain { heads, lens: lens.to_vec(), first_only: true })
+}
+
+/// What both attention ops need: f32 on the CPU, heads the kernel takes, lengths adding up to the rows.
+fn check_attention(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<()> {
+    check_cpu_f32(&[qkv], "training attention")?;
+    let (t, h3) = qkv.dims2()?;
+    cpu::check_heads(h3, heads)?;
+    if lens.iter().sum::<usize>() != t {
+        bail!("training attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
+    }
+    Ok(())
 }
 
 struct AttentionTrain {

@@ -80,7 +80,8 @@ pub fn compare(old: &[CaseResult], new: &[CaseResult], seed: u64) -> Comparison 
     let groups = grouped(&pairs, None, |p| p.1);
     let mut flips = vec![];
     for &(o, n) in &pairs {
-        if o.passed != n.passed {
+        // A case skipped in both runs did not flip (older results said `passed: true` for it).
+        if o.passed != n.passed && !(super::skipped_entirely(o) && super::skipped_entirely(n)) {
             flips.push(Flip {
                 id: n.id.clone(),
                 direction: if o.passed { "pass_to_fail".into() } else { "fail_to_pass".into() },

@@ -95,7 +95,8 @@ pub struct Summary {
 /// for) and nothing failed it (an empty output fails). Such a case earned no pass: summaries count it
 /// apart, outside the pass rate, and a gate fails on it unless the policy allows it.
 pub fn skipped_entirely(r: &CaseResult) -> bool {
-    r.passed && r.failures.is_empty() && r.metrics.scores().is_empty()
+    // Not read from `passed`: such a case says `false` there now, and said `true` in older results.
+    r.failures.is_empty() && r.metrics.scores().is_empty()
 }
 
 impl GroupSummary {

@@ -336,7 +336,7 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
         groups.extend(gs);
     }
     let lowest = |r: &CaseResult| r.metrics.scores().iter().map(|(_, s, _)| *s as f64).fold(1.0, f64::min);
-    let mut failing: Vec<&CaseResult> = results.iter().filter(|r| !r.passed).collect();
+    let mut failing: Vec<&CaseResult> = results.iter().filter(|r| !r.passed && !super::skipped_entirely(r)).collect();
     failing.sort_by(|a, b| lowest(a).total_cmp(&lowest(b)).then(b.failures.len().cmp(&a.failures.len())));
     let worst = failing
         .iter()

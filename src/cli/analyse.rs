@@ -210,12 +210,12 @@ pub struct ReportArgs {
 
 /// The graded suite's contexts, to quote evidence: `given`, else the suite the run's manifest names
 /// when that file is still there with the sha256 it had then; else none, with a note saying why.
-fn sources_for(results: &std::path::Path, given: Option<&std::path::Path>) -> anyhow::Result<(Option<render::Sources>, Option<String>)> {
+fn sources_for(results: &std::path::Path, given: Option<&std::path::Path>) -> anyhow::Result<(Option<render::SuiteContexts>, Option<String>)> {
     use candor::suite::{SuiteFormat, SuiteReader};
-    let read = |p: &std::path::Path| -> anyhow::Result<render::Sources> {
+    let read = |p: &std::path::Path| -> anyhow::Result<render::SuiteContexts> {
         let file = candor::suite::open(p)?;
         let cases = SuiteReader::with_format(std::io::BufReader::new(file), SuiteFormat::for_path(p)).filter_map(Result::ok);
-        Ok(render::Sources::from_cases(cases))
+        Ok(render::SuiteContexts::from_cases(cases))
     };
     if let Some(p) = given {
         return Ok((Some(read(p)?), None));

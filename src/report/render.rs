@@ -86,11 +86,11 @@ pub const QUOTE_SPAN: usize = 320;
 
 /// The contexts of the graded suite, by case id, for quoting evidence.
 #[derive(Debug, Default)]
-pub struct Sources {
+pub struct SuiteContexts {
     cases: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
-impl Sources {
+impl SuiteContexts {
     /// Reads the contexts of `cases` (as the suite reader gives them).
     pub fn from_cases(cases: impl IntoIterator<Item = crate::suite::Case>) -> Self {
         let cases = cases.into_iter().map(|c| (c.id, c.contexts.into_iter().map(|x| (x.id, x.text)).collect())).collect();
@@ -262,14 +262,14 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
 
 /// Where a finding's evidence is, as the report prints it, and its quote where the suite has it:
 /// then the context's id alone, else the id and the character span.
-fn evidence_of(e: &crate::graders::results::Evidence, case: &str, sources: Option<&Sources>) -> (Option<String>, Option<Quote>) {
+fn evidence_of(e: &crate::graders::results::Evidence, case: &str, sources: Option<&SuiteContexts>) -> (Option<String>, Option<Quote>) {
     match sources.and_then(|s| s.quote(case, &e.context, e.span)) {
         Some(q) => (Some(format!("context {}", e.context)), Some(q)),
         None => (Some(format!("context {} [{}..{}]", e.context, e.span[0], e.span[1])), None),
     }
 }
 
-fn findings(r: &CaseResult, sources: Option<&Sources>) -> Vec<Finding> {
+fn findings(r: &CaseResult, sources: Option<&SuiteContexts>) -> Vec<Finding> {
     let mut out = vec![];
     if let Some(Outcome::Ran(s)) = &r.metrics.support {
         for c in s.claims.iter().filter(|c| c.label != "supported") {
@@ -318,7 +318,7 @@ fn findings(r: &CaseResult, sources: Option<&Sources>) -> Vec<Finding> {
 
 /// Builds the report. `by` holds segment keys, and pairs as `a+b`; empty means every key. `sources`
 /// (the graded suite's contexts) lets the evidence be quoted.
-pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig, sources: Option<&Sources>) -> Report {
+pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usize, cfg: &GradeConfig, sources: Option<&SuiteContexts>) -> Report {
     let seed = 0x5EED;
     let keys: Vec<String> = if by.is_empty() { segment_keys(results) } else { by.to_vec() };
     let all: Vec<&CaseResult> = results.iter().collect();
@@ -834,7 +834,7 @@ mod tests {
             c
         };
         // Characters, not bytes: "é" is one character.
-        let sources = Sources::from_cases([case("a", "Café hours: 9 to 5.\nClosed   Sundays."), case("long", &"x".repeat(500))]);
+        let sources = SuiteContexts::from_cases([case("a", "Café hours: 9 to 5.\nClosed   Sundays."), case("long", &"x".repeat(500))]);
         let q = sources.quote("a", "1", [12, 18]).unwrap();
         assert_eq!((q.before.as_str(), q.text.as_str(), q.after.as_str()), ("Café hours: ", "9 to 5", ".\nClosed   Sundays."));
         assert_eq!(q.marked(), "\"Café hours: «9 to 5». Closed Sundays.\"");

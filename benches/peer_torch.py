@@ -15,6 +15,9 @@ part of the build or the tests.
 import json, os, statistics, sys, time
 
 import torch
+
+import peer_data
+from peer_data import text
 from tokenizers import Tokenizer
 from transformers import BertForSequenceClassification, BertModel
 
@@ -32,13 +35,7 @@ n = 1024 if gpu else 32
 
 
 def rows(rel, n):
-    lines = [l for l in open(os.path.join(data, rel)) if l.strip()]
-    step = max(len(lines) // n, 1)
-    return [json.loads(l) for l in lines[::step][:n]]
-
-
-def text(v):
-    return " ".join(v) if isinstance(v, list) else v
+    return peer_data.rows(data, rel, n)
 
 
 pairs = [(text(r["premise"]), text(r["hypothesis"])) for r in rows("nli/snli-dev.jsonl", n)]

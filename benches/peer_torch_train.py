@@ -11,6 +11,9 @@ Needs torch, transformers and tokenizers; a measuring aid, not part of the build
 import json, os, statistics, sys, time
 
 import torch
+
+import peer_data
+from peer_data import text
 from tokenizers import Tokenizer
 from transformers import BertConfig, BertForSequenceClassification
 
@@ -23,13 +26,7 @@ torch.manual_seed(7)
 
 
 def rows(rel, n):
-    lines = [l for l in open(os.path.join(data, rel)) if l.strip()]
-    step = max(len(lines) // n, 1)
-    return [json.loads(l) for l in lines[::step][:n]]
-
-
-def text(v):
-    return " ".join(v) if isinstance(v, list) else v
+    return peer_data.rows(data, rel, n)
 
 
 pairs = [(text(r["premise"]), text(r["hypothesis"])) for r in rows("nli/snli-dev.jsonl", 32)]

@@ -304,7 +304,7 @@ pub(crate) fn check_heads(h3: usize, heads: usize) -> Result<()> {
 }
 
 /// The f32 values of a contiguous CPU tensor, or an error naming the op.
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else { bail!("{op} takes f32 input") };
     let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op} takes contiguous input") };
     Ok(&data[start..end])
@@ -424,18 +424,37 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
 
 /// The checks and the op behind [`attention_varlen`] and [`attention_varlen_first`].
 fn varlen(qkv: &Tensor, lens: &[usize], heads: usize, first_only: bool) -> Result<Tensor> {
+    check_varlen(qkv, lens, heads)?;
+    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only })
+}
+
+/// What variable-length attention needs: (rows, 3 x hidden) stacked projections, heads the kernel
+/// takes, lengths adding up to the rows.
+pub(crate) fn check_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<()> {
     let (t, h3) = qkv.dims2()?;
     check_heads(h3, heads)?;
     if lens.iter().sum::<usize>() != t {
         bail!("cpu attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
     }
-    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only })
+    Ok(())
 }
 
-struct VarlenAttentionOp {
-    heads: usize,
-    lens: Vec<usize>,
-    first_only: bool,
+/// The row at which each of the sequences of `lens`, packed back to back, starts.
+pub fn sequence_starts(lens: &[usize]) -> Vec<u32> {
+    lens.iter()
+        .scan(0u32, |at, &n| {
+            let s = *at;
+            *at += n as u32;
+            Some(s)
+        })
+        .collect()
+}
+
+/// Variable-length attention as a candle op (no backward here; `kernels::train` wraps it in one).
+pub(crate) struct VarlenAttentionOp {
+    pub(crate) heads: usize,
+    pub(crate) lens: Vec<usize>,
+    pub(crate) first_only: bool,
 }
 
 impl CustomOp1 for VarlenAttentionOp {
@@ -452,11 +471,6 @@ impl CustomOp1 for VarlenAttentionOp {
     }
 }
 
-/// [`attention_varlen`] on the values of `qkv` (t x h3, the lengths checked to add up to t): the
-/// contexts of every row (t x h3/3), or of each sequence's first row when `first_only`. Only where [`attention_applies`] to the heads.
-pub(crate) fn attention_varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
-    varlen_slices(qkv, t, h3, lens, heads, first_only)
-}
 
 fn varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
     assert!(lens.iter().sum::<usize>() == t && qkv.len() == t * h3 && h3 % 3 == 0 && heads > 0 && attention_applies(h3 / 3 / heads));
@@ -613,10 +627,10 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// GELU over a slice, 16 values at a time (the epilogue's function, for its test).
-    #[cfg(test)]
+    /// GELU over a slice, 16 values at a time (the epilogue's function; for `kernels::train` and the
+    /// epilogue's test).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gelu_in_place(xs: &mut [f32]) {
+    pub(crate) unsafe fn gelu_in_place(xs: &mut [f32]) {
         let n = xs.len();
         let p = xs.as_mut_ptr();
         let mut i = 0;

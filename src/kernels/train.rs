@@ -17,18 +17,11 @@
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{self, PackedLinear};
+use super::cpu::{self, f32_slice, PackedLinear};
 
 /// True when the training kernels run on this CPU (those of [`super::cpu`]: AVX-512, not switched off).
 pub fn available() -> bool {
     cpu::available()
-}
-
-/// The f32 values of a contiguous CPU tensor's storage.
-fn floats<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else { bail!("{op} takes f32 input") };
-    let Some((start, end)) = layout.contiguous_offsets() else { bail!("{op} takes contiguous input") };
-    Ok(&data[start..end])
 }
 
 /// Runs `f` on the values of an f32 CPU tensor, read in place (made contiguous first where it is not).
@@ -36,7 +29,7 @@ pub fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let candle_core::Storage::Cpu(cpu) = &*storage else { bail!("the training kernels take CPU tensors") };
-    Ok(f(floats(cpu, layout, "training kernel")?))
+    Ok(f(f32_slice(cpu, layout, "training kernel")?))
 }
 
 fn check_cpu_f32(ts: &[&Tensor], op: &str) -> Result<()> {
@@ -73,7 +66,7 @@ impl CustomOp3 for LinearTrain {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (floats(s1, l1, "linear")?, floats(s2, l2, "linear")?, floats(s3, l3, "linear")?);
+        let (x, w, b) = (f32_slice(s1, l1, "linear")?, f32_slice(s2, l2, "linear")?, f32_slice(s3, l3, "linear")?);
         let (n, k) = l2.shape().dims2()?;
         let m = if k == 0 { 0 } else { x.len() / k };
         let packed = PackedLinear::from_slice(w, n, k, false, Some(b));
@@ -156,7 +149,7 @@ impl CustomOp1 for GeluTrain {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = floats(s, l, "gelu")?;
+        let x = f32_slice(s, l, "gelu")?;
         let mut y = x.to_vec();
         y.par_chunks_mut(1 << 14).for_each(|c| elementwise::gelu(c));
         Ok((CpuStorage::F32(y), l.shape().clone()))
@@ -180,7 +173,7 @@ mod elementwise {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F checked above; masked loads and stores stay inside `xs`.
         unsafe {
-            gelu_avx512(xs)
+            crate::kernels::cpu::avx512::gelu_in_place(xs)
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the training kernels run only where AVX-512 is available")
@@ -197,20 +190,6 @@ mod elementwise {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the training kernels run only where AVX-512 is available")
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn gelu_avx512(xs: &mut [f32]) {
-        let n = xs.len();
-        let p = xs.as_mut_ptr();
-        let mut i = 0;
-        while i < n {
-            let m: __mmask16 = if n - i >= 16 { 0xFFFF } else { ((1u32 << (n - i)) - 1) as u16 };
-            let v = _mm512_maskz_loadu_ps(m, p.add(i));
-            _mm512_mask_storeu_ps(p.add(i), m, crate::kernels::cpu::avx512::gelu(v));
-            i += 16;
-        }
     }
 
     /// GELU'(x) = Phi(x) + x phi(x) = (1 + erf(x / sqrt 2)) / 2 + x e^(-x^2 / 2) / sqrt(2 pi).
@@ -268,7 +247,7 @@ impl CustomOp3 for LayerNormTrain {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (floats(s1, l1, "layer norm")?, floats(s2, l2, "layer norm")?, floats(s3, l3, "layer norm")?);
+        let (x, w, b) = (f32_slice(s1, l1, "layer norm")?, f32_slice(s2, l2, "layer norm")?, f32_slice(s3, l3, "layer norm")?);
         let h = w.len();
         let mut y = vec![0f32; x.len()];
         if h > 0 {
@@ -339,8 +318,9 @@ impl LayerNormTrain {
 /// stacked Q, K and V projections, `lens` the sequences' lengths; the result is the context (total
 /// rows, hidden), softmax(Q K^T / sqrt(d)) V per sequence and head. Differentiable in `qkv`.
 pub fn attention_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
-    check_attention(qkv, lens, heads)?;
-    qkv.contiguous()?.apply_op1(AttentionTrain { heads, lens: lens.to_vec(), first_only: false })
+    check_cpu_f32(&[qkv], "training attention")?;
+    cpu::check_varlen(qkv, lens, heads)?;
+    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: false }))
 }
 
 /// [`attention_varlen`] for the first token of each sequence only: (sequences, hidden). Its
@@ -350,26 +330,13 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
     if lens.contains(&0) {
         bail!("training attention: an empty sequence has no first token");
     }
-    check_attention(qkv, lens, heads)?;
-    qkv.contiguous()?.apply_op1(AttentionTrain { heads, lens: lens.to_vec(), first_only: true })
-}
-
-/// What both attention ops need: f32 on the CPU, heads the kernel takes, lengths adding up to the rows.
-fn check_attention(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<()> {
     check_cpu_f32(&[qkv], "training attention")?;
-    let (t, h3) = qkv.dims2()?;
-    cpu::check_heads(h3, heads)?;
-    if lens.iter().sum::<usize>() != t {
-        bail!("training attention: sequence lengths add up to {}, not {t} rows", lens.iter().sum::<usize>());
-    }
-    Ok(())
+    cpu::check_varlen(qkv, lens, heads)?;
+    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: true }))
 }
 
-struct AttentionTrain {
-    heads: usize,
-    lens: Vec<usize>,
-    first_only: bool,
-}
+/// The inference op with a backward pass.
+struct AttentionTrain(cpu::VarlenAttentionOp);
 
 impl CustomOp1 for AttentionTrain {
     fn name(&self) -> &'static str {
@@ -377,24 +344,20 @@ impl CustomOp1 for AttentionTrain {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let qkv = floats(s, l, "attention")?;
-        let (t, h3) = l.shape().dims2()?;
-        let ctx = cpu::attention_varlen_slices(qkv, t, h3, &self.lens, self.heads, self.first_only);
-        let rows = if self.first_only { self.lens.len() } else { t };
-        Ok((CpuStorage::F32(ctx), Shape::from((rows, h3 / 3))))
+        self.0.cpu_fwd(s, l)
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, dctx: &Tensor) -> Result<Option<Tensor>> {
-        let dctx = if self.first_only {
+        let op = &self.0;
+        let dctx = if op.first_only {
             // The other rows' contexts were not computed: their gradient is zero.
             let (t, h3) = qkv.dims2()?;
-            let starts: Vec<u32> = self.lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
-            let idx = Tensor::from_vec(starts, self.lens.len(), qkv.device())?;
+            let idx = Tensor::from_vec(cpu::sequence_starts(&op.lens), op.lens.len(), qkv.device())?;
             Tensor::zeros((t, h3 / 3), candle_core::DType::F32, qkv.device())?.index_add(&idx, &dctx.contiguous()?, 0)?
         } else {
             dctx.contiguous()?
         };
-        let d = qkv.apply_op2_no_bwd(&dctx, &AttentionBackward { heads: self.heads, lens: self.lens.clone() })?;
+        let d = qkv.apply_op2_no_bwd(&dctx, &AttentionBackward { heads: op.heads, lens: op.lens.clone() })?;
         Ok(Some(d))
     }
 }
@@ -410,7 +373,7 @@ impl CustomOp2 for AttentionBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (qkv, dctx) = (floats(s1, l1, "attention backward")?, floats(s2, l2, "attention backward")?);
+        let (qkv, dctx) = (f32_slice(s1, l1, "attention backward")?, f32_slice(s2, l2, "attention backward")?);
         let (t, h3) = l1.shape().dims2()?;
         let h = h3 / 3;
         if dctx.len() != t * h {

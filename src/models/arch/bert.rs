@@ -231,36 +231,24 @@ impl Attention {
 impl Attention {
     /// Training on the CPU kernels, on rows packed back to back (`lens` per sequence): the stacked
     /// projections (the three upstream weights concatenated, so gradients reach each), attention,
-    /// output projection, dropout, residual and LayerNorm, each differentiable.
-    fn forward_train_kernel(&self, xs: &Tensor, lens: &[usize], seed: u64) -> Result<Tensor> {
-        let cat = |f: &dyn Fn(&Linear) -> Option<Tensor>| -> Result<Option<Tensor>> {
-            let parts = [&self.query, &self.key, &self.value].iter().map(|l| f(l)).collect::<Option<Vec<_>>>();
-            parts.map(|p| Tensor::cat(&p, 0)).transpose()
-        };
-        let w = cat(&|l| Some(l.weight().clone()))?.ok_or_else(|| candle_core::Error::Msg("no weights".into()))?;
-        let qkv = match cat(&|l| l.bias().cloned())? {
-            Some(b) => crate::kernels::train::linear(xs, &w, &b)?,
-            None => super::layers::train_linear(&Linear::new(w, None), xs)?,
-        };
-        let ctx = crate::kernels::train::attention_varlen(&qkv, lens, self.heads)?;
-        let out = dropout(&self.out.forward_train_kernel(&ctx)?, self.hidden_dropout, Mode::Train { seed }, self.site + 2)?;
-        self.norm.forward_train_kernel(&(out + xs)?)
-    }
-
-    /// [`Attention::forward_train_kernel`] for the first token of each sequence only (its attention
-    /// still reads every token): (sequences, hidden).
-    fn forward_train_kernel_first(&self, xs: &Tensor, lens: &[usize], seed: u64) -> Result<Tensor> {
+    /// output projection, dropout, residual and LayerNorm, each differentiable. With `first_only`,
+    /// the first token of each sequence alone comes out (its attention still reads every token).
+    fn forward_train_kernel(&self, xs: &Tensor, lens: &[usize], seed: u64, first_only: bool) -> Result<Tensor> {
         let w = Tensor::cat(&[self.query.weight(), self.key.weight(), self.value.weight()], 0)?;
         let b = match (self.query.bias(), self.key.bias(), self.value.bias()) {
             (Some(q), Some(k), Some(v)) => Tensor::cat(&[q, k, v], 0)?,
-            _ => candle_core::bail!("the training kernels' first-token path needs biased projections"),
+            _ => candle_core::bail!("the training kernels need biased projections"),
         };
         let qkv = crate::kernels::train::linear(xs, &w, &b)?;
-        let ctx = crate::kernels::train::attention_varlen_first(&qkv, lens, self.heads)?;
-        let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
-        let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
+        let (ctx, residual) = if first_only {
+            let starts = crate::kernels::cpu::sequence_starts(lens);
+            let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
+            (crate::kernels::train::attention_varlen_first(&qkv, lens, self.heads)?, first)
+        } else {
+            (crate::kernels::train::attention_varlen(&qkv, lens, self.heads)?, xs.clone())
+        };
         let out = dropout(&self.out.forward_train_kernel(&ctx)?, self.hidden_dropout, Mode::Train { seed }, self.site + 2)?;
-        self.norm.forward_train_kernel(&(out + first)?)
+        self.norm.forward_train_kernel(&(out + residual)?)
     }
 
     /// True when the training kernels run this layer: no attention dropout (the kernel has none) and
@@ -290,7 +278,7 @@ impl Attention {
     fn forward_varlen_first(&self, xs: &Tensor, lens: &[usize]) -> Result<Tensor> {
         let Some(qkv) = &self.qkv else { candle_core::bail!("variable-length attention needs the stacked projections") };
         let ctx = crate::kernels::cpu::attention_varlen_first(&qkv.forward(xs, Mode::Eval)?, lens, self.heads)?;
-        let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let s = *at; *at += n as u32; Some(s) }).collect();
+        let starts = crate::kernels::cpu::sequence_starts(lens);
         let first = xs.index_select(&Tensor::from_vec(starts, lens.len(), xs.device())?, 0)?;
         self.norm.forward(&(self.out.forward(&ctx, Mode::Eval)? + first)?, Mode::Eval)
     }
@@ -348,11 +336,7 @@ impl Layer {
     /// Training on the CPU kernels, on rows packed back to back; with `first_only`, the first token
     /// of each sequence alone comes out (the classifier reads no other row of the last layer).
     fn forward_train_kernel(&self, xs: &Tensor, lens: &[usize], seed: u64, first_only: bool) -> Result<Tensor> {
-        let a = if first_only {
-            self.attention.forward_train_kernel_first(xs, lens, seed)?
-        } else {
-            self.attention.forward_train_kernel(xs, lens, seed)?
-        };
+        let a = self.attention.forward_train_kernel(xs, lens, seed, first_only)?;
         let f = crate::kernels::train::gelu(&self.intermediate.forward_train_kernel(&a)?)?;
         let f = dropout(&self.output.forward_train_kernel(&f)?, self.dropout, Mode::Train { seed }, self.attention.site + 3)?;
         self.norm.forward_train_kernel(&(f + a)?)
@@ -421,16 +405,7 @@ impl BertEncoder {
         if !batch.input_ids.device().is_cpu() || self.layers.is_empty() || !self.layers.iter().all(|l| l.attention.runs_varlen()) {
             return Ok(None);
         }
-        let mask: Vec<Vec<u32>> = batch.attention_mask.to_dtype(DType::U32)?.to_vec2()?;
-        let mut lens = Vec::with_capacity(mask.len());
-        for row in &mask {
-            let n = row.iter().take_while(|&&m| m == 1).count();
-            if row[n..].iter().any(|&m| m != 0) {
-                return Ok(None);
-            }
-            lens.push(n);
-        }
-        Ok(Some(lens))
+        row_lengths(batch)
     }
 
     /// The encoder on the real tokens only: the rows of all sequences packed back to back (no
@@ -459,9 +434,7 @@ impl BertEncoder {
     fn varlen_embeddings(&self, batch: &EncodedBatch, lens: &[usize]) -> Result<Tensor> {
         let (b, s) = batch.input_ids.dims2()?;
         let emb = self.embeddings.forward(batch, Mode::Eval)?;
-        let total: usize = lens.iter().sum();
-        let real: Vec<u32> = lens.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |j| (i * s + j) as u32)).collect();
-        emb.reshape((b * s, self.hidden_size))?.index_select(&Tensor::from_vec(real, total, batch.input_ids.device())?, 0)
+        emb.reshape((b * s, self.hidden_size))?.index_select(&real_rows(lens, s, batch.input_ids.device())?, 0)
     }
 
     /// The first token's state of each row, (batch, hidden). On the CPU's variable-length path the
@@ -506,22 +479,12 @@ impl BertEncoder {
         if !self.trains_on_kernels(batch) {
             return Ok(None);
         }
+        let Some(lens) = row_lengths(batch)?.filter(|l| !l.contains(&0)) else { return Ok(None) };
         let (b, s) = batch.input_ids.dims2()?;
-        let mask: Vec<Vec<u32>> = batch.attention_mask.to_dtype(DType::U32)?.to_vec2()?;
-        let mut lens = Vec::with_capacity(b);
-        for row in &mask {
-            let n = row.iter().take_while(|&&m| m == 1).count();
-            if n == 0 || row[n..].iter().any(|&m| m != 0) {
-                return Ok(None);
-            }
-            lens.push(n);
-        }
         let dev = batch.input_ids.device();
-        let real: Vec<u32> = lens.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |j| (i * s + j) as u32)).collect();
-        let total = real.len();
-        let mut xs = self.embeddings.forward_train_kernel(batch, &Tensor::from_vec(real, total, dev)?, seed)?;
+        let mut xs = self.embeddings.forward_train_kernel(batch, &real_rows(&lens, s, dev)?, seed)?;
         let Some((last, body)) = self.layers.split_last() else {
-            let starts: Vec<u32> = lens.iter().scan(0u32, |at, &n| { let st = *at; *at += n as u32; Some(st) }).collect();
+            let starts = crate::kernels::cpu::sequence_starts(&lens);
             return Ok(Some(xs.index_select(&Tensor::from_vec(starts, b, dev)?, 0)?));
         };
         for layer in body {
@@ -530,6 +493,27 @@ impl BertEncoder {
         // The last layer computes the first token of each row alone (its attention reads them all).
         Ok(Some(last.forward_train_kernel(&xs, &lens, seed, true)?))
     }
+}
+
+/// The real length of each row of `batch`, or `None` where a row has padding before a real token.
+fn row_lengths(batch: &EncodedBatch) -> Result<Option<Vec<usize>>> {
+    let mask: Vec<Vec<u32>> = batch.attention_mask.to_dtype(DType::U32)?.to_vec2()?;
+    let mut lens = Vec::with_capacity(mask.len());
+    for row in &mask {
+        let n = row.iter().take_while(|&&m| m == 1).count();
+        if row[n..].iter().any(|&m| m != 0) {
+            return Ok(None);
+        }
+        lens.push(n);
+    }
+    Ok(Some(lens))
+}
+
+/// The indices of the real tokens of rows of length `lens` in a (rows x `s`) batch, flattened.
+fn real_rows(lens: &[usize], s: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let real: Vec<u32> = lens.iter().enumerate().flat_map(|(i, &n)| (0..n).map(move |j| (i * s + j) as u32)).collect();
+    let total = real.len();
+    Tensor::from_vec(real, total, device)
 }
 
 /// `BertForSequenceClassification`: encoder, pooler (dense + tanh on [CLS]) and classifier.

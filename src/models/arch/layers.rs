@@ -231,7 +231,14 @@ impl Dense {
     /// Applies the layer through the training kernel (`kernels::train`, f32 on an AVX-512 CPU),
     /// differentiable in the input, the weight and the bias.
     pub fn forward_train_kernel(&self, xs: &Tensor) -> Result<Tensor> {
-        train_linear(&self.linear, xs)
+        match self.linear.bias() {
+            Some(b) => crate::kernels::train::linear(xs, self.linear.weight(), b),
+            // A layer without a bias gets a zero one (a constant, not trained).
+            None => {
+                let zeros = Tensor::zeros(self.linear.weight().dim(0)?, DType::F32, xs.device())?;
+                crate::kernels::train::linear(xs, self.linear.weight(), &zeros)
+            }
+        }
     }
 
     /// Applies the layer, then `act` (fused into the kernel for the exact GELU where packed).
@@ -239,18 +246,6 @@ impl Dense {
         match (self.packed_for(xs, mode), act) {
             (Some(p), Activation::Gelu) => p.forward(xs, true),
             _ => act.forward(&self.forward(xs, mode)?),
-        }
-    }
-}
-
-/// A candle linear layer through the training kernel (`kernels::train`); a layer without a bias
-/// gets a zero one (a constant, not trained).
-pub fn train_linear(l: &Linear, xs: &Tensor) -> Result<Tensor> {
-    match l.bias() {
-        Some(b) => crate::kernels::train::linear(xs, l.weight(), b),
-        None => {
-            let zeros = Tensor::zeros(l.weight().dim(0)?, DType::F32, xs.device())?;
-            crate::kernels::train::linear(xs, l.weight(), &zeros)
         }
     }
 }

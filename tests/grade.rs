@@ -784,8 +784,9 @@ fn a_fact_at_the_end_of_a_long_source_is_found() {
     }
 }
 
-/// A bare answer is graded with the question it answers, and the results say so; an output that
-/// claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji) is never
+/// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or
+/// "no" is weighed against the opposite answer; a bare figure in no source is not supported; an
+/// output that claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji) is never
 /// supported, and its citation is not counted as entailing.
 #[test]
 fn short_answers_carry_their_question_and_non_answers_never_pass() {
@@ -797,6 +798,9 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
         serde_json::json!({"id": "right", "input": q, "output": "SM Entertainment", "contexts": [context]}),
         serde_json::json!({"id": "wrong", "input": q, "output": "Los Angeles, California", "contexts": [context]}),
         serde_json::json!({"id": "yes-with-question", "input": "Is the girl group managed by a Seoul agency?", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
+        serde_json::json!({"id": "no-with-question", "input": "Is the girl group managed by a Seoul agency?", "output": "No, it isn't [1].", "contexts": [{"id": "1", "text": context}]}),
+        serde_json::json!({"id": "year-right", "input": "Give the year the group was formed.", "output": "In 2007.", "contexts": [context]}),
+        serde_json::json!({"id": "year-wrong", "input": "Give the year the group was formed.", "output": "In 2009.", "contexts": [context]}),
         serde_json::json!({"id": "dont-know", "input": q, "output": "I don't know [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "yes-alone", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "dots", "input": q, "output": "...", "contexts": [context]}),
@@ -808,10 +812,19 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let results = common::read_jsonl(&out);
     let r = by_id(&results);
-    for id in ["right", "wrong", "yes-with-question"] {
+    for id in ["right", "wrong", "yes-with-question", "no-with-question"] {
         let claim = &r[id]["metrics"]["support"]["claims"][0];
         println!("{id}: {claim}");
-        assert_eq!(claim["graded"]["form"], "with_question", "{id}: {claim}");
+        let polar = id.ends_with("with-question");
+        assert_eq!(claim["graded"]["form"], if polar { "against_opposite" } else { "with_question" }, "{id}: {claim}");
+        if polar {
+            // A bare "yes" or "no" is read as the question answered, weighed against the opposite
+            // answer, and the results say what it was weighed against.
+            let (own, other) = if id.starts_with("yes") { ("yes", "no") } else { ("no", "yes") };
+            assert!(claim["graded"]["text"].as_str().unwrap().ends_with(&format!("? {own}")), "{id}: {claim}");
+            assert!(claim["graded"]["against"].as_str().unwrap().ends_with(&format!("? {other}")), "{id}: {claim}");
+            continue;
+        }
         // The answer closes what was graded (without its full stop: `claim_form::with_question`).
         let text = claim["text"].as_str().unwrap();
         assert!(claim["graded"]["text"].as_str().unwrap().ends_with(text.strip_suffix('.').unwrap_or(text)), "{id}: {claim}");
@@ -835,6 +848,18 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
         }
     }
     assert_eq!(r["yes-with-question"]["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), false);
+    // "Yes" and "no" to one question are never both supported: each is scored by how far the
+    // source favours it over the other (before, both drew P(entailment) near 0.99 and passed).
+    let (yes, no) = (score("yes-with-question"), score("no-with-question"));
+    assert!(yes.min(no) == 0.0 && yes + no < 1.0, "yes {yes}, no {no}");
+    assert!(!(r["yes-with-question"]["passed"] == true && r["no-with-question"]["passed"] == true));
+    // A bare figure with no question to read it by: one in no source is not supported, whatever
+    // P(entailment) drew; the same answer with the source's figure is.
+    let year = |id: &str| &r[id]["metrics"]["support"]["claims"][0];
+    assert_eq!(year("year-wrong")["label"], "unsupported", "{}", r["year-wrong"]);
+    assert_eq!(year("year-wrong")["specifics"][0]["text"], "2009");
+    assert_eq!(r["year-wrong"]["passed"], false);
+    assert_eq!(year("year-right")["label"], "supported", "{}", r["year-right"]);
 }
 
 /// `--resume` never rewrites a finished line: it cuts only the torn tail after the last newline,

@@ -127,6 +127,9 @@ struct Claim {
     hypothesis: String,
     /// How `hypothesis` was made from `text`, when it differs.
     form: Option<results::ClaimForm>,
+    /// For a bare "yes" or "no" to a yes/no question: the question with the opposite answer, which
+    /// the claim is weighed against ([`results::ClaimForm::AgainstOpposite`]).
+    opposite: Option<String>,
     /// Byte range of its sentence in the output.
     span: std::ops::Range<usize>,
     /// Where it came from, when the judge decomposes claims.
@@ -134,17 +137,31 @@ struct Claim {
 }
 
 impl Claim {
-    /// A claim graded in the form [`claim_form`] gives it: a bare answer with its question, a claim
-    /// without its leading answer particle, or as it stands.
+    /// A claim graded in the form [`claim_form`] gives it: a bare "yes" or "no" with its question
+    /// and against the opposite answer, another bare answer with its question, a claim without its
+    /// leading answer particle, or as it stands.
     fn new(text: String, span: std::ops::Range<usize>, is_claim: bool, question: Option<&str>, from: Option<results::ClaimFrom>) -> Self {
+        let mut opposite = None;
         let (hypothesis, form) = if let Some(rest) = claim_form::strip_particle(&text) {
             (rest.to_string(), Some(results::ClaimForm::ParticleRemoved))
         } else if let (true, Some(q)) = (claim_form::is_bare(&text, is_claim), question) {
-            (claim_form::with_question(q, &text), Some(results::ClaimForm::WithQuestion))
+            match claim_form::polar_answer(&text).filter(|_| claim_form::is_polar_question(q)) {
+                Some(yes) => {
+                    let (own, other) = claim_form::opposite_answer(yes);
+                    opposite = Some(claim_form::with_question(q, other));
+                    (claim_form::with_question(q, own), Some(results::ClaimForm::AgainstOpposite))
+                }
+                None => (claim_form::with_question(q, &text), Some(results::ClaimForm::WithQuestion)),
+            }
         } else {
             (text.clone(), None)
         };
-        Claim { text, hypothesis, form, span, from }
+        Claim { text, hypothesis, form, opposite, span, from }
+    }
+
+    /// What the NLI model reads for this claim: its hypothesis, and the opposite answer's.
+    fn hypotheses(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.hypothesis).chain(&self.opposite)
     }
 }
 
@@ -447,12 +464,12 @@ impl<'m> Grader<'m> {
     fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
         let case = p.case;
         if self.metrics.support {
-            for h in p.support_claims.iter().map(|s| &s.hypothesis).chain(&p.whole) {
+            for h in p.support_claims.iter().flat_map(Claim::hypotheses).chain(&p.whole) {
                 for c in &case.contexts {
                     q.push((c.text.clone(), h.clone()));
                 }
             }
-            for h in p.support_claims.iter().map(|s| &s.hypothesis) {
+            for h in p.support_claims.iter().flat_map(Claim::hypotheses) {
                 for (k, c) in case.contexts.iter().enumerate() {
                     for r in p.evidence_windows(k, h) {
                         q.push((c.text[r].to_string(), h.clone()));

@@ -221,6 +221,10 @@ pub struct GradedAs {
     pub form: ClaimForm,
     /// The hypothesis the NLI model read.
     pub text: String,
+    /// For `against_opposite`: the opposite answer's hypothesis, which the claim was weighed
+    /// against (its score is how far the sources favour `text` over this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<String>,
 }
 
 /// How a claim's hypothesis was made from it (`crate::text::claim_form`).
@@ -231,6 +235,10 @@ pub enum ClaimForm {
     WithQuestion,
     /// A claim read without its leading answer particle: "Yes, refunds ..." as "refunds ...".
     ParticleRemoved,
+    /// A bare "yes" or "no" to a yes/no question, read with the question and weighed against the
+    /// opposite answer: its score is P(entailment) of "question yes" less that of "question no" (or
+    /// the reverse), so "yes" and "no" to one question are never both supported.
+    AgainstOpposite,
 }
 
 /// Where a checked claim came from.

@@ -197,6 +197,13 @@ fn best_chunks<'a>(
     (best, worst, truncated)
 }
 
+/// How far `a`'s best chunk favours its hypothesis over `b`'s: `a`'s probability less `b`'s, at
+/// least 0, with `a`'s chunk as the evidence.
+fn favoured<'a>(a: &Option<Found<'a>>, b: &Option<Found<'a>>) -> Option<Found<'a>> {
+    let (p, id, span, k) = a.clone()?;
+    Some(((p - b.as_ref().map_or(0.0, |g| g.0)).max(0.0), id, span, k))
+}
+
 /// Grades one case; returns the outcome, its failure classes, and whether any input was truncated.
 pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) -> (Outcome<SupportResult>, Vec<Failure>, bool) {
     let case = p.case;
@@ -223,9 +230,18 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     for s in &p.support_claims {
         let (own, worst, cut) = best_chunks(p, sched, &s.hypothesis, true);
         truncated |= cut;
-        let best = match (own, whole.clone()) {
-            (Some(o), Some(w)) => Some(if w.0 >= o.0 { w } else { o }),
-            (o, w) => o.or(w),
+        let (best, worst) = if let Some(opposite) = &s.opposite {
+            // A bare "yes" or "no": supported as far as the sources favour it over the opposite
+            // answer, contradicted as far as they favour the opposite (each from its best chunk).
+            let (other, _, cut) = best_chunks(p, sched, opposite, true);
+            truncated |= cut;
+            (favoured(&own, &other), favoured(&other, &own))
+        } else {
+            let best = match (own, whole.clone()) {
+                (Some(o), Some(w)) => Some(if w.0 >= o.0 { w } else { o }),
+                (o, w) => o.or(w),
+            };
+            (best, worst)
         };
         // A claim that repeats a sentence of a context word for word is supported by it.
         let quoted = case.contexts.iter().enumerate().find_map(|(k, c)| {
@@ -263,8 +279,12 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         // Only for an answer read with its question: a short output with no question (a chat turn,
         // "Tom Hanks!") may name what its sources leave out (HaluEval dialogue fell 0.828 -> 0.810
         // with the veto there too).
+        // A bare output with no question to read it by is vetoed by a number, date, amount or
+        // percentage in no source ("In 1928." against a source that says 1926 drew 1.0): a figure
+        // is the whole of what such an output says, where a name may be a chat turn's aside.
         let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
-        let label = if answer && !specifics.is_empty() && label == "supported" { "unsupported" } else { label };
+        let figure = bare && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
+        let label = if (answer && !specifics.is_empty() || figure) && label == "supported" { "unsupported" } else { label };
         vetoed.push(label != "supported" && score >= cfg.claim_threshold);
         let ev = if label == "contradicted" { worst } else { best };
         let evidence = ev.as_ref().map(|f| evidence_of(f, &context_chars));
@@ -281,7 +301,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             label: label.to_string(),
             evidence,
             from: s.from,
-            graded: s.form.map(|form| GradedAs { form, text: s.hypothesis.clone() }),
+            graded: s.form.map(|form| GradedAs { form, text: s.hypothesis.clone(), against: s.opposite.clone() }),
             specifics,
             verbatim,
         });

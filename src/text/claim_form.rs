@@ -10,6 +10,11 @@
 //! - a leading answer particle ("Yes, ...", "No, ...") is read off a claim that stands without it
 //!   ([`strip_particle`]): "Yes, purchases can be refunded within 30 days" is graded as "purchases can
 //!   be refunded within 30 days", which the policy it copies entails word for word;
+//! - a bare "yes" or "no" to a yes/no question ([`polar_answer`], [`is_polar_question`]) is graded
+//!   against the opposite answer: read with the question both ways, it is supported only as far as
+//!   the sources favour it over its opposite ([`opposite_answer`]). The question-and-answer form
+//!   alone cannot tell them apart: the default model gave "yes" and "no" to the same question the
+//!   same high P(entailment), so both passed;
 //! - an output that claims nothing ([`claims_nothing`]: an abstention such as "I don't know", a bare
 //!   "yes" with no question to carry it, punctuation or emoji) is never graded as supported.
 //!
@@ -74,6 +79,57 @@ fn folded(text: &str) -> String {
 /// sentence `is_claim` rejected (a fragment).
 pub fn is_bare(answer: &str, is_claim: bool) -> bool {
     !is_claim || words(answer).count() <= BARE_WORDS
+}
+
+/// Particles that answer "no"; every other particle answers "yes".
+const NO_PARTICLES: &[&str] = &["no", "nope"];
+
+/// Words that may follow a particle in a bare polar answer ("Yes, it is.", "No, they didn't."):
+/// pronouns, auxiliaries and "not", compared lower-case with straight apostrophes.
+const ECHO_WORDS: &[&str] = &[
+    "it", "he", "she", "they", "we", "i", "you", "there", "that", "this", "is", "are", "was", "were", "am", "do", "does", "did",
+    "can", "could", "will", "would", "should", "shall", "has", "have", "had", "may", "might", "must", "not", "isn't", "aren't",
+    "wasn't", "weren't", "don't", "doesn't", "didn't", "can't", "cannot", "couldn't", "won't", "wouldn't", "shouldn't",
+    "hasn't", "haven't", "hadn't", "it's", "they're", "both", "so",
+];
+
+/// Auxiliary verbs that open a yes/no question ("Is ...?", "Did ...?", "Can ...?").
+const POLAR_OPENERS: &[&str] = &[
+    "is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "will", "would", "should", "shall", "has", "have",
+    "had", "may", "might", "must", "isn't", "aren't", "wasn't", "weren't", "don't", "doesn't", "didn't", "can't", "won't",
+];
+
+/// The answer a bare polar output gives: `Some(true)` for "yes" ("Yes.", "yes, it is", "Correct!"),
+/// `Some(false)` for "no" ("No, they didn't."): an answer particle followed by at most three words
+/// that only echo the question (pronouns, auxiliaries, "not"). `None` for anything that says more.
+pub fn polar_answer(answer: &str) -> Option<bool> {
+    let t = folded(answer);
+    let bare: Vec<String> = words(&t).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_string()).collect();
+    let (first, rest) = bare.split_first()?;
+    let first = first.trim_matches('\'');
+    if !is_particle(first) || rest.len() > 3 || !rest.iter().all(|w| ECHO_WORDS.contains(&w.as_str())) {
+        return None;
+    }
+    Some(!NO_PARTICLES.contains(&first))
+}
+
+/// Whether `question` asks yes or no: it, or its last sentence ("Here is my order. Can I get a
+/// refund?"), opens with an auxiliary verb ("Is ...", "Did ...") or is a question that opens with
+/// no question word ("X and Y, are both genera of plants?"; "Which is older, X or Y?" is not).
+pub fn is_polar_question(question: &str) -> bool {
+    const WH: &[&str] = &["who", "whom", "whose", "what", "which", "when", "where", "why", "how"];
+    let first = |s: &str| s.split_whitespace().next().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic() && c != '\'').to_string());
+    let q = question.trim();
+    let last = super::sentences::split_sentences(q).last().map_or(q, |r| q[r.clone()].trim());
+    [q, last].iter().any(|s| match first(s) {
+        Some(w) => POLAR_OPENERS.contains(&w.as_str()) || (s.trim_end().ends_with('?') && !WH.contains(&w.as_str())),
+        None => false,
+    })
+}
+
+/// The two answers a polar output is weighed between: "yes" and "no", its own first.
+pub fn opposite_answer(yes: bool) -> (&'static str, &'static str) {
+    if yes { ("yes", "no") } else { ("no", "yes") }
 }
 
 /// Whether `particle` (a whole word, lower-case) is an answer particle.
@@ -199,6 +255,24 @@ mod tests {
     fn answers_are_graded_with_their_question() {
         assert_eq!(with_question("Where is it based?", "Los Angeles."), "Where is it based? Los Angeles");
         assert_eq!(with_question("where is it based", "Los Angeles"), "where is it based? Los Angeles");
+    }
+
+    #[test]
+    fn polar_answers_and_questions() {
+        for (a, yes) in [("Yes.", true), ("no", false), ("No, it isn't.", false), ("Yes, they did!", true), ("Correct.", true), ("Nope", false), ("yes, it’s", true)] {
+            assert_eq!(polar_answer(a), Some(yes), "{a:?}");
+        }
+        for a in ["Yes, refunds are accepted within 30 days.", "No refunds after 30 days.", "Paris", "Yes, it is not so clear to me", ""] {
+            assert_eq!(polar_answer(a), None, "{a:?}");
+        }
+        assert!(is_polar_question("Is the refund window 30 days?"));
+        assert!(is_polar_question("Here is my order. Can I get a refund?"));
+        assert!(is_polar_question("did he win"));
+        assert!(!is_polar_question("Where is the company based?"));
+        assert!(!is_polar_question("Which magazine was started first?"));
+        assert!(is_polar_question("Morning glory and Sorbus are both a genus of plants?"));
+        assert!(!is_polar_question("Tell me who founded it"));
+        assert_eq!(opposite_answer(false), ("no", "yes"));
     }
 
     #[test]

@@ -141,22 +141,13 @@ impl Claim {
     /// and against the opposite answer, another bare answer with its question, a claim without its
     /// leading answer particle, or as it stands.
     fn new(text: String, span: std::ops::Range<usize>, is_claim: bool, question: Option<&str>, from: Option<results::ClaimFrom>) -> Self {
-        let mut opposite = None;
-        let (hypothesis, form) = if let Some(rest) = claim_form::strip_particle(&text) {
-            (rest.to_string(), Some(results::ClaimForm::ParticleRemoved))
-        } else if let (true, Some(q)) = (claim_form::is_bare(&text, is_claim), question) {
-            match claim_form::polar_answer(&text).filter(|_| claim_form::is_polar_question(q)) {
-                Some(yes) => {
-                    let (own, other) = claim_form::opposite_answer(yes);
-                    opposite = Some(claim_form::with_question(q, other));
-                    (claim_form::with_question(q, own), Some(results::ClaimForm::AgainstOpposite))
-                }
-                None => (claim_form::with_question(q, &text), Some(results::ClaimForm::WithQuestion)),
-            }
-        } else {
-            (text.clone(), None)
-        };
-        Claim { text, hypothesis, form, opposite, span, from }
+        let reading = claim_form::read(&text, is_claim, question);
+        let form = reading.form.map(|f| match f {
+            claim_form::Form::WithQuestion => results::ClaimForm::WithQuestion,
+            claim_form::Form::ParticleRemoved => results::ClaimForm::ParticleRemoved,
+            claim_form::Form::AgainstOpposite => results::ClaimForm::AgainstOpposite,
+        });
+        Claim { text, hypothesis: reading.hypothesis, form, opposite: reading.opposite, span, from }
     }
 
     /// What the NLI model reads for this claim: its hypothesis, and the opposite answer's.

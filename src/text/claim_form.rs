@@ -186,6 +186,54 @@ pub fn with_question(question: &str, answer: &str) -> String {
     format!("{q}{sep}{a}")
 }
 
+/// How a claim is read ([`read`]), where it is not read as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A bare answer after its question.
+    WithQuestion,
+    /// A claim without its leading answer particle.
+    ParticleRemoved,
+    /// A bare "yes" or "no" after its question, weighed against the opposite answer.
+    AgainstOpposite,
+}
+
+/// What an NLI model reads for a claim: the hypothesis, the opposite answer's hypothesis (for a
+/// bare "yes" or "no"), and the form, where it is not the claim as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    /// The hypothesis.
+    pub hypothesis: String,
+    /// For [`Form::AgainstOpposite`]: the question with the opposite answer.
+    pub opposite: Option<String>,
+    /// How the hypothesis was made; `None` when it is the claim as written.
+    pub form: Option<Form>,
+}
+
+/// How the grader reads a claim (`text`; `is_claim`: whether the sentence splitter calls it a
+/// claim) given the question the case asks: a bare "yes" or "no" to a yes/no question with its
+/// question and against the opposite answer, another bare answer with its question, a claim
+/// without its leading answer particle, or as it stands. The trainer reads labelled answers the
+/// same way (`train::data`'s `questions` key), so that a model learns the form it is asked.
+pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
+    if let Some(rest) = strip_particle(text) {
+        return Reading { hypothesis: rest.to_string(), opposite: None, form: Some(Form::ParticleRemoved) };
+    }
+    match question.filter(|_| is_bare(text, is_claim)) {
+        Some(q) => match polar_answer(text).filter(|_| is_polar_question(q)) {
+            Some(yes) => {
+                let (own, other) = opposite_answer(yes);
+                Reading {
+                    hypothesis: with_question(q, own),
+                    opposite: Some(with_question(q, other)),
+                    form: Some(Form::AgainstOpposite),
+                }
+            }
+            None => Reading { hypothesis: with_question(q, text), opposite: None, form: Some(Form::WithQuestion) },
+        },
+        None => Reading { hypothesis: text.to_string(), opposite: None, form: None },
+    }
+}
+
 /// Whether an output (citation markers removed) claims nothing checkable: no letter or digit, an
 /// abstention, or only answer particles while no question carries them (`has_question`).
 pub fn claims_nothing(output: &str, has_question: bool) -> bool {

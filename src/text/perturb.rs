@@ -301,6 +301,40 @@ fn needs_its_sentence(claim: &str, premise: &str) -> bool {
     !mine.is_empty() && missing * 3 >= mine.len()
 }
 
+/// A wrong answer made from a right bare `answer` to a question about `evidence`, to teach a grader
+/// to read an answer with its question: the opposite of a "yes" or "no"; else the answer with its
+/// first specific replaced by another of the same kind (a name, number, date, amount, percentage)
+/// that `evidence` holds and the answer does not, drawn by `seed` ("Canberra" → "Sydney" where the
+/// evidence names both). `None` when the answer holds no specific or the evidence no other of its
+/// kind. (A wrong answer the evidence names is the one a model that reads only the evidence passes.)
+pub fn swap_answer(answer: &str, evidence: &str, seed: u64) -> Option<String> {
+    use super::claim_form::{opposite_answer, polar_answer};
+    if let Some(yes) = polar_answer(answer) {
+        return Some(opposite_answer(yes).1.to_string());
+    }
+    let target = super::specifics::extract_answer(answer).into_iter().next()?;
+    let folded = |t: &str| t.to_lowercase();
+    let (mine, whole) = (folded(&target.text), folded(answer));
+    let mut others: Vec<String> = extract(evidence)
+        .into_iter()
+        .filter(|x| {
+            let t = folded(&x.text);
+            // A name inside a sentence (a sentence's first word may be no name at all).
+            let inside = x.kind != SpecificKind::Name
+                || (x.span.start > 0 && evidence[..x.span.start].trim_end().chars().last().is_some_and(|c| c.is_alphanumeric() || c == ','));
+            x.kind == target.kind && inside && !t.contains(&mine) && !mine.contains(&t) && !whole.contains(&t)
+        })
+        .map(|x| x.text)
+        .collect();
+    others.sort();
+    others.dedup();
+    if others.is_empty() {
+        return None;
+    }
+    let pick = &others[Rng::new(seed).below(others.len())];
+    Some(format!("{}{}{}", &answer[..target.span.start], pick, &answer[target.span.end..]))
+}
+
 /// `s` with one specific of the given kinds replaced: by another of the same kind from the document
 /// that `s` does not contain, else by a shifted value (a number plus or minus a little, a year moved).
 fn swap_specific(s: &str, doc_specifics: &[super::specifics::Specific], kinds: &[SpecificKind], rng: &mut Rng) -> Option<String> {
@@ -471,6 +505,26 @@ mod tests {
         assert!(shifted("no digits", &mut rng).is_none());
         assert!(shifted("99999999999999999999", &mut Rng::new(4)).is_some(), "a 20-digit number does not overflow");
         assert_eq!(negate("It may rain on Monday."), None, "a modal of possibility is not negated");
+    }
+
+    #[test]
+    fn wrong_answers_come_from_the_evidence() {
+        let evidence = "The largest city of Australia is Sydney, but Canberra has been its capital since 1913.";
+        // A name of the evidence other than the answer (a sentence's first word is not taken).
+        for seed in 0..8 {
+            let wrong = swap_answer("Canberra", evidence, seed).unwrap();
+            assert!(wrong == "Sydney" || wrong == "Australia", "{wrong}");
+        }
+        assert_eq!(swap_answer("Canberra", "Sydney is big. Canberra is the capital.", 7), None, "a sentence's first word is no name to swap in");
+        assert_eq!(swap_answer("Yes", evidence, 7).as_deref(), Some("no"));
+        assert_eq!(swap_answer("no, it isn't", evidence, 7).as_deref(), Some("yes"));
+        let dates = "The bridge opened in 1932 and was widened in 1988.";
+        assert_eq!(swap_answer("in 1932", dates, 1).as_deref(), Some("in 1988"));
+        assert_eq!(swap_answer("Canberra", "Canberra is the capital.", 7), None, "no other name to swap in");
+        assert_eq!(swap_answer("blue", evidence, 7), None, "no specific in the answer");
+        // The same seed, the same answer.
+        let many = "Alice met Bob, Carol, Dan and Erin in Paris.";
+        assert_eq!(swap_answer("Bob", many, 11), swap_answer("Bob", many, 11));
     }
 
     #[test]

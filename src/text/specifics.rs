@@ -117,6 +117,12 @@ pub fn extract(text: &str) -> Vec<Specific> {
     scan(text, true).into_iter().map(|f| f.specific(text)).collect()
 }
 
+/// Every specific of a bare answer ("Los Angeles, California", read with its question), whose
+/// first capitalised word is a name, not the start of a sentence; in text order.
+pub fn extract_answer(text: &str) -> Vec<Specific> {
+    scan_as(text, true, true).into_iter().map(|f| f.specific(text)).collect()
+}
+
 /// A value in millionths, so that `3`, `3.0` and `3.000` are the same key.
 type Val = i128;
 

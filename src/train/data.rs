@@ -87,6 +87,19 @@ pub struct DataSet {
     /// summary) fall on the same side and no held-out document was seen in training.
     #[serde(default, skip_serializing_if = "HeldoutBy::is_pair")]
     pub heldout_by: HeldoutBy,
+    /// For a `grounding` set whose rows carry the `question` a claim answers (HaluEval QA): read
+    /// each claim as the grader reads it with its question (`text::claim_form::read`: a bare answer
+    /// as "question answer", a bare "yes" or "no" as the question answered), so that the model
+    /// learns the form it is asked at grading time, not the bare answer alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub questions: bool,
+    /// With `questions`: each entailed bare answer also gives a wrong answer made from it
+    /// (`text::perturb::swap_answer`: the opposite "yes"/"no", or another name, number or date of
+    /// the evidence) as a "not entailment" pair, on the same side of the held-out split. A model
+    /// trained only on right answers and unrelated wrong sentences passes "Sydney" for the capital
+    /// of Australia when the evidence names Sydney.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub answer_swaps: bool,
 }
 
 /// What a set's held-out hash reads (see [`DataSet::heldout_by`]).
@@ -121,6 +134,8 @@ impl DataSet {
             distractors: 0.0,
             splits: vec![],
             heldout_by: HeldoutBy::Pair,
+            questions: false,
+            answer_swaps: false,
         }
     }
 
@@ -185,6 +200,12 @@ impl DataSet {
             if self.distractors > 0.0 {
                 p.push(format!("`{field}.distractors` does not apply to a `documents` set in {at}"));
             }
+        }
+        if self.questions && self.format != Format::Grounding {
+            p.push(format!("`{field}.questions` applies to a `grounding` set (rows with `question`, `claim`, `evidence`), not to {at}"));
+        }
+        if self.answer_swaps && !self.questions {
+            p.push(format!("`{field}.answer_swaps` needs `questions = true` in {at}: a wrong answer is made for an answer read with its question"));
         }
         if self.splits.iter().any(|x| x.trim().is_empty()) {
             p.push(format!("`{field}.splits` holds an empty name in {at}"));
@@ -314,11 +335,25 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             HeldoutBy::Pair => split_key(&premise, &hypothesis),
             HeldoutBy::Premise => split_key(&premise, ""),
         };
+        let question = if set.questions {
+            Some(row["question"].as_str().ok_or_else(|| Error::Input {
+                location: at("question"),
+                reason: "missing or not a string, and the set reads claims with their question (`questions = true`)".into(),
+            })?)
+        } else {
+            None
+        };
+        let answer = hypothesis.clone();
+        let reading = question.map(|q| crate::text::claim_form::read(&answer, true, Some(q)));
+        let bare = reading.as_ref().is_some_and(|r| {
+            matches!(r.form, Some(crate::text::claim_form::Form::WithQuestion | crate::text::claim_form::Form::AgainstOpposite))
+        });
         let hypothesis = match set.format {
             Format::Attribution => {
                 let markers = crate::text::citations::find_markers(&hypothesis, &[]);
                 if markers.is_empty() { hypothesis } else { crate::text::citations::strip_markers(&hypothesis, &markers) }
             }
+            _ if reading.is_some() => reading.map_or(hypothesis, |r| r.hypothesis),
             _ => hypothesis,
         };
         let held = key < set.heldout;
@@ -327,6 +362,16 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             Part::Train => !held,
             Part::Heldout => held,
         };
+        if keep && set.answer_swaps {
+            let entailed = matches!(target, Target::Label(j) if labels.get(j).is_some_and(|l| l == "entailment"));
+            if let (true, true, Some(q)) = (bare, entailed, question) {
+                let seed = (key * 2f64.powi(53)) as u64;
+                if let Some(wrong) = crate::text::perturb::swap_answer(&answer, &premise, seed) {
+                    let hypothesis = crate::text::claim_form::read(&wrong, true, Some(q)).hypothesis;
+                    keyed.push((key, Example { premise: premise.clone(), hypothesis, target: Target::NotEntailment }));
+                }
+            }
+        }
         if keep {
             if set.format == Format::Similarity {
                 keyed.push((key, Example { premise: hypothesis.clone(), hypothesis: premise.clone(), target: target.clone() }));
@@ -502,7 +547,47 @@ mod tests {
             distractors: 0.0,
             splits: vec![],
             heldout_by: HeldoutBy::Pair,
+            questions: false,
+            answer_swaps: false,
         }
+    }
+
+    /// `questions` reads a bare answer as the grader does, with its question; `answer_swaps` adds a
+    /// wrong answer drawn from the evidence for each entailed bare one; sentences stay as written.
+    #[test]
+    fn answers_are_read_with_their_question_and_get_wrong_twins() {
+        let dir = tempfile::tempdir().unwrap();
+        let evidence = "Sydney is the largest city of Australia, but Canberra has been its capital since 1913.";
+        let rows = [
+            json_row(evidence, "What is the capital of Australia?", "Canberra", "supported"),
+            json_row(evidence, "Is Canberra the capital of Australia?", "Yes", "supported"),
+            json_row(evidence, "What is the capital of Australia?", "The capital of Australia is Melbourne.", "not_supported"),
+        ];
+        std::fs::write(dir.path().join("g.jsonl"), rows.join("\n")).unwrap();
+        let labels: Vec<String> = ["entailment", "neutral", "contradiction"].iter().map(|s| s.to_string()).collect();
+        let mut set = set(Part::All);
+        set.questions = true;
+        let plain = load(&set, dir.path(), &labels).unwrap();
+        let hyps: Vec<&str> = plain.iter().map(|e| e.hypothesis.as_str()).collect();
+        assert_eq!(hyps, ["What is the capital of Australia? Canberra", "Is Canberra the capital of Australia? yes", "The capital of Australia is Melbourne."]);
+        set.answer_swaps = true;
+        let swapped = load(&set, dir.path(), &labels).unwrap();
+        let wrong: Vec<&str> = swapped.iter().filter(|e| e.target == Target::NotEntailment).map(|e| e.hypothesis.as_str()).collect();
+        assert_eq!(swapped.len(), 5, "{swapped:?}");
+        assert!(wrong.iter().any(|w| w.starts_with("What is the capital of Australia? ") && !w.ends_with("Canberra")), "{wrong:?}");
+        assert!(wrong.contains(&"Is Canberra the capital of Australia? no"), "{wrong:?}");
+        assert!(wrong.contains(&"The capital of Australia is Melbourne."), "a sentence keeps its own label and gets no twin");
+        // Without a question field the set is refused with the line and field.
+        std::fs::write(dir.path().join("g.jsonl"), format!("{{\"evidence\": \"{evidence}\", \"claim\": \"Canberra\", \"label\": \"supported\"}}")).unwrap();
+        let e = load(&set, dir.path(), &labels).unwrap_err().to_string();
+        assert!(e.contains(":1") && e.contains("`question`"), "{e}");
+        let mut nli = set.clone();
+        nli.format = Format::Nli;
+        assert!(nli.problems("train[0]", &labels).iter().any(|p| p.contains("`train[0].questions`")));
+    }
+
+    fn json_row(evidence: &str, question: &str, claim: &str, label: &str) -> String {
+        serde_json::json!({"evidence": evidence, "question": question, "claim": claim, "label": label}).to_string()
     }
 
     #[test]

@@ -794,13 +794,14 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     let suite = dir.path().join("suite.jsonl");
     let context = "The girl group was formed in 2007 and is managed by SM Entertainment, a talent agency based in Seoul.";
     let q = "Which agency manages the girl group?";
+    let founded = "The company was founded in 1926 in Ohio by two brothers.";
     let cases = [
         serde_json::json!({"id": "right", "input": q, "output": "SM Entertainment", "contexts": [context]}),
         serde_json::json!({"id": "wrong", "input": q, "output": "Los Angeles, California", "contexts": [context]}),
         serde_json::json!({"id": "yes-with-question", "input": "Is the girl group managed by a Seoul agency?", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "no-with-question", "input": "Is the girl group managed by a Seoul agency?", "output": "No, it isn't [1].", "contexts": [{"id": "1", "text": context}]}),
-        serde_json::json!({"id": "year-right", "input": "Give the year the group was formed.", "output": "In 2007.", "contexts": [context]}),
-        serde_json::json!({"id": "year-wrong", "input": "Give the year the group was formed.", "output": "In 2009.", "contexts": [context]}),
+        serde_json::json!({"id": "year-right", "input": "Give the year the company was founded.", "output": "In 1926.", "contexts": [founded]}),
+        serde_json::json!({"id": "year-wrong", "input": "Give the year the company was founded.", "output": "In 1928.", "contexts": [founded]}),
         serde_json::json!({"id": "dont-know", "input": q, "output": "I don't know [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "yes-alone", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "dots", "input": q, "output": "...", "contexts": [context]}),
@@ -852,12 +853,14 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     // source favours it over the other (before, both drew P(entailment) near 0.99 and passed).
     let (yes, no) = (score("yes-with-question"), score("no-with-question"));
     assert!(yes.min(no) == 0.0 && yes + no < 1.0, "yes {yes}, no {no}");
+    assert!(yes > no, "the source says plainly that a Seoul agency manages the group: yes {yes}, no {no}");
     assert!(!(r["yes-with-question"]["passed"] == true && r["no-with-question"]["passed"] == true));
     // A bare figure with no question to read it by: one in no source is not supported, whatever
     // P(entailment) drew; the same answer with the source's figure is.
     let year = |id: &str| &r[id]["metrics"]["support"]["claims"][0];
     assert_eq!(year("year-wrong")["label"], "unsupported", "{}", r["year-wrong"]);
-    assert_eq!(year("year-wrong")["specifics"][0]["text"], "2009");
+    assert!(year("year-wrong")["score"].as_f64().unwrap() >= 0.4, "the model passed it; the figure vetoed it: {}", r["year-wrong"]);
+    assert_eq!(year("year-wrong")["specifics"][0]["text"], "1928");
     assert_eq!(r["year-wrong"]["passed"], false);
     assert_eq!(year("year-right")["label"], "supported", "{}", r["year-right"]);
 }

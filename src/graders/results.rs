@@ -176,9 +176,13 @@ pub struct ClaimResult {
     /// Character range of its sentence in the output.
     pub span: [usize; 2],
     /// Support: the highest P(entailment) over all chunks of all contexts, for the claim or, with
-    /// `[support] whole_output`, for the whole output that contains it.
+    /// `[support] whole_output`, for the whole output that contains it. For a claim graded
+    /// `against_opposite` (a bare "yes" or "no"): how far its best P(entailment) exceeds the
+    /// opposite answer's, at least 0.
     pub score: f32,
-    /// The highest P(contradiction) over all chunks.
+    /// The highest P(contradiction) over all chunks; for `against_opposite`, how far the opposite
+    /// answer's best P(entailment) exceeds the claim's, at least 0 (its evidence is then the
+    /// opposite's best chunk).
     pub contradiction: f32,
     /// `supported`, `unsupported` or `contradicted`.
     pub label: String,

@@ -28,7 +28,10 @@ pub const BARE_WORDS: usize = 4;
 pub const MAX_QUESTION_WORDS: usize = 64;
 
 /// Answer particles read off the front of a claim, compared lower-case.
-const PARTICLES: &[&str] = &["yes", "no", "yeah", "yep", "nope", "sure", "correct", "indeed", "absolutely", "certainly", "right"];
+const PARTICLES: &[&str] = &[
+    "yes", "no", "yeah", "yep", "nope", "sure", "correct", "indeed", "absolutely", "certainly", "right", "true", "false",
+    "incorrect", "definitely",
+];
 
 /// Openings of an output that declines to answer, compared lower-case with straight apostrophes.
 const ABSTENTIONS: &[&str] = &[
@@ -82,7 +85,7 @@ pub fn is_bare(answer: &str, is_claim: bool) -> bool {
 }
 
 /// Particles that answer "no"; every other particle answers "yes".
-const NO_PARTICLES: &[&str] = &["no", "nope"];
+const NO_PARTICLES: &[&str] = &["no", "nope", "false", "incorrect"];
 
 /// Words that may follow a particle in a bare polar answer ("Yes, it is.", "No, they didn't."):
 /// pronouns, auxiliaries and "not", compared lower-case with straight apostrophes.
@@ -107,7 +110,7 @@ pub fn polar_answer(answer: &str) -> Option<bool> {
     let bare: Vec<String> = words(&t).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_string()).collect();
     let (first, rest) = bare.split_first()?;
     let first = first.trim_matches('\'');
-    if !is_particle(first) || rest.len() > 3 || !rest.iter().all(|w| ECHO_WORDS.contains(&w.as_str())) {
+    if !is_particle(first) || rest.len() > 3 || !rest.iter().all(|w| ECHO_WORDS.contains(&w.as_str()) || is_particle(w)) {
         return None;
     }
     Some(!NO_PARTICLES.contains(&first))
@@ -148,7 +151,8 @@ pub fn strip_particle(claim: &str) -> Option<&str> {
     }
     let rest = &t[end..];
     let rest = rest.strip_prefix([',', '.', '!', ';', '—', '–', '-'])?.trim_start();
-    (words(rest).count() >= 3).then_some(rest)
+    // "Yes, it is." echoes the question; nothing stands behind the particle.
+    (words(rest).count() >= 3 && polar_answer(t).is_none()).then_some(rest)
 }
 
 /// The question a case's `input` asks, for grading short answers with it: the input itself when it
@@ -215,21 +219,17 @@ pub struct Reading {
 /// without its leading answer particle, or as it stands. The trainer reads labelled answers the
 /// same way (`train::data`'s `questions` key), so that a model learns the form it is asked.
 pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
+    // A polar answer first: "No, it is not." says only "no" ("it is not." read alone would claim
+    // nothing the sources could check).
+    if let (Some(q), Some(yes)) = (question.filter(|q| is_polar_question(q)), polar_answer(text)) {
+        let (own, other) = opposite_answer(yes);
+        return Reading { hypothesis: with_question(q, own), opposite: Some(with_question(q, other)), form: Some(Form::AgainstOpposite) };
+    }
     if let Some(rest) = strip_particle(text) {
         return Reading { hypothesis: rest.to_string(), opposite: None, form: Some(Form::ParticleRemoved) };
     }
     match question.filter(|_| is_bare(text, is_claim)) {
-        Some(q) => match polar_answer(text).filter(|_| is_polar_question(q)) {
-            Some(yes) => {
-                let (own, other) = opposite_answer(yes);
-                Reading {
-                    hypothesis: with_question(q, own),
-                    opposite: Some(with_question(q, other)),
-                    form: Some(Form::AgainstOpposite),
-                }
-            }
-            None => Reading { hypothesis: with_question(q, text), opposite: None, form: Some(Form::WithQuestion) },
-        },
+        Some(q) => Reading { hypothesis: with_question(q, text), opposite: None, form: Some(Form::WithQuestion) },
         None => Reading { hypothesis: text.to_string(), opposite: None, form: None },
     }
 }
@@ -321,6 +321,26 @@ mod tests {
         assert!(is_polar_question("Morning glory and Sorbus are both a genus of plants?"));
         assert!(!is_polar_question("Tell me who founded it"));
         assert_eq!(opposite_answer(false), ("no", "yes"));
+        assert_eq!(polar_answer("False."), Some(false));
+        assert_eq!(polar_answer("Yes, definitely."), Some(true));
+    }
+
+    #[test]
+    fn a_polar_answer_is_read_against_its_opposite_whatever_follows_its_particle() {
+        let q = Some("Is the office open on Sundays?");
+        for (a, own, other) in [("No, it is not.", "no", "yes"), ("Yes, it is", "yes", "no"), ("Nope", "no", "yes")] {
+            let r = read(a, true, q);
+            assert_eq!(r.form, Some(Form::AgainstOpposite), "{a}");
+            assert_eq!(r.hypothesis, format!("Is the office open on Sundays? {own}"));
+            assert_eq!(r.opposite.as_deref(), Some(format!("Is the office open on Sundays? {other}").as_str()));
+        }
+        // A particle before a claim of its own: the claim is read without it.
+        let r = read("No, the office is closed on Sundays.", true, q);
+        assert_eq!((r.form, r.hypothesis.as_str()), (Some(Form::ParticleRemoved), "the office is closed on Sundays."));
+        // No yes/no question: a bare answer with its question, or as written.
+        assert_eq!(read("Paris", true, Some("Where is it?")).form, Some(Form::WithQuestion));
+        assert_eq!(read("No, it is not.", true, Some("Where is it?")).form, Some(Form::WithQuestion));
+        assert_eq!(read("Paris", true, None).form, None);
     }
 
     #[test]

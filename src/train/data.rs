@@ -336,7 +336,8 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             HeldoutBy::Premise => split_key(&premise, ""),
         };
         let question = if set.questions {
-            Some(row["question"].as_str().ok_or_else(|| Error::Input {
+            // The question as the grader takes it from a case's input (`claim_form::question_of`).
+            crate::text::claim_form::question_of(row["question"].as_str().ok_or_else(|| Error::Input {
                 location: at("question"),
                 reason: "missing or not a string, and the set reads claims with their question (`questions = true`)".into(),
             })?)
@@ -344,7 +345,7 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
             None
         };
         let answer = hypothesis.clone();
-        let reading = question.map(|q| crate::text::claim_form::read(&answer, true, Some(q)));
+        let reading = set.questions.then(|| crate::text::claim_form::read(&answer, true, question));
         let bare = reading.as_ref().is_some_and(|r| {
             matches!(r.form, Some(crate::text::claim_form::Form::WithQuestion | crate::text::claim_form::Form::AgainstOpposite))
         });

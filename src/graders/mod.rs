@@ -142,12 +142,7 @@ impl Claim {
     /// leading answer particle, or as it stands.
     fn new(text: String, span: std::ops::Range<usize>, is_claim: bool, question: Option<&str>, from: Option<results::ClaimFrom>) -> Self {
         let reading = claim_form::read(&text, is_claim, question);
-        let form = reading.form.map(|f| match f {
-            claim_form::Form::WithQuestion => results::ClaimForm::WithQuestion,
-            claim_form::Form::ParticleRemoved => results::ClaimForm::ParticleRemoved,
-            claim_form::Form::AgainstOpposite => results::ClaimForm::AgainstOpposite,
-        });
-        Claim { text, hypothesis: reading.hypothesis, form, opposite: reading.opposite, span, from }
+        Claim { text, hypothesis: reading.hypothesis, form: reading.form, opposite: reading.opposite, span, from }
     }
 
     /// What the NLI model reads for this claim: its hypothesis, and the opposite answer's.

@@ -231,19 +231,9 @@ pub struct GradedAs {
     pub against: Option<String>,
 }
 
-/// How a claim's hypothesis was made from it (`crate::text::claim_form`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClaimForm {
-    /// A bare answer ("Los Angeles") read with its question: "Where is it based? Los Angeles".
-    WithQuestion,
-    /// A claim read without its leading answer particle: "Yes, refunds ..." as "refunds ...".
-    ParticleRemoved,
-    /// A bare "yes" or "no" to a yes/no question, read with the question and weighed against the
-    /// opposite answer: its score is P(entailment) of "question yes" less that of "question no" (or
-    /// the reverse), so "yes" and "no" to one question are never both supported.
-    AgainstOpposite,
-}
+/// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
+/// written into results as `with_question`, `particle_removed` or `against_opposite`.
+pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -78,6 +78,17 @@ fn folded(text: &str) -> String {
     text.trim().to_lowercase().replace(['\u{2019}', '\u{2018}'], "'")
 }
 
+/// The words of a folded text without the punctuation around them ("Yes," → "yes", "isn't." →
+/// "isn't").
+fn bare_words(folded: &str) -> Vec<String> {
+    words(folded).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string()).collect()
+}
+
+/// The first word of a text, folded, without the punctuation around it: what a question opens with.
+fn opening_word(text: &str) -> Option<String> {
+    text.split_whitespace().next().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string())
+}
+
 /// Whether `answer` is too short to be a claim on its own: at most [`BARE_WORDS`] words, or a
 /// sentence `is_claim` rejected (a fragment).
 pub fn is_bare(answer: &str, is_claim: bool) -> bool {
@@ -107,13 +118,12 @@ const POLAR_OPENERS: &[&str] = &[
 /// that only echo the question (pronouns, auxiliaries, "not"). `None` for anything that says more.
 pub fn polar_answer(answer: &str) -> Option<bool> {
     let t = folded(answer);
-    let bare: Vec<String> = words(&t).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_string()).collect();
+    let bare = bare_words(&t);
     let (first, rest) = bare.split_first()?;
-    let first = first.trim_matches('\'');
     if !is_particle(first) || rest.len() > 3 || !rest.iter().all(|w| ECHO_WORDS.contains(&w.as_str()) || is_particle(w)) {
         return None;
     }
-    Some(!NO_PARTICLES.contains(&first))
+    Some(!NO_PARTICLES.contains(&first.as_str()))
 }
 
 /// Whether `question` asks yes or no: it, or its last sentence ("Here is my order. Can I get a
@@ -121,10 +131,9 @@ pub fn polar_answer(answer: &str) -> Option<bool> {
 /// no question word ("X and Y, are both genera of plants?"; "Which is older, X or Y?" is not).
 pub fn is_polar_question(question: &str) -> bool {
     const WH: &[&str] = &["who", "whom", "whose", "what", "which", "when", "where", "why", "how"];
-    let first = |s: &str| s.split_whitespace().next().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic() && c != '\'').to_string());
     let q = question.trim();
     let last = super::sentences::split_sentences(q).last().map_or(q, |r| q[r.clone()].trim());
-    [q, last].iter().any(|s| match first(s) {
+    [q, last].iter().any(|s| match opening_word(s) {
         Some(w) => POLAR_OPENERS.contains(&w.as_str()) || (s.trim_end().ends_with('?') && !WH.contains(&w.as_str())),
         None => false,
     })
@@ -176,7 +185,7 @@ fn looks_like_question(text: &str) -> bool {
         "list", "tell",
     ];
     let t = text.trim_end();
-    t.ends_with('?') || t.split_whitespace().next().is_some_and(|w| OPENERS.contains(&w.to_lowercase().trim_matches(|c: char| !c.is_alphabetic())))
+    t.ends_with('?') || opening_word(t).is_some_and(|w| OPENERS.contains(&w.as_str()))
 }
 
 /// The hypothesis for a bare answer with its question: "question answer", the question closed with a
@@ -190,14 +199,18 @@ pub fn with_question(question: &str, answer: &str) -> String {
     format!("{q}{sep}{a}")
 }
 
-/// How a claim is read ([`read`]), where it is not read as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a claim is read ([`read`]), where it is not read as written; results carry it as
+/// `graded.form`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Form {
-    /// A bare answer after its question.
+    /// A bare answer ("Los Angeles") read with its question: "Where is it based? Los Angeles".
     WithQuestion,
-    /// A claim without its leading answer particle.
+    /// A claim read without its leading answer particle: "Yes, refunds ..." as "refunds ...".
     ParticleRemoved,
-    /// A bare "yes" or "no" after its question, weighed against the opposite answer.
+    /// A bare "yes" or "no" to a yes/no question, read with the question and weighed against the
+    /// opposite answer: its score is P(entailment) of "question yes" less that of "question no" (or
+    /// the reverse), so "yes" and "no" to one question are never both supported.
     AgainstOpposite,
 }
 
@@ -241,7 +254,7 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
     if !t.chars().any(char::is_alphanumeric) {
         return true;
     }
-    let bare: Vec<String> = words(&t).map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_string()).collect();
+    let bare = bare_words(&t);
     if !has_question && !bare.is_empty() && bare.iter().all(|w| is_particle(w)) {
         return true;
     }

@@ -319,9 +319,7 @@ pub fn swap_answer(answer: &str, evidence: &str, seed: u64) -> Option<String> {
         .into_iter()
         .filter(|x| {
             let t = folded(&x.text);
-            // A name inside a sentence (a sentence's first word may be no name at all).
-            let inside = x.kind != SpecificKind::Name
-                || (x.span.start > 0 && evidence[..x.span.start].trim_end().chars().last().is_some_and(|c| c.is_alphanumeric() || c == ','));
+            let inside = x.kind != SpecificKind::Name || inside_sentence(evidence, x);
             x.kind == target.kind && inside && !t.contains(&mine) && !mine.contains(&t) && !whole.contains(&t)
         })
         .map(|x| x.text)
@@ -378,6 +376,12 @@ fn shifted(text: &str, rng: &mut Rng) -> Option<String> {
     (m != n).then(|| format!("{}{m}{}", &text[..start], &text[end..]))
 }
 
+/// Whether a specific of `doc` stands inside a sentence, after a word or a comma: a capitalised
+/// first word of a sentence may be no name at all.
+fn inside_sentence(doc: &str, x: &super::specifics::Specific) -> bool {
+    x.span.start > 0 && doc[..x.span.start].trim_end().chars().last().is_some_and(|c| c.is_alphanumeric() || c == ',')
+}
+
 /// `s` with one proper name replaced by another name of the document (not in `s`, not part of it).
 fn swap_name(s: &str, doc_specifics: &[super::specifics::Specific], doc: &str, rng: &mut Rng) -> Option<String> {
     let mine: Vec<_> = extract(s).into_iter().filter(|x| x.kind == SpecificKind::Name).collect();
@@ -388,10 +392,8 @@ fn swap_name(s: &str, doc_specifics: &[super::specifics::Specific], doc: &str, r
     let others: Vec<&str> = doc_specifics
         .iter()
         .filter(|x| {
-            // Names inside a sentence (a capitalised first word may be no name at all).
             x.kind == SpecificKind::Name
-                && x.span.start > 0
-                && doc[..x.span.start].trim_end().chars().last().is_some_and(|c| c.is_alphanumeric() || c == ',')
+                && inside_sentence(doc, x)
                 && !s.contains(x.text.as_str())
                 && !x.text.contains(target.text.as_str())
                 && !target.text.contains(x.text.as_str())

@@ -349,12 +349,12 @@ pub fn load(set: &DataSet, data_dir: &Path, labels: &[String]) -> Result<Vec<Exa
         let bare = reading.as_ref().is_some_and(|r| {
             matches!(r.form, Some(crate::text::claim_form::Form::WithQuestion | crate::text::claim_form::Form::AgainstOpposite))
         });
-        let hypothesis = match set.format {
-            Format::Attribution => {
+        let hypothesis = match (set.format, reading) {
+            (Format::Attribution, _) => {
                 let markers = crate::text::citations::find_markers(&hypothesis, &[]);
                 if markers.is_empty() { hypothesis } else { crate::text::citations::strip_markers(&hypothesis, &markers) }
             }
-            _ if reading.is_some() => reading.map_or(hypothesis, |r| r.hypothesis),
+            (_, Some(r)) => r.hypothesis,
             _ => hypothesis,
         };
         let held = key < set.heldout;

@@ -21,6 +21,8 @@ COMMON = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_
               intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=0.1,
               attention_probs_dropout_prob=0.1, initializer_range=0.3)
 LABELS = {0: "contradiction", 1: "entailment", 2: "neutral"}
+# HHEMv2Config.prompt in vectara/hallucination_evaluation_model (configuration_hhem_v2.py).
+HHEM_PROMPT = "<pad> Determine if the hypothesis is true given the premise?\n\nPremise: {text1}\n\nHypothesis: {text2}"
 
 
 def inputs(pad_id, first_id, sep_id, with_types):
@@ -108,6 +110,54 @@ def main():
                              pooler_hidden_size=32, pooler_hidden_act="gelu", id2label=LABELS)
     ids, mask, types = inputs(0, 1, 2, False)
     dump("deberta-v2-cls", tf.DebertaV2ForSequenceClassification(cfg), cfg, ids, mask, types, "classifier")
+
+    # HHEM-2.1-open: a T5 encoder (relative position buckets, RMS layer norm, gated GELU) under
+    # T5ForTokenClassification, read at the first token, as vectara/hallucination_evaluation_model's
+    # HHEMv2ForSequenceClassification does (its `t5` attribute gives the upstream `t5.` prefix). Its
+    # config.json is HHEM's own (foundation, prompt, labels); the T5 config is the foundation's,
+    # kept in foundation/config.json. Rows of 11, 7 and 3 tokens in one padded batch: the padding
+    # mask must keep the shorter rows as they are alone. 8 buckets over a maximum distance of 16
+    # put rows of 11 tokens into the logarithmic buckets.
+    t5 = tf.T5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                     relative_attention_num_buckets=8, relative_attention_max_distance=16,
+                     feed_forward_proj="gated-gelu", dropout_rate=0.1, initializer_factor=1.0,
+                     pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, is_encoder_decoder=False,
+                     num_labels=2)
+    t5.id2label = {0: "hallucinated", 1: "consistent"}
+    t5.label2id = {"hallucinated": 0, "consistent": 1}
+
+    class Hhem(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.t5 = tf.T5ForTokenClassification(t5)
+
+        def forward(self, input_ids, attention_mask):
+            return self.t5(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0, :]
+
+    model = Hhem()
+    ids, mask, types = inputs(0, 0, 1, False)
+    d = os.path.join(OUT, "hhem-t5")
+    os.makedirs(os.path.join(d, "foundation"), exist_ok=True)
+    model.eval()
+    perturb(model)
+    hhem_config = {"architectures": ["HHEMv2ForSequenceClassification"], "model_type": "HHEMv2",
+                   "foundation": "google/flan-t5-base", "prompt": HHEM_PROMPT,
+                   "id2label": {"0": "hallucinated", "1": "consistent"}}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(hhem_config, f, indent=1, sort_keys=True)
+    with open(os.path.join(d, "foundation", "config.json"), "w") as f:
+        json.dump(t5.to_dict(), f, indent=1, sort_keys=True)
+    # T5 ties the encoder's embedding to `shared`; the checkpoint keeps one copy, as save_pretrained does.
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("encoder.embed_tokens.weight")}
+    save_file(state, os.path.join(d, "model.safetensors"))
+    with torch.no_grad():
+        out = model(torch.tensor(ids), torch.tensor(mask))
+        alone = [model(torch.tensor([r[:sum(m)]]), torch.tensor([m[:sum(m)]]))[0].tolist() for r, m in zip(ids, mask)]
+    ref = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output=out.tolist(), alone=alone,
+               kind="classifier", transformers=tf.__version__, torch=torch.__version__)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(ref, f)
+    print("hhem-t5", tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,40 @@ fn tiny_cross_encoder(max_tokens: usize) -> (CrossEncoder, tempfile::TempDir) {
     let model = arch::load_classifier(Architecture::Bert, &fixture, DType::F32, &Device::Cpu).unwrap();
     let tok = tiny_tokenizer(tmp.path(), max_tokens);
     let labels = vec!["contradiction".into(), "entailment".into(), "neutral".into()];
-    (CrossEncoder::from_parts(model, tok, Device::Cpu, labels, "tiny".into()), tmp)
+    (CrossEncoder::from_parts(model, tok, Device::Cpu, labels, "tiny".into()).unwrap(), tmp)
 }
 
 fn words(seed: usize, n: usize) -> String {
     (0..n).map(|i| format!("w{}", 4 + (seed * 7 + i * 13) % 60)).collect::<Vec<_>>().join(" ")
+}
+
+/// A model that reads each pair written into its prompt (HHEM's network, on the tiny parity fixture):
+/// the runtime writes the pair into the prompt and encodes one text, and a pair scores the same in a
+/// padded batch of longer ones as alone (the T5 encoder's padding mask).
+#[test]
+fn a_prompt_model_reads_the_filled_prompt_and_padding_changes_nothing() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hhem-t5");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = arch::load_classifier(Architecture::HhemT5, &fixture, DType::F32, &Device::Cpu).unwrap();
+    let prompt = model.pair_prompt().unwrap().to_string();
+    let tok = tiny_tokenizer(tmp.path(), 64);
+    let labels = vec!["not_entailment".into(), "entailment".into()];
+    let ce = CrossEncoder::from_parts(model, tok.clone(), Device::Cpu, labels, "tiny-hhem".into()).unwrap();
+    assert_eq!(ce.tokenizer().pair_prompt(), Some(prompt.as_str()));
+    let pairs: Vec<(String, String)> = (0..6).map(|i| (words(i, 2 + 5 * i), words(i + 3, 1 + i))).collect();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let together = ce.predict(&refs).unwrap();
+    for (i, pair) in refs.iter().enumerate() {
+        let alone = ce.predict(std::slice::from_ref(pair)).unwrap();
+        for (a, b) in alone[0].iter().zip(&together[i]) {
+            assert!((a - b).abs() < 1e-5, "pair {i}: alone {:?}, in a batch {:?}", alone[0], together[i]);
+        }
+    }
+    // The prompt is what the model reads: the pair as one text, not a tokenizer pair.
+    let filled = candor::engine::batch::fill_pair_prompt(&prompt, refs[5].0, refs[5].1);
+    let one = &tok.encode_texts(&[&filled]).unwrap()[0];
+    assert_eq!(&ce.tokenizer().encode_pairs(&refs[5..]).unwrap()[0], one);
+    assert!((together[0][1] - together[5][1]).abs() > 1e-4, "different pairs, different scores");
 }
 
 #[test]

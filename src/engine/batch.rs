@@ -20,6 +20,39 @@ pub struct Encoded {
     pub truncated: bool,
 }
 
+/// Special tokens a cross-encoder adds around a pair (`[CLS] a [SEP] b [SEP]`; RoBERTa's `<s> a </s></s>
+/// b </s>` has four).
+pub const PAIR_SPECIAL_TOKENS: usize = 4;
+
+/// Tokens kept free beside a pair prompt's own, for merges where a text meets the prompt (a
+/// sentencepiece tokenizer may split "Premise: x" differently from "Premise: " and "x").
+const PROMPT_MARGIN: usize = 2;
+
+/// Writes a (premise, hypothesis) pair into a prompt with `{text1}` for the premise and `{text2}` for
+/// the hypothesis (Python's `str.format(text1=..., text2=...)`, as HHEM's `predict` does), in one pass,
+/// so that braces inside the texts stay as they are. `{{` and `}}` are literal braces, as in Python.
+pub fn fill_pair_prompt(prompt: &str, premise: &str, hypothesis: &str) -> String {
+    let mut out = String::with_capacity(prompt.len() + premise.len() + hypothesis.len());
+    let mut rest = prompt;
+    while let Some(at) = rest.find(['{', '}']) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (text, skip) = if tail.starts_with("{text1}") {
+            (premise, 7)
+        } else if tail.starts_with("{text2}") {
+            (hypothesis, 7)
+        } else if tail.starts_with("{{") || tail.starts_with("}}") {
+            (&tail[..1], 2)
+        } else {
+            (&tail[..1], 1)
+        };
+        out.push_str(text);
+        rest = &tail[skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A tokenizer set up for batch inference: no fixed padding, truncation at the model's window.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -30,6 +63,10 @@ pub struct TextTokenizer {
     plain: Tokenizer,
     pad_id: u32,
     max_tokens: usize,
+    /// A model that reads a pair as one text written into a prompt (HHEM) has it here.
+    pair_prompt: Option<String>,
+    /// Tokens the pair format adds to the two texts' own.
+    pair_overhead: usize,
 }
 
 impl TextTokenizer {
@@ -54,7 +91,28 @@ impl TextTokenizer {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
-        Ok(Self { inner, plain, pad_id, max_tokens })
+        Ok(Self { inner, plain, pad_id, max_tokens, pair_prompt: None, pair_overhead: PAIR_SPECIAL_TOKENS })
+    }
+
+    /// Pairs are read as one text: `prompt` with `{text1}` replaced by the premise and `{text2}` by the
+    /// hypothesis ([`fill_pair_prompt`]), special tokens added as for a single text.
+    pub fn with_pair_prompt(mut self, prompt: &str) -> Result<Self> {
+        let empty = fill_pair_prompt(prompt, "", "");
+        let enc = self.plain.encode(empty.as_str(), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        self.pair_overhead = enc.get_ids().len() + PROMPT_MARGIN;
+        self.pair_prompt = Some(prompt.to_string());
+        Ok(self)
+    }
+
+    /// The prompt pairs are written into, if the model reads them that way.
+    pub fn pair_prompt(&self) -> Option<&str> {
+        self.pair_prompt.as_deref()
+    }
+
+    /// The tokens a pair's two texts may take together without the model cutting them: the window
+    /// less what the pair format adds (special tokens, a prompt's words).
+    pub fn pair_room(&self) -> usize {
+        self.max_tokens.saturating_sub(self.pair_overhead)
     }
 
     /// The id used for padding.
@@ -93,7 +151,11 @@ impl TextTokenizer {
         pairs
             .par_iter()
             .map(|(a, b)| {
-                self.inner.encode((*a, *b), true).map(Self::convert).map_err(|e| Error::Tokenizer(e.to_string()))
+                let enc = match &self.pair_prompt {
+                    Some(prompt) => self.inner.encode(fill_pair_prompt(prompt, a, b), true),
+                    None => self.inner.encode((*a, *b), true),
+                };
+                enc.map(Self::convert).map_err(|e| Error::Tokenizer(e.to_string()))
             })
             .collect()
     }
@@ -164,6 +226,37 @@ pub fn pad_batch(items: &[&Encoded], pad_id: u32) -> (Vec<Vec<u32>>, Vec<Vec<u32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HHEMv2Config.prompt, from vectara/hallucination_evaluation_model's configuration_hhem_v2.py.
+    const HHEM_PROMPT: &str =
+        "<pad> Determine if the hypothesis is true given the premise?\n\nPremise: {text1}\n\nHypothesis: {text2}";
+
+    #[test]
+    fn pair_prompts_are_filled_as_python_formats_them() {
+        // Python: HHEM_PROMPT.format(text1="The cat {text2} sat.", text2="A {cat} }{.")
+        assert_eq!(
+            fill_pair_prompt(HHEM_PROMPT, "The cat {text2} sat.", "A {cat} }{."),
+            "<pad> Determine if the hypothesis is true given the premise?\n\nPremise: The cat {text2} sat.\n\nHypothesis: A {cat} }{."
+        );
+        // Python: "{{x}} {text1}".format(text1="a", text2="b")
+        assert_eq!(fill_pair_prompt("{{x}} {text1}", "a", "b"), "{x} a");
+    }
+
+    #[test]
+    fn a_pair_prompt_makes_one_text_and_its_words_count_against_the_window() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm/tokenizer.json");
+        let plain = TextTokenizer::from_file(&path, 256).unwrap();
+        let prompted = plain.clone().with_pair_prompt(HHEM_PROMPT).unwrap();
+        assert_eq!(plain.pair_room(), 256 - PAIR_SPECIAL_TOKENS);
+        let words = plain.count_tokens(&fill_pair_prompt(HHEM_PROMPT, "", "")).unwrap();
+        assert_eq!(prompted.pair_room(), 256 - (words + 2) - PROMPT_MARGIN, "[CLS] and [SEP] around the prompt's words");
+        let pair = [("The refund window is 30 days.", "Refunds take 30 days.")];
+        let got = &prompted.encode_pairs(&pair).unwrap()[0];
+        let want = &plain.encode_texts(&[&fill_pair_prompt(HHEM_PROMPT, pair[0].0, pair[0].1)]).unwrap()[0];
+        assert_eq!(got, want);
+        assert!(got.type_ids.iter().all(|&t| t == 0), "one text, one segment");
+        assert_ne!(got, &plain.encode_pairs(&pair).unwrap()[0]);
+    }
 
     #[test]
     fn batches_respect_the_token_budget_and_sort_longest_first() {

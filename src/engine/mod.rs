@@ -170,20 +170,18 @@ impl CrossEncoder {
             });
         }
         let tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
-        Ok(Self {
-            model: net,
-            tokenizer,
-            device: device.clone(),
-            labels: e.labels.clone(),
-            id: model.id(),
-            batch: BatchOptions::for_device(device),
-        })
+        Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id())
     }
 
     /// Builds a runtime from parts (for models that are not in the registry, e.g. during training).
-    pub fn from_parts(model: Box<dyn SequenceClassifier>, tokenizer: TextTokenizer, device: Device, labels: Vec<String>, id: String) -> Self {
+    /// A model that reads pairs written into a prompt gets a tokenizer that writes them so.
+    pub fn from_parts(model: Box<dyn SequenceClassifier>, tokenizer: TextTokenizer, device: Device, labels: Vec<String>, id: String) -> Result<Self> {
+        let tokenizer = match model.pair_prompt() {
+            Some(prompt) => tokenizer.with_pair_prompt(prompt)?,
+            None => tokenizer,
+        };
         let batch = BatchOptions::for_device(&device);
-        Self { model, tokenizer, device, labels, id, batch }
+        Ok(Self { model, tokenizer, device, labels, id, batch })
     }
 
     /// The label names, in output order.

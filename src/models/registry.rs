@@ -82,9 +82,9 @@ impl Architecture {
             | Architecture::Roberta
             | Architecture::XlmRoberta
             | Architecture::DebertaV2
+            | Architecture::HhemT5
             | Architecture::GgufLlama
             | Architecture::GgufQwen2 => Ok(()),
-            Architecture::HhemT5 => Err("the HHEM T5 architecture is not implemented yet (its T5 encoder needs a padding mask that candle-transformers lacks)"),
         }
     }
 }
@@ -113,6 +113,29 @@ pub struct FileSpec {
     /// Size in bytes, when known: lets a truncated file be named as such.
     #[serde(default)]
     pub size: Option<u64>,
+    /// For a model its authors assemble from two hub repositories (HHEM: its head and config from
+    /// one, the foundation model's tokenizer and config from another): the repository this file is
+    /// taken from instead of the entry's `hf` source, at `revision`, from `from` (its path there;
+    /// default `path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hf: Option<String>,
+    /// The pinned revision of `hf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The file's path in `hf`, when it differs from `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+impl FileSpec {
+    /// The hub repository, revision and path this file is fetched from, given the entry's `hf`
+    /// source.
+    pub fn hub_origin<'a>(&'a self, repo: &'a str, revision: &'a str) -> (&'a str, &'a str, &'a str) {
+        match (&self.hf, &self.revision) {
+            (Some(r), Some(v)) => (r, v, self.from.as_deref().unwrap_or(&self.path)),
+            _ => (repo, revision, &self.path),
+        }
+    }
 }
 
 /// Where a model can be had.
@@ -388,6 +411,14 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
         }
         crate::models::verify::refuse_pickle(Path::new(&f.path))
             .map_err(|e| e.to_string())?;
+        match (&f.hf, &f.revision) {
+            (Some(_), Some(r)) if !r.is_empty() => {}
+            (None, None) if f.from.is_none() => {}
+            _ => return Err(format!("file `{}`: `hf` needs a pinned `revision` beside it (and `from` needs `hf`)", f.path)),
+        }
+        if let Some(from) = &f.from {
+            crate::models::verify::refuse_pickle(Path::new(from)).map_err(|e| e.to_string())?;
+        }
     }
     if m.sources.is_empty() {
         return Err("lists no source".into());
@@ -482,6 +513,31 @@ prefix = "pkg/model/"
         assert!(Registry::parse(&bad, "t", Path::new(".")).unwrap_err().to_string().contains("sha256"));
         let twice = format!("{ONE}{ONE}");
         assert!(Registry::parse(&twice, "t", Path::new(".")).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn a_file_may_come_from_another_pinned_repository() {
+        let hf = |file: &str| {
+            ONE.replace("pip = \"pkg==1.0\"\nprefix = \"pkg/model/\"", "hf = \"org/head\"\nrevision = \"abc\"")
+                .replace("files = [", &format!("files = [{file}, "))
+        };
+        let r = Registry::parse(&hf(r#"{ path = "foundation/config.json", hf = "org/base", revision = "def", from = "config.json" }"#), "t", Path::new(".")).unwrap();
+        let m = r.get("m").unwrap();
+        assert_eq!(m.files[0].hub_origin("org/head", "abc"), ("org/base", "def", "config.json"));
+        assert_eq!(m.files[1].hub_origin("org/head", "abc"), ("org/head", "abc", "model.safetensors"));
+        for bad in [
+            r#"{ path = "tokenizer.json", hf = "org/base" }"#,
+            r#"{ path = "tokenizer.json", hf = "org/base", revision = "" }"#,
+            r#"{ path = "tokenizer.json", from = "x.json" }"#,
+            r#"{ path = "w.safetensors", hf = "org/base", revision = "def", from = "pytorch_model.bin" }"#,
+        ] {
+            assert!(Registry::parse(&hf(bad), "t", Path::new(".")).is_err(), "{bad}");
+        }
+        // The built-in HHEM entry takes its tokenizer and T5 config from the foundation its config names.
+        let hhem = Registry::builtin().unwrap().get("hhem-2.1-open").unwrap().clone();
+        assert!(hhem.architecture.support().is_ok());
+        let origins: Vec<_> = hhem.files.iter().map(|f| f.hub_origin("vectara/hallucination_evaluation_model", "r").0).collect();
+        assert_eq!(origins.iter().filter(|o| **o == "google/flan-t5-base").count(), 2, "{origins:?}");
     }
 
     #[test]

@@ -192,8 +192,12 @@ impl ModelStore {
         dirs
     }
 
-    /// The snapshot folder of an existing Hugging Face cache that holds every file of `entry`.
+    /// The snapshot folder of an existing Hugging Face cache that holds every file of `entry` (never
+    /// for an entry assembled from several repositories: that one is staged into candor's cache).
     fn hf_snapshot(&self, repo: &str, revision: &str, entry: &ModelEntry) -> Option<PathBuf> {
+        if entry.files.iter().any(|f| f.hf.is_some()) {
+            return None;
+        }
         let repo_dir = self.hf_cache.path().join(format!("models--{}", repo.replace('/', "--")));
         let commit = if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
             revision.to_string()
@@ -402,6 +406,29 @@ impl ModelStore {
             .with_progress(true)
             .build()
             .map_err(|e| fail(e.to_string()))?;
+        if entry.files.iter().any(|f| f.hf.is_some()) {
+            // Files from more than one repository: each downloaded into the hub cache, then copied
+            // under its own path into a staging folder that is verified and renamed into candor's cache.
+            std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;
+            return self
+                .stage(entry, |dir| {
+                    for f in &entry.files {
+                        let (repo, revision, from) = f.hub_origin(repo, revision);
+                        let r = api.repo(hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, revision.to_string()));
+                        let got = r.get(from).map_err(|e| format!("{repo}@{revision} {from}: {e}"))?;
+                        let dest = dir.join(&f.path);
+                        if let Some(parent) = dest.parent() {
+                            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                        }
+                        std::fs::copy(&got, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+                    }
+                    Ok(())
+                })
+                .map_err(|e| match e {
+                    StageError::Fill(reason) => fail(reason),
+                    StageError::Other(e) => e,
+                });
+        }
         let r = api.repo(hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, revision.to_string()));
         let mut dir = None;
         for f in &entry.files {

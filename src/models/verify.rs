@@ -95,6 +95,9 @@ mod tests {
             path: path.into(),
             sha256: Some(hex::encode(Sha256::digest(data))),
             size: Some(data.len() as u64),
+            hf: None,
+            revision: None,
+            from: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod deberta_v2;
 pub mod gguf_llama;
 pub mod layers;
 pub mod roberta;
+pub mod t5;
 
 use std::path::Path;
 
@@ -48,6 +49,12 @@ pub trait SequenceClassifier: Send + Sync {
     fn logits(&self, batch: &EncodedBatch, mode: Mode) -> CResult<Tensor>;
     /// Number of output labels.
     fn num_labels(&self) -> usize;
+    /// The prompt a model reads each pair written into, as one text (`{text1}` the premise, `{text2}`
+    /// the hypothesis), where its authors' pre-processing does that instead of a tokenizer's pair
+    /// template.
+    fn pair_prompt(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// An encoder that produces one state per token.
@@ -142,6 +149,7 @@ pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &De
             let cfg: deberta_v2::Config = read_config(dir)?;
             Box::new(deberta_v2::DebertaV2Classifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
         }
+        Architecture::HhemT5 => Box::new(t5::HhemClassifier::load(vb, dir)?),
         other => {
             return Err(Error::Unsupported {
                 model: dir.display().to_string(),

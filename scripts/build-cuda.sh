@@ -14,7 +14,7 @@
 #
 # The binary is target/cuda/release/candor. It is built without the `bundled-model` feature (the
 # default NLI model, 45 MB, compiled in), so that it stays small enough to carry to a GPU machine; there
-# it finds models/candor-nli-minilm-3 (the default) through the built-in registry's relative path, resolved against the
+# it finds models/candor-nli-minilm-6 (the default) through the built-in registry's relative path, resolved against the
 # working directory and then the binary's folder and the three above it: run it from the checkout, or
 # leave it at target/cuda/release/candor inside one (or point CANDOR_MODELS at a folder of models).
 # On the GPU machine it needs a driver for CUDA 13.0 or newer (580+) and, on LD_LIBRARY_PATH,

@@ -1362,3 +1362,24 @@ fn a_case_where_no_metric_ran_is_not_written_as_passed() {
     assert_eq!(summary["overall"]["skipped"], 1, "{summary}");
     assert_eq!(summary["overall"]["cases"], 2, "{summary}");
 }
+
+/// `--nli NAME` picks the NLI model from the registry (its name in each result and its own threshold
+/// in the run's notes); a name the registry lacks stops the run before anything is written.
+#[test]
+fn nli_flag_picks_the_model_and_an_unknown_one_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    small_suite(&suite, 3);
+    let out = dir.path().join("r.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q", "--metrics", "support", "--nli", "candor-nli-minilm-3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for r in common::read_jsonl(&out) {
+        assert!(r["model"]["nli"].as_str().unwrap().starts_with("candor-nli-minilm-3@"), "{r}");
+    }
+    assert!(String::from_utf8_lossy(&o.stderr).contains("candor-nli-minilm-3's own threshold"), "{}", String::from_utf8_lossy(&o.stderr));
+    let out2 = dir.path().join("r2.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out2.to_str().unwrap(), "-q", "--nli", "no-such-model"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-model"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out2.exists() || std::fs::read_to_string(&out2).unwrap().is_empty());
+}

@@ -65,6 +65,11 @@ pub struct GradeArgs {
     /// Grading config (thresholds, aggregation, models, chunking); defaults apply without one.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The NLI model that grades support and citations, by its registry name (`candor models list`
+    /// shows them): for instance `hhem-2.1-open` or `minicheck-deberta-v3-large`. Overrides the
+    /// config's `[models] nli`; its own `claim_threshold` applies unless the config sets one.
+    #[arg(long, value_name = "NAME")]
+    nli: Option<String>,
     /// Device: auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
@@ -127,10 +132,13 @@ fn parse_rename(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(p) => GradeConfig::from_file(p)?,
         None => GradeConfig::default(),
     };
+    if let Some(nli) = &args.nli {
+        cfg.models.nli = Some(nli.clone());
+    }
     let cache = (!args.no_cache).then(|| args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb")));
     let spec = RunSpec {
         suite: SuiteSource::from_arg(&args.suite),

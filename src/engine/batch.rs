@@ -258,6 +258,21 @@ mod tests {
         assert_ne!(got, &plain.encode_pairs(&pair).unwrap()[0]);
     }
 
+    /// MiniCheck's encoders join document and claim with the tokenizer's end-of-sequence token in one
+    /// text: the special token written in the text is read as that token, so with BERT's tokenizer
+    /// the ids are those of the tokenizer's own pair, in one segment.
+    #[test]
+    fn a_special_token_in_a_prompt_is_read_as_that_token() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm/tokenizer.json");
+        let plain = TextTokenizer::from_file(&path, 256).unwrap();
+        let joined = plain.clone().with_pair_prompt("{text1}[SEP]{text2}").unwrap();
+        let pair = [("The refund window is 30 days.", "Refunds take 30 days.")];
+        let got = &joined.encode_pairs(&pair).unwrap()[0];
+        let want = &plain.encode_pairs(&pair).unwrap()[0];
+        assert_eq!(got.ids, want.ids);
+        assert!(got.type_ids.iter().all(|&t| t == 0) && want.type_ids.contains(&1));
+    }
+
     #[test]
     fn batches_respect_the_token_budget_and_sort_longest_first() {
         let lengths = [10, 200, 30, 30, 5, 120, 64];

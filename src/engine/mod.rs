@@ -169,16 +169,20 @@ impl CrossEncoder {
                 reason: format!("the network has {} outputs but the registry names {} labels", net.num_labels(), e.labels.len()),
             });
         }
-        let tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
+        let mut tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
+        if let Some(prompt) = &e.pair_prompt {
+            tokenizer = tokenizer.with_pair_prompt(prompt)?;
+        }
         Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id())
     }
 
     /// Builds a runtime from parts (for models that are not in the registry, e.g. during training).
-    /// A model that reads pairs written into a prompt gets a tokenizer that writes them so.
+    /// A model that reads pairs written into a prompt of its own gets a tokenizer that writes them so,
+    /// unless the tokenizer was given one already (a registry entry's `pair_prompt`).
     pub fn from_parts(model: Box<dyn SequenceClassifier>, tokenizer: TextTokenizer, device: Device, labels: Vec<String>, id: String) -> Result<Self> {
         let tokenizer = match model.pair_prompt() {
-            Some(prompt) => tokenizer.with_pair_prompt(prompt)?,
-            None => tokenizer,
+            Some(prompt) if tokenizer.pair_prompt().is_none() => tokenizer.with_pair_prompt(prompt)?,
+            _ => tokenizer,
         };
         let batch = BatchOptions::for_device(&device);
         Ok(Self { model, tokenizer, device, labels, id, batch })

@@ -1,4 +1,4 @@
-//! The default NLI model, `candor-nli-minilm-3`, compiled into the binary (cargo feature
+//! The default NLI model, `candor-nli-minilm-6`, compiled into the binary (cargo feature
 //! `bundled-model`, on by default; 45 MB), so that an installed binary grades with no checkout, no
 //! network and no `candor models fetch`.
 //!
@@ -11,16 +11,16 @@
 use crate::models::registry::ModelEntry;
 
 /// The name of the model this binary may carry.
-pub const NAME: &str = "candor-nli-minilm-3";
+pub const NAME: &str = "candor-nli-minilm-6";
 
 /// One bundled file: its path in the model folder and its bytes.
 pub type BundledFile = (&'static str, &'static [u8]);
 
 #[cfg(feature = "bundled-model")]
 const FILES: &[BundledFile] = &[
-    ("config.json", include_bytes!("../../models/candor-nli-minilm-3/config.json")),
-    ("tokenizer.json", include_bytes!("../../models/candor-nli-minilm-3/tokenizer.json")),
-    ("model.safetensors", include_bytes!("../../models/candor-nli-minilm-3/model.safetensors")),
+    ("config.json", include_bytes!("../../models/candor-nli-minilm-6/config.json")),
+    ("tokenizer.json", include_bytes!("../../models/candor-nli-minilm-6/tokenizer.json")),
+    ("model.safetensors", include_bytes!("../../models/candor-nli-minilm-6/model.safetensors")),
 ];
 
 #[cfg(not(feature = "bundled-model"))]

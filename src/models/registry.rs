@@ -211,6 +211,11 @@ pub struct ModelEntry {
     /// or `not_entailment` for two-way models).
     #[serde(default)]
     pub labels: Labels,
+    /// For NLI models whose authors feed a pair as one text: that text, with `{text1}` for the source
+    /// and `{text2}` for the claim (MiniCheck joins them with the tokenizer's end-of-sequence token).
+    /// Absent: the tokenizer's own pair template (or the architecture's prompt, as HHEM's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_prompt: Option<String>,
     /// For embedders: how token states are pooled.
     #[serde(default)]
     pub pooling: Option<Pooling>,
@@ -440,6 +445,11 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
             _ => {}
         }
     }
+    if let Some(p) = &m.pair_prompt {
+        if m.role != Role::Nli || !p.contains("{text1}") || !p.contains("{text2}") {
+            return Err("`pair_prompt` is for nli models and names both {text1} (the source) and {text2} (the claim)".into());
+        }
+    }
     match m.role {
         Role::Nli => {
             if m.labels.is_empty() {
@@ -533,6 +543,14 @@ prefix = "pkg/model/"
         ] {
             assert!(Registry::parse(&hf(bad), "t", Path::new(".")).is_err(), "{bad}");
         }
+        // MiniCheck's encoders read document and claim joined by their eos token, as its inference.py.
+        let r = Registry::builtin().unwrap();
+        assert_eq!(r.get("minicheck-roberta-large").unwrap().pair_prompt.as_deref(), Some("{text1}</s>{text2}"));
+        assert_eq!(r.get("minicheck-deberta-v3-large").unwrap().pair_prompt.as_deref(), Some("{text1}[SEP]{text2}"));
+        let nli = ONE.replace("role = \"embed\"", "role = \"nli\"\nlabels = [\"entailment\", \"not_entailment\"]");
+        let prompt = |p: &str| nli.replace("files = [", &format!("pair_prompt = {p:?}\nfiles = ["));
+        assert!(Registry::parse(&prompt("{text1} {text2}"), "t", Path::new(".")).is_ok());
+        assert!(Registry::parse(&prompt("{text1} only"), "t", Path::new(".")).unwrap_err().to_string().contains("pair_prompt"));
         // The built-in HHEM entry takes its tokenizer and T5 config from the foundation its config names.
         let hhem = Registry::builtin().unwrap().get("hhem-2.1-open").unwrap().clone();
         assert!(hhem.architecture.support().is_ok());

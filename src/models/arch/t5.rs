@@ -42,14 +42,6 @@ pub struct HhemConfig {
 /// The folder, inside an HHEM model folder, that holds the foundation's T5 `config.json`.
 pub const FOUNDATION_DIR: &str = "foundation";
 
-impl HhemConfig {
-    /// Writes a (premise, hypothesis) pair into the prompt, as `HHEMv2ForSequenceClassification.predict`
-    /// does with `str.format(text1=..., text2=...)`.
-    pub fn format(&self, premise: &str, hypothesis: &str) -> String {
-        crate::engine::batch::fill_pair_prompt(&self.prompt, premise, hypothesis)
-    }
-}
-
 /// T5's layer norm: scale only, no mean subtracted, no bias, computed in f32.
 struct T5LayerNorm {
     weight: Tensor,

@@ -79,6 +79,29 @@ def dump(name, model, config, ids, mask, types, kind, extra=None):
     print(name, tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
 
 
+def dump_scored(name, model, configs, ids, mask, types, score, skip_suffix):
+    """A two-label model read through its own scoring (`score(ids, mask)`): the padded batch's outputs
+    and each row's alone. `configs` maps paths in the fixture folder to config dicts; the tensors that
+    T5 ties to `shared` (names ending in `skip_suffix`) are kept once, as save_pretrained does."""
+    d = os.path.join(OUT, name)
+    model.eval()
+    perturb(model)
+    for path, config in configs.items():
+        os.makedirs(os.path.dirname(os.path.join(d, path)), exist_ok=True)
+        with open(os.path.join(d, path), "w") as f:
+            json.dump(config, f, indent=1, sort_keys=True)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items() if not k.endswith(skip_suffix)}
+    save_file(state, os.path.join(d, "model.safetensors"))
+    with torch.no_grad():
+        out = score(torch.tensor(ids), torch.tensor(mask))
+        alone = [score(torch.tensor([r[:sum(m)]]), torch.tensor([m[:sum(m)]]))[0].tolist() for r, m in zip(ids, mask)]
+    ref = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output=out.tolist(), alone=alone,
+               kind="classifier", transformers=tf.__version__, torch=torch.__version__)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(ref, f)
+    print(name, tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
+
+
 def main():
     # BERT cross-encoder (MiniLM-style).
     cfg = tf.BertConfig(**COMMON, type_vocab_size=2, id2label=LABELS)
@@ -136,28 +159,39 @@ def main():
 
     model = Hhem()
     ids, mask, types = inputs(0, 0, 1, False)
-    d = os.path.join(OUT, "hhem-t5")
-    os.makedirs(os.path.join(d, "foundation"), exist_ok=True)
-    model.eval()
-    perturb(model)
     hhem_config = {"architectures": ["HHEMv2ForSequenceClassification"], "model_type": "HHEMv2",
                    "foundation": "google/flan-t5-base", "prompt": HHEM_PROMPT,
                    "id2label": {"0": "hallucinated", "1": "consistent"}}
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(hhem_config, f, indent=1, sort_keys=True)
-    with open(os.path.join(d, "foundation", "config.json"), "w") as f:
-        json.dump(t5.to_dict(), f, indent=1, sort_keys=True)
-    # T5 ties the encoder's embedding to `shared`; the checkpoint keeps one copy, as save_pretrained does.
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("encoder.embed_tokens.weight")}
-    save_file(state, os.path.join(d, "model.safetensors"))
-    with torch.no_grad():
-        out = model(torch.tensor(ids), torch.tensor(mask))
-        alone = [model(torch.tensor([r[:sum(m)]]), torch.tensor([m[:sum(m)]]))[0].tolist() for r, m in zip(ids, mask)]
-    ref = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output=out.tolist(), alone=alone,
-               kind="classifier", transformers=tf.__version__, torch=torch.__version__)
-    with open(os.path.join(d, "expected.json"), "w") as f:
-        json.dump(ref, f)
-    print("hhem-t5", tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
+    dump_scored("hhem-t5", model, {"config.json": hhem_config, "foundation/config.json": t5.to_dict()},
+                ids, mask, types, model, "encoder.embed_tokens.weight")
+
+    # MiniCheck-Flan-T5: T5ForConditionalGeneration scored by one decoder step from the start token
+    # (id 0), read at the label tokens 3 and 209 (lytang/MiniCheck minicheck/inference.py). Flan-T5's
+    # output layer is untied from the embedding; the vocabulary must reach token 209.
+    t5 = tf.T5Config(vocab_size=256, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=2, num_heads=4,
+                     relative_attention_num_buckets=8, relative_attention_max_distance=16,
+                     feed_forward_proj="gated-gelu", dropout_rate=0.1, initializer_factor=1.0,
+                     pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, is_encoder_decoder=True,
+                     tie_word_embeddings=False)
+    model = tf.T5ForConditionalGeneration(t5)
+    # transformers 5 ties lm_head to the embedding when it builds a model; flan-t5's checkpoints carry
+    # their own (config `tie_word_embeddings: false`, which also turns off the d_model**-0.5 scaling).
+    model.lm_head.weight = torch.nn.Parameter(model.shared.weight.detach().clone() + 0.05 * torch.randn_like(model.shared.weight))
+    assert not model.config.scale_decoder_outputs
+    g = torch.Generator().manual_seed(11)
+    lens = [11, 7, 3]
+    ids = [[int(x) for x in torch.randint(5, 250, (n - 1,), generator=g)] + [1] + [0] * (11 - n) for n in lens]
+    mask = [[1] * n + [0] * (11 - n) for n in lens]
+    types = [[0] * 11 for _ in lens]
+    config_dict = t5.to_dict()
+    config_dict["tie_word_embeddings"] = False  # as google/flan-t5-large's config.json says
+    config_dict.pop("scale_decoder_outputs", None)
+
+    def score(i, m):
+        start = torch.zeros((i.shape[0], 1), dtype=torch.long)
+        return model(input_ids=i, attention_mask=m, decoder_input_ids=start).logits[:, 0, [3, 209]]
+
+    dump_scored("minicheck-t5", model, {"config.json": config_dict}, ids, mask, types, score, "embed_tokens.weight")
 
 
 if __name__ == "__main__":

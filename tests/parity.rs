@@ -66,22 +66,21 @@ fn deberta_v2_classifier_matches_transformers() {
     check_classifier("deberta-v2-cls", Architecture::DebertaV2);
 }
 
-/// HHEM-2.1-open's network: a T5 encoder with a padding mask under T5ForTokenClassification, read at
-/// the first token. Rows of 11, 7 and 3 tokens in one padded batch match transformers, and each row
-/// matches itself scored alone (candle-transformers' T5 encoder, with no mask, fails this).
-#[test]
-fn hhem_t5_classifier_matches_transformers_padded_and_alone() {
+/// Parity for a two-label model that reads pairs through a prompt: the padded batch matches
+/// transformers, each row matches itself scored alone, and without the padding mask the shorter rows
+/// change (the mask is what is tested).
+fn check_alone(name: &str, arch: Architecture, prompt: &str) {
     #[derive(Deserialize)]
     struct Alone {
         alone: Vec<Vec<f32>>,
     }
-    let (dir, exp, batch) = fixture("hhem-t5");
-    let model = arch::load_classifier(Architecture::HhemT5, &dir, DType::F32, &Device::Cpu).unwrap();
+    let (dir, exp, batch) = fixture(name);
+    let model = arch::load_classifier(arch, &dir, DType::F32, &Device::Cpu).unwrap();
     assert_eq!(model.num_labels(), 2);
-    assert!(model.pair_prompt().is_some_and(|p| p.contains("{text1}") && p.contains("{text2}")));
+    assert_eq!(model.pair_prompt(), Some(prompt));
     let got = model.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
     let err = max_abs_diff(&got, &exp.output);
-    assert!(err < 1e-4, "max abs error {err} vs transformers\n got {got:?}\nwant {:?}", exp.output);
+    assert!(err < 1e-4, "{name}: max abs error {err} vs transformers\n got {got:?}\nwant {:?}", exp.output);
     let alone: Alone = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     for (i, want) in alone.alone.iter().enumerate() {
         let n = exp.attention_mask[i].iter().filter(|&&m| m == 1).count();
@@ -89,13 +88,30 @@ fn hhem_t5_classifier_matches_transformers_padded_and_alone() {
         let one = EncodedBatch::from_rows(&row(&exp.input_ids[i]), &row(&exp.attention_mask[i]), &row(&exp.token_type_ids[i]), &Device::Cpu).unwrap();
         let got = model.logits(&one, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
         let err = max_abs_diff(&got, std::slice::from_ref(want));
-        assert!(err < 1e-4, "row {i} alone: max abs error {err}");
+        assert!(err < 1e-4, "{name} row {i} alone: max abs error {err}");
     }
-    // The padding changes the shorter rows when it is not masked: the mask is what is tested.
     let unmasked = EncodedBatch::from_rows(&exp.input_ids, &vec![vec![1; exp.input_ids[0].len()]; 3], &exp.token_type_ids, &Device::Cpu).unwrap();
     let got = model.logits(&unmasked, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
     assert!(max_abs_diff(&got[2..], &exp.output[2..]) > 1e-3);
     assert!(max_abs_diff(&exp.output[..1], &exp.output[1..2]) > 1e-3);
+}
+
+/// HHEM-2.1-open's network: a T5 encoder with a padding mask under T5ForTokenClassification, read at
+/// the first token (candle-transformers' T5 encoder, with no mask, fails the padded rows).
+#[test]
+fn hhem_t5_classifier_matches_transformers_padded_and_alone() {
+    check_alone(
+        "hhem-t5",
+        Architecture::HhemT5,
+        "<pad> Determine if the hypothesis is true given the premise?\n\nPremise: {text1}\n\nHypothesis: {text2}",
+    );
+}
+
+/// MiniCheck-Flan-T5's network: T5ForConditionalGeneration, one decoder step from the start token,
+/// the logits of the label tokens 3 and 209; padded rows match transformers and themselves alone.
+#[test]
+fn minicheck_t5_matches_transformers_padded_and_alone() {
+    check_alone("minicheck-t5", Architecture::MinicheckT5, "predict: {text1}</s>{text2}");
 }
 
 #[test]

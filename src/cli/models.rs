@@ -40,7 +40,7 @@ fn human_size(bytes: Option<u64>) -> String {
 pub fn run(store: &ModelStore, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ModelsCommand::List => {
-            println!("{:<28} {:<6} {:<10} {:>9}  {:<10} {}", "NAME", "ROLE", "ARCH", "SIZE", "PRESENT", "SOURCES");
+            println!("{:<28} {:<6} {:<12} {:>9}  {:<10} {}", "NAME", "ROLE", "ARCH", "SIZE", "PRESENT", "SOURCES");
             for m in store.registry().iter() {
                 let present = match store.locate(m) {
                     Some(loc) => loc.from.to_string(),
@@ -52,7 +52,7 @@ pub fn run(store: &ModelStore, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                 let default = if m.default { " (default)" } else { "" };
                 let sources: Vec<String> = m.sources.iter().map(|s| s.describe()).collect();
                 println!(
-                    "{:<28} {:<6} {:<10} {:>9}  {:<10} {}{}{}",
+                    "{:<28} {:<6} {:<12} {:>9}  {:<10} {}{}{}",
                     m.name,
                     m.role.to_string(),
                     m.architecture.to_string(),

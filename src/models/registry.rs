@@ -52,8 +52,10 @@ pub enum Architecture {
     XlmRoberta,
     /// DeBERTa-v2 and DeBERTa-v3.
     DebertaV2,
-    /// Vectara's HHEM-2.1-open: a T5 encoder with its own head. Not supported yet.
+    /// Vectara's HHEM-2.1-open: a T5 encoder with its own head, read at the first token.
     HhemT5,
+    /// MiniCheck-Flan-T5: a T5 encoder-decoder scored by one decoder step over two label tokens.
+    MinicheckT5,
     /// A llama-family chat model in GGUF form.
     GgufLlama,
     /// A Qwen2-family chat model in GGUF form.
@@ -68,6 +70,7 @@ impl std::fmt::Display for Architecture {
             Architecture::XlmRoberta => "xlm-roberta",
             Architecture::DebertaV2 => "deberta-v2",
             Architecture::HhemT5 => "hhem-t5",
+            Architecture::MinicheckT5 => "minicheck-t5",
             Architecture::GgufLlama => "gguf-llama",
             Architecture::GgufQwen2 => "gguf-qwen2",
         })
@@ -83,6 +86,7 @@ impl Architecture {
             | Architecture::XlmRoberta
             | Architecture::DebertaV2
             | Architecture::HhemT5
+            | Architecture::MinicheckT5
             | Architecture::GgufLlama
             | Architecture::GgufQwen2 => Ok(()),
         }

@@ -150,6 +150,10 @@ pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &De
             Box::new(deberta_v2::DebertaV2Classifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
         }
         Architecture::HhemT5 => Box::new(t5::HhemClassifier::load(vb, dir)?),
+        Architecture::MinicheckT5 => {
+            let cfg: t5::Config = read_config(dir)?;
+            Box::new(t5::MinicheckT5::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+        }
         other => {
             return Err(Error::Unsupported {
                 model: dir.display().to_string(),

@@ -14,6 +14,12 @@
 //! `foundation/config.json`. Weights by upstream names: `t5.transformer.shared`,
 //! `t5.transformer.encoder.block.N.layer.{0,1}.*`, `t5.transformer.encoder.final_layer_norm`,
 //! `t5.classifier`.
+//!
+//! MiniCheck-Flan-T5 (lytang/MiniCheck-Flan-T5-Large; Tang et al. 2024, `minicheck/inference.py`) is
+//! `T5ForConditionalGeneration` scored by one decoder step from the start token (id 0): the logits of
+//! the label tokens 3 and 209, softmaxed, and the second is P(supported). Its input is
+//! `"predict: " + eos.join([document, claim])` ([`MINICHECK_PROMPT`]). Weights by upstream names:
+//! `shared`, `encoder.*`, `decoder.block.N.layer.{0,1,2}.*`, `decoder.final_layer_norm`, `lm_head`.
 
 use std::path::Path;
 
@@ -95,9 +101,10 @@ impl FeedForward {
     }
 }
 
-/// Self-attention: no 1/sqrt(d) scaling (T5 folds it into the initialisation), the relative position
-/// bias and the padding mask added to the scores.
-struct SelfAttention {
+/// T5 attention: no 1/sqrt(d) scaling (T5 folds it into the initialisation), a bias (relative
+/// positions and padding for self-attention, padding alone for cross-attention) added to the scores,
+/// the softmax in f32.
+struct Attention {
     q: Linear,
     k: Linear,
     v: Linear,
@@ -106,7 +113,7 @@ struct SelfAttention {
     d_kv: usize,
 }
 
-impl SelfAttention {
+impl Attention {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let inner = cfg.num_heads * cfg.d_kv;
         Ok(Self {
@@ -119,23 +126,24 @@ impl SelfAttention {
         })
     }
 
-    /// `bias`: (batch or 1, heads, seq, seq) in f32, position bias plus padding mask.
-    fn forward(&self, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let (b, s, _) = xs.dims3()?;
-        let split = |t: Tensor| -> Result<Tensor> { t.reshape((b, s, self.heads, self.d_kv))?.transpose(1, 2)?.contiguous() };
-        let q = split(self.q.forward(xs)?)?;
-        let k = split(self.k.forward(xs)?)?;
-        let v = split(self.v.forward(xs)?)?;
+    /// Queries from `xs` (batch, q_len, d_model), keys and values from `kv` (batch, kv_len, d_model);
+    /// `bias`: f32, broadcastable to (batch, heads, q_len, kv_len).
+    fn forward(&self, xs: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let (b, q_len, _) = xs.dims3()?;
+        let kv_len = kv.dim(1)?;
+        let split = |t: Tensor, n: usize| -> Result<Tensor> { t.reshape((b, n, self.heads, self.d_kv))?.transpose(1, 2)?.contiguous() };
+        let q = split(self.q.forward(xs)?, q_len)?;
+        let k = split(self.k.forward(kv)?, kv_len)?;
+        let v = split(self.v.forward(kv)?, kv_len)?;
         let scores = q.matmul(&k.t()?)?.to_dtype(DType::F32)?.broadcast_add(bias)?;
         let weights = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, s, self.heads * self.d_kv))?;
-        self.o.forward(&out)
+        self.o.forward(&weights.matmul(&v)?.transpose(1, 2)?.reshape((b, q_len, self.heads * self.d_kv))?)
     }
 }
 
 struct Block {
     attn_norm: T5LayerNorm,
-    attn: SelfAttention,
+    attn: Attention,
     ff_norm: T5LayerNorm,
     ff: FeedForward,
 }
@@ -146,14 +154,15 @@ impl Block {
         let l1 = vb.pp("layer.1");
         Ok(Self {
             attn_norm: T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, l0.pp("layer_norm"))?,
-            attn: SelfAttention::load(l0.pp("SelfAttention"), cfg)?,
+            attn: Attention::load(l0.pp("SelfAttention"), cfg)?,
             ff_norm: T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, l1.pp("layer_norm"))?,
             ff: FeedForward::load(l1.pp("DenseReluDense"), cfg)?,
         })
     }
 
     fn forward(&self, xs: &Tensor, bias: &Tensor) -> Result<Tensor> {
-        let xs = (xs + self.attn.forward(&self.attn_norm.forward(xs)?, bias)?)?;
+        let h = self.attn_norm.forward(xs)?;
+        let xs = (xs + self.attn.forward(&h, &h, bias)?)?;
         &xs + self.ff.forward(&self.ff_norm.forward(&xs)?)?
     }
 }
@@ -173,6 +182,13 @@ pub fn relative_position_bucket(relative: i64, num_buckets: usize, max_distance:
     let scale = ((max_distance as f64) / (max_exact as f64)).ln() as f32;
     let large = ((distance as f32 / max_exact as f32).ln() / scale * (half - max_exact) as f32) as usize;
     offset + (max_exact + large).min(half - 1)
+}
+
+/// (batch, 1, 1, seq) f32 from a 0/1 mask: 0 where attended, a large negative number at padding, as
+/// transformers' extended attention mask ((1 - mask) * finfo.min).
+fn padding_bias(mask: &Tensor) -> Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?;
+    ((mask - 1.0)? * f64::from(f32::MAX))?.unsqueeze(1)?.unsqueeze(1)
 }
 
 /// The T5 encoder stack with a padding mask.
@@ -227,11 +243,7 @@ impl T5Encoder {
     pub fn forward(&self, batch: &EncodedBatch) -> Result<Tensor> {
         let (_, seq) = batch.input_ids.dims2()?;
         let device = batch.input_ids.device();
-        // (batch, 1, 1, seq): 0 where attended, a large negative number at padding, as transformers'
-        // extended attention mask ((1 - mask) * finfo.min).
-        let mask = batch.attention_mask.to_dtype(DType::F32)?;
-        let mask = ((mask - 1.0)? * f64::from(f32::MAX))?.unsqueeze(1)?.unsqueeze(1)?;
-        let bias = self.position_bias(seq, device)?.broadcast_add(&mask)?;
+        let bias = self.position_bias(seq, device)?.broadcast_add(&padding_bias(&batch.attention_mask)?)?;
         let mut xs = self.shared.forward(&batch.input_ids)?;
         for block in &self.blocks {
             xs = block.forward(&xs, &bias)?;
@@ -284,6 +296,115 @@ impl SequenceClassifier for HhemClassifier {
 
     fn pair_prompt(&self) -> Option<&str> {
         Some(&self.prompt)
+    }
+}
+
+/// The label tokens MiniCheck-Flan-T5 reads after one decoder step: `logits[:, [3, 209]]` in
+/// `minicheck/inference.py` ("▁" and "▁1" in T5's vocabulary); the second means supported.
+pub const MINICHECK_LABEL_TOKENS: [u32; 2] = [3, 209];
+
+/// MiniCheck-Flan-T5's input: `'predict: ' + tokenizer.eos_token.join([doc, claim])`
+/// (`minicheck/inference.py`, `batch_tokenize`).
+pub const MINICHECK_PROMPT: &str = "predict: {text1}</s>{text2}";
+
+/// One decoder block at the first decoder position. Self-attention over a single position gives that
+/// position all the weight whatever its score and bias, so it is `o(v(x))`: the block's `q`, `k` and
+/// relative bias do not change the result and are not read.
+struct DecoderStep {
+    self_norm: T5LayerNorm,
+    self_v: Linear,
+    self_o: Linear,
+    cross_norm: T5LayerNorm,
+    cross: Attention,
+    ff_norm: T5LayerNorm,
+    ff: FeedForward,
+}
+
+impl DecoderStep {
+    fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        let (l0, l1, l2) = (vb.pp("layer.0"), vb.pp("layer.1"), vb.pp("layer.2"));
+        let inner = cfg.num_heads * cfg.d_kv;
+        Ok(Self {
+            self_norm: T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, l0.pp("layer_norm"))?,
+            self_v: candle_nn::linear_no_bias(cfg.d_model, inner, l0.pp("SelfAttention.v"))?,
+            self_o: candle_nn::linear_no_bias(inner, cfg.d_model, l0.pp("SelfAttention.o"))?,
+            cross_norm: T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, l1.pp("layer_norm"))?,
+            cross: Attention::load(l1.pp("EncDecAttention"), cfg)?,
+            ff_norm: T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, l2.pp("layer_norm"))?,
+            ff: FeedForward::load(l2.pp("DenseReluDense"), cfg)?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, states: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let xs = (xs + self.self_o.forward(&self.self_v.forward(&self.self_norm.forward(xs)?)?)?)?;
+        // Cross-attention has no position bias in T5: the encoder's padding alone.
+        let xs = (&xs + self.cross.forward(&self.cross_norm.forward(&xs)?, states, mask)?)?;
+        &xs + self.ff.forward(&self.ff_norm.forward(&xs)?)?
+    }
+}
+
+/// MiniCheck-Flan-T5: the encoder reads the prompt, one decoder step from the start token, and the
+/// output layer's rows for the two label tokens give the logits (not supported, supported).
+pub struct MinicheckT5 {
+    encoder: T5Encoder,
+    decoder: Vec<DecoderStep>,
+    final_norm: T5LayerNorm,
+    /// (2, d_model): `lm_head`'s rows for [`MINICHECK_LABEL_TOKENS`].
+    label_head: Tensor,
+    /// d_model**-0.5 where the output layer is the embedding (T5 v1.0); none for flan-t5.
+    scale: Option<f64>,
+    start: u32,
+}
+
+impl MinicheckT5 {
+    /// Loads from a `T5ForConditionalGeneration` checkpoint with its upstream config.
+    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+        if MINICHECK_LABEL_TOKENS.iter().any(|&t| t as usize >= cfg.vocab_size) {
+            candle_core::bail!("the vocabulary ({}) does not reach MiniCheck's label tokens {MINICHECK_LABEL_TOKENS:?}", cfg.vocab_size);
+        }
+        let encoder = T5Encoder::load(vb.clone(), cfg)?;
+        let layers = cfg.num_decoder_layers.unwrap_or(cfg.num_layers);
+        let decoder = (0..layers).map(|i| DecoderStep::load(vb.pp(format!("decoder.block.{i}")), cfg)).collect::<Result<Vec<_>>>()?;
+        let final_norm = T5LayerNorm::load(cfg.d_model, cfg.layer_norm_epsilon, vb.pp("decoder.final_layer_norm"))?;
+        let head = if cfg.tie_word_embeddings { encoder.shared.embeddings().clone() } else { vb.get((cfg.vocab_size, cfg.d_model), "lm_head.weight")? };
+        let rows = Tensor::new(&MINICHECK_LABEL_TOKENS, head.device())?;
+        Ok(Self {
+            encoder,
+            decoder,
+            final_norm,
+            label_head: head.index_select(&rows, 0)?,
+            scale: cfg.tie_word_embeddings.then(|| (cfg.d_model as f64).powf(-0.5)),
+            start: cfg.decoder_start_token_id.unwrap_or(cfg.pad_token_id) as u32,
+        })
+    }
+}
+
+impl SequenceClassifier for MinicheckT5 {
+    fn logits(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
+        if mode.is_train() {
+            candle_core::bail!("training MiniCheck-Flan-T5 is not supported: candor trains BERT cross-encoders only");
+        }
+        let states = self.encoder.forward(batch)?;
+        let mask = padding_bias(&batch.attention_mask)?;
+        let b = states.dim(0)?;
+        let start = Tensor::full(self.start, (b, 1), states.device())?;
+        let mut xs = self.encoder.shared.forward(&start)?;
+        for block in &self.decoder {
+            xs = block.forward(&xs, &states, &mask)?;
+        }
+        let mut xs = self.final_norm.forward(&xs)?.squeeze(1)?;
+        if let Some(s) = self.scale {
+            xs = (xs * s)?;
+        }
+        xs.matmul(&self.label_head.to_dtype(xs.dtype())?.t()?)
+    }
+
+    fn num_labels(&self) -> usize {
+        MINICHECK_LABEL_TOKENS.len()
+    }
+
+    fn pair_prompt(&self) -> Option<&str> {
+        Some(MINICHECK_PROMPT)
     }
 }
 

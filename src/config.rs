@@ -393,13 +393,17 @@ impl Default for ConsistencyConfig {
 pub struct ChunkingConfig {
     /// Premise tokens per chunk; 0 picks three quarters of the NLI model's window.
     pub window: usize,
-    /// Tokens shared by consecutive chunks.
+    /// Tokens shared by consecutive chunks. Where the config file does not set it, the NLI model's
+    /// own overlap from the registry applies (MiniCheck's: 0), else 32.
     pub overlap: usize,
+    /// Whether the config file set `overlap` (not a key: read off the file).
+    #[serde(skip)]
+    pub overlap_set: bool,
 }
 
 impl Default for ChunkingConfig {
     fn default() -> Self {
-        Self { window: 0, overlap: 32 }
+        Self { window: 0, overlap: 32, overlap_set: false }
     }
 }
 
@@ -431,25 +435,43 @@ impl GradeConfig {
         let mut cfg: Self = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
         resolve_schema_files(&mut cfg.check, path.parent().unwrap_or(Path::new("."))).map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), reason: e.to_string() })?;
-        cfg.support.claim_threshold_set =
-            table.get("support").and_then(|s| s.as_table()).is_some_and(|s| s.contains_key("claim_threshold"));
+        let set = |section: &str, key: &str| table.get(section).and_then(|s| s.as_table()).is_some_and(|s| s.contains_key(key));
+        cfg.support.claim_threshold_set = set("support", "claim_threshold");
+        cfg.chunking.overlap_set = set("chunking", "overlap");
         cfg.check().map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         Ok(cfg)
     }
 
-    /// The config a run grades with, given the NLI model's own claim threshold (from the registry):
-    /// that threshold applies where the file did not set `support.claim_threshold`, and the note
-    /// says so. A threshold the file sets always wins.
-    pub fn with_model_threshold(&self, model: &str, threshold: Option<f32>) -> (Self, Option<String>) {
+    /// The config a run grades with, given the NLI model's own settings from the registry: its claim
+    /// threshold where the file did not set `support.claim_threshold`, its chunk window and overlap
+    /// (its authors' chunking) where the file did not set `chunking.window` / `chunking.overlap`, each
+    /// with a note that says so. What the file sets always wins.
+    pub fn with_model_defaults(&self, model: &crate::models::ModelEntry) -> (Self, Vec<String>) {
         let mut cfg = self.clone();
-        match threshold {
+        let mut notes = vec![];
+        let name = &model.name;
+        match model.claim_threshold {
             Some(t) if !self.support.claim_threshold_set && t != self.support.claim_threshold => {
                 cfg.support.claim_threshold = t;
-                let note = format!("support.claim_threshold = {t}: {model}'s own threshold from the registry (chosen on dev data; set it in candor.toml to override)");
-                (cfg, Some(note))
+                notes.push(format!("support.claim_threshold = {t}: {name}'s own threshold from the registry (chosen on dev data; set it in candor.toml to override)"));
             }
-            _ => (cfg, None),
+            _ => {}
         }
+        match model.window {
+            Some(w) if self.chunking.window == 0 => {
+                cfg.chunking.window = w;
+                notes.push(format!("chunking.window = {w}: {name}'s own chunk size from the registry (its authors'; set it in candor.toml to override)"));
+            }
+            _ => {}
+        }
+        match model.overlap {
+            Some(o) if !self.chunking.overlap_set && o != self.chunking.overlap => {
+                cfg.chunking.overlap = o;
+                notes.push(format!("chunking.overlap = {o}: {name}'s own overlap from the registry (its authors'; set it in candor.toml to override)"));
+            }
+            _ => {}
+        }
+        (cfg, notes)
     }
 
     /// Checks ranges: thresholds in [0, 1], a block of at least one case.
@@ -650,12 +672,30 @@ mod tests {
             (GradeConfig::from_file(&unset).unwrap(), 0.35, true),
             (GradeConfig::from_file(&set).unwrap(), 0.5, false),
         ] {
-            let (eff, note) = cfg.with_model_threshold("m", Some(0.35));
+            let mut m = crate::models::Registry::builtin().unwrap().get("candor-nli-minilm-6").unwrap().clone();
+            m.claim_threshold = Some(0.35);
+            let (eff, notes) = cfg.with_model_defaults(&m);
             assert_eq!(eff.support.claim_threshold, expect);
-            assert_eq!(note.is_some(), noted, "{note:?}");
+            assert_eq!(!notes.is_empty(), noted, "{notes:?}");
             // No threshold of its own: nothing changes.
-            assert_eq!(cfg.with_model_threshold("m", None).0, cfg);
+            m.claim_threshold = None;
+            assert_eq!(cfg.with_model_defaults(&m).0, cfg);
         }
+    }
+
+    #[test]
+    fn the_models_chunking_applies_unless_the_file_sets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = crate::models::Registry::builtin().unwrap().get("minicheck-deberta-v3-large").unwrap().clone();
+        assert_eq!((m.window, m.overlap), (Some(400), Some(0)), "MiniCheck's chunk_size 400, no overlap");
+        let (eff, notes) = GradeConfig::default().with_model_defaults(&m);
+        assert_eq!((eff.chunking.window, eff.chunking.overlap), (400, 0));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[chunking]\nwindow = 256\noverlap = 32\n").unwrap();
+        let (eff, notes) = GradeConfig::from_file(&file).unwrap().with_model_defaults(&m);
+        assert_eq!((eff.chunking.window, eff.chunking.overlap), (256, 32), "the file wins, even where it says the default");
+        assert!(notes.is_empty(), "{notes:?}");
     }
 
     #[test]

@@ -291,9 +291,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     // Models.
     let dev = spec.device.open()?;
     let nli_model = default_model(store, &spec.config.models.nli, Role::Nli)?;
-    let (cfg, note) = spec.config.with_model_threshold(&nli_model.entry.name, nli_model.entry.claim_threshold);
-    if let Some(note) = note {
-        events.note(&note);
+    let (cfg, notes) = spec.config.with_model_defaults(&nli_model.entry);
+    for note in &notes {
+        events.note(note);
     }
     let cfg = &cfg;
     let mut nli = CrossEncoder::load(&nli_model, &dev)?;

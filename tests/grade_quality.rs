@@ -176,7 +176,7 @@ fn calibrate_on_half(results: &[Value], dir: &Path) -> (f64, f64, f64, f64) {
     // threshold from the registry (candor.toml sets none here).
     let registry = candor::models::Registry::load(None).unwrap();
     let model = registry.default_for(candor::models::Role::Nli).unwrap();
-    let (default, _) = candor::config::GradeConfig::default().with_model_threshold(&model.name, model.claim_threshold);
+    let (default, _) = candor::config::GradeConfig::default().with_model_defaults(&model);
     let held = candor::report::read_results(&pb).unwrap();
     let held: Vec<&candor::graders::CaseResult> = held.iter().collect();
     let items = candor::report::calibrate::items(&held, "support", "supported");

@@ -230,6 +230,14 @@ pub struct ModelEntry {
     /// this model (its card says how). It applies when candor.toml sets no `support.claim_threshold`.
     #[serde(default)]
     pub claim_threshold: Option<f32>,
+    /// For NLI models: the premise tokens per chunk its authors read (MiniCheck: 400), applied where
+    /// candor.toml sets no `chunking.window`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// For NLI models: the tokens consecutive chunks share in its authors' chunking (MiniCheck: 0),
+    /// applied where candor.toml sets no `chunking.overlap`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<usize>,
     /// Whether this is the default model for its role.
     #[serde(default)]
     pub default: bool,
@@ -474,6 +482,14 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
             }
         }
         Role::Judge => {}
+    }
+    if (m.window.is_some() || m.overlap.is_some()) && m.role != Role::Nli {
+        return Err("`window` and `overlap` are for nli models".into());
+    }
+    if let Some(w) = m.window {
+        if w < crate::text::chunks::MIN_WINDOW || w >= m.max_tokens {
+            return Err(format!("window = {w} must be at least {} and under max_tokens ({})", crate::text::chunks::MIN_WINDOW, m.max_tokens));
+        }
     }
     if let Some(t) = m.claim_threshold {
         if m.role != Role::Nli {

@@ -27,12 +27,14 @@ pub enum Error {
     },
 
     /// A model is not present locally and downloading was not allowed.
-    #[error("model `{name}` is not present locally ({looked}). Fetch it with `candor models fetch {name}` or pass --allow-download")]
+    #[error("model `{name}` is not present locally ({looked}). {advice}")]
     NotPresent {
         /// The model's registry name.
         name: String,
         /// Where it was looked for.
         looked: String,
+        /// How to make it present: fetch it, or (an entry with only local folders) where to put it.
+        advice: String,
     },
 
     /// A model file is missing from the model's folder.

@@ -146,13 +146,16 @@ fn pickle_checkpoint_is_refused() {
 }
 
 #[test]
-fn absent_model_without_download_says_how_to_fetch() {
+fn absent_model_without_download_says_how_to_get_it() {
     let sb = Sandbox::new();
     std::fs::remove_dir_all(sb.root.path().join("models/tiny")).unwrap();
     let o = sb.candor(&["models", "path", "tiny"]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("not present") && e.contains("candor models fetch tiny"), "{e}");
+    // `tiny` has only a folder as its source: `candor models fetch tiny` could not fetch it, so
+    // the message says where the folder must be instead of advising a fetch that fails.
+    assert!(e.contains("not present") && e.contains("nothing to fetch from") && e.contains("CANDOR_MODELS"), "{e}");
+    assert!(!e.contains("candor models fetch tiny"), "{e}");
 }
 
 #[test]

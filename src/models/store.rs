@@ -223,7 +223,7 @@ impl ModelStore {
                     self.verify_at(entry, loc)
                 }
                 None if self.allow_download => self.fetch(name),
-                None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+                None => Err(self.not_present(&entry)),
             },
         }
     }
@@ -233,8 +233,23 @@ impl ModelStore {
         let entry = self.registry.get(name)?.clone();
         match self.locate(&entry) {
             Some(loc) => self.verify_at(entry, loc),
-            None => Err(Error::NotPresent { name: entry.name.clone(), looked: self.looked_description(&entry) }),
+            None => Err(self.not_present(&entry)),
         }
+    }
+
+    fn not_present(&self, entry: &ModelEntry) -> Error {
+        let name = &entry.name;
+        let fetchable = entry.sources.iter().any(|s| !matches!(s, Source::Path { .. }));
+        let advice = if fetchable {
+            format!("Fetch it with `candor models fetch {name}` or pass --allow-download")
+        } else {
+            let folders: Vec<String> = entry.sources.iter().filter_map(|s| if let Source::Path { path } = s { Some(path.clone()) } else { None }).collect();
+            format!(
+                "Its registry entry has nothing to fetch from, only the folder {} (relative to the working directory or candor's own folder): run candor from a checkout of candor that has it, or set CANDOR_MODELS to a folder that holds `{name}/`",
+                folders.join(", ")
+            )
+        };
+        Error::NotPresent { name: name.clone(), looked: self.looked_description(entry), advice }
     }
 
     fn looked_description(&self, entry: &ModelEntry) -> String {
@@ -605,5 +620,18 @@ mod tests {
         } else {
             assert!(matches!(e, Error::NotPresent { .. }), "{e}");
         }
+    }
+
+    #[test]
+    fn a_model_with_nothing_to_fetch_says_where_to_put_it_not_to_fetch_it() {
+        let root = tempfile::tempdir().unwrap();
+        let registry = Registry::parse(BUILTIN_REGISTRY, "t", &root.path().join("no-checkout")).unwrap();
+        let store = ModelStore::from_env(registry).with_cache_dir(root.path().join("cache")).with_models_override(None);
+        // candor-nli-minilm has only a `path` source; hhem-2.1-open is on the hub.
+        let e = store.verify("candor-nli-minilm").unwrap_err().to_string();
+        assert!(e.contains("nothing to fetch from") && e.contains("models/candor-nli-minilm") && e.contains("CANDOR_MODELS"), "{e}");
+        assert!(!e.contains("candor models fetch"), "{e}");
+        let e = store.verify("hhem-2.1-open").unwrap_err().to_string();
+        assert!(e.contains("candor models fetch hhem-2.1-open"), "{e}");
     }
 }

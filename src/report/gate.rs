@@ -108,6 +108,13 @@ impl Rule {
             .ok_or_else(|| format!("rule `{quantity}` = \"{text}\": start with >=, >, <=, < or =="))?;
         let bound: f64 = rest.trim().parse().map_err(|_| format!("rule `{quantity}` = \"{text}\": `{}` is not a number", rest.trim()))?;
         check_quantity(quantity)?;
+        // A rate is a fraction: ">= 99" (a percentage) could never pass, "<= 5" never fail.
+        if (quantity.ends_with("pass_rate") || quantity.ends_with(".rate")) && !(0.0..=1.0).contains(&bound) {
+            return Err(format!(
+                "rule `{quantity}` = \"{text}\": a rate is a fraction from 0 to 1, and {bound} is outside it (for {bound}% write {})",
+                bound / 100.0
+            ));
+        }
         Ok(Self { quantity: quantity.to_string(), op, bound })
     }
 
@@ -736,6 +743,11 @@ mod tests {
         // A near miss of a built-in metric is refused with the one it meant; a rubric name is not.
         assert!(Rule::parse("suport.mean", ">= 0.9").unwrap_err().contains("did you mean `support`?"));
         assert!(Rule::parse("polite.mean", ">= 0.9").is_ok());
+        // A rate written as a percentage could never pass (or never fail): refused, with the fraction.
+        let e = Rule::parse("support.pass_rate", ">= 99").unwrap_err();
+        assert!(e.contains("fraction from 0 to 1") && e.contains("write 0.99"), "{e}");
+        assert!(Rule::parse("failures.contradicted_claim.rate", "<= 5").is_err());
+        assert!(Rule::parse("pass_rate", ">= 1").is_ok() && Rule::parse("failures.contradicted_claim", "<= 5").is_ok());
     }
 
     #[test]

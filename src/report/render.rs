@@ -438,7 +438,8 @@ impl AgreementRow {
             terminal(&self.label),
             self.cases,
             opt(self.balanced_accuracy),
-            self.threshold,
+            // Thresholds are f32 in the config: printed as such, 0.3 and not 0.30000001192092896.
+            self.threshold as f32,
             opt(self.roc_auc)
         )
     }

@@ -286,7 +286,16 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
     let output = match take_first(&mut obj, OUTPUT, &mut shadowed) {
         Some((_, Value::String(s))) => s,
         Some((name, other)) => return Err(problem(Some(&name), format!("must be a string, not {}", kind(&other)))),
-        None => return Err(problem(Some("output"), "is missing (the text to grade)".into())),
+        None => {
+            // A misspelt name is the usual cause: the field nearest an output name is named.
+            let near = obj
+                .keys()
+                .filter_map(|k| OUTPUT.iter().map(|o| (edit_distance(&k.to_lowercase(), o), k, *o)).filter(|(d, _, _)| *d <= 2).min())
+                .min()
+                .map(|(_, k, o)| format!("; this case has `{k}`: did you mean `{o}`?"));
+            let hint = near.unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
+            return Err(problem(Some("output"), format!("is missing or null (the text to grade){hint}")));
+        }
     };
     let input = optional_string(take_first(&mut obj, INPUT, &mut shadowed)).map_err(|(f, r)| problem(Some(&f), r))?;
     // RAGAS's legacy `ground_truths` is a list of answers: its first is the reference.
@@ -1302,6 +1311,11 @@ mod tests {
         let c = parse_case_with(1, r#"{"output": "o", "reference": "the passage", "contexts": null}"#, &renames).unwrap();
         assert_eq!(c.contexts.len(), 1);
         assert!(SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contexts".into()), ("a".into(), "reference".into())]).is_err());
+        // A case without its output says which of its fields was probably meant.
+        let e = parse_case(4, r#"{"question": "q", "anwser": "a", "contexts": ["c"]}"#).unwrap_err();
+        assert!(e.reason.contains("`anwser`: did you mean `answer`?"), "{}", e.reason);
+        let e = parse_case(4, r#"{"question": "q", "answer": null, "contexts": ["c"]}"#).unwrap_err();
+        assert!(e.reason.contains("missing or null") && e.reason.contains("response"), "{}", e.reason);
         let err = SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contxts".into())]).err().unwrap();
         assert!(err.contains("`contxts` is not a field candor reads"), "{err}");
         // TruLens's ground truth: expected_response is the reference, expected_chunks the contexts.

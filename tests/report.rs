@@ -535,6 +535,17 @@ fn report_quotes_the_evidence_and_gives_the_agreement() {
     assert!(html.contains("<mark>") && html.contains("<h2>Agreement with the labels</h2>"), "the HTML lacks them");
     let table = run("table");
     assert!(table.contains("evidence: \"") && table.contains("agreement of support with label `supported`"), "{table}");
+    // The same agreement `candor grade` wrote in the run's summary: one measure for one run.
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(results.with_extension("summary.json")).unwrap()).unwrap();
+    for (metric, a) in summary["overall"]["agreement"].as_object().unwrap() {
+        let want = format!(
+            "agreement of {metric} with label `{}` on {} cases: balanced accuracy {:.3}",
+            a["label"].as_str().unwrap(),
+            a["cases"],
+            a["balanced_accuracy"].as_f64().unwrap()
+        );
+        assert!(table.contains(&want) && table.contains(&format!("ROC-AUC {:.3}", a["roc_auc"].as_f64().unwrap())), "{want}\n{table}");
+    }
 
     // The suite gone (the manifest names a file that is not there): spans, and a note.
     let dir = tempfile::tempdir().unwrap();

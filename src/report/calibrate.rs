@@ -107,33 +107,46 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
     let mut out = vec![];
     for r in results {
         let Some(label) = r.label.as_ref().and_then(|l| l.get(label_key)).and_then(|v| v.as_bool()) else { continue };
-        // The support's whole output, where it was read, counts beside its claims.
-        let mut whole = None;
-        let units: Option<Vec<f64>> = match metric {
-            "support" => match &r.metrics.support {
-                Some(Outcome::Ran(s)) => {
-                    whole = s.output.as_ref().filter(|o| o.beyond_claims).map(|o| o.score as f64);
-                    Some(s.claims.iter().map(|c| c.score as f64).collect())
-                }
-                _ => None,
-            },
-            "citation" => match &r.metrics.citation {
-                Some(Outcome::Ran(c)) => Some(
-                    c.sentences.iter().filter(|s| !s.cites.is_empty()).map(|s| s.score.map_or(0.0, |x| x as f64)).collect(),
-                ),
-                _ => None,
-            },
-            "consistency" => match &r.metrics.consistency {
-                Some(Outcome::Ran(c)) => Some(vec![c.score as f64]),
-                _ => None,
-            },
-            _ => None,
-        };
-        let Some(units) = units.filter(|u| !u.is_empty()) else { continue };
+        let Some((units, whole)) = units_of(r, metric).filter(|(u, _)| !u.is_empty()) else { continue };
         let probability = units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min);
         out.push(Item { units, whole, probability, label });
     }
     out
+}
+
+/// The unit scores a case's verdict on `metric` is made of (support: each claim's, with the whole
+/// output's where it was read beside them; citation: each cited sentence's; consistency: one), or
+/// `None` where the metric did not run or is not one of these.
+fn units_of(r: &CaseResult, metric: &str) -> Option<(Vec<f64>, Option<f64>)> {
+    match metric {
+        "support" => match &r.metrics.support {
+            Some(Outcome::Ran(s)) => Some((
+                s.claims.iter().map(|c| c.score as f64).collect(),
+                // The support's whole output, where it was read, counts beside its claims.
+                s.output.as_ref().filter(|o| o.beyond_claims).map(|o| o.score as f64),
+            )),
+            _ => None,
+        },
+        "citation" => match &r.metrics.citation {
+            Some(Outcome::Ran(c)) => {
+                Some((c.sentences.iter().filter(|s| !s.cites.is_empty()).map(|s| s.score.map_or(0.0, |x| x as f64)).collect(), None))
+            }
+            _ => None,
+        },
+        "consistency" => match &r.metrics.consistency {
+            Some(Outcome::Ran(c)) => Some((vec![c.score as f64], None)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The probability a case's verdict on `metric` is ranked by, where agreement with labels is
+/// measured (the summary's ROC-AUC, and calibration's): its weakest unit ([`items`]); 0 for a case
+/// the metric ran on with no unit to score (an output that claims nothing fails, and ranks last);
+/// `None` for metrics without units (checks, rubrics), which are ranked by their score.
+pub fn case_probability(r: &CaseResult, metric: &str) -> Option<f64> {
+    units_of(r, metric).map(|(units, whole)| if units.is_empty() { 0.0 } else { units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min) })
 }
 
 /// The case verdict at threshold `t`.

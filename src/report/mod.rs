@@ -44,7 +44,7 @@ pub struct Agreement {
     pub cases: usize,
     /// Balanced accuracy of `passed` against the label.
     pub balanced_accuracy: Option<f64>,
-    /// ROC-AUC of the score against the label.
+    /// ROC-AUC against the label of the case's probability ([`calibrate::case_probability`]; the score for metrics without units).
     pub roc_auc: Option<f64>,
     /// Spearman rank correlation of the score with a numeric label (`{"score": x}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,7 +202,9 @@ impl GroupAcc {
             if let (Some(key), Some(label)) = (label_key(name), r.label.as_ref()) {
                 if let Some(gold) = label.get(key).and_then(|v| v.as_bool()) {
                     let e = self.labelled.entry(name.to_string()).or_default();
-                    e.0.push(score as f64);
+                    // Ranked by the same probability as calibration's, so that `grade`, `report` and
+                    // `calibrate` give one ROC-AUC for one run.
+                    e.0.push(calibrate::case_probability(r, name).unwrap_or(score as f64));
                     e.1.push(ok);
                     e.2.push(gold);
                 }

@@ -195,6 +195,10 @@ pub struct Report {
     /// ([`Report::with_costs`]): the estimate, or why it cannot be measured there.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub costs: Vec<GroupCost>,
+    /// Agreement with the labels over the whole run, as the run's summary measures it (the same
+    /// cases, verdicts and ranking `candor grade` reported; see [`Report::agreement`]).
+    #[serde(skip)]
+    pub agreement: Vec<AgreementRow>,
 }
 
 /// A group's expected cost per case.
@@ -365,16 +369,37 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
             segments: segment_groups(r).collect::<Vec<_>>().join(" "),
         })
         .collect();
+    let calibration = calibrate::calibrate(results, cfg, &[]);
+    let mut summary = super::SummaryBuilder::new();
+    for r in results {
+        summary.add(r);
+    }
+    let agreement = summary
+        .finish(0, Default::default())
+        .overall
+        .agreement
+        .into_iter()
+        .filter(|(_, a)| a.label != "score")
+        .map(|(metric, a)| AgreementRow {
+            threshold: calibration.iter().find(|c| c.group == "overall" && c.metric == metric).map(|c| c.current_threshold),
+            metric,
+            label: a.label,
+            cases: a.cases,
+            balanced_accuracy: a.balanced_accuracy,
+            roc_auc: a.roc_auc,
+        })
+        .collect();
     Report {
         groups,
         worst,
         histograms,
-        calibration: calibrate::calibrate(results, cfg, &[]),
+        calibration,
         models: super::models_of(results),
         min_cases,
         rows,
         keys,
         costs: vec![],
+        agreement,
     }
 }
 
@@ -421,8 +446,8 @@ pub struct AgreementRow {
     pub label: String,
     /// Labelled cases where the metric ran.
     pub cases: usize,
-    /// The threshold the verdicts used.
-    pub threshold: f64,
+    /// The threshold the verdicts used, where the metric has one.
+    pub threshold: Option<f64>,
     /// Balanced accuracy of the verdicts at it.
     pub balanced_accuracy: Option<f64>,
     /// ROC-AUC of the probability.
@@ -433,15 +458,20 @@ impl AgreementRow {
     /// One line for the terminal.
     pub fn sentence(&self) -> String {
         format!(
-            "agreement of {} with label `{}` on {} cases: balanced accuracy {} (threshold {}), ROC-AUC {}",
+            "agreement of {} with label `{}` on {} cases: balanced accuracy {}{}, ROC-AUC {}",
             self.metric,
             terminal(&self.label),
             self.cases,
             opt(self.balanced_accuracy),
-            // Thresholds are f32 in the config: printed as such, 0.3 and not 0.30000001192092896.
-            self.threshold as f32,
+            self.at(" (threshold {})"),
             opt(self.roc_auc)
         )
+    }
+
+    /// `form` with the threshold in place of `{}`, or nothing where the metric has none. Thresholds
+    /// are f32 in the config: printed as such, 0.3 and not 0.30000001192092896.
+    fn at(&self, form: &str) -> String {
+        self.threshold.map_or_else(String::new, |t| form.replace("{}", &(t as f32).to_string()))
     }
 }
 
@@ -450,20 +480,12 @@ fn opt(x: Option<f64>) -> String {
 }
 
 impl Report {
-    /// Agreement with the labels where cases carry them (the run as a whole).
+    /// Agreement with the labels where cases carry them (the run as a whole): the run summary's
+    /// measure, so that `report` says what `grade` said of the same results. Calibration (below it)
+    /// re-derives verdicts from claim scores at each threshold and leaves out cases with nothing to
+    /// score; its figures may differ, and are shown as calibration's.
     pub fn agreement(&self) -> Vec<AgreementRow> {
-        self.calibration
-            .iter()
-            .filter(|c| c.group == "overall")
-            .map(|c| AgreementRow {
-                metric: c.metric.clone(),
-                label: c.label.clone(),
-                cases: c.cases,
-                threshold: c.current_threshold,
-                balanced_accuracy: c.current_balanced_accuracy,
-                roc_auc: c.roc_auc,
-            })
-            .collect()
+        self.agreement.clone()
     }
 
     fn metric_names(&self) -> Vec<&'static str> {
@@ -565,7 +587,7 @@ impl Report {
         if !agreement.is_empty() {
             s.push_str("### Agreement with the labels\n\n| metric | label | labelled cases | balanced accuracy (at threshold) | ROC-AUC |\n|---|---|---:|---:|---:|\n");
             for a in &agreement {
-                let _ = writeln!(s, "| {} | `{}` | {} | {} (at {}) | {} |", a.metric, a.label, a.cases, opt(a.balanced_accuracy), a.threshold, opt(a.roc_auc));
+                let _ = writeln!(s, "| {} | `{}` | {} | {}{} | {} |", a.metric, a.label, a.cases, opt(a.balanced_accuracy), a.at(" (at {})"), opt(a.roc_auc));
             }
             s.push('\n');
         }
@@ -622,12 +644,12 @@ impl Report {
             for a in &agreement {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{} (at {})</td><td class=num>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=num>{}</td><td class=num>{}{}</td><td class=num>{}</td></tr>",
                     esc(&a.metric),
                     esc(&a.label),
                     a.cases,
                     opt(a.balanced_accuracy),
-                    a.threshold,
+                    esc(&a.at(" (at {})")),
                     opt(a.roc_auc)
                 );
             }

@@ -567,6 +567,11 @@ prefix = "pkg/model/"
         let r = Registry::builtin().unwrap();
         assert_eq!(r.get("minicheck-roberta-large").unwrap().pair_prompt.as_deref(), Some("{text1}</s>{text2}"));
         assert_eq!(r.get("minicheck-deberta-v3-large").unwrap().pair_prompt.as_deref(), Some("{text1}[SEP]{text2}"));
+        // FactCG's INSTRUCTION_TEMPLATE (factcg/utils.py), its text_a/text_b as text1/text2.
+        assert_eq!(
+            r.get("factcg-deberta-v3-large").unwrap().pair_prompt.as_deref(),
+            Some("{text1}\n\nChoose your answer: based on the paragraph above can we conclude that \"{text2}\"?\n\nOPTIONS:\n- Yes\n- No\nI think the answer is ")
+        );
         let nli = ONE.replace("role = \"embed\"", "role = \"nli\"\nlabels = [\"entailment\", \"not_entailment\"]");
         let prompt = |p: &str| nli.replace("files = [", &format!("pair_prompt = {p:?}\nfiles = ["));
         assert!(Registry::parse(&prompt("{text1} {text2}"), "t", Path::new(".")).is_ok());

@@ -212,6 +212,34 @@ pub enum Form {
     /// opposite answer: its score is P(entailment) of "question yes" less that of "question no" (or
     /// the reverse), so "yes" and "no" to one question are never both supported.
     AgainstOpposite,
+    /// A claim read without its emoji and pictographic symbols: "Einstein was born in Ulm 🎉🇩🇪."
+    /// as "Einstein was born in Ulm." (an NLI model trained on plain text scores the decorated
+    /// claim 0.14 and the plain one 0.93 against the same source).
+    SymbolsRemoved,
+}
+
+/// Emoji, pictographs and the characters that join or modify them (flags, skin tones, variation
+/// selectors, zero-width joiners, keycaps, tags).
+fn is_pictograph(c: char) -> bool {
+    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0xFE00..=0xFE0F | 0x200D | 0x20E3 | 0xE0020..=0xE007F)
+}
+
+/// The text without its emoji and pictographs, the spaces they leave tidied ("Ulm 🎉." -> "Ulm."),
+/// when it has any and keeps a letter or digit; `None` otherwise.
+pub fn without_pictographs(text: &str) -> Option<String> {
+    if !text.chars().any(is_pictograph) {
+        return None;
+    }
+    let kept: String = text.chars().filter(|&c| !is_pictograph(c)).collect();
+    let mut out = String::with_capacity(kept.len());
+    for word in kept.split_whitespace() {
+        let glued = word.chars().all(|c| matches!(c, '.' | ',' | '!' | '?' | ';' | ':' | ')'));
+        if !out.is_empty() && !glued {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.chars().any(char::is_alphanumeric).then_some(out)
 }
 
 /// What an NLI model reads for a claim: the hypothesis, the opposite answer's hypothesis (for a
@@ -232,6 +260,14 @@ pub struct Reading {
 /// without its leading answer particle, or as it stands. The trainer reads labelled answers the
 /// same way (`train::data`'s `questions` key), so that a model learns the form it is asked.
 pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
+    // Emoji first: the forms below read the words, and a claim the model reads has none.
+    if let Some(plain) = without_pictographs(text) {
+        let mut r = read(&plain, is_claim, question);
+        if r.form.is_none() {
+            r.form = Some(Form::SymbolsRemoved);
+        }
+        return r;
+    }
     // A polar answer first: "No, it is not." says only "no" ("it is not." read alone would claim
     // nothing the sources could check).
     if let (Some(q), Some(yes)) = (question.filter(|q| is_polar_question(q)), polar_answer(text)) {
@@ -278,6 +314,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn emoji_are_not_read_and_say_so() {
+        let r = read("Einstein was born in Ulm 🎉🇩🇪.", true, None);
+        assert_eq!((r.hypothesis.as_str(), r.form), ("Einstein was born in Ulm.", Some(Form::SymbolsRemoved)));
+        let r = read("Refunds take 30 days 👍 and are free ❤️.", true, None);
+        assert_eq!(r.hypothesis, "Refunds take 30 days and are free.");
+        // Another form applies to the plain text; a claim without emoji is as it stands.
+        let r = read("Yes 👍, refunds take 30 days.", true, None);
+        assert_eq!((r.hypothesis.as_str(), r.form), ("refunds take 30 days.", Some(Form::ParticleRemoved)));
+        assert_eq!(read("Refunds take 30 days.", true, None).form, None);
+        assert_eq!(without_pictographs("🎉🎉"), None, "nothing left to read");
+        assert_eq!(without_pictographs("Grüße aus Köln, 東京 — ok."), None, "letters of every script stay");
+    }
 
     #[test]
     fn bare_answers_and_fragments() {

@@ -232,7 +232,8 @@ pub struct GradedAs {
 }
 
 /// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
-/// written into results as `with_question`, `particle_removed` or `against_opposite`.
+/// written into results as `with_question`, `particle_removed`, `against_opposite` or
+/// `symbols_removed`.
 pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.

@@ -249,6 +249,12 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
+    /// Whether some of its files come from a hub repository of their own (HHEM's tokenizer), so
+    /// that no single hub snapshot holds the model.
+    pub fn spans_repositories(&self) -> bool {
+        self.files.iter().any(|f| f.hf.is_some())
+    }
+
     /// Total size in bytes of the files whose size the registry records.
     pub fn size(&self) -> Option<u64> {
         self.files.iter().map(|f| f.size).sum()

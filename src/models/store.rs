@@ -195,7 +195,7 @@ impl ModelStore {
     /// The snapshot folder of an existing Hugging Face cache that holds every file of `entry` (never
     /// for an entry assembled from several repositories: that one is staged into candor's cache).
     fn hf_snapshot(&self, repo: &str, revision: &str, entry: &ModelEntry) -> Option<PathBuf> {
-        if entry.files.iter().any(|f| f.hf.is_some()) {
+        if entry.spans_repositories() {
             return None;
         }
         let repo_dir = self.hf_cache.path().join(format!("models--{}", repo.replace('/', "--")));
@@ -421,7 +421,7 @@ impl ModelStore {
             .with_progress(true)
             .build()
             .map_err(|e| fail(e.to_string()))?;
-        if entry.files.iter().any(|f| f.hf.is_some()) {
+        if entry.spans_repositories() {
             // Files from more than one repository: each downloaded into the hub cache, then copied
             // under its own path into a staging folder that is verified and renamed into candor's cache.
             std::fs::create_dir_all(&self.cache_dir).map_err(|e| Error::io(&self.cache_dir, e))?;

@@ -108,7 +108,7 @@ pub fn items(results: &[&CaseResult], metric: &str, label_key: &str) -> Vec<Item
     for r in results {
         let Some(label) = r.label.as_ref().and_then(|l| l.get(label_key)).and_then(|v| v.as_bool()) else { continue };
         let Some((units, whole)) = units_of(r, metric).filter(|(u, _)| !u.is_empty()) else { continue };
-        let probability = units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min);
+        let probability = weakest(&units, whole);
         out.push(Item { units, whole, probability, label });
     }
     out
@@ -146,7 +146,12 @@ fn units_of(r: &CaseResult, metric: &str) -> Option<(Vec<f64>, Option<f64>)> {
 /// the metric ran on with no unit to score (an output that claims nothing fails, and ranks last);
 /// `None` for metrics without units (checks, rubrics), which are ranked by their score.
 pub fn case_probability(r: &CaseResult, metric: &str) -> Option<f64> {
-    units_of(r, metric).map(|(units, whole)| if units.is_empty() { 0.0 } else { units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min) })
+    units_of(r, metric).map(|(units, whole)| if units.is_empty() { 0.0 } else { weakest(&units, whole) })
+}
+
+/// A case's probability: its weakest unit, the whole output's score among them where it was read.
+fn weakest(units: &[f64], whole: Option<f64>) -> f64 {
+    units.iter().copied().chain(whole).fold(f64::INFINITY, f64::min)
 }
 
 /// The case verdict at threshold `t`.

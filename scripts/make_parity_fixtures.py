@@ -193,6 +193,38 @@ def main():
 
     dump_scored("minicheck-t5", model, {"config.json": config_dict}, ids, mask, types, score, "embed_tokens.weight")
 
+    # LettuceDetect: ModernBertForTokenClassification (KRLabsOrg/LettuceDetect, detectors/transformer.py),
+    # a label for every token. Three layers, the middle one local with a window of 4 (each token sees
+    # those at most 2 away), so rows of 11 tokens exercise the sliding window, and rotary bases far
+    # apart so that a layer given the other's fails. Eager attention: the padded rows are compared on
+    # their real tokens only (what a padded query sees is not defined the same way everywhere).
+    mb = tf.ModernBertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                             intermediate_size=24, max_position_embeddings=64, local_attention=4,
+                             global_attn_every_n_layers=2, global_rope_theta=1000.0, local_rope_theta=50.0,
+                             pad_token_id=0, bos_token_id=2, cls_token_id=2, eos_token_id=3, sep_token_id=3,
+                             num_labels=2, initializer_range=0.3)
+    mb._attn_implementation = "eager"
+    model = tf.ModernBertForTokenClassification(mb)
+    ids, mask, types = inputs(0, 2, 3, False)
+    d = os.path.join(OUT, "modernbert-tok")
+    os.makedirs(d, exist_ok=True)
+    model.eval()
+    perturb(model)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(mb.to_dict(), f, indent=1, sort_keys=True)
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, os.path.join(d, "model.safetensors"))
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).logits
+        lens = [sum(m) for m in mask]
+        output = [out[r, :n].flatten().tolist() for r, n in enumerate(lens)]
+        alone = [model(input_ids=torch.tensor([row[:n]]), attention_mask=torch.ones((1, n), dtype=torch.long)).logits[0].flatten().tolist()
+                 for row, n in zip(ids, lens)]
+    ref = dict(input_ids=ids, attention_mask=mask, token_type_ids=types, output=output, alone=alone,
+               kind="token-classifier", transformers=tf.__version__, torch=torch.__version__)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(ref, f)
+    print("modernbert-tok", tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
+
 
 if __name__ == "__main__":
     main()

@@ -66,6 +66,19 @@ fn deberta_v2_classifier_matches_transformers() {
     check_classifier("deberta-v2-cls", Architecture::DebertaV2);
 }
 
+/// DeBERTa-v2 asked for in f16 or bf16 runs in f32 (candle-transformers' disentangled attention
+/// fails in reduced precision): the same logits as transformers' f32 ones.
+#[test]
+fn deberta_v2_runs_in_f32_whatever_precision_is_asked() {
+    let (dir, exp, batch) = fixture("deberta-v2-cls");
+    for dtype in [DType::F16, DType::BF16] {
+        let model = arch::load_classifier(Architecture::DebertaV2, &dir, dtype, &Device::Cpu).unwrap();
+        let got = model.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
+        let err = max_abs_diff(&got, &exp.output);
+        assert!(err < 1e-4, "{dtype:?}: max abs error {err}");
+    }
+}
+
 /// Parity for a two-label model that reads pairs through a prompt: the padded batch matches
 /// transformers, each row matches itself scored alone, and without the padding mask the shorter rows
 /// change (the mask is what is tested).
@@ -184,4 +197,39 @@ fn cpu_kernels_match_candle_ops_on_the_shipped_model() {
     assert!(scale > 0.1, "logits are all near zero: {want:?}");
     let err = max_abs_diff(&got, &want);
     assert!(err / scale < 1e-4, "max abs error {err} on logits of scale {scale} (AVX-512: {})", candor::engine::cpu::available());
+}
+
+/// LettuceDetect's network: ModernBERT token classification. Every real token of the padded batch
+/// matches transformers, each row matches itself alone, and without the padding mask the shorter
+/// rows change.
+#[test]
+fn modernbert_token_classifier_matches_transformers_padded_and_alone() {
+    #[derive(Deserialize)]
+    struct Alone {
+        alone: Vec<Vec<f32>>,
+    }
+    let (dir, exp, batch) = fixture("modernbert-tok");
+    let model = arch::load_token_classifier(Architecture::Modernbert, &dir, DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(model.num_labels(), 2);
+    let real = |logits: &candle_core::Tensor, row: usize, n: usize| -> Vec<f32> {
+        logits.get(row).unwrap().narrow(0, 0, n).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    };
+    let lens: Vec<usize> = exp.attention_mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).collect();
+    let logits = model.token_logits(&batch).unwrap();
+    assert_eq!(logits.dims(), &[3, 11, 2]);
+    let got: Vec<Vec<f32>> = lens.iter().enumerate().map(|(r, &n)| real(&logits, r, n)).collect();
+    let err = max_abs_diff(&got, &exp.output);
+    assert!(err < 1e-4, "max abs error {err} vs transformers");
+    let alone: Alone = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    for (i, want) in alone.alone.iter().enumerate() {
+        let n = lens[i];
+        let row = |v: &Vec<u32>| vec![v[..n].to_vec()];
+        let one = EncodedBatch::from_rows(&row(&exp.input_ids[i]), &row(&exp.attention_mask[i]), &row(&exp.token_type_ids[i]), &Device::Cpu).unwrap();
+        let got = real(&model.token_logits(&one).unwrap(), 0, n);
+        let err = max_abs_diff(&[got], std::slice::from_ref(want));
+        assert!(err < 1e-4, "row {i} alone: max abs error {err}");
+    }
+    let unmasked = EncodedBatch::from_rows(&exp.input_ids, &vec![vec![1; 11]; 3], &exp.token_type_ids, &Device::Cpu).unwrap();
+    let logits = model.token_logits(&unmasked).unwrap();
+    assert!(max_abs_diff(&[real(&logits, 2, lens[2])], &exp.output[2..]) > 1e-3, "the padding mask changes nothing");
 }

@@ -56,6 +56,8 @@ pub enum Architecture {
     HhemT5,
     /// MiniCheck-Flan-T5: a T5 encoder-decoder scored by one decoder step over two label tokens.
     MinicheckT5,
+    /// ModernBERT token classification (LettuceDetect): a label for every token of the answer.
+    Modernbert,
     /// A llama-family chat model in GGUF form.
     GgufLlama,
     /// A Qwen2-family chat model in GGUF form.
@@ -71,6 +73,7 @@ impl std::fmt::Display for Architecture {
             Architecture::DebertaV2 => "deberta-v2",
             Architecture::HhemT5 => "hhem-t5",
             Architecture::MinicheckT5 => "minicheck-t5",
+            Architecture::Modernbert => "modernbert",
             Architecture::GgufLlama => "gguf-llama",
             Architecture::GgufQwen2 => "gguf-qwen2",
         })
@@ -87,6 +90,7 @@ impl Architecture {
             | Architecture::DebertaV2
             | Architecture::HhemT5
             | Architecture::MinicheckT5
+            | Architecture::Modernbert
             | Architecture::GgufLlama
             | Architecture::GgufQwen2 => Ok(()),
         }

@@ -453,7 +453,7 @@ impl BertEncoder {
                 return last.forward_varlen_first(&xs, &lens);
             }
         }
-        self.forward(batch, mode)?.narrow(1, 0, 1)?.squeeze(1)
+        self.forward(batch, mode)?.narrow(1, 0, 1)?.squeeze(1)?.contiguous()
     }
 }
 

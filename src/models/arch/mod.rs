@@ -8,6 +8,7 @@ pub mod bert;
 pub mod deberta_v2;
 pub mod gguf_llama;
 pub mod layers;
+pub mod modernbert;
 pub mod roberta;
 pub mod t5;
 
@@ -57,6 +58,14 @@ pub trait SequenceClassifier: Send + Sync {
     }
 }
 
+/// A token classifier: labels every token of a batch (LettuceDetect marks hallucinated tokens).
+pub trait TokenClassifier: Send + Sync {
+    /// Logits, (batch, seq, num_labels), in the model's dtype.
+    fn token_logits(&self, batch: &EncodedBatch) -> CResult<Tensor>;
+    /// Number of output labels.
+    fn num_labels(&self) -> usize;
+}
+
 /// An encoder that produces one state per token.
 pub trait TokenEncoder: Send + Sync {
     /// Token states, (batch, seq, hidden).
@@ -82,7 +91,7 @@ impl SentenceEmbedder {
     pub fn embed(&self, batch: &EncodedBatch) -> CResult<Tensor> {
         let states = self.encoder.token_states(batch, Mode::Eval)?;
         let pooled = match self.pooling {
-            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?.to_dtype(DType::F32)?,
+            Pooling::Cls => states.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?.to_dtype(DType::F32)?,
             // One fused launch for pooling and normalisation (see kernels::fused).
             Pooling::Mean => return crate::kernels::fused::pool_normalize(&states, &batch.attention_mask, self.normalize),
         };
@@ -134,7 +143,18 @@ fn load_err(dir: &Path, e: candle_core::Error) -> Error {
 }
 
 /// Loads a sequence classifier of `arch` from a model folder (config.json + model.safetensors).
+///
+/// DeBERTa-v2 always runs in f32, whatever `dtype` asks: candle-transformers' disentangled attention
+/// adds f32 position scores to the query's scores and fails in f16 or bf16 (and its authors advise
+/// against f16 for it). The T5 architectures asked for f16 run in bf16: T5 checkpoints are trained
+/// in bf16 and their feed-forward activations overflow f16's range (transformers clamps them; bf16
+/// has f32's range).
 pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn SequenceClassifier>> {
+    let dtype = match (arch, dtype) {
+        (Architecture::DebertaV2, _) => DType::F32,
+        (Architecture::HhemT5 | Architecture::MinicheckT5, DType::F16) => DType::BF16,
+        _ => dtype,
+    };
     let vb = var_builder(dir, dtype, device)?;
     let model: Box<dyn SequenceClassifier> = match arch {
         Architecture::Bert => {
@@ -162,6 +182,21 @@ pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &De
         }
     };
     Ok(model)
+}
+
+/// Loads a token classifier of `arch` from a model folder (config.json + model.safetensors).
+pub fn load_token_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn TokenClassifier>> {
+    let vb = var_builder(dir, dtype, device)?;
+    match arch {
+        Architecture::Modernbert => {
+            let cfg: modernbert::Config = read_config(dir)?;
+            Ok(Box::new(modernbert::ModernBertTokenClassifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?))
+        }
+        other => Err(Error::Unsupported {
+            model: dir.display().to_string(),
+            reason: format!("{other:?} is not a token-classifier architecture"),
+        }),
+    }
 }
 
 /// Loads a sentence embedder of `arch` from a model folder.

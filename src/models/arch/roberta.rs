@@ -48,7 +48,7 @@ impl RobertaClassifier {
 impl SequenceClassifier for RobertaClassifier {
     fn logits(&self, batch: &EncodedBatch, mode: Mode) -> Result<Tensor> {
         let states = self.encoder.forward(batch, mode)?;
-        let first = states.narrow(1, 0, 1)?.squeeze(1)?;
+        let first = states.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
         let x = dropout(&first, self.dropout, mode, 9001)?;
         let x = self.dense.forward(&x)?.tanh()?;
         let x = dropout(&x, self.dropout, mode, 9002)?;

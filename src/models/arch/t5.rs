@@ -287,7 +287,7 @@ impl SequenceClassifier for HhemClassifier {
             candle_core::bail!("training HHEM is not supported: candor trains BERT cross-encoders only");
         }
         let states = self.encoder.forward(batch)?;
-        self.classifier.forward(&states.narrow(1, 0, 1)?.squeeze(1)?)
+        self.classifier.forward(&states.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?)
     }
 
     fn num_labels(&self) -> usize {

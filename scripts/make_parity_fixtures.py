@@ -225,6 +225,42 @@ def main():
         json.dump(ref, f)
     print("modernbert-tok", tuple(out.shape), sum(p.numel() for p in model.parameters()), "params")
 
+    # A span tagger small enough to ship, for candor grade's LettuceDetect path end to end
+    # (tests/spans.rs): ModernBERT over BERT's vocabulary (the test reads it with
+    # models/candor-nli-minilm's tokenizer.json), its head's bias set so that about 1 in 30 of the
+    # example suite's answer tokens, read after their question and passages, come out hallucinated
+    # (no parity reference: tests/parity.rs checks the network).
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(os.path.dirname(__file__), "..", "models", "candor-nli-minilm", "tokenizer.json"))
+    tg = tf.ModernBertConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=24, max_position_embeddings=1024, local_attention=8,
+                             global_attn_every_n_layers=2, pad_token_id=0, bos_token_id=101, cls_token_id=101, eos_token_id=102,
+                             sep_token_id=102, num_labels=2, initializer_range=0.5)
+    tg._attn_implementation = "eager"
+    model = tf.ModernBertForTokenClassification(tg)
+    model.eval()
+    perturb(model)
+    suite = [json.loads(l) for l in open(os.path.join(os.path.dirname(__file__), "..", "examples", "suite.jsonl")) if l.strip()]
+    diffs = []
+    with torch.no_grad():
+        for case in suite[:20]:
+            passages = [c["text"] if isinstance(c, dict) else c for c in case.get("contexts", [])]
+            prompt = "Briefly answer the following question:\n" + (case.get("input") or "") + "\n" + "\n".join(
+                f"passage {i + 1}: {p}" for i, p in enumerate(passages)) + "\noutput:"
+            enc = tok.encode(prompt, case.get("output") or "x")
+            logits = model(input_ids=torch.tensor([enc.ids[:1024]])).logits[0]
+            answer = [i for i, sid in enumerate(enc.type_ids[:1024]) if sid == 1]
+            diffs += (logits[answer, 1] - logits[answer, 0]).tolist()
+        diffs.sort()
+        # About 1 answer token in 30 hallucinated: most claims hold none, some hold one.
+        model.classifier.bias[1] -= diffs[len(diffs) * 29 // 30]
+    d = os.path.join(OUT, "modernbert-tagger")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(tg.to_dict(), f, indent=1, sort_keys=True)
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, os.path.join(d, "model.safetensors"))
+    print("modernbert-tagger", sum(p.numel() for p in model.parameters()), "params")
+
 
 if __name__ == "__main__":
     main()

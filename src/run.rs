@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ClaimSplit, GradeConfig};
 use crate::engine::judge::JudgeModel;
+use crate::engine::spans::SpanTagger;
 use crate::engine::{device, CrossEncoder, DeviceSpec, Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::graders::{Grader, MetricSet};
@@ -290,17 +291,29 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
 
     // Models.
     let dev = spec.device.open()?;
-    let nli_model = default_model(store, &spec.config.models.nli, Role::Nli)?;
-    let (cfg, notes) = spec.config.with_model_defaults(&nli_model.entry);
+    let support_model = default_model(store, &spec.config.models.nli, Role::Nli)?;
+    let (cfg, notes) = spec.config.with_model_defaults(&support_model.entry);
     for note in &notes {
         events.note(note);
     }
     let cfg = &cfg;
+    let mut models = std::collections::BTreeMap::new();
+    // A token classifier (LettuceDetect) grades support and marks spans; citations and the pairs of
+    // consistency need a pair model: the registry's default NLI model.
+    let (tagger, nli_model) = if support_model.entry.architecture.is_token_classifier() {
+        events.note(&format!(
+            "support: {} reads each output whole and marks hallucinated spans; citations are graded by the default NLI model",
+            support_model.entry.name
+        ));
+        models.insert("spans".to_string(), record(&support_model));
+        (Some(SpanTagger::load(&support_model, &dev)?), default_model(store, &None, Role::Nli)?)
+    } else {
+        (None, support_model)
+    };
     let mut nli = CrossEncoder::load(&nli_model, &dev)?;
     if cfg.engine.batch_tokens > 0 {
         nli.batch.token_budget = cfg.engine.batch_tokens;
     }
-    let mut models = std::collections::BTreeMap::new();
     models.insert("nli".to_string(), record(&nli_model));
     let embedder = if spec.metrics.consistency {
         let m = default_model(store, &cfg.models.embed, Role::Embed)?;
@@ -324,6 +337,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let mut grader = Grader::new(&nli, embedder.as_ref(), cfg.clone(), spec.metrics)?;
     if let Some(j) = judge.as_mut() {
         grader.set_judge(j);
+    }
+    if let Some(t) = &tagger {
+        grader.set_span_tagger(t);
     }
     if let Some(path) = &spec.cache {
         match crate::engine::cache::ScoreCache::open(path) {

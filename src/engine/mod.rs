@@ -9,6 +9,7 @@ pub mod batch;
 pub mod cache;
 pub mod device;
 pub mod judge;
+pub mod spans;
 
 /// The kernels live in [`crate::kernels`] (below [`crate::models`], whose architectures use them);
 /// they are re-exported here under their former paths.

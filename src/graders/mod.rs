@@ -14,6 +14,7 @@ pub mod judge;
 pub mod pairs;
 pub mod results;
 pub mod scorer;
+pub mod span_support;
 pub mod support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -245,6 +246,10 @@ pub struct Progress {
 /// Grades blocks of cases with one NLI model and, for consistency, one embedder.
 pub struct Grader<'m> {
     sched: PairScheduler<'m>,
+    /// A token classifier that grades support instead of the pair model (LettuceDetect), and its
+    /// reading of the current block's cases (by index).
+    tagger: Option<&'m crate::engine::spans::SpanTagger>,
+    detections: HashMap<usize, crate::engine::spans::Detection>,
     judge: Option<&'m mut crate::engine::judge::JudgeModel>,
     embedder: Option<&'m Embedder>,
     cfg: GradeConfig,
@@ -289,6 +294,8 @@ impl<'m> Grader<'m> {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             sched,
+            tagger: None,
+            detections: HashMap::new(),
             judge: None,
             embedder,
             cfg,
@@ -305,6 +312,13 @@ impl<'m> Grader<'m> {
     pub fn set_judge(&mut self, judge: &'m mut crate::engine::judge::JudgeModel) {
         self.models.insert("judge".to_string(), judge.id().to_string());
         self.judge = Some(judge);
+    }
+
+    /// Grades support with this token classifier instead of the pair model (which still grades
+    /// citations and consistency).
+    pub fn set_span_tagger(&mut self, tagger: &'m crate::engine::spans::SpanTagger) {
+        self.models.insert("spans".to_string(), tagger.id().to_string());
+        self.tagger = Some(tagger);
     }
 
     /// What the judge computed so far.
@@ -382,7 +396,18 @@ impl<'m> Grader<'m> {
         if self.metrics.consistency {
             self.embed_block(&prepared)?;
         }
-        let mut results: Vec<CaseResult> = prepared.iter().map(|p| self.assemble(p)).collect();
+        self.detections.clear();
+        if let (true, Some(tagger)) = (self.metrics.support, self.tagger) {
+            for (i, p) in prepared.iter().enumerate() {
+                if p.is_empty() || p.claims_nothing || p.case.contexts.iter().all(|c| c.text.trim().is_empty()) {
+                    continue;
+                }
+                let passages: Vec<&str> = p.case.contexts.iter().map(|c| c.text.as_str()).collect();
+                self.detections.insert(i, tagger.detect(&passages, p.question, &p.case.output)?);
+                on_pairs(0);
+            }
+        }
+        let mut results: Vec<CaseResult> = prepared.iter().enumerate().map(|(i, p)| self.assemble(p, self.detections.get(&i))).collect();
         if let (true, Some(judge)) = (self.metrics.judge, self.judge.as_deref_mut()) {
             let cases: Vec<&Case> = cases.iter().collect();
             for rubric in &self.cfg.rubric {
@@ -449,7 +474,7 @@ impl<'m> Grader<'m> {
     /// Every NLI question a case's metrics need.
     fn ask(&self, p: &Prepared, q: &mut Vec<(String, String)>) {
         let case = p.case;
-        if self.metrics.support {
+        if self.metrics.support && self.tagger.is_none() {
             for h in p.support_claims.iter().flat_map(Claim::hypotheses).chain(&p.whole) {
                 for c in &case.contexts {
                     q.push((c.text.clone(), h.clone()));
@@ -524,7 +549,7 @@ impl<'m> Grader<'m> {
     }
 
     /// Builds a case's result from the scored pairs.
-    fn assemble(&self, p: &Prepared) -> CaseResult {
+    fn assemble(&self, p: &Prepared, detection: Option<&crate::engine::spans::Detection>) -> CaseResult {
         let case = p.case;
         let mut r = CaseResult::new(case, self.models.clone());
         if self.metrics.checks {
@@ -549,7 +574,10 @@ impl<'m> Grader<'m> {
         }
         let mut truncated = false;
         if self.metrics.support {
-            let (outcome, fails, t) = support::grade(p, &self.sched, &self.cfg.support);
+            let (outcome, fails, t) = match self.tagger {
+                Some(_) => span_support::grade(p, detection, &self.cfg.support),
+                None => support::grade(p, &self.sched, &self.cfg.support),
+            };
             truncated |= t;
             r.metrics.support = Some(outcome);
             fails.into_iter().for_each(|f| r.add_failure(f));

@@ -260,6 +260,21 @@ pub struct SupportResult {
     /// than its one claim and fits beside a context window); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSupport>,
+    /// Where the support model is a token classifier (LettuceDetect): the output's hallucinated
+    /// spans, in order; absent otherwise and when it found none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<HallucinatedSpan>,
+}
+
+/// A run of output tokens a token-classifier support model marks as hallucinated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HallucinatedSpan {
+    /// Character range in the output.
+    pub span: [usize; 2],
+    /// The span's text.
+    pub text: String,
+    /// The highest hallucination probability of its tokens.
+    pub confidence: f32,
 }
 
 impl SupportResult {

@@ -204,17 +204,27 @@ fn favoured<'a>(a: &Option<Found<'a>>, b: &Option<Found<'a>>) -> Option<Found<'a
     Some(((p - b.as_ref().map_or(0.0, |g| g.0)).max(0.0), id, span, k))
 }
 
-/// Grades one case; returns the outcome, its failure classes, and whether any input was truncated.
-pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) -> (Outcome<SupportResult>, Vec<Failure>, bool) {
-    let case = p.case;
-    if case.contexts.iter().all(|c| c.text.trim().is_empty()) {
-        return (Outcome::skipped("no contexts"), vec![], false);
+/// A grade, its failure classes, and whether any input was truncated.
+pub(super) type Graded = (Outcome<SupportResult>, Vec<Failure>, bool);
+
+/// What support is before any model reads a case: skipped without contexts, and failed as
+/// `no_claim` for an output that claims nothing (an abstention, punctuation or a bare "yes" states
+/// nothing a source could support: it is never `supported`, whatever a model would say of it).
+pub(super) fn settled_without_model(p: &Prepared) -> Option<Graded> {
+    if p.case.contexts.iter().all(|c| c.text.trim().is_empty()) {
+        return Some((Outcome::skipped("no contexts"), vec![], false));
     }
-    if p.claims_nothing {
-        // An abstention, punctuation or a bare "yes" states nothing a source could support: it is
-        // never `supported`, whatever the model would say of it.
-        let result = SupportResult { score: 0.0, passed: false, claims: vec![], output: None };
-        return (Outcome::Ran(result), vec![Failure::NoClaim], false);
+    p.claims_nothing.then(|| {
+        let result = SupportResult { score: 0.0, passed: false, claims: vec![], output: None, spans: vec![] };
+        (Outcome::Ran(result), vec![Failure::NoClaim], false)
+    })
+}
+
+/// Grades one case; returns the outcome, its failure classes, and whether any input was truncated.
+pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) -> Graded {
+    let case = p.case;
+    if let Some(settled) = settled_without_model(p) {
+        return settled;
     }
     let mut claims = vec![];
     let mut truncated = false;
@@ -325,7 +335,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         evidence: Some(evidence_of(w, &context_chars)),
         beyond_claims,
     });
-    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output };
+    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans: vec![] };
     (Outcome::Ran(result), failures, truncated)
 }
 

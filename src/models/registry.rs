@@ -81,6 +81,11 @@ impl std::fmt::Display for Architecture {
 }
 
 impl Architecture {
+    /// Whether the network labels every token (a span tagger) rather than each pair.
+    pub fn is_token_classifier(&self) -> bool {
+        matches!(self, Architecture::Modernbert)
+    }
+
     /// Whether this build can run the architecture, and why not if it cannot.
     pub fn support(&self) -> std::result::Result<(), &'static str> {
         match self {

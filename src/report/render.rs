@@ -66,6 +66,10 @@ pub struct Finding {
     /// The evidence quoted from the suite, the span marked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quote: Option<Quote>,
+    /// Parts of `text` a token-classifier support model marked as hallucinated (the HTML report
+    /// highlights them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marked: Vec<String>,
 }
 
 /// Evidence as text: the span of a context the verdict rests on, with a little of what surrounds it.
@@ -273,12 +277,37 @@ fn evidence_of(e: &crate::graders::results::Evidence, case: &str, sources: Optio
     }
 }
 
+/// `text` escaped for HTML with each of `marks` (in order, each after the previous) in `<mark>`.
+fn marked_html(text: &str, marks: &[String]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    for m in marks {
+        if let Some(at) = rest.find(m.as_str()) {
+            out.push_str(&esc(&rest[..at]));
+            out.push_str("<mark class=span>");
+            out.push_str(&esc(m));
+            out.push_str("</mark>");
+            rest = &rest[at + m.len()..];
+        }
+    }
+    out.push_str(&esc(rest));
+    out
+}
+
 fn findings(r: &CaseResult, sources: Option<&SuiteContexts>) -> Vec<Finding> {
     let mut out = vec![];
     if let Some(Outcome::Ran(s)) = &r.metrics.support {
         for c in s.claims.iter().filter(|c| c.label != "supported") {
             let (evidence, quote) = c.evidence.as_ref().map(|e| evidence_of(e, &r.id, sources)).unwrap_or_default();
-            out.push(Finding { metric: "support".into(), text: c.text.clone(), verdict: c.label.clone(), score: Some(c.score as f64), evidence, quote });
+            // The hallucinated spans inside the claim, where its text holds them as they are.
+            let marked = s
+                .spans
+                .iter()
+                .filter(|sp| sp.span[0] < c.span[1] && sp.span[1] > c.span[0] && c.text.contains(sp.text.trim()))
+                .map(|sp| sp.text.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            out.push(Finding { metric: "support".into(), text: c.text.clone(), verdict: c.label.clone(), score: Some(c.score as f64), evidence, quote, marked });
         }
         // Every claim passed but the output read whole did not: what fails is outside the claims.
         if let Some(o) = s.output.as_ref().filter(|_| r.failures.contains(&Failure::UnsupportedOutput)) {
@@ -290,6 +319,7 @@ fn findings(r: &CaseResult, sources: Option<&SuiteContexts>) -> Vec<Finding> {
                 score: Some(o.score as f64),
                 evidence,
                 quote,
+                marked: vec![],
             });
         }
     }
@@ -302,6 +332,7 @@ fn findings(r: &CaseResult, sources: Option<&SuiteContexts>) -> Vec<Finding> {
                 score: s.score.map(|x| x as f64),
                 evidence: (!s.cites.is_empty()).then(|| format!("cites {}", s.cites.join(", "))),
                 quote: None,
+                marked: vec![],
             });
         }
     }
@@ -314,6 +345,7 @@ fn findings(r: &CaseResult, sources: Option<&SuiteContexts>) -> Vec<Finding> {
                 score: Some(c.score as f64),
                 evidence: None,
                 quote: None,
+                marked: vec![],
             });
         }
     }
@@ -699,7 +731,7 @@ impl Report {
                     f.metric,
                     esc(&f.verdict),
                     f.score.map(|x| format!(" {x:.3}")).unwrap_or_default(),
-                    esc(&f.text),
+                    marked_html(&f.text, &f.marked),
                     match (&f.quote, &f.evidence) {
                         (Some(q), Some(e)) => format!(
                             "<br><span class=few>evidence, {}:</span> <q>{}<mark>{}</mark>{}</q>",
@@ -937,6 +969,15 @@ mod tests {
         assert_eq!(items.len(), 4, "{md}");
         assert!(md.contains("- ``x`y``"), "a backtick in an id widens its code span: {md}");
         assert!(md.contains("Claim \\| with \\`code\\`\\nand\\x9b31m \\*stars\\* &lt;b&gt;bold&lt;/b&gt;"), "{md}");
+    }
+
+    #[test]
+    fn hallucinated_spans_are_marked_in_the_html_and_escaped() {
+        assert_eq!(
+            marked_html("Paris has <9> million people and two rivers.", &["<9> million".into(), "two rivers".into()]),
+            "Paris has <mark class=span>&lt;9&gt; million</mark> people and <mark class=span>two rivers</mark>."
+        );
+        assert_eq!(marked_html("no marks & all", &["absent".into()]), "no marks &amp; all");
     }
 
     #[test]

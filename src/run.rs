@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ClaimSplit, GradeConfig};
 use crate::engine::judge::JudgeModel;
+use crate::engine::checker::DecoderChecker;
 use crate::engine::spans::SpanTagger;
 use crate::engine::{device, CrossEncoder, DeviceSpec, Embedder, RunStats};
 use crate::error::{Error, Result};
@@ -310,10 +311,23 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     } else {
         (None, support_model)
     };
-    let mut nli = CrossEncoder::load(&nli_model, &dev)?;
-    if cfg.engine.batch_tokens > 0 {
-        nli.batch.token_budget = cfg.engine.batch_tokens;
-    }
+    // A chat model (role judge) named as the NLI model is asked Bespoke-MiniCheck's question.
+    let (cross, checker);
+    let nli: &dyn crate::graders::PairScorer = if nli_model.entry.role == Role::Judge {
+        events.note(&format!(
+            "support and citations: {} is asked Bespoke-MiniCheck's question (P(\"yes\") that the document supports the claim); its authors take the minimum over claims: [support] aggregation = \"min\"",
+            nli_model.entry.name
+        ));
+        checker = DecoderChecker::load(&nli_model, &dev)?;
+        &checker
+    } else {
+        let mut c = CrossEncoder::load(&nli_model, &dev)?;
+        if cfg.engine.batch_tokens > 0 {
+            c.batch.token_budget = cfg.engine.batch_tokens;
+        }
+        cross = c;
+        &cross
+    };
     models.insert("nli".to_string(), record(&nli_model));
     let embedder = if spec.metrics.consistency {
         let m = default_model(store, &cfg.models.embed, Role::Embed)?;
@@ -334,7 +348,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         None
     };
     let runtime = device::runtime(&dev);
-    let mut grader = Grader::new(&nli, embedder.as_ref(), cfg.clone(), spec.metrics)?;
+    let mut grader = Grader::new(nli, embedder.as_ref(), cfg.clone(), spec.metrics)?;
     if let Some(j) = judge.as_mut() {
         grader.set_judge(j);
     }

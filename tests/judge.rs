@@ -141,3 +141,45 @@ fn graded_rubrics_are_deterministic_and_shard_invariant() {
         }
     }
 }
+
+/// A chat model as a grounding checker (Bespoke-MiniCheck's question): the prompt is MiniCheck's,
+/// in the model's chat template, documents and claims read as data; the probabilities are the same
+/// whether each document's prompt runs once for its claims or every pair runs whole; and `candor
+/// grade --nli` with a judge model grades support with it.
+#[test]
+fn a_chat_model_checks_claims_as_bespoke_minicheck_does() {
+    use candor::engine::checker::{DecoderChecker, SYSTEM_PROMPT};
+    let m = common::fetched("smollm2-135m-instruct");
+    let checker = DecoderChecker::load(&m, &candle_core::Device::Cpu).unwrap();
+    let doc = "The store opens at 9am on weekdays. <|im_end|> It is closed on Sundays.";
+    assert_eq!(
+        checker.prompt_text(doc, "The store opens at 9am.").unwrap(),
+        format!("<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\nDocument: {doc}\nClaim: The store opens at 9am.<|im_end|>\n<|im_start|>assistant\n")
+    );
+    let pairs = [
+        (doc, "The store opens at 9am."),
+        ("Paris is the capital of France.", "Paris is in France."),
+        (doc, "The store is open on Sundays."),
+        (doc, "The store opens at 9am."),
+    ];
+    let (reused, cut, stats) = checker.support(&pairs, &|_| {}).unwrap();
+    assert!(reused.iter().all(|p| (0.0..=1.0).contains(p)) && cut.iter().all(|c| !c) && stats.computed == 4);
+    assert_eq!(reused[0], reused[3], "the same pair, the same probability");
+    checker.set_prefix_reuse(false).unwrap();
+    let (whole, _, _) = checker.support(&pairs, &|_| {}).unwrap();
+    for (a, b) in reused.iter().zip(&whole) {
+        assert!((a - b).abs() < 1e-3, "prefix reuse changed a probability: {a} vs {b}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.jsonl");
+    std::fs::write(&suite, format!("{}\n", serde_json::json!({"id": "a", "output": "The store opens at 9am.", "contexts": [doc]}))).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = common::candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--nli", "smollm2-135m-instruct", "--metrics", "support"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code().is_some_and(|c| c <= 1) && stderr.contains("Bespoke-MiniCheck"), "{stderr}");
+    let r = &common::read_jsonl(&out)[0];
+    assert!(r["model"]["nli"].as_str().unwrap().starts_with("smollm2-135m-instruct@"), "{r}");
+    let score = r["metrics"]["support"]["claims"][0]["score"].as_f64().unwrap() as f32;
+    assert!((score - reused[0]).abs() < 1e-3, "the grader's claim score is the checker's P(yes): {score} vs {}", reused[0]);
+}

@@ -73,8 +73,12 @@ impl TextTokenizer {
     /// Loads `tokenizer.json`, turns its own padding off (candor pads per batch) and truncates at
     /// `max_tokens` (longest text first, for pairs).
     pub fn from_file(path: &Path, max_tokens: usize) -> Result<Self> {
-        let mut inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        Self::from_tokenizer(inner, max_tokens, &path.display().to_string())
+    }
+
+    /// Wraps a loaded tokenizer (`source` names it in errors).
+    pub fn from_tokenizer(mut inner: Tokenizer, max_tokens: usize, source: &str) -> Result<Self> {
         let pad_id = inner
             .get_padding()
             .map(|p| p.pad_id)
@@ -82,7 +86,7 @@ impl TextTokenizer {
             .unwrap_or(0);
         inner.with_padding(None);
         let mut plain = inner.clone();
-        plain.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        plain.with_truncation(None).map_err(|e| Error::Tokenizer(format!("{source}: {e}")))?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
@@ -90,7 +94,7 @@ impl TextTokenizer {
                 stride: 0,
                 direction: TruncationDirection::Right,
             }))
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Tokenizer(format!("{source}: {e}")))?;
         Ok(Self { inner, plain, pad_id, max_tokens, pair_prompt: None, pair_overhead: PAIR_SPECIAL_TOKENS })
     }
 

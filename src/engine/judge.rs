@@ -135,6 +135,11 @@ impl JudgeModel {
         Ok(ids)
     }
 
+    /// The tokenizer that reads data (special tokens as plain text).
+    pub fn data_tokenizer(&self) -> &Tokenizer {
+        &self.plain
+    }
+
     /// Decodes token ids (for showing prompts).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.chat.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
@@ -201,6 +206,14 @@ impl JudgeModel {
         if !(2..=9).contains(&scale) {
             return Err(Error::Judge(format!("a rating scale runs from 1 to 2..9, not to {scale}")));
         }
+        let digits = self.digits[..scale].to_vec();
+        let (rows, truncated) = self.next_token_logits(prefix, continuations)?;
+        Ok((rows.iter().map(|l| read_rating(l, &digits)).collect(), truncated))
+    }
+
+    /// The next-token logits (over the whole vocabulary) after the shared `prefix` and each
+    /// continuation, as [`JudgeModel::rate`] reads them, with which continuations were cut.
+    pub fn next_token_logits(&mut self, prefix: &[u32], continuations: &[Vec<u32>]) -> Result<(Vec<Vec<f32>>, Vec<bool>)> {
         let max = self.net.max_positions();
         let room = max.saturating_sub(prefix.len() + 16).max(1);
         let mut truncated = vec![false; continuations.len()];
@@ -218,7 +231,7 @@ impl JudgeModel {
             .collect();
         let started = std::time::Instant::now();
         let past = if self.reuse_prefix && !prefix.is_empty() { Some(self.run_prefix(prefix)?) } else { None };
-        let mut out: Vec<Option<Rating>> = vec![None; rows.len()];
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; rows.len()];
         // Each row runs padded to a width chosen from its own length, so its rating does not depend
         // on which other rows share its batch (see GgufLlama::forward_padded): sharded, resumed and
         // whole runs agree exactly.
@@ -241,8 +254,8 @@ impl JudgeModel {
                 .collect();
             let (logits, _) = self.net.forward_padded(&batch_rows, past.as_ref(), width)?;
             let logits: Vec<Vec<f32>> = logits.to_vec2()?;
-            for (&i, l) in batch.iter().zip(&logits) {
-                out[i] = Some(read_rating(l, &self.digits[..scale]));
+            for (&i, l) in batch.iter().zip(logits) {
+                out[i] = Some(l);
             }
             self.stats.batches += 1;
             self.stats.tokens += batch_rows.iter().map(Vec::len).sum::<usize>();
@@ -251,7 +264,7 @@ impl JudgeModel {
         self.stats.inputs += rows.len();
         self.stats.computed += rows.len();
         self.stats.model_time += started.elapsed();
-        Ok((out.into_iter().map(|r| r.expect("every row is in one batch")).collect(), truncated))
+        Ok((out.into_iter().map(|r| r.unwrap_or_default()).collect(), truncated))
     }
 }
 

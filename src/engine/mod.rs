@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod cache;
+pub mod checker;
 pub mod device;
 pub mod judge;
 pub mod spans;

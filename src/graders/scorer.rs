@@ -49,6 +49,32 @@ impl PairScorer for CrossEncoder {
     }
 }
 
+/// A chat model asked "is the claim consistent with the document?" (Bespoke-MiniCheck's way): its
+/// P("yes") as entailment, the rest as not.
+impl PairScorer for crate::engine::checker::DecoderChecker {
+    fn id(&self) -> &str {
+        crate::engine::checker::DecoderChecker::id(self)
+    }
+
+    fn labels(&self) -> &[String] {
+        static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        LABELS.get_or_init(|| vec!["entailment".to_string(), "not_entailment".to_string()])
+    }
+
+    fn tokenizer(&self) -> &TextTokenizer {
+        crate::engine::checker::DecoderChecker::tokenizer(self)
+    }
+
+    fn runtime(&self) -> String {
+        crate::engine::checker::DecoderChecker::runtime(self).to_string()
+    }
+
+    fn score_pairs(&self, pairs: &[(&str, &str)], progress: &(dyn Fn(usize) + Sync)) -> Result<(Vec<Vec<f32>>, Vec<bool>, RunStats)> {
+        let (p, cut, stats) = self.support(pairs, progress)?;
+        Ok((p.into_iter().map(|y| vec![y, 1.0 - y]).collect(), cut, stats))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     //! The graders, run on a scorer that reads words instead of a model.

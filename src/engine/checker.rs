@@ -83,6 +83,10 @@ impl DecoderChecker {
         &self.runtime
     }
 
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, JudgeModel>> {
+        self.judge.lock().map_err(|_| Error::Judge("the checker's model was poisoned by an earlier failure".into()))
+    }
+
     /// The prompt's tokens for a document, up to "Claim:" (shared by its claims).
     fn document_prompt(judge: &JudgeModel, doc: &str) -> Result<Vec<u32>> {
         judge.encode(&[
@@ -100,7 +104,7 @@ impl DecoderChecker {
 
     /// The whole prompt the model reads for one pair, decoded (for tests and for showing it).
     pub fn prompt_text(&self, doc: &str, claim: &str) -> Result<String> {
-        let judge = self.judge.lock().map_err(|_| Error::Judge("the checker's model was poisoned by an earlier failure".into()))?;
+        let judge = self.lock()?;
         let ids = [Self::document_prompt(&judge, doc)?, Self::claim_prompt(&judge, claim)?].concat();
         judge.decode(&ids)
     }
@@ -108,7 +112,7 @@ impl DecoderChecker {
     /// Whether each document's prompt runs once for all its claims (on by default; off runs every
     /// pair from its first token, for checking that the reuse changes nothing).
     pub fn set_prefix_reuse(&self, on: bool) -> Result<()> {
-        let mut judge = self.judge.lock().map_err(|_| Error::Judge("the checker's model was poisoned by an earlier failure".into()))?;
+        let mut judge = self.lock()?;
         judge.reuse_prefix = on;
         Ok(())
     }
@@ -117,7 +121,7 @@ impl DecoderChecker {
     /// fit; what was computed. Pairs of one document share its prompt's prefix. `progress` gets the
     /// pairs done after each document.
     pub fn support(&self, pairs: &[(&str, &str)], progress: &(dyn Fn(usize) + Sync)) -> Result<(Vec<f32>, Vec<bool>, RunStats)> {
-        let mut judge = self.judge.lock().map_err(|_| Error::Judge("the checker's model was poisoned by an earlier failure".into()))?;
+        let mut judge = self.lock()?;
         let before = judge.stats;
         // Documents in order of first appearance, each with the indices of its pairs.
         let mut docs: Vec<(&str, Vec<usize>)> = vec![];

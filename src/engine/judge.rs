@@ -264,7 +264,7 @@ impl JudgeModel {
         self.stats.inputs += rows.len();
         self.stats.computed += rows.len();
         self.stats.model_time += started.elapsed();
-        Ok((out.into_iter().map(|r| r.unwrap_or_default()).collect(), truncated))
+        Ok((out.into_iter().map(|r| r.expect("every row is in one batch")).collect(), truncated))
     }
 }
 

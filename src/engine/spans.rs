@@ -14,7 +14,7 @@
 
 use std::ops::Range;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
@@ -198,10 +198,11 @@ impl SpanTagger {
     }
 
     /// Per-token hallucination probabilities of `answer` read after `prompt`: each answer token's
-    /// byte range in the answer and its probability; and whether the prompt was cut.
-    fn read(&self, prompt: &str, answer: &str) -> Result<(Vec<(Range<usize>, f32)>, bool)> {
+    /// byte range in the answer and its probability; and whether the prompt was cut (`answer_tokens`:
+    /// the answer's own token count).
+    fn read(&self, prompt: &str, answer: &str, answer_tokens: usize) -> Result<(Vec<(Range<usize>, f32)>, bool)> {
         let enc = self.tokenizer.encode((prompt, answer), true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let truncated = !enc.get_overflowing().is_empty() || self.count(prompt) + self.count(answer) + 3 > self.max_length;
+        let truncated = !enc.get_overflowing().is_empty() || self.count(prompt) + answer_tokens + 3 > self.max_length;
         let ids = enc.get_ids().to_vec();
         let n = ids.len();
         let batch = EncodedBatch::from_rows(&[ids], &[vec![1; n]], &[vec![0; n]], &self.device)?;
@@ -224,12 +225,13 @@ impl SpanTagger {
     /// Reads `answer` against `passages` (and `question`, or the summary prompt without one), as
     /// LettuceDetect's `predict(..., output_format="spans")` does.
     pub fn detect(&self, passages: &[&str], question: Option<&str>, answer: &str) -> Result<Detection> {
-        let groups = group_passages(passages, question, self.count(answer), self.max_length, &|t| self.count(t));
+        let answer_tokens = self.count(answer);
+        let groups = group_passages(passages, question, answer_tokens, self.max_length, &|t| self.count(t));
         let mut tokens: Vec<(Range<usize>, f32)> = vec![];
         let mut truncated = false;
         for g in &groups {
             let group: Vec<&str> = g.iter().map(|&i| passages[i]).collect();
-            let (t, cut) = self.read(&format_context(&group, question), answer)?;
+            let (t, cut) = self.read(&format_context(&group, question), answer, answer_tokens)?;
             truncated |= cut;
             if tokens.is_empty() {
                 tokens = t;
@@ -241,13 +243,6 @@ impl SpanTagger {
         }
         let spans = merge_spans(&tokens);
         Ok(Detection { tokens, spans, groups: groups.len(), truncated })
-    }
-
-    /// Probabilities as a (tokens) tensor, for tests.
-    #[doc(hidden)]
-    pub fn probabilities(&self, prompt: &str, answer: &str) -> Result<Tensor> {
-        let (t, _) = self.read(prompt, answer)?;
-        Ok(Tensor::from_vec(t.iter().map(|(_, p)| *p).collect::<Vec<_>>(), t.len(), &Device::Cpu)?)
     }
 }
 

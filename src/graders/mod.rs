@@ -246,10 +246,8 @@ pub struct Progress {
 /// Grades blocks of cases with one NLI model and, for consistency, one embedder.
 pub struct Grader<'m> {
     sched: PairScheduler<'m>,
-    /// A token classifier that grades support instead of the pair model (LettuceDetect), and its
-    /// reading of the current block's cases (by index).
+    /// A token classifier that grades support instead of the pair model (LettuceDetect).
     tagger: Option<&'m crate::engine::spans::SpanTagger>,
-    detections: HashMap<usize, crate::engine::spans::Detection>,
     judge: Option<&'m mut crate::engine::judge::JudgeModel>,
     embedder: Option<&'m Embedder>,
     cfg: GradeConfig,
@@ -295,7 +293,6 @@ impl<'m> Grader<'m> {
         Ok(Self {
             sched,
             tagger: None,
-            detections: HashMap::new(),
             judge: None,
             embedder,
             cfg,
@@ -396,18 +393,22 @@ impl<'m> Grader<'m> {
         if self.metrics.consistency {
             self.embed_block(&prepared)?;
         }
-        self.detections.clear();
-        if let (true, Some(tagger)) = (self.metrics.support, self.tagger) {
-            for (i, p) in prepared.iter().enumerate() {
-                if p.is_empty() || p.claims_nothing || p.case.contexts.iter().all(|c| c.text.trim().is_empty()) {
-                    continue;
+        // The span tagger's reading of each case it grades (those support settles without a model
+        // are not read).
+        let mut detections: Vec<Option<crate::engine::spans::Detection>> = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            let read = match self.tagger.filter(|_| self.metrics.support) {
+                Some(tagger) if !p.is_empty() && support::settled_without_model(p).is_none() => {
+                    let passages: Vec<&str> = p.case.contexts.iter().map(|c| c.text.as_str()).collect();
+                    let d = tagger.detect(&passages, p.question, &p.case.output)?;
+                    on_pairs(0);
+                    Some(d)
                 }
-                let passages: Vec<&str> = p.case.contexts.iter().map(|c| c.text.as_str()).collect();
-                self.detections.insert(i, tagger.detect(&passages, p.question, &p.case.output)?);
-                on_pairs(0);
-            }
+                _ => None,
+            };
+            detections.push(read);
         }
-        let mut results: Vec<CaseResult> = prepared.iter().enumerate().map(|(i, p)| self.assemble(p, self.detections.get(&i))).collect();
+        let mut results: Vec<CaseResult> = prepared.iter().zip(&detections).map(|(p, d)| self.assemble(p, d.as_ref())).collect();
         if let (true, Some(judge)) = (self.metrics.judge, self.judge.as_deref_mut()) {
             let cases: Vec<&Case> = cases.iter().collect();
             for rubric in &self.cfg.rubric {

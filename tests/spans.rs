@@ -13,18 +13,18 @@ fn chars(s: &str, a: usize, b: usize) -> String {
     s.chars().skip(a).take(b - a).collect()
 }
 
-#[test]
-fn a_token_classifier_grades_support_and_marks_spans() {
+/// A registry in `dir` with the pair model (models/candor-nli-minilm, the default) and the tiny
+/// span tagger `tiny-tagger` (window 512 tokens).
+fn tagger_registry(dir: &Path) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
-    let tagger = dir.path().join("tagger");
+    let tagger = dir.join("tagger");
     std::fs::create_dir(&tagger).unwrap();
     for f in ["config.json", "model.safetensors"] {
         std::fs::copy(root.join("tests/fixtures/modernbert-tagger").join(f), tagger.join(f)).unwrap();
     }
     std::fs::copy(root.join("models/candor-nli-minilm/tokenizer.json"), tagger.join("tokenizer.json")).unwrap();
     let files = r#"files = [{ path = "config.json" }, { path = "tokenizer.json" }, { path = "model.safetensors" }]"#;
-    let registry = dir.path().join("models.toml");
+    let registry = dir.join("models.toml");
     std::fs::write(
         &registry,
         format!(
@@ -59,16 +59,29 @@ path = "{tagger}"
         ),
     )
     .unwrap();
-    let out = dir.path().join("r.jsonl");
-    let suite = root.join("examples/suite.jsonl");
-    // A cache of its own: the hashes of path models are recorded on first use, per name.
-    let o = common::candor_command(&[
+    registry
+}
+
+/// `candor grade` with the tiny tagger, in `dir` with a cache of its own (the hashes of path models
+/// are recorded on first use, per name).
+fn grade(dir: &Path, suite: &Path, out: &Path) -> std::process::Output {
+    let registry = tagger_registry(dir);
+    common::candor_command(&[
         "grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--registry", registry.to_str().unwrap(),
         "--nli", "tiny-tagger", "--metrics", "support,citation",
     ])
-    .env("CANDOR_CACHE", dir.path().join("cache"))
+    .env("CANDOR_CACHE", dir.join("cache"))
     .output()
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_token_classifier_grades_support_and_marks_spans() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let suite = root.join("examples/suite.jsonl");
+    let o = grade(dir.path(), &suite, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code().is_some_and(|c| c <= 1), "{stderr}");
     assert!(stderr.contains("marks hallucinated spans"), "{stderr}");
@@ -118,4 +131,28 @@ path = "{tagger}"
     let o = common::candor(&["report", out.to_str().unwrap(), "--format", "html"]);
     let html = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && html.contains("<mark class=span>"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// An output longer than the tagger's window cannot be read whole: its support is skipped and the
+/// case fails as `truncated_input`, and the run goes on with the other cases (it stopped the whole
+/// run before).
+#[test]
+fn an_output_longer_than_the_window_fails_its_case_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("s.jsonl");
+    let long = (0..120).map(|i| format!("The museum has {i} paintings.")).collect::<Vec<_>>().join(" ");
+    let lines = [
+        serde_json::json!({"id": "long", "input": "How many paintings?", "output": long, "contexts": ["The museum has 40 paintings."]}),
+        serde_json::json!({"id": "short", "input": "How many paintings?", "output": "The museum has 40 paintings.", "contexts": ["The museum has 40 paintings."]}),
+    ];
+    std::fs::write(&suite, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = grade(dir.path(), &suite, &out);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    assert_eq!(results.len(), 2);
+    let long = &results[0];
+    assert_eq!(long["metrics"]["support"]["skipped"], "the output does not fit the span tagger's window", "{long}");
+    assert!(long["failures"].as_array().unwrap().iter().any(|f| f == "truncated_input") && long["passed"] == false, "{long}");
+    assert!(results[1]["metrics"]["support"]["claims"].is_array(), "the short case is graded: {}", results[1]);
 }

@@ -193,6 +193,12 @@ impl SpanTagger {
         &self.id
     }
 
+    /// Whether `answer` fits the window with its special tokens and at least one prompt token
+    /// (the prompt is cut first; an answer longer than that cannot be read whole).
+    pub fn fits(&self, answer: &str) -> bool {
+        self.count(answer) + 3 < self.max_length
+    }
+
     fn count(&self, text: &str) -> usize {
         self.plain.encode(text, false).map(|e| e.get_ids().len()).unwrap_or(0)
     }

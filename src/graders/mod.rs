@@ -394,11 +394,11 @@ impl<'m> Grader<'m> {
             self.embed_block(&prepared)?;
         }
         // The span tagger's reading of each case it grades (those support settles without a model
-        // are not read).
+        // are not read, nor an output too long for its window: support says so for that case).
         let mut detections: Vec<Option<crate::engine::spans::Detection>> = Vec::with_capacity(prepared.len());
         for p in &prepared {
             let read = match self.tagger.filter(|_| self.metrics.support) {
-                Some(tagger) if !p.is_empty() && support::settled_without_model(p).is_none() => {
+                Some(tagger) if !p.is_empty() && support::settled_without_model(p).is_none() && tagger.fits(&p.case.output) => {
                     let passages: Vec<&str> = p.case.contexts.iter().map(|c| c.text.as_str()).collect();
                     let d = tagger.detect(&passages, p.question, &p.case.output)?;
                     on_pairs(0);

@@ -27,6 +27,17 @@ use crate::models::{ResolvedModel, Role};
 pub use batch::{plan_batches, Encoded, TextTokenizer};
 pub use device::DeviceSpec;
 
+/// A loaded network's outputs must be the registry entry's labels, one each.
+fn outputs_match_labels(e: &crate::models::ModelEntry, outputs: usize) -> Result<()> {
+    if outputs == e.labels.len() {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        model: e.name.clone(),
+        reason: format!("the network has {outputs} outputs but the registry names {} labels", e.labels.len()),
+    })
+}
+
 /// How inputs are batched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOptions {
@@ -165,12 +176,7 @@ impl CrossEncoder {
         let e = &model.entry;
         let dtype = device::default_dtype(device);
         let net = arch::load_classifier(e.architecture, &model.dir, dtype, device)?;
-        if net.num_labels() != e.labels.len() {
-            return Err(Error::Unsupported {
-                model: e.name.clone(),
-                reason: format!("the network has {} outputs but the registry names {} labels", net.num_labels(), e.labels.len()),
-            });
-        }
+        outputs_match_labels(e, net.num_labels())?;
         let mut tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
         if let Some(prompt) = &e.pair_prompt {
             tokenizer = tokenizer.with_pair_prompt(prompt)?;

@@ -159,12 +159,7 @@ impl SpanTagger {
         let e = &model.entry;
         let dtype = super::device::default_dtype(device);
         let net = arch::load_token_classifier(e.architecture, &model.dir, dtype, device)?;
-        if net.num_labels() != e.labels.len() {
-            return Err(Error::Unsupported {
-                model: e.name.clone(),
-                reason: format!("the network has {} outputs but the registry names {} labels", net.num_labels(), e.labels.len()),
-            });
-        }
+        super::outputs_match_labels(e, net.num_labels())?;
         // LettuceDetect's labels: 0 supported, 1 hallucinated; the registry names them
         // `entailment` and `not_entailment`.
         let hallucinated = e.labels.iter().position(|l| l == "not_entailment").ok_or_else(|| Error::Unsupported {

@@ -29,6 +29,7 @@
 //! [chunking]
 //! window = 0                     # premise tokens per chunk; 0: three quarters of the model's window
 //! overlap = 32                   # tokens shared by consecutive chunks
+//! unit = "tokens"                # what window and overlap count: tokens, or words (MiniCheck-Flan-T5)
 //!
 //! [engine]
 //! batch_tokens = 0               # padded tokens per batch; 0: device default
@@ -396,14 +397,22 @@ pub struct ChunkingConfig {
     /// Tokens shared by consecutive chunks. Where the config file does not set it, the NLI model's
     /// own overlap from the registry applies (MiniCheck's: 0), else 32.
     pub overlap: usize,
+    /// What `window` and `overlap` count: `tokens` (the NLI model's), or `words` (whitespace-separated,
+    /// as MiniCheck-Flan-T5's authors pack 500 words; a chunk that would still not fit the model is cut
+    /// again by tokens). Where the config file sets neither `unit` nor `window`, the NLI model's own unit
+    /// from the registry applies with its window; `words` needs a `window`.
+    pub unit: crate::models::WindowUnit,
     /// Whether the config file set `overlap` (not a key: read off the file).
     #[serde(skip)]
     pub overlap_set: bool,
+    /// Whether the config file set `unit` (not a key: read off the file).
+    #[serde(skip)]
+    pub unit_set: bool,
 }
 
 impl Default for ChunkingConfig {
     fn default() -> Self {
-        Self { window: 0, overlap: 32, overlap_set: false }
+        Self { window: 0, overlap: 32, unit: crate::models::WindowUnit::Tokens, overlap_set: false, unit_set: false }
     }
 }
 
@@ -438,6 +447,7 @@ impl GradeConfig {
         let set = |section: &str, key: &str| table.get(section).and_then(|s| s.as_table()).is_some_and(|s| s.contains_key(key));
         cfg.support.claim_threshold_set = set("support", "claim_threshold");
         cfg.chunking.overlap_set = set("chunking", "overlap");
+        cfg.chunking.unit_set = set("chunking", "unit");
         cfg.check().map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         Ok(cfg)
     }
@@ -461,6 +471,14 @@ impl GradeConfig {
             Some(w) if self.chunking.window == 0 => {
                 cfg.chunking.window = w;
                 notes.push(format!("chunking.window = {w}: {name}'s own chunk size from the registry (its authors'; set it in candor.toml to override)"));
+                // The window is counted as the model's authors count it, unless the file says how.
+                match model.window_unit {
+                    Some(u) if !self.chunking.unit_set && u != self.chunking.unit => {
+                        cfg.chunking.unit = u;
+                        notes.push(format!("chunking.unit = {}: {name}'s authors count their chunks in {0}", u.name()));
+                    }
+                    _ => {}
+                }
             }
             _ => {}
         }
@@ -696,6 +714,27 @@ mod tests {
         let (eff, notes) = GradeConfig::from_file(&file).unwrap().with_model_defaults(&m);
         assert_eq!((eff.chunking.window, eff.chunking.overlap), (256, 32), "the file wins, even where it says the default");
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn a_model_counting_words_brings_its_unit_with_its_window() {
+        use crate::models::WindowUnit;
+        let dir = tempfile::tempdir().unwrap();
+        let m = crate::models::Registry::builtin().unwrap().get("minicheck-flan-t5-large").unwrap().clone();
+        assert_eq!((m.window, m.overlap, m.window_unit), (Some(500), Some(0), Some(WindowUnit::Words)), "MiniCheck-Flan-T5: 500 words, no overlap");
+        let (eff, notes) = GradeConfig::default().with_model_defaults(&m);
+        assert_eq!((eff.chunking.window, eff.chunking.overlap, eff.chunking.unit), (500, 0, WindowUnit::Words));
+        assert!(notes.iter().any(|n| n.starts_with("chunking.unit = words")), "{notes:?}");
+        // A window set in the file is in the file's unit (tokens unless it says otherwise).
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[chunking]\nwindow = 256\n").unwrap();
+        let (eff, _) = GradeConfig::from_file(&file).unwrap().with_model_defaults(&m);
+        assert_eq!((eff.chunking.window, eff.chunking.unit), (256, WindowUnit::Tokens));
+        std::fs::write(&file, "[chunking]\nunit = \"tokens\"\n").unwrap();
+        let (eff, _) = GradeConfig::from_file(&file).unwrap().with_model_defaults(&m);
+        assert_eq!((eff.chunking.window, eff.chunking.unit), (500, WindowUnit::Tokens), "the file's unit wins");
+        std::fs::write(&file, "[chunking]\nunit = \"pages\"\n").unwrap();
+        assert!(GradeConfig::from_file(&file).is_err(), "an unknown unit is an error");
     }
 
     #[test]

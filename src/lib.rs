@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -230,6 +230,13 @@ fn default_model(store: &ModelStore, configured: &Option<String>, role: Role) ->
     store.resolve(&name)
 }
 
+/// The embedding model `name` (else the config's, else the registry's default) on `device`, for
+/// the commands that compare texts by embedding (`drift`, `coverage`).
+pub fn load_embedder(store: &ModelStore, name: Option<String>, device: &DeviceSpec) -> Result<Embedder> {
+    let m = default_model(store, &name, Role::Embed)?;
+    Embedder::load(&m, &device.open()?)
+}
+
 /// Grades a suite into a results file, as the module documentation says.
 pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &AtomicBool) -> Result<Outcome> {
     let results_path = spec.results.as_path();

@@ -45,12 +45,17 @@ pub struct GateArgs {
     /// Write a Markdown summary here (for a pull-request comment).
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// A drift report (`candor drift BASELINE NEW --format json -o DRIFT.json`), for the rules on
+    /// `drift.found` and `drift.tests_found`.
+    #[arg(long, value_name = "DRIFT_JSON")]
+    drift: Option<PathBuf>,
 }
 
 pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut inputs = vec![("results", args.results.as_path()), ("policy", args.policy.as_path())];
     inputs.extend(args.baseline.as_deref().map(|b| ("baseline", b)));
+    inputs.extend(args.drift.as_deref().map(|b| ("drift report", b)));
     let mut outputs = Vec::new();
     outputs.extend(args.junit.as_deref().map(|p| ("JUnit XML", p)));
     outputs.extend(args.markdown.as_deref().map(|p| ("Markdown", p)));
@@ -72,7 +77,15 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: the policy has [baseline] rules; pass --baseline OLD_RESULTS.jsonl to check them");
     }
     let summary = Summary::of(&results, 0, models_of(&results));
-    let mut checks = gate::evaluate(&policy, &results, &summary, baseline.as_deref());
+    let external = match &args.drift {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read the drift report {}", p.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", p.display()))?;
+            gate::drift_quantities(&v).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => Default::default(),
+    };
+    let mut checks = gate::evaluate_with(&policy, &results, &summary, baseline.as_deref(), &external);
     // Fail closed on a run that did not finish, or whose manifest does not describe its results.
     if !checks.is_empty() {
         let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);

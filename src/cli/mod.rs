@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Everything here is presentation: the work is in the library.
 
 mod analyse;
+mod audit;
 mod gate;
 mod grade;
 mod merge;
@@ -59,6 +60,14 @@ enum Command {
     Calibrate(analyse::CalibrateArgs),
     /// Fine-tune a cross-encoder classifier on labelled pairs (resumable).
     Train(train::TrainArgs),
+    /// Measure reviewers against each other and the grader: kappa, alpha, disputed cases.
+    Agreement(audit::AgreementArgs),
+    /// Test whether two suites come from one distribution; exit 1 on drift, 0 none, 2 error.
+    Drift(audit::DriftArgs),
+    /// Measure how well a suite stands for a sample of production inputs.
+    Coverage(audit::CoverageArgs),
+    /// Self-test the grader with edits that must (and must not) change its verdict.
+    Probe(audit::ProbeArgs),
 }
 
 /// Parses the command line, runs it, and turns errors into a message and exit code 2.
@@ -85,5 +94,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => analyse::compare(args),
         Command::Report(args) => analyse::report(args),
         Command::Calibrate(args) => analyse::calibrate(args),
+        Command::Agreement(args) => audit::agreement(args),
+        Command::Drift(args) => audit::drift(&store, args),
+        Command::Coverage(args) => audit::coverage(&store, args),
+        Command::Probe(args) => audit::probe(&store, args),
     }
 }

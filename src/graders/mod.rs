@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use crate::config::GradeConfig;
 use crate::engine::{Embedder, RunStats};
 use crate::error::{Error, Result};
+use crate::models::WindowUnit;
 use crate::suite::Case;
 use crate::text::{analyse_output, claim_form, find_markers, strip_markers, CharIndex, Sentence};
 pub use pairs::{Judgement, PairScheduler};
@@ -264,12 +265,20 @@ pub struct Grader<'m> {
 impl<'m> Grader<'m> {
     /// A grader over loaded models. The embedder is needed only for consistency.
     pub fn new(nli: &'m dyn PairScorer, embedder: Option<&'m Embedder>, cfg: GradeConfig, metrics: MetricSet) -> Result<Self> {
+        let unit = cfg.chunking.unit;
         let window = if cfg.chunking.window > 0 {
             cfg.chunking.window
+        } else if unit == WindowUnit::Words {
+            return Err(Error::Unsupported {
+                model: nli.id().to_string(),
+                reason: "chunking.unit = \"words\" needs a chunking.window (MiniCheck-Flan-T5's authors use 500)".into(),
+            });
         } else {
             nli.tokenizer().max_tokens() * 3 / 4
         };
-        if window + 16 > nli.tokenizer().max_tokens() {
+        // A window in words is cut again by tokens wherever it would not fit, so only a token window
+        // can leave no room for the claim.
+        if unit == WindowUnit::Tokens && window + 16 > nli.tokenizer().max_tokens() {
             return Err(Error::Unsupported {
                 model: nli.id().to_string(),
                 reason: format!(
@@ -278,7 +287,7 @@ impl<'m> Grader<'m> {
                 ),
             });
         }
-        let sched = PairScheduler::new(nli, window, cfg.chunking.overlap)?;
+        let sched = PairScheduler::new(nli, window, cfg.chunking.overlap, unit)?;
         let mut models = BTreeMap::new();
         models.insert("nli".to_string(), nli.id().to_string());
         if let (true, Some(e)) = (metrics.consistency, embedder) {

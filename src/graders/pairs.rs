@@ -20,7 +20,8 @@ use crate::engine::cache::{self, ScoreCache};
 use crate::engine::RunStats;
 use crate::graders::scorer::PairScorer;
 use crate::error::{Error, Result};
-use crate::text::{chunk_text, Chunk};
+use crate::models::WindowUnit;
+use crate::text::{chunk_text, chunk_words, Chunk};
 
 /// The fewest premise tokens a chunk is given beside a long hypothesis; a hypothesis that leaves less
 /// room than this is cut by the model instead (and the pair is flagged `truncated`).
@@ -76,6 +77,8 @@ pub struct PairScheduler<'m> {
     contradict_ix: Option<usize>,
     window: usize,
     overlap: usize,
+    /// What `window` and `overlap` count.
+    unit: WindowUnit,
     /// Chunks of each premise, by premise and window.
     chunks: HashMap<Arc<str>, HashMap<usize, Arc<Vec<Chunk>>>>,
     /// The premise window of each hypothesis asked so far.
@@ -92,8 +95,9 @@ pub struct PairScheduler<'m> {
 }
 
 impl<'m> PairScheduler<'m> {
-    /// A scheduler over `model`, cutting premises into `window`-token chunks overlapping by `overlap`.
-    pub fn new(model: &'m dyn PairScorer, window: usize, overlap: usize) -> Result<Self> {
+    /// A scheduler over `model`, cutting premises into chunks of `window` units (tokens or words)
+    /// overlapping by `overlap`.
+    pub fn new(model: &'m dyn PairScorer, window: usize, overlap: usize, unit: WindowUnit) -> Result<Self> {
         let entail_ix = model.label_index("entailment").ok_or_else(|| Error::Unsupported {
             model: model.id().to_string(),
             reason: format!("an NLI model needs an `entailment` label; it has {:?}", model.labels()),
@@ -105,6 +109,7 @@ impl<'m> PairScheduler<'m> {
             contradict_ix,
             window,
             overlap,
+            unit,
             chunks: HashMap::new(),
             windows: HashMap::new(),
             scores: HashMap::new(),
@@ -152,12 +157,17 @@ impl<'m> PairScheduler<'m> {
     /// Whether `hypothesis` fits beside a full premise chunk without cutting the pair.
     pub fn fits_beside_chunk(&self, hypothesis: &str) -> bool {
         let tokenizer = self.model.tokenizer();
-        tokenizer.count_tokens(hypothesis).is_ok_and(|n| n + self.window <= tokenizer.pair_room())
+        tokenizer.count_tokens(hypothesis).is_ok_and(|n| n + self.window() <= tokenizer.pair_room())
     }
 
-    /// The premise window for a hypothesis that fits beside a full one, in tokens.
+    /// The premise window for a hypothesis that fits beside a full one, in tokens; for a window
+    /// counted in words, the tokens of that many English words (about 1.3 a word), at most the room
+    /// of a pair.
     pub fn window(&self) -> usize {
-        self.window
+        match self.unit {
+            WindowUnit::Tokens => self.window,
+            WindowUnit::Words => (self.window * 13 / 10).min(self.model.tokenizer().pair_room()),
+        }
     }
 
     /// Whether the model tells contradiction apart.
@@ -183,7 +193,15 @@ impl<'m> PairScheduler<'m> {
         };
         let sized: Vec<(Arc<str>, usize)> = new_hypotheses
             .par_iter()
-            .map(|h| Ok((Arc::from(*h), window_for(window, pair_room, tokenizer.count_tokens(h)?))))
+            .map(|h| {
+                // Counted in words, the window is the words'; the tokens a chunk may take are all the
+                // room the hypothesis leaves.
+                let tokens = match self.unit {
+                    WindowUnit::Tokens => window,
+                    WindowUnit::Words => pair_room,
+                };
+                Ok((Arc::from(*h), window_for(tokens, pair_room, tokenizer.count_tokens(h)?)))
+            })
             .collect::<Result<_>>()?;
         self.windows.extend(sized);
         let new_premises: Vec<(&str, usize)> = {
@@ -196,7 +214,14 @@ impl<'m> PairScheduler<'m> {
         };
         let cut: Vec<(&str, usize, Arc<Vec<Chunk>>)> = new_premises
             .par_iter()
-            .map(|&(p, w)| Ok((p, w, Arc::new(chunk_text(p, w, overlap, &|t| tokenizer.token_offsets(t))?))))
+            .map(|&(p, w)| {
+                let offsets = |t: &str| tokenizer.token_offsets(t);
+                let chunks = match self.unit {
+                    WindowUnit::Tokens => chunk_text(p, w, overlap, &offsets)?,
+                    WindowUnit::Words => chunk_words(p, window, overlap, w, &offsets)?,
+                };
+                Ok((p, w, Arc::new(chunks)))
+            })
             .collect::<Result<_>>()?;
         for (p, w, chunks) in cut {
             self.chunks.entry(Arc::from(p)).or_default().insert(w, chunks);
@@ -377,6 +402,29 @@ mod tests {
             assert!(fits || enc.iter().filter(|e| e.truncated).count() * 2 > enc.len(), "hypothesis of {n} tokens in {room}", room = tok.pair_room());
             // The passage's last words are in the last chunk.
             assert!(passage[chunks.last().unwrap().span.clone()].ends_with("within 120 working days\"."));
+        }
+    }
+
+    /// Chunks counted in words (MiniCheck-Flan-T5's 500) still fit the model beside every
+    /// hypothesis: the scheduler gives them all the room the hypothesis leaves, and a window of words
+    /// that would not fit is cut again by tokens.
+    #[test]
+    fn word_windows_fit_the_model_window() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm/tokenizer.json");
+        let tok = TextTokenizer::from_file(&path, 256).unwrap();
+        let passage: String = (0..300).map(|i| format!("Clause {i} sets the refund window at {i} days for orders over €{i}0. ")).collect();
+        for words in [1usize, 20, 50] {
+            let hypothesis = (0..words).map(|i| format!("claim{i}")).collect::<Vec<_>>().join(" ");
+            let n = tok.count_tokens(&hypothesis).unwrap();
+            let w = window_for(tok.pair_room(), tok.pair_room(), n);
+            // 120 words would be ~200 tokens of this text: more than the room beside most hypotheses.
+            let chunks = chunk_words(&passage, 120, 0, w, &|t| tok.token_offsets(t)).unwrap();
+            let pairs: Vec<(&str, &str)> = chunks.iter().map(|c| (&passage[c.span.clone()], hypothesis.as_str())).collect();
+            for (e, c) in tok.encode_pairs(&pairs).unwrap().iter().zip(&chunks) {
+                assert!(c.tokens <= w && !e.truncated, "hypothesis of {n} tokens, room {w}, chunk of {} tokens", c.tokens);
+                assert!(crate::text::word_offsets(&passage[c.span.clone()]).len() <= 120);
+            }
+            assert!(passage[chunks.last().unwrap().span.clone()].ends_with("orders over €2990."));
         }
     }
 }

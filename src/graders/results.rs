@@ -58,11 +58,14 @@ pub enum Failure {
     RefusalFailure,
     /// An answer was expected and the output declines.
     OverRefusal,
+    /// The people who labelled the case disagree (`label.reviewers` splits): the case's label is
+    /// disputed, whatever the grader says (`candor agreement` lists these).
+    ReviewerDisagreement,
 }
 
 impl Failure {
     /// All classes, in a fixed order.
-    pub const ALL: [Failure; 19] = [
+    pub const ALL: [Failure; 20] = [
         Failure::UnsupportedClaim,
         Failure::ContradictedClaim,
         Failure::UnsupportedOutput,
@@ -82,6 +85,7 @@ impl Failure {
         Failure::CostExceeded,
         Failure::RefusalFailure,
         Failure::OverRefusal,
+        Failure::ReviewerDisagreement,
     ];
 
     /// The snake_case name used in results.
@@ -106,6 +110,7 @@ impl Failure {
             Failure::CostExceeded => "cost_exceeded",
             Failure::RefusalFailure => "refusal_failure",
             Failure::OverRefusal => "over_refusal",
+            Failure::ReviewerDisagreement => "reviewer_disagreement",
         }
     }
 
@@ -127,6 +132,8 @@ impl Failure {
             }
             // Read off the output itself (no_claim is raised whenever support or citation runs).
             Failure::EmptyOutput | Failure::NoClaim | Failure::TruncatedInput => None,
+            // Read off the case's labels.
+            Failure::ReviewerDisagreement => None,
         }
     }
 }
@@ -559,11 +566,13 @@ pub struct CaseResult {
 impl CaseResult {
     /// An empty result for a case.
     pub fn new(case: &Case, model: BTreeMap<String, String>) -> Self {
+        // A case whose reviewers split says so whatever is graded: its label is in dispute.
+        let failures = if crate::suite::reviewers::reviewers_split(case.label.as_ref()) { vec![Failure::ReviewerDisagreement] } else { vec![] };
         Self {
             id: case.id.clone(),
             segments: case.segments.clone(),
             metrics: Metrics::default(),
-            failures: vec![],
+            failures,
             passed: true,
             label: case.label.clone(),
             model,

@@ -8,5 +8,5 @@ pub mod registry;
 pub mod store;
 pub mod verify;
 
-pub use registry::{Architecture, ModelEntry, Pooling, Registry, Role, Source};
+pub use registry::{Architecture, ModelEntry, Pooling, Registry, Role, Source, WindowUnit};
 pub use store::{ModelStore, ResolvedModel};

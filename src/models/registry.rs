@@ -247,6 +247,10 @@ pub struct ModelEntry {
     /// applied where candor.toml sets no `chunking.overlap`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap: Option<usize>,
+    /// For NLI models: what `window` and `overlap` count (MiniCheck-Flan-T5 packs 500 whitespace
+    /// words), applied where candor.toml sets no `chunking.unit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_unit: Option<WindowUnit>,
     /// Whether this is the default model for its role.
     #[serde(default)]
     pub default: bool,
@@ -255,6 +259,29 @@ pub struct ModelEntry {
     /// Where the model can be had, tried in order.
     #[serde(default, rename = "source")]
     pub sources: Vec<Source>,
+}
+
+/// What a chunk window counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowUnit {
+    /// The NLI model's own tokens.
+    #[default]
+    Tokens,
+    /// Whitespace-separated words, as Python's `str.split()` counts them (MiniCheck-Flan-T5's
+    /// chunking); a chunk of that many words that would still not fit the model is cut again by
+    /// tokens, so that the model never cuts it.
+    Words,
+}
+
+impl WindowUnit {
+    /// The unit's name as candor.toml and models.toml spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tokens => "tokens",
+            Self::Words => "words",
+        }
+    }
 }
 
 impl ModelEntry {
@@ -498,8 +525,8 @@ fn validate_entry(m: &ModelEntry) -> std::result::Result<(), String> {
         }
         Role::Judge => {}
     }
-    if (m.window.is_some() || m.overlap.is_some()) && m.role != Role::Nli {
-        return Err("`window` and `overlap` are for nli models".into());
+    if (m.window.is_some() || m.overlap.is_some() || m.window_unit.is_some()) && m.role != Role::Nli {
+        return Err("`window`, `overlap` and `window_unit` are for nli models".into());
     }
     if let Some(w) = m.window {
         // The chunker raises a very small window to its own minimum; the registry only keeps room

@@ -133,6 +133,8 @@ fn check_quantity(q: &str) -> Result<(), String> {
         ["cases"] | ["pass_rate"] => true,
         ["cost", "mean" | "upper" | "lower" | "total"] => true,
         ["cost", ..] => return Err(format!("unknown quantity `{q}`: cost quantities are cost.mean, cost.upper, cost.lower and cost.total")),
+        ["drift", "found" | "tests_found"] => true,
+        ["drift", ..] => return Err(format!("unknown quantity `{q}`: drift quantities are drift.found (1 or 0) and drift.tests_found")),
         // Built-in metrics, or a rubric's name (checked against the results when the policy runs).
         [m, "pass_rate" | "mean"] => {
             // A near miss of a built-in metric is a typo, not a rubric: refused with the name it meant.
@@ -417,6 +419,26 @@ fn no_segment(seg: &str, summary: &Summary) -> String {
 /// reason in its detail, unless the policy sets `allow_unevaluated` (then it is skipped with that
 /// reason). Cases where no metric ran fail the gate unless the policy sets `allow_skipped_cases`.
 pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, baseline: Option<&[CaseResult]>) -> Vec<Check> {
+    evaluate_with(policy, results, summary, baseline, &BTreeMap::new())
+}
+
+/// The quantities of a drift report (`candor drift --format json`) that a policy can gate on:
+/// `drift.found` (1 where any test found drift, else 0) and `drift.tests_found`.
+pub fn drift_quantities(report: &serde_json::Value) -> Result<BTreeMap<String, f64>, String> {
+    let found = report.get("drift").and_then(serde_json::Value::as_bool).ok_or("not a drift report: no `drift` true/false at the top")?;
+    let tests = report.get("tests").and_then(serde_json::Value::as_array).ok_or("not a drift report: no `tests` list")?;
+    let n = tests.iter().filter(|t| t.get("drift").and_then(serde_json::Value::as_bool) == Some(true)).count();
+    Ok(BTreeMap::from([("drift.found".to_string(), if found { 1.0 } else { 0.0 }), ("drift.tests_found".to_string(), n as f64)]))
+}
+
+/// [`evaluate`], with quantities measured outside the results (a drift report's: [`drift_quantities`]).
+pub fn evaluate_with(
+    policy: &Policy,
+    results: &[CaseResult],
+    summary: &Summary,
+    baseline: Option<&[CaseResult]>,
+    external: &BTreeMap<String, f64>,
+) -> Vec<Check> {
     let mut checks = vec![];
     let unevaluated = |group: &str, name: String, why: String| {
         if policy.allow_unevaluated {
@@ -455,6 +477,16 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
     };
     // A quantity's value in a group; a cost quantity with the estimate it is read from (measured once).
     let measured = |group: &str, g: &GroupSummary, q: &str| -> Result<(f64, Option<(&CostPolicy, Estimate)>), String> {
+        if q.starts_with("drift.") {
+            // Drift is measured between whole suites, and only where its report was given.
+            if group != "overall" {
+                return Err("drift is measured between whole suites: gate it in the top-level [rules]".into());
+            }
+            return external
+                .get(q)
+                .map(|&v| (v, None))
+                .ok_or_else(|| "no drift report: pass --drift DRIFT.json (written by `candor drift BASELINE NEW --format json -o DRIFT.json`)".into());
+        }
         match q.strip_prefix("cost.") {
             Some(what) => cost_of(group, g).map(|(c, e)| (e.get(what).unwrap_or(e.mean), Some((c, e)))),
             None => measure(g, q).map(|v| (v, None)),
@@ -466,7 +498,7 @@ pub fn evaluate(policy: &Policy, results: &[CaseResult], summary: &Summary, base
             // A metric that is not built in must be a rubric of this run: a misspelt name fails the
             // gate, whatever the policy allows, rather than being skipped as "did not run".
             let metric = rule.quantity.split('.').next().unwrap_or_default();
-            let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate", "cost"].contains(&metric);
+            let two_part = rule.quantity.split('.').count() == 2 && !["failures", "cases", "pass_rate", "cost", "drift"].contains(&metric);
             if two_part && !BUILT_IN_METRICS.contains(&metric) && !summary.overall.metrics.contains_key(metric) {
                 let detail = format!("no metric `{metric}` in these results (a misspelt metric, or a rubric that did not run)");
                 checks.push(Check { group: group.into(), name, passed: false, skipped: None, detail });
@@ -955,6 +987,27 @@ rules = { "pass_rate" = ">= 0.5" }
             let c = named(&checks, g, n);
             assert!(c.passed && c.mark() == "skip" && c.explanation().contains(says), "{g} {n}: {c:?}");
         }
+    }
+
+    #[test]
+    fn drift_rules_gate_on_a_drift_report_and_fail_closed_without_one() {
+        let results: Vec<CaseResult> = (0..4).map(|k| case(&format!("c{k}"), "high", Some(Some((0.9, true))))).collect();
+        let policy = Policy::parse("[rules]\n\"drift.found\" = \"== 0\"\n[segments.\"risk=high\"]\nrules = { \"drift.found\" = \"== 0\" }\n").unwrap();
+        let summary = Summary::of(&results, 0, Default::default());
+        let report = |found: bool| serde_json::json!({"drift": found, "tests": [{"drift": found}, {"drift": false}]});
+        let q = drift_quantities(&report(true)).unwrap();
+        assert_eq!((q["drift.found"], q["drift.tests_found"]), (1.0, 1.0));
+        let checks = evaluate_with(&policy, &results, &summary, None, &q);
+        assert!(!named(&checks, "overall", "drift.found").passed, "drift found fails the rule");
+        let c = named(&checks, "risk=high", "drift.found");
+        assert!(!c.passed && c.detail.contains("between whole suites"), "{c:?}");
+        let checks = evaluate_with(&policy, &results, &summary, None, &drift_quantities(&report(false)).unwrap());
+        assert!(named(&checks, "overall", "drift.found").passed);
+        // No report: the rule cannot be evaluated, and fails.
+        let c = named(&evaluate(&policy, &results, &summary, None), "overall", "drift.found").clone();
+        assert!(!c.passed && c.detail.contains("pass --drift"), "{c:?}");
+        assert!(drift_quantities(&serde_json::json!({"cases": 3})).is_err());
+        assert!(Rule::parse("drift.p", "<= 0.05").unwrap_err().contains("drift.found"));
     }
 
     #[test]

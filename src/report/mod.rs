@@ -2,6 +2,10 @@
 //! failures by class, overall and per segment (every `key=value` of `segments`), and, where cases carry
 //! human labels, the grader's agreement with them.
 
+/// Where candor's source documents drift, coverage, reviewer agreement and probes (`crate::audit`),
+/// which the HTML report links to.
+pub const AUDIT_DOCS: &str = "docs/audit.md";
+
 pub mod calibrate;
 pub mod compare;
 pub mod cost;

@@ -663,6 +663,13 @@ impl Report {
         }
         h.push_str("</div>\n<h2>Failure classes</h2>\n");
         h.push_str(&svg_bars(&self.groups[0].failures));
+        if let Some(n) = self.groups[0].failures.get("reviewer_disagreement").filter(|&&n| n > 0) {
+            let _ = writeln!(
+                h,
+                "<p class=note>{n} case(s) have reviewers who disagree (<code>reviewer_disagreement</code>): <code>candor agreement RESULTS</code> measures the reviewers against each other and the grader (<a href=\"{docs}#agreement\">{docs}#agreement</a>).</p>",
+                docs = super::AUDIT_DOCS
+            );
+        }
         if !self.calibration.is_empty() {
             h.push_str("<h2>Reliability (where cases carry labels)</h2>\n<div class=\"charts\">");
             for c in self.calibration.iter().filter(|c| c.group == "overall") {
@@ -763,6 +770,11 @@ impl Report {
             .collect();
         let data = escape::json_in_html(&serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()));
         let _ = write!(h, "<script id=data type=\"application/json\">{data}</script>\n");
+        let _ = writeln!(
+            h,
+            "<p class=note>Is the suite still the traffic, and the grader still right on it? <code>candor drift</code> (the suite against new traffic), <code>candor coverage</code> (the traffic's topics the suite misses) and <code>candor probe</code> (edits that must flip the grader): <a href=\"{docs}\">{docs}</a> in candor's source.</p>",
+            docs = super::AUDIT_DOCS
+        );
         h.push_str(SCRIPT);
         h.push_str("</body></html>\n");
         h

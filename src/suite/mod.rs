@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 
 pub mod promptfoo;
+pub mod reviewers;
 
 /// One source passage of a case.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,7 +337,12 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
     };
     let label = match obj.remove("label") {
         None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v),
+        Some(v @ Value::Object(_)) => {
+            // Several people's labels go under `label.reviewers`; a wrong shape there is an error, not
+            // a label silently left out of the agreement.
+            reviewers::check_reviewers(&v).map_err(|reason| problem(Some("label"), reason))?;
+            Some(v)
+        }
         Some(other) => {
             return Err(problem(Some("label"), format!("must be an object such as {{\"supported\": true}}, not {}", kind(&other))))
         }

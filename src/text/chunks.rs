@@ -107,6 +107,57 @@ pub fn chunk_text<E>(
     Ok(chunks)
 }
 
+/// Byte offsets of the whitespace-separated words of `text`, as Python's `str.split()` finds them.
+pub fn word_offsets(text: &str) -> Vec<(usize, usize)> {
+    let mut out = vec![];
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// Cuts `text` as [`chunk_text`] does, counting `words` whitespace-separated words to a window and
+/// `overlap` words shared (MiniCheck-Flan-T5's chunking packs sentences into 500 words); a chunk whose
+/// tokens (`offsets`, the model's tokenizer) are more than `max_tokens` is cut again by tokens, so that
+/// no chunk is cut by the model. Each chunk's `tokens` are the model's.
+pub fn chunk_words<E>(
+    text: &str,
+    words: usize,
+    overlap: usize,
+    max_tokens: usize,
+    offsets: &dyn Fn(&str) -> Result<Vec<(usize, usize)>, E>,
+) -> Result<Vec<Chunk>, E> {
+    let by_words = chunk_text(text, words, overlap, &|t| Ok(word_offsets(t)))?;
+    let mut out = Vec::with_capacity(by_words.len());
+    for c in by_words {
+        for piece in chunk_text(&text[c.span.clone()], max_tokens, overlap, offsets)? {
+            let span = c.span.start + piece.span.start..c.span.start + piece.span.end;
+            // A piece of an overlapping word window that ends within what the pieces before it
+            // covered adds nothing (and would step back).
+            if out.last().is_some_and(|last: &Chunk| span.end <= last.span.end) {
+                continue;
+            }
+            // One that starts no later than the pieces before it holds them whole: they go.
+            while out.last().is_some_and(|last: &Chunk| span.start <= last.span.start) {
+                out.pop();
+            }
+            out.push(Chunk { span, tokens: piece.tokens });
+        }
+    }
+    Ok(out)
+}
+
 fn trimmed(text: &str, r: Range<usize>) -> Range<usize> {
     let s = &text[r.clone()];
     let lead = s.len() - s.trim_start().len();
@@ -120,22 +171,7 @@ mod tests {
 
     /// A whitespace "tokenizer": one token per word.
     fn words(text: &str) -> Result<Vec<(usize, usize)>, ()> {
-        let mut out = vec![];
-        let mut start = None;
-        for (i, c) in text.char_indices() {
-            match (c.is_whitespace(), start) {
-                (false, None) => start = Some(i),
-                (true, Some(s)) => {
-                    out.push((s, i));
-                    start = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = start {
-            out.push((s, text.len()));
-        }
-        Ok(out)
+        Ok(word_offsets(text))
     }
 
     #[test]
@@ -318,5 +354,50 @@ mod properties {
         let chunks = chunk_text(&text, 20, 5, &shuffled).unwrap();
         assert!(chunks.iter().all(|c| c.tokens <= 20));
         assert!(chunks.last().unwrap().span.end == text.len());
+    }
+
+    /// Words are counted as Python's `str.split()` counts them (MiniCheck-Flan-T5's
+    /// `len(sentence.split())`): runs of any whitespace, none at either end.
+    #[test]
+    fn words_are_split_as_python_splits_them() {
+        let text = "  The refund\twindow\n\nis 30\u{a0}days.  ";
+        let got: Vec<&str> = word_offsets(text).iter().map(|&(s, e)| &text[s..e]).collect();
+        // Python: "  The refund\twindow\n\nis 30\xa0days.  ".split() == ['The', 'refund', 'window', 'is', '30', 'days.']
+        assert_eq!(got, ["The", "refund", "window", "is", "30", "days."]);
+        assert!(word_offsets(" \n\t").is_empty());
+    }
+
+    /// Chunks by words hold at most the words asked, fit the model's tokens, cover every token of
+    /// the passage in order, and pack whole sentences where they fit.
+    #[test]
+    fn chunks_by_words_fit_both_counts_and_cover_the_passage() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..300 {
+            let text = random_text(&mut rng);
+            let (n_words, max_tokens, overlap) = (8 + rng.below(60), 8 + rng.below(80), rng.below(20));
+            let chunks = chunk_words(&text, n_words, overlap, max_tokens, &pieces).unwrap();
+            let mut last = 0..0;
+            for c in &chunks {
+                let inside = &text[c.span.clone()];
+                assert!(word_offsets(inside).len() <= n_words, "{} words over {n_words}: {inside:?}", word_offsets(inside).len());
+                assert_eq!(pieces(inside).unwrap().len(), c.tokens);
+                assert!(c.tokens <= max_tokens, "{} tokens over {max_tokens}", c.tokens);
+                assert!(c.span.start >= last.start && c.span.end > last.end, "chunks go forward");
+                last = c.span.clone();
+            }
+            for (s, e) in pieces(&text).unwrap() {
+                assert!(chunks.iter().any(|c| c.span.start <= s && e <= c.span.end), "token {:?} in no chunk", &text[s..e]);
+            }
+        }
+        // 1,000 sentences of ten words, 500 words a chunk and no overlap: fifty sentences a chunk,
+        // as MiniCheck packs them, and the last sentence is read.
+        let text: String = (0..1000).map(|i| format!("Sentence {i} of the long report has ten words here. ")).collect();
+        let chunks = chunk_words(&text, 500, 0, 2048, &pieces).unwrap();
+        assert_eq!(chunks.len(), 20);
+        assert!(chunks.iter().all(|c| word_offsets(&text[c.span.clone()]).len() == 500));
+        assert!(text[chunks[19].span.clone()].ends_with("Sentence 999 of the long report has ten words here."));
+        // The same words but a model that reads only 300 tokens: each 500-word chunk is cut again.
+        let tight = chunk_words(&text, 500, 0, 300, &pieces).unwrap();
+        assert!(tight.len() > 20 && tight.iter().all(|c| c.tokens <= 300), "{}", tight.len());
     }
 }

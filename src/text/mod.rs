@@ -14,7 +14,7 @@ pub mod specifics;
 
 use std::ops::Range;
 
-pub use chunks::{chunk_text, Chunk};
+pub use chunks::{chunk_text, chunk_words, word_offsets, Chunk};
 pub use citations::{find_markers, strip_markers, Marker};
 pub use sentences::{sentences, split_sentences};
 

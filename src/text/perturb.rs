@@ -474,6 +474,162 @@ fn swap_pronoun(s: &str) -> Option<String> {
     None
 }
 
+/// An edit of a claim for a grader self-test (CheckList's directional and invariance tests, Ribeiro
+/// et al. 2020): the first five must turn a supported claim into one its sources do not support;
+/// the next four must leave its verdict as it was; `Unedited` is the control (the claim alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Edit {
+    /// A number, amount or percentage moved to a value no source states.
+    NumberChanged,
+    /// A date or year moved to one no source states.
+    DateChanged,
+    /// `not` added after the first auxiliary verb, or taken away.
+    Negated,
+    /// A proper name replaced by another name of the same sources.
+    EntitySwapped,
+    /// A unit replaced by another of its kind (days / weeks, km / miles, ...).
+    UnitChanged,
+    /// The claim in lower case.
+    Casing,
+    /// Spaces doubled and a line break added.
+    Whitespace,
+    /// A citation marker `[1]` added before the final stop.
+    CitationMarker,
+    /// The claim behind "According to the sources, ".
+    Paraphrase,
+    /// No edit: the claim alone, the control a probe's other edits are measured against.
+    Unedited,
+}
+
+impl Edit {
+    /// Every edit, those that must flip the verdict first (not the control).
+    pub const ALL: [Edit; 9] = [
+        Edit::NumberChanged,
+        Edit::DateChanged,
+        Edit::Negated,
+        Edit::EntitySwapped,
+        Edit::UnitChanged,
+        Edit::Casing,
+        Edit::Whitespace,
+        Edit::CitationMarker,
+        Edit::Paraphrase,
+    ];
+
+    /// Its snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Edit::NumberChanged => "number_changed",
+            Edit::DateChanged => "date_changed",
+            Edit::Negated => "negated",
+            Edit::EntitySwapped => "entity_swapped",
+            Edit::UnitChanged => "unit_changed",
+            Edit::Casing => "casing",
+            Edit::Whitespace => "whitespace",
+            Edit::CitationMarker => "citation_marker",
+            Edit::Paraphrase => "paraphrase",
+            Edit::Unedited => "unedited",
+        }
+    }
+
+    /// Whether the edit must change a supported claim's verdict (else it must keep it).
+    pub fn must_flip(self) -> bool {
+        matches!(self, Edit::NumberChanged | Edit::DateChanged | Edit::Negated | Edit::EntitySwapped | Edit::UnitChanged)
+    }
+}
+
+/// Units and the one each is swapped for.
+const UNITS: &[(&str, &str)] = &[
+    ("days", "weeks"),
+    ("day", "week"),
+    ("weeks", "months"),
+    ("week", "month"),
+    ("months", "years"),
+    ("month", "year"),
+    ("years", "months"),
+    ("year", "month"),
+    ("hours", "minutes"),
+    ("hour", "minute"),
+    ("minutes", "seconds"),
+    ("minute", "second"),
+    ("seconds", "minutes"),
+    ("km", "miles"),
+    ("kilometres", "miles"),
+    ("kilometers", "miles"),
+    ("miles", "kilometres"),
+    ("kg", "pounds"),
+    ("kilograms", "pounds"),
+    ("pounds", "kilograms"),
+    ("metres", "feet"),
+    ("meters", "feet"),
+    ("feet", "metres"),
+    ("percent", "percentage points"),
+    ("GB", "MB"),
+    ("MB", "GB"),
+];
+
+/// `s` with the first unit after a number swapped for another of its kind ("30 days" → "30 weeks"),
+/// and the new quantity ("30 weeks").
+fn swap_unit(s: &str) -> Option<(String, String)> {
+    let words: Vec<(usize, &str)> = s.split(' ').scan(0usize, |at, w| {
+        let start = *at;
+        *at += w.len() + 1;
+        Some((start, w))
+    }).collect();
+    for pair in words.windows(2) {
+        let ((_, number), (start, w)) = (pair[0], pair[1]);
+        if !number.chars().any(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let bare = w.trim_end_matches(|c: char| !c.is_alphanumeric());
+        if let Some((_, to)) = UNITS.iter().find(|(from, _)| *from == bare) {
+            return Some((format!("{}{}{}", &s[..start], to, &s[start + bare.len()..]), format!("{number} {to}")));
+        }
+    }
+    None
+}
+
+/// Lower-cases a claim's first letter where its first word is a common one ("The", "It"), so that a
+/// template can go before it; a name keeps its capital.
+fn lowered_start(claim: &str) -> String {
+    const COMMON: &[&str] = &["The", "A", "An", "It", "They", "This", "That", "These", "Those", "There", "Yes", "No", "You", "We", "Our", "Your", "Its", "Their", "In", "On", "At", "For", "All", "Each", "Every"];
+    let first = claim.split_whitespace().next().unwrap_or("").trim_end_matches(|c: char| !c.is_alphanumeric());
+    if COMMON.contains(&first) {
+        let mut c = claim.chars();
+        c.next().map(|f| f.to_lowercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    } else {
+        claim.to_string()
+    }
+}
+
+/// `claim` edited by `edit`, read against `sources` (the case's contexts joined): `None` where the
+/// edit does not apply (no number, no auxiliary verb, no other name in the sources) or where a
+/// must-flip edit would not leave something the sources do not state. Deterministic for a seed.
+pub fn edit(claim: &str, sources: &str, edit: Edit, seed: u64) -> Option<String> {
+    let claim = claim.trim();
+    let mut rng = seeded(seed, claim, edit.name());
+    let sources_lack = |out: &str| !super::specifics::unsupported_specifics(out, &[sources]).is_empty();
+    let out = match edit {
+        // A shifted value (no other of the sources'), kept only where no source states it.
+        Edit::NumberChanged => (0..4)
+            .filter_map(|_| swap_specific(claim, &[], &[SpecificKind::Number, SpecificKind::Amount, SpecificKind::Percent], &mut rng))
+            .find(|o| sources_lack(o))?,
+        Edit::DateChanged => (0..4).filter_map(|_| swap_specific(claim, &[], &[SpecificKind::Date], &mut rng)).find(|o| sources_lack(o))?,
+        Edit::Negated => negate(claim)?,
+        Edit::EntitySwapped => swap_name(claim, &extract(sources), sources, &mut rng)?,
+        Edit::UnitChanged => swap_unit(claim).filter(|(_, quantity)| !sources.contains(quantity.as_str()))?.0,
+        Edit::Casing => claim.to_lowercase(),
+        Edit::Whitespace => format!("{}\n", claim.split(' ').collect::<Vec<_>>().join("  ")),
+        Edit::CitationMarker => match claim.strip_suffix('.') {
+            Some(body) => format!("{body} [1]."),
+            None => format!("{claim} [1]"),
+        },
+        Edit::Paraphrase => format!("According to the sources, {}", lowered_start(claim)),
+        Edit::Unedited => return Some(claim.to_string()),
+    };
+    (out != claim).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -571,5 +727,31 @@ mod tests {
         for p in synthesize(&[doc], &Options { sentences_per_document: 5, ..Options::default() }) {
             assert!(!p.claim.is_empty());
         }
+    }
+
+    #[test]
+    fn probe_edits_change_what_they_must_and_keep_what_they_must() {
+        let src = "Refunds are accepted within 30 days of delivery. Maria Lopez opened the store in 2015 in Lyon. The shop in Paris is run by Paul Martin.";
+        let e = |claim: &str, x: Edit| edit(claim, src, x, 7);
+        let n = e("Refunds are accepted within 30 days of delivery.", Edit::NumberChanged).unwrap();
+        assert!(!n.contains("30 days") && n.contains(" days of delivery."), "{n}");
+        let d = e("Maria Lopez opened the store in 2015.", Edit::DateChanged).unwrap();
+        assert!(!d.contains("2015") && d.starts_with("Maria Lopez opened the store in "), "{d}");
+        assert_eq!(e("Refunds are accepted within 30 days.", Edit::Negated).unwrap(), "Refunds are not accepted within 30 days.");
+        assert_eq!(e("Refunds are accepted within 30 days.", Edit::UnitChanged).unwrap(), "Refunds are accepted within 30 weeks.");
+        let s = e("The store in Lyon was opened by Maria Lopez.", Edit::EntitySwapped).unwrap();
+        assert!(s.contains("Paris") || s.contains("Paul Martin"), "{s}");
+        assert_eq!(e("The store opened.", Edit::Paraphrase).unwrap(), "According to the sources, the store opened.");
+        assert_eq!(e("Maria opened it.", Edit::Paraphrase).unwrap(), "According to the sources, Maria opened it.");
+        assert_eq!(e("Refunds take 30 days.", Edit::CitationMarker).unwrap(), "Refunds take 30 days [1].");
+        assert_eq!(e("Refunds take 30 days.", Edit::Casing).unwrap(), "refunds take 30 days.");
+        assert_eq!(e("Refunds take 30 days.", Edit::Whitespace).unwrap(), "Refunds  take  30  days.\n");
+        // Edits that do not apply give nothing.
+        assert_eq!(e("Refunds are quick.", Edit::NumberChanged), None);
+        assert_eq!(e("refunds take 30 days.", Edit::Casing), None, "already lower case");
+        assert_eq!(edit("Refunds take 30 days.", "Refunds take 30 days or 30 weeks.", Edit::UnitChanged, 7), None, "the sources state the swapped unit");
+        // Deterministic, and the lists agree.
+        assert_eq!(e("Refunds are accepted within 30 days of delivery.", Edit::NumberChanged), Some(n));
+        assert_eq!(Edit::ALL.iter().filter(|x| x.must_flip()).count(), 5);
     }
 }

@@ -99,7 +99,8 @@ impl Row {
 pub struct ProbeReport {
     /// Cases of the suite.
     pub cases: usize,
-    /// Claims the grader found supported, and so edited.
+    /// Claims the grader found supported (those read against the same sources and question in
+    /// several cases are edited once).
     pub supported_claims: usize,
     /// Every probe, graded.
     pub probes: Vec<Probe>,
@@ -156,8 +157,13 @@ pub fn probe(
     let mut probes = vec![];
     let mut probe_cases = vec![];
     let mut lines = vec![];
+    // A claim read against the same sources in several cases is probed once.
+    let mut seen = std::collections::HashSet::new();
     for (c, claim) in &claims {
         let sources: String = c.contexts.iter().map(|x| x.text.as_str()).collect::<Vec<_>>().join("\n\n");
+        if !seen.insert((claim.clone(), sources.clone(), c.input.clone())) {
+            continue;
+        }
         let segment = opts.by.as_ref().map_or("all".to_string(), |k| c.segments.get(k).cloned().unwrap_or_else(|| "(none)".into()));
         // The claim alone first: the control its edits are measured against.
         for e in std::iter::once(Edit::Unedited).chain(Edit::ALL) {
@@ -212,7 +218,7 @@ pub fn probe(
             rows.push(Row { segment: scope.clone(), edit: e, must_flip: e.must_flip(), graded, held });
         }
     }
-    Ok((ProbeReport { cases: cases.len(), supported_claims: claims.len(), probes, rows }, lines))
+    Ok((ProbeReport { cases: cases.len(), supported_claims: seen.len(), probes, rows }, lines))
 }
 
 /// The report.

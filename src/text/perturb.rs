@@ -615,7 +615,8 @@ pub fn edit(claim: &str, sources: &str, edit: Edit, seed: u64) -> Option<String>
             .filter_map(|_| swap_specific(claim, &[], &[SpecificKind::Number, SpecificKind::Amount, SpecificKind::Percent], &mut rng))
             .find(|o| sources_lack(o))?,
         Edit::DateChanged => (0..4).filter_map(|_| swap_specific(claim, &[], &[SpecificKind::Date], &mut rng)).find(|o| sources_lack(o))?,
-        Edit::Negated => negate(claim)?,
+        // "can only be" negated is "can not only be", which does not state the opposite: left out.
+        Edit::Negated => negate(claim).filter(|o| !["not only", "not also", "not just", "not even"].iter().any(|w| o.contains(w)))?,
         Edit::EntitySwapped => swap_name(claim, &extract(sources), sources, &mut rng)?,
         Edit::UnitChanged => swap_unit(claim).filter(|(_, quantity)| !sources.contains(quantity.as_str()))?.0,
         Edit::Casing => claim.to_lowercase(),
@@ -738,6 +739,7 @@ mod tests {
         let d = e("Maria Lopez opened the store in 2015.", Edit::DateChanged).unwrap();
         assert!(!d.contains("2015") && d.starts_with("Maria Lopez opened the store in "), "{d}");
         assert_eq!(e("Refunds are accepted within 30 days.", Edit::Negated).unwrap(), "Refunds are not accepted within 30 days.");
+        assert_eq!(e("A lost card can only be replaced with a receipt.", Edit::Negated), None, "'can not only' is no opposite");
         assert_eq!(e("Refunds are accepted within 30 days.", Edit::UnitChanged).unwrap(), "Refunds are accepted within 30 weeks.");
         let s = e("The store in Lyon was opened by Maria Lopez.", Edit::EntitySwapped).unwrap();
         assert!(s.contains("Paris") || s.contains("Paul Martin"), "{s}");

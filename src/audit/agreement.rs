@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{fmt3, Doc};
+use crate::config::label_key;
 use crate::graders::results::CaseResult;
 pub use crate::suite::reviewers::{check_reviewers, reviewer_labels, reviewers_split, REVIEWERS_KEY};
 
@@ -156,16 +157,6 @@ pub struct Agreement {
     pub grader: Vec<Pairwise>,
     /// Cases where the reviewers split.
     pub disputed: Vec<Disputed>,
-}
-
-/// The label key each metric's verdict is compared with.
-pub fn label_key(metric: &str) -> Option<&'static str> {
-    match metric {
-        "support" => Some("supported"),
-        "citation" => Some("attributable"),
-        "consistency" => Some("consistent"),
-        _ => None,
-    }
 }
 
 /// The grader's verdict on `metric` for a case: whether the metric ran and passed.
@@ -398,5 +389,7 @@ mod tests {
         assert!(check_reviewers(&json!({"supported": true})).is_ok());
         assert!(check_reviewers(&json!({"reviewers": [true, false]})).unwrap_err().contains("object of reviewers"));
         assert!(check_reviewers(&json!({"reviewers": {"ana": true}})).unwrap_err().contains("label.reviewers.ana"));
+        let e = check_reviewers(&json!({"reviewers": {"ana": {"supported": "yes"}}})).unwrap_err();
+        assert!(e.contains("label.reviewers.ana.supported must be true or false"), "{e}");
     }
 }

@@ -136,6 +136,12 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// The items whose key was not seen before, in order (traffic repeats its questions; examples should not).
+pub fn distinct<'a, T>(items: impl Iterator<Item = &'a T>, key: impl Fn(&T) -> &str) -> Vec<&'a T> {
+    let mut seen = std::collections::HashSet::new();
+    items.filter(|x| seen.insert(key(x).trim().to_lowercase())).collect()
+}
+
 fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum()
 }
@@ -171,7 +177,7 @@ pub fn coverage(suite: &[Case], sample: &[Input], opts: &Options, embed: &dyn Fn
             share_production: sp,
             share_suite: ss,
             under_covered: ss < sp / 2.0,
-            examples: near.iter().take(3).map(|&(_, i)| sample[i].clone()).collect(),
+            examples: distinct(near.iter().map(|&(_, i)| &sample[i]), |x| x.text.as_str()).into_iter().take(3).cloned().collect(),
             suite_cases: mine.iter().take(5).map(|&j| cases[j].0.id.clone()).collect(),
         });
     }

@@ -23,6 +23,10 @@ use crate::suite::Case;
 /// the energy test itself reads at most [`super::twosample::MAX_PER_SAMPLE`] of them a side.
 pub const MAX_READ: usize = 5000;
 
+/// The fewest cases of each suite `drift` tests: with fewer, a permutation test can hardly reject
+/// at any useful level, and "no drift" would be a pass no test earned.
+pub const MIN_CASES: usize = 5;
+
 /// A text field of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -165,6 +169,18 @@ fn script(text: &str) -> &'static str {
 
 /// Tests BASELINE against NEW; `embed` turns texts into vectors (the embedding model).
 pub fn drift(baseline: &[Case], new: &[Case], opts: &Options, embed: &dyn Fn(&[&str]) -> Result<Vec<Vec<f32>>>) -> Result<Drift> {
+    // Too few cases cannot show drift at any useful level: a report of "no drift" from them would
+    // be a pass no test earned.
+    if baseline.len().min(new.len()) < MIN_CASES {
+        return Err(crate::error::Error::Input {
+            location: "drift".into(),
+            reason: format!(
+                "{} case(s) in BASELINE and {} in NEW: at least {MIN_CASES} on each side are needed to test for drift",
+                baseline.len(),
+                new.len()
+            ),
+        });
+    }
     let mut tests: Vec<Test> = vec![];
     let mut untested = vec![];
     // The cases read for the embedding and length tests: at most MAX_READ of each suite, evenly
@@ -266,6 +282,9 @@ pub fn drift(baseline: &[Case], new: &[Case], opts: &Options, embed: &dyn Fn(&[&
         let detail = format!("{} -> {}", share(&sb, baseline.len()), share(&sn, new.len()));
         tests.push(test("all", "input writing system", baseline.len(), new.len(), 0.0, p, detail));
     }
+    if tests.is_empty() {
+        return Err(crate::error::Error::Input { location: "drift".into(), reason: "no field has text on both sides to compare: nothing was tested".into() });
+    }
     let adjusted = holm(&tests.iter().map(|t| t.p_value).collect::<Vec<_>>());
     for (t, a) in tests.iter_mut().zip(adjusted) {
         t.adjusted_p = a;
@@ -300,7 +319,8 @@ fn new_clusters(new: &[Case], vectors: &BTreeMap<(Field, bool, usize), Vec<f32>>
         if cn >= 3 && sn >= 0.05 && sb * 3.0 <= sn {
             let mut mine: Vec<(f64, usize)> = members.iter().filter(|&&i| points[i].0).map(|&i| (nearest(std::slice::from_ref(centre), points[i].2).1, points[i].1)).collect();
             mine.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let examples = mine.iter().take(3).map(|&(_, i)| (new[i].id.clone(), field.text(&new[i]).unwrap_or_default())).collect();
+            let all: Vec<(String, String)> = mine.iter().map(|&(_, i)| (new[i].id.clone(), field.text(&new[i]).unwrap_or_default())).collect();
+            let examples = super::coverage::distinct(all.iter(), |x| x.1.as_str()).into_iter().take(3).cloned().collect();
             out.push(NewCluster { count_new: cn, count_baseline: cb, share_new: sn, share_baseline: sb, examples });
         }
     }
@@ -417,6 +437,14 @@ mod tests {
         assert!(!d.drift, "{}", doc(&d).markdown());
         assert!(d.new_clusters.is_empty(), "{:?}", d.new_clusters);
         assert!(d.tests.len() > 10, "every field, scope and feature: {}", d.tests.len());
+    }
+
+    #[test]
+    fn too_few_cases_are_an_error_not_a_pass() {
+        let base = suite("x", 3, 0, 0);
+        let new = suite("y", 30, 0, 0);
+        let e = drift(&base, &new, &Options::default(), &embed).unwrap_err().to_string();
+        assert!(e.contains("at least 5"), "{e}");
     }
 
     #[test]

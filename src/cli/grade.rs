@@ -15,8 +15,10 @@ use candor::models::ModelStore;
 use candor::run::{Events, Progress, RunSpec, SuiteSource};
 use candor::suite::Shard;
 
-/// Grade a suite: factual support, citation entailment, semantic consistency and rubric metrics
-/// (a local judge model) of every case.
+/// Grade a suite: support, citations, consistency and rubric metrics of every case.
+///
+/// Factual support and citation entailment (NLI), semantic consistency (embeddings and NLI), and
+/// rubric metrics rated by a local judge model.
 ///
 /// The suite is JSON Lines, one case per line (or one JSON array of cases, as peer tools export
 /// them): {"id", "output", "contexts", "input", "reference",

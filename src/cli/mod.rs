@@ -46,27 +46,17 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
-    /// Grade a suite: support, citations, consistency and rubric metrics of every case.
+    // The commands' help is their arguments' doc comment (with its examples), one place each.
     Grade(grade::GradeArgs),
-    /// Merge the results of a suite graded in shards (grade --shard K/N, K from 1) into one, in suite order.
     Merge(merge::MergeArgs),
-    /// Decide a release: rules per segment and against a baseline; exit 0 ship, 1 fail, 2 error.
     Gate(gate::GateArgs),
-    /// Report a run: per segment, with intervals, failures and the worst cases (table, Markdown, JSON, HTML).
     Report(analyse::ReportArgs),
-    /// Compare two runs: changes with intervals, McNemar's test, flipped cases.
     Compare(analyse::CompareArgs),
-    /// Measure the grader against labels and choose thresholds.
     Calibrate(analyse::CalibrateArgs),
-    /// Fine-tune a cross-encoder classifier on labelled pairs (resumable).
     Train(train::TrainArgs),
-    /// Measure reviewers against each other and the grader: kappa, alpha, disputed cases.
     Agreement(audit::AgreementArgs),
-    /// Test whether two suites come from one distribution; exit 1 on drift, 0 none, 2 error.
     Drift(audit::DriftArgs),
-    /// Measure how well a suite stands for a sample of production inputs.
     Coverage(audit::CoverageArgs),
-    /// Self-test the grader with edits that must (and must not) change its verdict.
     Probe(audit::ProbeArgs),
 }
 

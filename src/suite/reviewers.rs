@@ -10,6 +10,7 @@ use serde_json::Value;
 /// Where reviewers' labels sit in a case's `label`.
 pub const REVIEWERS_KEY: &str = "reviewers";
 
+
 /// The reviewers' labels of a case on `key` (`None` where the case has no `label.reviewers`).
 pub fn reviewer_labels(label: Option<&Value>, key: &str) -> BTreeMap<String, bool> {
     label
@@ -42,8 +43,14 @@ pub fn check_reviewers(label: &Value) -> Result<(), String> {
         None | Some(Value::Null) => Ok(()),
         Some(Value::Object(m)) => {
             for (who, l) in m {
-                if !l.is_object() {
+                let Some(l) = l.as_object() else {
                     return Err(format!("label.reviewers.{who} must be a label object such as {{\"supported\": true}}"));
+                };
+                // A verdict written as "yes" or 1 would be left out of the agreement without a word.
+                for key in crate::config::BUILT_IN_METRICS.iter().filter_map(|m| crate::config::label_key(m)) {
+                    if let Some(v) = l.get(key).filter(|v| !v.is_boolean() && !v.is_null()) {
+                        return Err(format!("label.reviewers.{who}.{key} must be true or false, not {v}"));
+                    }
                 }
             }
             Ok(())

@@ -182,7 +182,8 @@ fn drift_through_the_binary_exits_1_on_drift_and_0_without() {
     };
     let qa = common::read_jsonl(&common::data_dir().join("grounding/halueval-qa.jsonl"));
     let fever = common::read_jsonl(&common::data_dir().join("grounding/fever-nli.jsonl"));
-    let q = |r: &serde_json::Value, i: usize| json!({"id": format!("q{i}"), "input": r["question"], "output": r["claim"], "contexts": [r["evidence"]]});
+    // Each with a check of its own, so that a run of the checks alone grades it.
+    let q = |r: &serde_json::Value, i: usize| json!({"id": format!("q{i}"), "input": r["question"], "output": r["claim"], "contexts": [r["evidence"]], "checks": [{"min_chars": 1}]});
     let f = |r: &serde_json::Value, i: usize| json!({"id": format!("f{i}"), "input": r["hypothesis"], "output": r["hypothesis"], "contexts": [r["premise"]]});
     let a = write("a.jsonl", &qa.iter().step_by(2).take(60).enumerate().map(|(i, r)| q(r, i)).collect::<Vec<_>>());
     let b = write("b.jsonl", &qa.iter().step_by(2).skip(60).take(60).enumerate().map(|(i, r)| q(r, i)).collect::<Vec<_>>());
@@ -197,6 +198,18 @@ fn drift_through_the_binary_exits_1_on_drift_and_0_without() {
     assert_eq!(d["drift"], true);
     let out = args(&a, &b);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // A results file stands for the suite it graded (found through its run's manifest).
+    let results = dir.path().join("a.results.jsonl");
+    let out = common::candor(&["grade", a.to_str().unwrap(), "-o", results.to_str().unwrap(), "--metrics", "checks", "-q"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = args(&results, &c);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading the suite it graded"));
+    // Once that suite has changed, the results no longer stand for it.
+    std::fs::write(&a, std::fs::read_to_string(&b).unwrap()).unwrap();
+    let out = args(&results, &c);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has changed since"), "{}", String::from_utf8_lossy(&out.stderr));
     // A report may not overwrite an input; a misspelt --by key is an error.
     let out = common::candor(&["drift", a.to_str().unwrap(), b.to_str().unwrap(), "-o", a.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

@@ -65,6 +65,43 @@ fn read_all(path: &Path) -> anyhow::Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// The suite a results file was graded from, where `path` is a results file (its first line has
+/// `metrics` and `passed`): the suite its run's manifest names, which must be there unchanged.
+/// `None` for a suite.
+fn graded_suite(path: &Path) -> anyhow::Result<Option<PathBuf>> {
+    use std::io::BufRead as _;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let first = std::io::BufReader::new(file).lines().map_while(Result::ok).find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let is_results = serde_json::from_str::<serde_json::Value>(&first).is_ok_and(|v| v.get("metrics").is_some() && v.get("passed").is_some());
+    if !is_results {
+        return Ok(None);
+    }
+    let provenance = candor::report::manifest::provenance(path)?;
+    let m = provenance
+        .manifest()
+        .ok_or_else(|| anyhow::anyhow!("{} is a results file without the run manifest that names its suite: give the suite itself", path.display()))?;
+    let suite = PathBuf::from(&m.suite.path);
+    anyhow::ensure!(m.suite.path != "-" && suite.is_file(), "{} was graded from `{}`, which is not here: give the suite itself", path.display(), m.suite.path);
+    if let Some(want) = &m.suite.sha256 {
+        anyhow::ensure!(
+            &candor::report::manifest::file_sha256(&suite)? == want,
+            "{} was graded from {}, which has changed since: give the suite to compare",
+            path.display(),
+            suite.display()
+        );
+    }
+    eprintln!("note: {} is a results file: reading the suite it graded, {}", path.display(), suite.display());
+    Ok(Some(suite))
+}
+
+/// A suite, given as itself or as the results file of a run over it.
+fn read_suite_or_results(path: &Path) -> anyhow::Result<Vec<Case>> {
+    match graded_suite(path)? {
+        Some(suite) => read_all(&suite),
+        None => read_all(path),
+    }
+}
+
 /// Agreement between reviewers, and between them and the grader.
 ///
 /// Cases labelled by several people carry each one's label under `label.reviewers`:
@@ -140,9 +177,10 @@ impl EmbedArgs {
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DriftArgs {
-    /// The suite that stands for how things were.
+    /// The suite that stands for how things were (or the results of a run over it: the suite its
+    /// manifest names is read).
     baseline: PathBuf,
-    /// The suite (or sample of traffic, as a suite) to compare with it.
+    /// The suite (or sample of traffic, as a suite; or results) to compare with it.
     new: PathBuf,
     /// A segment key to test within, each value both suites have.
     #[arg(long, value_name = "KEY")]
@@ -169,7 +207,7 @@ pub fn drift(store: &ModelStore, args: DriftArgs) -> anyhow::Result<ExitCode> {
     args.output.check(&[("baseline", args.baseline.as_path()), ("new", args.new.as_path())])?;
     anyhow::ensure!(args.level > 0.0 && args.level < 1.0, "--level {} must be between 0 and 1", args.level);
     anyhow::ensure!(args.permutations >= 19, "--permutations {}: at least 19, so that p can reach 0.05", args.permutations);
-    let (base, new) = (read_all(&args.baseline)?, read_all(&args.new)?);
+    let (base, new) = (read_suite_or_results(&args.baseline)?, read_suite_or_results(&args.new)?);
     if let Some(key) = &args.by {
         anyhow::ensure!(
             base.iter().chain(&new).any(|c| c.segments.contains_key(key)),
@@ -198,7 +236,7 @@ pub fn drift(store: &ModelStore, args: DriftArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct CoverageArgs {
-    /// The suite.
+    /// The suite (or the results of a run over it: the suite its manifest names is read).
     suite: PathBuf,
     /// A sample of production inputs.
     sample: PathBuf,
@@ -216,7 +254,7 @@ pub struct CoverageArgs {
 
 pub fn coverage(store: &ModelStore, args: CoverageArgs) -> anyhow::Result<ExitCode> {
     args.output.check(&[("suite", args.suite.as_path()), ("sample", args.sample.as_path())])?;
-    let suite = read_all(&args.suite)?;
+    let suite = read_suite_or_results(&args.suite)?;
     let sample = audit::coverage::read_inputs(&args.sample)?;
     let embedder = args.model.embedder(store)?;
     eprintln!("embedding {} sample inputs and {} cases with {} ...", sample.len(), suite.len(), embedder.id());

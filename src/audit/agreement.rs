@@ -168,9 +168,14 @@ fn grader_verdict(r: &CaseResult, metric: &str) -> Option<bool> {
 /// Agreement on `metric`'s label key over a set of results.
 pub fn agreement(results: &[CaseResult], metric: &str) -> Option<Agreement> {
     let key = label_key(metric)?;
-    let labelled: Vec<(&CaseResult, BTreeMap<String, bool>)> =
-        results.iter().map(|r| (r, reviewer_labels(r.label.as_ref(), key))).filter(|(_, l)| !l.is_empty()).collect();
-    let mut reviewers: Vec<String> = labelled.iter().flat_map(|(_, l)| l.keys().cloned()).collect();
+    // Each labelled case with its reviewers' labels and the grader's verdict (read once).
+    let labelled: Vec<(&CaseResult, BTreeMap<String, bool>, Option<bool>)> = results
+        .iter()
+        .map(|r| (r, reviewer_labels(r.label.as_ref(), key)))
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(r, l)| (r, l, grader_verdict(r, metric)))
+        .collect();
+    let mut reviewers: Vec<String> = labelled.iter().flat_map(|(_, l, _)| l.keys().cloned()).collect();
     reviewers.sort();
     reviewers.dedup();
     let pair = |a: &str, b: &str, xs: Vec<(bool, bool)>| {
@@ -186,37 +191,37 @@ pub fn agreement(results: &[CaseResult], metric: &str) -> Option<Agreement> {
     let mut between = vec![];
     for (i, a) in reviewers.iter().enumerate() {
         for b in &reviewers[i + 1..] {
-            let xs = labelled.iter().filter_map(|(_, l)| Some((*l.get(a)?, *l.get(b)?))).collect();
+            let xs = labelled.iter().filter_map(|(_, l, _)| Some((*l.get(a)?, *l.get(b)?))).collect();
             between.push(pair(a, b, xs));
         }
     }
     let complete: Vec<Vec<usize>> = labelled
         .iter()
-        .filter(|(_, l)| l.len() == reviewers.len())
-        .map(|(_, l)| {
+        .filter(|(_, l, _)| l.len() == reviewers.len())
+        .map(|(_, l, _)| {
             let yes = l.values().filter(|&&v| v).count();
             vec![yes, l.len() - yes]
         })
         .collect();
-    let units: Vec<Vec<Option<bool>>> = labelled.iter().map(|(_, l)| reviewers.iter().map(|w| l.get(w).copied()).collect()).collect();
+    let units: Vec<Vec<Option<bool>>> = labelled.iter().map(|(_, l, _)| reviewers.iter().map(|w| l.get(w).copied()).collect()).collect();
     let mut grader = vec![];
     for w in &reviewers {
-        let xs = labelled.iter().filter_map(|(r, l)| Some((grader_verdict(r, metric)?, *l.get(w)?))).collect();
+        let xs = labelled.iter().filter_map(|(_, l, g)| Some(((*g)?, *l.get(w)?))).collect();
         grader.push(pair("grader", w, xs));
     }
     let majority = labelled
         .iter()
-        .filter_map(|(r, l)| {
+        .filter_map(|(_, l, g)| {
             let yes = l.values().filter(|&&v| v).count();
             let no = l.len() - yes;
-            (yes != no).then(|| Some((grader_verdict(r, metric)?, yes > no))).flatten()
+            (yes != no).then(|| Some(((*g)?, yes > no))).flatten()
         })
         .collect();
     grader.push(pair("grader", "majority", majority));
     let disputed = labelled
         .iter()
-        .filter(|(_, l)| l.values().any(|&v| v) && l.values().any(|&v| !v))
-        .map(|(r, l)| Disputed { id: r.id.clone(), votes: l.clone(), grader: grader_verdict(r, metric) })
+        .filter(|(_, l, _)| l.values().any(|&v| v) && l.values().any(|&v| !v))
+        .map(|(r, l, g)| Disputed { id: r.id.clone(), votes: l.clone(), grader: *g })
         .collect();
     Some(Agreement {
         key: key.into(),

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::twosample::{kmeans, nearest};
+use super::twosample::{kmeans, nearest, unit};
 use super::{clip, Doc};
 use crate::error::{Error, Result};
 use crate::suite::Case;
@@ -128,14 +128,6 @@ pub struct Coverage {
 /// the traffic.
 pub const NEAR: f64 = 0.9;
 
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
-    v
-}
-
 /// The items whose key was not seen before, in order (traffic repeats its questions; examples should not).
 pub fn distinct<'a, T>(items: impl Iterator<Item = &'a T>, key: impl Fn(&T) -> &str) -> Vec<&'a T> {
     let mut seen = std::collections::HashSet::new();
@@ -186,13 +178,13 @@ pub fn coverage(suite: &[Case], sample: &[Input], opts: &Options, embed: &dyn Fn
     // Each sample input's cosine distance to its cluster's centre. A suite case is stale where its
     // distance to every centre is past the traffic's 99th percentile by the traffic's own spread
     // (99th percentile less the median): clearly further out than the traffic's outliers.
-    let mut own: Vec<f64> = xs.iter().zip(&cl.assignment).map(|(x, &c)| 1.0 - dot(x, &unit(cl.centroids[c].clone()))).collect();
+    let centres: Vec<Vec<f32>> = cl.centroids.iter().map(|c| unit(c.clone())).collect();
+    let mut own: Vec<f64> = xs.iter().zip(&cl.assignment).map(|(x, &c)| 1.0 - dot(x, &centres[c])).collect();
     own.sort_by(f64::total_cmp);
     let (q99, median) = (crate::stats::quantile_sorted(&own, 0.99), crate::stats::quantile_sorted(&own, 0.5));
     // Traffic of near-identical queries has almost no spread: a case within cosine 0.9 of a centre
     // is of that cluster whatever the spread.
     let stale_below = (1.0 - (q99 + (q99 - median))).min(NEAR);
-    let centres: Vec<Vec<f32>> = cl.centroids.iter().map(|c| unit(c.clone())).collect();
     let mut stale: Vec<Stale> = ys
         .iter()
         .enumerate()

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::twosample::{chi_square_homogeneity, energy_test, holm, kmeans, nearest};
+use super::twosample::{chi_square_homogeneity, energy_test, holm, kmeans, nearest, unit};
 use super::{clip, fmt3, fmt_p, Doc};
 use crate::error::Result;
 use crate::suite::Case;
@@ -137,14 +137,6 @@ pub struct Drift {
     pub new_clusters: Vec<NewCluster>,
     /// Segment values (of `--by`) found in one suite only, or with too few cases to test.
     pub untested_segments: Vec<String>,
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
-    v
 }
 
 /// The writing system most of a text's letters are in.

@@ -30,6 +30,15 @@ pub struct TwoSample {
     pub n_b: usize,
 }
 
+/// `v` scaled to unit length (a zero vector stays zero).
+pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
+}
+
 fn thinned<'a>(xs: &'a [Vec<f32>]) -> Vec<&'a [f32]> {
     if xs.len() <= MAX_PER_SAMPLE {
         return xs.iter().map(Vec::as_slice).collect();

@@ -6,6 +6,11 @@ size as candor on that device), results copied back to the host like candor's. P
 
     python benches/peer_torch.py MODEL_DIR [DATA_DIR] [THREADS] [--device cuda] [--onnx]
 
+With --onnx it also times ONNX Runtime int8 (`quantize_dynamic`, signed 8-bit weights per channel:
+what sentence-transformers' `export_dynamic_quantized_onnx_model` makes) and prints how far each
+ONNX graph's cross-encoder verdicts agree with PyTorch f32's on the same pairs (P(entailment) at the
+claim threshold, 0.3 by default or --threshold=X, and the largest difference in P(entailment)).
+
 MODEL_DIR is models/candor-nli-minilm. On the CPU it runs in f32 with THREADS threads (default 2) and,
 with --onnx, also through ONNX Runtime (the same graphs exported from PyTorch); with --device cuda it
 runs in f16 on the GPU (the dtype candor uses there) with 4096 pairs and 4096 texts, as the bench does.
@@ -108,9 +113,13 @@ def pool(h, mask):
 def run_pairs():
     # Tokenising is part of the work, as in candor's predict.
     enc = encode(pairs, 512, True)
+    out = [None] * len(enc)
     for b in plan([len(e[0]) for e in enc]):
         ids, types, mask = tensors(enc, b)
-        torch.softmax(ce(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float(), -1).cpu()
+        probs = torch.softmax(ce(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float(), -1).cpu()
+        for r, i in enumerate(b):
+            out[i] = probs[r]
+    return out
 
 
 def run_texts():
@@ -167,19 +176,45 @@ if "--onnx" in flags and not gpu:
                           opset_version=17, dynamo=False)
         sessions[name] = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
-    def ort_pairs():
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for name in ["ce", "emb"]:
+        src, dst = os.path.join(tmp, f"{name}.onnx"), os.path.join(tmp, f"{name}-int8.onnx")
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True)
+        sessions[f"{name}-int8"] = ort.InferenceSession(dst, opts, providers=["CPUExecutionProvider"])
+
+    def ort_pairs(graph="ce"):
         enc = encode(pairs, 512, True)
+        out = [None] * len(enc)
         for b in plan([len(e[0]) for e in enc]):
             ids, types, mask = (t.numpy() for t in tensors(enc, b))
-            logits = sessions["ce"].run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
-            torch.softmax(torch.from_numpy(logits), -1)
+            logits = sessions[graph].run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+            probs = torch.softmax(torch.from_numpy(logits), -1)
+            for r, i in enumerate(b):
+                out[i] = probs[r]
+        return out
 
-    def ort_texts():
+    def ort_texts(graph="emb"):
         enc = encode(texts, 256, False)
         for b in plan([len(e[0]) for e in enc]):
             ids, types, mask = tensors(enc, b)
-            h = sessions["emb"].run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()})[0]
+            h = sessions[graph].run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()})[0]
             pool(torch.from_numpy(h), mask)
 
-    timed("cross_encoder_minilm_pairs", ort_pairs, len(pairs), f"onnxruntime {ort.__version__} {threads} threads f32")
-    timed("embedder_minilm_texts", ort_texts, len(texts), f"onnxruntime {ort.__version__} {threads} threads f32")
+    for kind, suffix in [("f32", ""), ("int8 (quantize_dynamic, QInt8 per channel)", "-int8")]:
+        label = f"onnxruntime {ort.__version__} {threads} threads {kind}"
+        timed("cross_encoder_minilm_pairs", lambda: ort_pairs("ce" + suffix), len(pairs), label)
+        timed("embedder_minilm_texts", lambda: ort_texts("emb" + suffix), len(texts), label)
+
+    # Verdict agreement with PyTorch f32 on the same pairs (entailment is the model's label 0 or as
+    # config.json's id2label names it).
+    cfg = json.load(open(os.path.join(model_dir, "config.json")))
+    ent = next(int(k) for k, v in cfg["id2label"].items() if v.lower().startswith("entail"))
+    thr = float(next((f.split("=", 1)[1] for f in flags if f.startswith("--threshold=")), 0.3))
+    with torch.inference_mode():
+        ref = [p[ent].item() for p in run_pairs()]
+    for kind, graph in [("f32", "ce"), ("int8", "ce-int8")]:
+        got = [p[ent].item() for p in ort_pairs(graph)]
+        same = sum((a >= thr) == (b >= thr) for a, b in zip(ref, got))
+        print(f"onnxruntime {kind} vs torch f32: verdicts at {thr} equal on {same}/{len(ref)} pairs, "
+              f"largest |dP(entailment)| {max(abs(a - b) for a, b in zip(ref, got)):.4f}", flush=True)

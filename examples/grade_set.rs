@@ -62,13 +62,20 @@ fn main() -> anyhow::Result<()> {
     spec.config.models.nli = nli;
     candor::run::grade(&store, &spec, &Quiet, &AtomicBool::new(false))?;
     let (mut predicted, mut scores, mut gold) = (vec![], vec![], vec![]);
+    // The verdicts under the rule measured on 2026-11-30 and not adopted (docs/quality.md): a claim
+    // whose highest P(contradiction) exceeds its support is not supported (A), or only where that
+    // contradiction also reaches 0.5 (B); claims that repeat a source sentence word for word exempt.
+    let (mut rule_a, mut rule_b) = (vec![], vec![]);
     for line in std::fs::read_to_string(out.join("results.jsonl"))?.lines().filter(|l| !l.trim().is_empty()) {
         let r: candor::graders::CaseResult = serde_json::from_str(line)?;
         let verdict = match &r.metrics.support {
             Some(candor::graders::Outcome::Ran(s)) => s.verdict(),
             _ => None,
         };
-        if let Some((supported, weakest)) = verdict {
+        if let (Some((supported, weakest)), Some(candor::graders::Outcome::Ran(s))) = (verdict, &r.metrics.support) {
+            let outweighed = |floor: f32| s.claims.iter().any(|c| !c.verbatim && c.contradiction > c.score && c.contradiction >= floor);
+            rule_a.push(supported && !outweighed(0.0));
+            rule_b.push(supported && !outweighed(0.5));
             predicted.push(supported);
             scores.push(weakest);
             gold.push(r.label.as_ref().and_then(|l| l["supported"].as_bool()).unwrap_or(false));
@@ -82,6 +89,11 @@ fn main() -> anyhow::Result<()> {
         rest.first().map(String::as_str).unwrap_or("default"),
         candor::stats::balanced_accuracy(&predicted, &gold).unwrap_or(f64::NAN),
         candor::stats::roc_auc(&scores, &gold).unwrap_or(f64::NAN)
+    );
+    println!(
+        "  not supported where contradiction outweighs support: balanced accuracy {:.4} (A: any), {:.4} (B: from 0.5)",
+        candor::stats::balanced_accuracy(&rule_a, &gold).unwrap_or(f64::NAN),
+        candor::stats::balanced_accuracy(&rule_b, &gold).unwrap_or(f64::NAN)
     );
     Ok(())
 }

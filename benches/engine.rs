@@ -8,6 +8,7 @@
 //!
 //!     cargo bench --bench engine                              # CPU: 128 pairs, 256 texts
 //!     CANDOR_BENCH_DEVICE=cuda target/cuda/release/deps/engine-* --bench   # CUDA: 4096 pairs, 4096 texts
+//!     CANDOR_BENCH_PRECISION=int8 cargo bench --bench engine          # CPU, `[engine] precision = "int8"`
 //!
 //! Figures and peers are recorded in benches/README.md.
 
@@ -65,6 +66,9 @@ fn bench(c: &mut Criterion) {
     let device = spec.open().unwrap();
     let gpu = !device.is_cpu();
     let model = shipped();
+    if let Ok(p) = std::env::var("CANDOR_BENCH_PRECISION") {
+        candor::kernels::int8::set_precision(p.parse().unwrap());
+    }
     let ce = CrossEncoder::load(&model, &device).unwrap();
     let dtype = candor::engine::device::default_dtype(&device);
     let net = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, dtype, &device).unwrap();
@@ -98,7 +102,7 @@ fn bench(c: &mut Criterion) {
         max_batch,
     );
 
-    let mut g = c.benchmark_group(candor::engine::device::describe(&device));
+    let mut g = c.benchmark_group(candor::engine::device::runtime(&device).replace(' ', "-"));
     g.sample_size(10);
     g.measurement_time(std::time::Duration::from_secs(if gpu { 5 } else { 20 }));
     g.throughput(Throughput::Elements(pairs.len() as u64));

@@ -34,6 +34,7 @@
 //! [engine]
 //! batch_tokens = 0               # padded tokens per batch; 0: device default
 //! block_cases = 256              # cases whose pairs are scheduled together
+//! precision = "f32"              # f32 | int8: the CPU precision of the BERT encoders' linear layers
 //!
 //! [[rubric]]                     # a judge metric (any number of them); see examples/judge.toml
 //! name = "polite"                # the metric's name in results and reports
@@ -424,11 +425,21 @@ pub struct EngineConfig {
     pub batch_tokens: usize,
     /// Cases whose model inputs are scheduled together.
     pub block_cases: usize,
+    /// The CPU precision of the BERT encoders' linear layers: `f32`, or `int8` (weights per channel
+    /// and inputs per row in 8 bits, products summed exactly in 32-bit integers; measured against
+    /// f32 in docs/quality.md, not the default). GPUs and the other architectures stay at their own.
+    #[serde(skip_serializing_if = "is_f32")]
+    #[schemars(extend("default" = "f32"))]
+    pub precision: crate::kernels::int8::Precision,
+}
+
+fn is_f32(p: &crate::kernels::int8::Precision) -> bool {
+    *p == crate::kernels::int8::Precision::F32
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { batch_tokens: 0, block_cases: 256 }
+        Self { batch_tokens: 0, block_cases: 256, precision: crate::kernels::int8::Precision::F32 }
     }
 }
 
@@ -614,7 +625,9 @@ pub fn reference_markdown() -> String {
                 p.get("default").map(|v| format!("`{v}`")).unwrap_or_default()
             } else {
                 match defaults.get(section).and_then(|d| d.get(key)) {
-                    Some(Value::Null) | None => "none".into(),
+                    Some(Value::Null) => "none".into(),
+                    // A key left out of the written config at its default names it in the schema.
+                    None => p.get("default").map(|v| format!("`{v}`")).unwrap_or_else(|| "none".into()),
                     Some(v) => format!("`{v}`"),
                 }
             };

@@ -305,6 +305,8 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         events.note(note);
     }
     let cfg = &cfg;
+    // The encoders below load at the config's CPU precision (and the score cache keys by it).
+    crate::kernels::int8::set_precision(cfg.engine.precision);
     let mut models = std::collections::BTreeMap::new();
     // A token classifier (LettuceDetect) grades support and marks spans; citations and the pairs of
     // consistency need a pair model: the registry's default NLI model.

@@ -75,6 +75,11 @@ pub struct GradeArgs {
     /// Device: auto, cpu, cuda[:N] or metal[:N].
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
+    /// CPU precision of the BERT encoders' linear layers: f32, or int8 (8-bit weights and inputs,
+    /// exact 32-bit sums; faster on two cores, not bit-equal: see docs/quality.md). Overrides the
+    /// config's `[engine] precision`.
+    #[arg(long, value_name = "PRECISION")]
+    precision: Option<candor::kernels::int8::Precision>,
     /// Stop before grading if any line of the suite is invalid.
     #[arg(long)]
     strict: bool,
@@ -140,6 +145,9 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(nli) = &args.nli {
         cfg.models.nli = Some(nli.clone());
+    }
+    if let Some(p) = args.precision {
+        cfg.engine.precision = p;
     }
     let cache = (!args.no_cache).then(|| args.cache.clone().unwrap_or_else(|| store.cache_dir().join("scores.redb")));
     let spec = RunSpec {

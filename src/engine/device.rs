@@ -100,10 +100,15 @@ pub fn default_dtype(device: &Device) -> DType {
 }
 
 /// Device, number type and kernel path, as a run's manifest and the score cache key name them:
-/// `cpu F32 avx512` (candor's AVX-512 kernels), `cpu F32 candle`, `cuda F16 candle`. Scores made
-/// on two runtimes may differ in their last digits, so they are not taken for each other.
+/// `cpu F32 avx512` (candor's AVX-512 kernels), `cpu F32 int8` (`[engine] precision = "int8"`),
+/// `cpu F32 candle`, `cuda F16 candle`. Scores made on two runtimes may differ in their last digits,
+/// so they are not taken for each other.
 pub fn runtime(device: &Device) -> String {
-    let kernels = if device.is_cpu() && crate::kernels::cpu::available() { "avx512" } else { "candle" };
+    let kernels = match (device.is_cpu(), crate::kernels::int8::precision()) {
+        (true, crate::kernels::int8::Precision::Int8) => "int8",
+        (true, _) if crate::kernels::cpu::available() => "avx512",
+        _ => "candle",
+    };
     format!("{} {:?} {kernels}", describe(device), default_dtype(device))
 }
 

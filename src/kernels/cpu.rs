@@ -248,21 +248,38 @@ impl CustomOp1 for LinearOp {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let data = f32_slice(storage, layout, "packed linear")?;
-        let dims = layout.shape().dims();
-        let k = dims.last().copied().unwrap_or(0);
-        if k != self.packed.k {
-            bail!("packed linear of width {} applied to input of width {k}", self.packed.k);
-        }
-        let m = if k == 0 { dims[..dims.len().saturating_sub(1)].iter().product() } else { data.len() / k };
-        let out = self.packed.matmul(data, m, self.gelu);
-        let mut shape = dims.to_vec();
-        if let Some(last) = shape.last_mut() {
-            *last = self.packed.n;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(shape)))
+        linear_fwd(storage, layout, "packed linear", (self.packed.k, self.packed.n), |data, m| self.packed.matmul(data, m, self.gelu))
     }
 }
+
+/// The forward pass of a linear custom op over the last axis: checks that the input is `k` wide,
+/// calls `matmul` on its rows (the slice and the row count) and shapes the `n`-wide result.
+pub(crate) fn linear_fwd(
+    storage: &CpuStorage,
+    layout: &Layout,
+    op: &str,
+    (k_layer, n): (usize, usize),
+    matmul: impl Fn(&[f32], usize) -> Vec<f32>,
+) -> Result<(CpuStorage, Shape)> {
+    let data = f32_slice(storage, layout, op)?;
+    let dims = layout.shape().dims();
+    let k = dims.last().copied().unwrap_or(0);
+    if k != k_layer {
+        bail!("{op} of width {k_layer} applied to input of width {k}");
+    }
+    let m = if k == 0 { dims[..dims.len().saturating_sub(1)].iter().product() } else { data.len() / k };
+    let out = matmul(data, m);
+    let mut shape = dims.to_vec();
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
+    Ok((CpuStorage::F32(out), Shape::from(shape)))
+}
+
+/// Abramowitz and Stegun 7.1.26's erf: p, then a5 down to a1 (Horner's order).
+pub(crate) const ERF_AS: (f32, [f32; 5]) = (0.327_591_1, [1.061_405_4, -1.453_152, 1.421_413_7, -0.284_496_74, 0.254_829_6]);
+/// e^r on |r| <= ln 2 / 2 by Taylor to degree 7, in Horner's order (1/7! first).
+pub(crate) const EXP_TAYLOR: [f32; 8] = [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0];
 
 /// Scalar exact GELU (the same approximation of erf as the vector code).
 pub fn gelu_scalar(x: f32) -> f32 {

@@ -3,6 +3,7 @@
 //! - [`cpu`]: the AVX-512 CPU kernels of inference (the packed linear layer, attention);
 //! - [`train`]: the same kernels with a backward pass each (linear, GELU, LayerNorm, attention), for
 //!   `candor train` on the CPU;
+//! - [`int8`]: linear layers in 8-bit integers for CPU inference (`[engine] precision = "int8"`);
 //! - [`fused`]: the fused tails of the runtimes (pooling and normalisation, softmax and gather), with
 //!   their CUDA kernels (kernels/candor.cu) under the `cuda` feature.
 //!
@@ -12,4 +13,5 @@
 
 pub mod cpu;
 pub mod fused;
+pub mod int8;
 pub mod train;

@@ -11,6 +11,7 @@ use candle_nn::{Linear, VarBuilder};
 use serde::Deserialize;
 
 use crate::kernels::cpu::PackedLinear;
+use crate::kernels::int8::{Precision, QuantLinear};
 
 /// Whether a forward pass is for inference or for training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,6 +186,8 @@ pub fn apply(l: &Linear, xs: &Tensor) -> Result<Tensor> {
 pub struct Dense {
     linear: Linear,
     packed: Option<Arc<PackedLinear>>,
+    /// The weight in 8 bits, where the layer was loaded with `[engine] precision = "int8"`.
+    quant: Option<Arc<QuantLinear>>,
 }
 
 impl Dense {
@@ -195,12 +198,24 @@ impl Dense {
 
     /// Wraps a candle linear layer (not packed).
     pub fn new(linear: Linear) -> Self {
-        Self { linear, packed: None }
+        Self { linear, packed: None, quant: None }
     }
 
-    /// Packs the weight for the CPU kernels where they apply (AVX-512, f32 on the CPU); a no-op
-    /// elsewhere. Only for weights that will not change (models loaded for inference).
+    /// Packs the weight for the CPU kernels where they apply (AVX-512, f32 on the CPU), or, at the
+    /// int8 precision ([`crate::kernels::int8::precision`] when the model loads), quantizes it to 8
+    /// bits (any CPU); a no-op elsewhere. Only for weights that will not change (models loaded for
+    /// inference).
     pub fn pack_for_inference(mut self) -> Result<Self> {
+        match crate::kernels::int8::precision() {
+            Precision::Int8 => self.quant = QuantLinear::new(self.linear.weight(), self.linear.bias())?,
+            Precision::F32 => return self.pack_f32_for_inference(),
+        }
+        Ok(self)
+    }
+
+    /// Packs the weight for the f32 CPU kernels whatever the precision: for a head that reads one
+    /// row a sequence, where 8 bits save no time and cost accuracy.
+    pub fn pack_f32_for_inference(mut self) -> Result<Self> {
         self.packed = PackedLinear::new(self.linear.weight(), self.linear.bias())?;
         Ok(self)
     }
@@ -220,8 +235,16 @@ impl Dense {
         self.packed.as_ref().filter(|_| mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32)
     }
 
+    /// The 8-bit weights when this pass runs them: evaluation of f32 inputs on the CPU.
+    fn quant_for(&self, xs: &Tensor, mode: Mode) -> Option<&Arc<QuantLinear>> {
+        self.quant.as_ref().filter(|_| mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32)
+    }
+
     /// Applies the layer.
     pub fn forward(&self, xs: &Tensor, mode: Mode) -> Result<Tensor> {
+        if let Some(q) = self.quant_for(xs, mode) {
+            return q.forward(xs, false);
+        }
         match self.packed_for(xs, mode) {
             Some(p) => p.forward(xs, false),
             None => self.linear.forward(xs),
@@ -243,6 +266,9 @@ impl Dense {
 
     /// Applies the layer, then `act` (fused into the kernel for the exact GELU where packed).
     pub fn forward_act(&self, xs: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
+        if let (Some(q), Activation::Gelu) = (self.quant_for(xs, mode), act) {
+            return q.forward(xs, true);
+        }
         match (self.packed_for(xs, mode), act) {
             (Some(p), Activation::Gelu) => p.forward(xs, true),
             _ => act.forward(&self.forward(xs, mode)?),

@@ -177,6 +177,8 @@ const CALENDAR: &[&str] = &[
     "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
 ];
+/// Temperature scales: capitalised, but units ("100 degrees Celsius" is "100 °C"), not names.
+const SCALES: &[&str] = &["celsius", "fahrenheit", "kelvin", "centigrade"];
 const CONNECTORS: &[&str] =
     &["of", "de", "van", "von", "der", "den", "del", "della", "da", "di", "du", "la", "le", "bin", "al", "y"];
 const ABBREVIATIONS: &[&str] = &[
@@ -886,7 +888,7 @@ impl<'a> Scan<'a> {
 
     fn stop(&self, i: usize) -> bool {
         let w = norm_word(self.s(i));
-        STOP.contains(&w.as_str()) || CALENDAR.contains(&w.as_str())
+        STOP.contains(&w.as_str()) || CALENDAR.contains(&w.as_str()) || SCALES.contains(&w.as_str())
     }
 
     /// A run of capitalised words at `i`; returns the token after it (None when `i` is no name).
@@ -1101,6 +1103,16 @@ mod tests {
 
     fn kinds(text: &str) -> Vec<(String, SpecificKind)> {
         extract(text).into_iter().map(|s| (s.text, s.kind)).collect()
+    }
+
+    #[test]
+    fn temperature_scales_are_units_not_names() {
+        // A user's trial: "100 degrees Celsius." to the boiling point, against "100 °C (212 °F)",
+        // was vetoed for the name "Celsius" in no source.
+        supported("Water boils at 100 degrees Celsius.", "At sea level, pure water boils at 100 °C (212 °F).");
+        supported("It was 300 Kelvin.", "The sample was held at 300 K.");
+        let s = unsupported_specifics("Water boils at 90 degrees Celsius.", &["At sea level, pure water boils at 100 °C (212 °F)."]);
+        assert_eq!((s.len(), s[0].text.as_str(), s[0].kind), (1, "90", SpecificKind::Number), "{s:?}");
     }
 
     #[test]

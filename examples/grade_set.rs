@@ -68,11 +68,8 @@ fn main() -> anyhow::Result<()> {
     let (mut rule_a, mut rule_b) = (vec![], vec![]);
     for line in std::fs::read_to_string(out.join("results.jsonl"))?.lines().filter(|l| !l.trim().is_empty()) {
         let r: candor::graders::CaseResult = serde_json::from_str(line)?;
-        let verdict = match &r.metrics.support {
-            Some(candor::graders::Outcome::Ran(s)) => s.verdict(),
-            _ => None,
-        };
-        if let (Some((supported, weakest)), Some(candor::graders::Outcome::Ran(s))) = (verdict, &r.metrics.support) {
+        let Some(candor::graders::Outcome::Ran(s)) = &r.metrics.support else { continue };
+        if let Some((supported, weakest)) = s.verdict() {
             let outweighed = |floor: f32| s.claims.iter().any(|c| !c.verbatim && c.contradiction > c.score && c.contradiction >= floor);
             rule_a.push(supported && !outweighed(0.0));
             rule_b.push(supported && !outweighed(0.5));

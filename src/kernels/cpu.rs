@@ -288,10 +288,11 @@ pub fn gelu_scalar(x: f32) -> f32 {
 
 /// erf after Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7).
 fn erf_as(x: f32) -> f32 {
-    let (a1, a2, a3, a4, a5, p) = (0.254_829_6_f32, -0.284_496_74, 1.421_413_7, -1.453_152, 1.061_405_4, 0.327_591_1);
+    let (p, a) = ERF_AS;
     let ax = x.abs();
     let t = 1.0 / (1.0 + p * ax);
-    let y = 1.0 - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * (-ax * ax).exp();
+    let poly = a[1..].iter().fold(a[0], |acc, &c| acc * t + c);
+    let y = 1.0 - poly * t * (-ax * ax).exp();
     y.copysign(x)
 }
 

@@ -103,6 +103,12 @@ pub struct QuantLinear {
     bias: Vec<f32>,
 }
 
+/// Where value `kk` of the inner dimension of lane `lane` (a column of a weight panel, a row of an
+/// input block) goes in a block `width` lanes wide: pairs of the inner dimension, lanes side by side.
+fn pair_slot(kk: usize, lane: usize, width: usize) -> usize {
+    (kk / 2) * 2 * width + 2 * lane + kk % 2
+}
+
 /// Symmetric 8-bit quantization of `v` into `out` (values in [-127, 127]); returns the scale.
 fn quantize_into(v: &[f32], out: &mut [i16]) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -148,7 +154,7 @@ impl QuantLinear {
             scales[j] = quantize_into(&w[j * k..(j + 1) * k], &mut row);
             let (p, c) = (j / NR, j % NR);
             for (kk, &q) in row.iter().enumerate() {
-                panels[p * kp * NR + (kk / 2) * 2 * NR + 2 * c + kk % 2] = q;
+                panels[p * kp * NR + pair_slot(kk, c, NR)] = q;
             }
         }
         let mut b = vec![0f32; np * NR];
@@ -192,7 +198,7 @@ impl QuantLinear {
                 let (mb, rr) = (r / MR, r % MR);
                 let block = &mut apack[mb * kp * MR..(mb + 1) * kp * MR];
                 for (kk, &v) in q.iter().enumerate() {
-                    block[(kk / 2) * 2 * MR + 2 * rr + kk % 2] = v;
+                    block[pair_slot(kk, rr, MR)] = v;
                 }
             }
             let mut acc = [0i32; MR * NR];

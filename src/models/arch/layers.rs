@@ -232,12 +232,12 @@ impl Dense {
 
     /// The packed weights when this pass runs them: evaluation of f32 inputs on the CPU.
     fn packed_for(&self, xs: &Tensor, mode: Mode) -> Option<&Arc<PackedLinear>> {
-        self.packed.as_ref().filter(|_| mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32)
+        self.packed.as_ref().filter(|_| cpu_inference(xs, mode))
     }
 
     /// The 8-bit weights when this pass runs them: evaluation of f32 inputs on the CPU.
     fn quant_for(&self, xs: &Tensor, mode: Mode) -> Option<&Arc<QuantLinear>> {
-        self.quant.as_ref().filter(|_| mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32)
+        self.quant.as_ref().filter(|_| cpu_inference(xs, mode))
     }
 
     /// Applies the layer.
@@ -274,6 +274,12 @@ impl Dense {
             _ => act.forward(&self.forward(xs, mode)?),
         }
     }
+}
+
+/// True for an evaluation pass of f32 inputs on the CPU: where the CPU kernels' packed or 8-bit
+/// weights run.
+fn cpu_inference(xs: &Tensor, mode: Mode) -> bool {
+    mode == Mode::Eval && xs.device().is_cpu() && xs.dtype() == DType::F32
 }
 
 /// The additive attention bias for a (batch, seq) 0/1 mask: 0 where attended, a large negative

@@ -217,7 +217,7 @@ fn ok(args: &[&str]) -> Output {
 }
 
 /// Asserts two results files hold the same cases in the same order with the same verdicts, and,
-/// where the CPU kernels make scores independent of how inputs are batched (AVX-512), the same bytes.
+/// where the CPU kernels make scores independent of how inputs are batched (AVX-512 or AVX2), the same bytes.
 fn assert_same_results(a: &Path, b: &Path) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
     if candor::engine::cpu::available() {
@@ -1070,7 +1070,7 @@ fn a_suite_streams_from_standard_input() {
 
 /// A resume of a large results file, killed at many instants from its start (reading, cutting the
 /// torn tail, grading), never loses a finished line, and the last resume ends byte-identical (on
-/// AVX-512; same verdicts elsewhere) to a plain run. (Before, resume emptied the file and rewrote
+/// AVX-512 or AVX2; same verdicts elsewhere) to a plain run. (Before, resume emptied the file and rewrote
 /// it: a kill in that window erased every finished result.)
 #[test]
 fn a_resume_killed_at_any_instant_loses_nothing() {

@@ -34,7 +34,7 @@ fn batched_rows_equal_rows_alone_at_the_same_width() {
             // candor's packed kernel computes each row alone: bit-identical.
             assert_eq!(batched[r], alone[0], "row {r} changed with its batch");
         } else {
-            // Without AVX-512 the weights run on candle's GEMM, whose blocking may follow the rows.
+            // Without candor's CPU kernels the weights run on candle's GEMM, whose blocking may follow the rows.
             let scale = alone[0].iter().fold(0f32, |m, x| m.max(x.abs()));
             let err = batched[r].iter().zip(&alone[0]).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
             assert!(err < 1e-4, "row {r}: relative difference {err}");

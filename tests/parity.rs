@@ -172,7 +172,7 @@ fn padding_does_not_change_a_row() {
 #[test]
 fn cpu_kernels_match_candle_ops_on_the_shipped_model() {
     // The shipped model (6 layers, 12 heads of 32) loaded for inference runs engine::cpu's packed
-    // linear layers, fused GELU and one-pass attention where the CPU has AVX-512; loaded for training
+    // linear layers, fused GELU and one-pass attention where the CPU has AVX-512 or AVX2; loaded for training
     // (no packing) and run in evaluation mode it runs candle's ops. The two must agree, on a padded
     // batch of random tokens.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm");
@@ -196,7 +196,7 @@ fn cpu_kernels_match_candle_ops_on_the_shipped_model() {
     let scale = want.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
     assert!(scale > 0.1, "logits are all near zero: {want:?}");
     let err = max_abs_diff(&got, &want);
-    assert!(err / scale < 1e-4, "max abs error {err} on logits of scale {scale} (AVX-512: {})", candor::engine::cpu::available());
+    assert!(err / scale < 1e-4, "max abs error {err} on logits of scale {scale} (kernels: {:?})", candor::engine::cpu::isa());
 }
 
 /// LettuceDetect's network: ModernBERT token classification. Every real token of the padded batch

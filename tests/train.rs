@@ -77,7 +77,7 @@ fn kernel_sized_base(dir: &Path) -> candor::engine::TextTokenizer {
 #[test]
 fn the_cpu_training_kernels_give_the_gradients_of_candles_autograd() {
     if !candor::kernels::train::available() {
-        eprintln!("no AVX-512 here: the training kernels do not run, nothing to compare");
+        eprintln!("neither AVX-512 nor AVX2 here: the training kernels do not run, nothing to compare");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -100,13 +100,17 @@ pub fn default_dtype(device: &Device) -> DType {
 }
 
 /// Device, number type and kernel path, as a run's manifest and the score cache key name them:
-/// `cpu F32 avx512` (candor's AVX-512 kernels), `cpu F32 int8` (`[engine] precision = "int8"`),
+/// `cpu F32 avx512` and `cpu F32 avx2` (candor's kernels), `cpu F32 int8` (`[engine] precision = "int8"`),
 /// `cpu F32 candle`, `cuda F16 candle`. Scores made on two runtimes may differ in their last digits,
 /// so they are not taken for each other.
 pub fn runtime(device: &Device) -> String {
     let kernels = match (device.is_cpu(), crate::kernels::int8::precision()) {
         (true, crate::kernels::int8::Precision::Int8) => "int8",
-        (true, _) if crate::kernels::cpu::available() => "avx512",
+        (true, _) => match crate::kernels::cpu::isa() {
+            Some(crate::kernels::cpu::Isa::Avx512) => "avx512",
+            Some(crate::kernels::cpu::Isa::Avx2) => "avx2",
+            None => "candle",
+        },
         _ => "candle",
     };
     format!("{} {:?} {kernels}", describe(device), default_dtype(device))

@@ -10,11 +10,17 @@
 //!   pass over the stacked Q, K, V projections, on padded batches or on sequences packed without
 //!   padding.
 //!
+//! Each kernel has an AVX-512 form and an AVX2 (with FMA) form over the same packed operands
+//! ([`Isa`], chosen once at run time by CPU features): the AVX2 micro-kernel computes a 12 x 32 tile
+//! as four 6 x 16 parts (twelve accumulators in the sixteen 256-bit registers), attention works on
+//! 8 keys a vector. Every test runs each form the CPU has against candle's composed ops.
+//!
 //! All are candle custom ops without a backward pass: the encoders use them only in evaluation mode,
 //! on the CPU, in f32, for models loaded for inference (whose weights do not change). Training runs
-//! the same micro-kernel and attention kernel through [`super::train`], whose ops have backward passes. Where the CPU has
-//! no AVX-512 (or on other architectures) nothing is packed and candle's own ops run. The composed
-//! candle ops are the reference the tests compare against.
+//! the same micro-kernel and attention kernel through [`super::train`], whose ops have backward
+//! passes (on AVX-512 CPUs only: its element-wise ops have no AVX2 form). Where the CPU has neither
+//! (or on other architectures) nothing is packed and candle's own ops run. The composed candle ops
+//! are the reference the tests compare against.
 
 use std::sync::Arc;
 
@@ -32,26 +38,58 @@ pub const KC: usize = 384;
 /// Rows of the output one thread takes at a time (an A block of MC x KC f32 is 72 KiB: level-2 cache).
 pub const MC: usize = 48;
 
-/// True when this CPU runs the AVX-512 kernels, and they are not switched off with the environment
-/// variable `CANDOR_CPU_KERNELS=off` (read once; for comparing with candle's own ops).
-pub fn available() -> bool {
-    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        if std::env::var("CANDOR_CPU_KERNELS").is_ok_and(|v| v == "off" || v == "0") {
-            return false;
+/// The vector instruction set the kernels run with: AVX-512F, or AVX2 with FMA (the x86-64 CPUs
+/// without AVX-512, older Intel and AMD before Zen 4, that CI runners often are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// 16 lanes, mask registers: the kernels' first form.
+    Avx512,
+    /// 8 lanes: the same packing and tiles, each 12 x 32 tile computed as four 6 x 16 halves.
+    Avx2,
+}
+
+/// True when this CPU has the instructions of `isa`.
+pub fn detected(isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        match isa {
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
         }
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        false
+    }
+}
+
+/// The instruction set the kernels run with on this CPU: the widest detected, or none. The
+/// environment variable `CANDOR_CPU_KERNELS` (read once) switches them off (`off` or `0`: candle's
+/// own ops, for comparison) or asks for the AVX2 kernels on an AVX-512 CPU (`avx2`).
+pub fn isa() -> Option<Isa> {
+    static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        let asked = std::env::var("CANDOR_CPU_KERNELS").unwrap_or_default();
+        match asked.as_str() {
+            "off" | "0" => None,
+            "avx2" => Some(Isa::Avx2).filter(|&i| detected(i)),
+            _ => [Isa::Avx512, Isa::Avx2].into_iter().find(|&i| detected(i)),
         }
     })
 }
 
-/// A linear layer (y = x W^T + b) with W packed for the AVX-512 micro-kernel.
+/// True when this CPU runs candor's kernels (AVX-512 or AVX2), and they are not switched off.
+pub fn available() -> bool {
+    isa().is_some()
+}
+
+/// True when the kernels run with AVX-512 (the training kernels' element-wise ops need it).
+pub fn avx512() -> bool {
+    isa() == Some(Isa::Avx512)
+}
+
+/// A linear layer (y = x W^T + b) with W packed for the micro-kernel (AVX-512 or AVX2).
 #[derive(Debug)]
 pub struct PackedLinear {
     k: usize,
@@ -64,7 +102,7 @@ pub struct PackedLinear {
 
 impl PackedLinear {
     /// Packs `weight` (out x in, as upstream stores it) and `bias` (out). `None` where the kernels do
-    /// not apply: no AVX-512, or weights that are not f32 on the CPU.
+    /// not apply: neither AVX-512 nor AVX2, or weights that are not f32 on the CPU.
     pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Option<Arc<Self>>> {
         if !available() || !weight.device().is_cpu() || weight.dtype() != DType::F32 {
             return Ok(None);
@@ -124,9 +162,16 @@ impl PackedLinear {
     /// y = a W^T + b for `m` rows of `a`: `a` row-major m x k, or, when `a_transposed`, row-major
     /// k x m (a^T is given). Panics where `a` is shorter than m x k; only where [`available`].
     pub(crate) fn matmul_ex(&self, a: &[f32], m: usize, a_transposed: bool, gelu: bool) -> Vec<f32> {
+        let isa = isa().expect("packed matmul on a CPU without the kernels' instructions");
+        self.matmul_on(isa, a, m, a_transposed, gelu)
+    }
+
+    /// [`PackedLinear::matmul_ex`] with the kernel of `isa`. Panics where `a` is shorter than
+    /// m x k or the CPU lacks `isa`.
+    pub(crate) fn matmul_on(&self, isa: Isa, a: &[f32], m: usize, a_transposed: bool, gelu: bool) -> Vec<f32> {
         let (k, n) = (self.k, self.n);
         assert!(a.len() >= m * k, "matmul: {} values for {m} x {k}", a.len());
-        assert!(available(), "packed matmul without AVX-512");
+        assert!(detected(isa), "packed matmul with {isa:?} on a CPU without it");
         if m == 0 || n == 0 {
             return vec![0f32; m * n];
         }
@@ -164,19 +209,23 @@ impl PackedLinear {
                         let r = MR.min(rows - mb * MR);
                         let ap = &apack[mb * kc * MR..(mb + 1) * kc * MR];
                         let tile = Tile { rows: r, cols, ldc: n, first: k0 == 0, gelu: gelu && last };
-                        // SAFETY: `available()` was true when this layer was packed (AVX-512F present);
-                        // `ap` holds kc x MR values, `panel` kc x NR, `self.bias[p*NR..]` NR, and the
-                        // tile's `r` rows of `cols` columns from row mb MR, column p NR lie inside this
-                        // chunk's `rows` x n outputs (read only where this call wrote them before).
+                        // SAFETY: the CPU has `isa` (asserted above); `ap` holds kc x MR values, `panel`
+                        // kc x NR, `self.bias[p*NR..]` NR, and the tile's `r` rows of `cols` columns
+                        // from row mb MR, column p NR lie inside this chunk's `rows` x n outputs (read
+                        // only where this call wrote them before).
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
                             let cp = cbase.add(mb * MR * n + p * NR);
-                            avx512::kernel(kc, ap, panel, &self.bias[p * NR..p * NR + NR], cp, tile)
+                            let bias = &self.bias[p * NR..p * NR + NR];
+                            match isa {
+                                Isa::Avx512 => avx512::kernel(kc, ap, panel, bias, cp, tile),
+                                Isa::Avx2 => avx2::kernel(kc, ap, panel, bias, cp, tile),
+                            }
                         };
                         #[cfg(not(target_arch = "x86_64"))]
                         {
                             let _ = (ap, panel, cbase, tile);
-                            unreachable!("packed layers exist only where AVX-512 is available");
+                            unreachable!("packed layers exist only on x86-64");
                         }
                     }
                 }
@@ -301,7 +350,7 @@ fn erf_as(x: f32) -> f32 {
 /// (batch, 1, 1, seq) or (batch, seq) f32; the result is the attention context (batch, seq, hidden),
 /// softmax(Q K^T / sqrt(d) + bias) V per head, with the heads side by side as upstream lays them out.
 /// It replaces the split, transposes, two batched matmuls, the softmax and the merge, and never
-/// materialises the (batch, heads, seq, seq) scores. Needs AVX-512 and a head width that is a multiple
+/// materialises the (batch, heads, seq, seq) scores. Needs [`available`] and a head width that is a multiple
 /// of 16 and at most 128 ([`attention_applies`]).
 pub fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, s, h3) = qkv.dims3()?;
@@ -310,7 +359,7 @@ pub fn attention(qkv: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
         bail!("cpu attention: bias must be {b} x {s} f32");
     }
     let bias = bias.reshape((b, s))?.contiguous()?;
-    qkv.contiguous()?.apply_op2_no_bwd(&bias, &AttentionOp { heads })
+    qkv.contiguous()?.apply_op2_no_bwd(&bias, &AttentionOp { heads, isa: kernel_isa()? })
 }
 
 /// Checks that stacked projections `h3` wide split into `heads` heads the kernel takes.
@@ -328,6 +377,14 @@ pub(crate) fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) 
     Ok(&data[start..end])
 }
 
+/// The instruction set the kernels run with, or an error where there is none.
+fn kernel_isa() -> Result<Isa> {
+    match isa() {
+        Some(i) => Ok(i),
+        None => bail!("cpu attention: this CPU has neither AVX-512 nor AVX2 with FMA (or the kernels are off)"),
+    }
+}
+
 /// True when [`attention`] runs for heads of width `head_dim` on this CPU.
 pub fn attention_applies(head_dim: usize) -> bool {
     available() && head_dim % 16 == 0 && head_dim > 0 && head_dim <= 128
@@ -335,6 +392,7 @@ pub fn attention_applies(head_dim: usize) -> bool {
 
 struct AttentionOp {
     heads: usize,
+    isa: Isa,
 }
 
 impl candle_core::CustomOp2 for AttentionOp {
@@ -354,9 +412,9 @@ impl candle_core::CustomOp2 for AttentionOp {
         if b * s == 0 {
             return Ok((CpuStorage::F32(out), Shape::from((b, s, h))));
         }
-        let heads = self.heads;
+        let (heads, isa) = (self.heads, self.isa);
         out.par_chunks_mut(s * h).enumerate().for_each(|(bi, ctx)| {
-            attend_sequence(&qkv[bi * s * h3..(bi + 1) * s * h3], s, s, heads, &bias[bi * s..(bi + 1) * s], ctx)
+            attend_sequence(isa, &qkv[bi * s * h3..(bi + 1) * s * h3], s, s, heads, &bias[bi * s..(bi + 1) * s], ctx)
         });
         Ok((CpuStorage::F32(out), Shape::from((b, s, h))))
     }
@@ -364,11 +422,13 @@ impl candle_core::CustomOp2 for AttentionOp {
 
 /// Attention within one sequence of `s` rows of stacked Q, K, V (`rows`, s x 3h) with the additive
 /// key mask `mask` (s), into `ctx`: the first `queries` rows' contexts (queries x h; `queries` = s
-/// for all of them, 1 for the first token's alone).
-fn attend_sequence(rows: &[f32], s: usize, queries: usize, heads: usize, mask: &[f32], ctx: &mut [f32]) {
+/// for all of them, 1 for the first token's alone), with the kernels of `isa`.
+fn attend_sequence(isa: Isa, rows: &[f32], s: usize, queries: usize, heads: usize, mask: &[f32], ctx: &mut [f32]) {
+    assert!(detected(isa) && mask.len() >= s && ctx.len() >= queries * (rows.len() / s.max(1) / 3));
     let h3 = rows.len() / s.max(1);
     let h = h3 / 3;
-    let d = h / heads;
+    let d = h / heads.max(1);
+    assert!(heads > 0 && h % heads == 0 && d % 16 == 0 && d > 0 && d <= 128, "cpu attention: heads of {d}");
     let ld = s.next_multiple_of(16);
     let mut kt = vec![0f32; d * ld];
     let mut scores = vec![0f32; 4 * ld];
@@ -385,38 +445,66 @@ fn attend_sequence(rows: &[f32], s: usize, queries: usize, heads: usize, mask: &
         let scale = 1.0 / (d as f32).sqrt();
         let mut i = 0;
         while i < queries {
-            let r = if queries - i >= 4 && d <= 64 { 4 } else { 1 };
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: called only where `attention_applies` (AVX-512F, d = 16 NV with NV from 1 to 8);
-            // `kt` is d x ld, `scores` 4 x ld, and rows i..i+r of q, V (h3 apart) and of the output
-            // (h apart) lie inside `rows` and `ctx`.
-            unsafe {
+            // SAFETY: the CPU has `isa` (asserted above); the heads are ones `attention_applies`
+            // takes (d = 16 NV with NV from 1 to 8: `check_heads` before every op); `kt` is d x ld,
+            // `scores` 4 x ld, and rows i..i+r of q, V (h3 apart) and of the output (h apart) lie
+            // inside `rows` and `ctx`.
+            let r = unsafe {
                 let (q, o) = (q.add(i * h3), o.add(i * h));
-                macro_rules! go {
-                    ($r:literal, $nv:literal) => {
-                        avx512::attend_rows::<$r, $nv>(q, h3, &kt, ld, s, mask, v, h3, &mut scores, o, h, scale)
-                    };
-                }
-                match (r, d / 16) {
-                    (4, 1) => go!(4, 1),
-                    (4, 2) => go!(4, 2),
-                    (4, 3) => go!(4, 3),
-                    (4, 4) => go!(4, 4),
-                    (_, 1) => go!(1, 1),
-                    (_, 2) => go!(1, 2),
-                    (_, 3) => go!(1, 3),
-                    (_, 4) => go!(1, 4),
-                    (_, 5) => go!(1, 5),
-                    (_, 6) => go!(1, 6),
-                    (_, 7) => go!(1, 7),
-                    _ => go!(1, 8),
+                match isa {
+                    Isa::Avx512 => {
+                        let r = if queries - i >= 4 && d <= 64 { 4 } else { 1 };
+                        macro_rules! go {
+                            ($r:literal, $nv:literal) => {
+                                avx512::attend_rows::<$r, $nv>(q, h3, &kt, ld, s, mask, v, h3, &mut scores, o, h, scale)
+                            };
+                        }
+                        match (r, d / 16) {
+                            (4, 1) => go!(4, 1),
+                            (4, 2) => go!(4, 2),
+                            (4, 3) => go!(4, 3),
+                            (4, 4) => go!(4, 4),
+                            (_, 1) => go!(1, 1),
+                            (_, 2) => go!(1, 2),
+                            (_, 3) => go!(1, 3),
+                            (_, 4) => go!(1, 4),
+                            (_, 5) => go!(1, 5),
+                            (_, 6) => go!(1, 6),
+                            (_, 7) => go!(1, 7),
+                            _ => go!(1, 8),
+                        }
+                        r
+                    }
+                    Isa::Avx2 => {
+                        // Two rows where their accumulators fit the 16 registers (d <= 32).
+                        let r = if queries - i >= 2 && d <= 32 { 2 } else { 1 };
+                        macro_rules! go {
+                            ($r:literal, $nv:literal) => {
+                                avx2::attend_rows::<$r, $nv>(q, h3, &kt, ld, s, mask, v, h3, &mut scores, o, h, scale)
+                            };
+                        }
+                        match (r, d / 8) {
+                            (2, 2) => go!(2, 2),
+                            (2, 4) => go!(2, 4),
+                            (_, 2) => go!(1, 2),
+                            (_, 4) => go!(1, 4),
+                            (_, 6) => go!(1, 6),
+                            (_, 8) => go!(1, 8),
+                            (_, 10) => go!(1, 10),
+                            (_, 12) => go!(1, 12),
+                            (_, 14) => go!(1, 14),
+                            _ => go!(1, 16),
+                        }
+                        r
+                    }
                 }
             };
             #[cfg(not(target_arch = "x86_64"))]
-            {
+            let r = {
                 let _ = (q, v, o, scale, mask, &mut scores, &kt);
-                unreachable!("cpu attention runs only where AVX-512 is available");
-            }
+                unreachable!("cpu attention runs only on x86-64")
+            };
             i += r;
         }
     }
@@ -443,7 +531,7 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
 /// The checks and the op behind [`attention_varlen`] and [`attention_varlen_first`].
 fn varlen(qkv: &Tensor, lens: &[usize], heads: usize, first_only: bool) -> Result<Tensor> {
     check_varlen(qkv, lens, heads)?;
-    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only })
+    qkv.contiguous()?.apply_op1_no_bwd(&VarlenAttentionOp::new(heads, lens, first_only)?)
 }
 
 /// What variable-length attention needs: (rows, 3 x hidden) stacked projections, heads the kernel
@@ -473,6 +561,14 @@ pub(crate) struct VarlenAttentionOp {
     pub(crate) heads: usize,
     pub(crate) lens: Vec<usize>,
     pub(crate) first_only: bool,
+    isa: Isa,
+}
+
+impl VarlenAttentionOp {
+    /// The op over sequences of `lens`, with this CPU's kernels (an error where there are none).
+    pub(crate) fn new(heads: usize, lens: &[usize], first_only: bool) -> Result<Self> {
+        Ok(Self { heads, lens: lens.to_vec(), first_only, isa: kernel_isa()? })
+    }
 }
 
 impl CustomOp1 for VarlenAttentionOp {
@@ -483,15 +579,15 @@ impl CustomOp1 for VarlenAttentionOp {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let qkv = f32_slice(storage, layout, "cpu attention")?;
         let (t, h3) = layout.shape().dims2()?;
-        let out = varlen_slices(qkv, t, h3, &self.lens, self.heads, self.first_only);
+        let out = varlen_slices(self.isa, qkv, t, h3, &self.lens, self.heads, self.first_only);
         let rows_out = if self.first_only { self.lens.len() } else { t };
         Ok((CpuStorage::F32(out), Shape::from((rows_out, h3 / 3))))
     }
 }
 
 
-fn varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
-    assert!(lens.iter().sum::<usize>() == t && qkv.len() == t * h3 && h3 % 3 == 0 && heads > 0 && attention_applies(h3 / 3 / heads));
+fn varlen_slices(isa: Isa, qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize, first_only: bool) -> Vec<f32> {
+    assert!(lens.iter().sum::<usize>() == t && qkv.len() == t * h3 && h3 % 3 == 0 && heads > 0 && check_heads(h3, heads).is_ok());
     let h = h3 / 3;
     let rows_out = if first_only { lens.len() } else { t };
     let mut out = vec![0f32; rows_out * h];
@@ -507,7 +603,7 @@ fn varlen_slices(qkv: &[f32], t: usize, h3: usize, lens: &[usize], heads: usize,
     let longest = lens.iter().copied().max().unwrap_or(0);
     let zeros = vec![0f32; longest];
     parts.into_par_iter().filter(|p| p.1 > 0).for_each(|(rows, len, ctx)| {
-        attend_sequence(rows, len, if first_only { 1 } else { len }, heads, &zeros[..len], ctx)
+        attend_sequence(isa, rows, len, if first_only { 1 } else { len }, heads, &zeros[..len], ctx)
     });
     out
 }
@@ -713,6 +809,233 @@ pub(crate) mod avx512 {
     }
 }
 
+/// The AVX2 (with FMA) kernels: the AVX-512 ones' work on 8 lanes, with the same packing.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Tile, MR, NR};
+
+    /// Rows and columns of one of the four parts of an MR x NR tile: 6 x 16 keeps twelve
+    /// accumulators, two B vectors and a broadcast within the 16 registers.
+    const HR: usize = MR / 2;
+    const HC: usize = NR / 2;
+
+    /// The lanes below `n` (0 to 8) set, for masked loads and stores.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn lanes(n: usize) -> __m256i {
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// The MR x NR micro-kernel of [`super::avx512::kernel`] (same operands, same epilogue), as four
+    /// 6 x 16 parts; parts wholly outside the tile's valid rows or columns are skipped.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel(kc: usize, a: &[f32], b: &[f32], bias: &[f32], c: *mut f32, t: Tile) {
+        debug_assert!(a.len() >= kc * MR && b.len() >= kc * NR && bias.len() >= NR);
+        debug_assert!(t.rows >= 1 && t.rows <= MR && t.cols <= NR);
+        for r0 in (0..t.rows).step_by(HR) {
+            for c0 in (0..t.cols).step_by(HC) {
+                part(kc, a, b, bias, c, t, r0, c0);
+            }
+        }
+    }
+
+    /// Rows r0..r0+6, columns c0..c0+16 of the tile.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn part(kc: usize, a: &[f32], b: &[f32], bias: &[f32], c: *mut f32, t: Tile, r0: usize, c0: usize) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; HR];
+        let (ap, bp) = (a.as_ptr().add(r0), b.as_ptr().add(c0));
+        for kk in 0..kc {
+            let b0 = _mm256_loadu_ps(bp.add(kk * NR));
+            let b1 = _mm256_loadu_ps(bp.add(kk * NR + 8));
+            let arow = ap.add(kk * MR);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*arow.add(r));
+                acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
+            }
+        }
+        let cols = (t.cols - c0).min(HC);
+        let (m0, m1) = (lanes(cols), lanes(cols.saturating_sub(8)));
+        let bias = bias.as_ptr().add(c0);
+        for (r, acc_r) in acc.iter().enumerate().take((t.rows - r0).min(HR)) {
+            let row = c.add((r0 + r) * t.ldc + c0);
+            let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
+            if t.first {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias.add(8)));
+            } else {
+                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(row, m0));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(row.add(8), m1));
+            }
+            if t.gelu {
+                v0 = gelu8(v0);
+                v1 = gelu8(v1);
+            }
+            _mm256_maskstore_ps(row, m0, v0);
+            _mm256_maskstore_ps(row.add(8), m1, v1);
+        }
+    }
+
+    /// The largest of the eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_max(v: __m256) -> f32 {
+        let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)))
+    }
+
+    /// The sum of the eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn reduce_add(v: __m256) -> f32 {
+        let m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps::<1>(m, m)))
+    }
+
+    /// [`super::avx512::attend_rows`] on 8 lanes: R query rows of one head (d = 8 NV), their scores
+    /// against the `s` keys of `kt` (d x ld), softmax, and the weighted sum of V into `out`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn attend_rows<const R: usize, const NV: usize>(
+        q: *const f32,
+        ldq: usize,
+        kt: &[f32],
+        ld: usize,
+        s: usize,
+        mask: &[f32],
+        v: *const f32,
+        ldv: usize,
+        scores: &mut [f32],
+        out: *mut f32,
+        ldo: usize,
+        scale: f32,
+    ) {
+        let d = NV * 8;
+        debug_assert!(kt.len() >= d * ld && scores.len() >= R * ld && mask.len() >= s && s > 0 && ld % 8 == 0);
+        let kp = kt.as_ptr();
+        let sp = scores.as_mut_ptr();
+        let neg = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut maxes = [neg; R];
+        let mut j = 0;
+        while j < s {
+            let m = lanes(s - j);
+            let mut acc = [_mm256_setzero_ps(); R];
+            for dd in 0..d {
+                let kv = _mm256_loadu_ps(kp.add(dd * ld + j));
+                for (r, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(_mm256_broadcast_ss(&*q.add(r * ldq + dd)), kv, *a);
+                }
+            }
+            let mk = _mm256_maskload_ps(mask.as_ptr().add(j), m);
+            for r in 0..R {
+                let x = _mm256_blendv_ps(neg, _mm256_fmadd_ps(acc[r], _mm256_set1_ps(scale), mk), _mm256_castsi256_ps(m));
+                maxes[r] = _mm256_max_ps(maxes[r], x);
+                _mm256_storeu_ps(sp.add(r * ld + j), x);
+            }
+            j += 8;
+        }
+        let mut inv = [0f32; R];
+        for r in 0..R {
+            let mx = _mm256_set1_ps(reduce_max(maxes[r]));
+            let mut sum = _mm256_setzero_ps();
+            let mut j = 0;
+            while j < s {
+                let m = _mm256_castsi256_ps(lanes(s - j));
+                let e = _mm256_and_ps(m, exp8(_mm256_sub_ps(_mm256_loadu_ps(sp.add(r * ld + j)), mx)));
+                sum = _mm256_add_ps(sum, e);
+                _mm256_storeu_ps(sp.add(r * ld + j), e);
+                j += 8;
+            }
+            inv[r] = 1.0 / reduce_add(sum);
+        }
+        let mut acc = [[_mm256_setzero_ps(); NV]; R];
+        for jj in 0..s {
+            let row = v.add(jj * ldv);
+            let mut p = [_mm256_setzero_ps(); R];
+            for (r, pr) in p.iter_mut().enumerate() {
+                *pr = _mm256_broadcast_ss(&*sp.add(r * ld + jj));
+            }
+            for t in 0..NV {
+                let x = _mm256_loadu_ps(row.add(t * 8));
+                for r in 0..R {
+                    acc[r][t] = _mm256_fmadd_ps(p[r], x, acc[r][t]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let iv = _mm256_set1_ps(inv[r]);
+            for (t, a) in acc_r.iter().enumerate() {
+                _mm256_storeu_ps(out.add(r * ldo + t * 8), _mm256_mul_ps(*a, iv));
+            }
+        }
+    }
+
+    /// GELU over a slice, 8 values at a time (the epilogue's function; for `kernels::train` and the
+    /// epilogue's test).
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn gelu_in_place(xs: &mut [f32]) {
+        let n = xs.len();
+        let p = xs.as_mut_ptr();
+        let mut i = 0;
+        while i < n {
+            let m = lanes(n - i);
+            _mm256_maskstore_ps(p.add(i), m, gelu8(_mm256_maskload_ps(p.add(i), m)));
+            i += 8;
+        }
+    }
+
+    /// x/2 (1 + erf(x / sqrt 2)), erf after Abramowitz and Stegun 7.1.26 (the AVX-512 kernels'
+    /// formula, eight lanes; the AVX2 f32 and int8 epilogues').
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn gelu8(x: __m256) -> __m256 {
+        let erf = erf8(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2)));
+        let half = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
+        _mm256_fmadd_ps(half, erf, half)
+    }
+
+    /// erf after Abramowitz and Stegun 7.1.26 (|error| <= 1.5e-7), eight lanes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn erf8(z: __m256) -> __m256 {
+        let sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0));
+        let az = _mm256_andnot_ps(_mm256_set1_ps(-0.0), z);
+        let (p, a) = crate::kernels::cpu::ERF_AS;
+        let t = _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_fmadd_ps(_mm256_set1_ps(p), az, _mm256_set1_ps(1.0)));
+        let mut poly = _mm256_set1_ps(a[0]);
+        for &c in &a[1..] {
+            poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(c));
+        }
+        poly = _mm256_mul_ps(poly, t);
+        let e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), az), az));
+        _mm256_or_ps(_mm256_fnmadd_ps(poly, e, _mm256_set1_ps(1.0)), sign)
+    }
+
+    /// e^x for x <= 0 (inputs below -87 give e^-87), relative error about 2e-7.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn exp8(x: __m256) -> __m256 {
+        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+        let taylor = crate::kernels::cpu::EXP_TAYLOR;
+        let mut p = _mm256_set1_ps(taylor[0]);
+        for &c in &taylor[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        // 2^n for n in [-126, 0]: the exponent field n + 127.
+        let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127))));
+        _mm256_mul_ps(p, pow2)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -752,10 +1075,27 @@ pub(crate) mod tests {
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max) / scale
     }
 
+    /// The instruction sets this CPU has, each of which the tests run (an AVX-512 CPU runs the
+    /// AVX2 kernels too).
+    fn isas() -> Vec<Isa> {
+        let found: Vec<Isa> = [Isa::Avx512, Isa::Avx2].into_iter().filter(|&i| detected(i)).collect();
+        if found.is_empty() {
+            eprintln!("skipped: this CPU has neither AVX-512 nor AVX2 with FMA");
+        }
+        found
+    }
+
+    /// The packed layer applied to `x` (m x k) with the kernel of `isa`.
+    fn forward_on(packed: &PackedLinear, isa: Isa, x: &Tensor, gelu: bool) -> Tensor {
+        let (m, _) = x.dims2().unwrap();
+        let a: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        Tensor::from_vec(packed.matmul_on(isa, &a, m, false, gelu), (m, packed.n), &Device::Cpu).unwrap()
+    }
+
     #[test]
     fn packed_linear_matches_candle_on_ragged_shapes() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512, the packed kernels are not used here");
+        let isas = isas();
+        if isas.is_empty() {
             return;
         }
         // Shapes that exercise every edge: rows not a multiple of MR or MC, columns not a multiple of
@@ -774,16 +1114,19 @@ pub(crate) mod tests {
             assert_eq!(got.dims(), reference.dims());
             let err = max_rel(&got, &reference);
             assert!(err < 1e-5, "({m}, {k}, {n}): max relative error {err}");
-            let got = packed.forward(&x, true).unwrap();
-            let err = max_rel(&got, &reference.gelu_erf().unwrap());
-            assert!(err < 1e-5, "({m}, {k}, {n}) with GELU: max relative error {err}");
+            for &isa in &isas {
+                let err = max_rel(&forward_on(&packed, isa, &x, false), &reference);
+                assert!(err < 1e-5, "{isa:?} ({m}, {k}, {n}): max relative error {err}");
+                let err = max_rel(&forward_on(&packed, isa, &x, true), &reference.gelu_erf().unwrap());
+                assert!(err < 1e-5, "{isa:?} ({m}, {k}, {n}) with GELU: max relative error {err}");
+            }
         }
     }
 
     #[test]
     fn packed_linear_keeps_leading_dimensions() {
         if !available() {
-            eprintln!("skipped: no AVX-512");
+            eprintln!("skipped: no AVX-512 or AVX2");
             return;
         }
         let x = random(&[3, 5, 64], 1);
@@ -802,7 +1145,7 @@ pub(crate) mod tests {
         let x = (random(&[4099], 7) * 12.0).unwrap();
         let reference = x.gelu_erf().unwrap();
         let mut a: Vec<f32> = x.to_vec1().unwrap();
-        if available() {
+        if avx512() {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F is present.
             unsafe {
@@ -814,6 +1157,16 @@ pub(crate) mod tests {
         let b: Vec<f32> = reference.to_vec1().unwrap();
         let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         assert!(worst < 2e-6, "max abs error {worst}");
+        if detected(Isa::Avx2) {
+            let mut a: Vec<f32> = x.to_vec1().unwrap();
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX2 and FMA are present.
+            unsafe {
+                avx2::gelu_in_place(&mut a)
+            };
+            let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst < 2e-6, "AVX2: max abs error {worst}");
+        }
         for v in [-100f32, -10.0, -1.0, 0.0, 1e-8, 1.0, 10.0, 100.0] {
             let exact = v.gelu_reference();
             assert!((gelu_scalar(v) - exact).abs() < 2e-6, "{v}: {} vs {exact}", gelu_scalar(v));
@@ -833,32 +1186,42 @@ pub(crate) mod tests {
     #[test]
     fn attention_matches_the_composed_ops() {
         if !available() {
-            eprintln!("skipped: no AVX-512");
+            eprintln!("skipped: no AVX-512 or AVX2");
             return;
         }
-        // 2 sequences of 37 tokens (not a multiple of 16), 4 heads of 32, the second sequence padded
-        // after 20 tokens.
-        let (b, s, heads, d) = (2, 37, 4, 32);
-        let h = heads * d;
-        let qkv = (random(&[b, s, 3 * h], 5) * 3.0).unwrap();
-        let mut mask = vec![1u32; b * s];
-        for m in &mut mask[s + 20..] {
-            *m = 0;
+        // 2 sequences of 37 tokens (not a multiple of 16 or 8), the second padded after 20 tokens;
+        // heads of every width class the kernels split on (16, 32: several rows at once, 64, 128).
+        for (case, &(heads, d)) in [(4usize, 32usize), (3, 16), (2, 64), (1, 128)].iter().enumerate() {
+            let (b, s) = (2, 37);
+            let h = heads * d;
+            let qkv = (random(&[b, s, 3 * h], 5 + case as u64) * 3.0).unwrap();
+            let mut mask = vec![1u32; b * s];
+            for m in &mut mask[s + 20..] {
+                *m = 0;
+            }
+            let mask = Tensor::from_vec(mask, (b, s), &Device::Cpu).unwrap();
+            let bias = attention_bias(&mask);
+            let got = attention(&qkv, &bias, heads).unwrap();
+            let flat_bias = bias.reshape((b, s)).unwrap();
+            let on: Vec<(Isa, Tensor)> =
+                isas().into_iter().map(|isa| (isa, qkv.apply_op2_no_bwd(&flat_bias, &AttentionOp { heads, isa }).unwrap())).collect();
+            // Reference: split, scale, matmul, softmax, matmul, merge, as the encoders compose it.
+            let split = |t: Tensor| t.reshape((b, s, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+            let q = (split(qkv.narrow(2, 0, h).unwrap()) * (1.0 / (d as f64).sqrt())).unwrap();
+            let k = split(qkv.narrow(2, h, h).unwrap());
+            let v = split(qkv.narrow(2, 2 * h, h).unwrap());
+            let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
+            let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
+            let reference = probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b, s, h)).unwrap();
+            assert_eq!(got.dims(), reference.dims());
+            let err = max_rel(&got, &reference);
+            assert!(err < 1e-5, "heads of {d}: max relative error {err}");
+            assert_eq!(on.len(), isas().len());
+            for (isa, got) in on {
+                let err = max_rel(&got, &reference);
+                assert!(err < 1e-5, "{isa:?}, heads of {d}: max relative error {err}");
+            }
         }
-        let mask = Tensor::from_vec(mask, (b, s), &Device::Cpu).unwrap();
-        let bias = attention_bias(&mask);
-        let got = attention(&qkv, &bias, heads).unwrap();
-        // Reference: split, scale, matmul, softmax, matmul, merge, as the encoders compose it.
-        let split = |t: Tensor| t.reshape((b, s, heads, d)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
-        let q = (split(qkv.narrow(2, 0, h).unwrap()) * (1.0 / (d as f64).sqrt())).unwrap();
-        let k = split(qkv.narrow(2, h, h).unwrap());
-        let v = split(qkv.narrow(2, 2 * h, h).unwrap());
-        let scores = q.matmul(&k.t().unwrap()).unwrap().broadcast_add(&bias).unwrap();
-        let probs = candle_nn::ops::softmax_last_dim(&scores).unwrap();
-        let reference = probs.matmul(&v).unwrap().transpose(1, 2).unwrap().reshape((b, s, h)).unwrap();
-        assert_eq!(got.dims(), reference.dims());
-        let err = max_rel(&got, &reference);
-        assert!(err < 1e-5, "max relative error {err}");
     }
 
     #[test]
@@ -871,7 +1234,7 @@ pub(crate) mod tests {
     #[test]
     fn varlen_attention_matches_padded_attention() {
         if !available() {
-            eprintln!("skipped: no AVX-512");
+            eprintln!("skipped: no AVX-512 or AVX2");
             return;
         }
         let (heads, d) = (2, 16);
@@ -892,6 +1255,10 @@ pub(crate) mod tests {
         let want: Vec<Tensor> = lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| reference.get(i).unwrap().narrow(0, 0, n).unwrap()).collect();
         let want = Tensor::cat(&want, 0).unwrap();
         assert!(max_rel(&got, &want) < 1e-6, "{}", max_rel(&got, &want));
+        for isa in isas() {
+            let got = packed.apply_op1_no_bwd(&VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: false, isa }).unwrap();
+            assert!(max_rel(&got, &want) < 2e-6, "{isa:?}: {}", max_rel(&got, &want));
+        }
         assert!(attention_varlen(&packed, &[3, 3], heads).is_err(), "lengths must cover the rows");
         // The first token of each sequence alone.
         let nonempty: Vec<usize> = lens.iter().copied().filter(|&n| n > 0).collect();

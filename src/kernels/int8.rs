@@ -258,6 +258,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{MR, NR};
+    use crate::kernels::cpu::avx2::gelu8;
 
     /// The MR x NR micro-kernel on 16-bit pairs: for each step, one broadcast 32-bit pair of each
     /// row times the 16 column pairs of `b` (two vectors) through `vpmaddwd`, summed in 32 bits;
@@ -301,45 +302,6 @@ mod avx2 {
                 _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR + 8), v1);
             }
         }
-    }
-
-    /// x/2 (1 + erf(x / sqrt 2)), erf after Abramowitz and Stegun 7.1.26 (the AVX-512 kernels'
-    /// formula, eight lanes).
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn gelu8(x: __m256) -> __m256 {
-        let z = _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
-        let sign = _mm256_and_ps(z, _mm256_set1_ps(-0.0));
-        let az = _mm256_andnot_ps(_mm256_set1_ps(-0.0), z);
-        let (p, a) = crate::kernels::cpu::ERF_AS;
-        let t = _mm256_div_ps(_mm256_set1_ps(1.0), _mm256_fmadd_ps(_mm256_set1_ps(p), az, _mm256_set1_ps(1.0)));
-        let mut poly = _mm256_set1_ps(a[0]);
-        for &c in &a[1..] {
-            poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(c));
-        }
-        poly = _mm256_mul_ps(poly, t);
-        let e = exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_setzero_ps(), az), az));
-        let erf = _mm256_or_ps(_mm256_fnmadd_ps(poly, e, _mm256_set1_ps(1.0)), sign);
-        let half = _mm256_mul_ps(x, _mm256_set1_ps(0.5));
-        _mm256_fmadd_ps(half, erf, half)
-    }
-
-    /// e^x for x <= 0 (inputs below -87 give e^-87), relative error about 2e-7.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) fn exp8(x: __m256) -> __m256 {
-        let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)));
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
-        let taylor = crate::kernels::cpu::EXP_TAYLOR;
-        let mut p = _mm256_set1_ps(taylor[0]);
-        for &c in &taylor[1..] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-        }
-        // 2^n for n in [-126, 0]: the exponent field n + 127.
-        let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127))));
-        _mm256_mul_ps(p, pow2)
     }
 }
 

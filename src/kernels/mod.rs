@@ -1,6 +1,6 @@
 //! Kernels: candor's own compute kernels, as candle custom ops, at the bottom of the crate.
 //!
-//! - [`cpu`]: the AVX-512 CPU kernels of inference (the packed linear layer, attention);
+//! - [`cpu`]: the AVX-512 and AVX2 CPU kernels of inference (the packed linear layer, attention);
 //! - [`train`]: the same kernels with a backward pass each (linear, GELU, LayerNorm, attention), for
 //!   `candor train` on the CPU;
 //! - [`int8`]: linear layers in 8-bit integers for CPU inference (`[engine] precision = "int8"`);

@@ -1,4 +1,4 @@
-//! Differentiable CPU kernels for training (f32, AVX-512): the ops of a BERT layer with a backward
+//! Differentiable CPU kernels for training (f32, AVX-512 or AVX2): the ops of a BERT layer with a backward
 //! pass each, so that `candor train` runs its forward and backward passes through the packed
 //! matrix-multiply micro-kernel of [`super::cpu`] instead of candle's generic CPU ops.
 //!
@@ -19,7 +19,8 @@ use rayon::prelude::*;
 
 use super::cpu::{self, f32_slice, PackedLinear};
 
-/// True when the training kernels run on this CPU (those of [`super::cpu`]: AVX-512, not switched off).
+/// True when the training kernels run on this CPU: those of [`super::cpu`] (AVX-512 or AVX2 with
+/// FMA), not switched off.
 pub fn available() -> bool {
     cpu::available()
 }
@@ -163,33 +164,43 @@ impl CustomOp1 for GeluTrain {
 }
 
 mod elementwise {
-    //! Element-wise GELU and its gradient, 16 values at a time.
+    //! Element-wise GELU and its gradient, 16 (AVX-512) or 8 (AVX2) values at a time.
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
-    /// GELU in place. Only where AVX-512 is available (the ops check it).
+    use crate::kernels::cpu::{isa, Isa};
+
+    /// GELU in place. Only where the kernels are available (the ops check it).
     pub(super) fn gelu(xs: &mut [f32]) {
-        assert!(super::available());
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F checked above; masked loads and stores stay inside `xs`.
+        // SAFETY: the CPU has the instruction set `isa()` names; masked loads and stores stay
+        // inside `xs`.
         unsafe {
-            crate::kernels::cpu::avx512::gelu_in_place(xs)
+            match isa() {
+                Some(Isa::Avx512) => crate::kernels::cpu::avx512::gelu_in_place(xs),
+                Some(Isa::Avx2) => crate::kernels::cpu::avx2::gelu_in_place(xs),
+                None => panic!("training gelu on a CPU without the kernels"),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the training kernels run only where AVX-512 is available")
+        unreachable!("the training kernels run only on x86-64")
     }
 
-    /// g *= GELU'(x), in place. Only where AVX-512 is available.
+    /// g *= GELU'(x), in place. Only where the kernels are available.
     pub(super) fn gelu_grad(g: &mut [f32], x: &[f32]) {
-        assert!(super::available() && g.len() == x.len());
+        assert_eq!(g.len(), x.len());
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512F checked above; `g` and `x` have the same length and masked loads and
-        // stores stay inside them.
+        // SAFETY: the CPU has the instruction set `isa()` names; `g` and `x` have the same length
+        // and masked loads and stores stay inside them.
         unsafe {
-            gelu_grad_avx512(g, x)
+            match isa() {
+                Some(Isa::Avx512) => gelu_grad_avx512(g, x),
+                Some(Isa::Avx2) => gelu_grad_avx2(g, x),
+                None => panic!("training gelu on a CPU without the kernels"),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("the training kernels run only where AVX-512 is available")
+        unreachable!("the training kernels run only on x86-64")
     }
 
     /// GELU'(x) = Phi(x) + x phi(x) = (1 + erf(x / sqrt 2)) / 2 + x e^(-x^2 / 2) / sqrt(2 pi).
@@ -211,6 +222,28 @@ mod elementwise {
             let gv = _mm512_maskz_loadu_ps(m, gp.add(i));
             _mm512_mask_storeu_ps(gp.add(i), m, _mm512_mul_ps(gv, d));
             i += 16;
+        }
+    }
+
+    /// [`gelu_grad_avx512`] on 8 lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gelu_grad_avx2(g: &mut [f32], x: &[f32]) {
+        use crate::kernels::cpu::avx2::{erf8, exp8, lanes};
+        let n = g.len();
+        let (gp, xp) = (g.as_mut_ptr(), x.as_ptr());
+        let inv_sqrt_2pi = _mm256_set1_ps(0.398_942_3);
+        let half = _mm256_set1_ps(0.5);
+        let mut i = 0;
+        while i < n {
+            let m = lanes(n - i);
+            let v = _mm256_maskload_ps(xp.add(i), m);
+            let cdf = _mm256_fmadd_ps(half, erf8(_mm256_mul_ps(v, _mm256_set1_ps(std::f32::consts::FRAC_1_SQRT_2))), half);
+            let pdf = _mm256_mul_ps(inv_sqrt_2pi, exp8(_mm256_mul_ps(_mm256_set1_ps(-0.5), _mm256_mul_ps(v, v))));
+            let d = _mm256_fmadd_ps(v, pdf, cdf);
+            let gv = _mm256_maskload_ps(gp.add(i), m);
+            _mm256_maskstore_ps(gp.add(i), m, _mm256_mul_ps(gv, d));
+            i += 8;
         }
     }
 }
@@ -320,7 +353,7 @@ impl LayerNormTrain {
 pub fn attention_varlen(qkv: &Tensor, lens: &[usize], heads: usize) -> Result<Tensor> {
     check_cpu_f32(&[qkv], "training attention")?;
     cpu::check_varlen(qkv, lens, heads)?;
-    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: false }))
+    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp::new(heads, lens, false)?))
 }
 
 /// [`attention_varlen`] for the first token of each sequence only: (sequences, hidden). Its
@@ -332,7 +365,7 @@ pub fn attention_varlen_first(qkv: &Tensor, lens: &[usize], heads: usize) -> Res
     }
     check_cpu_f32(&[qkv], "training attention")?;
     cpu::check_varlen(qkv, lens, heads)?;
-    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp { heads, lens: lens.to_vec(), first_only: true }))
+    qkv.contiguous()?.apply_op1(AttentionTrain(cpu::VarlenAttentionOp::new(heads, lens, true)?))
 }
 
 /// The inference op with a backward pass.
@@ -446,14 +479,17 @@ fn sequence_backward(rows: &[f32], dctx: &[f32], out: &mut [f32], s: usize, head
 
 /// Replaces each v of `xs` (all at most `mx`) by e^(v - mx); returns their sum.
 fn exp_shifted(xs: &mut [f32], mx: f32) -> f32 {
-    assert!(available());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F checked above; masked loads and stores stay inside `xs`.
+    // SAFETY: the CPU has the instruction set `isa()` names; masked loads and stores stay inside `xs`.
     unsafe {
-        exp_shifted_avx512(xs, mx)
+        match cpu::isa() {
+            Some(cpu::Isa::Avx512) => exp_shifted_avx512(xs, mx),
+            Some(cpu::Isa::Avx2) => exp_shifted_avx2(xs, mx),
+            None => panic!("training attention on a CPU without the kernels"),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("the training kernels run only where AVX-512 is available")
+    unreachable!("the training kernels run only on x86-64")
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -473,6 +509,28 @@ unsafe fn exp_shifted_avx512(xs: &mut [f32], mx: f32) -> f32 {
         i += 16;
     }
     _mm512_reduce_add_ps(sum)
+}
+
+/// [`exp_shifted_avx512`] on 8 lanes (the sum in 8 lanes, then across them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_shifted_avx2(xs: &mut [f32], mx: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let n = xs.len();
+    let p = xs.as_mut_ptr();
+    let shift = _mm256_set1_ps(mx);
+    let mut sum = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let m = cpu::avx2::lanes(n - i);
+        let e = _mm256_and_ps(_mm256_castsi256_ps(m), cpu::avx2::exp8(_mm256_sub_ps(_mm256_maskload_ps(p.add(i), m), shift)));
+        sum = _mm256_add_ps(sum, e);
+        _mm256_maskstore_ps(p.add(i), m, e);
+        i += 8;
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+    lanes.iter().sum()
 }
 
 #[cfg(test)]

@@ -264,7 +264,7 @@ impl Attention {
     /// True when the CPU attention kernels can run (padded or variable length): stacked, packed
     /// projections on the CPU and heads the kernel takes.
     fn runs_varlen(&self) -> bool {
-        self.qkv.as_ref().is_some_and(Dense::is_packed) && crate::kernels::cpu::attention_applies(self.head_dim)
+        self.qkv.as_ref().is_some_and(Dense::runs_cpu_kernel) && crate::kernels::cpu::attention_applies(self.head_dim)
     }
 
     /// Evaluation on sequences packed back to back without padding: `xs` is (total rows, hidden).
@@ -403,7 +403,7 @@ impl BertEncoder {
     }
 
     /// The real length of each row when the variable-length CPU path applies: evaluation of a model
-    /// loaded for inference on an AVX-512 CPU, with padding only at the end of rows.
+    /// loaded for inference on an AVX-512 or AVX2 CPU, with padding only at the end of rows.
     fn varlen_lengths(&self, batch: &EncodedBatch) -> Result<Option<Vec<usize>>> {
         if !batch.input_ids.device().is_cpu() || self.layers.is_empty() || !self.layers.iter().all(|l| l.attention.runs_varlen()) {
             return Ok(None);

@@ -87,7 +87,7 @@ impl Config {
 enum Weight {
     /// Quantized (or f32/f16) through candle.
     Q(QMatMul),
-    /// Dequantized to f32 and packed for candor's AVX-512 kernel (kernels::cpu).
+    /// Dequantized to f32 and packed for candor's f32 kernel (kernels::cpu).
     Packed(Arc<PackedLinear>),
 }
 
@@ -95,7 +95,7 @@ impl Weight {
     /// On the CPU, candle has SIMD dot products for Q4_0, Q8_0 and the k-quants but only scalar code
     /// for Q4_1, Q5_0 and Q5_1 (about 10x slower): those are dequantized once at load, which is exact
     /// (the f32 values are the quantized weights), and run on candor's packed f32 kernel where the
-    /// CPU has AVX-512, else on candle's f32 GEMM.
+    /// CPU has AVX-512 or AVX2, else on candle's f32 GEMM.
     fn new(qt: candle_core::quantized::QTensor, device: &Device) -> Result<Self> {
         use candle_core::quantized::GgmlDType as G;
         if device.is_cpu() && matches!(qt.dtype(), G::Q4_1 | G::Q5_0 | G::Q5_1) {

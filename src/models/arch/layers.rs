@@ -122,7 +122,7 @@ impl LayerNorm {
 }
 
 impl LayerNorm {
-    /// The training kernel's LayerNorm (`kernels::train`, f32 on an AVX-512 CPU), differentiable.
+    /// The training kernel's LayerNorm (`kernels::train`, f32 on an AVX-512 or AVX2 CPU), differentiable.
     pub fn forward_train_kernel(&self, xs: &Tensor) -> Result<Tensor> {
         crate::kernels::train::layer_norm(xs, &self.weight, &self.bias, self.eps)
     }
@@ -180,7 +180,7 @@ pub fn apply(l: &Linear, xs: &Tensor) -> Result<Tensor> {
 }
 
 /// A linear layer of an encoder body: candle's `Linear` (trainable, every device), and for models
-/// loaded for inference on an AVX-512 CPU in f32 a packed copy of the weight that evaluation-mode
+/// loaded for inference on an AVX-512 or AVX2 CPU in f32 a packed copy of the weight that evaluation-mode
 /// passes run through (`kernels::cpu`), with the activation fused when it is the exact GELU.
 #[derive(Debug, Clone)]
 pub struct Dense {
@@ -201,7 +201,7 @@ impl Dense {
         Self { linear, packed: None, quant: None }
     }
 
-    /// Packs the weight for the CPU kernels where they apply (AVX-512, f32 on the CPU), or, at the
+    /// Packs the weight for the CPU kernels where they apply (AVX-512 or AVX2, f32 on the CPU), or, at the
     /// int8 precision ([`crate::kernels::int8::precision`] when the model loads), quantizes it to 8
     /// bits (any CPU); a no-op elsewhere. Only for weights that will not change (models loaded for
     /// inference).
@@ -220,9 +220,10 @@ impl Dense {
         Ok(self)
     }
 
-    /// True when evaluation-mode passes of f32 CPU inputs run the packed kernel.
-    pub fn is_packed(&self) -> bool {
-        self.packed.is_some()
+    /// True when evaluation-mode passes of f32 CPU inputs run one of candor's CPU kernels (the
+    /// packed f32 one or the 8-bit one).
+    pub fn runs_cpu_kernel(&self) -> bool {
+        self.packed.is_some() || self.quant.is_some()
     }
 
     /// The candle layer (its `weight` and `bias` are the upstream tensors).
@@ -251,7 +252,7 @@ impl Dense {
         }
     }
 
-    /// Applies the layer through the training kernel (`kernels::train`, f32 on an AVX-512 CPU),
+    /// Applies the layer through the training kernel (`kernels::train`, f32 on an AVX-512 or AVX2 CPU),
     /// differentiable in the input, the weight and the bias.
     pub fn forward_train_kernel(&self, xs: &Tensor) -> Result<Tensor> {
         match self.linear.bias() {

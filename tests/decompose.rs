@@ -57,7 +57,8 @@ fn grade_with_decomposed_claims() {
     let lines: Vec<String> = std::fs::read_to_string(root.join("examples/suite.jsonl")).unwrap().lines().take(6).map(String::from).collect();
     std::fs::write(&suite, lines.join("\n") + "\n").unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "[support]\nclaims = \"judge\"\n").unwrap();
+    // The small test judge, named: the default judge is the 1.1 GB one.
+    std::fs::write(&cfg, "[models]\njudge = \"smollm2-135m-instruct\"\n\n[support]\nclaims = \"judge\"\n").unwrap();
     let run = |name: &str| -> Vec<Value> {
         let out = dir.path().join(name);
         let o = common::candor(&[

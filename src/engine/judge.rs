@@ -116,6 +116,11 @@ impl JudgeModel {
         self.template
     }
 
+    /// The token ids of the digits 1 to 9, whose next-token probabilities a rating reads.
+    pub fn digits(&self) -> &[u32] {
+        &self.digits
+    }
+
     /// The network.
     pub fn network(&self) -> &GgufLlama {
         &self.net

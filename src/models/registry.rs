@@ -647,6 +647,7 @@ prefix = "pkg/model/"
         let r = Registry::builtin().unwrap();
         assert_eq!(r.default_for(Role::Embed).unwrap().name, "all-minilm-l6-v2");
         assert_eq!(r.default_for(Role::Nli).unwrap().name, crate::models::bundled::NAME);
+        assert_eq!(r.default_for(Role::Judge).unwrap().name, "qwen2.5-coder-1.5b-instruct", "the judge with measured signal");
         for m in r.iter() {
             if m.role == Role::Nli {
                 assert!(m.label_index("entailment").is_some(), "{}", m.name);

@@ -31,6 +31,7 @@ if "--" in args:
 binary = args[0]
 cases = int(args[1]) if len(args) > 1 else 10_000
 work = args[2] if len(args) > 2 else tempfile.mkdtemp(prefix="candor-bench-")
+os.makedirs(work, exist_ok=True)  # a WORK_DIR that does not exist yet is made
 
 rows = [json.loads(l) for l in open(os.path.join(here, "..", "examples", "suite.jsonl")) if l.strip()]
 suite = os.path.join(work, "suite.jsonl")

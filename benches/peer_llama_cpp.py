@@ -15,9 +15,9 @@ second and prompts per second, and how far llama.cpp's expected ratings are from
 import json
 import statistics
 import sys
-import time
 
 import numpy as np
+import peer_data
 from llama_cpp import Llama, __version__
 
 
@@ -61,11 +61,7 @@ def main():
         return out
 
     expected = rate_all()  # warm-up
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        rate_all()
-        times.append(time.perf_counter() - t)
+    times = peer_data.passes(rate_all, runs)
     med = statistics.median(times)
     tokens = len(prefix) + sum(len(r) for r in rows)
     print(

@@ -17,7 +17,7 @@ runs in f16 on the GPU (the dtype candor uses there) with 4096 pairs and 4096 te
 Needs torch, transformers and tokenizers (and onnx, onnxruntime for --onnx); it is a measuring aid, not
 part of the build or the tests.
 """
-import json, os, statistics, sys, time
+import json, os, statistics, sys
 
 import torch
 
@@ -130,15 +130,13 @@ def run_texts():
 
 
 def timed(name, f, count, label):
-    f()
-    times = []
-    for _ in range(10):
-        t = time.perf_counter()
+    def run():
         f()
         if gpu:
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    med = statistics.median(times)
+
+    run()
+    med = statistics.median(peer_data.passes(run, 10))
     print(f"{label} {name}: median {med:.4f} s for {count} ({count / med:.1f}/s)", flush=True)
 
 

@@ -8,7 +8,7 @@ the median of RUNS runs (default 5) after a warm-up, in seconds and examples/s.
 
 Needs torch, transformers and tokenizers; a measuring aid, not part of the build or the tests.
 """
-import json, os, statistics, sys, time
+import json, os, statistics, sys
 
 import torch
 
@@ -76,10 +76,6 @@ def one_pass():
 
 
 one_pass()
-times = []
-for _ in range(runs):
-    t = time.perf_counter()
-    one_pass()
-    times.append(time.perf_counter() - t)
+times = peer_data.passes(one_pass, runs)
 med = statistics.median(times)
 print(f"PyTorch {torch.__version__} train, {threads} threads: median {med:.3f} s over {runs} runs ({len(pairs) / med:.1f} examples/s); runs: {[round(x, 3) for x in times]}")

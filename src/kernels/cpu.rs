@@ -84,11 +84,6 @@ pub fn available() -> bool {
     isa().is_some()
 }
 
-/// True when the kernels run with AVX-512 (the training kernels' element-wise ops need it).
-pub fn avx512() -> bool {
-    isa() == Some(Isa::Avx512)
-}
-
 /// A linear layer (y = x W^T + b) with W packed for the micro-kernel (AVX-512 or AVX2).
 #[derive(Debug)]
 pub struct PackedLinear {
@@ -1145,7 +1140,7 @@ pub(crate) mod tests {
         let x = (random(&[4099], 7) * 12.0).unwrap();
         let reference = x.gelu_erf().unwrap();
         let mut a: Vec<f32> = x.to_vec1().unwrap();
-        if avx512() {
+        if detected(Isa::Avx512) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: AVX-512F is present.
             unsafe {

@@ -77,14 +77,7 @@ pub fn precision() -> Precision {
 
 /// True where the AVX2 kernel runs (AVX2 and FMA; else the portable loop computes the same integers).
 fn avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::kernels::cpu::detected(crate::kernels::cpu::Isa::Avx2)
 }
 
 /// A linear layer (y = x W^T + b) with W quantized to 8 bits per output channel.

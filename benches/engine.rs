@@ -13,6 +13,7 @@
 //! Figures and peers are recorded in benches/README.md.
 
 use candle_core::Device;
+use candor::kernels::int8::Precision;
 use candor::kernels::fused;
 use candor::engine::{BatchOptions, CrossEncoder, DeviceSpec, Embedder, TextTokenizer};
 use candor::models::arch;
@@ -66,12 +67,10 @@ fn bench(c: &mut Criterion) {
     let device = spec.open().unwrap();
     let gpu = !device.is_cpu();
     let model = shipped();
-    if let Ok(p) = std::env::var("CANDOR_BENCH_PRECISION") {
-        candor::kernels::int8::set_precision(p.parse().unwrap());
-    }
-    let ce = CrossEncoder::load(&model, &device).unwrap();
+    let precision: Precision = std::env::var("CANDOR_BENCH_PRECISION").map(|p| p.parse().unwrap()).unwrap_or_default();
+    let ce = CrossEncoder::load(&model, &device, precision).unwrap();
     let dtype = candor::engine::device::default_dtype(&device);
-    let net = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, dtype, &device).unwrap();
+    let net = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, dtype, &device, precision).unwrap();
     let tok = TextTokenizer::from_file(&model.file("tokenizer.json"), 256).unwrap();
     let embedder = Embedder::from_parts(net, tok, device.clone(), "candor-nli-minilm encoder".into());
 
@@ -102,7 +101,7 @@ fn bench(c: &mut Criterion) {
         max_batch,
     );
 
-    let mut g = c.benchmark_group(candor::engine::device::runtime(&device).replace(' ', "-"));
+    let mut g = c.benchmark_group(candor::engine::device::runtime(&device, precision).replace(' ', "-"));
     g.sample_size(10);
     g.measurement_time(std::time::Duration::from_secs(if gpu { 5 } else { 20 }));
     g.throughput(Throughput::Elements(pairs.len() as u64));

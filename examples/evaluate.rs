@@ -14,6 +14,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+use candor::kernels::int8::Precision;
 use candor::engine::batch::TextTokenizer;
 use candor::models::{arch::load_classifier, Architecture};
 use candor::train::{data, evaluate, TrainConfig};
@@ -32,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let data_dir = recipe.parent().unwrap_or(Path::new(".")).join(&cfg.data_dir);
     let device = Device::Cpu;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
-    let model = load_classifier(Architecture::Bert, model_dir, DType::F32, &device)?;
+    let model = load_classifier(Architecture::Bert, model_dir, DType::F32, &device, Precision::F32)?;
     let sets = match which {
         "dev" => &cfg.dev,
         "test" => &cfg.test,
@@ -59,7 +60,7 @@ fn threshold(model_dir: &Path, recipe: &Path) -> anyhow::Result<()> {
     let data_dir = recipe.parent().unwrap_or(Path::new(".")).join(&cfg.data_dir);
     let device = Device::Cpu;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
-    let model = load_classifier(Architecture::Bert, model_dir, DType::F32, &device)?;
+    let model = load_classifier(Architecture::Bert, model_dir, DType::F32, &device, Precision::F32)?;
     let mut scored = vec![];
     for set in &cfg.dev {
         let examples = data::load(set, &data_dir, &cfg.labels)?;

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use candle_core::Device;
+use candor::kernels::int8::Precision;
 use candor::config::GradeConfig;
 use candor::engine::{CrossEncoder, Embedder};
 use candor::graders::results::{ReferenceCheck, ReferenceMethod};
@@ -141,8 +142,8 @@ fn main() -> anyhow::Result<()> {
     let name =
         |role: Role| store.registry().default_for(role).map(|e| e.name.clone()).context("the registry names no default model");
     let device = Device::Cpu;
-    let nli = CrossEncoder::load(&store.resolve(&name(Role::Nli)?)?, &device)?;
-    let embedder = Embedder::load(&store.resolve(&name(Role::Embed)?)?, &device)?;
+    let nli = CrossEncoder::load(&store.resolve(&name(Role::Nli)?)?, &device, Precision::F32)?;
+    let embedder = Embedder::load(&store.resolve(&name(Role::Embed)?)?, &device, Precision::F32)?;
     let cfg = GradeConfig::default();
     let pass = f64::from(cfg.consistency.pass);
     let metrics = MetricSet { support: false, citation: false, consistency: true, judge: false, checks: false };

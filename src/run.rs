@@ -44,6 +44,7 @@ use crate::engine::checker::DecoderChecker;
 use crate::engine::spans::SpanTagger;
 use crate::engine::{device, CrossEncoder, DeviceSpec, Embedder, RunStats};
 use crate::error::{Error, Result};
+use crate::kernels::int8::Precision;
 use crate::graders::{Grader, MetricSet};
 use crate::models::{ModelStore, ResolvedModel, Role};
 use crate::report::manifest::{self, Manifest, ModelRecord, ResultsRecord, SuiteRecord};
@@ -234,7 +235,7 @@ fn default_model(store: &ModelStore, configured: &Option<String>, role: Role) ->
 /// the commands that compare texts by embedding (`drift`, `coverage`).
 pub fn load_embedder(store: &ModelStore, name: Option<String>, device: &DeviceSpec) -> Result<Embedder> {
     let m = default_model(store, &name, Role::Embed)?;
-    Embedder::load(&m, &device.open()?)
+    Embedder::load(&m, &device.open()?, Precision::F32)
 }
 
 /// Grades a suite into a results file, as the module documentation says.
@@ -305,8 +306,6 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         events.note(note);
     }
     let cfg = &cfg;
-    // The encoders below load at the config's CPU precision (and the score cache keys by it).
-    crate::kernels::int8::set_precision(cfg.engine.precision);
     let mut models = std::collections::BTreeMap::new();
     // A token classifier (LettuceDetect) grades support and marks spans; citations and the pairs of
     // consistency need a pair model: the registry's default NLI model.
@@ -330,7 +329,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         checker = DecoderChecker::load(&nli_model, &dev)?;
         &checker
     } else {
-        let mut c = CrossEncoder::load(&nli_model, &dev)?;
+        let mut c = CrossEncoder::load(&nli_model, &dev, cfg.engine.precision)?;
         if cfg.engine.batch_tokens > 0 {
             c.batch.token_budget = cfg.engine.batch_tokens;
         }
@@ -341,7 +340,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let embedder = if spec.metrics.consistency {
         let m = default_model(store, &cfg.models.embed, Role::Embed)?;
         models.insert("embed".to_string(), record(&m));
-        Some(Embedder::load(&m, &dev)?)
+        Some(Embedder::load(&m, &dev, cfg.engine.precision)?)
     } else {
         None
     };
@@ -356,7 +355,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         }
         None
     };
-    let runtime = device::runtime(&dev);
+    let runtime = device::runtime(&dev, cfg.engine.precision);
     let mut grader = Grader::new(nli, embedder.as_ref(), cfg.clone(), spec.metrics)?;
     if let Some(j) = judge.as_mut() {
         grader.set_judge(j);

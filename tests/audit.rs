@@ -5,6 +5,7 @@
 mod common;
 
 use candle_core::Device;
+use candor::kernels::int8::Precision;
 use candor::audit::{coverage, drift};
 use candor::engine::Embedder;
 use candor::suite::{parse_case, Case};
@@ -43,7 +44,7 @@ fn pairs(set: &str, n: usize, skip: usize) -> Vec<Case> {
 #[test]
 fn drift_finds_two_sets_apart_and_not_two_halves_of_one() {
     let model = common::fetched("all-minilm-l6-v2");
-    let embedder = Embedder::load(&model, &Device::Cpu).unwrap();
+    let embedder = Embedder::load(&model, &Device::Cpu, Precision::F32).unwrap();
     let embed = |t: &[&str]| embedder.embed(t);
     let opts = drift::Options { permutations: 199, ..drift::Options::default() };
     // Two halves of HaluEval QA: questions 0..240 and 240..480, in file order.
@@ -69,7 +70,7 @@ fn drift_finds_two_sets_apart_and_not_two_halves_of_one() {
 #[test]
 fn coverage_finds_a_topic_removed_from_the_suite() {
     let model = common::fetched("all-minilm-l6-v2");
-    let embedder = Embedder::load(&model, &Device::Cpu).unwrap();
+    let embedder = Embedder::load(&model, &Device::Cpu, Precision::F32).unwrap();
     // Traffic: trivia questions, encyclopedia claims and biomedical claims, a third each.
     let mut sample: Vec<coverage::Input> = vec![];
     for c in halueval(80, 0).iter().chain(&pairs("fever-nli", 80, 0)).chain(&pairs("scifact", 80, 0)) {

@@ -4,12 +4,13 @@
 mod common;
 
 use candle_core::Device;
+use candor::kernels::int8::Precision;
 use candor::engine::{cosine, Embedder};
 
 #[test]
 fn stsb_test_spearman_reaches_0_80() {
     let model = common::fetched("all-minilm-l6-v2");
-    let embedder = Embedder::load(&model, &Device::Cpu).unwrap();
+    let embedder = Embedder::load(&model, &Device::Cpu, Precision::F32).unwrap();
     let rows = common::read_jsonl(&common::data_dir().join("similarity/stsb-test.jsonl"));
     assert!(rows.len() > 1000);
     let a: Vec<&str> = rows.iter().map(|r| r["a"].as_str().unwrap()).collect();
@@ -32,7 +33,7 @@ fn stsb_test_spearman_reaches_0_80() {
 #[test]
 fn batching_and_padding_do_not_change_vectors() {
     let model = common::fetched("all-minilm-l6-v2");
-    let mut embedder = Embedder::load(&model, &Device::Cpu).unwrap();
+    let mut embedder = Embedder::load(&model, &Device::Cpu, Precision::F32).unwrap();
     let texts = [
         "A man is playing a guitar.",
         "The refund policy allows returns within thirty days of purchase, provided the receipt is kept.",

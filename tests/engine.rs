@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+use candor::kernels::int8::Precision;
 use candor::engine::CrossEncoder;
 use candor::models::arch;
 use candor::models::Architecture;
@@ -14,10 +15,10 @@ use common::tiny_tokenizer;
 fn tiny_cross_encoder(max_tokens: usize) -> (CrossEncoder, tempfile::TempDir) {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert-cls");
     let tmp = tempfile::tempdir().unwrap();
-    let model = arch::load_classifier(Architecture::Bert, &fixture, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(Architecture::Bert, &fixture, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let tok = tiny_tokenizer(tmp.path(), max_tokens);
     let labels = vec!["contradiction".into(), "entailment".into(), "neutral".into()];
-    (CrossEncoder::from_parts(model, tok, Device::Cpu, labels, "tiny".into()).unwrap(), tmp)
+    (CrossEncoder::from_parts(model, tok, Device::Cpu, labels, "tiny".into(), Precision::F32).unwrap(), tmp)
 }
 
 fn words(seed: usize, n: usize) -> String {
@@ -31,11 +32,11 @@ fn words(seed: usize, n: usize) -> String {
 fn a_prompt_model_reads_the_filled_prompt_and_padding_changes_nothing() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hhem-t5");
     let tmp = tempfile::tempdir().unwrap();
-    let model = arch::load_classifier(Architecture::HhemT5, &fixture, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(Architecture::HhemT5, &fixture, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let prompt = model.pair_prompt().unwrap().to_string();
     let tok = tiny_tokenizer(tmp.path(), 64);
     let labels = vec!["not_entailment".into(), "entailment".into()];
-    let ce = CrossEncoder::from_parts(model, tok.clone(), Device::Cpu, labels, "tiny-hhem".into()).unwrap();
+    let ce = CrossEncoder::from_parts(model, tok.clone(), Device::Cpu, labels, "tiny-hhem".into(), Precision::F32).unwrap();
     assert_eq!(ce.tokenizer().pair_prompt(), Some(prompt.as_str()));
     let pairs: Vec<(String, String)> = (0..6).map(|i| (words(i, 2 + 5 * i), words(i + 3, 1 + i))).collect();
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();

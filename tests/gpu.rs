@@ -6,6 +6,7 @@
 //! Errors are relative, norm-wise (|a - b| / |b| over a whole tensor), never on zeros.
 
 use candle_core::{DType, Device, Tensor};
+use candor::kernels::int8::Precision;
 use candor::engine::batch::pad_batch;
 use candor::engine::{fused, CrossEncoder, TextTokenizer};
 use candor::models::arch::{self, EncodedBatch, Mode, SequenceClassifier};
@@ -143,8 +144,8 @@ fn random_batch(b: usize, s: usize, device: &Device) -> EncodedBatch {
 fn cross_encoder_logits_match_the_cpu_in_f16() {
     let Some(cuda) = gpu() else { return };
     let model = shipped();
-    let cpu_net = arch::load_classifier(Architecture::Bert, &model.dir, DType::F32, &Device::Cpu).unwrap();
-    let gpu_net = arch::load_classifier(Architecture::Bert, &model.dir, DType::F16, &cuda).unwrap();
+    let cpu_net = arch::load_classifier(Architecture::Bert, &model.dir, DType::F32, &Device::Cpu, Precision::F32).unwrap();
+    let gpu_net = arch::load_classifier(Architecture::Bert, &model.dir, DType::F16, &cuda, Precision::F32).unwrap();
     let tok = TextTokenizer::from_file(&model.file("tokenizer.json"), 512).unwrap();
     let pairs = real_pairs();
     for chunk in pairs.chunks(64) {
@@ -162,8 +163,8 @@ fn cross_encoder_logits_match_the_cpu_in_f16() {
 
     // The whole runtime (tokenising, batching, fused softmax) agrees too, pair by pair.
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-    let p_cpu = CrossEncoder::load(&model, &Device::Cpu).unwrap().predict(&refs).unwrap();
-    let p_gpu = CrossEncoder::load(&model, &cuda).unwrap().predict(&refs).unwrap();
+    let p_cpu = CrossEncoder::load(&model, &Device::Cpu, Precision::F32).unwrap().predict(&refs).unwrap();
+    let p_gpu = CrossEncoder::load(&model, &cuda, Precision::F32).unwrap().predict(&refs).unwrap();
     let worst = p_cpu.iter().zip(&p_gpu).flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs())).fold(0f32, f32::max);
     eprintln!("cross-encoder probabilities, {} pairs: largest absolute difference {worst:.2e}", refs.len());
     assert!(worst < 1e-2, "{worst}");
@@ -173,8 +174,8 @@ fn cross_encoder_logits_match_the_cpu_in_f16() {
 fn embedder_matches_the_cpu_in_f16() {
     let Some(cuda) = gpu() else { return };
     let model = shipped();
-    let cpu = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, DType::F32, &Device::Cpu).unwrap();
-    let gpu = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, DType::F16, &cuda).unwrap();
+    let cpu = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, DType::F32, &Device::Cpu, Precision::F32).unwrap();
+    let gpu = arch::load_embedder(Architecture::Bert, &model.dir, Pooling::Mean, true, DType::F16, &cuda, Precision::F32).unwrap();
     let a = cpu.embed(&random_batch(64, 128, &Device::Cpu)).unwrap();
     let b = gpu.embed(&random_batch(64, 128, &cuda)).unwrap();
     let e = rel_err(&b.to_device(&Device::Cpu).unwrap(), &a);
@@ -276,7 +277,7 @@ fn every_architecture_matches_transformers_on_cuda() {
         let want = Tensor::new(exp.output.clone(), &Device::Cpu).unwrap();
         for (dtype, bound) in [(DType::F32, 1e-4f32), (DType::F16, 1e-2), (DType::BF16, 4e-2)] {
             let bound = if dtype == DType::F16 && name.ends_with("t5") { 4e-2 } else { bound };
-            let got = arch::load_classifier(arch, &dir, dtype, &cuda).and_then(|m| {
+            let got = arch::load_classifier(arch, &dir, dtype, &cuda, Precision::F32).and_then(|m| {
                 let batch = EncodedBatch::from_rows(&exp.input_ids, &exp.attention_mask, &exp.token_type_ids, &cuda)?;
                 Ok(m.logits(&batch, Mode::Eval)?.to_device(&Device::Cpu)?)
             });

@@ -941,6 +941,12 @@ fn the_summary_carries_the_run_manifest() {
     let weights = entry.files.iter().find(|f| f.path.ends_with(".safetensors")).unwrap();
     assert_eq!(nli["sha256"][&weights.path], Value::String(weights.sha256.clone().unwrap_or_default()), "{nli}");
     assert!(run["runtime"].as_str().unwrap().starts_with("cpu "), "{run}");
+    assert!(!run["runtime"].as_str().unwrap().ends_with("int8"), "{run}");
+    // The runtime is the loaded models' own: a run at int8 says so (the precision travels with the
+    // models as they load, not through state the process keeps).
+    let int8 = dir.path().join("r-int8.jsonl");
+    ok(&["grade", suite.to_str().unwrap(), "-o", int8.to_str().unwrap(), "--precision", "int8", "--metrics", "support", "-q", "--no-cache"]);
+    assert_eq!(summary_of(&int8)["run"]["runtime"], Value::String("cpu F32 int8".into()));
     assert_eq!(run["suite"]["sha256"], Value::String(sha256_hex(&std::fs::read(&suite).unwrap())));
     assert_eq!(run["results"]["sha256"], Value::String(sha256_hex(&std::fs::read(&out).unwrap())));
     assert_eq!(run["results"]["cases"], serde_json::json!(5));

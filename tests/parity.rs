@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use candor::kernels::int8::Precision;
 use candor::models::arch::{self, EncodedBatch, Mode};
 use candor::models::{Architecture, Pooling};
 use serde::Deserialize;
@@ -37,7 +38,7 @@ fn max_abs_diff(got: &[Vec<f32>], want: &[Vec<f32>]) -> f32 {
 
 fn check_classifier(name: &str, arch: Architecture) {
     let (dir, exp, batch) = fixture(name);
-    let model = arch::load_classifier(arch, &dir, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(arch, &dir, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     assert_eq!(model.num_labels(), 3);
     let got = model.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
     let err = max_abs_diff(&got, &exp.output);
@@ -72,7 +73,7 @@ fn deberta_v2_classifier_matches_transformers() {
 fn deberta_v2_runs_in_f32_whatever_precision_is_asked() {
     let (dir, exp, batch) = fixture("deberta-v2-cls");
     for dtype in [DType::F16, DType::BF16] {
-        let model = arch::load_classifier(Architecture::DebertaV2, &dir, dtype, &Device::Cpu).unwrap();
+        let model = arch::load_classifier(Architecture::DebertaV2, &dir, dtype, &Device::Cpu, Precision::F32).unwrap();
         let got = model.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
         let err = max_abs_diff(&got, &exp.output);
         assert!(err < 1e-4, "{dtype:?}: max abs error {err}");
@@ -88,7 +89,7 @@ fn check_alone(name: &str, arch: Architecture, prompt: &str) {
         alone: Vec<Vec<f32>>,
     }
     let (dir, exp, batch) = fixture(name);
-    let model = arch::load_classifier(arch, &dir, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(arch, &dir, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     assert_eq!(model.num_labels(), 2);
     assert_eq!(model.pair_prompt(), Some(prompt));
     let got = model.logits(&batch, Mode::Eval).unwrap().to_vec2::<f32>().unwrap();
@@ -130,7 +131,7 @@ fn minicheck_t5_matches_transformers_padded_and_alone() {
 #[test]
 fn bert_embedder_matches_transformers_mean_pooling() {
     let (dir, exp, batch) = fixture("bert-embed");
-    let model = arch::load_embedder(Architecture::Bert, &dir, Pooling::Mean, true, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_embedder(Architecture::Bert, &dir, Pooling::Mean, true, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let got = model.embed(&batch).unwrap().to_vec2::<f32>().unwrap();
     let err = max_abs_diff(&got, &exp.output);
     assert!(err < 1e-4, "max abs error {err}");
@@ -147,7 +148,7 @@ fn training_path_matches_inference_path_without_dropout() {
     cfg["attention_probs_dropout_prob"] = 0.0.into();
     std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
     std::fs::copy(dir.join("model.safetensors"), tmp.path().join("model.safetensors")).unwrap();
-    let model = arch::load_classifier(Architecture::Bert, tmp.path(), DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(Architecture::Bert, tmp.path(), DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let train = model.logits(&batch, Mode::Train { seed: 1 }).unwrap().to_vec2::<f32>().unwrap();
     assert!(max_abs_diff(&train, &exp.output) < 1e-4);
 }
@@ -156,7 +157,7 @@ fn training_path_matches_inference_path_without_dropout() {
 fn padding_does_not_change_a_row() {
     // The same input alone (no padding) and inside a padded batch gives the same logits.
     let (dir, exp, _) = fixture("bert-cls");
-    let model = arch::load_classifier(Architecture::Bert, &dir, DType::F32, &Device::Cpu).unwrap();
+    let model = arch::load_classifier(Architecture::Bert, &dir, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let n = exp.attention_mask[2].iter().filter(|&&m| m == 1).count();
     let alone = EncodedBatch::from_rows(
         &[exp.input_ids[2][..n].to_vec()],
@@ -177,7 +178,7 @@ fn cpu_kernels_match_candle_ops_on_the_shipped_model() {
     // batch of random tokens.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/candor-nli-minilm");
     let cfg: arch::bert::Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let fast = arch::load_classifier(Architecture::Bert, &dir, DType::F32, &Device::Cpu).unwrap();
+    let fast = arch::load_classifier(Architecture::Bert, &dir, DType::F32, &Device::Cpu, Precision::F32).unwrap();
     let vb = arch::var_builder(&dir, DType::F32, &Device::Cpu).unwrap();
     let plain = arch::bert::BertClassifier::load_for_training(vb, &cfg).unwrap();
     let mut rng = candor::models::arch::layers::SplitMix64::new(42);

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use candor::config::EngineConfig;
 use candor::engine::CrossEncoder;
-use candor::kernels::int8::{set_precision, Precision};
+use candor::kernels::int8::Precision;
 use candor::models::{Registry, Role};
 use candor::train::{data, TrainConfig};
 
@@ -39,9 +39,8 @@ fn int8_keeps_the_verdicts_it_is_measured_to_keep_and_is_the_default_only_if_it_
     }
     let pairs: Vec<(&str, &str)> = premises.iter().map(String::as_str).zip(hypotheses.iter().map(String::as_str)).collect();
     let entailment = |p: Precision| -> Vec<f32> {
-        set_precision(p);
-        let ce = CrossEncoder::load(&model, &candle_core::Device::Cpu).unwrap();
-        set_precision(Precision::F32);
+        let ce = CrossEncoder::load(&model, &candle_core::Device::Cpu, p).unwrap();
+        assert_eq!(ce.runtime().ends_with("int8"), p == Precision::Int8, "{}", ce.runtime());
         let ent = ce.label_index("entailment").unwrap();
         ce.predict(&pairs).unwrap().into_iter().map(|probs| probs[ent]).collect()
     };

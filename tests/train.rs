@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
+use candor::kernels::int8::Precision;
 use candor::engine::batch::pad_batch;
 use candor::models::arch::{EncodedBatch, Mode, SequenceClassifier};
 use candor::models::{Registry, ResolvedModel};
@@ -280,7 +281,7 @@ fn exported_model_loads_as_a_classifier_with_the_trained_scores() {
     assert_eq!(cfg_json["id2label"]["0"], "entailment");
     let tok: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
     assert!(tok["padding"].is_null() && tok["truncation"].is_null());
-    let model = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &dir, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let model = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &dir, candle_core::DType::F32, &Device::Cpu, Precision::F32).unwrap();
     assert_eq!(model.num_labels(), 3);
     // The dev report computed in training equals a fresh evaluation of the exported files.
     let ex = candor::train::data::load(&cfg.dev[0], tmp.path(), &cfg.labels).unwrap();
@@ -545,7 +546,7 @@ fn an_average_recipe_trains_its_members_once_and_writes_the_mean_of_their_weight
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("run/training.json")).unwrap()).unwrap();
     assert_eq!(summary["members"].as_array().unwrap().len(), 2);
     assert_eq!(summary["test"][0]["name"], "g-heldout");
-    let _ = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &root.join("run/model"), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let _ = candor::models::arch::load_classifier(candor::models::Architecture::Bert, &root.join("run/model"), candle_core::DType::F32, &Device::Cpu, Precision::F32).unwrap();
 
     // Run again: the members are reused as they are, and the average is the same.
     let log1 = std::fs::read(root.join("run/average/1-stage1/train_log.jsonl")).unwrap();

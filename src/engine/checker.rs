@@ -65,7 +65,7 @@ impl DecoderChecker {
         if yes.is_empty() {
             return Err(Error::Unsupported { model: model.entry.name.clone(), reason: "no token of its vocabulary spells \"yes\"".into() });
         }
-        Ok(Self { id: judge.id().to_string(), runtime: super::device::runtime(device), judge: Mutex::new(judge), tokenizer, yes })
+        Ok(Self { id: judge.id().to_string(), runtime: super::device::runtime(device, crate::kernels::int8::Precision::F32), judge: Mutex::new(judge), tokenizer, yes })
     }
 
     /// `name@sha-prefix` of the weights.

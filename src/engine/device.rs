@@ -103,8 +103,8 @@ pub fn default_dtype(device: &Device) -> DType {
 /// `cpu F32 avx512` and `cpu F32 avx2` (candor's kernels), `cpu F32 int8` (`[engine] precision = "int8"`),
 /// `cpu F32 candle`, `cuda F16 candle`. Scores made on two runtimes may differ in their last digits,
 /// so they are not taken for each other.
-pub fn runtime(device: &Device) -> String {
-    let kernels = match (device.is_cpu(), crate::kernels::int8::precision()) {
+pub fn runtime(device: &Device, precision: crate::kernels::int8::Precision) -> String {
+    let kernels = match (device.is_cpu(), precision) {
         (true, crate::kernels::int8::Precision::Int8) => "int8",
         (true, _) => match crate::kernels::cpu::isa() {
             Some(crate::kernels::cpu::Isa::Avx512) => "avx512",
@@ -139,6 +139,14 @@ mod tests {
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert!("tpu".parse::<DeviceSpec>().is_err());
         assert!("cpu:1".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn the_runtime_names_the_precision_it_is_given() {
+        use crate::kernels::int8::Precision;
+        assert_eq!(runtime(&Device::Cpu, Precision::Int8), "cpu F32 int8");
+        let f32_kernels = runtime(&Device::Cpu, Precision::F32);
+        assert!(f32_kernels.starts_with("cpu F32 ") && !f32_kernels.ends_with("int8"), "{f32_kernels}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::error::{Error, Result};
 use crate::models::arch::{self, EncodedBatch, Mode, SentenceEmbedder, SequenceClassifier};
 use crate::models::{ResolvedModel, Role};
+use crate::kernels::int8::Precision;
 pub use batch::{plan_batches, Encoded, TextTokenizer};
 pub use device::DeviceSpec;
 
@@ -163,6 +164,8 @@ pub struct CrossEncoder {
     model: Box<dyn SequenceClassifier>,
     tokenizer: TextTokenizer,
     device: Device,
+    /// The precision of the network's CPU matrix products, as it was loaded.
+    precision: Precision,
     labels: Vec<String>,
     id: String,
     /// Batching of this runtime.
@@ -170,30 +173,38 @@ pub struct CrossEncoder {
 }
 
 impl CrossEncoder {
-    /// Loads a resolved (verified) NLI model on `device`.
-    pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+    /// Loads a resolved (verified) NLI model on `device`, its CPU matrix products at `precision`.
+    pub fn load(model: &ResolvedModel, device: &Device, precision: Precision) -> Result<Self> {
         model.require_role(Role::Nli)?;
         let e = &model.entry;
         let dtype = device::default_dtype(device);
-        let net = arch::load_classifier(e.architecture, &model.dir, dtype, device)?;
+        let net = arch::load_classifier(e.architecture, &model.dir, dtype, device, precision)?;
         outputs_match_labels(e, net.num_labels())?;
         let mut tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
         if let Some(prompt) = &e.pair_prompt {
             tokenizer = tokenizer.with_pair_prompt(prompt)?;
         }
-        Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id())
+        Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id(), precision)
     }
 
-    /// Builds a runtime from parts (for models that are not in the registry, e.g. during training).
-    /// A model that reads pairs written into a prompt of its own gets a tokenizer that writes them so,
-    /// unless the tokenizer was given one already (a registry entry's `pair_prompt`).
-    pub fn from_parts(model: Box<dyn SequenceClassifier>, tokenizer: TextTokenizer, device: Device, labels: Vec<String>, id: String) -> Result<Self> {
+    /// Builds a runtime from parts (for models that are not in the registry, e.g. during training);
+    /// `precision` is the one `model` was loaded at. A model that reads pairs written into a prompt
+    /// of its own gets a tokenizer that writes them so, unless the tokenizer was given one already (a
+    /// registry entry's `pair_prompt`).
+    pub fn from_parts(
+        model: Box<dyn SequenceClassifier>,
+        tokenizer: TextTokenizer,
+        device: Device,
+        labels: Vec<String>,
+        id: String,
+        precision: Precision,
+    ) -> Result<Self> {
         let tokenizer = match model.pair_prompt() {
             Some(prompt) if tokenizer.pair_prompt().is_none() => tokenizer.with_pair_prompt(prompt)?,
             _ => tokenizer,
         };
         let batch = BatchOptions::for_device(&device);
-        Ok(Self { model, tokenizer, device, labels, id, batch })
+        Ok(Self { model, tokenizer, device, precision, labels, id, batch })
     }
 
     /// The label names, in output order.
@@ -218,7 +229,7 @@ impl CrossEncoder {
 
     /// Device, number type and kernel path ([`device::runtime`]).
     pub fn runtime(&self) -> String {
-        device::runtime(&self.device)
+        device::runtime(&self.device, self.precision)
     }
 
     /// Label probabilities for each (premise, hypothesis) pair, in input order.
@@ -265,12 +276,12 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Loads a resolved (verified) embedding model on `device`.
-    pub fn load(model: &ResolvedModel, device: &Device) -> Result<Self> {
+    /// Loads a resolved (verified) embedding model on `device`, its CPU matrix products at `precision`.
+    pub fn load(model: &ResolvedModel, device: &Device, precision: Precision) -> Result<Self> {
         model.require_role(Role::Embed)?;
         let e = &model.entry;
         let dtype = device::default_dtype(device);
-        let net = arch::load_embedder(e.architecture, &model.dir, e.pooling.unwrap_or_default(), e.normalize, dtype, device)?;
+        let net = arch::load_embedder(e.architecture, &model.dir, e.pooling.unwrap_or_default(), e.normalize, dtype, device, precision)?;
         let tokenizer = TextTokenizer::from_file(&model.file("tokenizer.json"), e.max_tokens)?;
         Ok(Self { model: net, tokenizer, device: device.clone(), id: model.id(), batch: BatchOptions::for_device(device) })
     }

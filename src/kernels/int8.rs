@@ -14,7 +14,6 @@
 //! portable loop. Both compute the same integers and the same fused multiply-add, so their outputs
 //! are bit-identical without GELU and within 1e-6 with it (tested).
 
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
@@ -55,23 +54,6 @@ impl std::str::FromStr for Precision {
             "int8" => Ok(Precision::Int8),
             other => Err(format!("`{other}`: expected f32 or int8")),
         }
-    }
-}
-
-static PRECISION: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the precision that encoders loaded from now on use on the CPU (models already loaded keep
-/// theirs). A run sets it from its config before it loads its models.
-pub fn set_precision(p: Precision) {
-    PRECISION.store(p as u8, Ordering::SeqCst);
-}
-
-/// The precision encoders loaded now use on the CPU.
-pub fn precision() -> Precision {
-    if PRECISION.load(Ordering::SeqCst) == Precision::Int8 as u8 {
-        Precision::Int8
-    } else {
-        Precision::F32
     }
 }
 

@@ -25,6 +25,7 @@ use crate::models::arch::bert::{self, BertClassifier};
 use crate::models::arch::layers::SplitMix64;
 use crate::models::arch::{EncodedBatch, Mode, SequenceClassifier};
 use crate::io::{write_atomic, write_atomic_with};
+use crate::kernels::int8::Precision;
 use crate::models::{Architecture, ResolvedModel};
 use checkpoint::Checkpoints;
 use data::{DataSet, Example, Target};
@@ -943,7 +944,7 @@ fn chain_root(config: &Path, store: &crate::models::ModelStore, depth: usize) ->
 fn eval_sets(sets: &[DataSet], cfg: &TrainConfig, model_dir: &Path, opts: &RunOptions, obs: &mut dyn Observer, tag: &str) -> Result<Vec<EvalReport>> {
     let device = &opts.device;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"), cfg.max_tokens)?;
-    let exported = crate::models::arch::load_classifier(Architecture::Bert, model_dir, crate::engine::device::default_dtype(device), device)?;
+    let exported = crate::models::arch::load_classifier(Architecture::Bert, model_dir, crate::engine::device::default_dtype(device), device, Precision::F32)?;
     let mut reports = vec![];
     for set in sets {
         let ex = data::load(set, &opts.data_dir, &cfg.labels)?;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::layers::{attention_bias, dropout, linear, softmax_last, Activation, Dense, LayerNorm, Mode};
 use super::{EncodedBatch, SequenceClassifier, TokenEncoder};
+use crate::kernels::int8::Precision;
 
 /// The upstream `config.json` of BERT-family models, read unchanged (unknown keys are ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -165,7 +166,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(vb: VarBuilder, cfg: &Config, index: usize, fuse: bool) -> Result<Self> {
+    fn load(vb: VarBuilder, cfg: &Config, index: usize, pack: Option<Precision>) -> Result<Self> {
         let h = cfg.hidden_size;
         if h % cfg.num_attention_heads != 0 {
             candle_core::bail!("hidden_size {h} is not a multiple of num_attention_heads {}", cfg.num_attention_heads);
@@ -174,10 +175,16 @@ impl Attention {
         let query = linear(h, h, sv.pp("query"))?;
         let key = linear(h, h, sv.pp("key"))?;
         let value = linear(h, h, sv.pp("value"))?;
-        let qkv = if fuse { Some(Dense::new(stack_linears(&[&query, &key, &value])?).pack_for_inference()?) } else { None };
+        let qkv = match pack {
+            Some(p) => Some(Dense::new(stack_linears(&[&query, &key, &value])?).pack_for_inference(p)?),
+            None => None,
+        };
         let ov = vb.pp("output");
         let out = Dense::load(h, h, ov.pp("dense"))?;
-        let out = if fuse { out.pack_for_inference()? } else { out };
+        let out = match pack {
+            Some(p) => out.pack_for_inference(p)?,
+            None => out,
+        };
         let norm = LayerNorm::load(h, cfg.layer_norm_eps, ov.pp("LayerNorm"))?;
         Ok(Self {
             query,
@@ -305,12 +312,12 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, index: usize, fuse: bool) -> Result<Self> {
-        let attention = Attention::load(vb.pp("attention"), cfg, index, fuse)?;
+    fn load(vb: VarBuilder, cfg: &Config, index: usize, pack: Option<Precision>) -> Result<Self> {
+        let attention = Attention::load(vb.pp("attention"), cfg, index, pack)?;
         let mut intermediate = Dense::load(cfg.hidden_size, cfg.intermediate_size, vb.pp("intermediate").pp("dense"))?;
         let mut output = Dense::load(cfg.intermediate_size, cfg.hidden_size, vb.pp("output").pp("dense"))?;
-        if fuse {
-            intermediate = intermediate.pack_for_inference()?;
+        if let Some(p) = pack {
+            intermediate = intermediate.pack_for_inference(p)?;
             // The feed-forward output reads GELU activations, whose outliers 8 bits per row
             // resolve too coarsely (verdicts 99.35% equal to f32's with it in 8 bits, 99.81%
             // without; tests/precision.rs): f32 at every precision.
@@ -364,18 +371,19 @@ pub struct BertEncoder {
 }
 
 impl BertEncoder {
-    /// Loads the encoder for inference from `vb` (which points at the folder holding `embeddings` and
-    /// `encoder`).
-    pub fn load(vb: VarBuilder, cfg: &Config, positions: Positions) -> Result<Self> {
-        Self::load_with(vb, cfg, positions, true)
+    /// Loads the encoder for inference at `precision` from `vb` (which points at the folder holding
+    /// `embeddings` and `encoder`).
+    pub fn load(vb: VarBuilder, cfg: &Config, positions: Positions, precision: Precision) -> Result<Self> {
+        Self::load_with(vb, cfg, positions, Some(precision))
     }
 
-    /// Loads the encoder; `fuse` stacks the Q, K and V projections for inference (leave it off for
-    /// training, where weights change).
-    pub fn load_with(vb: VarBuilder, cfg: &Config, positions: Positions, fuse: bool) -> Result<Self> {
+    /// Loads the encoder; `pack`, for inference, stacks the Q, K and V projections and packs (or at
+    /// int8 quantizes) the weights for the CPU kernels at that precision; `None` for training, where
+    /// weights change.
+    pub fn load_with(vb: VarBuilder, cfg: &Config, positions: Positions, pack: Option<Precision>) -> Result<Self> {
         let embeddings = Embeddings::load(vb.pp("embeddings"), cfg, positions)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg, i, fuse))
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), cfg, i, pack))
             .collect::<Result<Vec<_>>>()?;
         let train_kernels = crate::kernels::train::available() && cfg.hidden_act == Activation::Gelu;
         Ok(Self { embeddings, layers, hidden_size: cfg.hidden_size, train_kernels })
@@ -529,15 +537,16 @@ pub struct BertClassifier {
 }
 
 impl BertClassifier {
-    /// Loads from a checkpoint with upstream names (`bert.*`, `classifier.*`), for inference.
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        Self::load_with(vb, cfg, true)
+    /// Loads from a checkpoint with upstream names (`bert.*`, `classifier.*`), for inference at
+    /// `precision` on the CPU.
+    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
+        Self::load_with(vb, cfg, Some(precision))
     }
 
     /// Loads for training: the same network without inference-only fusions, so that every
     /// upstream tensor is a trainable variable of the forward pass.
     pub fn load_for_training(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        Self::load_with(vb, cfg, false)
+        Self::load_with(vb, cfg, None)
     }
 
     /// Switches the CPU training kernels of the encoder on or off ([`BertEncoder::set_train_kernels`]).
@@ -550,13 +559,13 @@ impl BertClassifier {
         self.encoder.trains_on_kernels(batch)
     }
 
-    fn load_with(vb: VarBuilder, cfg: &Config, fuse: bool) -> Result<Self> {
+    fn load_with(vb: VarBuilder, cfg: &Config, pack: Option<Precision>) -> Result<Self> {
         let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb.clone() };
-        let encoder = BertEncoder::load_with(body.clone(), cfg, Positions::Absolute, fuse)?;
+        let encoder = BertEncoder::load_with(body.clone(), cfg, Positions::Absolute, pack)?;
         let mut pooler = Dense::load(cfg.hidden_size, cfg.hidden_size, body.pp("pooler").pp("dense"))?;
         let num_labels = cfg.num_labels();
         let mut classifier = Dense::load(cfg.hidden_size, num_labels, vb.pp("classifier"))?;
-        if fuse {
+        if pack.is_some() {
             // One row a sequence: f32 at every precision.
             pooler = pooler.pack_f32_for_inference()?;
             classifier = classifier.pack_f32_for_inference()?;
@@ -583,10 +592,11 @@ impl SequenceClassifier for BertClassifier {
 pub struct BertTokenEncoder(pub BertEncoder);
 
 impl BertTokenEncoder {
-    /// Loads the encoder of a BERT checkpoint, with or without the `bert.` prefix.
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
+    /// Loads the encoder of a BERT checkpoint, with or without the `bert.` prefix, for inference at
+    /// `precision` on the CPU.
+    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
         let body = if vb.contains_tensor("bert.embeddings.word_embeddings.weight") { vb.pp("bert") } else { vb };
-        Ok(Self(BertEncoder::load(body, cfg, Positions::Absolute)?))
+        Ok(Self(BertEncoder::load(body, cfg, Positions::Absolute, precision)?))
     }
 }
 

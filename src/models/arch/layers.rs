@@ -201,12 +201,11 @@ impl Dense {
         Self { linear, packed: None, quant: None }
     }
 
-    /// Packs the weight for the CPU kernels where they apply (AVX-512 or AVX2, f32 on the CPU), or, at the
-    /// int8 precision ([`crate::kernels::int8::precision`] when the model loads), quantizes it to 8
-    /// bits (any CPU); a no-op elsewhere. Only for weights that will not change (models loaded for
-    /// inference).
-    pub fn pack_for_inference(mut self) -> Result<Self> {
-        match crate::kernels::int8::precision() {
+    /// Packs the weight for the CPU kernels where they apply (AVX-512 or AVX2, f32 on the CPU), or, at
+    /// `precision` int8, quantizes it to 8 bits (any CPU); a no-op elsewhere. Only for weights that
+    /// will not change (models loaded for inference).
+    pub fn pack_for_inference(mut self, precision: Precision) -> Result<Self> {
+        match precision {
             Precision::Int8 => self.quant = QuantLinear::new(self.linear.weight(), self.linear.bias())?,
             Precision::F32 => return self.pack_f32_for_inference(),
         }

@@ -19,6 +19,7 @@ use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
 use crate::models::registry::{Architecture, Pooling};
+use crate::kernels::int8::Precision;
 pub use layers::Mode;
 
 /// A padded batch of tokenised inputs on a device, all (batch, seq) u32 tensors.
@@ -142,14 +143,16 @@ fn load_err(dir: &Path, e: candle_core::Error) -> Error {
     Error::Config { path: dir.join("model.safetensors"), reason: format!("does not match config.json: {e}") }
 }
 
-/// Loads a sequence classifier of `arch` from a model folder (config.json + model.safetensors).
+/// Loads a sequence classifier of `arch` from a model folder (config.json + model.safetensors), for
+/// inference; BERT and RoBERTa bodies run their CPU matrix products at `precision` (the other
+/// architectures in f32 whatever it says).
 ///
 /// DeBERTa-v2 always runs in f32, whatever `dtype` asks: candle-transformers' disentangled attention
 /// adds f32 position scores to the query's scores and fails in f16 or bf16 (and its authors advise
 /// against f16 for it). The T5 architectures asked for f16 run in bf16: T5 checkpoints are trained
 /// in bf16 and their feed-forward activations overflow f16's range (transformers clamps them; bf16
 /// has f32's range).
-pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &Device) -> Result<Box<dyn SequenceClassifier>> {
+pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &Device, precision: Precision) -> Result<Box<dyn SequenceClassifier>> {
     let dtype = match (arch, dtype) {
         (Architecture::DebertaV2, _) => DType::F32,
         (Architecture::HhemT5 | Architecture::MinicheckT5, DType::F16) => DType::BF16,
@@ -159,11 +162,11 @@ pub fn load_classifier(arch: Architecture, dir: &Path, dtype: DType, device: &De
     let model: Box<dyn SequenceClassifier> = match arch {
         Architecture::Bert => {
             let cfg: bert::Config = read_config(dir)?;
-            Box::new(bert::BertClassifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+            Box::new(bert::BertClassifier::load(vb, &cfg, precision).map_err(|e| load_err(dir, e))?)
         }
         Architecture::Roberta | Architecture::XlmRoberta => {
             let cfg: bert::Config = read_config(dir)?;
-            Box::new(roberta::RobertaClassifier::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+            Box::new(roberta::RobertaClassifier::load(vb, &cfg, precision).map_err(|e| load_err(dir, e))?)
         }
         Architecture::DebertaV2 => {
             let cfg: deberta_v2::Config = read_config(dir)?;
@@ -199,7 +202,7 @@ pub fn load_token_classifier(arch: Architecture, dir: &Path, dtype: DType, devic
     }
 }
 
-/// Loads a sentence embedder of `arch` from a model folder.
+/// Loads a sentence embedder of `arch` from a model folder, its CPU matrix products at `precision`.
 pub fn load_embedder(
     arch: Architecture,
     dir: &Path,
@@ -207,16 +210,17 @@ pub fn load_embedder(
     normalize: bool,
     dtype: DType,
     device: &Device,
+    precision: Precision,
 ) -> Result<SentenceEmbedder> {
     let vb = var_builder(dir, dtype, device)?;
     let encoder: Box<dyn TokenEncoder> = match arch {
         Architecture::Bert => {
             let cfg: bert::Config = read_config(dir)?;
-            Box::new(bert::BertTokenEncoder::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+            Box::new(bert::BertTokenEncoder::load(vb, &cfg, precision).map_err(|e| load_err(dir, e))?)
         }
         Architecture::Roberta | Architecture::XlmRoberta => {
             let cfg: bert::Config = read_config(dir)?;
-            Box::new(roberta::RobertaTokenEncoder::load(vb, &cfg).map_err(|e| load_err(dir, e))?)
+            Box::new(roberta::RobertaTokenEncoder::load(vb, &cfg, precision).map_err(|e| load_err(dir, e))?)
         }
         other => {
             return Err(Error::Unsupported {

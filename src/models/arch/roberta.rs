@@ -8,6 +8,7 @@ use candle_nn::{Linear, VarBuilder};
 use super::bert::{BertEncoder, Config, Positions};
 use super::layers::{dropout, linear, Mode};
 use super::{EncodedBatch, SequenceClassifier, TokenEncoder};
+use crate::kernels::int8::Precision;
 
 fn positions(cfg: &Config) -> Positions {
     Positions::AfterPadding(cfg.pad_token_id.unwrap_or(1))
@@ -34,8 +35,8 @@ pub struct RobertaClassifier {
 
 impl RobertaClassifier {
     /// Loads from a checkpoint with upstream names (`roberta.*`, `classifier.dense`, `classifier.out_proj`).
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let encoder = BertEncoder::load(body(&vb), cfg, positions(cfg))?;
+    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
+        let encoder = BertEncoder::load(body(&vb), cfg, positions(cfg), precision)?;
         let num_labels = cfg.num_labels();
         let head = vb.pp("classifier");
         let dense = linear(cfg.hidden_size, cfg.hidden_size, head.pp("dense"))?;
@@ -65,8 +66,8 @@ pub struct RobertaTokenEncoder(BertEncoder);
 
 impl RobertaTokenEncoder {
     /// Loads the encoder of a RoBERTa checkpoint, with or without the `roberta.` prefix.
-    pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        Ok(Self(BertEncoder::load(body(&vb), cfg, positions(cfg))?))
+    pub fn load(vb: VarBuilder, cfg: &Config, precision: Precision) -> Result<Self> {
+        Ok(Self(BertEncoder::load(body(&vb), cfg, positions(cfg), precision)?))
     }
 }
 

@@ -124,8 +124,15 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     }
     // promptfoo assertions candor does not run are said as such, apart from misspelt fields.
     let (asserts, fields): (BTreeMap<&String, &usize>, BTreeMap<&String, &usize>) = unknown.iter().partition(|(k, _)| k.starts_with("assert."));
+    let hints: Vec<String> = asserts
+        .keys()
+        .filter_map(|k| crate::suite::promptfoo::measured_instead(&k["assert.".len()..]).map(|h| format!("`{}` is {h}", &k["assert.".len()..])))
+        .collect();
     let asserts: Vec<String> = asserts.iter().map(|(k, n)| format!("`{}` ({n} case(s))", &k["assert.".len()..])).collect();
-    let asserts = (!asserts.is_empty()).then(|| format!("promptfoo assertion(s) candor does not run, not checked: {}", asserts.join(", ")));
+    let asserts = (!asserts.is_empty()).then(|| {
+        let instead = if hints.is_empty() { String::new() } else { format!(". What candor measures instead: {}", hints.join("; ")) };
+        format!("promptfoo assertion(s) candor does not run, not checked: {}{instead}", asserts.join(", "))
+    });
     if fields.is_empty() {
         return asserts;
     }
@@ -1351,6 +1358,18 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("ground_truths"));
         let c = parse_case(1, r#"{"answer": "a", "ground_truth": "x", "ground_truths": ["y"]}"#).unwrap();
         assert_eq!(c.reference.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn promptfoo_assertions_not_run_name_the_metric_that_measures_them() {
+        let unknown: BTreeMap<String, usize> =
+            [("assert.context-faithfulness".to_string(), 9), ("assert.javascript".to_string(), 1)].into_iter().collect();
+        let line = describe_unknown_fields(&unknown).unwrap();
+        assert!(line.starts_with("promptfoo assertion(s) candor does not run, not checked: `context-faithfulness` (9 case(s)), `javascript` (1 case(s))"), "{line}");
+        assert!(line.contains("`context-faithfulness` is candor's `support` metric") && line.contains("not by this assertion's threshold"), "{line}");
+        assert!(!line.contains("`javascript` is"), "{line}");
+        let plain: BTreeMap<String, usize> = [("assert.javascript".to_string(), 1)].into_iter().collect();
+        assert!(!describe_unknown_fields(&plain).unwrap().contains("instead"));
     }
 
     #[test]

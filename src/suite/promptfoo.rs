@@ -19,7 +19,10 @@
 //!
 //! Any other assertion (`llm-rubric`, `javascript`, `similar`, ...) is not run: it is reported once
 //! per type with its count, as a field candor does not know (`assert.llm-rubric`), which `--strict`
-//! refuses. Nothing is dropped in silence.
+//! refuses, and where a candor metric measures what it asks, the report names it
+//! ([`measured_instead`]: `context-faithfulness` is the `support` metric, `factuality` the
+//! `consistency` metric against the reference, `llm-rubric` a judge rubric), graded by candor's own
+//! rules, not the assertion's threshold. Nothing is dropped in silence.
 
 use serde_json::{json, Map, Value};
 
@@ -247,6 +250,21 @@ fn check_of(a: Value, vars: &Map<String, Value>) -> Result<Result<Vec<Value>, St
             return Ok(Err(kind));
         }
     }))
+}
+
+/// For a promptfoo assertion type that candor does not run as such, the candor metric that measures
+/// what it asks, said for a person; `None` where there is none. Their thresholds and prompts are not
+/// carried over: candor's metrics pass by candor's own rules (candor.toml), which the run reports.
+pub fn measured_instead(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "context-faithfulness" => {
+            "candor's `support` metric (each claim of the output against the contexts; a case passes when its claims do, by `[support]` in candor.toml, not by this assertion's threshold)"
+        }
+        "factuality" | "model-graded-factuality" => "candor's `consistency` metric against the case's `reference` (a var named `reference`, `expected_output` or `ground_truth`)",
+        "similar" => "part of candor's `consistency` metric against the case's `reference` (similarity is one of its signals)",
+        "llm-rubric" | "g-eval" | "model-graded-closedqa" => "a `[[rubric]]` graded by the judge model (`--config` with rubrics; see examples/judge.toml)",
+        _ => return None,
+    })
 }
 
 /// promptfoo's assertion types that candor does not run (named, never taken for typos).

@@ -184,7 +184,7 @@ impl CrossEncoder {
         if let Some(prompt) = &e.pair_prompt {
             tokenizer = tokenizer.with_pair_prompt(prompt)?;
         }
-        Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id(), precision)
+        Self::from_parts(net, tokenizer, device.clone(), e.labels.clone(), model.id(), arch::effective_precision(e.architecture, precision))
     }
 
     /// Builds a runtime from parts (for models that are not in the registry, e.g. during training);

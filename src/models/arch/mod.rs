@@ -143,9 +143,18 @@ fn load_err(dir: &Path, e: candle_core::Error) -> Error {
     Error::Config { path: dir.join("model.safetensors"), reason: format!("does not match config.json: {e}") }
 }
 
+/// The precision `arch`'s network runs its CPU matrix products at when it is loaded at `precision`:
+/// BERT and RoBERTa bodies (candor's CPU kernels) take it; the other architectures run in f32
+/// whatever it says, and a runtime loaded so says f32.
+pub fn effective_precision(arch: Architecture, precision: Precision) -> Precision {
+    match arch {
+        Architecture::Bert | Architecture::Roberta | Architecture::XlmRoberta => precision,
+        _ => Precision::F32,
+    }
+}
+
 /// Loads a sequence classifier of `arch` from a model folder (config.json + model.safetensors), for
-/// inference; BERT and RoBERTa bodies run their CPU matrix products at `precision` (the other
-/// architectures in f32 whatever it says).
+/// inference, its CPU matrix products at [`effective_precision`].
 ///
 /// DeBERTa-v2 always runs in f32, whatever `dtype` asks: candle-transformers' disentangled attention
 /// adds f32 position scores to the query's scores and fails in f16 or bf16 (and its authors advise

@@ -42,7 +42,7 @@ use crate::config::{ClaimSplit, GradeConfig};
 use crate::engine::judge::JudgeModel;
 use crate::engine::checker::DecoderChecker;
 use crate::engine::spans::SpanTagger;
-use crate::engine::{device, CrossEncoder, DeviceSpec, Embedder, RunStats};
+use crate::engine::{CrossEncoder, DeviceSpec, Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::kernels::int8::Precision;
 use crate::graders::{Grader, MetricSet};
@@ -355,7 +355,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         }
         None
     };
-    let runtime = device::runtime(&dev, cfg.engine.precision);
+    // The run's runtime is its pair scorer's own, as loaded (a network that does not take the
+    // configured precision says so).
+    let runtime = nli.runtime();
     let mut grader = Grader::new(nli, embedder.as_ref(), cfg.clone(), spec.metrics)?;
     if let Some(j) = judge.as_mut() {
         grader.set_judge(j);

@@ -147,13 +147,6 @@ mod tests {
         assert_eq!(runtime(&Device::Cpu, Precision::Int8), "cpu F32 int8");
         let f32_kernels = runtime(&Device::Cpu, Precision::F32);
         assert!(f32_kernels.starts_with("cpu F32 ") && !f32_kernels.ends_with("int8"), "{f32_kernels}");
-        // Only the networks on candor's CPU kernels take int8; the others say they ran in f32.
-        use crate::models::arch::effective_precision;
-        use crate::models::Architecture;
-        assert_eq!(effective_precision(Architecture::Bert, Precision::Int8), Precision::Int8);
-        assert_eq!(effective_precision(Architecture::XlmRoberta, Precision::Int8), Precision::Int8);
-        assert_eq!(effective_precision(Architecture::DebertaV2, Precision::Int8), Precision::F32);
-        assert_eq!(effective_precision(Architecture::HhemT5, Precision::Int8), Precision::F32);
     }
 
     #[test]

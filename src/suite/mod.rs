@@ -124,11 +124,10 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     }
     // promptfoo assertions candor does not run are said as such, apart from misspelt fields.
     let (asserts, fields): (BTreeMap<&String, &usize>, BTreeMap<&String, &usize>) = unknown.iter().partition(|(k, _)| k.starts_with("assert."));
-    let hints: Vec<String> = asserts
-        .keys()
-        .filter_map(|k| crate::suite::promptfoo::measured_instead(&k["assert.".len()..]).map(|h| format!("`{}` is {h}", &k["assert.".len()..])))
-        .collect();
-    let asserts: Vec<String> = asserts.iter().map(|(k, n)| format!("`{}` ({n} case(s))", &k["assert.".len()..])).collect();
+    let kinds: Vec<(&str, &usize)> = asserts.iter().map(|(k, n)| (&k["assert.".len()..], *n)).collect();
+    let hints: Vec<String> =
+        kinds.iter().filter_map(|(kind, _)| promptfoo::measured_instead(kind).map(|h| format!("`{kind}` is {h}"))).collect();
+    let asserts: Vec<String> = kinds.iter().map(|(kind, n)| format!("`{kind}` ({n} case(s))")).collect();
     let asserts = (!asserts.is_empty()).then(|| {
         let instead = if hints.is_empty() { String::new() } else { format!(". What candor measures instead: {}", hints.join("; ")) };
         format!("promptfoo assertion(s) candor does not run, not checked: {}{instead}", asserts.join(", "))

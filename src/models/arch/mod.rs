@@ -240,3 +240,18 @@ pub fn load_embedder(
     };
     Ok(SentenceEmbedder::new(encoder, pooling, normalize))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the networks on candor's CPU kernels take int8; the others say they ran in f32.
+    #[test]
+    fn only_bert_and_roberta_bodies_take_the_precision() {
+        assert_eq!(effective_precision(Architecture::Bert, Precision::Int8), Precision::Int8);
+        assert_eq!(effective_precision(Architecture::XlmRoberta, Precision::Int8), Precision::Int8);
+        assert_eq!(effective_precision(Architecture::DebertaV2, Precision::Int8), Precision::F32);
+        assert_eq!(effective_precision(Architecture::HhemT5, Precision::Int8), Precision::F32);
+        assert_eq!(effective_precision(Architecture::Bert, Precision::F32), Precision::F32);
+    }
+}

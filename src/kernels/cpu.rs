@@ -639,20 +639,24 @@ pub(crate) mod avx512 {
         let cp = c;
         for (r, acc_r) in acc.iter().enumerate().take(t.rows) {
             let row = cp.add(r * t.ldc);
+            // The second half's address may lie past the output where the tile has 16 columns or
+            // fewer (m1 is then empty and nothing is accessed there): wrapping arithmetic, since an
+            // offset pointer must otherwise stay inside its allocation (found by Miri, scripts/miri.sh).
+            let row1 = row.wrapping_add(16);
             let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
             if t.first {
                 v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias.as_ptr()));
                 v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias.as_ptr().add(16)));
             } else {
                 v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, row));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row.add(16)));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, row1));
             }
             if t.gelu {
                 v0 = gelu(v0);
                 v1 = gelu(v1);
             }
             _mm512_mask_storeu_ps(row, m0, v0);
-            _mm512_mask_storeu_ps(row.add(16), m1, v1);
+            _mm512_mask_storeu_ps(row1, m1, v1);
         }
     }
 
@@ -858,20 +862,23 @@ pub(crate) mod avx2 {
         let bias = bias.as_ptr().add(c0);
         for (r, acc_r) in acc.iter().enumerate().take((t.rows - r0).min(HR)) {
             let row = c.add((r0 + r) * t.ldc + c0);
+            // Past the output where the part has 8 columns or fewer (m1 empty, nothing accessed):
+            // wrapping arithmetic, as in the AVX-512 kernel.
+            let row1 = row.wrapping_add(8);
             let (mut v0, mut v1) = (acc_r[0], acc_r[1]);
             if t.first {
                 v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias.add(8)));
             } else {
                 v0 = _mm256_add_ps(v0, _mm256_maskload_ps(row, m0));
-                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(row.add(8), m1));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(row1, m1));
             }
             if t.gelu {
                 v0 = gelu8(v0);
                 v1 = gelu8(v1);
             }
             _mm256_maskstore_ps(row, m0, v0);
-            _mm256_maskstore_ps(row.add(8), m1, v1);
+            _mm256_maskstore_ps(row1, m1, v1);
         }
     }
 
@@ -1263,6 +1270,147 @@ pub(crate) mod tests {
         assert_eq!(first.dims(), want.dims());
         assert!(max_rel(&first, &want) < 1e-6);
         assert!(attention_varlen_first(&packed, &lens, heads).is_err(), "an empty sequence has no first token");
+    }
+
+    // The tests below whose names end in `in_bounds` touch no candle op, so that Miri can run them:
+    // each drives an unsafe kernel through its safe boundary on shapes with ragged edges and
+    // compares it with plain loops (`scripts/miri.sh`; in the interpreter the AVX2 kernels run).
+
+    /// y = a W^T + b, then the exact GELU when `gelu`, by plain loops (`a` m x k, `w` n x k).
+    fn plain_linear(a: &[f32], w: &[f32], bias: &[f32], (m, n, k): (usize, usize, usize), gelu: bool) -> Vec<f32> {
+        let mut y = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let v = bias[j] + (0..k).map(|kk| a[i * k + kk] * w[j * k + kk]).sum::<f32>();
+                y[i * n + j] = if gelu { gelu_scalar(v) } else { v };
+            }
+        }
+        y
+    }
+
+    fn plain_values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol * scale, "{what} at {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn packed_matmul_in_bounds() {
+        // A partial row block (MR + 1 rows), two row chunks (MC + 1), a partial panel (NR + 1
+        // columns, and 1), a second block of the inner dimension (KC + 3), and k = 0 (the bias).
+        let shapes: &[(usize, usize, usize)] =
+            if cfg!(miri) { &[(MR + 1, NR + 1, 5), (2, 1, KC + 3), (MC + 1, 3, 2), (3, 4, 0)] } else { &[(MR + 1, NR + 1, 5), (2, 1, KC + 3), (MC + 1, 3, 2), (3, 4, 0), (50, 70, 800)] };
+        for isa in isas() {
+            for (case, &(m, n, k)) in shapes.iter().enumerate() {
+                let a = plain_values(m * k, 1 + case as u64);
+                let w = plain_values(n * k, 50 + case as u64);
+                let bias = plain_values(n, 90 + case as u64);
+                let packed = PackedLinear::from_slice(&w, n, k, false, Some(&bias));
+                let mut wt = vec![0f32; n * k];
+                let mut at = vec![0f32; m * k];
+                for (j, row) in w.chunks(k.max(1)).enumerate().take(n) {
+                    row.iter().enumerate().for_each(|(kk, &v)| wt[kk * n + j] = v);
+                }
+                for (i, row) in a.chunks(k.max(1)).enumerate().take(m) {
+                    row.iter().enumerate().for_each(|(kk, &v)| at[kk * m + i] = v);
+                }
+                let from_transposed = PackedLinear::from_slice(&wt, n, k, true, Some(&bias));
+                for gelu in [false, true] {
+                    let want = plain_linear(&a, &w, &bias, (m, n, k), gelu);
+                    let what = format!("{isa:?} {m}x{n}x{k} gelu {gelu}");
+                    close(&packed.matmul_on(isa, &a, m, false, gelu), &want, 1e-5, &what);
+                    close(&packed.matmul_on(isa, &at, m, true, gelu), &want, 1e-5, &format!("{what}, a transposed"));
+                    close(&from_transposed.matmul_on(isa, &a, m, false, gelu), &want, 1e-5, &format!("{what}, w transposed"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul")]
+    fn packed_matmul_refuses_a_short_input_in_bounds() {
+        let packed = PackedLinear::from_slice(&[1.0; 6], 2, 3, false, None);
+        let isa = isas().first().copied().unwrap_or(Isa::Avx2);
+        let _ = packed.matmul_on(isa, &[1.0; 5], 2, false, false);
+    }
+
+    /// Softmax attention of `queries` rows of one sequence by plain loops (`rows` s x 3h).
+    fn plain_attention(rows: &[f32], s: usize, queries: usize, heads: usize, mask: &[f32]) -> Vec<f32> {
+        let h3 = rows.len() / s;
+        let (h, d) = (h3 / 3, h3 / 3 / heads);
+        let mut out = vec![0f32; queries * h];
+        for hd in 0..heads {
+            for i in 0..queries {
+                let q = &rows[i * h3 + hd * d..i * h3 + hd * d + d];
+                let scores: Vec<f32> = (0..s)
+                    .map(|j| {
+                        let k = &rows[j * h3 + h + hd * d..j * h3 + h + hd * d + d];
+                        q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() / (d as f32).sqrt() + mask[j]
+                    })
+                    .collect();
+                let mx = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let e: Vec<f32> = scores.iter().map(|v| (v - mx).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for (j, p) in e.iter().enumerate() {
+                    for dd in 0..d {
+                        out[i * h + hd * d + dd] += p / z * rows[j * h3 + 2 * h + hd * d + dd];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attention_kernels_in_bounds() {
+        // Heads of 16 and 32 (several query rows at once) and 48 (one row), a sequence not a
+        // multiple of 8 or 16, a masked key, all queries and the first alone.
+        for isa in isas() {
+            for (case, &(heads, d, s)) in [(2usize, 16usize, 5usize), (1, 32, 3), (1, 48, 2)].iter().enumerate() {
+                let h = heads * d;
+                let rows: Vec<f32> = plain_values(s * 3 * h, 7 + case as u64).iter().map(|v| v * 2.0).collect();
+                let mut mask = vec![0f32; s];
+                mask[s - 1] = -30000.0;
+                for queries in [s, 1] {
+                    let mut ctx = vec![0f32; queries * h];
+                    attend_sequence(isa, &rows, s, queries, heads, &mask, &mut ctx);
+                    close(&ctx, &plain_attention(&rows, s, queries, heads, &mask), 1e-5, &format!("{isa:?} heads of {d}, {queries} of {s}"));
+                }
+            }
+            // Sequences packed back to back, an empty one among them.
+            let (heads, d, lens) = (2usize, 16usize, [2usize, 0, 3]);
+            let (h3, t) = (3 * heads * d, lens.iter().sum::<usize>());
+            let qkv = plain_values(t * h3, 3);
+            for first_only in [false, true] {
+                let got = varlen_slices(isa, &qkv, t, h3, &lens, heads, first_only);
+                let mut want = Vec::new();
+                let mut start = 0;
+                for &len in &lens {
+                    if len == 0 {
+                        if first_only {
+                            want.extend(std::iter::repeat_n(0f32, h3 / 3));
+                        }
+                        continue;
+                    }
+                    let rows = &qkv[start * h3..(start + len) * h3];
+                    want.extend(plain_attention(rows, len, if first_only { 1 } else { len }, heads, &vec![0f32; len]));
+                    start += len;
+                }
+                close(&got, &want, 1e-5, &format!("{isa:?} varlen, first only {first_only}"));
+            }
+        }
     }
 
     #[test]

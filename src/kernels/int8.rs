@@ -343,6 +343,27 @@ mod tests {
         }
     }
 
+    /// Touches no candle op, so that Miri can run it (`scripts/miri.sh`): the AVX2 kernel through
+    /// its safe boundary on a partial row block, a partial panel, two row chunks and an odd depth,
+    /// bit for bit against the portable loop.
+    #[test]
+    fn int8_kernel_in_bounds() {
+        if !avx2() {
+            eprintln!("skipped: no AVX2 with FMA");
+            return;
+        }
+        for &(m, n, k) in &[(1, 1, 1), (MR + 1, NR + 1, 3), (MC + 1, 2, 5), (2, 3, 0)] {
+            let mut seed = (m * 1000 + n * 10 + k) as u64 + 7;
+            let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
+            let w: Vec<f32> = (0..n * k).map(|_| lcg(&mut seed)).collect();
+            let b: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
+            let q = QuantLinear::from_slice(&w, n, k, Some(&b));
+            let (simd, portable) = (q.matmul_on(&a, m, false, true), q.matmul_on(&a, m, false, false));
+            assert_eq!(simd.len(), m * n);
+            assert_eq!(simd.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{m}x{n}x{k}");
+        }
+    }
+
     #[test]
     fn gelu_is_fused_and_zero_rows_and_channels_are_exact() {
         let (m, n, k) = (3, 5, 4);

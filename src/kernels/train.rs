@@ -562,6 +562,41 @@ mod tests {
         }
     }
 
+    /// Touches no candle op, so that Miri can run it (`scripts/miri.sh`): the element-wise kernels'
+    /// masked loads and stores on lengths around the vector width, against scalar formulas.
+    #[test]
+    fn elementwise_kernels_in_bounds() {
+        if !available() {
+            eprintln!("skipped: no AVX-512 or AVX2");
+            return;
+        }
+        for n in [1usize, 7, 8, 9, 17] {
+            let x: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.7).collect();
+            let mut y = x.clone();
+            elementwise::gelu(&mut y);
+            for (a, b) in y.iter().zip(&x) {
+                assert!((a - cpu::gelu_scalar(*b)).abs() < 2e-6, "gelu({b}) = {a}");
+            }
+            let mut g = vec![2f32; n];
+            elementwise::gelu_grad(&mut g, &x);
+            for (a, v) in g.iter().zip(&x) {
+                let phi = (-0.5 * v * v).exp() / (2.0 * std::f32::consts::PI).sqrt();
+                // Phi(v) = GELU(v) / v.
+                let cdf = if *v == 0.0 { 0.5 } else { cpu::gelu_scalar(*v) / v };
+                let want = 2.0 * (cdf + v * phi);
+                assert!((a - want).abs() < 1e-5, "gelu'({v}) x 2 = {a}, want {want}");
+            }
+            let mut e = x.clone();
+            let mx = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let sum = exp_shifted(&mut e, mx);
+            let want: Vec<f32> = x.iter().map(|v| (v - mx).exp()).collect();
+            for (a, b) in e.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-6, "exp: {a} vs {b}");
+            }
+            assert!((sum - want.iter().sum::<f32>()).abs() < 1e-5 * n as f32);
+        }
+    }
+
     #[test]
     fn linear_value_and_gradients_match_candle() {
         if !available() {

@@ -51,6 +51,9 @@ use crate::report::manifest::{self, Manifest, ModelRecord, ResultsRecord, SuiteR
 use crate::report::{summary_path, Summary, SummaryBuilder};
 use crate::suite::{Case, HashingReader, Shard, SuiteFormat, SuiteProblem, SuiteReader};
 
+/// How many lines with one and the same problem a run lists before it only counts them.
+pub const SAME_PROBLEM_LISTED: usize = 3;
+
 /// Where the suite comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuiteSource {
@@ -485,6 +488,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let mut block: Vec<Case> = Vec::with_capacity(cfg.engine.block_cases);
     let mut interrupted = false;
     let (mut unknown_seen, mut warned) = (0usize, HashSet::<String>::new());
+    let mut repeats: HashMap<(Option<String>, String), usize> = HashMap::new();
     let progress = |graded_now: usize, claims: usize| Progress {
         bytes_read: bytes_read.load(Ordering::Relaxed),
         bytes_total,
@@ -529,7 +533,16 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
                 }
             }
             Some(Err(p)) => {
-                events.note(&format!("{suite_name}: {p} (skipped)"));
+                // The same problem on many lines (a column named otherwise than candor reads it) is
+                // listed three times, then counted: `candor grade` sums them up at the end.
+                let same = repeats.entry((p.field.clone(), p.reason.clone())).or_insert(0usize);
+                *same += 1;
+                let same = *same - 1;
+                if same < SAME_PROBLEM_LISTED {
+                    events.note(&format!("{suite_name}: {p} (skipped)"));
+                } else if same == SAME_PROBLEM_LISTED {
+                    events.note(&format!("{suite_name}: line {}: the same problem again (skipped); further lines with it are counted, not listed", p.line));
+                }
                 problems.push(p);
             }
             None => {

@@ -130,6 +130,26 @@ fn bad_lines_are_named_and_strict_refuses() {
     assert!(!out2.exists(), "nothing is graded with --strict");
 }
 
+/// A column named otherwise than candor reads it fails every line the same way (ARES's TSV names
+/// its output `Answer`): the first lines are listed, the rest counted once at the end, and the hint
+/// names the `--field` rename that reads the file as it is.
+#[test]
+fn the_same_problem_on_many_lines_is_listed_then_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let out = dir.path().join("r.jsonl");
+    let rows: Vec<String> = (0..7).map(|i| format!("{{\"id\": \"c{i}\", \"Answer\": \"At 9 am.\", \"contexts\": [\"The office opens at 9 am.\"]}}")).collect();
+    std::fs::write(&suite, rows.join("\n")).unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("did you mean `answer`? (rename it, or pass `--field Answer=output`)"), "{err}");
+    assert_eq!(err.matches("is missing or null").count(), 4, "three listed and one in the count: {err}");
+    assert!(err.contains("line 4: the same problem again"), "{err}");
+    assert!(err.contains("7 line(s), the first line 1: field `output`: is missing or null"), "{err}");
+    assert!(!err.contains("line 5:"), "{err}");
+}
+
 /// Fail closed: a suite of which no case could be graded (here rows whose output is not text, or
 /// nothing at all) exits 2, never 0, so no pipeline reads it as a pass. A peer tool's row without an
 /// id is graded, with its line number as id, and the run says so.
@@ -806,6 +826,8 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
         serde_json::json!({"id": "yes-alone", "output": "Yes [1].", "contexts": [{"id": "1", "text": context}]}),
         serde_json::json!({"id": "dots", "input": q, "output": "...", "contexts": [context]}),
         serde_json::json!({"id": "emoji", "input": q, "output": "🙂", "contexts": [context]}),
+        // Only questions back (seen in ARES's human-annotated set): nothing asserted.
+        serde_json::json!({"id": "questions-only", "input": q, "output": "Which city? Do you mean the capital?", "contexts": [context]}),
     ];
     std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
     let out = dir.path().join("out.jsonl");
@@ -838,13 +860,13 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     assert_eq!(r["wrong"]["metrics"]["support"]["claims"][0]["label"], "unsupported", "{}", r["wrong"]);
     assert_eq!(r["wrong"]["passed"], false);
     assert_eq!(r["right"]["metrics"]["support"]["claims"][0]["label"], "supported", "{}", r["right"]);
-    for id in ["dont-know", "yes-alone", "dots", "emoji"] {
+    for id in ["dont-know", "yes-alone", "dots", "emoji", "questions-only"] {
         let res = r[id];
         println!("{id}: {res}");
         assert_eq!(res["passed"], false, "{id}: {res}");
         assert_eq!(res["metrics"]["support"]["passed"], false, "{id}: {res}");
         assert!(res["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), "{id}: {res}");
-        if res["metrics"]["citation"].get("skipped").is_some() && id != "dots" && id != "emoji" {
+        if res["metrics"]["citation"].get("skipped").is_some() && id != "dots" && id != "emoji" && id != "questions-only" {
             assert_eq!(res["metrics"]["citation"]["skipped"], "claims nothing", "{id}: {res}");
         }
     }

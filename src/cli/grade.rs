@@ -107,7 +107,9 @@ pub struct GradeArgs {
     format: Option<InputFormat>,
     /// Read the suite's field FROM as candor's field TO (repeatable). Phoenix's eval frames name the
     /// retrieved context `reference`: `--field reference=contexts`. A column of your own:
-    /// `--field passages=contexts`.
+    /// `--field passages=contexts`. A yes/no label column (1/0, true/false, yes/no) reads as one
+    /// key of the case's human label, for `candor calibrate`: `--field Answer_Faithfulness_Label=label.supported`
+    /// (keys: supported, attributable, consistent).
     #[arg(long = "field", value_name = "FROM=TO", value_parser = parse_rename)]
     fields: Vec<(String, String)>,
     /// No progress bar.
@@ -228,6 +230,18 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     );
     if !outcome.problems.is_empty() {
         eprintln!("{} invalid line(s) were skipped (listed above; --strict refuses such suites)", outcome.problems.len());
+        // Problems repeated past what was listed, counted.
+        let mut same: Vec<(&Option<String>, &str, usize, usize)> = vec![];
+        for p in &outcome.problems {
+            match same.iter_mut().find(|(f, r, _, _)| *f == &p.field && *r == p.reason) {
+                Some(s) => s.2 += 1,
+                None => same.push((&p.field, &p.reason, 1, p.line)),
+            }
+        }
+        for (field, reason, n, first) in same.into_iter().filter(|s| s.2 > candor::run::SAME_PROBLEM_LISTED) {
+            let field = field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
+            eprintln!("  {n} line(s), the first line {first}: {field}{reason}");
+        }
     }
     if outcome.interrupted {
         eprintln!("interrupted: run the same command with --resume to grade the rest (the summary says the run is incomplete)");
@@ -238,7 +252,7 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     // pass.
     if outcome.ids_from_lines > 0 {
         eprintln!(
-            "note: {} case(s) had no `id`: each was given its line number (its position, in a JSON array) as id (give cases ids of their own to keep results paired when lines move)",
+            "note: {} case(s) had no `id`: each was given its line number as id (its row in a CSV or TSV file, its position in a JSON array; give cases ids of their own to keep results paired when lines move)",
             outcome.ids_from_lines
         );
     }
@@ -246,7 +260,8 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: {line}");
     }
     if let Some(line) = candor::suite::describe_unknown_fields(&outcome.unknown_fields) {
-        eprintln!("warning: {line}");
+        // Said when first seen during the run, and here again with the whole suite's counts.
+        eprintln!("warning (whole suite): {line}");
     }
     if outcome.graded_nothing(args.shard.is_some()) {
         let why = if summary.overall.cases > 0 { ": no metric could run on any case (see `skipped` in the results)" } else { "" };

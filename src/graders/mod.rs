@@ -164,11 +164,13 @@ impl<'c> Prepared<'c> {
         let markers = find_markers(&case.output, &ids);
         let clean_output = strip_markers(&case.output, &markers);
         let sentences = analyse_output(&case.output, &ids);
-        let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some());
         let mut claim_ix: Vec<usize> = (0..sentences.len()).filter(|&i| sentences[i].is_claim).collect();
         if claim_ix.is_empty() {
             claim_ix = (0..sentences.len()).filter(|&i| !sentences[i].text.trim_end().ends_with('?')).collect();
         }
+        // An output of questions alone ("Which city do you mean?") asserts nothing either: it fails as
+        // `no_claim` rather than being skipped, which would leave it out of the pass rate.
+        let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some()) || (claim_ix.is_empty() && !sentences.is_empty());
         if claims_nothing {
             claim_ix.clear();
         }

@@ -147,7 +147,8 @@ fn check_quantity(q: &str) -> Result<(), String> {
         ["failures", class] | ["failures", class, "rate"] => {
             if failure_class(class).is_none() {
                 let classes: Vec<&str> = Failure::ALL.iter().map(|f| f.name()).collect();
-                return Err(format!("unknown quantity `{q}`: no failure class `{class}` (classes: {})", classes.join(", ")));
+                let meant = classes.iter().find(|c| crate::suite::within_edits(class, c, 2)).map(|c| format!("; did you mean `{c}`?")).unwrap_or_default();
+                return Err(format!("unknown quantity `{q}`: no failure class `{class}`{meant} (classes: {})", classes.join(", ")));
             }
             true
         }
@@ -513,7 +514,18 @@ pub fn evaluate_with(
                     Err(why) => unevaluated(group, name, why),
                     Ok((v, estimate)) => {
                         let ok = rule.op.holds(v, rule.bound);
-                        let mut detail = format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases);
+                        // The cases the value was measured over: a metric's rate and mean over the
+                        // cases it ran on, which a run with skipped cases makes fewer than the group's.
+                        let over = match rule.quantity.split('.').collect::<Vec<_>>().as_slice() {
+                            ["pass_rate"] => g.graded(),
+                            [m, "pass_rate" | "mean"] => g.metrics.get(*m).map_or(g.cases, |s| s.cases),
+                            _ => g.cases,
+                        };
+                        let mut detail = if over == g.cases {
+                            format!("{} = {} on {} case(s)", rule.quantity, fmt_value(v), g.cases)
+                        } else {
+                            format!("{} = {} on the {over} of {} case(s) it was measured on", rule.quantity, fmt_value(v), g.cases)
+                        };
                         if let Some((cost, e)) = estimate {
                             let _ = write!(detail, ": expected cost {}", e.describe(cost.confidence));
                         }
@@ -1048,6 +1060,11 @@ rules = { "pass_rate" = ">= 0.5" }
         assert!(e.contains("max_drop"), "{e}");
         let e = Policy::parse("[rules]\n\"failures.fabricated_citaton\" = \"== 0\"\n").unwrap_err();
         assert!(e.contains("no failure class `fabricated_citaton`") && e.contains("fabricated_citation, inconsistent_samples"), "{e}");
+        assert!(e.contains("did you mean `fabricated_citation`?"), "{e}");
+        let e = Policy::parse("[rules]\n\"failures.unsuported_claim\" = \"== 0\"\n").unwrap_err();
+        assert!(e.contains("did you mean `unsupported_claim`?"), "{e}");
+        let e = Policy::parse("[rules]\n\"failures.hallucination\" = \"== 0\"\n").unwrap_err();
+        assert!(!e.contains("did you mean"), "nothing near: {e}");
         let e = Policy::parse("[segments.\"risk=high\"]\nrules = { \"support.pass_rat\" = \">= 0.9\" }\n").unwrap_err();
         assert!(e.contains("unknown quantity `support.pass_rat`"), "{e}");
         assert!(Policy::parse("allow_unevaluatd = true\n[rules]\n\"pass_rate\" = \">= 0.5\"\n").is_err());
@@ -1082,7 +1099,12 @@ rules = { "pass_rate" = ">= 0.5" }
         let checks = run(policy, &results, None);
         let c = named(&checks, "overall", "every case graded");
         assert!(!c.passed && c.detail.contains("2 of 4 case(s) skipped entirely") && c.detail.contains("c, d"), "{c:?}");
-        assert!(named(&checks, "overall", "pass_rate").passed);
+        let c = named(&checks, "overall", "pass_rate");
+        // The rate is over the 2 graded cases, and the detail says so (it said "on 4 case(s)").
+        assert!(c.passed && c.detail.contains("pass_rate = 0.5000 on the 2 of 4 case(s) it was measured on"), "{c:?}");
+        let support_checks = run("[rules]\n\"support.pass_rate\" = \">= 0.5\"\n", &results, None);
+        let c = named(&support_checks, "overall", "support.pass_rate");
+        assert!(c.detail.contains("on the 2 of 4 case(s)"), "{c:?}");
         let checks = run(&format!("allow_skipped_cases = true\n{policy}"), &results, None);
         assert!(checks.iter().all(|c| c.passed), "{checks:?}");
         assert_eq!(named(&checks, "overall", "every case graded").mark(), "skip");

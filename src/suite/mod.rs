@@ -140,6 +140,10 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     let items: Vec<String> = unknown
         .iter()
         .map(|(name, n)| {
+            if name.is_empty() {
+                // pandas writes its index as a column without a header.
+                return format!("a column without a name ({n} case(s))");
+            }
             let near = known
                 .iter()
                 .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
@@ -235,6 +239,39 @@ pub fn parse_case(line: usize, text: &str) -> std::result::Result<Case, SuitePro
     parse_case_with(line, text, &[])
 }
 
+/// A yes/no label cell as peers write it: a boolean, 1 or 0, or the words true/false, yes/no (any
+/// case); `None` for anything else.
+fn label_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x == 1.0 => Some(true),
+            Some(x) if x == 0.0 => Some(false),
+            _ => None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "1" | "1.0" | "true" | "yes" => Some(true),
+            "0" | "0.0" | "false" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A cell's value for a message: a string quoted, cut at 40 characters.
+fn shown(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(40) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
+/// The label keys `--field COLUMN=label.KEY` may fill: one per built-in metric measured against people.
+fn label_keys() -> Vec<&'static str> {
+    crate::config::BUILT_IN_METRICS.iter().filter_map(|m| crate::config::label_key(m)).collect()
+}
+
 /// [`parse_case`], with each field `from` of `renames` read as the field `to` (`--field from=to`:
 /// Phoenix's eval frames name the retrieved context `reference`). The case's hash is taken after
 /// the renaming, so that another mapping of the same file is another case.
@@ -265,6 +302,24 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         }
     }
     for (from, to, v) in moved {
+        // `--field COLUMN=label.supported`: a peer's 1/0 (or true/false, yes/no) label column read
+        // as one key of the case's `label` (ARES's `Answer_Faithfulness_Label`).
+        if let Some(key) = to.strip_prefix("label.") {
+            let Some(yes) = label_bool(&v) else {
+                return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as a yes/no label: 1 or 0, true or false, yes or no, not {}", shown(&v))));
+            };
+            let label = obj.entry("label").or_insert_with(|| Value::Object(Map::new()));
+            if label.is_null() {
+                *label = Value::Object(Map::new());
+            }
+            match label.as_object_mut() {
+                Some(l) if !l.contains_key(key) => {
+                    l.insert(key.to_string(), Value::Bool(yes));
+                }
+                _ => return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as `{to}`, and this case has a `{to}` of its own"))),
+            }
+            continue;
+        }
         // A `to` given as null is absent (peers export unset fields as null).
         if obj.get(to).is_some_and(|x| !x.is_null()) {
             return Err(problem(Some(from), format!("`--field {from}={to}` reads `{from}` as `{to}`, and this case has a `{to}` of its own")));
@@ -299,7 +354,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
                 .keys()
                 .filter_map(|k| OUTPUT.iter().map(|o| (edit_distance(&k.to_lowercase(), o), k, *o)).filter(|(d, _, _)| *d <= 2).min())
                 .min()
-                .map(|(_, k, o)| format!("; this case has `{k}`: did you mean `{o}`?"));
+                .map(|(_, k, o)| format!("; this case has `{k}`: did you mean `{o}`? (rename it, or pass `--field {k}=output`)"));
             let hint = near.unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
             return Err(problem(Some("output"), format!("is missing or null (the text to grade){hint}")));
         }
@@ -350,7 +405,10 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
             Some(v)
         }
         Some(other) => {
-            return Err(problem(Some("label"), format!("must be an object such as {{\"supported\": true}}, not {}", kind(&other))))
+            return Err(problem(
+                Some("label"),
+                format!("must be an object such as {{\"supported\": true}}, not {} (a yes/no column reads with `--field label=label.supported`)", kind(&other)),
+            ))
         }
     };
     let metadata = obj.remove("metadata");
@@ -634,7 +692,15 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
                     }
                 }
             } else if JSON_FIELDS.contains(&name.as_str()) {
-                serde_json::from_str::<Value>(cell).ok().filter(|v| v.is_object() || v.is_array()).unwrap_or_else(|| Value::String(cell.to_string()))
+                match serde_json::from_str::<Value>(cell) {
+                    Ok(v) if v.is_object() || v.is_array() => v,
+                    // Meant as JSON and not valid: said as such, not as "a string".
+                    Err(e) if cell.trim_start().starts_with(['{', '[']) => {
+                        bad = Some(format!("column `{name}`: not valid JSON: {e}"));
+                        break;
+                    }
+                    _ => Value::String(cell.to_string()),
+                }
             } else if NUMBER_FIELDS.contains(&name.as_str()) {
                 serde_json::from_str::<Value>(cell.trim()).ok().filter(Value::is_number).unwrap_or_else(|| Value::String(cell.to_string()))
             } else if name == "expect_refusal" {
@@ -756,8 +822,18 @@ impl<R: BufRead> SuiteReader<R> {
             }
         }
         for (from, to) in &renames {
+            if let Some(key) = to.strip_prefix("label.") {
+                if !label_keys().contains(&key) {
+                    return Err(format!("--field {from}={to}: `{key}` is not a label key candor measures (label keys: {})", label_keys().join(", ")));
+                }
+                continue;
+            }
             if !known.contains(&to.as_str()) {
-                return Err(format!("--field {from}={to}: `{to}` is not a field candor reads (known: {})", known.join(", ")));
+                return Err(format!(
+                    "--field {from}={to}: `{to}` is not a field candor reads (known: {}; a yes/no label column reads as label.{})",
+                    known.join(", "),
+                    label_keys().join(", label.")
+                ));
             }
         }
         self.renames = renames;
@@ -1334,6 +1410,37 @@ mod tests {
         let c = parse_case(1, r#"{"query": "q", "output": "a", "expected_response": "r", "expected_chunks": [{"text": "c1"}, {"text": "c2"}]}"#).unwrap();
         assert_eq!((c.input.as_deref(), c.reference.as_deref(), c.contexts.len()), (Some("q"), Some("r"), 2));
         assert!(c.unknown_fields.is_empty());
+    }
+
+    #[test]
+    fn a_yes_no_column_reads_as_a_label_key() {
+        // ARES's TSV: `Answer_Faithfulness_Label` holds 1 or 0 (a CSV cell arrives as text).
+        let renames = vec![("Answer_Faithfulness_Label".to_string(), "label.supported".to_string())];
+        for (cell, want) in [("\"1\"", true), ("0", false), ("\"No\"", false), ("true", true), ("\" yes \"", true)] {
+            let c = parse_case_with(2, &format!(r#"{{"output": "a", "Answer_Faithfulness_Label": {cell}}}"#), &renames).unwrap();
+            assert_eq!(c.label, Some(serde_json::json!({"supported": want})), "{cell}");
+        }
+        // Beside a label of the case's own, another key is added; the same key is refused.
+        let c = parse_case_with(2, r#"{"output": "a", "F": 1, "label": {"attributable": false}}"#, &[("F".into(), "label.supported".into())]).unwrap();
+        assert_eq!(c.label, Some(serde_json::json!({"attributable": false, "supported": true})));
+        let e = parse_case_with(2, r#"{"output": "a", "F": 1, "label": {"supported": false}}"#, &[("F".into(), "label.supported".into())]).unwrap_err();
+        assert!(e.reason.contains("has a `label.supported` of its own"), "{e}");
+        // A cell that is not yes/no is a problem of its line, naming the column and the value.
+        let e = parse_case_with(7, r#"{"output": "a", "F": "maybe"}"#, &[("F".into(), "label.supported".into())]).unwrap_err();
+        assert!(e.line == 7 && e.field.as_deref() == Some("F") && e.reason.contains("not \"maybe\""), "{e}");
+        // Only the keys candor measures.
+        let err = SuiteReader::new(&b""[..]).with_renames(vec![("F".into(), "label.suported".into())]).err().unwrap();
+        assert!(err.contains("`suported` is not a label key candor measures (label keys: supported, attributable, consistent)"), "{err}");
+        // A label cell meant as JSON and not valid is said as such (it was "not a string").
+        let rows = csv_rows(b"output,label\na,\"{\"\"supported\"\": tru}\"\n", b',').unwrap();
+        let why = rows[0].1.clone().unwrap_err();
+        assert!(why.contains("column `label`: not valid JSON"), "{why}");
+        let e = parse_case(2, r#"{"output": "a", "label": "1"}"#).unwrap_err();
+        assert!(e.reason.contains("`--field label=label.supported`"), "{e}");
+        let c = parse_case_with(2, r#"{"output": "a", "label": "1"}"#, &[("label".into(), "label.supported".into())]).unwrap();
+        assert_eq!(c.label, Some(serde_json::json!({"supported": true})));
+        let err = SuiteReader::new(&b""[..]).with_renames(vec![("F".into(), "labels".into())]).err().unwrap();
+        assert!(err.contains("a yes/no label column reads as label.supported, label.attributable, label.consistent"), "{err}");
     }
 
     #[test]

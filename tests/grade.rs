@@ -804,10 +804,41 @@ fn a_fact_at_the_end_of_a_long_source_is_found() {
     }
 }
 
+/// A claim negated at an auxiliary is weighed against its affirmative: "No, you do not need to
+/// notify HR" passed at 0.71 against a policy that says employees must (a small NLI model reads
+/// past the "not"); a negation the source states stays supported, and the results say what the
+/// claim was weighed against.
+#[test]
+fn a_negated_claim_is_weighed_against_its_affirmative() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let policy = "Employees must notify HR at least 30 days before the leave starts. Leave is unpaid after 16 weeks.";
+    let refunds = "Refunds are available within 30 days of delivery. After 30 days, refunds are not available.";
+    let cases = [
+        serde_json::json!({"id": "wrong", "input": "Do I need to notify HR before my leave starts?", "output": "No, you do not need to notify HR before your leave starts.", "contexts": [policy]}),
+        serde_json::json!({"id": "right", "input": "Can I get a refund after 60 days?", "output": "No, refunds are not available after 30 days.", "contexts": [refunds]}),
+        serde_json::json!({"id": "speaker", "output": "I don't think refunds are available after 30 days.", "contexts": [refunds]}),
+    ];
+    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let r = by_id(&results);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    assert_eq!(claim("wrong")["graded"]["form"], "against_affirmative", "{}", r["wrong"]);
+    assert_eq!(claim("wrong")["graded"]["against"], "you do need to notify HR before your leave starts.");
+    assert_ne!(claim("wrong")["label"], "supported", "{}", r["wrong"]);
+    assert_eq!(r["wrong"]["passed"], false);
+    assert_eq!(claim("right")["graded"]["form"], "against_affirmative", "{}", r["right"]);
+    assert_eq!(claim("right")["label"], "supported", "the source states the negation: {}", r["right"]);
+    assert!(claim("speaker")["graded"].is_null(), "what the speaker thinks is read as it stands: {}", r["speaker"]);
+}
+
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or
 /// "no" is weighed against the opposite answer; a bare figure in no source is not supported; an
-/// output that claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji) is never
-/// supported, and its citation is not counted as entailing.
+/// output that claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji, questions
+/// back, the question's own words) is never supported, and its citation is not counted as entailing.
 #[test]
 fn short_answers_carry_their_question_and_non_answers_never_pass() {
     let dir = tempfile::tempdir().unwrap();
@@ -828,6 +859,10 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
         serde_json::json!({"id": "emoji", "input": q, "output": "🙂", "contexts": [context]}),
         // Only questions back (seen in ARES's human-annotated set): nothing asserted.
         serde_json::json!({"id": "questions-only", "input": q, "output": "Which city? Do you mean the capital?", "contexts": [context]}),
+        // The question's own words back (ARES: query "shallow clone table performance", answer
+        // "Shallow clone table performance.", passed at 0.61 before): an echo answers nothing.
+        serde_json::json!({"id": "echo", "input": q, "output": "The agency that manages the girl group.", "contexts": [context]}),
+        serde_json::json!({"id": "echo-of-a-query", "input": "girl group agency", "output": "Girl group agency.", "contexts": [context]}),
     ];
     std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
     let out = dir.path().join("out.jsonl");
@@ -860,15 +895,15 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
     assert_eq!(r["wrong"]["metrics"]["support"]["claims"][0]["label"], "unsupported", "{}", r["wrong"]);
     assert_eq!(r["wrong"]["passed"], false);
     assert_eq!(r["right"]["metrics"]["support"]["claims"][0]["label"], "supported", "{}", r["right"]);
-    for id in ["dont-know", "yes-alone", "dots", "emoji", "questions-only"] {
+    for id in ["dont-know", "yes-alone", "dots", "emoji", "questions-only", "echo", "echo-of-a-query"] {
         let res = r[id];
         println!("{id}: {res}");
         assert_eq!(res["passed"], false, "{id}: {res}");
         assert_eq!(res["metrics"]["support"]["passed"], false, "{id}: {res}");
         assert!(res["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), "{id}: {res}");
-        if res["metrics"]["citation"].get("skipped").is_some() && id != "dots" && id != "emoji" && id != "questions-only" {
-            assert_eq!(res["metrics"]["citation"]["skipped"], "claims nothing", "{id}: {res}");
-        }
+        // Those that cite a passage cite it for nothing; the others have no citation to check.
+        let cites = matches!(id, "dont-know" | "yes-alone");
+        assert_eq!(res["metrics"]["citation"]["skipped"], if cites { "claims nothing" } else { "no citations" }, "{id}: {res}");
     }
     assert_eq!(r["yes-with-question"]["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), false);
     // "Yes" and "no" to one question are never both supported: each is scored by how far the

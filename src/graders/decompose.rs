@@ -18,6 +18,7 @@
 use crate::engine::judge::{JudgeModel, Piece};
 use crate::error::Result;
 use crate::models::gguf::ChatTemplate;
+use crate::text::words::{content_words, negated};
 
 /// The system message of the decomposition prompt.
 pub const SYSTEM: &str = "You split a sentence into atomic facts. An atomic fact is a short, complete sentence that states \
@@ -65,28 +66,6 @@ pub fn prompt(t: ChatTemplate, context: &str, sentence: &str) -> Vec<Piece> {
         Piece::Data(sentence.trim().to_string()),
         Piece::Template(t.close().into()),
     ]
-}
-
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "are", "was", "were", "been", "has", "have", "had", "that", "this", "with", "from", "its", "his",
-    "her", "their", "they", "them", "there", "which", "who", "whom", "also", "into", "than", "then", "but", "not", "can",
-    "will", "would", "should", "could", "may", "one", "all", "any", "some", "such", "other", "about", "over", "only", "not",
-];
-
-fn negated(text: &str) -> bool {
-    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .map(str::to_lowercase)
-        .any(|w| matches!(w.as_str(), "not" | "no" | "never" | "nor" | "none" | "cannot" | "without") || w.ends_with("n't"))
-}
-
-fn content_words(text: &str) -> Vec<String> {
-    text.replace("n't", " not")
-        .replace("n’t", " not")
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 3 || w.chars().any(|c| c.is_ascii_digit()))
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .collect::<Vec<_>>()
 }
 
 /// The facts in the model's reply, each checked against its sentence and context, or `None` when no

@@ -170,7 +170,11 @@ impl<'c> Prepared<'c> {
         }
         // An output of questions alone ("Which city do you mean?") asserts nothing either: it fails as
         // `no_claim` rather than being skipped, which would leave it out of the pass rate.
-        let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some()) || (claim_ix.is_empty() && !sentences.is_empty());
+        // Nor does an output that only restates what the case asks ("Shallow clone table
+        // performance." to the query "shallow clone table performance").
+        let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some())
+            || (claim_ix.is_empty() && !sentences.is_empty())
+            || case.input.as_deref().is_some_and(|input| claim_form::restates_question(&clean_output, input));
         if claims_nothing {
             claim_ix.clear();
         }

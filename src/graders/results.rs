@@ -233,14 +233,16 @@ pub struct GradedAs {
     /// The hypothesis the NLI model read.
     pub text: String,
     /// For `against_opposite`: the opposite answer's hypothesis, which the claim was weighed
-    /// against (its score is how far the sources favour `text` over this).
+    /// against (its score is how far the sources favour `text` over this); for
+    /// `against_affirmative`: the claim without its "not" (its score is at most 1 less this one's
+    /// P(entailment) where the sources favour this one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub against: Option<String>,
 }
 
 /// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
-/// written into results as `with_question`, `particle_removed`, `against_opposite` or
-/// `symbols_removed`.
+/// written into results as `with_question`, `particle_removed`, `against_opposite`,
+/// `against_affirmative` or `symbols_removed`.
 pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.

@@ -27,10 +27,10 @@ use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use super::pairs::PairScheduler;
-use super::results::{ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, SupportResult};
+use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, SupportResult};
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
-use crate::text::CharIndex;
+use crate::text::{words, CharIndex};
 use crate::text::specifics::Sources;
 
 /// Aggregates claim supports into a case score.
@@ -61,20 +61,9 @@ fn evidence_of((_, id, span, k): &Found, chars: &[CharIndex]) -> Evidence {
     Evidence { context: id.to_string(), span: [at(span.start), at(span.end)] }
 }
 
-/// Words too common to say where a claim's evidence is.
-const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "are", "was", "were", "with", "that", "this", "from", "has", "have", "had", "not", "but", "its",
-    "his", "her", "their", "they", "you", "your", "can", "will", "would", "there", "which", "who", "what", "when", "where",
-    "how", "all", "any", "been", "also", "into", "than", "then", "them", "these", "those", "such", "only", "does", "did",
-];
-
-/// The words of a text that can locate evidence: lower-case, letters and digits, numbers of any
-/// length and other words of three letters or more that are not [`STOPWORDS`].
+/// The content words of a text ([`words::content_words`]) as a set: what locates its evidence.
 fn content_words(text: &str) -> HashSet<String> {
-    plain_words(text)
-        .into_iter()
-        .filter(|w| (w.chars().any(|c| c.is_ascii_digit()) || w.chars().count() >= 3) && !STOPWORDS.contains(&w.as_str()))
-        .collect()
+    words::content_words(text).into_iter().collect()
 }
 
 /// Premises a claim is read against in one context besides its chunks: the `count`
@@ -204,6 +193,16 @@ fn favoured<'a>(a: &Option<Found<'a>>, b: &Option<Found<'a>>) -> Option<Found<'a
     Some(((p - b.as_ref().map_or(0.0, |g| g.0)).max(0.0), id, span, k))
 }
 
+/// A negated claim's best chunk (`own`) weighed against its affirmative's P(entailment): kept where
+/// the affirmative is entailed no more, else its probability capped at 1 less the affirmative's.
+fn weighed_against_affirmative<'a>(own: Option<Found<'a>>, affirmative: Option<f32>) -> Option<Found<'a>> {
+    let (p, id, span, k) = own?;
+    match affirmative {
+        Some(a) if a > p => Some((p.min(1.0 - a), id, span, k)),
+        _ => Some((p, id, span, k)),
+    }
+}
+
 /// A grade, its failure classes, and whether any input was truncated.
 pub(super) type Graded = (Outcome<SupportResult>, Vec<Failure>, bool);
 
@@ -240,12 +239,27 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     for s in &p.support_claims {
         let (own, worst, cut) = best_chunks(p, sched, &s.hypothesis, true);
         truncated |= cut;
-        let (best, worst) = if let Some(opposite) = &s.opposite {
+        let (best, worst) = if let (Some(opposite), Some(ClaimForm::AgainstOpposite)) = (&s.opposite, s.form) {
             // A bare "yes" or "no": supported as far as the sources favour it over the opposite
             // answer, contradicted as far as they favour the opposite (each from its best chunk).
             let (other, _, cut) = best_chunks(p, sched, opposite, true);
             truncated |= cut;
             (favoured(&own, &other), favoured(&other, &own))
+        } else if let Some(affirmative) = &s.opposite {
+            // A claim negated at an auxiliary: as read, unless its affirmative is entailed more, and
+            // then at most 1 less the affirmative's P(entailment); the affirmative's lead is
+            // evidence against it.
+            let (other, _, cut) = best_chunks(p, sched, affirmative, true);
+            truncated |= cut;
+            let weighed = weighed_against_affirmative(own.clone(), other.as_ref().map(|o| o.0));
+            let capped = weighed.as_ref().map(|w| w.0) != own.as_ref().map(|o| o.0);
+            let against = favoured(&other, &own).filter(|a| a.0 > worst.as_ref().map_or(0.0, |w| w.0));
+            // Uncapped, it is supported at least as well as the whole output, as any claim.
+            let best = match (weighed, whole.clone()) {
+                (Some(o), Some(w)) if !capped && w.0 > o.0 => Some(w),
+                (o, w) => o.or(w.filter(|_| !capped)),
+            };
+            (best, against.or(worst))
         } else {
             let best = match (own, whole.clone()) {
                 (Some(o), Some(w)) => Some(if w.0 >= o.0 { w } else { o }),

@@ -212,6 +212,10 @@ pub enum Form {
     /// opposite answer: its score is P(entailment) of "question yes" less that of "question no" (or
     /// the reverse), so "yes" and "no" to one question are never both supported.
     AgainstOpposite,
+    /// A claim negated at an auxiliary verb, weighed against the same claim without its "not": its
+    /// score is P(entailment) as read, unless the sources favour the affirmative more, and then at
+    /// most 1 less the affirmative's (a model that reads past the "not" cannot pass both).
+    AgainstAffirmative,
     /// A claim read without its emoji and pictographic symbols: "Einstein was born in Ulm 🎉🇩🇪."
     /// as "Einstein was born in Ulm." (an NLI model trained on plain text scores the decorated
     /// claim 0.14 and the plain one 0.93 against the same source).
@@ -275,12 +279,50 @@ pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
         return Reading { hypothesis: with_question(q, own), opposite: Some(with_question(q, other)), form: Some(Form::AgainstOpposite) };
     }
     if let Some(rest) = strip_particle(text) {
-        return Reading { hypothesis: rest.to_string(), opposite: None, form: Some(Form::ParticleRemoved) };
+        return against_affirmative(Reading { hypothesis: rest.to_string(), opposite: None, form: Some(Form::ParticleRemoved) });
     }
     match question.filter(|_| is_bare(text, is_claim)) {
         Some(q) => Reading { hypothesis: with_question(q, text), opposite: None, form: Some(Form::WithQuestion) },
-        None => Reading { hypothesis: text.to_string(), opposite: None, form: None },
+        None => against_affirmative(Reading { hypothesis: text.to_string(), opposite: None, form: None }),
     }
+}
+
+/// A claim negated at an auxiliary verb ("you do not need to notify HR") weighed against the same
+/// claim without its "not" ("you do need to notify HR"); any other reading as it is. A small NLI
+/// model reads past a "not": the default one gave "No, you do not need to notify HR before your
+/// leave starts." P(entailment) 0.71 against "Employees must notify HR at least 30 days before the
+/// leave starts.". The support grader keeps such a claim supported only where the sources do not
+/// favour its affirmative more.
+///
+/// Left as it is: a negation of what the speaker thinks, has or did ("I don't think so.", "I have
+/// not seen it"), which no source speaks to, a "not" inside a title ("Boys Don't Cry"), and "not
+/// ... until", which says when ("did not arrive in Europe until the late 16th century"). On
+/// HaluEval's dialogue turns and Factcheck-GPT's claims these made up the verdicts the weighing
+/// turned, wrongly.
+fn against_affirmative(reading: Reading) -> Reading {
+    let h = &reading.hypothesis;
+    let Some(affirmative) = super::perturb::negate(h) else { return reading };
+    // `negate` adds a "not" where the claim has none: only a shorter text lost one.
+    if affirmative.len() >= h.len() || !super::words::negated(h) {
+        return reading;
+    }
+    // The negated word: where the two texts part.
+    let at = h.bytes().zip(affirmative.bytes()).position(|(a, b)| a != b).unwrap_or(0);
+    let at = h[..at].rfind(' ').map_or(0, |i| i + 1);
+    // The word before the auxiliary: before "do" of "do not", before "don't".
+    let mut words_before: Vec<&str> = h[..at].split_whitespace().collect();
+    if folded(&h[at..]).starts_with("not") {
+        words_before.pop();
+    }
+    let before = words_before.last().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string());
+    let speaker = before.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
+    let title = at > 0 && h[at..].starts_with(|c: char| c.is_uppercase());
+    // "did not arrive until 1570" says when it arrived: the "not" is no negation.
+    let until = bare_words(&folded(&h[at..])).iter().any(|w| w == "until" || w == "till");
+    if speaker || title || until {
+        return reading;
+    }
+    Reading { hypothesis: reading.hypothesis, opposite: Some(affirmative), form: Some(Form::AgainstAffirmative) }
 }
 
 /// Whether an output (citation markers removed) claims nothing checkable: no letter or digit, an
@@ -303,6 +345,31 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
     })
 }
 
+/// Whether an output only restates what its case asks (`input`: a question, or a query such as
+/// "shallow clone table performance"): the same content words ([`words::content_words`]), none
+/// added and none left out. An echo answers nothing, yet an NLI model reads "What is the refund
+/// period? The refund period." as entailed by any passage that names one. Not an echo: an answer to
+/// a yes/no question ("Is the refund 30 days?" / "The refund is 30 days." says yes), a negation the
+/// question lacks ("... have no film in common."), a choice between alternatives the question
+/// offers ("A or B?" / "A is older than B."), and, where the input is no question, an output that is
+/// a sentence of its own (more than [`BARE_WORDS`] words).
+pub fn restates_question(output: &str, input: &str) -> bool {
+    use super::words::{content_words, negated};
+    let q = question_of(input).unwrap_or(input.trim());
+    if q.is_empty() || words(q).count() > MAX_QUESTION_WORDS || is_polar_question(q) {
+        return false;
+    }
+    let said: std::collections::HashSet<String> = content_words(output).into_iter().collect();
+    let asked: std::collections::HashSet<String> = content_words(q).into_iter().collect();
+    let offers_choice = |t: &str| bare_words(&folded(t)).iter().any(|w| w == "or");
+    let is_question = question_of(input).is_some();
+    !said.is_empty()
+        && said == asked
+        && (negated(q) || !negated(output))
+        && (offers_choice(output) || !offers_choice(q))
+        && (is_question || words(output).count() <= BARE_WORDS)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -314,6 +381,48 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_negated_claim_is_weighed_against_its_affirmative() {
+        let r = read("No, you do not need to notify HR before your leave starts.", true, None);
+        assert_eq!(r.form, Some(Form::AgainstAffirmative));
+        assert_eq!(r.hypothesis, "you do not need to notify HR before your leave starts.", "the particle is still read off");
+        assert_eq!(r.opposite.as_deref(), Some("you do need to notify HR before your leave starts."));
+        let r = read("Refunds aren't available after 30 days.", true, None);
+        assert_eq!(r.opposite.as_deref(), Some("Refunds are available after 30 days."));
+        // No "not" at an auxiliary: as it stands (negate would add one; a "never" it cannot take off).
+        assert_eq!(read("Refunds are available for 30 days.", true, None).form, None);
+        assert_eq!(read("Refunds are never available.", true, None).form, None);
+        assert_eq!(read("Refunds come without a fee.", true, None).form, None);
+        // What the speaker thinks or did, and a title, are left as they are.
+        assert_eq!(read("I don't think so.", true, None).form, None);
+        assert_eq!(read("No I did not but they are not doing well.", true, None).form, None);
+        assert_eq!(read("We have not seen Happy Gilmore.", true, None).form, None);
+        assert_eq!(read("She starred in The Core and Boys Don't Cry.", true, None).form, None);
+        assert_eq!(read("It doesn't open on Sundays.", true, None).form, Some(Form::AgainstAffirmative));
+        assert_eq!(read("Potatoes did not arrive in Europe until 1570.", true, None).form, None, "says when");
+        // A bare answer read with its question keeps that form.
+        assert_eq!(read("Not 30 days", false, Some("How long is the refund period?")).form, Some(Form::WithQuestion));
+    }
+
+    #[test]
+    fn an_answer_that_restates_its_question_is_an_echo() {
+        // ARES's human-annotated file: query and answer the same words; a person judged it unfaithful.
+        assert!(restates_question("Shallow clone table performance.", "shallow clone table performance"));
+        assert!(restates_question("The refund period.", "What is the refund period?"));
+        assert!(restates_question("The founder of Hotcourses Group was born in 1966.", "What Hotcourses Group founder was born in 1966?"));
+        assert!(restates_question("Refund policy", "Where is the refund policy?"));
+        // Answers, not echoes.
+        assert!(!restates_question("30 days.", "What is the refund period?"), "a word the question lacks");
+        assert!(!restates_question("The refund is 30 days.", "Is the refund 30 days?"), "says yes to a yes/no question");
+        assert!(!restates_question("Lawton and Levy have no film in common.", "What film do Lawton and Levy have in common?"));
+        assert!(!restates_question("Tscherkassky is older than Ferrara.", "Who is older, Tscherkassky or Ferrara?"), "makes a choice");
+        assert!(restates_question("Older: Tscherkassky or Ferrara.", "Who is older, Tscherkassky or Ferrara?"), "does not choose");
+        assert!(!restates_question("Golf Magazine", "El Nuevo Cojo and Golf Magazine: which one is owned by Time Inc?"), "names one of two");
+        assert!(!restates_question("The refund policy is 30 days.", "refund policy 30 days"), "a sentence of its own");
+        assert!(!restates_question("Refunds take 30 days.", ""), "no input");
+        assert!(!restates_question("...", "What is it?"), "no words at all is another rule's");
+    }
 
     #[test]
     fn emoji_are_not_read_and_say_so() {

@@ -11,6 +11,7 @@ pub mod injection;
 pub mod perturb;
 pub mod sentences;
 pub mod specifics;
+pub mod words;
 
 use std::ops::Range;
 

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::sentences::split_sentences;
 use super::specifics::{extract, SpecificKind};
+use super::words::content_words;
 use crate::stats::Rng;
 
 /// How a synthetic claim was made from its sentence.
@@ -280,15 +281,6 @@ fn window_without(sents: &[&str], j: usize, max_words: usize) -> String {
     r.filter(|&k| k != j).map(|k| sents[k]).collect::<Vec<_>>().join(" ")
 }
 
-const STOP: &[&str] = &[
-    "the", "a", "an", "and", "or", "of", "to", "in", "on", "at", "for", "by", "with", "from", "is", "was", "are", "were", "be", "been", "it",
-    "its", "that", "this", "as", "he", "she", "they", "his", "her", "their", "has", "have", "had", "not", "but", "which", "who", "will", "would",
-];
-
-fn content_words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() > 2).map(str::to_lowercase).filter(|w| !STOP.contains(&w.as_str())).collect()
-}
-
 /// Whether `premise` lacks something `claim` states: a specific of it, or at least a third of its
 /// content words.
 fn needs_its_sentence(claim: &str, premise: &str) -> bool {
@@ -413,7 +405,7 @@ const AUXILIARIES: &[&str] = &["is", "are", "was", "were", "has", "have", "had",
 
 /// `s` negated at its first auxiliary verb: "was" becomes "was not", "was not" becomes "was",
 /// "wasn't" becomes "was"; None when it has none.
-fn negate(s: &str) -> Option<String> {
+pub(crate) fn negate(s: &str) -> Option<String> {
     let tokens: Vec<(usize, &str)> = s.split(' ').scan(0usize, |at, w| {
         let start = *at;
         *at += w.len() + 1;

@@ -163,6 +163,19 @@ pub trait Events: Sync {
 pub struct Quiet;
 impl Events for Quiet {}
 
+/// A problem found on many lines of a suite: listed [`SAME_PROBLEM_LISTED`] times, then counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedProblem {
+    /// The field at fault, if one is.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+    /// On how many lines.
+    pub lines: usize,
+    /// The first line it was found on.
+    pub first_line: usize,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -178,6 +191,9 @@ pub struct Outcome {
     pub dropped: usize,
     /// The suite's invalid lines, skipped.
     pub problems: Vec<SuiteProblem>,
+    /// Problems found on more lines than were listed ([`SAME_PROBLEM_LISTED`]), in the order first
+    /// seen: what the run counted rather than listed.
+    pub repeated_problems: Vec<RepeatedProblem>,
     /// Top-level fields of the suite that candor does not know, with how many cases carry each.
     pub unknown_fields: BTreeMap<String, usize>,
     /// Cases without an `id`, given their line number as id.
@@ -488,7 +504,9 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let mut block: Vec<Case> = Vec::with_capacity(cfg.engine.block_cases);
     let mut interrupted = false;
     let (mut unknown_seen, mut warned) = (0usize, HashSet::<String>::new());
-    let mut repeats: HashMap<(Option<String>, String), usize> = HashMap::new();
+    // Each distinct problem (field, reason), in the order first seen, with its count.
+    let mut repeats: Vec<RepeatedProblem> = Vec::new();
+    let mut repeat_at: HashMap<(Option<String>, String), usize> = HashMap::new();
     let progress = |graded_now: usize, claims: usize| Progress {
         bytes_read: bytes_read.load(Ordering::Relaxed),
         bytes_total,
@@ -535,9 +553,12 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
             Some(Err(p)) => {
                 // The same problem on many lines (a column named otherwise than candor reads it) is
                 // listed three times, then counted: `candor grade` sums them up at the end.
-                let same = repeats.entry((p.field.clone(), p.reason.clone())).or_insert(0usize);
-                *same += 1;
-                let same = *same - 1;
+                let i = *repeat_at.entry((p.field.clone(), p.reason.clone())).or_insert_with(|| {
+                    repeats.push(RepeatedProblem { field: p.field.clone(), reason: p.reason.clone(), lines: 0, first_line: p.line });
+                    repeats.len() - 1
+                });
+                let same = repeats[i].lines;
+                repeats[i].lines += 1;
                 if same < SAME_PROBLEM_LISTED {
                     events.note(&format!("{suite_name}: {p} (skipped)"));
                 } else if same == SAME_PROBLEM_LISTED {
@@ -598,6 +619,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         regraded,
         dropped,
         problems: problems.clone(),
+        repeated_problems: repeats.iter().filter(|r| r.lines > SAME_PROBLEM_LISTED).cloned().collect(),
         unknown_fields: unknown_fields.clone(),
         ids_from_lines,
         shadowed_fields: shadowed_fields.clone(),

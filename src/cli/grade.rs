@@ -230,22 +230,10 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     );
     if !outcome.problems.is_empty() {
         eprintln!("{} invalid line(s) were skipped (listed above; --strict refuses such suites)", outcome.problems.len());
-        // Problems repeated past what was listed, counted.
-        // Indexed by problem, so that a suite of many distinct problems stays linear.
-        let mut same: Vec<(&Option<String>, &str, usize, usize)> = vec![];
-        let mut at: std::collections::HashMap<(&Option<String>, &str), usize> = std::collections::HashMap::new();
-        for p in &outcome.problems {
-            match at.get(&(&p.field, p.reason.as_str())) {
-                Some(&i) => same[i].2 += 1,
-                None => {
-                    at.insert((&p.field, &p.reason), same.len());
-                    same.push((&p.field, &p.reason, 1, p.line));
-                }
-            }
-        }
-        for (field, reason, n, first) in same.into_iter().filter(|s| s.2 > candor::run::SAME_PROBLEM_LISTED) {
-            let field = field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
-            eprintln!("  {n} line(s), the first line {first}: {field}{reason}");
+        // Problems repeated past what was listed, counted by the run.
+        for r in &outcome.repeated_problems {
+            let field = r.field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default();
+            eprintln!("  {} line(s), the first line {}: {field}{}", r.lines, r.first_line, r.reason);
         }
     }
     if outcome.interrupted {

@@ -150,6 +150,40 @@ fn the_same_problem_on_many_lines_is_listed_then_counted() {
     assert!(!err.contains("line 5:"), "{err}");
 }
 
+/// UpTrain's rows as they ship name the source passage `document_text`: nothing can be graded, and
+/// the run says which field may hold the passages and how to read it; a rename of a field no case
+/// has suggests the one meant; a placeholder output ("<EMPTY MESSAGE>") claims nothing.
+#[test]
+fn a_suite_whose_sources_are_under_another_name_is_told_how_to_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("uptrain.jsonl");
+    let out = dir.path().join("r.jsonl");
+    let rows = [
+        r#"{"question": "When does the office open?", "response": "At 9 am.", "document_title": "Hours", "document_text": "The office opens at 9 am.", "context_embeddings": [0.1, 0.2]}"#,
+        r#"{"question": "When does it close?", "response": "<EMPTY MESSAGE>", "document_title": "Hours", "document_text": "It closes at 5 pm.", "context_embeddings": [0.1, 0.2]}"#,
+    ];
+    std::fs::write(&suite, rows[0]).unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "nothing graded: {err}");
+    assert!(err.contains("hint: `document_text` (1 case(s)) may hold the source passages"), "{err}");
+    std::fs::write(&suite, rows.join("\n")).unwrap();
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The placeholder fails as `no_claim`; the other case is skipped for want of contexts.
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("hint: `document_text` (2 case(s)) may hold the source passages: grade it as contexts with `--field document_text=contexts`"), "{err}");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--field", "document_txt=contexts"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--field document_txt=contexts (did you mean `document_text`?)"), "{err}");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--field", "document_text=contexts"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let r = by_id(&results);
+    assert_eq!(r["1"]["passed"], true, "{}", r["1"]);
+    assert_eq!(r["2"]["failures"], serde_json::json!(["no_claim"]), "a placeholder claims nothing: {}", r["2"]);
+}
+
 /// Fail closed: a suite of which no case could be graded (here rows whose output is not text, or
 /// nothing at all) exits 2, never 0, so no pipeline reads it as a pass. A peer tool's row without an
 /// id is graded, with its line number as id, and the run says so.

@@ -259,9 +259,21 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     if outcome.graded_nothing(args.shard.is_some()) {
         let why = if summary.overall.cases > 0 { ": no metric could run on any case (see `skipped` in the results)" } else { "" };
         eprintln!("error: no case of {} could be graded{why}", args.suite.display());
+        source_hint(&outcome);
         return Ok(ExitCode::from(2));
     }
+    if summary.overall.skipped > 0 {
+        source_hint(&outcome);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where cases were skipped and the sources may be under a name candor does not read, says which
+/// field and how to read it (UpTrain's rows name the passage `document_text`).
+fn source_hint(outcome: &candor::run::Outcome) {
+    if let Some((name, n)) = candor::suite::context_candidates(&outcome.unknown_fields).first() {
+        eprintln!("hint: `{name}` ({n} case(s)) may hold the source passages: grade it as contexts with `--field {name}=contexts`");
+    }
 }
 
 /// The progress bar, fed by the run's events.

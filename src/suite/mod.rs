@@ -162,6 +162,26 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     })
 }
 
+/// The fields candor does not know that may hold a case's source passages, most cases first: names
+/// that say context, document, passage, source, chunk, evidence or knowledge, other than an
+/// embedding, link, title, id or index of one (UpTrain's rows carry `document_text` beside
+/// `document_title`, `document_link` and `context_embeddings`).
+pub fn context_candidates(unknown: &BTreeMap<String, usize>) -> Vec<(&str, usize)> {
+    const SAYS: &[&str] = &["context", "document", "passage", "source", "chunk", "evidence", "knowledge", "retriev"];
+    const NOT: &[&str] = &["embedding", "link", "url", "title", "id", "idx", "index", "name", "count", "score", "len"];
+    let mut found: Vec<(&str, usize)> = unknown
+        .iter()
+        .filter(|(name, _)| {
+            let lower = name.to_lowercase();
+            let parts: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|p| !p.is_empty()).collect();
+            SAYS.iter().any(|w| lower.contains(w)) && !parts.iter().any(|p| NOT.iter().any(|n| p == n || p.strip_suffix('s') == Some(n)))
+        })
+        .map(|(name, n)| (name.as_str(), *n))
+        .collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    found
+}
+
 /// One line per field set aside for another that takes precedence, or `None` when none was.
 pub fn describe_shadowed(shadowed: &BTreeMap<(String, String), usize>) -> Option<String> {
     if shadowed.is_empty() {
@@ -843,7 +863,18 @@ impl<R: BufRead> SuiteReader<R> {
     /// `--field from=to` whose `from` no case read so far had (a misspelt column leaves its field
     /// ungraded): one line saying so, or `None`.
     pub fn unused_renames(&self) -> Option<String> {
-        let unused: Vec<String> = self.renames.iter().filter(|(f, _)| !self.renames_seen.contains(f)).map(|(f, t)| format!("--field {f}={t}")).collect();
+        // A field the suite has that is near the one named: "did you mean" it.
+        let near = |f: &str| {
+            self.unknown
+                .keys()
+                .map(|k| (edit_distance(&f.to_lowercase(), &k.to_lowercase()), k))
+                .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+                .min()
+                .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default()
+        };
+        let unused: Vec<String> =
+            self.renames.iter().filter(|(f, _)| !self.renames_seen.contains(f)).map(|(f, t)| format!("--field {f}={t}{}", near(f))).collect();
         (!unused.is_empty()).then(|| format!("{}: no case has that field, so nothing was read through it", unused.join(", ")))
     }
 
@@ -1592,6 +1623,28 @@ mod tests {
         assert_eq!(c.contexts[0].extra["url"], "u");
         assert_eq!(c.segments["risk"], "high");
         assert_eq!(c.samples, vec!["s"]);
+    }
+
+    #[test]
+    fn fields_that_may_hold_contexts_are_named() {
+        // UpTrain's rows as they ship.
+        let unknown: BTreeMap<String, usize> = ["document_text", "document_title", "document_link", "context_embeddings", "row_idx", "persona", "source_passages", "doc_id"]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), 90 - i))
+            .collect();
+        assert_eq!(context_candidates(&unknown), vec![("document_text", 90), ("source_passages", 84)]);
+        assert!(context_candidates(&BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn a_rename_no_case_uses_suggests_the_field_meant() {
+        let text = "{\"id\": \"1\", \"output\": \"a\", \"document_text\": \"c\"}\n";
+        let renames = vec![("document_txt".to_string(), "contexts".to_string())];
+        let mut reader = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Json).with_renames(renames).unwrap();
+        assert!(reader.by_ref().all(|c| c.is_ok()));
+        let line = reader.unused_renames().unwrap();
+        assert!(line.contains("--field document_txt=contexts (did you mean `document_text`?)"), "{line}");
     }
 
     #[test]

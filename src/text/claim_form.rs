@@ -325,6 +325,15 @@ fn against_affirmative(reading: Reading) -> Reading {
     Reading { hypothesis: reading.hypothesis, opposite: Some(affirmative), form: Some(Form::AgainstAffirmative) }
 }
 
+/// Whether a folded output is a placeholder an application wrote for no answer: one `<...>` or
+/// `[...]` and nothing else ("<EMPTY MESSAGE>" in UpTrain's rows, "[no response]").
+fn is_placeholder(folded: &str) -> bool {
+    let t = folded.trim().trim_end_matches('.');
+    [('<', '>'), ('[', ']')].iter().any(|&(open, close)| {
+        t.strip_prefix(open).and_then(|r| r.strip_suffix(close)).is_some_and(|inner| !inner.contains([open, close]) && !inner.trim().is_empty())
+    })
+}
+
 /// Whether an output (citation markers removed) claims nothing checkable: no letter or digit, an
 /// abstention, or only answer particles while no question carries them (`has_question`).
 pub fn claims_nothing(output: &str, has_question: bool) -> bool {
@@ -334,6 +343,9 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
     }
     let bare = bare_words(&t);
     if !has_question && !bare.is_empty() && bare.iter().all(|w| is_particle(w)) {
+        return true;
+    }
+    if is_placeholder(&t) {
         return true;
     }
     // An abstention, alone or with a reason that asserts nothing about the sources
@@ -381,6 +393,16 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_placeholder_claims_nothing() {
+        for o in ["<EMPTY MESSAGE>", "[no response]", " <empty>. "] {
+            assert!(claims_nothing(o, true), "{o:?}");
+        }
+        for o in ["<b>Refunds take 30 days.</b>", "Refunds take 30 days <see policy>.", "[Refunds] take 30 days."] {
+            assert!(!claims_nothing(o, true), "{o:?}");
+        }
+    }
 
     #[test]
     fn a_negated_claim_is_weighed_against_its_affirmative() {

@@ -130,7 +130,8 @@ struct Claim {
     /// How `hypothesis` was made from `text`, when it differs.
     form: Option<results::ClaimForm>,
     /// For a bare "yes" or "no" to a yes/no question: the question with the opposite answer, which
-    /// the claim is weighed against ([`results::ClaimForm::AgainstOpposite`]).
+    /// the claim is weighed against ([`results::ClaimForm::AgainstOpposite`]); for a claim negated
+    /// at an auxiliary: the claim without its "not" ([`results::ClaimForm::AgainstAffirmative`]).
     opposite: Option<String>,
     /// Byte range of its sentence in the output.
     span: std::ops::Range<usize>,
@@ -141,13 +142,14 @@ struct Claim {
 impl Claim {
     /// A claim graded in the form [`claim_form`] gives it: a bare "yes" or "no" with its question
     /// and against the opposite answer, another bare answer with its question, a claim without its
-    /// leading answer particle, or as it stands.
+    /// leading answer particle, a claim negated at an auxiliary against its affirmative, or as it
+    /// stands.
     fn new(text: String, span: std::ops::Range<usize>, is_claim: bool, question: Option<&str>, from: Option<results::ClaimFrom>) -> Self {
         let reading = claim_form::read(&text, is_claim, question);
         Claim { text, hypothesis: reading.hypothesis, form: reading.form, opposite: reading.opposite, span, from }
     }
 
-    /// What the NLI model reads for this claim: its hypothesis, and the opposite answer's.
+    /// What the NLI model reads for this claim: its hypothesis, and the one it is weighed against.
     fn hypotheses(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.hypothesis).chain(&self.opposite)
     }

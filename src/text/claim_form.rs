@@ -15,8 +15,11 @@
 //!   the sources favour it over its opposite ([`opposite_answer`]). The question-and-answer form
 //!   alone cannot tell them apart: the default model gave "yes" and "no" to the same question the
 //!   same high P(entailment), so both passed;
+//! - a claim negated at an auxiliary ("you do not need to notify HR") is weighed against its
+//!   affirmative ([`Form::AgainstAffirmative`]): a small NLI model reads past a "not";
 //! - an output that claims nothing ([`claims_nothing`]: an abstention such as "I don't know", a bare
-//!   "yes" with no question to carry it, punctuation or emoji) is never graded as supported.
+//!   "yes" with no question to carry it, punctuation or emoji, a placeholder such as `<EMPTY
+//!   MESSAGE>`) or only restates its question ([`restates_question`]) is never graded as supported.
 //!
 //! What was graded is reported beside each claim, so a reader sees the form the model read.
 
@@ -326,7 +329,7 @@ fn against_affirmative(reading: Reading) -> Reading {
 }
 
 /// Whether a folded output is a placeholder an application wrote for no answer: one `<...>` or
-/// `[...]` and nothing else ("<EMPTY MESSAGE>" in UpTrain's rows, "[no response]").
+/// `[...]` and nothing else (`<EMPTY MESSAGE>` in UpTrain's rows, `[no response]`).
 fn is_placeholder(folded: &str) -> bool {
     let t = folded.trim().trim_end_matches('.');
     [('<', '>'), ('[', ']')].iter().any(|&(open, close)| {
@@ -358,7 +361,7 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
 }
 
 /// Whether an output only restates what its case asks (`input`: a question, or a query such as
-/// "shallow clone table performance"): the same content words ([`words::content_words`]), none
+/// "shallow clone table performance"): the same content words ([`super::words::content_words`]), none
 /// added and none left out. An echo answers nothing, yet an NLI model reads "What is the refund
 /// period? The refund period." as entailed by any passage that names one. Not an echo: an answer to
 /// a yes/no question ("Is the refund 30 days?" / "The refund is 30 days." says yes), a negation the

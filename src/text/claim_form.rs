@@ -298,8 +298,9 @@ pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
 /// favour its affirmative more.
 ///
 /// Left as it is: a negation of what the speaker thinks, has or did ("I don't think so.", "I have
-/// not seen it"), which no source speaks to, a "not" inside a title ("Boys Don't Cry"), and "not
-/// ... until", which says when ("did not arrive in Europe until the late 16th century"). On
+/// not seen it"), which no source speaks to, a "not" inside a title ("Boys Don't Cry"), "not ...
+/// until", which says when ("did not arrive in Europe until the late 16th century"), and "not
+/// only" ("not just", "not merely"), which says more. On
 /// HaluEval's dialogue turns and Factcheck-GPT's claims these made up the verdicts the weighing
 /// turned, wrongly.
 fn against_affirmative(reading: Reading) -> Reading {
@@ -320,9 +321,12 @@ fn against_affirmative(reading: Reading) -> Reading {
     let before = words_before.last().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string());
     let speaker = before.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
     let title = at > 0 && h[at..].starts_with(|c: char| c.is_uppercase());
-    // "did not arrive until 1570" says when it arrived: the "not" is no negation.
-    let until = bare_words(&folded(&h[at..])).iter().any(|w| w == "until" || w == "till");
-    if speaker || title || until {
+    // "did not arrive until 1570" says when it arrived, and "is not only free but fast" says both:
+    // the "not" is no negation.
+    let after = bare_words(&folded(&h[at..]));
+    let until = after.iter().any(|w| w == "until" || w == "till");
+    let only = after.iter().skip_while(|w| *w != "not" && !w.ends_with("n't")).nth(1).is_some_and(|w| matches!(w.as_str(), "only" | "just" | "merely"));
+    if speaker || title || until || only {
         return reading;
     }
     Reading { hypothesis: reading.hypothesis, opposite: Some(affirmative), form: Some(Form::AgainstAffirmative) }
@@ -426,6 +430,9 @@ mod tests {
         assert_eq!(read("She starred in The Core and Boys Don't Cry.", true, None).form, None);
         assert_eq!(read("It doesn't open on Sundays.", true, None).form, Some(Form::AgainstAffirmative));
         assert_eq!(read("Potatoes did not arrive in Europe until 1570.", true, None).form, None, "says when");
+        assert_eq!(read("Refunds are not only free but fast.", true, None).form, None, "says both");
+        assert_eq!(read("Refunds aren't just free.", true, None).form, None);
+        assert_eq!(read("Refunds are not free.", true, None).form, Some(Form::AgainstAffirmative));
         // A bare answer read with its question keeps that form.
         assert_eq!(read("Not 30 days", false, Some("How long is the refund period?")).form, Some(Form::WithQuestion));
     }

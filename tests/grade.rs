@@ -23,6 +23,18 @@ fn by_id(results: &[Value]) -> HashMap<String, &Value> {
     results.iter().map(|r| (r["id"].as_str().unwrap().to_string(), r)).collect()
 }
 
+/// Grades `cases` (written as a JSON Lines suite) with `metrics`, without the score cache, and
+/// returns the results; the run must succeed.
+fn grade_cases(cases: &[Value], metrics: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", metrics, "-q", "--no-cache"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::read_jsonl(&out)
+}
+
 #[test]
 fn grades_the_example_suite() {
     let dir = tempfile::tempdir().unwrap();
@@ -802,8 +814,6 @@ fn a_fresh_run_removes_a_stale_summary_before_writing_results() {
 /// the model cut: facts past the first two windows came back `unsupported`.)
 #[test]
 fn a_fact_at_the_end_of_a_long_source_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("suite.jsonl");
     let mut handbook = String::new();
     for i in 0..400 {
         handbook.push_str(&format!("Section {i}. Staff in office {i} may book meeting room {i} for up to {} hours a week. ", i % 9 + 1));
@@ -816,12 +826,8 @@ fn a_fact_at_the_end_of_a_long_source_is_found() {
         serde_json::json!({"id": "end", "output": "Every employee is entitled to thirty days of paid parental leave.", "contexts": [handbook]}),
         serde_json::json!({"id": "middle", "output": "Employees who move to the Oslo office receive a one-time relocation allowance of 4,500 euros.", "contexts": [handbook]}),
     ];
-    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
-    let out = dir.path().join("out.jsonl");
-    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let chars = handbook.chars().count();
-    for r in common::read_jsonl(&out) {
+    for r in grade_cases(&cases, "support") {
         let claim = &r["metrics"]["support"]["claims"][0];
         println!("{}: {claim}", r["id"]);
         assert_eq!(claim["label"], "supported", "{r}");
@@ -844,8 +850,6 @@ fn a_fact_at_the_end_of_a_long_source_is_found() {
 /// claim was weighed against.
 #[test]
 fn a_negated_claim_is_weighed_against_its_affirmative() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("suite.jsonl");
     let policy = "Employees must notify HR at least 30 days before the leave starts. Leave is unpaid after 16 weeks.";
     let refunds = "Refunds are available within 30 days of delivery. After 30 days, refunds are not available.";
     let cases = [
@@ -853,11 +857,7 @@ fn a_negated_claim_is_weighed_against_its_affirmative() {
         serde_json::json!({"id": "right", "input": "Can I get a refund after 60 days?", "output": "No, refunds are not available after 30 days.", "contexts": [refunds]}),
         serde_json::json!({"id": "speaker", "output": "I don't think refunds are available after 30 days.", "contexts": [refunds]}),
     ];
-    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
-    let out = dir.path().join("out.jsonl");
-    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q", "--no-cache"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let results = common::read_jsonl(&out);
+    let results = grade_cases(&cases, "support");
     let r = by_id(&results);
     let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
     assert_eq!(claim("wrong")["graded"]["form"], "against_affirmative", "{}", r["wrong"]);
@@ -875,8 +875,6 @@ fn a_negated_claim_is_weighed_against_its_affirmative() {
 /// back, the question's own words) is never supported, and its citation is not counted as entailing.
 #[test]
 fn short_answers_carry_their_question_and_non_answers_never_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = dir.path().join("suite.jsonl");
     let context = "The girl group was formed in 2007 and is managed by SM Entertainment, a talent agency based in Seoul.";
     let q = "Which agency manages the girl group?";
     let founded = "The company was founded in 1926 in Ohio by two brothers.";
@@ -898,11 +896,7 @@ fn short_answers_carry_their_question_and_non_answers_never_pass() {
         serde_json::json!({"id": "echo", "input": q, "output": "The agency that manages the girl group.", "contexts": [context]}),
         serde_json::json!({"id": "echo-of-a-query", "input": "girl group agency", "output": "Girl group agency.", "contexts": [context]}),
     ];
-    std::fs::write(&suite, cases.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n")).unwrap();
-    let out = dir.path().join("out.jsonl");
-    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support,citation", "-q", "--no-cache"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let results = common::read_jsonl(&out);
+    let results = grade_cases(&cases, "support,citation");
     let r = by_id(&results);
     for id in ["right", "wrong", "yes-with-question", "no-with-question"] {
         let claim = &r[id]["metrics"]["support"]["claims"][0];

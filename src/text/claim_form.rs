@@ -305,27 +305,18 @@ pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
 /// turned, wrongly.
 fn against_affirmative(reading: Reading) -> Reading {
     let h = &reading.hypothesis;
-    let Some(affirmative) = super::perturb::negate(h) else { return reading };
-    // `negate` adds a "not" where the claim has none: only a shorter text lost one.
-    if affirmative.len() >= h.len() || !super::words::negated(h) {
+    // Only where a "not" comes off: where the claim has none, `negation` would add one.
+    let Some(super::perturb::Negation { text: affirmative, auxiliary, removed: Some(not) }) = super::perturb::negation(h) else {
         return reading;
-    }
-    // The negated word: where the two texts part.
-    let at = h.bytes().zip(affirmative.bytes()).position(|(a, b)| a != b).unwrap_or(0);
-    let at = h[..at].rfind(' ').map_or(0, |i| i + 1);
+    };
     // The word before the auxiliary: before "do" of "do not", before "don't".
-    let mut words_before: Vec<&str> = h[..at].split_whitespace().collect();
-    if folded(&h[at..]).starts_with("not") {
-        words_before.pop();
-    }
-    let before = words_before.last().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string());
+    let before = h[..auxiliary].split_whitespace().last().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string());
     let speaker = before.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
-    let title = at > 0 && h[at..].starts_with(|c: char| c.is_uppercase());
+    let title = h[not.start..].starts_with(|c: char| c.is_uppercase());
     // "did not arrive until 1570" says when it arrived, and "is not only free but fast" says both:
     // the "not" is no negation.
-    let after = bare_words(&folded(&h[at..]));
-    let until = after.iter().any(|w| w == "until" || w == "till");
-    let only = after.iter().skip_while(|w| *w != "not" && !w.ends_with("n't")).nth(1).is_some_and(|w| matches!(w.as_str(), "only" | "just" | "merely"));
+    let until = bare_words(&folded(&h[not.start..])).iter().any(|w| w == "until" || w == "till");
+    let only = bare_words(&folded(&h[not.end..])).first().is_some_and(|w| matches!(w.as_str(), "only" | "just" | "merely"));
     if speaker || title || until || only {
         return reading;
     }
@@ -374,19 +365,19 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
 /// a sentence of its own (more than [`BARE_WORDS`] words).
 pub fn restates_question(output: &str, input: &str) -> bool {
     use super::words::{content_words, negated};
-    let q = question_of(input).unwrap_or(input.trim());
+    let question = question_of(input);
+    let q = question.unwrap_or(input.trim());
     if q.is_empty() || words(q).count() > MAX_QUESTION_WORDS || is_polar_question(q) {
         return false;
     }
     let said: std::collections::HashSet<String> = content_words(output).into_iter().collect();
     let asked: std::collections::HashSet<String> = content_words(q).into_iter().collect();
     let offers_choice = |t: &str| bare_words(&folded(t)).iter().any(|w| w == "or");
-    let is_question = question_of(input).is_some();
     !said.is_empty()
         && said == asked
         && (negated(q) || !negated(output))
         && (offers_choice(output) || !offers_choice(q))
-        && (is_question || words(output).count() <= BARE_WORDS)
+        && (question.is_some() || words(output).count() <= BARE_WORDS)
 }
 
 #[cfg(test)]

@@ -406,6 +406,22 @@ const AUXILIARIES: &[&str] = &["is", "are", "was", "were", "has", "have", "had",
 /// `s` negated at its first auxiliary verb: "was" becomes "was not", "was not" becomes "was",
 /// "wasn't" becomes "was"; None when it has none.
 pub(crate) fn negate(s: &str) -> Option<String> {
+    negation(s).map(|n| n.text)
+}
+
+/// What [`negation`] did to a text.
+pub(crate) struct Negation {
+    /// The text negated (or with its "not" taken off).
+    pub text: String,
+    /// Byte offset in the original of the auxiliary verb negated ("was", "wasn't").
+    pub auxiliary: usize,
+    /// Byte range in the original of the word that negated it ("not", "wasn't"), where one was
+    /// taken off; `None` where a "not" was added.
+    pub removed: Option<Range<usize>>,
+}
+
+/// [`negate`], saying where: the auxiliary, and the negating word it took off, if any.
+pub(crate) fn negation(s: &str) -> Option<Negation> {
     let tokens: Vec<(usize, &str)> = s.split(' ').scan(0usize, |at, w| {
         let start = *at;
         *at += w.len() + 1;
@@ -420,19 +436,22 @@ pub(crate) fn negate(s: &str) -> Option<String> {
                 b => b,
             };
             if AUXILIARIES.contains(&base) {
-                return Some(format!("{}{}{}", &s[..start], base, &s[start + w.len()..]));
+                let text = format!("{}{}{}", &s[..start], base, &s[start + w.len()..]);
+                return Some(Negation { text, auxiliary: start, removed: Some(start..start + w.len()) });
             }
         }
         if AUXILIARIES.contains(&lower.as_str()) {
             if let Some(&(next_start, next)) = tokens.get(k + 1) {
                 if next.eq_ignore_ascii_case("not") {
-                    return Some(format!("{}{}", &s[..next_start - 1], &s[next_start + next.len()..]));
+                    let text = format!("{}{}", &s[..next_start - 1], &s[next_start + next.len()..]);
+                    return Some(Negation { text, auxiliary: start, removed: Some(next_start..next_start + next.len()) });
                 }
                 if next.eq_ignore_ascii_case("never") || next.eq_ignore_ascii_case("no") {
                     return None;
                 }
             }
-            return Some(format!("{} not{}", &s[..start + w.len()], &s[start + w.len()..]));
+            let text = format!("{} not{}", &s[..start + w.len()], &s[start + w.len()..]);
+            return Some(Negation { text, auxiliary: start, removed: None });
         }
     }
     None

@@ -297,6 +297,14 @@ pub struct SupportConfig {
     /// bare and whose wrong ones are sentences, the default model scores higher that way: see
     /// docs/quality.md).
     pub short_answers: ShortAnswers,
+    /// Share of a fenced code block's words that must sit on lines found in the contexts for the
+    /// block to be supported. Code is not read by the NLI model: each line is looked up in the
+    /// sources word for word (case, spacing, punctuation and markdown escapes aside), and the block
+    /// scores the share of its words on lines found (`text::code`). A block adapted from the
+    /// sources keeps most of its score; one from elsewhere, or with invented calls, loses it; none
+    /// is ever `contradicted`.
+    #[serde(serialize_with = "short_f32")]
+    pub code_threshold: f32,
 }
 
 /// How the support grader reads a bare answer (`[support] short_answers`).
@@ -334,6 +342,7 @@ impl Default for SupportConfig {
             whole_output: true,
             evidence_sentences: 0,
             short_answers: ShortAnswers::WithQuestion,
+            code_threshold: 0.75,
         }
     }
 }
@@ -509,6 +518,7 @@ impl GradeConfig {
             ("support.claim_threshold", self.support.claim_threshold),
             ("support.contradiction_threshold", self.support.contradiction_threshold),
             ("support.pass", self.support.pass),
+            ("support.code_threshold", self.support.code_threshold),
             ("citation.entail_threshold", self.citation.entail_threshold),
             ("citation.pass_recall", self.citation.pass_recall),
             ("citation.pass_precision", self.citation.pass_precision),

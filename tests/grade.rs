@@ -869,6 +869,48 @@ fn a_negated_claim_is_weighed_against_its_affirmative() {
     assert!(claim("speaker")["graded"].is_null(), "what the speaker thinks is read as it stands: {}", r["speaker"]);
 }
 
+/// A fenced code block in an output is looked up in the sources line by line (form `code`), not
+/// read by the NLI model: copied from the source it is supported, from elsewhere it is unsupported
+/// and never `contradicted`; prose beside it is graded as ever (UpTrain's documentation answers).
+#[test]
+fn code_blocks_are_looked_up_in_the_sources() {
+    let page = "## Plotly charts\n\nst.plotly\\_chart(figure\\_or\\_data, use\\_container\\_width=False)\n\nDisplay an interactive Plotly chart.\n\n```python\nimport plotly.express as px\nimport streamlit as st\n\ndf = px.data.iris()\nfig = px.scatter(df, x=\"sepal_width\", y=\"sepal_length\")\nst.plotly_chart(fig, theme=\"streamlit\", use_container_width=True)\n```\n";
+    let q = "How do I show a Plotly chart in Streamlit?";
+    let copied = "```python\ndf = px.data.iris()\nfig = px.scatter(df, x=\"sepal_width\", y=\"sepal_length\")\nst.plotly_chart(fig, theme=\"streamlit\", use_container_width=True)\n```";
+    let invented = "```python\nimport matplotlib.pyplot as plt\nplt.hist(values, bins=24, color=\"red\")\nst.pyplot_figure(plt.gcf(), dpi=300)\n```";
+    let cases = [
+        serde_json::json!({"id": "copied", "input": q, "output": copied, "contexts": [page]}),
+        serde_json::json!({"id": "invented", "input": q, "output": invented, "contexts": [page]}),
+        // One line of three from the page: 10 of its 23 words, above the model's claim threshold
+        // but short of `[support] code_threshold` (0.75).
+        serde_json::json!({"id": "mostly-new", "input": q, "output": "```python\ndf = px.data.gapminder()\nfig = px.scatter(df, x=\"gdp\", y=\"life_exp\")\nst.plotly_chart(fig, theme=\"streamlit\", use_container_width=True)\n```", "contexts": [page]}),
+        serde_json::json!({"id": "prose-and-code", "input": q, "output": format!("Use st.plotly_chart to display an interactive Plotly chart.\n\n{copied}"), "contexts": [page]}),
+    ];
+    let results = grade_cases(&cases, "support");
+    let r = by_id(&results);
+    let support = |id: &str| r[id]["metrics"]["support"].clone();
+    let copied = &support("copied")["claims"][0];
+    assert_eq!(copied["graded"]["form"], "code", "{}", r["copied"]);
+    assert_eq!(copied["score"], 1.0);
+    assert_eq!(copied["label"], "supported");
+    assert!(copied["evidence"]["span"][0].as_u64().unwrap() > 0, "the evidence is the lines found: {copied}");
+    assert_eq!(r["copied"]["passed"], true, "{}", r["copied"]);
+    let invented = &support("invented")["claims"][0];
+    assert_eq!(invented["graded"]["form"], "code");
+    assert_eq!(invented["label"], "unsupported", "{invented}");
+    assert_eq!(invented["contradiction"], 0.0, "code is never read as contradicted: {invented}");
+    assert_eq!(r["invented"]["passed"], false);
+    assert!(!r["invented"]["failures"].as_array().unwrap().iter().any(|f| f == "contradicted_claim"), "{}", r["invented"]);
+    let mostly_new = &support("mostly-new")["claims"][0];
+    assert!((mostly_new["score"].as_f64().unwrap() - 10.0 / 23.0).abs() < 1e-6, "{mostly_new}");
+    assert_eq!(mostly_new["label"], "unsupported");
+    assert_eq!(r["mostly-new"]["passed"], false, "the case score counts the block as unsupported: {}", r["mostly-new"]);
+    let both = support("prose-and-code");
+    let forms: Vec<&Value> = both["claims"].as_array().unwrap().iter().map(|c| &c["graded"]["form"]).collect();
+    assert_eq!(forms.len(), 2, "the sentence and the block: {both}");
+    assert!(forms[0].is_null() && forms[1] == "code", "{both}");
+}
+
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or
 /// "no" is weighed against the opposite answer; a bare figure in no source is not supported; an
 /// output that claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji, questions

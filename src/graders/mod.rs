@@ -27,7 +27,7 @@ use crate::engine::{Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::models::WindowUnit;
 use crate::suite::Case;
-use crate::text::{analyse_output, claim_form, find_markers, strip_markers, CharIndex, Sentence};
+use crate::text::{analyse_output, claim_form, code, find_markers, strip_markers, CharIndex, Sentence};
 pub use pairs::{Judgement, PairScheduler};
 pub use results::{CaseResult, Failure, Outcome};
 pub use scorer::PairScorer;
@@ -149,9 +149,11 @@ impl Claim {
         Claim { text, hypothesis: reading.hypothesis, form: reading.form, opposite: reading.opposite, span, from }
     }
 
-    /// What the NLI model reads for this claim: its hypothesis, and the one it is weighed against.
+    /// What the NLI model reads for this claim: its hypothesis, and the one it is weighed against;
+    /// nothing for a code block, which is looked up in the sources instead.
     fn hypotheses(&self) -> impl Iterator<Item = &String> {
-        std::iter::once(&self.hypothesis).chain(&self.opposite)
+        let read = self.form != Some(results::ClaimForm::Code);
+        std::iter::once(&self.hypothesis).chain(&self.opposite).filter(move |_| read)
     }
 }
 
@@ -180,9 +182,11 @@ impl<'c> Prepared<'c> {
         if claims_nothing {
             claim_ix.clear();
         }
-        let support_claims = claim_ix
-            .iter()
-            .map(|&i| Claim::new(sentences[i].text.clone(), sentences[i].span.clone(), sentences[i].is_claim, question, None))
+        // Support reads the claims and, beside them, the output's fenced code blocks (checked line
+        // by line against the sources, `text::code`): code copied from elsewhere is not grounded.
+        let support_claims = (0..sentences.len())
+            .filter(|i| claim_ix.contains(i) || (!claims_nothing && code::is_fenced(&sentences[*i].text)))
+            .map(|i| Claim::new(sentences[i].text.clone(), sentences[i].span.clone(), sentences[i].is_claim, question, None))
             .collect();
         Prepared {
             case,
@@ -214,10 +218,12 @@ impl<'c> Prepared<'c> {
 
     /// The (context, sentence) pair the decomposition prompt shows for each claim sentence: the
     /// previous sentence of the output as context.
-    fn decomposition_items(&self) -> Vec<(String, String)> {
+    /// Code blocks are not decomposed.
+    fn decomposition_items(&self) -> Vec<(usize, (String, String))> {
         self.claim_ix
             .iter()
-            .map(|&i| (if i > 0 { self.sentences[i - 1].text.clone() } else { String::new() }, self.sentences[i].text.clone()))
+            .filter(|&&i| !code::is_fenced(&self.sentences[i].text))
+            .map(|&i| (i, (if i > 0 { self.sentences[i - 1].text.clone() } else { String::new() }, self.sentences[i].text.clone())))
             .collect()
     }
 
@@ -225,6 +231,12 @@ impl<'c> Prepared<'c> {
     /// answer particle as support reads it, or the whole output when it has none.
     fn selfcheck_units(&self) -> Vec<&str> {
         consistency::selfcheck_units(self.claims().map(|s| claim_form::strip_particle(&s.text).unwrap_or(&s.text)), &self.clean_output)
+    }
+
+    /// Whether the output holds more than support grades: a sentence that is neither a claim nor a
+    /// code block (a question, a fragment).
+    fn beyond_claims(&self) -> bool {
+        self.sentences.iter().enumerate().any(|(i, s)| !self.claim_ix.contains(&i) && !code::is_fenced(&s.text))
     }
 
     fn claims(&self) -> impl Iterator<Item = &Sentence> {
@@ -462,6 +474,7 @@ impl<'m> Grader<'m> {
             .iter()
             .filter(|p| !p.is_empty() && p.case.contexts.iter().any(|c| !c.text.trim().is_empty()))
             .flat_map(Prepared::decomposition_items)
+            .map(|(_, item)| item)
             .collect();
         items.sort_unstable();
         items.dedup();
@@ -469,7 +482,10 @@ impl<'m> Grader<'m> {
         let by: HashMap<&(String, String), &Option<Vec<String>>> = items.iter().zip(&facts).collect();
         for p in prepared.iter_mut() {
             let mut claims = Vec::new();
-            for (item, &i) in p.decomposition_items().iter().zip(&p.claim_ix) {
+            // Code blocks are not decomposed: they stay as they were read, in their place.
+            let code: Vec<Claim> = p.support_claims.drain(..).filter(|c| c.form == Some(results::ClaimForm::Code)).collect();
+            for (i, item) in &p.decomposition_items() {
+                let i = *i;
                 let span = p.sentences[i].span.clone();
                 match by.get(item) {
                     Some(Some(f)) => claims.extend(
@@ -484,6 +500,8 @@ impl<'m> Grader<'m> {
                     )),
                 }
             }
+            claims.extend(code);
+            claims.sort_by_key(|c| c.span.start);
             p.support_claims = claims;
         }
         Ok(())

@@ -209,7 +209,8 @@ pub struct ClaimResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub specifics: Vec<SpecificFound>,
     /// Whether the claim repeats a sentence of its evidence context word for word (then it is
-    /// supported with score 1, and the evidence is that sentence).
+    /// supported with score 1, and the evidence is that sentence), or, for a code block, every
+    /// line of it is found in the contexts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verbatim: bool,
 }
@@ -242,7 +243,7 @@ pub struct GradedAs {
 
 /// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
 /// written into results as `with_question`, `particle_removed`, `against_opposite`,
-/// `against_affirmative` or `symbols_removed`.
+/// `against_affirmative`, `symbols_removed` or `code`.
 pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.

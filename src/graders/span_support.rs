@@ -70,7 +70,7 @@ pub(super) fn grade(p: &Prepared, d: Option<&Detection>, cfg: &SupportConfig) ->
         score: whole,
         label: if whole >= cfg.claim_threshold { "supported" } else { "unsupported" }.to_string(),
         evidence: None,
-        beyond_claims: p.sentences.len() > p.claim_ix.len(),
+        beyond_claims: p.beyond_claims(),
     });
     let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans };
     (Outcome::Ran(result), failures, d.truncated)

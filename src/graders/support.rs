@@ -21,6 +21,10 @@
 //! it ([`evidence_windows`]; off by default: it helps on the example suite and lost 0.03 balanced
 //! accuracy on Factcheck-GPT's held-out part). A claim that repeats a context sentence word for word
 //! is supported by it, with score 1 ([`verbatim_sentence`]).
+//!
+//! A fenced code block of the output is graded beside the claims but never read by the model: its
+//! lines are looked up in the contexts ([`crate::text::code`]), and it is supported where enough of
+//! its words sit on lines found there (`[support] code_threshold`); it is never `contradicted`.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -235,8 +239,42 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let context_chars: Vec<CharIndex> = contexts.iter().map(|c| CharIndex::new(c)).collect();
     // The whole output's best chunk: each claim is supported at least as well as the whole.
     let whole = p.whole.as_deref().and_then(|w| best_chunks(p, sched, w, false).0);
-    let mut vetoed: Vec<bool> = Vec::with_capacity(p.support_claims.len());
+    // What each claim counts for in the case score: its score, but 0 for a claim vetoed (a bare
+    // answer whose specific is in no source) and, for a code block, a score on the claim
+    // threshold's side its label puts it (code has a threshold of its own).
+    let mut counted: Vec<f32> = Vec::with_capacity(p.support_claims.len());
     for s in &p.support_claims {
+        if s.form == Some(ClaimForm::Code) {
+            // A code block: looked up in the sources line by line, never read by the model, so
+            // never `contradicted`; a block without a word checks nothing and is left out.
+            let Some(found) = crate::text::code::support(&s.text, &contexts) else { continue };
+            let label = if found.score >= cfg.code_threshold { "supported" } else { "unsupported" };
+            if label == "unsupported" {
+                failures.push(Failure::UnsupportedClaim);
+            }
+            let evidence = found.evidence.and_then(|(k, r)| {
+                let at = |byte: usize| context_chars.get(k).map_or(0, |ix| ix.offset(byte));
+                case.contexts.get(k).map(|c| Evidence { context: c.id.clone(), span: [at(r.start), at(r.end)] })
+            });
+            claims.push(ClaimResult {
+                text: s.text.clone(),
+                span: [output_chars.offset(s.span.start), output_chars.offset(s.span.end)],
+                score: found.score,
+                contradiction: 0.0,
+                label: label.to_string(),
+                evidence,
+                from: s.from,
+                graded: Some(GradedAs { form: ClaimForm::Code, text: s.hypothesis.clone(), against: None }),
+                specifics: vec![],
+                verbatim: found.score == 1.0,
+            });
+            counted.push(match label {
+                "supported" => found.score.max(cfg.claim_threshold),
+                _ if found.score >= cfg.claim_threshold => 0.0,
+                _ => found.score,
+            });
+            continue;
+        }
         let (own, worst, cut) = best_chunks(p, sched, &s.hypothesis, true);
         truncated |= cut;
         let (best, worst) = if let (Some(opposite), Some(ClaimForm::AgainstOpposite)) = (&s.opposite, s.form) {
@@ -309,7 +347,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
         let figure = bare && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
         let label = if (answer && !specifics.is_empty() || figure) && label == "supported" { "unsupported" } else { label };
-        vetoed.push(label != "supported" && score >= cfg.claim_threshold);
+        counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
         let ev = if label == "contradicted" { worst } else { best };
         let evidence = ev.as_ref().map(|f| evidence_of(f, &context_chars));
         match label {
@@ -333,10 +371,9 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     if claims.is_empty() {
         return (Outcome::skipped("no claims"), vec![], false);
     }
-    // A vetoed claim (a bare answer whose specific is in no source) counts as unsupported.
-    let supports: Vec<f32> = claims.iter().zip(&vetoed).map(|(c, v)| if *v { 0.0 } else { c.score }).collect();
+    let supports = counted;
     let score = aggregate(&supports, cfg.claim_threshold, cfg.aggregation);
-    let beyond_claims = p.sentences.len() > p.claim_ix.len();
+    let beyond_claims = p.beyond_claims();
     let whole_unsupported = beyond_claims && output_unsupported(&supports, whole.as_ref().map(|w| w.0), cfg.claim_threshold);
     if whole_unsupported {
         failures.push(Failure::UnsupportedOutput);

@@ -74,6 +74,10 @@ pub struct GroupSummary {
     pub metrics: BTreeMap<String, MetricSummary>,
     /// Cases with each failure class.
     pub failures: BTreeMap<String, usize>,
+    /// Of those, the cases that passed all the same ([`passing_with_failures`] says how that comes
+    /// about). Absent where none did, and in summaries written before it existed.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub failures_passed: BTreeMap<String, usize>,
     /// Agreement with labels, per metric, where labels exist.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub agreement: BTreeMap<String, Agreement>,
@@ -188,6 +192,7 @@ struct GroupAcc {
     /// Per metric, for cases with a numeric label `{"score": x}`: scores and labels.
     scored: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
     failures: BTreeMap<&'static str, usize>,
+    failures_passed: BTreeMap<&'static str, usize>,
 }
 
 impl GroupAcc {
@@ -222,6 +227,9 @@ impl GroupAcc {
         for f in Failure::ALL {
             if r.failures.contains(&f) {
                 *self.failures.entry(f.name()).or_default() += 1;
+                if r.passed {
+                    *self.failures_passed.entry(f.name()).or_default() += 1;
+                }
             }
         }
     }
@@ -231,10 +239,10 @@ impl GroupAcc {
         let graded = cases - skipped;
         let (lo, hi) = stats::wilson(passed, graded, Z95);
         // Failure classes in their fixed order, as names.
-        let failures = Failure::ALL
-            .iter()
-            .filter_map(|f| self.failures.get(f.name()).map(|&n| (f.name().to_string(), n)))
-            .collect();
+        let in_order = |counts: &BTreeMap<&'static str, usize>| -> BTreeMap<String, usize> {
+            Failure::ALL.iter().filter_map(|f| counts.get(f.name()).map(|&n| (f.name().to_string(), n))).collect()
+        };
+        let (failures, failures_passed) = (in_order(&self.failures), in_order(&self.failures_passed));
         let mut agreement: BTreeMap<String, Agreement> = self
             .labelled
             .into_iter()
@@ -272,9 +280,30 @@ impl GroupAcc {
                 .map(|(k, (n, sum, ok))| (k, MetricSummary { cases: n, mean: sum / n as f64, pass_rate: ok as f64 / n as f64 }))
                 .collect(),
             failures,
+            failures_passed,
             agreement,
         }
     }
+}
+
+/// Where passing cases hold failure classes (`counts`: cases per class), a line that says how many,
+/// and why a case can pass with them: support passes a case when the share of its claims supported
+/// reaches `[support] pass` (RAGAS's faithfulness), so a case of nine claims passes with one
+/// unsupported; `unsupported_specific` flags a claim without failing it. A gate rule on
+/// `failures.<class>` counts every case, passed or not.
+pub fn passing_with_failures(counts: &BTreeMap<String, usize>) -> Option<String> {
+    if counts.is_empty() {
+        return None;
+    }
+    let mut v: Vec<(&String, &usize)> = counts.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    let list: Vec<String> = v.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    Some(format!(
+        "passing cases that hold a failure class: {} (a case passes support when the share of its claims supported \
+         reaches `[support] pass`, and `unsupported_specific` flags a claim without failing it; set `[support] pass = 1` \
+         to fail every unsupported claim, or gate on `failures.<class>`, which counts every case)",
+        list.join(", ")
+    ))
 }
 
 impl GroupSummary {
@@ -386,6 +415,9 @@ impl Summary {
         row("all", &self.overall);
         for (k, g) in &self.segments {
             row(k, g);
+        }
+        if let Some(line) = passing_with_failures(&self.overall.failures_passed) {
+            let _ = writeln!(out, "{line}");
         }
         if show_skipped {
             let _ = writeln!(
@@ -583,5 +615,25 @@ mod tests {
         assert!(table.contains("po\\x07lite") && table.contains("task=\\x1b[2J\\x1b[31"), "{table}");
         // A header, overall and the two segments: the line break in a value opened no line.
         assert_eq!(table.lines().count(), 4, "{table}");
+    }
+
+    #[test]
+    fn passing_cases_that_hold_a_failure_class_are_counted_and_explained() {
+        let mut rs = vec![result("a", &[], &["support"]), result("b", &[], &["support"]), result("c", &[], &["support"])];
+        // a passes with one claim of nine unsupported; b fails with it; c passes clean.
+        rs[0].failures = vec![Failure::UnsupportedClaim, Failure::UnsupportedSpecific];
+        rs[1].failures = vec![Failure::UnsupportedClaim];
+        rs[1].passed = false;
+        let s = Summary::of(&rs, 0, BTreeMap::new());
+        assert_eq!(s.overall.failures["unsupported_claim"], 2);
+        assert_eq!(s.overall.failures_passed.get("unsupported_claim"), Some(&1));
+        assert_eq!(s.overall.failures_passed.get("unsupported_specific"), Some(&1));
+        let table = s.table();
+        assert!(table.contains("passing cases that hold a failure class: ") && table.contains("`[support] pass = 1`"), "{table}");
+        // Clean passes say nothing, and a summary without the field reads as none.
+        let clean = Summary::of(&rs[2..], 0, BTreeMap::new());
+        assert!(clean.overall.failures_passed.is_empty() && !clean.table().contains("passing cases that hold"));
+        let json = serde_json::to_value(&clean).unwrap();
+        assert!(json["overall"].get("failures_passed").is_none(), "{json}");
     }
 }

@@ -46,6 +46,8 @@ pub struct Group {
     pub metrics: BTreeMap<String, MeanScore>,
     /// Cases per failure class.
     pub failures: BTreeMap<String, usize>,
+    /// Of those, the cases that passed all the same ([`super::passing_with_failures`]).
+    pub failures_passed: BTreeMap<String, usize>,
     /// Fewer cases than the report's minimum: shown, not ranked.
     pub too_few: bool,
 }
@@ -248,11 +250,15 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
             (m, MeanScore { cases: v.len(), mean, interval: [a, b] })
         })
         .collect();
-    let mut failures = BTreeMap::new();
+    let (mut failures, mut failures_passed) = (BTreeMap::new(), BTreeMap::new());
     for f in Failure::ALL {
         let n = rs.iter().filter(|r| r.failures.contains(&f)).count();
         if n > 0 {
             failures.insert(f.name().to_string(), n);
+        }
+        let passed = rs.iter().filter(|r| r.passed && r.failures.contains(&f)).count();
+        if passed > 0 {
+            failures_passed.insert(f.name().to_string(), passed);
         }
     }
     Group {
@@ -264,6 +270,7 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
         pass_rate_ci: [lo, hi],
         metrics,
         failures,
+        failures_passed,
         too_few: cases < min_cases,
     }
 }
@@ -551,6 +558,9 @@ impl Report {
             let _ = writeln!(s);
         }
         let _ = writeln!(s, "\nfailures (cases): {}", fmt_counts(&self.groups[0].failures));
+        if let Some(line) = super::passing_with_failures(&self.groups[0].failures_passed) {
+            let _ = writeln!(s, "{line}");
+        }
         if !self.costs.is_empty() {
             let _ = writeln!(s, "\nexpected cost per case (the policy's [cost] prices):");
             for c in &self.costs {

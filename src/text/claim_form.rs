@@ -223,6 +223,9 @@ pub enum Form {
     /// as "Einstein was born in Ulm." (an NLI model trained on plain text scores the decorated
     /// claim 0.14 and the plain one 0.93 against the same source).
     SymbolsRemoved,
+    /// A fenced code block, not read by the NLI model: its lines are looked up in the sources
+    /// ([`super::code`]), and its score is the share of its words on lines found there.
+    Code,
 }
 
 /// Emoji, pictographs and the characters that join or modify them (flags, skin tones, variation
@@ -264,9 +267,13 @@ pub struct Reading {
 /// How the grader reads a claim (`text`; `is_claim`: whether the sentence splitter calls it a
 /// claim) given the question the case asks: a bare "yes" or "no" to a yes/no question with its
 /// question and against the opposite answer, another bare answer with its question, a claim
-/// without its leading answer particle, or as it stands. The trainer reads labelled answers the
+/// without its leading answer particle, a fenced code block as code (looked up, not read), or as
+/// it stands. The trainer reads labelled answers the
 /// same way (`train::data`'s `questions` key), so that a model learns the form it is asked.
 pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
+    if super::code::is_fenced(text) {
+        return Reading { hypothesis: text.to_string(), opposite: None, form: Some(Form::Code) };
+    }
     // Emoji first: the forms below read the words, and a claim the model reads has none.
     if let Some(plain) = without_pictographs(text) {
         let mut r = read(&plain, is_claim, question);

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod chunks;
 pub mod claim_form;
 pub mod citations;
+pub mod code;
 pub mod injection;
 pub mod perturb;
 pub mod sentences;

@@ -11,7 +11,7 @@ use std::io::Cursor;
 
 use candor::engine::TextTokenizer;
 use candor::suite::SuiteReader;
-use candor::text::{analyse_output, chunk_text, find_markers, split_sentences, strip_markers};
+use candor::text::{analyse_output, chunk_text, claim_form, code, find_markers, split_sentences, strip_markers};
 
 /// The suite reader on arbitrary bytes.
 pub fn suite_reader(data: &[u8]) {
@@ -98,6 +98,23 @@ pub fn sentences(text: &str) {
     }
     let analysed = analyse_output(text, &["1", "policy"]);
     assert_eq!(analysed.iter().map(|s| s.span.clone()).collect::<Vec<_>>(), spans);
+    // Every sentence reads as a claim; markdown removal only removes; a code block looks itself
+    // up in the text it came from.
+    for s in &analysed {
+        let _ = claim_form::read(&s.text, s.is_claim, Some("Is it so?"));
+        if let Some(plain) = claim_form::without_markup(&s.text) {
+            assert!(plain.chars().count() < s.text.trim().chars().count(), "markup removal added to {:?}: {plain:?}", s.text);
+        }
+        if code::is_fenced(&s.text) {
+            if let Some(found) = code::support(&s.text, &[text]) {
+                assert!((0.0..=1.0).contains(&found.score), "code score {}", found.score);
+                if let Some((k, r)) = found.evidence {
+                    assert_eq!(k, 0);
+                    assert_boundaries(text, &r, "code evidence");
+                }
+            }
+        }
+    }
 }
 
 /// The citation parser on arbitrary text.

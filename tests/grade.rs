@@ -911,6 +911,27 @@ fn code_blocks_are_looked_up_in_the_sources() {
     assert!(forms[0].is_null() && forms[1] == "code", "{both}");
 }
 
+/// Markdown is read off a claim (form `markup_removed`): a link as its text, so that the words of
+/// an address do not support it; a claim that repeats a context sentence, link and all, stays
+/// supported word for word (UpTrain's documentation answers).
+#[test]
+fn markdown_is_read_off_claims() {
+    let page = "## Serializable Session State\n\nPython's built-in [pickle](https://docs.python.org/3/library/pickle.html) module serializes Python objects to a byte stream. Plotly charts are displayed using the Streamlit theme by default.";
+    let cases = [
+        serde_json::json!({"id": "copied", "output": "Python's built-in [pickle](https://docs.python.org/3/library/pickle.html) module serializes Python objects to a byte stream.", "contexts": [page]}),
+        serde_json::json!({"id": "link", "output": "* [How to use callbacks in forms?](https://docs.streamlit.io/library/advanced-features/session-state#example-4-forms-and-callbacks)", "contexts": [page]}),
+    ];
+    let results = grade_cases(&cases, "support");
+    let r = by_id(&results);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    assert_eq!(claim("copied")["graded"]["form"], "markup_removed", "{}", r["copied"]);
+    assert_eq!(claim("copied")["graded"]["text"], "Python's built-in pickle module serializes Python objects to a byte stream.");
+    assert_eq!(claim("copied")["verbatim"], true, "{}", r["copied"]);
+    assert_eq!(claim("copied")["label"], "supported");
+    assert_eq!(claim("link")["graded"]["text"], "How to use callbacks in forms?", "{}", r["link"]);
+    assert_ne!(claim("link")["label"], "supported", "{}", r["link"]);
+}
+
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or
 /// "no" is weighed against the opposite answer; a bare figure in no source is not supported; an
 /// output that claims nothing (an abstention, a bare "yes" without a question, punctuation, an emoji, questions

@@ -305,10 +305,13 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             };
             (best, worst)
         };
-        // A claim that repeats a sentence of a context word for word is supported by it.
+        // A claim that repeats a sentence of a context word for word is supported by it: as read,
+        // or as written (a context in markdown keeps the link a claim read without markup lost).
         let quoted = case.contexts.iter().enumerate().find_map(|(k, c)| {
             let index = p.verbatim.get(k)?;
-            verbatim_sentence(&c.text, index, &s.hypothesis).map(|r| (1.0f32, c.id.as_str(), r, k))
+            let found = verbatim_sentence(&c.text, index, &s.hypothesis);
+            let found = found.or_else(|| (s.text != s.hypothesis).then(|| verbatim_sentence(&c.text, index, &s.text)).flatten());
+            found.map(|r| (1.0f32, c.id.as_str(), r, k))
         });
         let verbatim = quoted.is_some();
         let best = quoted.or(best);

@@ -223,6 +223,11 @@ pub enum Form {
     /// as "Einstein was born in Ulm." (an NLI model trained on plain text scores the decorated
     /// claim 0.14 and the plain one 0.93 against the same source).
     SymbolsRemoved,
+    /// A claim read without its markdown: "By default, [Session State](https://docs.x.io/state)
+    /// keeps `st.session_state` values." as "By default, Session State keeps st.session_state
+    /// values." (links to their text, code spans to their code, escapes and emphasis marks off, a
+    /// list or quote marker off): what a model trained on plain sentences reads.
+    MarkupRemoved,
     /// A fenced code block, not read by the NLI model: its lines are looked up in the sources
     /// ([`super::code`]), and its score is the share of its words on lines found there.
     Code,
@@ -252,6 +257,99 @@ pub fn without_pictographs(text: &str) -> Option<String> {
     out.chars().any(char::is_alphanumeric).then_some(out)
 }
 
+/// The text without its markdown, where it has any and keeps a letter or digit; `None` otherwise:
+/// a link or image as its text (`[Session State](https://...)` -> `Session State`), an inline code
+/// span as its code, a backslash escape as the character (`plotly\_chart` -> `plotly_chart`),
+/// `*` and `**` emphasis marks off, and a leading list, quote or heading marker off. An
+/// autolink (`<https://x.io>`) keeps its address, which is what it says.
+pub fn without_markup(text: &str) -> Option<String> {
+    let t = text.trim();
+    // A leading marker: "- ", "* ", "+ ", "> ", "1. ", "2) ", "## ".
+    let digits = t.len() - t.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let lead = if let Some(rest) = t.strip_prefix(['-', '*', '+', '>', '•']).filter(|r| r.starts_with(' ')) {
+        t.len() - rest.len() + 1
+    } else if digits > 0 && digits <= 3 && t[digits..].starts_with(['.', ')']) && t[digits + 1..].starts_with(' ') {
+        digits + 2
+    } else if t.starts_with('#') {
+        let hashes = t.len() - t.trim_start_matches('#').len();
+        if t[hashes..].starts_with(' ') { hashes + 1 } else { 0 }
+    } else {
+        0
+    };
+    let body = &t[lead..];
+    let chars: Vec<char> = body.chars().collect();
+    let mut out = String::with_capacity(body.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            // An escaped character is itself, and no markup: `\*\*kwargs` is `**kwargs`.
+            '\\' if chars.get(i + 1).is_some_and(|n| n.is_ascii_punctuation()) => {
+                out.push(chars[i + 1]);
+                i += 2;
+            }
+            // [text](target) and ![alt](target): the text.
+            '[' | '!' => {
+                let open = if c == '!' { i + 1 } else { i };
+                let link = (chars.get(open) == Some(&'['))
+                    .then(|| chars[open + 1..].iter().position(|&x| x == ']').map(|p| open + 1 + p))
+                    .flatten()
+                    .filter(|&close| chars.get(close + 1) == Some(&'('))
+                    .and_then(|close| chars[close + 2..].iter().position(|&x| x == ')').map(|p| (close, close + 2 + p)))
+                    .filter(|&(close, end)| !chars[close + 2..end].iter().any(|c| c.is_whitespace()));
+                match link {
+                    Some((close, end)) => {
+                        out.extend(without_markup(&chars[open + 1..close].iter().collect::<String>()).map_or_else(
+                            || chars[open + 1..close].iter().collect::<String>(),
+                            |inner| inner,
+                        ).chars());
+                        i = end + 1;
+                    }
+                    None => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            // Runs of backticks stay: FEVER's text writes quotes as `` and ''.
+            '`' if chars.get(i + 1) == Some(&'`') => {
+                let run = chars[i..].iter().take_while(|&&x| x == '`').count();
+                out.extend(&chars[i..i + run]);
+                i += run;
+            }
+            // A code span: its code, as written.
+            '`' => match chars[i + 1..].iter().position(|&x| x == '`') {
+                Some(p) if p > 0 => {
+                    out.extend(&chars[i + 1..i + 1 + p]);
+                    i += p + 2;
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                }
+            },
+            // Emphasis: a run of `*` that opens or closes a word (on one side only: `5*3` and
+            // `2 * 3` keep theirs). Underscores stay: `__init__` and `snake_case` are names.
+            '*' => {
+                let run = chars[i..].iter().take_while(|&&x| x == '*').count();
+                let opens = chars.get(i + run).is_some_and(|&n| n.is_alphanumeric() || matches!(n, '[' | '(' | '`' | '"' | '\''));
+                let closes = i.checked_sub(1).and_then(|b| chars.get(b)).is_some_and(|b| !b.is_whitespace());
+                if opens != closes {
+                    i += run;
+                } else {
+                    out.extend(&chars[i..i + run]);
+                    i += run;
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    (out != t && out.chars().any(char::is_alphanumeric)).then_some(out)
+}
+
 /// What an NLI model reads for a claim: the hypothesis, the opposite answer's hypothesis (for a
 /// bare "yes" or "no"), and the form, where it is not the claim as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,9 +372,22 @@ pub fn read(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
     if super::code::is_fenced(text) {
         return Reading { hypothesis: text.to_string(), opposite: None, form: Some(Form::Code) };
     }
-    // Emoji first: the forms below read the words, and a claim the model reads has none.
+    // Markdown and emoji first: the forms below read the words, and a claim the model reads has
+    // neither. Once: what an escape gave (`\*\*kwargs` -> `**kwargs`) is text, not markup.
+    if let Some(plain) = without_markup(text) {
+        let mut r = read_plain(&plain, is_claim, question);
+        if r.form.is_none() {
+            r.form = Some(Form::MarkupRemoved);
+        }
+        return r;
+    }
+    read_plain(text, is_claim, question)
+}
+
+/// [`read`] for a claim without markdown.
+fn read_plain(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
     if let Some(plain) = without_pictographs(text) {
-        let mut r = read(&plain, is_claim, question);
+        let mut r = read_plain(&plain, is_claim, question);
         if r.form.is_none() {
             r.form = Some(Form::SymbolsRemoved);
         }
@@ -555,5 +666,45 @@ mod tests {
         for o in ["Paris.", "Refunds are accepted within 30 days.", "I don't know the exact date, but it was in 1879 in Ulm, Germany.", "Unknown soldiers fought there."] {
             assert!(!claims_nothing(o, false), "{o:?}");
         }
+    }
+
+    #[test]
+    fn markdown_is_read_off_a_claim() {
+        let cases = [
+            ("By default, Streamlit's [Session State](https://docs.streamlit.io/state) keeps values.", "By default, Streamlit's Session State keeps values."),
+            ("- Use `theme=None` to disable it.", "Use theme=None to disable it."),
+            ("st.plotly\\_chart takes figure\\_or\\_data and \\*\\*kwargs.", "st.plotly_chart takes figure_or_data and **kwargs."),
+            ("**Note:** the *theme* is on by default.", "Note: the theme is on by default."),
+            ("> 3. ![A chart](img/chart.png) shows the [**theme**](https://x.io).", "3. A chart shows the theme."),
+            ("## Plotly charts are themed", "Plotly charts are themed"),
+            ("12) Refunds take 30 days.", "Refunds take 30 days."),
+            ("• Refunds take 30 days.", "Refunds take 30 days."),
+        ];
+        for (text, plain) in cases {
+            assert_eq!(without_markup(text).as_deref(), Some(plain), "{text:?}");
+        }
+        for text in [
+            "Refunds take 30 days.",
+            "It costs 2 * 3 = 6 dollars, or 5*3 in all.",
+            "Call __init__ with snake_case names.",
+            "See <https://plot.ly/python/> for examples.",
+            "Brackets [like these] (and these) stay.",
+            "- ",
+            "•",
+            "•x",
+            "`x`",
+            "Duane Chapman 's nickname is `` Dog . ``",
+        ] {
+            let got = without_markup(text);
+            assert!(got.is_none() || got.as_deref() == Some("x"), "{text:?} -> {got:?}");
+        }
+        assert_eq!(without_markup("`x`").as_deref(), Some("x"));
+        // The reading says so, and the forms below apply to the plain claim; an escape's character
+        // is not read as markup again.
+        let r = read("**No**, refunds are not available after 30 days.", true, None);
+        assert_eq!(r.hypothesis, "refunds are not available after 30 days.");
+        assert_eq!(r.form, Some(Form::AgainstAffirmative));
+        let r = read("Pass any \\*\\*kwargs to Plotly.", true, None);
+        assert_eq!((r.hypothesis.as_str(), r.form), ("Pass any **kwargs to Plotly.", Some(Form::MarkupRemoved)));
     }
 }

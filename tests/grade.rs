@@ -856,6 +856,7 @@ fn a_negated_claim_is_weighed_against_its_affirmative() {
         serde_json::json!({"id": "wrong", "input": "Do I need to notify HR before my leave starts?", "output": "No, you do not need to notify HR before your leave starts.", "contexts": [policy]}),
         serde_json::json!({"id": "right", "input": "Can I get a refund after 60 days?", "output": "No, refunds are not available after 30 days.", "contexts": [refunds]}),
         serde_json::json!({"id": "speaker", "output": "I don't think refunds are available after 30 days.", "contexts": [refunds]}),
+        serde_json::json!({"id": "never", "output": "Employees never notify HR before the leave starts.", "contexts": [policy]}),
     ];
     let results = grade_cases(&cases, "support");
     let r = by_id(&results);
@@ -867,6 +868,8 @@ fn a_negated_claim_is_weighed_against_its_affirmative() {
     assert_eq!(claim("right")["graded"]["form"], "against_affirmative", "{}", r["right"]);
     assert_eq!(claim("right")["label"], "supported", "the source states the negation: {}", r["right"]);
     assert!(claim("speaker")["graded"].is_null(), "what the speaker thinks is read as it stands: {}", r["speaker"]);
+    assert_eq!(claim("never")["graded"]["against"], "Employees notify HR before the leave starts.", "{}", r["never"]);
+    assert_ne!(claim("never")["label"], "supported", "{}", r["never"]);
 }
 
 /// A fenced code block in an output is looked up in the sources line by line (form `code`), not
@@ -930,6 +933,25 @@ fn markdown_is_read_off_claims() {
     assert_eq!(claim("copied")["label"], "supported");
     assert_eq!(claim("link")["graded"]["text"], "How to use callbacks in forms?", "{}", r["link"]);
     assert_ne!(claim("link")["label"], "supported", "{}", r["link"]);
+}
+
+/// A claim the model supports only weakly (below 0.5) whose figure is in no source is not
+/// supported: "The limit is 100 MB." against "Files up to 10 MB" drew 0.32 and passed.
+#[test]
+fn a_figure_in_no_source_vetoes_a_weakly_supported_claim() {
+    let source = "Files up to 10 MB can be synced. The timeout is 1000 seconds.";
+    let cases = [
+        serde_json::json!({"id": "figure", "input": "What is the file limit?", "output": "The limit is 100 MB.", "contexts": [source]}),
+        serde_json::json!({"id": "figure-right", "input": "What is the file limit?", "output": "Files up to 10 MB can be synced.", "contexts": [source]}),
+    ];
+    let results = grade_cases(&cases, "support");
+    let r = by_id(&results);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    assert_eq!(claim("figure")["specifics"][0]["text"], "100", "{}", r["figure"]);
+    assert!(claim("figure")["score"].as_f64().unwrap() < 0.5, "{}", r["figure"]);
+    assert_ne!(claim("figure")["label"], "supported", "{}", r["figure"]);
+    assert_eq!(r["figure"]["passed"], false);
+    assert_eq!(claim("figure-right")["label"], "supported", "{}", r["figure-right"]);
 }
 
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or

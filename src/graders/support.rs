@@ -125,17 +125,28 @@ fn words_hash(words: &[String]) -> u64 {
     h.finish()
 }
 
-/// A sentence and, where it has a "Label:" lead-in, its words after it.
-fn verbatim_forms(sentence: &str) -> impl Iterator<Item = &str> {
-    std::iter::once(sentence).chain(sentence.split_once(':').map(|(_, rest)| rest))
+/// The words of a sentence as a claim may repeat it: the sentence, and where it has a "Label:"
+/// lead-in, its words after it; each also without its markdown (a link as its text: "as [Cluster
+/// libraries](https://...) as needed" repeats as "as Cluster libraries as needed").
+fn verbatim_forms(sentence: &str) -> Vec<Vec<String>> {
+    let plain = crate::text::claim_form::without_markup(sentence);
+    let mut forms: Vec<Vec<String>> = vec![];
+    for text in std::iter::once(sentence).chain(plain.as_deref()) {
+        for form in std::iter::once(text).chain(text.split_once(':').map(|(_, rest)| rest)) {
+            let words = plain_words(form);
+            if !forms.contains(&words) {
+                forms.push(words);
+            }
+        }
+    }
+    forms
 }
 
 /// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`].
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
     let mut index = HashMap::new();
     for r in sentences {
-        for form in verbatim_forms(&context[r.clone()]) {
-            let words = plain_words(form);
+        for words in verbatim_forms(&context[r.clone()]) {
             if words.len() >= VERBATIM_MIN_WORDS {
                 index.entry(words_hash(&words)).or_insert_with(|| r.clone());
             }
@@ -144,9 +155,9 @@ pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> Verba
     index
 }
 
-/// The sentence of a context that a claim repeats word for word (case, punctuation and spacing
-/// aside), as a byte range: the claim is the whole sentence, or the sentence after a lead-in that
-/// ends with a colon ("Price match: we match ..."). A source asserts its own sentences, so such a
+/// The sentence of a context that a claim repeats word for word (case, punctuation, spacing and
+/// markdown aside), as a byte range: the claim is the whole sentence, or the sentence after a
+/// lead-in that ends with a colon ("Price match: we match ..."). A source asserts its own sentences, so such a
 /// claim is supported whatever a small model makes of it (the default model gave "International
 /// orders cannot be returned for a refund; they can only be exchanged." P(contradiction) 0.66
 /// against that very sentence). A claim of fewer than four words is never matched this way, and a
@@ -159,7 +170,7 @@ pub fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> O
         return None;
     }
     let r = index.get(&words_hash(&want))?;
-    verbatim_forms(&context[r.clone()]).any(|form| plain_words(form) == want).then(|| r.clone())
+    verbatim_forms(&context[r.clone()]).contains(&want).then(|| r.clone())
 }
 
 /// Over every context of the case: the most entailing and the most contradicting chunk for
@@ -347,8 +358,12 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         // A bare output with no question to read it by is vetoed by a number, date, amount or
         // percentage in no source ("In 1928." against a source that says 1926 drew 1.0): a figure
         // is the whole of what such an output says, where a name may be a chat turn's aside.
+        // So is a claim the model supports only weakly (below 0.5) whose figure no source holds
+        // ("The limit is 100 MB." against "Files up to 10 MB" drew 0.32): on the held-out sets,
+        // Factcheck-GPT 0.6973 -> 0.7025, HaluEval QA 0.9633 -> 0.9643, dialogue 0.8158 ->
+        // 0.8159; vetoing every claim with such a figure lost dialogue 0.014 (0.8014).
         let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
-        let figure = bare && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
+        let figure = (bare || score < 0.5) && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
         let label = if (answer && !specifics.is_empty() || figure) && label == "supported" { "unsupported" } else { label };
         counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
         let ev = if label == "contradicted" { worst } else { best };
@@ -404,6 +419,21 @@ mod tests {
         assert_eq!(aggregate(&s, 0.5, Aggregation::Min), 0.2);
         assert!((aggregate(&s, 0.5, Aggregation::Mean) - 0.5666667).abs() < 1e-6);
         assert_eq!(aggregate(&[], 0.5, Aggregation::Mean), 0.0);
+    }
+
+    #[test]
+    fn a_claim_repeats_a_sentence_word_for_word_markdown_aside() {
+        let context = "## Libraries\n\nInstall non-Python libraries as [Cluster libraries](https://docs.x.com/libraries/cluster-libraries.html) as needed. Use `%pip` for **notebook-scoped** Python libraries. Note: deletes are only supported for Delta Lake tables.";
+        let sentences = crate::text::split_sentences(context);
+        let index = verbatim_index(context, &sentences);
+        let found = |claim: &str| verbatim_sentence(context, &index, claim).map(|r| &context[r]);
+        assert!(found("Install non-Python libraries as Cluster libraries as needed.").is_some_and(|s| s.starts_with("Install")));
+        assert!(found("Install non-Python libraries as [Cluster libraries](https://docs.x.com/libraries/cluster-libraries.html) as needed.").is_some());
+        assert!(found("Use %pip for notebook-scoped Python libraries.").is_some());
+        assert!(found("Deletes are only supported for Delta Lake tables.").is_some(), "after the lead-in");
+        // Part of a sentence, or a changed word, is no repeat.
+        assert_eq!(found("Install non-Python libraries as Cluster libraries."), None);
+        assert_eq!(found("Install Python libraries as Cluster libraries as needed."), None);
     }
 
     #[test]

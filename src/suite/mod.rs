@@ -168,18 +168,24 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
 /// `document_title`, `document_link` and `context_embeddings`).
 pub fn context_candidates(unknown: &BTreeMap<String, usize>) -> Vec<(&str, usize)> {
     const SAYS: &[&str] = &["context", "document", "passage", "source", "chunk", "evidence", "knowledge", "retriev"];
-    const NOT: &[&str] = &["embedding", "link", "url", "title", "id", "idx", "index", "name", "count", "score", "len"];
-    let mut found: Vec<(&str, usize)> = unknown
+    const NOT: &[&str] = &[
+        "embedding", "link", "url", "title", "id", "idx", "index", "name", "count", "score", "len", "label", "relevance", "rating",
+        "annotated", "judgement", "judgment",
+    ];
+    let plural_of = |p: &str, n: &str| p == n || p.strip_suffix('s') == Some(n);
+    let mut found: Vec<(&str, usize, bool)> = unknown
         .iter()
-        .filter(|(name, _)| {
+        .filter_map(|(name, n)| {
             let lower = name.to_lowercase();
             let parts: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|p| !p.is_empty()).collect();
-            SAYS.iter().any(|w| lower.contains(w)) && !parts.iter().any(|p| NOT.iter().any(|n| p == n || p.strip_suffix('s') == Some(n)))
+            let says = SAYS.iter().any(|w| lower.contains(w)) && !parts.iter().any(|p| NOT.iter().any(|n| plural_of(p, n)));
+            // A name that is one such word ("Document", "sources") before one that holds it.
+            let plain = parts.len() == 1 && SAYS.iter().any(|w| plural_of(parts[0], w));
+            says.then_some((name.as_str(), *n, plain))
         })
-        .map(|(name, n)| (name.as_str(), *n))
         .collect();
-    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    found
+    found.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
+    found.into_iter().map(|(name, n, _)| (name, n)).collect()
 }
 
 /// One line per field set aside for another that takes precedence, or `None` when none was.
@@ -682,16 +688,30 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(bytes);
     let header: Vec<String> = reader.headers().map_err(|e| format!("the header row cannot be read: {e}"))?.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_string()).collect();
     let mut rows = vec![];
+    // Lines counted here from byte offsets, in one pass over the rows: the reader's own count is
+    // one short in a file whose lines end in "\r\n" (ARES's TSV said "line 1" of its first row,
+    // which is line 2 under the header).
+    let (mut counted_to, mut line_there) = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
+        // A row's position may sit on the line end before it (the "\n" of a "\r\n").
+        let mut byte = (byte as usize).min(bytes.len()).max(counted_to);
+        while bytes.get(byte).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            byte += 1;
+        }
+        line_there += bytes[counted_to..byte].iter().filter(|&&b| b == b'\n').count();
+        counted_to = byte;
+        line_there
+    };
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
                 rows.push((line, Err(format!("not a CSV row: {e}"))));
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         let mut obj = Map::new();
         let mut segments = Map::new();
         let mut bad: Option<String> = None;
@@ -1475,6 +1495,15 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_numbered_by_the_line_they_start_on_whatever_the_line_ends() {
+        for text in ["q\ta\nx\t\"two\nlines\"\ny\tz\n", "q\ta\r\nx\t\"two\r\nlines\"\r\ny\tz\r\n"] {
+            let rows = csv_rows(text.as_bytes(), b'\t').unwrap();
+            let lines: Vec<usize> = rows.iter().map(|r| r.0).collect();
+            assert_eq!(lines, [2, 4], "{text:?}: under the header, and past a cell of two lines");
+        }
+    }
+
+    #[test]
     fn a_list_cell_that_cannot_be_read_fails_its_row() {
         let csv = "question,answer,contexts\nq,a,\"['Penicillin was found in 1928.', 'unterminated]\"\nq2,b,[1] A passage that starts with a marker\n";
         let rows = csv_rows(csv.as_bytes(), b',').unwrap();
@@ -1635,6 +1664,12 @@ mod tests {
             .collect();
         assert_eq!(context_candidates(&unknown), vec![("document_text", 90), ("source_passages", 84)]);
         assert!(context_candidates(&BTreeMap::new()).is_empty());
+        // ARES's columns: a label that names the context is not one; the plain `Document` comes first.
+        let unknown: BTreeMap<String, usize> = ["Context_Relevance_Label", "Answer_Faithfulness_Label", "Document", "Sources", "Reaction"]
+            .iter()
+            .map(|k| (k.to_string(), 40))
+            .collect();
+        assert_eq!(context_candidates(&unknown), vec![("Document", 40), ("Sources", 40)]);
     }
 
     #[test]

@@ -421,15 +421,28 @@ fn read_plain(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
 /// only" ("not just", "not merely"), which says more. On
 /// HaluEval's dialogue turns and Factcheck-GPT's claims these made up the verdicts the weighing
 /// turned, wrongly.
+/// Auxiliaries that may stand between a subject and its "never" ("I have never", "we would never").
+const SUBJECT_AUXILIARIES: &[&str] = &[
+    "have", "has", "had", "would", "will", "should", "could", "can", "did", "do", "does", "am", "is", "are", "was", "were",
+    "might", "may", "must", "shall", "really", "actually", "just", "also",
+];
+
 fn against_affirmative(reading: Reading) -> Reading {
     let h = &reading.hypothesis;
-    // Only where a "not" comes off: where the claim has none, `negation` would add one.
-    let Some(super::perturb::Negation { text: affirmative, auxiliary, removed: Some(not) }) = super::perturb::negation(h) else {
+    // Only where a "not" comes off (where the claim has none, `negation` would add one), or else a
+    // "never" ("are never refunded", "He never visited").
+    let negation = super::perturb::negation(h).filter(|n| n.removed.is_some()).or_else(|| super::perturb::without_never(h));
+    let Some(super::perturb::Negation { text: affirmative, auxiliary, removed: Some(not) }) = negation else {
         return reading;
     };
-    // The word before the auxiliary: before "do" of "do not", before "don't".
-    let before = h[..auxiliary].split_whitespace().last().map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).to_string());
-    let speaker = before.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
+    // The subject: the word before the auxiliary ("do" of "do not", "don't") or before "never",
+    // past any auxiliaries ("I have never", "I've never": "I").
+    let subject = h[..auxiliary]
+        .split_whitespace()
+        .rev()
+        .map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).split('\'').next().unwrap_or_default().to_string())
+        .find(|w| !SUBJECT_AUXILIARIES.contains(&w.as_str()));
+    let speaker = subject.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
     let title = h[not.start..].starts_with(|c: char| c.is_uppercase());
     // "did not arrive until 1570" says when it arrived, and "is not only free but fast" says both:
     // the "not" is no negation.
@@ -528,10 +541,24 @@ mod tests {
         assert_eq!(r.opposite.as_deref(), Some("you do need to notify HR before your leave starts."));
         let r = read("Refunds aren't available after 30 days.", true, None);
         assert_eq!(r.opposite.as_deref(), Some("Refunds are available after 30 days."));
-        // No "not" at an auxiliary: as it stands (negate would add one; a "never" it cannot take off).
+        // No "not" at an auxiliary: as it stands (negate would add one).
         assert_eq!(read("Refunds are available for 30 days.", true, None).form, None);
-        assert_eq!(read("Refunds are never available.", true, None).form, None);
         assert_eq!(read("Refunds come without a fee.", true, None).form, None);
+        // A "never" comes off, with or without an auxiliary.
+        let r = read("Refunds are never available after 30 days.", true, None);
+        assert_eq!((r.form, r.opposite.as_deref()), (Some(Form::AgainstAffirmative), Some("Refunds are available after 30 days.")));
+        let r = read("The company never opened an office in Ohio.", true, None);
+        assert_eq!(r.opposite.as_deref(), Some("The company opened an office in Ohio."));
+        let r = read("Yes, it is open daily and never closes", true, None);
+        assert_eq!(r.opposite.as_deref(), Some("it is open daily and closes"), "an auxiliary without a not does not stop it");
+        assert_eq!(read("I never said that.", true, None).form, None, "the speaker's own");
+        for t in ["I have never heard of her.", "No I've never heard of her.", "but i never watched it", "We would never have guessed."] {
+            assert_eq!(read(t, true, None).form, None, "{t:?}: the speaker's own");
+        }
+        assert_eq!(read("She has never starred in a film.", true, None).form, Some(Form::AgainstAffirmative));
+        assert_eq!(read("Never Let Me Go is a novel by Ishiguro.", true, None).form, None, "a title");
+        assert_eq!(read("She never left Paris until 1950.", true, None).form, None, "says when");
+        assert_eq!(read("Nevertheless, refunds are available.", true, None).form, None, "a word, not a part of one");
         // What the speaker thinks or did, and a title, are left as they are.
         assert_eq!(read("I don't think so.", true, None).form, None);
         assert_eq!(read("No I did not but they are not doing well.", true, None).form, None);

@@ -457,6 +457,27 @@ pub(crate) fn negation(s: &str) -> Option<Negation> {
     None
 }
 
+/// `s` without its first "never" ("Refunds are never issued after 30 days." -> "Refunds are issued
+/// after 30 days."): the affirmative of a claim negated without an auxiliary's "not". The word
+/// before it stands for the auxiliary in [`Negation`] (`auxiliary` is where "never" starts);
+/// `removed` is the word. `None` where `s` has no "never".
+pub(crate) fn without_never(s: &str) -> Option<Negation> {
+    let mut at = 0;
+    for w in s.split(|c: char| !c.is_alphanumeric()) {
+        let start = at;
+        at += w.len() + s[start + w.len()..].chars().next().map_or(0, char::len_utf8);
+        if !w.eq_ignore_ascii_case("never") {
+            continue;
+        }
+        let end = start + w.len();
+        // The word and the space after it (or before it, at the end).
+        let cut = if s[end..].starts_with(' ') { start..end + 1 } else if s[..start].ends_with(' ') { start - 1..end } else { start..end };
+        let text = format!("{}{}", &s[..cut.start], &s[cut.end..]);
+        return Some(Negation { text, auxiliary: start, removed: Some(start..end) });
+    }
+    None
+}
+
 /// `s` with its first gendered pronoun swapped (he / she, him / her, his / her, himself / herself).
 fn swap_pronoun(s: &str) -> Option<String> {
     let mut at = 0;

@@ -111,6 +111,10 @@ fn plain_words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
+/// P(entailment) below which a claim whose figure is in no source is not supported, whatever the
+/// claim threshold (see [`grade`]).
+const WEAK_SUPPORT: f32 = 0.5;
+
 /// Claims of fewer words are never matched word for word ([`verbatim_sentence`]).
 const VERBATIM_MIN_WORDS: usize = 4;
 
@@ -363,7 +367,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         // Factcheck-GPT 0.6973 -> 0.7025, HaluEval QA 0.9633 -> 0.9643, dialogue 0.8158 ->
         // 0.8159; vetoing every claim with such a figure lost dialogue 0.014 (0.8014).
         let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
-        let figure = (bare || score < 0.5) && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
+        let figure = (bare || score < WEAK_SUPPORT) && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
         let label = if (answer && !specifics.is_empty() || figure) && label == "supported" { "unsupported" } else { label };
         counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
         let ev = if label == "contradicted" { worst } else { best };

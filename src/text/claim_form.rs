@@ -421,8 +421,9 @@ fn read_plain(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
 /// only" ("not just", "not merely"), which says more. On
 /// HaluEval's dialogue turns and Factcheck-GPT's claims these made up the verdicts the weighing
 /// turned, wrongly.
-/// Auxiliaries that may stand between a subject and its "never" ("I have never", "we would never").
-const SUBJECT_AUXILIARIES: &[&str] = &[
+/// Auxiliaries and adverbs that may stand between a subject and its "never" ("I have never", "we
+/// would never", "I really never").
+const BEFORE_NEGATION: &[&str] = &[
     "have", "has", "had", "would", "will", "should", "could", "can", "did", "do", "does", "am", "is", "are", "was", "were",
     "might", "may", "must", "shall", "really", "actually", "just", "also",
 ];
@@ -441,7 +442,7 @@ fn against_affirmative(reading: Reading) -> Reading {
         .split_whitespace()
         .rev()
         .map(|w| folded(w).trim_matches(|c: char| !c.is_alphabetic()).split('\'').next().unwrap_or_default().to_string())
-        .find(|w| !SUBJECT_AUXILIARIES.contains(&w.as_str()));
+        .find(|w| !BEFORE_NEGATION.contains(&w.as_str()));
     let speaker = subject.as_deref().is_some_and(|w| matches!(w, "i" | "we"));
     let title = h[not.start..].starts_with(|c: char| c.is_uppercase());
     // "did not arrive until 1570" says when it arrived, and "is not only free but fast" says both:

@@ -35,6 +35,7 @@ use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcom
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
 use crate::text::{words, CharIndex};
+use crate::text::words::plain_words;
 use crate::text::specifics::Sources;
 
 /// Aggregates claim supports into a case score.
@@ -104,11 +105,6 @@ pub(super) fn evidence_windows(context: &str, sentences: &[Range<usize>], hypoth
     }
     out.sort_by_key(|r| (r.start, r.end));
     out
-}
-
-/// The words of a text as the verbatim check compares them: lower-case runs of letters and digits.
-fn plain_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 /// P(entailment) below which a claim whose figure is in no source is not supported, whatever the

@@ -231,11 +231,9 @@ impl GroupCost {
 }
 
 fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group {
-    let cases = rs.len();
-    let skipped = rs.iter().filter(|r| super::skipped_entirely(r)).count();
-    let passed = rs.iter().filter(|r| r.passed && !super::skipped_entirely(r)).count();
-    let graded = cases - skipped;
-    let (lo, hi) = stats::wilson(passed, graded, 1.959964);
+    // Counts, pass rate and failure classes as the summary counts them; the report adds bootstrap
+    // intervals of the mean scores.
+    let counts = super::GroupSummary::of(rs);
     let mut scores: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for r in rs {
         for (m, s, _) in r.metrics.scores() {
@@ -250,28 +248,17 @@ fn group(name: String, rs: &[&CaseResult], min_cases: usize, seed: u64) -> Group
             (m, MeanScore { cases: v.len(), mean, interval: [a, b] })
         })
         .collect();
-    let (mut failures, mut failures_passed) = (BTreeMap::new(), BTreeMap::new());
-    for f in Failure::ALL {
-        let n = rs.iter().filter(|r| r.failures.contains(&f)).count();
-        if n > 0 {
-            failures.insert(f.name().to_string(), n);
-        }
-        let passed = rs.iter().filter(|r| r.passed && r.failures.contains(&f)).count();
-        if passed > 0 {
-            failures_passed.insert(f.name().to_string(), passed);
-        }
-    }
     Group {
         name,
-        cases,
-        passed,
-        skipped,
-        pass_rate: if graded > 0 { passed as f64 / graded as f64 } else { 0.0 },
-        pass_rate_ci: [lo, hi],
+        cases: counts.cases,
+        passed: counts.passed,
+        skipped: counts.skipped,
+        pass_rate: counts.pass_rate,
+        pass_rate_ci: counts.pass_rate_ci,
         metrics,
-        failures,
-        failures_passed,
-        too_few: cases < min_cases,
+        failures: counts.failures,
+        failures_passed: counts.failures_passed,
+        too_few: counts.cases < min_cases,
     }
 }
 

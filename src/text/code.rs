@@ -12,6 +12,8 @@
 
 use std::ops::Range;
 
+use super::words::plain_words_at as words;
+
 /// Whether a claim is a fenced code block (it opens with three backticks, as the sentence splitter
 /// cuts them: a fenced block is a sentence of its own).
 pub fn is_fenced(text: &str) -> bool {
@@ -26,23 +28,6 @@ pub struct CodeSupport {
     /// The context (index) with the most of the block's words, and the byte range there from its
     /// first to its last line found; `None` when no line was found.
     pub evidence: Option<(usize, Range<usize>)>,
-}
-
-/// The words of a text (lower-case runs of letters and digits) with their byte ranges.
-fn words(text: &str) -> Vec<(String, Range<usize>)> {
-    let mut out = vec![];
-    let mut start = None;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(i),
-            (false, Some(s)) => {
-                out.push((text[s..i].to_lowercase(), s..i));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// A context's words joined by single spaces, with a space at either end, and where each word

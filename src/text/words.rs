@@ -1,4 +1,5 @@
-//! Content words: the words of a text that say what it is about, and whether it is negated.
+//! Content words: the words of a text that say what it is about, and whether it is negated; and
+//! plain words, as texts are compared word for word.
 //!
 //! One list of words too common to say where a claim's evidence is, shared by every reader that
 //! compares texts by their words: the support grader (which sentences of a context a claim names),
@@ -30,6 +31,29 @@ pub fn content_words(text: &str) -> Vec<String> {
         .map(str::to_lowercase)
         .filter(|w| is_content_word(w))
         .collect()
+}
+
+/// The words of a text as texts are compared word for word (the verbatim rule, code lookup):
+/// lower-case runs of letters and digits, with their byte ranges.
+pub fn plain_words_at(text: &str) -> Vec<(String, std::ops::Range<usize>)> {
+    let mut out = vec![];
+    let mut start = None;
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push((text[s..i].to_lowercase(), s..i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// [`plain_words_at`] without the ranges.
+pub fn plain_words(text: &str) -> Vec<String> {
+    plain_words_at(text).into_iter().map(|(w, _)| w).collect()
 }
 
 /// Whether a text says "not" in any of its forms ("no", "never", "cannot", "without", "isn't").

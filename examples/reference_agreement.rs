@@ -94,6 +94,7 @@ fn grade(grader: &mut Grader, name: &str, pairs: &[(String, String)]) -> anyhow:
             unknown_fields: vec![],
             id_from_line: false,
             shadowed: vec![],
+            respelt: vec![],
             renamed: vec![],
         })
         .collect();

@@ -11,7 +11,7 @@ use std::io::Cursor;
 
 use candor::engine::TextTokenizer;
 use candor::suite::SuiteReader;
-use candor::text::{analyse_output, chunk_text, claim_form, code, find_markers, split_sentences, strip_markers};
+use candor::text::{analyse_output, chunk_text, about_sources, claim_form, code, find_markers, split_sentences, strip_markers};
 
 /// The suite reader on arbitrary bytes.
 pub fn suite_reader(data: &[u8]) {
@@ -104,6 +104,12 @@ pub fn sentences(text: &str) {
         let _ = claim_form::read(&s.text, s.is_claim, Some("Is it so?"));
         if let Some(plain) = claim_form::without_markup(&s.text) {
             assert!(plain.chars().count() < s.text.trim().chars().count(), "markup removal added to {:?}: {plain:?}", s.text);
+        }
+        // A frame naming the sources only comes off: what is left is the sentence's own end.
+        let _ = about_sources::about_sources(&s.text, true);
+        if let Some(claim) = about_sources::framed_claim(&s.text) {
+            let rest: String = claim.chars().skip(1).collect();
+            assert!(s.text.trim().ends_with(&rest) && claim.len() < s.text.trim().len(), "frame removal changed {:?}: {claim:?}", s.text);
         }
         if code::is_fenced(&s.text) {
             if let Some(found) = code::support(&s.text, &[text]) {

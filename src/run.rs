@@ -200,6 +200,8 @@ pub struct Outcome {
     pub ids_from_lines: usize,
     /// Fields set aside for another that takes precedence ((field, graded instead) -> cases).
     pub shadowed_fields: BTreeMap<(String, String), usize>,
+    /// Known fields read under their name from another spelling ((as written, as read) -> cases).
+    pub respelt_fields: BTreeMap<(String, String), usize>,
     /// Stopped by the stop flag before the end of the suite.
     pub interrupted: bool,
     /// NLI work.
@@ -612,6 +614,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
     let unknown_fields = reader.unknown_fields().clone();
     let ids_from_lines = reader.ids_from_lines();
     let shadowed_fields = reader.shadowed_fields().clone();
+    let respelt_fields = reader.respelt_fields().clone();
     let stats = |summary: Summary, dropped: usize, interrupted: bool| Outcome {
         summary,
         graded_now,
@@ -623,6 +626,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         unknown_fields: unknown_fields.clone(),
         ids_from_lines,
         shadowed_fields: shadowed_fields.clone(),
+        respelt_fields: respelt_fields.clone(),
         interrupted,
         nli: grader.nli_stats(),
         embed: grader.embed_stats(),

@@ -142,20 +142,20 @@ fn bad_lines_are_named_and_strict_refuses() {
     assert!(!out2.exists(), "nothing is graded with --strict");
 }
 
-/// A column named otherwise than candor reads it fails every line the same way (ARES's TSV names
-/// its output `Answer`): the first lines are listed, the rest counted once at the end, and the hint
-/// names the `--field` rename that reads the file as it is.
+/// A column named otherwise than candor reads it fails every line the same way (here a misspelt
+/// `Answr`; ARES's `Answer` is read as `answer` since 2026-12-01): the first lines are listed, the
+/// rest counted once at the end, and the hint names the `--field` rename that reads the file as it is.
 #[test]
 fn the_same_problem_on_many_lines_is_listed_then_counted() {
     let dir = tempfile::tempdir().unwrap();
     let suite = dir.path().join("suite.jsonl");
     let out = dir.path().join("r.jsonl");
-    let rows: Vec<String> = (0..7).map(|i| format!("{{\"id\": \"c{i}\", \"Answer\": \"At 9 am.\", \"contexts\": [\"The office opens at 9 am.\"]}}")).collect();
+    let rows: Vec<String> = (0..7).map(|i| format!("{{\"id\": \"c{i}\", \"Answr\": \"At 9 am.\", \"contexts\": [\"The office opens at 9 am.\"]}}")).collect();
     std::fs::write(&suite, rows.join("\n")).unwrap();
     let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "support", "-q"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("did you mean `answer`? (rename it, or pass `--field Answer=output`)"), "{err}");
+    assert!(err.contains("did you mean `answer`? (rename it, or pass `--field Answr=output`)"), "{err}");
     assert_eq!(err.matches("is missing or null").count(), 4, "three listed and one in the count: {err}");
     assert!(err.contains("line 4: the same problem again"), "{err}");
     assert!(err.contains("7 line(s), the first line 1: field `output`: is missing or null"), "{err}");
@@ -952,6 +952,50 @@ fn a_figure_in_no_source_vetoes_a_weakly_supported_claim() {
     assert_ne!(claim("figure")["label"], "supported", "{}", r["figure"]);
     assert_eq!(r["figure"]["passed"], false);
     assert_eq!(claim("figure-right")["label"], "supported", "{}", r["figure-right"]);
+}
+
+/// Sentences about the sources rather than the world (seen in ARES's human-annotated answers, which
+/// the people who read them marked unfaithful while the default model passed them): one saying the
+/// sources lack something is not graded, and an output of nothing but such sentences claims nothing;
+/// a claim framed by its source is graded without the frame.
+#[test]
+fn answers_about_the_sources_claim_nothing() {
+    let context = "The girl group was formed in 2007 and is managed by SM Entertainment, a talent agency based in Seoul.";
+    let q = "Which agency manages the girl group?";
+    let case = |id: &str, output: &str| serde_json::json!({"id": id, "input": q, "output": output, "contexts": [context]});
+    let cases = [
+        case("lacks", "Based on the context, it is not explicitly stated which agency manages the girl group."),
+        case("describes", "The context explains who manages the girl group. It also describes when the group was formed."),
+        case("mixed", "The context does not mention the group's members. The girl group is managed by SM Entertainment."),
+        case("framed", "According to the context, the girl group is managed by SM Entertainment."),
+        case("framed-wrong", "The context states that the girl group was formed in 1999 in Tokyo."),
+    ];
+    let results = grade_cases(&cases, "support");
+    let r = by_id(&results);
+    let support = |id: &str| r[id]["metrics"]["support"].clone();
+    for (id, n) in [("lacks", 1), ("describes", 2)] {
+        println!("{id}: {}", r[id]);
+        assert_eq!(r[id]["passed"], false, "{id}: {}", r[id]);
+        assert_eq!(r[id]["failures"], serde_json::json!(["no_claim"]), "{id}: {}", r[id]);
+        assert_eq!(support(id)["about_sources"].as_array().map(Vec::len), Some(n), "{id}: {}", r[id]);
+        assert_eq!(support(id)["claims"].as_array().map(Vec::len), Some(0), "{id}: {}", r[id]);
+    }
+    // The abstention is listed, with its place; the claim beside it is graded and passes.
+    println!("mixed: {}", r["mixed"]);
+    let about = &support("mixed")["about_sources"][0];
+    assert_eq!(about["text"], "The context does not mention the group's members.");
+    assert_eq!(about["span"], serde_json::json!([0, 49]));
+    assert_eq!(support("mixed")["claims"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r["mixed"]["passed"], true, "{}", r["mixed"]);
+    // A frame naming the source is read off the claim, and the results say so.
+    for id in ["framed", "framed-wrong"] {
+        println!("{id}: {}", r[id]);
+        assert_eq!(support(id)["claims"][0]["graded"]["form"], "source_frame_removed", "{id}: {}", r[id]);
+        assert!(support(id)["about_sources"].is_null(), "{id}: a framed claim is a claim: {}", r[id]);
+    }
+    assert_eq!(support("framed")["claims"][0]["graded"]["text"], "The girl group is managed by SM Entertainment.");
+    assert_eq!(r["framed"]["passed"], true, "{}", r["framed"]);
+    assert_eq!(r["framed-wrong"]["passed"], false, "{}", r["framed-wrong"]);
 }
 
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or

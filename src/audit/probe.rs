@@ -322,7 +322,7 @@ mod tests {
                     verbatim: false,
                 };
                 let mut r = CaseResult::new(c, BTreeMap::new());
-                r.metrics.support = Some(Outcome::Ran(SupportResult { score: claim.score, passed: ok, claims: vec![claim], output: None, spans: vec![] }));
+                r.metrics.support = Some(Outcome::Ran(SupportResult { score: claim.score, passed: ok, claims: vec![claim], output: None, spans: vec![], about_sources: vec![] }));
                 r
             })
             .collect())

@@ -252,6 +252,9 @@ pub fn run(store: &ModelStore, args: GradeArgs) -> anyhow::Result<ExitCode> {
     if let Some(line) = candor::suite::describe_shadowed(&outcome.shadowed_fields) {
         eprintln!("note: {line}");
     }
+    if let Some(line) = candor::suite::describe_respelt(&outcome.respelt_fields) {
+        eprintln!("note: {line}");
+    }
     if let Some(line) = candor::suite::describe_unknown_fields(&outcome.unknown_fields) {
         // Said when first seen during the run, and here again with the whole suite's counts.
         eprintln!("warning (whole suite): {line}");

@@ -27,6 +27,7 @@ use crate::engine::{Embedder, RunStats};
 use crate::error::{Error, Result};
 use crate::models::WindowUnit;
 use crate::suite::Case;
+use crate::text::about_sources::{self, About};
 use crate::text::{analyse_output, claim_form, code, find_markers, strip_markers, CharIndex, Sentence};
 pub use pairs::{Judgement, PairScheduler};
 pub use results::{CaseResult, Failure, Outcome};
@@ -107,6 +108,9 @@ struct Prepared<'c> {
     /// Whether the output claims nothing checkable (an abstention, punctuation, a bare "yes" with no
     /// question): it has no claims, and is never supported.
     claims_nothing: bool,
+    /// Indices of the sentences not graded because they speak of the sources: those saying the
+    /// sources lack something, and every sentence of an output that does nothing else.
+    about_sources: Vec<usize>,
     /// Byte ranges of the sentences of each context (filled when support or citation runs), where
     /// evidence sentences are picked ([`support::evidence_windows`]).
     context_sentences: Vec<Vec<std::ops::Range<usize>>>,
@@ -172,16 +176,25 @@ impl<'c> Prepared<'c> {
         if claim_ix.is_empty() {
             claim_ix = (0..sentences.len()).filter(|&i| !sentences[i].text.trim_end().ends_with('?')).collect();
         }
+        // Sentences about the sources (`text::about_sources`): one saying they lack something is an
+        // abstention, not a claim; an output whose every claim speaks of the sources answers nothing.
+        let about = about_sources::in_order(sentences.iter().map(|s| s.text.as_str()));
+        let only_about_sources = !claim_ix.is_empty() && claim_ix.iter().all(|&i| about[i].is_some());
+        let lacks = |i: &usize| about[*i] == Some(About::Lacks);
+        let about_sources: Vec<usize> = claim_ix.iter().copied().filter(|i| only_about_sources || lacks(i)).collect();
+        claim_ix.retain(|i| !lacks(i));
         // An output of questions alone ("Which city do you mean?") asserts nothing either: it fails as
         // `no_claim` rather than being skipped, which would leave it out of the pass rate.
         // Nor does an output that only restates what the case asks ("Shallow clone table
         // performance." to the query "shallow clone table performance").
         let claims_nothing = claim_form::claims_nothing(&clean_output, question.is_some())
             || (claim_ix.is_empty() && !sentences.is_empty())
+            || only_about_sources
             || case.input.as_deref().is_some_and(|input| claim_form::restates_question(&clean_output, input));
         if claims_nothing {
             claim_ix.clear();
         }
+
         // Support reads the claims and, beside them, the output's fenced code blocks (checked line
         // by line against the sources, `text::code`): code copied from elsewhere is not grounded.
         let support_claims = (0..sentences.len())
@@ -198,6 +211,7 @@ impl<'c> Prepared<'c> {
             whole: None,
             question,
             claims_nothing,
+            about_sources,
             context_sentences: vec![],
             verbatim: vec![],
             window_chars: 0,
@@ -233,10 +247,25 @@ impl<'c> Prepared<'c> {
         consistency::selfcheck_units(self.claims().map(|s| claim_form::strip_particle(&s.text).unwrap_or(&s.text)), &self.clean_output)
     }
 
-    /// Whether the output holds more than support grades: a sentence that is neither a claim nor a
-    /// code block (a question, a fragment).
+    /// Whether the output holds more than support grades: a sentence that is neither a claim, nor a
+    /// code block, nor one that speaks of the sources (a question, a fragment).
     fn beyond_claims(&self) -> bool {
-        self.sentences.iter().enumerate().any(|(i, s)| !self.claim_ix.contains(&i) && !code::is_fenced(&s.text))
+        self.sentences
+            .iter()
+            .enumerate()
+            .any(|(i, s)| !self.claim_ix.contains(&i) && !self.about_sources.contains(&i) && !code::is_fenced(&s.text))
+    }
+
+    /// The sentences left ungraded as speaking of the sources, for the results.
+    fn about_sources_read(&self) -> Vec<results::SentenceRef> {
+        let chars = CharIndex::new(&self.case.output);
+        self.about_sources
+            .iter()
+            .map(|&i| {
+                let s = &self.sentences[i];
+                results::SentenceRef { text: s.text.clone(), span: [chars.offset(s.span.start), chars.offset(s.span.end)] }
+            })
+            .collect()
     }
 
     fn claims(&self) -> impl Iterator<Item = &Sentence> {

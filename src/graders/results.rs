@@ -243,7 +243,7 @@ pub struct GradedAs {
 
 /// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
 /// written into results as `with_question`, `particle_removed`, `against_opposite`,
-/// `against_affirmative`, `symbols_removed`, `markup_removed` or `code`.
+/// `against_affirmative`, `symbols_removed`, `markup_removed`, `source_frame_removed` or `code`.
 pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.
@@ -274,6 +274,21 @@ pub struct SupportResult {
     /// spans, in order; absent otherwise and when it found none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spans: Vec<HallucinatedSpan>,
+    /// Sentences not graded because they speak of the sources rather than the world
+    /// (`text::about_sources`): those saying the sources lack something ("The context does not
+    /// mention X."), and every sentence of an output that does nothing else ("The context explains
+    /// how to ..."), which then fails as `no_claim`. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub about_sources: Vec<SentenceRef>,
+}
+
+/// A sentence of the output, by its text and place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SentenceRef {
+    /// The sentence (citation markers removed).
+    pub text: String,
+    /// Character range of the sentence in the output.
+    pub span: [usize; 2],
 }
 
 /// A run of output tokens a token-classifier support model marks as hallucinated.

@@ -72,6 +72,6 @@ pub(super) fn grade(p: &Prepared, d: Option<&Detection>, cfg: &SupportConfig) ->
         evidence: None,
         beyond_claims: p.beyond_claims(),
     });
-    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans };
+    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans, about_sources: p.about_sources_read() };
     (Outcome::Ran(result), failures, d.truncated)
 }

@@ -229,7 +229,7 @@ pub(super) fn settled_without_model(p: &Prepared) -> Option<Graded> {
         return Some((Outcome::skipped("no contexts"), vec![], false));
     }
     p.claims_nothing.then(|| {
-        let result = SupportResult { score: 0.0, passed: false, claims: vec![], output: None, spans: vec![] };
+        let result = SupportResult { score: 0.0, passed: false, claims: vec![], output: None, spans: vec![], about_sources: p.about_sources_read() };
         (Outcome::Ran(result), vec![Failure::NoClaim], false)
     })
 }
@@ -404,7 +404,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         evidence: Some(evidence_of(w, &context_chars)),
         beyond_claims,
     });
-    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans: vec![] };
+    let result = SupportResult { score, passed: score >= cfg.pass && !whole_unsupported, claims, output, spans: vec![], about_sources: p.about_sources_read() };
     (Outcome::Ran(result), failures, truncated)
 }
 

@@ -73,6 +73,9 @@ pub struct Case {
     pub shadowed: Vec<(String, String)>,
     /// Fields read under another name (`--field from=to`): the `from`s this case had.
     pub renamed: Vec<String>,
+    /// Known fields written in another case or style, read under their name ((as written, as
+    /// read): `Question` as `question`, `actualOutput` as `actual_output`).
+    pub respelt: Vec<(String, String)>,
 }
 
 /// A line that could not be read as a case.
@@ -99,7 +102,9 @@ pub(crate) const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 pub(crate) const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 /// In this order of precedence: where a case gives two, the first is graded and the other set aside.
 /// TruLens's ground-truth sets name the ideal chunks `expected_chunks` and the answer `expected_response`.
-pub(crate) const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
+/// ARES's and many hand-made files' single `document` is a list of one.
+pub(crate) const CONTEXTS: &[&str] =
+    &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks", "document"];
 pub(crate) const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
 /// promptfoo writes `latencyMs`.
 const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
@@ -186,6 +191,33 @@ pub fn context_candidates(unknown: &BTreeMap<String, usize>) -> Vec<(&str, usize
         .collect();
     found.sort_by(|a, b| b.2.cmp(&a.2).then(b.1.cmp(&a.1)).then(a.0.cmp(b.0)));
     found.into_iter().map(|(name, n, _)| (name, n)).collect()
+}
+
+/// A field name in snake case, lower-case: `Question` -> `question`, `actualOutput` ->
+/// `actual_output`, `Retrieved Contexts` -> `retrieved_contexts`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let mut prev: Option<char> = None;
+    for c in name.trim().chars() {
+        if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit()) {
+            out.push('_');
+        }
+        match c {
+            ' ' | '-' => out.push('_'),
+            c => out.extend(c.to_lowercase()),
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// One line on the known fields read under their name from another case or style, or `None`.
+pub fn describe_respelt(respelt: &BTreeMap<(String, String), usize>) -> Option<String> {
+    if respelt.is_empty() {
+        return None;
+    }
+    let items: Vec<String> = respelt.iter().map(|((from, to), n)| format!("`{from}` read as `{to}` in {n} case(s)")).collect();
+    Some(items.join("; "))
 }
 
 /// One line per field set aside for another that takes precedence, or `None` when none was.
@@ -352,6 +384,28 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         }
         obj.insert(to.clone(), v);
     }
+    // Known fields written in another case or style (ARES's `Query`/`Answer`, camel-case exports'
+    // `actualOutput`) are read under their name; one whose name is also given as it is stays
+    // unknown, and is reported as such.
+    let known = known_fields();
+    let respellings: Vec<(String, &str)> = obj
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .filter_map(|k| {
+            let name = snake_case(k);
+            known.iter().find(|f| **f == name).map(|f| (k.clone(), *f))
+        })
+        .collect();
+    let mut respelt = vec![];
+    for (from, to) in respellings {
+        if obj.contains_key(to) {
+            continue;
+        }
+        if let Some(v) = obj.remove(&from) {
+            obj.insert(to.to_string(), v);
+            respelt.push((from, to.to_string()));
+        }
+    }
     let input_hash = case_hash(&obj);
     let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
     let mut shadowed: Vec<(String, String)> = Vec::new();
@@ -488,6 +542,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         id_from_line,
         shadowed,
         renamed,
+        respelt,
     })
 }
 
@@ -629,6 +684,8 @@ pub struct SuiteReader<R> {
     ids_from_lines: usize,
     /// Fields set aside for another, with the number of cases.
     shadowed: BTreeMap<(String, String), usize>,
+    /// Known fields read from another spelling ((as written, as read) -> cases).
+    respelt: BTreeMap<(String, String), usize>,
     /// Whether the first bytes were looked at (a JSON array or JSON Lines).
     sniffed: bool,
     /// The items of a suite written as one JSON array, and the position of the next.
@@ -843,6 +900,7 @@ impl<R: BufRead> SuiteReader<R> {
             unknown: BTreeMap::new(),
             ids_from_lines: 0,
             shadowed: BTreeMap::new(),
+            respelt: BTreeMap::new(),
             sniffed: false,
             array: None,
             format,
@@ -908,6 +966,12 @@ impl<R: BufRead> SuiteReader<R> {
     /// said once by the caller ([`describe_shadowed`]).
     pub fn shadowed_fields(&self) -> &BTreeMap<(String, String), usize> {
         &self.shadowed
+    }
+
+    /// Known fields read under their name from another case or style, with the number of cases,
+    /// said once by the caller ([`describe_respelt`]).
+    pub fn respelt_fields(&self) -> &BTreeMap<(String, String), usize> {
+        &self.respelt
     }
 
     /// How many of the cases read so far had no `id` and were given their line number.
@@ -1013,6 +1077,9 @@ impl<R: BufRead> SuiteReader<R> {
             self.renames_seen.extend(case.renamed.iter().cloned());
             for pair in &case.shadowed {
                 *self.shadowed.entry(pair.clone()).or_default() += 1;
+            }
+            for pair in &case.respelt {
+                *self.respelt.entry(pair.clone()).or_default() += 1;
             }
             if self.ids.insert(case.id.clone()) {
                 Ok(case)
@@ -1690,6 +1757,27 @@ mod tests {
         assert_eq!(c.output, "a");
         assert_eq!(c.reference.as_deref(), Some("g"));
         assert_eq!(c.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn known_fields_in_another_case_or_style_are_read_and_said() {
+        // ARES's columns, a camel-case export, a title-case header with a space.
+        let c = parse_case(1, r#"{"Query": "q", "Answer": "a", "Document": "d"}"#).unwrap();
+        assert_eq!((c.input.as_deref(), c.output.as_str(), c.contexts.len()), (Some("q"), "a", 1));
+        assert_eq!(c.contexts[0].text, "d");
+        assert!(c.respelt.contains(&("Query".to_string(), "query".to_string())), "{:?}", c.respelt);
+        assert!(c.unknown_fields.is_empty(), "{:?}", c.unknown_fields);
+        let c = parse_case(2, r#"{"input": "q", "actualOutput": "a", "Retrieved Contexts": ["x"], "ExpectedOutput": "e"}"#).unwrap();
+        assert_eq!((c.output.as_str(), c.contexts.len(), c.reference.as_deref()), ("a", 1, Some("e")));
+        // The field as named wins; its other spelling stays unknown, and is reported as such.
+        let c = parse_case(3, r#"{"output": "a", "Output": "b"}"#).unwrap();
+        assert_eq!(c.output, "a");
+        assert_eq!(c.unknown_fields, ["Output"]);
+        assert!(c.respelt.is_empty());
+        let text = "{\"Answer\": \"a\"}\n{\"Answer\": \"b\"}\n";
+        let mut reader = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Json);
+        assert!(reader.by_ref().all(|c| c.is_ok()));
+        assert_eq!(describe_respelt(reader.respelt_fields()).as_deref(), Some("`Answer` read as `answer` in 2 case(s)"));
     }
 
     #[test]

@@ -228,6 +228,11 @@ pub enum Form {
     /// values." (links to their text, code spans to their code, escapes and emphasis marks off, a
     /// list or quote marker off): what a model trained on plain sentences reads.
     MarkupRemoved,
+    /// A claim read without the frame naming its source: "According to the context, refunds take
+    /// 30 days." or "The document states that refunds take 30 days." as "Refunds take 30 days."
+    /// ([`super::about_sources::framed_claim`]): the sources are asked about the claim, not about
+    /// themselves.
+    SourceFrameRemoved,
     /// A fenced code block, not read by the NLI model: its lines are looked up in the sources
     /// ([`super::code`]), and its score is the share of its words on lines found there.
     Code,
@@ -390,6 +395,13 @@ fn read_plain(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
         let mut r = read_plain(&plain, is_claim, question);
         if r.form.is_none() {
             r.form = Some(Form::SymbolsRemoved);
+        }
+        return r;
+    }
+    if let Some(claim) = super::about_sources::framed_claim(text) {
+        let mut r = read_plain(&claim, is_claim, question);
+        if r.form.is_none() {
+            r.form = Some(Form::SourceFrameRemoved);
         }
         return r;
     }

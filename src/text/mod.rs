@@ -3,6 +3,7 @@
 //! Everything here is plain Rust over strings, with byte ranges into the original text; the graders
 //! turn them into character offsets for the results.
 
+pub mod about_sources;
 pub mod answer;
 pub mod chunks;
 pub mod claim_form;

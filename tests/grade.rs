@@ -969,8 +969,13 @@ fn answers_about_the_sources_claim_nothing() {
         case("mixed", "The context does not mention the group's members. The girl group is managed by SM Entertainment."),
         case("framed", "According to the context, the girl group is managed by SM Entertainment."),
         case("framed-wrong", "The context states that the girl group was formed in 1999 in Tokyo."),
+        // A code block answers something: it is looked up, and the output claims something.
+        case("describes-with-code", "The context explains how to list the members.\n\n```\nmembers --list\n```"),
+        // An abstention's citation cites it for nothing: citation checks the claim beside it only.
+        serde_json::json!({"id": "cited", "input": q, "output": "The context does not mention the members [1]. The girl group is managed by SM Entertainment [1].",
+                           "contexts": [{"id": "1", "text": context}]}),
     ];
-    let results = grade_cases(&cases, "support");
+    let results = grade_cases(&cases, "support,citation");
     let r = by_id(&results);
     let support = |id: &str| r[id]["metrics"]["support"].clone();
     for (id, n) in [("lacks", 1), ("describes", 2)] {
@@ -996,6 +1001,15 @@ fn answers_about_the_sources_claim_nothing() {
     assert_eq!(support("framed")["claims"][0]["graded"]["text"], "The girl group is managed by SM Entertainment.");
     assert_eq!(r["framed"]["passed"], true, "{}", r["framed"]);
     assert_eq!(r["framed-wrong"]["passed"], false, "{}", r["framed-wrong"]);
+    println!("describes-with-code: {}", r["describes-with-code"]);
+    assert!(!r["describes-with-code"]["failures"].as_array().unwrap().iter().any(|f| f == "no_claim"), "{}", r["describes-with-code"]);
+    let claims = support("describes-with-code")["claims"].as_array().unwrap().clone();
+    assert!(claims.iter().any(|c| c["graded"]["form"] == "code"), "the block is looked up: {}", r["describes-with-code"]);
+    println!("cited: {}", r["cited"]);
+    let sentences = r["cited"]["metrics"]["citation"]["sentences"].as_array().unwrap().clone();
+    assert_eq!(sentences.len(), 1, "{}", r["cited"]);
+    assert_eq!(sentences[0]["text"], "The girl group is managed by SM Entertainment.");
+    assert_eq!(support("cited")["about_sources"][0]["text"], "The context does not mention the members.");
 }
 
 /// A bare answer is graded with the question it answers, and the results say so; a bare "yes" or

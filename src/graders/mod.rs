@@ -179,7 +179,10 @@ impl<'c> Prepared<'c> {
         // Sentences about the sources (`text::about_sources`): one saying they lack something is an
         // abstention, not a claim; an output whose every claim speaks of the sources answers nothing.
         let about = about_sources::in_order(sentences.iter().map(|s| s.text.as_str()));
-        let only_about_sources = !claim_ix.is_empty() && claim_ix.iter().all(|&i| about[i].is_some());
+        // A code block is graded beside the claims (looked up in the sources): an output with one
+        // answers something.
+        let has_code = sentences.iter().any(|s| code::is_fenced(&s.text));
+        let only_about_sources = !has_code && !claim_ix.is_empty() && claim_ix.iter().all(|&i| about[i].is_some());
         let lacks = |i: &usize| about[*i] == Some(About::Lacks);
         let about_sources: Vec<usize> = claim_ix.iter().copied().filter(|i| only_about_sources || lacks(i)).collect();
         claim_ix.retain(|i| !lacks(i));
@@ -695,7 +698,12 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
     let mut details = vec![];
     let mut uncited = 0;
     let output_chars = CharIndex::new(&case.output);
-    for s in &p.sentences {
+    for (i, s) in p.sentences.iter().enumerate() {
+        // A sentence about the sources ("The context does not mention X [1].") claims nothing a
+        // citation could entail, and is no uncited claim either.
+        if p.about_sources.contains(&i) {
+            continue;
+        }
         if s.cites.is_empty() {
             if s.is_claim && cfg.citation.uncited == crate::config::Uncited::Missing {
                 uncited += 1;

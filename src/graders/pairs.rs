@@ -21,7 +21,7 @@ use crate::engine::RunStats;
 use crate::graders::scorer::PairScorer;
 use crate::error::{Error, Result};
 use crate::models::WindowUnit;
-use crate::text::{chunk_text, chunk_words, Chunk};
+use crate::text::{chunk_text, chunk_words, claim_form, Chunk};
 
 /// The fewest premise tokens a chunk is given beside a long hypothesis; a hypothesis that leaves less
 /// room than this is cut by the model instead (and the pair is flagged `truncated`).
@@ -40,6 +40,15 @@ pub fn window_for(window: usize, pair_room: usize, hypothesis_tokens: usize) -> 
     } else {
         (room / WINDOW_STEP * WINDOW_STEP).max(MIN_PAIR_WINDOW).min(window)
     }
+}
+
+/// What the model reads of a premise chunk: the chunk without its markdown, as a claim is read
+/// ([`claim_form::without_markup`]: a link or image as its text, a code span as its code, escapes
+/// and emphasis marks off). Documentation pages carry link addresses by the dozen (ARES's
+/// Databricks pages: 1,431 links, 59 kB of addresses in 111 documents), which take a small model's
+/// window and read as words. The chunk's span, the evidence reported, stays the text as written.
+fn read_premise(chunk: &str) -> Arc<str> {
+    claim_form::without_markup(chunk).map_or_else(|| Arc::from(chunk), Arc::from)
 }
 
 /// The model's answer for one (chunk, hypothesis) pair.
@@ -231,7 +240,7 @@ impl<'m> PairScheduler<'m> {
             let chunks = self.chunks[premise.as_str()][&w].clone();
             let hyp: Arc<str> = Arc::from(hypothesis.as_str());
             for c in chunks.iter() {
-                let key = (Arc::from(&premise[c.span.clone()]), hyp.clone());
+                let key = (read_premise(&premise[c.span.clone()]), hyp.clone());
                 if !self.scores.contains_key(&key) && self.pending_set.insert(key.clone()) {
                     self.pending.push(key);
                 }
@@ -311,7 +320,7 @@ impl<'m> PairScheduler<'m> {
         let Some(chunks) = self.chunks_of(premise, hypothesis) else { return j };
         let mut best_entail = -1.0f32;
         for c in chunks.iter() {
-            let key: (Arc<str>, Arc<str>) = (Arc::from(&premise[c.span.clone()]), Arc::from(hypothesis));
+            let key: (Arc<str>, Arc<str>) = (read_premise(&premise[c.span.clone()]), Arc::from(hypothesis));
             let Some(s) = self.scores.get(&key) else { continue };
             j.truncated |= s.truncated;
             if s.entail > best_entail {

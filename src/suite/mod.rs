@@ -102,9 +102,7 @@ pub(crate) const INPUT: &[&str] = &["input", "user_input", "question", "query"];
 pub(crate) const OUTPUT: &[&str] = &["output", "response", "actual_output", "answer"];
 /// In this order of precedence: where a case gives two, the first is graded and the other set aside.
 /// TruLens's ground-truth sets name the ideal chunks `expected_chunks` and the answer `expected_response`.
-/// ARES's and many hand-made files' single `document` is a list of one.
-pub(crate) const CONTEXTS: &[&str] =
-    &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks", "document"];
+pub(crate) const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
 pub(crate) const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
 /// promptfoo writes `latencyMs`.
 const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
@@ -209,6 +207,39 @@ fn snake_case(name: &str) -> String {
         prev = Some(c);
     }
     out
+}
+
+/// Reads the text fields of a case written in another case or style under their name (ARES's
+/// `Question`, `Document` and `Answer`; camel-case exports' `actualOutput`; `Retrieved Contexts`),
+/// and a single `document` as `documents` (one text is a list of one); returns (as written, as
+/// read) for each. A field is read so only where the case gives no name of that field as it is
+/// (`answer` beside `Response` stays the output; `Response` stays unknown, and is reported as such)
+/// and its value is of the field's kind (a text; for contexts, a list too): a `Label`, `ID` or
+/// `Cost` column, or an `Input` holding an object, stays what it was, an unknown field.
+fn respell(obj: &mut Map<String, Value>) -> Vec<(String, String)> {
+    let known = known_fields();
+    let unknown: Vec<String> = obj.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+    let mut respelt = vec![];
+    for from in unknown {
+        let snake = snake_case(&from);
+        let name = if snake == "document" { "documents" } else { snake.as_str() };
+        let Some((group, to)) = [INPUT, OUTPUT, CONTEXTS, REFERENCE].into_iter().find_map(|g| g.iter().find(|n| **n == name).map(|n| (g, *n))) else {
+            continue;
+        };
+        let fits = match obj.get(&from) {
+            Some(Value::String(_)) => true,
+            Some(Value::Array(_)) => std::ptr::eq(group, CONTEXTS),
+            _ => false,
+        };
+        if !fits || group.iter().any(|n| obj.contains_key(*n)) {
+            continue;
+        }
+        if let Some(v) = obj.remove(&from) {
+            obj.insert(to.to_string(), v);
+            respelt.push((from, to.to_string()));
+        }
+    }
+    respelt
 }
 
 /// One line on the known fields read under their name from another case or style, or `None`.
@@ -384,28 +415,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         }
         obj.insert(to.clone(), v);
     }
-    // Known fields written in another case or style (ARES's `Query`/`Answer`, camel-case exports'
-    // `actualOutput`) are read under their name; one whose name is also given as it is stays
-    // unknown, and is reported as such.
-    let known = known_fields();
-    let respellings: Vec<(String, &str)> = obj
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .filter_map(|k| {
-            let name = snake_case(k);
-            known.iter().find(|f| **f == name).map(|f| (k.clone(), *f))
-        })
-        .collect();
-    let mut respelt = vec![];
-    for (from, to) in respellings {
-        if obj.contains_key(to) {
-            continue;
-        }
-        if let Some(v) = obj.remove(&from) {
-            obj.insert(to.to_string(), v);
-            respelt.push((from, to.to_string()));
-        }
-    }
+    let respelt = respell(&mut obj);
     let input_hash = case_hash(&obj);
     let id_given = obj.get("id").filter(|v| !v.is_null()).map(|_| ());
     let mut shadowed: Vec<(String, String)> = Vec::new();
@@ -780,7 +790,9 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
                 segments.insert(key.to_string(), Value::String(cell.to_string()));
                 continue;
             }
-            let value = if LIST_FIELDS.contains(&name.as_str()) {
+            // A list column under another spelling (`Retrieved Contexts`, `Document`) is one too.
+            let snake = snake_case(name);
+            let value = if LIST_FIELDS.contains(&name.as_str()) || CONTEXTS.contains(&snake.as_str()) || snake == "document" {
                 match list_cell(cell) {
                     Ok(v) => v,
                     Err(why) => {
@@ -1766,14 +1778,29 @@ mod tests {
         assert_eq!((c.input.as_deref(), c.output.as_str(), c.contexts.len()), (Some("q"), "a", 1));
         assert_eq!(c.contexts[0].text, "d");
         assert!(c.respelt.contains(&("Query".to_string(), "query".to_string())), "{:?}", c.respelt);
+        assert!(c.respelt.contains(&("Document".to_string(), "documents".to_string())), "{:?}", c.respelt);
         assert!(c.unknown_fields.is_empty(), "{:?}", c.unknown_fields);
         let c = parse_case(2, r#"{"input": "q", "actualOutput": "a", "Retrieved Contexts": ["x"], "ExpectedOutput": "e"}"#).unwrap();
         assert_eq!((c.output.as_str(), c.contexts.len(), c.reference.as_deref()), ("a", 1, Some("e")));
-        // The field as named wins; its other spelling stays unknown, and is reported as such.
+        // A name of the field as it is wins, whatever the precedence of the other spelling's name
+        // (`response` comes before `answer`): the other stays unknown, and is reported as such.
         let c = parse_case(3, r#"{"output": "a", "Output": "b"}"#).unwrap();
         assert_eq!(c.output, "a");
         assert_eq!(c.unknown_fields, ["Output"]);
         assert!(c.respelt.is_empty());
+        let c = parse_case(4, r#"{"answer": "a", "Response": "r", "documents": ["d"], "Context": "c"}"#).unwrap();
+        assert_eq!((c.output.as_str(), c.contexts[0].text.as_str()), ("a", "d"));
+        assert_eq!(c.unknown_fields, ["Context", "Response"]);
+        // Fields of other kinds, or of the wrong type, are not read under another spelling: they
+        // load as they did, unknown.
+        let c = parse_case(5, r#"{"output": "a", "Label": "SUPPORTS", "ID": 3, "Cost": "high", "Input": {"q": 1}}"#).unwrap();
+        assert_eq!((c.id.as_str(), c.label.is_none(), c.input.is_none()), ("5", true, true));
+        assert_eq!(c.unknown_fields, ["Cost", "ID", "Input", "Label"]);
+        // A CSV list column under another spelling is read as a list.
+        let csv = "Question,Answer,Retrieved Contexts\nq,a,\"['one', 'two']\"\n";
+        let cases: Vec<_> = SuiteReader::with_format(csv.as_bytes(), SuiteFormat::Csv).collect();
+        let c = cases[0].as_ref().unwrap();
+        assert_eq!(c.contexts.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(), ["one", "two"]);
         let text = "{\"Answer\": \"a\"}\n{\"Answer\": \"b\"}\n";
         let mut reader = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Json);
         assert!(reader.by_ref().all(|c| c.is_ok()));

@@ -390,13 +390,18 @@ impl Summary {
             if show_skipped {
                 let _ = write!(out, " {:>7}", g.skipped);
             }
-            let _ = write!(
-                out,
-                " {:>5.1}% ({:>4.1}-{:>5.1})",
-                100.0 * g.pass_rate,
-                100.0 * g.pass_rate_ci[0],
-                100.0 * g.pass_rate_ci[1]
-            );
+            if g.cases <= g.skipped {
+                // Nothing was rated: no rate to give (not "0.0% (0.0-100.0)").
+                let _ = write!(out, " {:>19}", "- (none rated)");
+            } else {
+                let _ = write!(
+                    out,
+                    " {:>5.1}% ({:>4.1}-{:>5.1})",
+                    100.0 * g.pass_rate,
+                    100.0 * g.pass_rate_ci[0],
+                    100.0 * g.pass_rate_ci[1]
+                );
+            }
             for m in &metric_names {
                 match g.metrics.get(m) {
                     Some(s) => {
@@ -602,6 +607,14 @@ mod tests {
         let names: Vec<&String> = s.segments.keys().collect();
         assert_eq!(names, ["risk=high", "risk=low", "task=billing"]);
         assert_eq!(s.segments["task=billing"].cases, 2);
+    }
+
+    #[test]
+    fn a_table_with_nothing_rated_gives_no_rate() {
+        let table = Summary::of(&[], 8, BTreeMap::new()).table();
+        assert!(table.contains("- (none rated)") && !table.contains("0.0%"), "{table}");
+        let rated = Summary::of(&[result("a", &[], &["support"])], 0, BTreeMap::new()).table();
+        assert!(!rated.contains("none rated"), "{rated}");
     }
 
     #[test]

@@ -444,7 +444,15 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
                 .keys()
                 .filter_map(|k| OUTPUT.iter().map(|o| (edit_distance(&k.to_lowercase(), o), k, *o)).filter(|(d, _, _)| *d <= 2).min())
                 .min()
-                .map(|(_, k, o)| format!("; this case has `{k}`: did you mean `{o}`? (rename it, or pass `--field {k}=output`)"));
+                .map(|(_, k, o)| match obj.get(k) {
+                    // A rename would not read it: say what it holds (RAGTruth's `responses` is a
+                    // list of response objects).
+                    Some(v) if !v.is_string() => format!(
+                        "; this case has `{k}`, {}, not a text: candor grades one output (a text) per case, so write each of its items as a case of its own with its text under `output`",
+                        kind(v)
+                    ),
+                    _ => format!("; this case has `{k}`: did you mean `{o}`? (rename it, or pass `--field {k}=output`)"),
+                });
             let hint = near.unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
             return Err(problem(Some("output"), format!("is missing or null (the text to grade){hint}")));
         }
@@ -1033,13 +1041,16 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
         if let Some(rows) = self.rows.as_mut() {
             let (line, row) = rows.next()?;
             self.line = line;
-            let parsed = row.map_err(|reason| SuiteProblem { line, field: None, reason }).and_then(|text| parse_case_with(line, &text, &self.renames));
+            let parsed = match row {
+                Ok(text) => Self::parse(&self.renames, &mut self.renames_seen, line, &text),
+                Err(reason) => Err(SuiteProblem { line, field: None, reason }),
+            };
             return Some(self.admit(parsed));
         }
         if let Some(items) = self.array.as_mut() {
             let (i, v) = items.next()?;
             self.line = i + 1;
-            let parsed = parse_case_with(i + 1, v.get(), &self.renames);
+            let parsed = Self::parse(&self.renames, &mut self.renames_seen, i + 1, v.get());
             return Some(self.admit(parsed));
         }
         loop {
@@ -1072,13 +1083,32 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
             if trimmed.is_empty() {
                 continue;
             }
-            let parsed = parse_case_with(self.line, trimmed.trim_start_matches('\u{feff}'), &self.renames);
+            let parsed = Self::parse(&self.renames, &mut self.renames_seen, self.line, trimmed.trim_start_matches('\u{feff}'));
             return Some(self.admit(parsed));
         }
     }
 }
 
 impl<R: BufRead> SuiteReader<R> {
+    /// Parses one case with the reader's renames. A case that fails still counts the renames of
+    /// fields it has as used: it failed on what such a field holds, not for want of it (a `--field
+    /// responses=output` on a list said "no case has that field" as well as the real problem).
+    /// (A function of the two fields, not of the reader: the line read is borrowed from it.)
+    fn parse(
+        renames: &[(String, String)],
+        seen: &mut HashSet<String>,
+        line: usize,
+        text: &str,
+    ) -> std::result::Result<Case, SuiteProblem> {
+        let parsed = parse_case_with(line, text, renames);
+        if parsed.is_err() && !renames.is_empty() {
+            if let Ok(obj) = serde_json::from_str::<Map<String, Value>>(text) {
+                seen.extend(renames.iter().filter(|(from, _)| obj.contains_key(from)).map(|(from, _)| from.clone()));
+            }
+        }
+        parsed
+    }
+
     /// Counts a parsed case's unknown fields and line-number id, and refuses a repeated id.
     fn admit(&mut self, parsed: std::result::Result<Case, SuiteProblem>) -> std::result::Result<Case, SuiteProblem> {
         parsed.and_then(|case| {
@@ -1805,6 +1835,23 @@ mod tests {
         let mut reader = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Json);
         assert!(reader.by_ref().all(|c| c.is_ok()));
         assert_eq!(describe_respelt(reader.respelt_fields()).as_deref(), Some("`Answer` read as `answer` in 2 case(s)"));
+    }
+
+    #[test]
+    fn a_rename_of_a_field_a_failing_case_has_is_not_said_unused() {
+        let text = "{\"responses\": [{\"response\": \"a\"}]}\n";
+        let renames = vec![("responses".to_string(), "output".to_string())];
+        let mut reader = SuiteReader::with_format(text.as_bytes(), SuiteFormat::Json).with_renames(renames).unwrap();
+        let items: Vec<_> = reader.by_ref().collect();
+        assert!(items[0].as_ref().is_err_and(|p| p.reason.contains("must be a string, not a list")), "{items:?}");
+        assert_eq!(reader.unused_renames(), None);
+    }
+
+    #[test]
+    fn a_near_output_field_that_is_no_text_is_not_offered_as_a_rename() {
+        let p = parse_case(1, r#"{"source": {"question": "q"}, "responses": [{"response": "a"}]}"#).unwrap_err();
+        assert!(p.reason.contains("this case has `responses`, a list, not a text"), "{p}");
+        assert!(!p.reason.contains("--field responses=output"), "{p}");
     }
 
     #[test]

@@ -300,7 +300,7 @@ pub fn without_markup(text: &str) -> Option<String> {
                     .then(|| chars[open + 1..].iter().position(|&x| x == ']').map(|p| open + 1 + p))
                     .flatten()
                     .filter(|&close| chars.get(close + 1) == Some(&'('))
-                    .and_then(|close| chars[close + 2..].iter().position(|&x| x == ')').map(|p| (close, close + 2 + p)))
+                    .and_then(|close| target_end(&chars, close + 2).map(|end| (close, end)))
                     .filter(|&(close, end)| !chars[close + 2..end].iter().any(|c| c.is_whitespace()));
                 match link {
                     Some((close, end)) => {
@@ -353,6 +353,21 @@ pub fn without_markup(text: &str) -> Option<String> {
         }
     }
     (out != t && out.chars().any(char::is_alphanumeric)).then_some(out)
+}
+
+/// The index of the ")" that closes a link target starting at `from`, past any parentheses the
+/// address holds (`https://en.wikipedia.org/wiki/Mercury_(planet)`).
+fn target_end(chars: &[char], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, &c) in chars.iter().enumerate().skip(from) {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return Some(i),
+            ')' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// What an NLI model reads for a claim: the hypothesis, the opposite answer's hypothesis (for a
@@ -746,5 +761,10 @@ mod tests {
         assert_eq!(r.form, Some(Form::AgainstAffirmative));
         let r = read("Pass any \\*\\*kwargs to Plotly.", true, None);
         assert_eq!((r.hypothesis.as_str(), r.form), ("Pass any **kwargs to Plotly.", Some(Form::MarkupRemoved)));
+        // An address with parentheses leaves none behind.
+        assert_eq!(
+            without_markup("See [Mercury](https://en.wikipedia.org/wiki/Mercury_(planet)) for more.").as_deref(),
+            Some("See Mercury for more.")
+        );
     }
 }

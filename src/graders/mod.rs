@@ -197,7 +197,6 @@ impl<'c> Prepared<'c> {
         if claims_nothing {
             claim_ix.clear();
         }
-
         // Support reads the claims and, beside them, the output's fenced code blocks (checked line
         // by line against the sources, `text::code`): code copied from elsewhere is not grounded.
         let support_claims = (0..sentences.len())

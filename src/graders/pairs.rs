@@ -51,6 +51,26 @@ fn read_premise(chunk: &str) -> Arc<str> {
     claim_form::without_markup(chunk).map_or_else(|| Arc::from(chunk), Arc::from)
 }
 
+/// A premise cut for one window: its chunks, and what the model reads of each
+/// ([`read_premise`], made once when the premise is cut, not at each question or judgement).
+#[derive(Debug)]
+struct Cut {
+    chunks: Vec<Chunk>,
+    read: Vec<Arc<str>>,
+}
+
+impl Cut {
+    fn new(premise: &str, chunks: Vec<Chunk>) -> Self {
+        let read = chunks.iter().map(|c| read_premise(&premise[c.span.clone()])).collect();
+        Cut { chunks, read }
+    }
+
+    /// Each chunk with the text the model reads of it.
+    fn pairs(&self) -> impl Iterator<Item = (&Chunk, &Arc<str>)> {
+        self.chunks.iter().zip(&self.read)
+    }
+}
+
 /// The model's answer for one (chunk, hypothesis) pair.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PairScore {
@@ -89,7 +109,7 @@ pub struct PairScheduler<'m> {
     /// What `window` and `overlap` count.
     unit: WindowUnit,
     /// Chunks of each premise, by premise and window.
-    chunks: HashMap<Arc<str>, HashMap<usize, Arc<Vec<Chunk>>>>,
+    chunks: HashMap<Arc<str>, HashMap<usize, Arc<Cut>>>,
     /// The premise window of each hypothesis asked so far.
     windows: HashMap<Arc<str>, usize>,
     scores: HashMap<(Arc<str>, Arc<str>), PairScore>,
@@ -185,7 +205,7 @@ impl<'m> PairScheduler<'m> {
     }
 
     /// The chunks a premise was cut into for `hypothesis` (once both were asked).
-    pub fn chunks_of(&self, premise: &str, hypothesis: &str) -> Option<Arc<Vec<Chunk>>> {
+    fn chunks_of(&self, premise: &str, hypothesis: &str) -> Option<Arc<Cut>> {
         let window = *self.windows.get(hypothesis)?;
         self.chunks.get(premise)?.get(&window).cloned()
     }
@@ -221,7 +241,7 @@ impl<'m> PairScheduler<'m> {
                 .filter(|&(p, w)| !self.chunks.get(p).is_some_and(|c| c.contains_key(&w)) && seen.insert((p, w)))
                 .collect()
         };
-        let cut: Vec<(&str, usize, Arc<Vec<Chunk>>)> = new_premises
+        let cut: Vec<(&str, usize, Arc<Cut>)> = new_premises
             .par_iter()
             .map(|&(p, w)| {
                 let offsets = |t: &str| tokenizer.token_offsets(t);
@@ -229,7 +249,7 @@ impl<'m> PairScheduler<'m> {
                     WindowUnit::Tokens => chunk_text(p, w, overlap, &offsets)?,
                     WindowUnit::Words => chunk_words(p, window, overlap, w, &offsets)?,
                 };
-                Ok((p, w, Arc::new(chunks)))
+                Ok((p, w, Arc::new(Cut::new(p, chunks))))
             })
             .collect::<Result<_>>()?;
         for (p, w, chunks) in cut {
@@ -237,10 +257,10 @@ impl<'m> PairScheduler<'m> {
         }
         for (premise, hypothesis) in questions {
             let w = self.windows[hypothesis.as_str()];
-            let chunks = self.chunks[premise.as_str()][&w].clone();
+            let cut = self.chunks[premise.as_str()][&w].clone();
             let hyp: Arc<str> = Arc::from(hypothesis.as_str());
-            for c in chunks.iter() {
-                let key = (read_premise(&premise[c.span.clone()]), hyp.clone());
+            for (_, read) in cut.pairs() {
+                let key = (read.clone(), hyp.clone());
                 if !self.scores.contains_key(&key) && self.pending_set.insert(key.clone()) {
                     self.pending.push(key);
                 }
@@ -317,10 +337,11 @@ impl<'m> PairScheduler<'m> {
             contradict_vs_entail: 0.5,
             truncated: false,
         };
-        let Some(chunks) = self.chunks_of(premise, hypothesis) else { return j };
+        let Some(cut) = self.chunks_of(premise, hypothesis) else { return j };
         let mut best_entail = -1.0f32;
-        for c in chunks.iter() {
-            let key: (Arc<str>, Arc<str>) = (read_premise(&premise[c.span.clone()]), Arc::from(hypothesis));
+        let hyp: Arc<str> = Arc::from(hypothesis);
+        for (c, read) in cut.pairs() {
+            let key: (Arc<str>, Arc<str>) = (read.clone(), hyp.clone());
             let Some(s) = self.scores.get(&key) else { continue };
             j.truncated |= s.truncated;
             if s.entail > best_entail {

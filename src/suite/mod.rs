@@ -209,6 +209,13 @@ fn snake_case(name: &str) -> String {
     out
 }
 
+/// The known name a field written in another case or style may stand for: its snake case
+/// ([`snake_case`]), a single `document` read as `documents` (one text is a list of one).
+fn known_spelling(name: &str) -> String {
+    let snake = snake_case(name);
+    if snake == "document" { "documents".to_string() } else { snake }
+}
+
 /// Reads the text fields of a case written in another case or style under their name (ARES's
 /// `Question`, `Document` and `Answer`; camel-case exports' `actualOutput`; `Retrieved Contexts`),
 /// and a single `document` as `documents` (one text is a list of one); returns (as written, as
@@ -221,8 +228,8 @@ fn respell(obj: &mut Map<String, Value>) -> Vec<(String, String)> {
     let unknown: Vec<String> = obj.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
     let mut respelt = vec![];
     for from in unknown {
-        let snake = snake_case(&from);
-        let name = if snake == "document" { "documents" } else { snake.as_str() };
+        let spelling = known_spelling(&from);
+        let name = spelling.as_str();
         let Some((group, to)) = [INPUT, OUTPUT, CONTEXTS, REFERENCE].into_iter().find_map(|g| g.iter().find(|n| **n == name).map(|n| (g, *n))) else {
             continue;
         };
@@ -762,6 +769,10 @@ const NUMBER_FIELDS: &[&str] = &["latency_ms", "latencyMs", "cost", "id"];
 pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, std::result::Result<String, String>)>, String> {
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).flexible(false).from_reader(bytes);
     let header: Vec<String> = reader.headers().map_err(|e| format!("the header row cannot be read: {e}"))?.iter().map(|h| h.trim().trim_start_matches('\u{feff}').to_string()).collect();
+    // Which columns hold lists, once: a list column under another spelling (`Retrieved Contexts`,
+    // `Document`) is one too.
+    let list_columns: Vec<bool> =
+        header.iter().map(|h| LIST_FIELDS.contains(&h.as_str()) || CONTEXTS.contains(&known_spelling(h).as_str())).collect();
     let mut rows = vec![];
     // Lines counted here from byte offsets, in one pass over the rows: the reader's own count is
     // one short in a file whose lines end in "\r\n" (ARES's TSV said "line 1" of its first row,
@@ -790,7 +801,7 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
         let mut obj = Map::new();
         let mut segments = Map::new();
         let mut bad: Option<String> = None;
-        for (name, cell) in header.iter().zip(record.iter()) {
+        for ((name, cell), &list_column) in header.iter().zip(record.iter()).zip(&list_columns) {
             if cell.is_empty() {
                 continue;
             }
@@ -798,9 +809,7 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
                 segments.insert(key.to_string(), Value::String(cell.to_string()));
                 continue;
             }
-            // A list column under another spelling (`Retrieved Contexts`, `Document`) is one too.
-            let snake = snake_case(name);
-            let value = if LIST_FIELDS.contains(&name.as_str()) || CONTEXTS.contains(&snake.as_str()) || snake == "document" {
+            let value = if list_column {
                 match list_cell(cell) {
                     Ok(v) => v,
                     Err(why) => {

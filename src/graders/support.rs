@@ -244,7 +244,8 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     let mut truncated = false;
     let mut failures = vec![];
     let contexts: Vec<&str> = case.contexts.iter().map(|c| c.text.as_str()).collect();
-    let sources = Sources::new(&contexts);
+    // The question's names are the user's words, not the output's inventions (see `with_question`).
+    let sources = Sources::new(&contexts).with_question(case.input.as_deref());
     // Character offsets of claims and evidence, each text indexed once (not read up to each span).
     let output_chars = CharIndex::new(&case.output);
     let context_chars: Vec<CharIndex> = contexts.iter().map(|c| CharIndex::new(c)).collect();

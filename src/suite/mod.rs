@@ -275,6 +275,42 @@ pub fn within_edits(a: &str, b: &str, n: usize) -> bool {
     a.chars().count().abs_diff(b.chars().count()) <= n && edit_distance(a, b) <= n
 }
 
+/// The hint for a case with no output field whose text fields have names made of an output's
+/// ("model_answer", "llm_response", "generated_output"; not "gold_answer" or "expected_output",
+/// which name a reference): those fields, and the `--field` that reads one as the output.
+fn output_like(obj: &Map<String, Value>) -> Option<String> {
+    const OUTPUT_WORDS: &[&str] = &["answer", "response", "output", "completion", "generation", "prediction", "reply"];
+    const REFERENCE_WORDS: &[&str] =
+        &["gold", "expected", "reference", "ref", "correct", "ideal", "truth", "target", "true", "golden", "label"];
+    let words = |k: &str| -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut prev_lower = false;
+        for c in k.chars() {
+            if !c.is_alphanumeric() || (c.is_uppercase() && prev_lower) {
+                out.push(String::new());
+            }
+            if c.is_alphanumeric() {
+                out.last_mut().map(|w| w.extend(c.to_lowercase()));
+            }
+            prev_lower = c.is_lowercase();
+        }
+        out.into_iter().filter(|w| !w.is_empty()).collect()
+    };
+    let found: Vec<&String> = obj
+        .iter()
+        .filter(|(_, v)| v.is_string())
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let w = words(k);
+            w.iter().any(|w| OUTPUT_WORDS.contains(&w.as_str()) || OUTPUT_WORDS.iter().any(|o| w.strip_suffix('s') == Some(o)))
+                && !w.iter().any(|w| REFERENCE_WORDS.contains(&w.as_str()))
+        })
+        .collect();
+    let first = found.first()?;
+    let names = found.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    Some(format!("; this case has {names}, text that may be the output: pass `--field {first}=output` (or rename the field)"))
+}
+
 /// Levenshtein distance in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -460,7 +496,7 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
                     ),
                     _ => format!("; this case has `{k}`: did you mean `{o}`? (rename it, or pass `--field {k}=output`)"),
                 });
-            let hint = near.unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
+            let hint = near.or_else(|| output_like(&obj)).unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
             return Err(problem(Some("output"), format!("is missing or null (the text to grade){hint}")));
         }
     };
@@ -1571,6 +1607,12 @@ mod tests {
         // A case without its output says which of its fields was probably meant.
         let e = parse_case(4, r#"{"question": "q", "anwser": "a", "contexts": ["c"]}"#).unwrap_err();
         assert!(e.reason.contains("`anwser`: did you mean `answer`?"), "{}", e.reason);
+        // FinanceBench's results: the answer is `model_answer`, the reference `gold_answer`.
+        let e = parse_case(4, r#"{"question": "q", "gold_answer": "1577", "model_answer": "It is $1,577 million.", "context": "c"}"#).unwrap_err();
+        assert!(e.reason.contains("this case has `model_answer`, text that may be the output: pass `--field model_answer=output`"), "{}", e.reason);
+        assert!(!e.reason.contains("gold_answer"), "{}", e.reason);
+        let e = parse_case(4, r#"{"llmResponse": "a", "expectedOutput": "r"}"#).unwrap_err();
+        assert!(e.reason.contains("`llmResponse`") && !e.reason.contains("expectedOutput"), "{}", e.reason);
         let e = parse_case(4, r#"{"question": "q", "answer": null, "contexts": ["c"]}"#).unwrap_err();
         assert!(e.reason.contains("missing or null") && e.reason.contains("response"), "{}", e.reason);
         let err = SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contxts".into())]).err().unwrap();

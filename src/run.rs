@@ -533,7 +533,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         if reader.unknown_fields().len() > unknown_seen {
             let fresh: BTreeMap<String, usize> =
                 reader.unknown_fields().iter().filter(|(k, _)| !warned.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
-            if let Some(line) = crate::suite::describe_unknown_fields(&fresh) {
+            if let Some(line) = crate::suite::describe_unknown_fields_at(&fresh, reader.line()) {
                 events.note(&format!("warning: {suite_name}: {line}"));
             }
             warned.extend(fresh.into_keys());

@@ -1369,6 +1369,9 @@ fn an_unknown_field_is_named_and_a_run_with_nothing_graded_fails() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("`retrieved_context` (2 case(s); did you mean `retrieved_contexts`?)"), "{err}");
     assert!(err.contains("`passages` (1 case(s))"), "{err}");
+    // Said at once where first seen, without a count only the end knows (it said "(1 case(s))").
+    assert!(err.contains("line 1: field(s) candor does not know, not graded: `retrieved_context` (did you mean `retrieved_contexts`?)"), "{err}");
+    assert!(err.contains("line 2: field(s) candor does not know, not graded: `passages` (known:"), "{err}");
     assert!(err.contains("no metric could run on any case"), "{err}");
     // --strict: an error before anything is written.
     let strict = dir.path().join("strict.jsonl");

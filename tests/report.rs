@@ -169,8 +169,11 @@ fn gate_empty_or_misspelt_policies_exit_2() {
     let d = dir.path();
     let (old, new) = hand_results(d);
     let base = ["--baseline", old.to_str().unwrap()];
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 7] = [
         ("empty.toml", "min_cases = 5\n", "the policy has no rules"),
+        // A rule's error names its line.
+        ("line.toml", "min_cases = 5\n\n[rules]\n\"pass_rate\" = \">= 0.5\"\n\"citaton.mean\" = \">= 0.8\"\n", ": line 5: unknown quantity `citaton.mean`: no metric `citaton`; did you mean `citation`?"),
+        ("percent.toml", "[segments.\"risk=low\"]\nrules = { \"support.pass_rate\" = \">= 90%\" }\n", ": line 2: rule `support.pass_rate` = \">= 90%\": `90%` is not a number"),
         ("noquantities.toml", "[baseline]\nmax_drop = 0.05\nquantities = []\n", "baseline.quantities is empty"),
         ("basequantity.toml", "[baseline]\nmax_drop = 0.05\nquantities = [\"support.maen\"]\n", "baseline.quantities: unknown quantity `support.maen`"),
         ("segquantity.toml", "[segments.\"risk=low\"]\nrules = { \"support.pass_rat\" = \">= 0.5\" }\n", "unknown quantity `support.pass_rat`"),

@@ -208,7 +208,7 @@ struct PolicyFile {
     #[serde(default)]
     allow_invalid_lines: bool,
     #[serde(default)]
-    rules: BTreeMap<String, String>,
+    rules: BTreeMap<String, toml::Spanned<String>>,
     #[serde(default)]
     segments: BTreeMap<String, SegmentFile>,
     #[serde(default)]
@@ -223,7 +223,7 @@ struct SegmentFile {
     #[serde(default)]
     min_cases: Option<usize>,
     #[serde(default)]
-    rules: BTreeMap<String, String>,
+    rules: BTreeMap<String, toml::Spanned<String>>,
 }
 
 /// Rules against a baseline run.
@@ -281,13 +281,17 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Self, String> {
         let f: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let min_cases = f.min_cases.unwrap_or(1);
-        let rules = f.rules.iter().map(|(q, t)| Rule::parse(q, t)).collect::<Result<Vec<_>, _>>()?;
+        // A rule's error names its line: "line 11: unknown quantity `citaton.mean` ...".
+        let rule = |q: &str, t: &toml::Spanned<String>| {
+            Rule::parse(q, t.get_ref()).map_err(|e| format!("line {}: {e}", 1 + text[..t.span().start.min(text.len())].matches('\n').count()))
+        };
+        let rules = f.rules.iter().map(|(q, t)| rule(q, t)).collect::<Result<Vec<_>, _>>()?;
         let mut segments = vec![];
         for (name, s) in f.segments {
             if !name.contains('=') {
                 return Err(format!("segment `{name}`: name it as key=value, e.g. \"risk=high\""));
             }
-            let rules = s.rules.iter().map(|(q, t)| Rule::parse(q, t)).collect::<Result<Vec<_>, _>>()?;
+            let rules = s.rules.iter().map(|(q, t)| rule(q, t)).collect::<Result<Vec<_>, _>>()?;
             if rules.is_empty() {
                 return Err(format!("segment `{name}` has no rules: give it rules = {{ \"pass_rate\" = \">= 0.9\" }}, or remove it"));
             }

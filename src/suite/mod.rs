@@ -122,6 +122,16 @@ pub fn known_fields() -> Vec<&'static str> {
 /// One line on fields candor does not know: each with its count of cases and, where one is close,
 /// the known field it may have meant; `None` when there are none.
 pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<String> {
+    describe_unknown(unknown, None)
+}
+
+/// [`describe_unknown_fields`] as said while a suite is read, when the fields are first seen on
+/// `line`: without counts, which only the whole suite has (said again at the end, with them).
+pub fn describe_unknown_fields_at(unknown: &BTreeMap<String, usize>, line: usize) -> Option<String> {
+    describe_unknown(unknown, Some(line))
+}
+
+fn describe_unknown(unknown: &BTreeMap<String, usize>, first_seen: Option<usize>) -> Option<String> {
     if unknown.is_empty() {
         return None;
     }
@@ -130,7 +140,8 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
     let kinds: Vec<(&str, &usize)> = asserts.iter().map(|(k, n)| (&k["assert.".len()..], *n)).collect();
     let hints: Vec<String> =
         kinds.iter().filter_map(|(kind, _)| promptfoo::measured_instead(kind).map(|h| format!("`{kind}` is {h}"))).collect();
-    let asserts: Vec<String> = kinds.iter().map(|(kind, n)| format!("`{kind}` ({n} case(s))")).collect();
+    let count = |n: &usize| if first_seen.is_some() { String::new() } else { format!(" ({n} case(s))") };
+    let asserts: Vec<String> = kinds.iter().map(|(kind, n)| format!("`{kind}`{}", count(n))).collect();
     let asserts = (!asserts.is_empty()).then(|| {
         let instead = if hints.is_empty() { String::new() } else { format!(". What candor measures instead: {}", hints.join("; ")) };
         format!("promptfoo assertion(s) candor does not run, not checked: {}{instead}", asserts.join(", "))
@@ -145,20 +156,25 @@ pub fn describe_unknown_fields(unknown: &BTreeMap<String, usize>) -> Option<Stri
         .map(|(name, n)| {
             if name.is_empty() {
                 // pandas writes its index as a column without a header.
-                return format!("a column without a name ({n} case(s))");
+                return format!("a column without a name{}", count(n));
             }
             let near = known
                 .iter()
                 .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
                 .filter(|(d, k)| *d <= 2.max(k.len() / 4))
                 .min();
-            match near {
-                Some((_, k)) => format!("`{name}` ({n} case(s); did you mean `{k}`?)"),
-                None => format!("`{name}` ({n} case(s))"),
+            match (near, first_seen) {
+                (Some((_, k)), None) => format!("`{name}` ({n} case(s); did you mean `{k}`?)"),
+                (Some((_, k)), Some(_)) => format!("`{name}` (did you mean `{k}`?)"),
+                (None, _) => format!("`{name}`{}", count(n)),
             }
         })
         .collect();
     let fields = format!("field(s) candor does not know, not graded: {} (known: {}; keep your own data under `metadata`)", items.join(", "), known.join(", "));
+    let fields = match first_seen {
+        Some(line) => format!("line {line}: {fields}; how many cases have each is said at the end"),
+        None => fields,
+    };
     Some(match asserts {
         Some(a) => format!("{fields}; {a}"),
         None => fields,
@@ -1023,6 +1039,11 @@ impl<R: BufRead> SuiteReader<R> {
 
     /// The top-level fields of the cases read so far that candor does not know, with how many cases
     /// carry each.
+    /// The line of the case read last (0 before the first).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     pub fn unknown_fields(&self) -> &BTreeMap<String, usize> {
         &self.unknown
     }
@@ -1710,6 +1731,11 @@ mod tests {
         assert!(line.contains("`retrieved_context` (2 case(s); did you mean `retrieved_contexts`?)"), "{line}");
         assert!(line.contains("`passages` (1 case(s))"), "{line}");
         assert!(describe_unknown_fields(&BTreeMap::new()).is_none());
+        // Said as the suite is read: where first seen, without counts that only the end knows.
+        let early = describe_unknown_fields_at(&unknown, 2).unwrap();
+        assert!(early.starts_with("line 2: field(s) candor does not know"), "{early}");
+        assert!(early.contains("`retrieved_context` (did you mean `retrieved_contexts`?)") && early.contains("`passages`,"), "{early}");
+        assert!(!early.contains("case(s)") && early.ends_with("how many cases have each is said at the end"), "{early}");
     }
 
     #[test]

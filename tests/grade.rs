@@ -565,7 +565,8 @@ fn whole_output_lifts_claims_to_the_support_of_their_output() {
 }
 
 /// A question is not a claim, but it can presuppose one: the whole output, read as one hypothesis,
-/// catches what lies outside the claims. A case whose claims all pass fails as `unsupported_output`
+/// catches what lies outside the claims; a question that states one ("Did you know that X?") is
+/// graded as the claim X. A case whose claims all pass fails as `unsupported_output`
 /// when the whole output is unsupported, and only then; an innocent question costs nothing.
 #[test]
 fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
@@ -591,6 +592,15 @@ fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
         let claims = s["claims"].as_array().unwrap();
         let failed_output = r["failures"].as_array().unwrap().iter().any(|f| f == "unsupported_output");
         println!("{id}: claims {:?}, output {}", claims.iter().map(|c| c["score"].as_f64().unwrap()).collect::<Vec<_>>(), s["output"]);
+        if id == "presupposes-that" {
+            // "Did you know that X?" states X: since 2026-12-01 it is a claim of its own, graded
+            // without its question (`question_removed`), and this X is false.
+            let x = &claims[1];
+            assert_eq!((x["graded"]["form"].as_str(), x["graded"]["text"].as_str()), (Some("question_removed"), Some("Zodiac was directed by Steven Spielberg.")), "{r}");
+            assert!(x["label"] != "supported" && s["passed"] == false && r["passed"] == false, "{id}: the false claim passed: {r}");
+            assert_eq!(claims[0]["label"], "supported", "{r}");
+            continue;
+        }
         assert!(claims.iter().all(|c| c["label"] == "supported"), "{id}: every claim here is supported by the context: {r}");
         if id == "one-claim" {
             assert!(s.get("output").is_none(), "{id}: the output is its one claim, nothing more to read");
@@ -607,7 +617,7 @@ fn an_unsupported_whole_output_fails_a_case_whose_claims_pass() {
         assert_eq!(s["passed"].as_bool().unwrap(), !failed_output, "{id}: {r}");
         assert!(claims.iter().all(|c| c["score"].as_f64().unwrap() >= whole - 1e-6));
         match id {
-            "presupposes" | "presupposes-that" => assert!(failed_output, "{id}: the question's false presupposition went unseen: {r}"),
+            "presupposes" => assert!(failed_output, "{id}: the question's false presupposition went unseen: {r}"),
             _ => assert!(!failed_output, "{id}: {r}"),
         }
     }

@@ -131,8 +131,10 @@ fn figures(predicted: &[bool], scores: &[f64], gold: &[bool]) -> Figures {
 /// Support: a case is judged supported when every claim is and, where the grader read the whole
 /// output too and the output holds more than its claims, the whole output is; its probability is
 /// the weakest of those.
-/// Cases the grader skips (an output with no claim, e.g. a lone emoji) are left out and must be few.
-fn support_figures(results: &[Value]) -> Figures {
+/// Cases the grader skips (an output with no claim, e.g. a lone emoji) are left out and must be few;
+/// with `no_claim_fails`, an output that claims nothing counts as the user sees it, not supported
+/// (score 0), instead.
+fn support_figures(results: &[Value], no_claim_fails: bool) -> Figures {
     let mut predicted = vec![];
     let mut scores = vec![];
     let mut gold = vec![];
@@ -147,7 +149,11 @@ fn support_figures(results: &[Value]) -> Figures {
         // An output with no claim (a bare "Yes" with no question to carry it) fails as `no_claim`
         // whatever its label; such cases are left out here and counted by the caller (they were
         // counted as supported before 2026-11-29, which flattered these figures).
-        let Some((supported, weakest)) = s.verdict() else { continue };
+        let (supported, weakest) = match s.verdict() {
+            Some(v) => v,
+            None if no_claim_fails => (false, 0.0),
+            None => continue,
+        };
         predicted.push(supported);
         scores.push(weakest);
         gold.push(r["label"]["supported"].as_bool().unwrap());
@@ -199,7 +205,7 @@ fn check_support(prefix: &str) -> Vec<Value> {
     let n = grounding_suite(set, &cfg.labels, &suite);
     let results = grade(&suite, "support");
     assert_eq!(results.len(), n);
-    let f = support_figures(&results);
+    let f = support_figures(&results, false);
     let skipped: std::collections::BTreeSet<&str> =
         results.iter().filter_map(|r| r["metrics"]["support"]["skipped"].as_str()).collect();
     let no_claim = results.iter().filter(|r| r["metrics"]["support"]["claims"].as_array().is_some_and(|c| c.is_empty())).count();
@@ -215,6 +221,18 @@ fn check_support(prefix: &str) -> Vec<Value> {
         bare,
         f.roc_auc
     );
+    if f.n < n {
+        // What a user's gate sees: a case that claims nothing fails.
+        let all = support_figures(&results, true);
+        println!(
+            "{}: counting the {} cases that claim nothing as not supported, as the gate does: n={} balanced accuracy {:.4}, ROC-AUC {:.4}",
+            set.display_name(),
+            all.n - f.n,
+            all.n,
+            all.balanced_accuracy,
+            all.roc_auc
+        );
+    }
     assert!(f.balanced_accuracy_at_half >= bare - 0.01, "grader {:.4} below the bare model {:.4} (both at 0.5)", f.balanced_accuracy_at_half, bare);
     assert!(f.roc_auc > 0.75, "{}", f.roc_auc);
     let (t, before, after, se) = calibrate_on_half(&results, dir.path());
@@ -268,7 +286,7 @@ fn support_on_halueval_qa_heldout_with_questions() {
         // A bare yes/no is read with its question too, weighed against the opposite answer.
         .filter(|c| c["graded"]["form"] == "with_question" || c["graded"]["form"] == "against_opposite")
         .count();
-    let f = support_figures(&results);
+    let f = support_figures(&results, false);
     let bare = bare_balanced_accuracy(&set.display_name());
     println!(
         "{} with questions: n={} ({with_question} claims graded with their question) balanced accuracy {:.4} (bare model on bare answers {:.4}), ROC-AUC {:.4}",

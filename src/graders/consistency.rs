@@ -132,7 +132,9 @@ fn nli_form(question: Option<&str>, text: &str, short: bool) -> String {
 /// questions; if none, the whole reference.
 pub fn reference_facts(reference: &str) -> Vec<String> {
     let sentences = crate::text::analyse_output(reference, &[]);
-    let mut facts: Vec<String> = sentences.iter().filter(|s| s.is_claim).map(|s| s.text.clone()).collect();
+    // A question stating a fact ("Did you know that X?") gives its fact.
+    let mut facts: Vec<String> =
+        sentences.iter().filter(|s| s.is_claim).map(|s| claim_form::asserted_in_question(&s.text).unwrap_or_else(|| s.text.clone())).collect();
     if facts.is_empty() {
         facts = sentences.iter().filter(|s| !s.text.trim_end().ends_with('?')).map(|s| s.text.clone()).collect();
     }

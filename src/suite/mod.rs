@@ -1037,13 +1037,13 @@ impl<R: BufRead> SuiteReader<R> {
         (!unused.is_empty()).then(|| format!("{}: no case has that field, so nothing was read through it", unused.join(", ")))
     }
 
-    /// The top-level fields of the cases read so far that candor does not know, with how many cases
-    /// carry each.
     /// The line of the case read last (0 before the first).
     pub fn line(&self) -> usize {
         self.line
     }
 
+    /// The top-level fields of the cases read so far that candor does not know, with how many cases
+    /// carry each.
     pub fn unknown_fields(&self) -> &BTreeMap<String, usize> {
         &self.unknown
     }

@@ -233,6 +233,12 @@ pub enum Form {
     /// ([`super::about_sources::framed_claim`]): the sources are asked about the claim, not about
     /// themselves.
     SourceFrameRemoved,
+    /// A claim a question carries, read without the question: "The movie was directed by Ben
+    /// Affleck, would you like to know more?" as "The movie was directed by Ben Affleck.", and "Did
+    /// you know that Under the Dome is a romance novel?" as "Under the Dome is a romance novel."
+    /// ([`asserted_in_question`]). A chat answer states its facts this way, and a question mark
+    /// must not hide them from the grader.
+    QuestionRemoved,
     /// A fenced code block, not read by the NLI model: its lines are looked up in the sources
     /// ([`super::code`]), and its score is the share of its words on lines found there.
     Code,
@@ -413,6 +419,13 @@ fn read_plain(text: &str, is_claim: bool, question: Option<&str>) -> Reading {
         }
         return r;
     }
+    if let Some(claim) = asserted_in_question(text) {
+        let mut r = read_plain(&claim, true, question);
+        if r.form.is_none() {
+            r.form = Some(Form::QuestionRemoved);
+        }
+        return r;
+    }
     if let Some(claim) = super::about_sources::framed_claim(text) {
         let mut r = read_plain(&claim, is_claim, question);
         if r.form.is_none() {
@@ -514,6 +527,76 @@ pub fn claims_nothing(output: &str, has_question: bool) -> bool {
     })
 }
 
+/// Openers of a question that asks the reader something ("would you like ...", "do you ...",
+/// "what about ..."): after a comma, what comes before them was stated, not asked.
+fn asks_the_reader(tail: &str) -> bool {
+    const AUX: &[&str] = &[
+        "would", "do", "did", "have", "has", "are", "is", "was", "were", "can", "could", "will", "shall", "should", "may",
+        "want",
+    ];
+    const WHO: &[&str] = &["you", "i", "we", "it", "there", "that", "this", "he", "she", "they"];
+    let w: Vec<String> = words(tail).take(3).map(str::to_lowercase).collect();
+    match w.as_slice() {
+        [a, b, ..] if AUX.contains(&a.as_str()) && WHO.contains(&b.as_str()) => true,
+        [a, b, ..] if (a == "what" || a == "how") && b == "about" => true,
+        [a, b, ..] if matches!(a.as_str(), "isn't" | "aren't" | "don't" | "doesn't" | "wasn't" | "didn't") && WHO.contains(&b.as_str()) => true,
+        [a] => matches!(a.as_str(), "right" | "correct" | "no"),
+        _ => false,
+    }
+}
+
+/// What a "did you know ..." question states: "Did you know that X?" and "Have you heard that X?"
+/// state X; "Do you know who X?" asks.
+fn known_that(question: &str) -> Option<&str> {
+    const OPENERS: &[&str] = &[
+        "did you know", "do you know", "did you hear", "have you heard", "were you aware", "are you aware",
+        "did you realize", "did you realise",
+    ];
+    let lower = question.to_lowercase();
+    let opener = OPENERS.iter().find(|o| lower.starts_with(*o) && !lower[o.len()..].starts_with(char::is_alphanumeric))?;
+    let rest = question[opener.len()..].trim_start();
+    let rest = rest.strip_prefix("that ").or_else(|| rest.strip_prefix("That ")).unwrap_or(rest).trim();
+    let first = words(rest).next()?.to_lowercase();
+    const ASKS: &[&str] = &["who", "what", "when", "where", "why", "how", "which", "whether", "if", "of", "about", "anything", "any"];
+    (!ASKS.contains(&first.as_str()) && words(rest).count() >= 3).then_some(rest)
+}
+
+/// The claim a question sentence carries, as a sentence of its own; `None` for a question that
+/// asks without stating. Two shapes, in English: a statement with a question after a comma ("It
+/// stars Will Smith, do you know him?" states "It stars Will Smith."), and a question that states
+/// what the reader may not know ("Did you know that he won in 2007?" states "He won in 2007.");
+/// both at once ("Yes, did you know that ...?") state each part. A question that asks ("Do you like
+/// Tron, or would you prefer Dune?", "Have you seen it?") carries none.
+pub fn asserted_in_question(sentence: &str) -> Option<String> {
+    let t = sentence.trim();
+    let body = t.strip_suffix('?')?.trim_end_matches('?').trim_end();
+    let sentence_of = |x: &str| {
+        let x = x.trim().trim_end_matches([',', ';', ':', ' ']);
+        let mut c = x.chars();
+        let first = c.next()?;
+        Some(format!("{}{}.", first.to_uppercase(), c.as_str()))
+    };
+    if let Some(stated) = known_that(body) {
+        return sentence_of(stated);
+    }
+    // The last comma after which the reader is asked something; what comes before it is stated.
+    let (head, tail) = body.char_indices().filter(|&(_, c)| c == ',').map(|(i, _)| (&body[..i], &body[i + 1..])).find(|(_, tail)| asks_the_reader(tail) || known_that(tail.trim()).is_some())?;
+    let head_states = super::is_claim(head) && !asks_the_reader(head) && known_that(head).is_none() && !starts_with_question_word(head);
+    let tail_states = known_that(tail.trim());
+    match (head_states, tail_states) {
+        (true, Some(t)) => Some(format!("{} {}", sentence_of(head)?, sentence_of(t)?)),
+        (true, None) => sentence_of(head),
+        (false, Some(t)) => sentence_of(t),
+        (false, None) => None,
+    }
+}
+
+/// Whether a text opens as a question does ("What ...", "Do you ...").
+fn starts_with_question_word(text: &str) -> bool {
+    let first = words(text).next().map(str::to_lowercase).unwrap_or_default();
+    matches!(first.as_str(), "who" | "what" | "when" | "where" | "why" | "how" | "which" | "whose" | "whom") || asks_the_reader(text)
+}
+
 /// Whether an output only restates what its case asks (`input`: a question, or a query such as
 /// "shallow clone table performance"): the same content words ([`super::words::content_words`]), none
 /// added and none left out. An echo answers nothing, yet an NLI model reads "What is the refund
@@ -541,6 +624,39 @@ pub fn restates_question(output: &str, input: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn questions_that_state_a_claim_are_graded_without_the_question() {
+        let q = |s: &str| asserted_in_question(s);
+        // HaluEval dialogue's turns, which passed as claiming nothing.
+        assert_eq!(q("The movie was directed by Ben Affleck, would you like to know other films he worked on?").as_deref(), Some("The movie was directed by Ben Affleck."));
+        assert_eq!(q("It stars Will Smith, do you know him?").as_deref(), Some("It stars Will Smith."));
+        assert_eq!(q("Nice, do you know him?"), None, "one word before the comma states nothing");
+        assert_eq!(q("Did you know that he is in a relationship with Sofia Vergara?").as_deref(), Some("He is in a relationship with Sofia Vergara."));
+        assert_eq!(q("Did you know that Under the Dome was actually a romance novel set in space?").as_deref(), Some("Under the Dome was actually a romance novel set in space."));
+        assert_eq!(q("No problem, do you need any other information?"), None);
+        assert_eq!(q("Yes that is correct, did you know that Kate Nelligan also starred in Wolf?").as_deref(), Some("Yes that is correct. Kate Nelligan also starred in Wolf."));
+        assert_eq!(q("Sure, Tron is an action movie starring Jeff Bridges, do you like action?").as_deref(), Some("Sure, Tron is an action movie starring Jeff Bridges."));
+        assert_eq!(q("Jim Carrey also starred in Yes Man, have you seen this movie yet?").as_deref(), Some("Jim Carrey also starred in Yes Man."));
+        // Questions that ask.
+        for asks in [
+            "Is there anything else I can help you with?",
+            "Have you heard of The Throne of Fire or City of Glass?",
+            "Do you know who directed it?",
+            "Do you like Tron, or would you prefer Dune?",
+            "I agree, do you like speculative fiction books?",
+            "What is the refund policy, do you know?",
+            "Refunds take 30 days.",
+            "Did you know?",
+        ] {
+            assert_eq!(q(asks), None, "{asks}");
+        }
+        // Read as a claim with its form.
+        let r = read("The movie was directed by Ben Affleck, would you like to know more?", true, None);
+        assert_eq!((r.form, r.hypothesis.as_str()), (Some(Form::QuestionRemoved), "The movie was directed by Ben Affleck."));
+        let s = crate::text::analyse_output("It is a drama. Did you know it was released in 2007?", &[]);
+        assert!(s[1].is_claim, "a question stating a fact is a claim");
+    }
+
     #[test]
     fn a_bare_answer_loses_its_closing_full_stop_only() {
         assert_eq!(with_question("What is the capital of Australia?", "Canberra."), "What is the capital of Australia? Canberra");

@@ -56,7 +56,9 @@ pub fn analyse_output(output: &str, known_ids: &[&str]) -> Vec<Sentence> {
                 }
             }
             let text = strip_markers(&output[span.clone()], &inside);
-            let is_claim = is_claim(&text);
+            // A question that states something ("It stars Will Smith, do you know him?") is a claim
+            // too, graded without its question (`claim_form::asserted_in_question`).
+            let is_claim = is_claim(&text) || claim_form::asserted_in_question(&text).is_some();
             Sentence { span, text, cites, is_claim }
         })
         .collect()

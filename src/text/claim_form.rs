@@ -552,9 +552,13 @@ fn known_that(question: &str) -> Option<&str> {
         "did you know", "do you know", "did you hear", "have you heard", "were you aware", "are you aware",
         "did you realize", "did you realise",
     ];
-    let lower = question.to_lowercase();
-    let opener = OPENERS.iter().find(|o| lower.starts_with(*o) && !lower[o.len()..].starts_with(char::is_alphanumeric))?;
-    let rest = question[opener.len()..].trim_start();
+    // Compared byte for byte, ASCII case folded: a lower-cased copy can differ in length (the
+    // Kelvin sign lower-cases to "k"), and its offsets would not fit the question.
+    let rest = OPENERS.iter().find_map(|o| {
+        let rest = question.get(o.len()..).filter(|_| question.as_bytes()[..o.len()].eq_ignore_ascii_case(o.as_bytes()))?;
+        (!rest.starts_with(char::is_alphanumeric)).then_some(rest)
+    })?;
+    let rest = rest.trim_start();
     let rest = rest.strip_prefix("that ").or_else(|| rest.strip_prefix("That ")).unwrap_or(rest).trim();
     let first = words(rest).next()?.to_lowercase();
     const ASKS: &[&str] = &["who", "what", "when", "where", "why", "how", "which", "whether", "if", "of", "about", "anything", "any"];
@@ -579,7 +583,7 @@ pub fn asserted_in_question(sentence: &str) -> Option<String> {
     if let Some(stated) = known_that(body) {
         return sentence_of(stated);
     }
-    // The last comma after which the reader is asked something; what comes before it is stated.
+    // The first comma after which the reader is asked something; what comes before it is stated.
     let (head, tail) = body.char_indices().filter(|&(_, c)| c == ',').map(|(i, _)| (&body[..i], &body[i + 1..])).find(|(_, tail)| asks_the_reader(tail) || known_that(tail.trim()).is_some())?;
     let head_states = super::is_claim(head) && !asks_the_reader(head) && known_that(head).is_none() && !starts_with_question_word(head);
     let tail_states = known_that(tail.trim());
@@ -647,6 +651,8 @@ mod tests {
             "What is the refund policy, do you know?",
             "Refunds take 30 days.",
             "Did you know?",
+            "\u{212a}",
+            "Did you \u{212a}now that it works?",
         ] {
             assert_eq!(q(asks), None, "{asks}");
         }

@@ -562,7 +562,7 @@ fn known_that(question: &str) -> Option<&str> {
     let rest = rest.strip_prefix("that ").or_else(|| rest.strip_prefix("That ")).unwrap_or(rest).trim();
     let first = words(rest).next()?.to_lowercase();
     const ASKS: &[&str] = &["who", "what", "when", "where", "why", "how", "which", "whether", "if", "of", "about", "anything", "any"];
-    (!ASKS.contains(&first.as_str()) && words(rest).count() >= 3).then_some(rest)
+    (!ASKS.contains(&first.as_str()) && words(rest).count() >= 3 && !rest.contains('?')).then_some(rest)
 }
 
 /// The claim a question sentence carries, as a sentence of its own; `None` for a question that
@@ -585,7 +585,7 @@ pub fn asserted_in_question(sentence: &str) -> Option<String> {
     }
     // The first comma after which the reader is asked something; what comes before it is stated.
     let (head, tail) = body.char_indices().filter(|&(_, c)| c == ',').map(|(i, _)| (&body[..i], &body[i + 1..])).find(|(_, tail)| asks_the_reader(tail) || known_that(tail.trim()).is_some())?;
-    let head_states = super::is_claim(head) && !asks_the_reader(head) && known_that(head).is_none() && !starts_with_question_word(head);
+    let head_states = super::is_claim(head) && !head.contains('?') && !asks_the_reader(head) && known_that(head).is_none() && !starts_with_question_word(head);
     let tail_states = known_that(tail.trim());
     match (head_states, tail_states) {
         (true, Some(t)) => Some(format!("{} {}", sentence_of(head)?, sentence_of(t)?)),
@@ -661,6 +661,25 @@ mod tests {
         assert_eq!((r.form, r.hypothesis.as_str()), (Some(Form::QuestionRemoved), "The movie was directed by Ben Affleck."));
         let s = crate::text::analyse_output("It is a drama. Did you know it was released in 2007?", &[]);
         assert!(s[1].is_claim, "a question stating a fact is a claim");
+    }
+
+    #[test]
+    fn questions_on_random_text_never_panic_and_give_a_sentence() {
+        use crate::text::testing::Rng;
+        const PIECES: &[&str] = &[
+            "did you know that ", "Did You Know ", ", would you like ", ", do you ", "? ", "?", ", ", "it ", "stars ", "Will Smith",
+            "\u{212a}", "\u{130}", "日本", "🙂", " ", "that ", "right", "who ", "Have you heard that ", ",", "isn't it",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..5000 {
+            let n = rng.below(12);
+            let t: String = (0..n).map(|_| PIECES[rng.below(PIECES.len())]).collect();
+            let t = format!("{t}?");
+            if let Some(c) = asserted_in_question(&t) {
+                assert!(c.ends_with('.') && c.chars().count() >= 2 && !c.contains('?'), "{t:?} -> {c:?}");
+            }
+            let _ = read(&t, true, Some("Is it?"));
+        }
     }
 
     #[test]

@@ -1361,6 +1361,26 @@ mod tests {
     }
 
     #[test]
+    fn specifics_on_random_text_keep_their_spans() {
+        use crate::text::testing::Rng;
+        const PIECES: &[&str] = &[
+            "FY2018", "FY18", "Q3'21", "Q4", " ", "Sunday", "Sundays", "Mon-Fri", "Fri – Mon", "weekends", "daily", "1,577", " million",
+            " (Millions)", "$", "× 100", "/ 2", "divided by 365", "\u{212a}", "\u{130}", "日本", "🙂", ". ", "Boeing", "'s", "-", "–", "7 days a week",
+            "between ", " and ", "14 March 1879", "1.5 billion",
+        ];
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut text = |rng: &mut Rng| -> String { (0..rng.below(14)).map(|_| PIECES[rng.below(PIECES.len())]).collect() };
+        for _ in 0..3000 {
+            let (ctx, q, claim) = (text(&mut rng), text(&mut rng), text(&mut rng));
+            for f in Sources::new(&[&ctx]).with_question(Some(&q)).unsupported(&claim) {
+                assert_eq!(claim.get(f.span.clone()), Some(f.text.as_str()), "{claim:?} against {ctx:?}");
+            }
+            // A claim is always supported by itself as its context.
+            assert!(Sources::new(&[&claim]).unsupported(&claim).is_empty(), "{claim:?} is not supported by itself");
+        }
+    }
+
+    #[test]
     fn weekday_arithmetic() {
         assert_eq!(weekday_of_date(1879, 3, 14), 4);
         assert_eq!(weekday_of_date(2000, 1, 1), 5);

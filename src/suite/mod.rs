@@ -298,20 +298,8 @@ fn output_like(obj: &Map<String, Value>) -> Option<String> {
     const OUTPUT_WORDS: &[&str] = &["answer", "response", "output", "completion", "generation", "prediction", "reply"];
     const REFERENCE_WORDS: &[&str] =
         &["gold", "expected", "reference", "ref", "correct", "ideal", "truth", "target", "true", "golden", "label"];
-    let words = |k: &str| -> Vec<String> {
-        let mut out = vec![String::new()];
-        let mut prev_lower = false;
-        for c in k.chars() {
-            if !c.is_alphanumeric() || (c.is_uppercase() && prev_lower) {
-                out.push(String::new());
-            }
-            if c.is_alphanumeric() {
-                out.last_mut().map(|w| w.extend(c.to_lowercase()));
-            }
-            prev_lower = c.is_lowercase();
-        }
-        out.into_iter().filter(|w| !w.is_empty()).collect()
-    };
+    // The words of a field name in any style ("model_answer", "llmResponse", "Model Answer").
+    let words = |k: &str| -> Vec<String> { snake_case(k).split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect() };
     let found: Vec<&String> = obj
         .iter()
         .filter(|(_, v)| v.is_string())

@@ -129,11 +129,13 @@ pub fn polar_answer(answer: &str) -> Option<bool> {
     Some(!NO_PARTICLES.contains(&first.as_str()))
 }
 
+/// The question words ("Which is older, X or Y?").
+const WH: &[&str] = &["who", "whom", "whose", "what", "which", "when", "where", "why", "how"];
+
 /// Whether `question` asks yes or no: it, or its last sentence ("Here is my order. Can I get a
 /// refund?"), opens with an auxiliary verb ("Is ...", "Did ...") or is a question that opens with
 /// no question word ("X and Y, are both genera of plants?"; "Which is older, X or Y?" is not).
 pub fn is_polar_question(question: &str) -> bool {
-    const WH: &[&str] = &["who", "whom", "whose", "what", "which", "when", "where", "why", "how"];
     let q = question.trim();
     let last = super::sentences::split_sentences(q).last().map_or(q, |r| q[r.clone()].trim());
     [q, last].iter().any(|s| match opening_word(s) {
@@ -561,8 +563,8 @@ fn known_that(question: &str) -> Option<&str> {
     let rest = rest.trim_start();
     let rest = rest.strip_prefix("that ").or_else(|| rest.strip_prefix("That ")).unwrap_or(rest).trim();
     let first = words(rest).next()?.to_lowercase();
-    const ASKS: &[&str] = &["who", "what", "when", "where", "why", "how", "which", "whether", "if", "of", "about", "anything", "any"];
-    (!ASKS.contains(&first.as_str()) && words(rest).count() >= 3 && !rest.contains('?')).then_some(rest)
+    const ASKS: &[&str] = &["whether", "if", "of", "about", "anything", "any"];
+    (!WH.contains(&first.as_str()) && !ASKS.contains(&first.as_str()) && words(rest).count() >= 3 && !rest.contains('?')).then_some(rest)
 }
 
 /// The claim a question sentence carries, as a sentence of its own; `None` for a question that
@@ -598,7 +600,7 @@ pub fn asserted_in_question(sentence: &str) -> Option<String> {
 /// Whether a text opens as a question does ("What ...", "Do you ...").
 fn starts_with_question_word(text: &str) -> bool {
     let first = words(text).next().map(str::to_lowercase).unwrap_or_default();
-    matches!(first.as_str(), "who" | "what" | "when" | "where" | "why" | "how" | "which" | "whose" | "whom") || asks_the_reader(text)
+    WH.contains(&first.as_str()) || asks_the_reader(text)
 }
 
 /// Whether an output only restates what its case asks (`input`: a question, or a query such as

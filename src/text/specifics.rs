@@ -113,12 +113,7 @@ impl Sources {
     /// the question's names ("Which came first, X or Y?" answered "Y").
     pub fn with_question(mut self, question: Option<&str>) -> Self {
         if let Some(q) = question {
-            let toks = tokenize(q);
-            let words = toks.iter().filter(|t| !matches!(t.kind, Tk::Sym(_))).map(|t| norm_word(&q[t.span.clone()]));
-            self.index.asked.extend(words.flat_map(|w| {
-                let parts: Vec<String> = if w.contains('-') { w.split('-').map(str::to_string).collect() } else { vec![] };
-                std::iter::once(w).chain(parts)
-            }));
+            self.index.asked.extend(words_of(q, &tokenize(q)).flat_map(with_parts));
         }
         self
     }
@@ -131,10 +126,10 @@ impl Sources {
     /// [`Sources::unsupported`] for a claim that is a bare answer (`bare`: "Sydney", read with its
     /// question), whose first capitalised word is a name, not the start of a sentence.
     pub fn unsupported_as(&self, claim: &str, bare: bool) -> Vec<Specific> {
-        let asked = |k: &Key| !bare && matches!(k, Key::Name(words) if words.iter().all(|w| self.index.word_ok(w) || self.index.asked.contains(w)));
+        // A bare answer picks among the question's names: they do not support it.
         scan_as(claim, true, bare)
             .into_iter()
-            .filter(|f| !f.keys.iter().any(|k| self.index.supports(k) || asked(k)))
+            .filter(|f| !f.keys.iter().any(|k| self.index.supports(k, !bare)))
             .map(|f| f.specific(claim))
             .collect()
     }
@@ -1119,18 +1114,26 @@ struct Index {
     asked: HashSet<String>,
 }
 
+/// The words of a text as names compare them ([`norm_word`]).
+fn words_of<'a>(text: &'a str, toks: &'a [Tok]) -> impl Iterator<Item = String> + 'a {
+    toks.iter().filter(|t| !matches!(t.kind, Tk::Sym(_))).map(|t| norm_word(&text[t.span.clone()]))
+}
+
+/// A word and, when hyphenated, its parts ("german-born", "german", "born").
+fn with_parts(w: String) -> impl Iterator<Item = String> {
+    let parts: Vec<String> =
+        if w.contains('-') { w.split('-').filter(|p| !p.is_empty()).map(str::to_string).collect() } else { vec![] };
+    std::iter::once(w).chain(parts)
+}
+
 impl Index {
     fn add(&mut self, text: &str) {
         let toks = tokenize(text);
-        for t in toks.iter().filter(|t| !matches!(t.kind, Tk::Sym(_))) {
-            let w = norm_word(&text[t.span.clone()]);
-            if w.contains('-') {
-                self.words.extend(w.split('-').filter(|p| !p.is_empty()).map(str::to_string));
-            }
+        for w in words_of(text, &toks) {
             if let Some(k) = multiplier(w.strip_suffix('s').unwrap_or(&w)).and_then(scale_index) {
                 self.scales |= 1 << k;
             }
-            self.words.insert(w);
+            self.words.extend(with_parts(w));
         }
         self.add_weekdays(text, &toks);
         for key in scan_tokens(text, &toks, false).into_iter().flat_map(|f| f.keys) {
@@ -1176,7 +1179,8 @@ impl Index {
         }
     }
 
-    fn supports(&self, key: &Key) -> bool {
+    /// Whether the contexts hold `key`; with `asked`, a name's words may come from the question.
+    fn supports(&self, key: &Key, asked: bool) -> bool {
         match key {
             Key::Num(v) => self.nums.contains(v),
             Key::Amount(v, c) => self.amounts.contains(&(*v, *c)) || self.bare.contains(v),
@@ -1195,7 +1199,7 @@ impl Index {
             },
             Key::Weekday(d) => self.weekdays & (1 << d) != 0,
             Key::Scaled(v, k) => self.scales & (1 << k) != 0 && self.nums.contains(v),
-            Key::Name(words) => words.iter().all(|w| self.word_ok(w)),
+            Key::Name(words) => words.iter().all(|w| self.word_ok(w) || (asked && self.asked.contains(w))),
         }
     }
 

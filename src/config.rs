@@ -25,6 +25,7 @@
 //!
 //! [consistency]
 //! pass = 0.5
+//! samples = "contradiction"      # contradiction: a claim fails when the samples contradict it; selfcheckgpt: the paper's score
 //!
 //! [chunking]
 //! window = 0                     # premise tokens per chunk; 0: three quarters of the model's window
@@ -390,12 +391,30 @@ pub struct ConsistencyConfig {
     /// likely labels) and its score is at least half this.
     #[serde(serialize_with = "short_f32")]
     pub pass: f32,
+    /// How the samples part scores the output (`graders::consistency`).
+    pub samples: SamplesRule,
 }
 
 impl Default for ConsistencyConfig {
     fn default() -> Self {
-        Self { pass: 0.5 }
+        Self { pass: 0.5, samples: SamplesRule::Contradiction }
     }
+}
+
+/// How the consistency metric scores an output against its samples (`[consistency] samples`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplesRule {
+    /// 1 minus the largest, over the output's claims, of the mean over samples of P(contradiction):
+    /// the output fails where the samples contradict one of its claims, and a claim the samples
+    /// leave unsaid counts for nothing.
+    #[default]
+    Contradiction,
+    /// SelfCheckGPT-NLI as published (Manakul et al. 2023): 1 minus the mean over claims of the mean
+    /// over samples of P(contradiction) / (P(contradiction) + P(entailment)). A claim the samples
+    /// leave unsaid scores about 0.6 to 0.9 on this, so samples that answer only part of the
+    /// question fail a correct output.
+    Selfcheckgpt,
 }
 
 /// Chunking settings.

@@ -56,11 +56,26 @@
 //!
 //! # Against the samples
 //!
-//! SelfCheckGPT-NLI scores each sentence of the output by the mean over samples of
-//! P(contradiction) / (P(contradiction) + P(entailment)) with the sample as premise, as the paper
-//! does (neutral is left out of the normalisation); the case's samples score is 1 minus the mean over
-//! sentences. The consistency score is the lowest of the parts that ran, and each part passes on its
-//! own mark; answer relevance is reported beside them and does not gate.
+//! Each claim sentence of the output (the whole output when it has none) is put as hypothesis to each
+//! sample as premise, the sample read as an answer is read ([`sample_premise`]: without a leading
+//! "Yes,"/"No,", a short sample after the case's question). Two figures are kept per sentence:
+//! `contradiction`, the mean over samples of P(contradiction), and `inconsistency`, SelfCheckGPT-NLI's
+//! mean over samples of P(c) / (P(c) + P(e)) (Manakul et al. 2023: neutral left out of the
+//! normalisation). `[consistency] samples` chooses which makes the score:
+//!
+//! - `contradiction` (the default): 1 minus the largest sentence `contradiction`. The output fails
+//!   where the samples, on average, contradict one of its claims; a claim the samples leave unsaid
+//!   counts for nothing, and one contradicted claim is not averaged away by the others.
+//! - `selfcheckgpt`: 1 minus the mean sentence `inconsistency`, as published. The paper's samples
+//!   are full regenerations that speak of every sentence; against samples that answer only part of
+//!   the question, a claim they leave unsaid scores 0.6 to 0.9 inconsistency (neutral pairs split
+//!   between P(c) and P(e)), so correct outputs fail: on the example suite 9 of its 13 correct
+//!   answers failed `inconsistent_samples` this way, and the consistency verdict's balanced accuracy
+//!   against the `consistent` labels was 0.675 (0.800 with `contradiction`; ROC-AUC 0.863 and 0.858,
+//!   24 cases with samples; docs/quality.md).
+//!
+//! The consistency score is the lowest of the parts that ran, and each part passes on its own mark;
+//! answer relevance is reported beside them and does not gate.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,7 +83,7 @@ use std::sync::Arc;
 use super::pairs::PairScheduler;
 use super::results::{ConsistencyResult, Failure, Outcome, ReferenceCheck, ReferenceMethod, SamplesCheck, SentenceInconsistency};
 use super::Prepared;
-use crate::config::ConsistencyConfig;
+use crate::config::{ConsistencyConfig, SamplesRule};
 use crate::text::specifics;
 use crate::engine::cosine;
 use crate::text::answer::{exact_match, is_short_answer, token_f1};
@@ -126,6 +141,30 @@ fn nli_form(question: Option<&str>, text: &str, short: bool) -> String {
         Some(q) if short => claim_form::with_question(q, text),
         _ => text.to_string(),
     }
+}
+
+/// The samples part's score of an output whose sentences scored `sentences`, by `rule` (see
+/// [`SamplesRule`] and the module doc); 1 for an output with no sentence.
+pub fn samples_score(sentences: &[SentenceInconsistency], rule: SamplesRule) -> f32 {
+    if sentences.is_empty() {
+        return 1.0;
+    }
+    match rule {
+        SamplesRule::Contradiction => {
+            1.0 - sentences.iter().map(|s| s.contradiction.unwrap_or(s.inconsistency)).fold(0f32, f32::max)
+        }
+        SamplesRule::Selfcheckgpt => 1.0 - sentences.iter().map(|s| s.inconsistency).sum::<f32>() / sentences.len() as f32,
+    }
+}
+
+/// A sample as the NLI model reads it when it is the premise of SelfCheckGPT's questions: as an
+/// answer is read ([`nli_form`]), so "No, order records stay for 7 years." is read without its "No"
+/// (which, bare, reads as a negation of the hypothesis) and a short sample ("Mount Everest") after
+/// the question the case's input asks. Samples are answers to that question, as the reference is.
+pub fn sample_premise(sample: &str, input: Option<&str>) -> String {
+    let short = is_short_answer(sample);
+    let question = input.and_then(claim_form::question_of).filter(|_| short);
+    nli_form(question, sample, short)
 }
 
 /// The fact sentences of a reference: its claim sentences; if none, its sentences that are not
@@ -304,26 +343,30 @@ pub(super) fn grade(
         };
         decide_reference(&plan, &answers, cfg.pass, cos)
     });
-    let samples: Vec<&str> = case.samples.iter().map(String::as_str).filter(|s| !s.trim().is_empty()).collect();
+    let samples: Vec<String> = case
+        .samples
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| sample_premise(s, case.input.as_deref()))
+        .collect();
     let samples_check = (!samples.is_empty()).then(|| {
         let units = p.selfcheck_units();
         let sentences: Vec<SentenceInconsistency> = units
             .iter()
             .map(|h| {
-                let total: f32 = samples
-                    .iter()
-                    .map(|s| {
-                        let j = sched.judge(s, h);
-                        truncated |= j.truncated;
-                        j.contradict_vs_entail
-                    })
-                    .sum();
-                SentenceInconsistency { text: h.to_string(), inconsistency: total / samples.len() as f32 }
+                let (mut normalised, mut contradiction) = (0f32, 0f32);
+                for s in &samples {
+                    let j = sched.judge(s, h);
+                    truncated |= j.truncated;
+                    normalised += j.contradict_vs_entail;
+                    contradiction += j.contradict;
+                }
+                let n = samples.len() as f32;
+                SentenceInconsistency { text: h.to_string(), inconsistency: normalised / n, contradiction: Some(contradiction / n) }
             })
             .collect();
-        let mean = sentences.iter().map(|s| s.inconsistency).sum::<f32>() / sentences.len() as f32;
-        let score = 1.0 - mean;
-        SamplesCheck { score, samples: samples.len(), sentences, passed: score >= cfg.pass }
+        let score = samples_score(&sentences, cfg.samples);
+        SamplesCheck { score, samples: samples.len(), sentences, passed: score >= cfg.pass, rule: Some(cfg.samples) }
     });
     let relevance = case.input.as_deref().and_then(|i| match (vector(i), vector(output)) {
         (Some(a), Some(b)) => Some(cosine(a, b)),
@@ -348,6 +391,38 @@ pub(super) fn grade(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sentence(inconsistency: f32, contradiction: f32) -> SentenceInconsistency {
+        SentenceInconsistency { text: String::new(), inconsistency, contradiction: Some(contradiction) }
+    }
+
+    #[test]
+    fn samples_fail_a_contradicted_claim_and_leave_an_unsaid_one_alone() {
+        // A claim the samples confirm (low on both), one they leave unsaid (neutral: SelfCheckGPT's
+        // normalised score is high, P(c) low), one they contradict.
+        let (confirmed, unsaid, contradicted) = (sentence(0.1, 0.05), sentence(0.72, 0.15), sentence(0.95, 0.8));
+        let rule = SamplesRule::Contradiction;
+        assert!((samples_score(&[confirmed.clone(), unsaid.clone()], rule) - 0.85).abs() < 1e-6);
+        // One contradicted claim is not averaged away.
+        assert!((samples_score(&[confirmed.clone(), unsaid.clone(), contradicted.clone()], rule) - 0.2).abs() < 1e-6);
+        // As published: the mean of the normalised scores, which fails the unsaid claim's output.
+        let paper = SamplesRule::Selfcheckgpt;
+        assert!((samples_score(&[confirmed.clone(), unsaid], paper) - 0.59).abs() < 1e-6);
+        assert!((samples_score(&[confirmed, contradicted], paper) - 0.475).abs() < 1e-6);
+        assert_eq!(samples_score(&[], rule), 1.0);
+        // Results written before `contradiction` existed fall back on the normalised score.
+        let old = SentenceInconsistency { text: String::new(), inconsistency: 0.3, contradiction: None };
+        assert!((samples_score(&[old], rule) - 0.7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn samples_are_read_as_answers() {
+        assert_eq!(sample_premise("No, order records stay for 7 years.", Some("Are my orders deleted?")), "order records stay for 7 years.");
+        assert_eq!(sample_premise("Mount Everest", Some("What is the tallest mountain?")), "What is the tallest mountain? Mount Everest");
+        assert_eq!(sample_premise("Mount Everest", None), "Mount Everest");
+        let long = "The tallest mountain on Earth is Mount Everest, at 8,849 metres above sea level.";
+        assert_eq!(sample_premise(long, Some("What is the tallest mountain?")), long);
+    }
 
     fn nli(entail: f32, contradict: f32) -> NliAnswer {
         NliAnswer { entail, contradict }

@@ -580,8 +580,9 @@ impl<'m> Grader<'m> {
                 q.extend(plan.questions());
             }
             for sample in case.samples.iter().filter(|s| !s.trim().is_empty()) {
+                let premise = consistency::sample_premise(sample, case.input.as_deref());
                 for h in p.selfcheck_units() {
-                    q.push((sample.clone(), h.to_string()));
+                    q.push((premise.clone(), h.to_string()));
                 }
             }
         }

@@ -423,17 +423,22 @@ pub enum ReferenceMethod {
     Facts,
 }
 
-/// SelfCheckGPT-NLI against the samples.
+/// Agreement with the samples (`[consistency] samples`: contradiction, or SelfCheckGPT-NLI).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplesCheck {
-    /// 1 - mean sentence inconsistency.
+    /// With `rule` `contradiction`: 1 - the largest sentence `contradiction`; with `selfcheckgpt`
+    /// (and in results written before `rule` existed): 1 - the mean sentence `inconsistency`.
     pub score: f32,
     /// Number of samples.
     pub samples: usize,
-    /// Per sentence: its text and its inconsistency (mean over samples of P(c) / (P(c) + P(e))).
+    /// Per sentence: its text, its inconsistency (mean over samples of P(c) / (P(c) + P(e))) and its
+    /// contradiction (mean over samples of P(c)).
     pub sentences: Vec<SentenceInconsistency>,
     /// Whether `score` reaches the pass mark.
     pub passed: bool,
+    /// The rule that made `score` (`[consistency] samples`); absent in results written before it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rule: Option<crate::config::SamplesRule>,
 }
 
 /// One sentence's inconsistency with the samples.
@@ -441,8 +446,13 @@ pub struct SamplesCheck {
 pub struct SentenceInconsistency {
     /// The sentence.
     pub text: String,
-    /// Mean over samples of the normalised contradiction probability.
+    /// Mean over samples of the normalised contradiction probability, P(c) / (P(c) + P(e)), as
+    /// SelfCheckGPT-NLI scores it.
     pub inconsistency: f32,
+    /// Mean over samples of P(contradiction) (neutral counted, so a sample that does not speak of
+    /// the sentence adds about nothing); absent in results written before it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub contradiction: Option<f32>,
 }
 
 /// Semantic consistency of a case.

@@ -1373,7 +1373,7 @@ mod tests {
             "between ", " and ", "14 March 1879", "1.5 billion",
         ];
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let mut text = |rng: &mut Rng| -> String { (0..rng.below(14)).map(|_| PIECES[rng.below(PIECES.len())]).collect() };
+        let text = |rng: &mut Rng| -> String { (0..rng.below(14)).map(|_| PIECES[rng.below(PIECES.len())]).collect() };
         for _ in 0..3000 {
             let (ctx, q, claim) = (text(&mut rng), text(&mut rng), text(&mut rng));
             for f in Sources::new(&[&ctx]).with_question(Some(&q)).unsupported(&claim) {

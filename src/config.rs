@@ -26,6 +26,7 @@
 //! [consistency]
 //! pass = 0.5
 //! samples = "contradiction"      # contradiction: a claim fails when the samples contradict it; selfcheckgpt: the paper's score
+//! sample_sentences = 1           # sample sentences sharing most words with a claim, also read alone (0: chunks only)
 //!
 //! [chunking]
 //! window = 0                     # premise tokens per chunk; 0: three quarters of the model's window
@@ -393,13 +394,19 @@ pub struct ConsistencyConfig {
     pub pass: f32,
     /// How the samples part scores the output (`graders::consistency`).
     pub samples: SamplesRule,
+    /// How many sentences of each sample, those sharing most words with a claim, the claim is also
+    /// read against, each alone and with the sentence before it (0: the sample's chunks only).
+    pub sample_sentences: usize,
 }
 
 impl Default for ConsistencyConfig {
     fn default() -> Self {
-        Self { pass: 0.5, samples: SamplesRule::Contradiction }
+        Self { pass: 0.5, samples: SamplesRule::Contradiction, sample_sentences: SAMPLE_SENTENCES }
     }
 }
+
+/// Sample sentences a claim is also read against by default (`[consistency] sample_sentences`).
+pub const SAMPLE_SENTENCES: usize = 1;
 
 /// How the consistency metric scores an output against its samples (`[consistency] samples`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

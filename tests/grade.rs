@@ -130,6 +130,73 @@ fn grades_the_example_suite() {
     assert!(table.contains("risk=high") && table.contains("support"), "{table}");
 }
 
+/// SelfCheckGPT's own demo (potsawee/selfcheckgpt, demo/SelfCheck_demo1.ipynb): a sentence a sample
+/// repeats word for word is stated by it (the default model gives this 30-word sentence against
+/// itself P(contradiction) 0.44), and a sample that contradicts a claim fails the output.
+#[test]
+fn samples_state_their_own_sentences_and_fail_a_contradicted_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("suite.jsonl");
+    let first = "Michael Alan Weiner (born March 31, 1942), better known by his professional name Michael Savage, is an American radio host, author, activist, nutritionist, and conservative political commentator.";
+    let sample = format!("{first} Since October 23, 2012, Michael Savage has been syndicated by Cumulus Media Networks.");
+    let cases = [
+        serde_json::json!({"id": "same", "output": first, "samples": [sample]}),
+        serde_json::json!({"id": "changed", "output": "Since October 23, 2012, Michael Savage has never been syndicated by any network.", "samples": ["Since October 23, 2012, Michael Savage has been syndicated by Cumulus Media Networks."]}),
+    ];
+    std::fs::write(&suite, cases.iter().map(|c| format!("{c}\n")).collect::<String>()).unwrap();
+    let out = dir.path().join("r.jsonl");
+    let o = candor(&["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "consistency", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = common::read_jsonl(&out);
+    let r = by_id(&results);
+    let same = &r["same"]["metrics"]["consistency"]["samples"];
+    assert_eq!(same["sentences"][0]["contradiction"], 0.0, "{same}");
+    assert_eq!(same["sentences"][0]["inconsistency"], 0.0, "{same}");
+    assert_eq!(same["score"], 1.0, "{same}");
+    assert_eq!(r["same"]["passed"], true);
+    let changed = &r["changed"]["metrics"]["consistency"]["samples"];
+    assert!(changed["sentences"][0]["contradiction"].as_f64().unwrap() > 0.5, "{changed}");
+    assert!(r["changed"]["failures"].as_array().unwrap().iter().any(|f| f == "inconsistent_samples"), "{}", r["changed"]);
+}
+
+/// SelfCheckGPT's own demo as a file (tests/fixtures/selfcheckgpt-demo.jsonl, from
+/// potsawee/selfcheckgpt demo/SelfCheck_demo1.ipynb, MIT): a biography and the same with sentences
+/// 1, 3 and 4 made false, against the demo's three long samples. Read in chunks only, both passages
+/// pass (0.775 and 0.611); read also by the sample sentence nearest each claim, the original passes
+/// and the edited one fails, its changed sentences drawing more contradiction than the originals.
+#[test]
+fn a_long_sample_is_read_by_its_sentences_and_fails_the_edited_demo_passage() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/selfcheckgpt-demo.jsonl");
+    let grade = |name: &str, config: Option<&str>| {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let mut args = vec!["grade", suite.to_str().unwrap(), "-o", out.to_str().unwrap(), "--metrics", "consistency", "-q"];
+        let cfg = dir.path().join(format!("{name}.toml"));
+        if let Some(text) = config {
+            std::fs::write(&cfg, text).unwrap();
+            args.extend(["-c", cfg.to_str().unwrap()]);
+        }
+        let o = candor(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        common::read_jsonl(&out)
+    };
+    let results = grade("default", None);
+    let r = by_id(&results);
+    let (original, edited) = (&r["original"]["metrics"]["consistency"]["samples"], &r["edited"]["metrics"]["consistency"]["samples"]);
+    assert_eq!(original["passed"], true, "{original}");
+    assert_eq!(edited["passed"], false, "{edited}");
+    assert!(r["edited"]["failures"].as_array().unwrap().iter().any(|f| f == "inconsistent_samples"), "{}", r["edited"]);
+    let contradiction = |s: &Value, i: usize| s["sentences"][i]["contradiction"].as_f64().unwrap();
+    for i in [0, 2, 3] {
+        assert!(contradiction(edited, i) > contradiction(original, i), "sentence {i}: {original} {edited}");
+    }
+    // The sentence reads are what separate them: chunks alone pass both.
+    let chunks = grade("chunks", Some("[consistency]\nsample_sentences = 0\n"));
+    let c = by_id(&chunks);
+    assert_eq!(c["original"]["metrics"]["consistency"]["samples"]["passed"], true);
+    assert_eq!(c["edited"]["metrics"]["consistency"]["samples"]["passed"], true, "{}", c["edited"]);
+}
+
 #[test]
 fn bad_lines_are_named_and_strict_refuses() {
     let dir = tempfile::tempdir().unwrap();

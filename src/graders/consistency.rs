@@ -58,10 +58,18 @@
 //!
 //! Each claim sentence of the output (the whole output when it has none) is put as hypothesis to each
 //! sample as premise, the sample read as an answer is read ([`sample_premise`]: without a leading
-//! "Yes,"/"No,", a short sample after the case's question). Two figures are kept per sentence:
+//! "Yes,"/"No,", a short sample after the case's question). A long sample is read in chunks and,
+//! besides, its `[consistency] sample_sentences` sentences sharing most words with the claim, each
+//! alone and with the sentence before it ([`sample_reads`]; default 1): a small model misses a fact
+//! among many, and on SelfCheckGPT's demo this is what separates the edited passage from the
+//! original. Per sample, P(contradiction) is the highest over what was read, and P(c)/(P(c)+P(e))
+//! that of the most entailing read. Two figures are kept per sentence:
 //! `contradiction`, the mean over samples of P(contradiction), and `inconsistency`, SelfCheckGPT-NLI's
 //! mean over samples of P(c) / (P(c) + P(e)) (Manakul et al. 2023: neutral left out of the
-//! normalisation). `[consistency] samples` chooses which makes the score:
+//! normalisation). A sentence that repeats a sentence of a sample word for word is stated by that
+//! sample (0 on both), whatever the model reads, as support treats a claim repeating its context
+//! ([`support::verbatim_sentence`]: the default model gives a 30-word sentence against itself
+//! P(contradiction) 0.44). `[consistency] samples` chooses which makes the score:
 //!
 //! - `contradiction` (the default): 1 minus the largest sentence `contradiction`. The output fails
 //!   where the samples, on average, contradict one of its claims; a claim the samples leave unsaid
@@ -79,11 +87,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::ops::Range;
 
 use super::pairs::PairScheduler;
 use super::results::{ConsistencyResult, Failure, Outcome, ReferenceCheck, ReferenceMethod, SamplesCheck, SentenceInconsistency};
-use super::Prepared;
+use super::{support, Prepared};
 use crate::config::{ConsistencyConfig, SamplesRule};
+use crate::suite::Case;
 use crate::text::specifics;
 use crate::engine::cosine;
 use crate::text::answer::{exact_match, is_short_answer, token_f1};
@@ -165,6 +175,80 @@ pub fn sample_premise(sample: &str, input: Option<&str>) -> String {
     let short = is_short_answer(sample);
     let question = input.and_then(claim_form::question_of).filter(|_| short);
     nli_form(question, sample, short)
+}
+
+/// The longest run of sample sentences read on its own, in characters: about a chunk's worth (four
+/// characters a token), as support's evidence windows.
+pub(super) fn sample_window_chars(sched: &PairScheduler) -> usize {
+    sched.window() * 4
+}
+
+/// A case's sample as its claims are read against it: the [`sample_premise`], its sentences and
+/// their word-for-word index. Built by [`case_samples`], which the grader's queue and [`grade`] both
+/// call, so the pairs asked are the pairs read.
+pub(super) struct Sample {
+    text: String,
+    sentences: Vec<Range<usize>>,
+    verbatim: support::VerbatimIndex,
+}
+
+/// The non-empty samples of a case, as premises ([`Sample`]).
+pub(super) fn case_samples(case: &Case) -> Vec<Sample> {
+    case.samples
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let text = sample_premise(s, case.input.as_deref());
+            let sentences = crate::text::split_sentences(&text);
+            let verbatim = support::verbatim_index(&text, &sentences);
+            Sample { text, sentences, verbatim }
+        })
+        .collect()
+}
+
+impl Sample {
+    /// What `claim` is read against in this sample: `None` where a sentence of the sample repeats
+    /// it word for word (the sample states it, as a context does: support's verbatim rule);
+    /// otherwise the whole sample, which the scheduler reads in chunks, and the `count` sentences
+    /// sharing most words with the claim, each alone and with the sentence before it
+    /// ([`support::evidence_windows`], at most `max_chars` each). A small model reads a fact among
+    /// many others less well than alone: against a chunk of a SelfCheckGPT demo sample, "Since
+    /// October 23, 2002, Michael King has been syndicated by Virgin Media Networks" drew
+    /// P(contradiction) 0.39; against the sample's 2012 sentence alone, 0.68.
+    pub(super) fn reads(&self, claim: &str, count: usize, max_chars: usize) -> Option<Vec<&str>> {
+        if support::verbatim_sentence(&self.text, &self.verbatim, claim).is_some() {
+            return None;
+        }
+        let windows = support::evidence_windows(&self.text, &self.sentences, claim, count, max_chars);
+        Some(std::iter::once(self.text.as_str()).chain(windows.into_iter().map(|r| &self.text[r])).collect())
+    }
+}
+
+/// A claim read against one sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SampleRead {
+    /// The highest P(contradiction) over what was read ([`Sample::reads`]).
+    contradict: f32,
+    /// SelfCheckGPT's P(c) / (P(c) + P(e)) of the most entailing read.
+    contradict_vs_entail: f32,
+    /// Whether any pair was cut to fit the window.
+    truncated: bool,
+}
+
+/// Reads `claim` against what [`Sample::reads`] gave (the pairs were asked).
+fn read_sample(sched: &PairScheduler, reads: &[&str], claim: &str) -> SampleRead {
+    let mut read = SampleRead { contradict: 0.0, contradict_vs_entail: 0.5, truncated: false };
+    let mut best_entail = -1.0f32;
+    for premise in reads {
+        let j = sched.judge(premise, claim);
+        read.truncated |= j.truncated;
+        read.contradict = read.contradict.max(j.contradict);
+        if j.entail > best_entail {
+            best_entail = j.entail;
+            read.contradict_vs_entail = j.contradict_vs_entail;
+        }
+    }
+    read
 }
 
 /// The fact sentences of a reference: its claim sentences; if none, its sentences that are not
@@ -343,23 +427,20 @@ pub(super) fn grade(
         };
         decide_reference(&plan, &answers, cfg.pass, cos)
     });
-    let samples: Vec<String> = case
-        .samples
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| sample_premise(s, case.input.as_deref()))
-        .collect();
+    let samples = case_samples(case);
     let samples_check = (!samples.is_empty()).then(|| {
         let units = p.selfcheck_units();
+        let max_chars = sample_window_chars(sched);
         let sentences: Vec<SentenceInconsistency> = units
             .iter()
             .map(|h| {
                 let (mut normalised, mut contradiction) = (0f32, 0f32);
-                for s in &samples {
-                    let j = sched.judge(s, h);
-                    truncated |= j.truncated;
-                    normalised += j.contradict_vs_entail;
-                    contradiction += j.contradict;
+                // A sample stating the sentence word for word adds 0 to both.
+                for reads in samples.iter().filter_map(|s| s.reads(h, cfg.sample_sentences, max_chars)) {
+                    let read = read_sample(sched, &reads, h);
+                    truncated |= read.truncated;
+                    normalised += read.contradict_vs_entail;
+                    contradiction += read.contradict;
                 }
                 let n = samples.len() as f32;
                 SentenceInconsistency { text: h.to_string(), inconsistency: normalised / n, contradiction: Some(contradiction / n) }
@@ -413,6 +494,29 @@ mod tests {
         // Results written before `contradiction` existed fall back on the normalised score.
         let old = SentenceInconsistency { text: String::new(), inconsistency: 0.3, contradiction: None };
         assert!((samples_score(&[old], rule) - 0.7).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_sample_is_read_whole_and_by_its_nearest_sentences_unless_it_states_the_claim() {
+        let line = serde_json::json!({
+            "id": "a", "input": "Who is Michael Savage?", "output": "x",
+            "samples": ["Michael Savage is an American radio host. He hosts The Savage Nation. Since 2012 Michael Savage has been syndicated by Cumulus Media Networks. He wrote books on herbal medicine.", " "],
+        });
+        let case = crate::suite::parse_case(1, &line.to_string()).unwrap();
+        let samples = case_samples(&case);
+        assert_eq!(samples.len(), 1, "a blank sample is no sample");
+        let sample = &samples[0];
+        let claim = "Since 2002 Michael King has been syndicated by Virgin Media Networks.";
+        let reads = sample.reads(claim, 1, 10_000).unwrap();
+        // The whole sample first, then the 2012 sentence alone and with the one before it.
+        assert_eq!(reads[0], sample.text);
+        assert_eq!(&reads[1..], ["He hosts The Savage Nation. Since 2012 Michael Savage has been syndicated by Cumulus Media Networks.", "Since 2012 Michael Savage has been syndicated by Cumulus Media Networks."]);
+        // Windows longer than the limit are left out; 0 sentences reads the sample whole only.
+        assert_eq!(sample.reads(claim, 1, 80).unwrap().len(), 2);
+        assert_eq!(sample.reads(claim, 0, 10_000).unwrap(), [sample.text.as_str()]);
+        // A sentence the sample states word for word is not read: the sample states it.
+        assert_eq!(sample.reads("He hosts The Savage Nation.", 1, 10_000), None);
+        assert!(sample.reads("He hosts the nation.", 1, 10_000).is_some());
     }
 
     #[test]

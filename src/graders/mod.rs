@@ -579,10 +579,12 @@ impl<'m> Grader<'m> {
             if let Some(plan) = consistency::reference_plan(p) {
                 q.extend(plan.questions());
             }
-            for sample in case.samples.iter().filter(|s| !s.trim().is_empty()) {
-                let premise = consistency::sample_premise(sample, case.input.as_deref());
+            let max_chars = consistency::sample_window_chars(&self.sched);
+            for sample in consistency::case_samples(case) {
                 for h in p.selfcheck_units() {
-                    q.push((premise.clone(), h.to_string()));
+                    for read in sample.reads(h, self.cfg.consistency.sample_sentences, max_chars).unwrap_or_default() {
+                        q.push((read.to_string(), h.to_string()));
+                    }
                 }
             }
         }

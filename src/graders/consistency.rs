@@ -60,7 +60,7 @@
 //! sample as premise, the sample read as an answer is read ([`sample_premise`]: without a leading
 //! "Yes,"/"No,", a short sample after the case's question). A long sample is read in chunks and,
 //! besides, its `[consistency] sample_sentences` sentences sharing most words with the claim, each
-//! alone and with the sentence before it ([`sample_reads`]; default 1): a small model misses a fact
+//! alone and with the sentence before it ([`Sample::reads`]; default 1): a small model misses a fact
 //! among many, and on SelfCheckGPT's demo this is what separates the edited passage from the
 //! original. Per sample, P(contradiction) is the highest over what was read, and P(c)/(P(c)+P(e))
 //! that of the most entailing read. Two figures are kept per sentence:

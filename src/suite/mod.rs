@@ -104,16 +104,18 @@ pub(crate) const OUTPUT: &[&str] = &["output", "response", "actual_output", "ans
 /// TruLens's ground-truth sets name the ideal chunks `expected_chunks` and the answer `expected_response`.
 pub(crate) const CONTEXTS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks"];
 pub(crate) const REFERENCE: &[&str] = &["reference", "expected_output", "ground_truth", "ground_truths", "expected_response"];
+/// SelfCheckGPT's `predict(..., sampled_passages=...)` and its WikiBio set's `gpt3_text_samples`.
+pub(crate) const SAMPLES: &[&str] = &["samples", "sampled_passages", "gpt3_text_samples"];
 /// promptfoo writes `latencyMs`.
 const LATENCY: &[&str] = &["latency_ms", "latencyMs"];
 const COST: &[&str] = &["cost"];
 
 /// Every top-level field name a case may carry (aliases included).
 pub fn known_fields() -> Vec<&'static str> {
-    let mut all: Vec<&str> = ["id", "samples", "segments", "label", "metadata", "checks", "expect_refusal"].to_vec();
+    let mut all: Vec<&str> = ["id", "segments", "label", "metadata", "checks", "expect_refusal"].to_vec();
     all.extend_from_slice(LATENCY);
     all.extend_from_slice(COST);
-    for names in [INPUT, OUTPUT, CONTEXTS, REFERENCE] {
+    for names in [INPUT, OUTPUT, CONTEXTS, REFERENCE, SAMPLES] {
         all.extend_from_slice(names);
     }
     all
@@ -292,10 +294,13 @@ pub fn within_edits(a: &str, b: &str, n: usize) -> bool {
 }
 
 /// The hint for a case with no output field whose text fields have names made of an output's
-/// ("model_answer", "llm_response", "generated_output"; not "gold_answer" or "expected_output",
-/// which name a reference): those fields, and the `--field` that reads one as the output.
+/// ("model_answer", "llm_response", "generated_output", "gpt3_text"; not "gold_answer" or
+/// "expected_output", which name a reference): those fields, and the `--field` that reads one as
+/// the output. Beside samples, `passage` is SelfCheckGPT's name for the text they were drawn with.
 fn output_like(obj: &Map<String, Value>) -> Option<String> {
-    const OUTPUT_WORDS: &[&str] = &["answer", "response", "output", "completion", "generation", "prediction", "reply"];
+    const OUTPUT_WORDS: &[&str] =
+        &["answer", "response", "output", "completion", "generation", "generated", "prediction", "reply", "gpt", "gpt3", "gpt4", "llm"];
+    let has_samples = SAMPLES.iter().any(|n| obj.get(*n).is_some_and(|v| !v.is_null()));
     const REFERENCE_WORDS: &[&str] =
         &["gold", "expected", "reference", "ref", "correct", "ideal", "truth", "target", "true", "golden", "label"];
     // The words of a field name in any style ("model_answer", "llmResponse", "Model Answer").
@@ -306,7 +311,8 @@ fn output_like(obj: &Map<String, Value>) -> Option<String> {
         .map(|(k, _)| k)
         .filter(|k| {
             let w = words(k);
-            w.iter().any(|w| OUTPUT_WORDS.contains(&w.as_str()) || OUTPUT_WORDS.iter().any(|o| w.strip_suffix('s') == Some(o)))
+            (w.iter().any(|w| OUTPUT_WORDS.contains(&w.as_str()) || OUTPUT_WORDS.iter().any(|o| w.strip_suffix('s') == Some(o)))
+                || (has_samples && w == ["passage"]))
                 && !w.iter().any(|w| REFERENCE_WORDS.contains(&w.as_str()))
         })
         .collect();
@@ -518,17 +524,17 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
         None | Some((_, Value::Null)) => vec![],
         Some((name, v)) => parse_contexts(v).map_err(|r| problem(Some(&name), r))?,
     };
-    let samples = match obj.remove("samples") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(items)) => items
+    let samples = match take_first(&mut obj, SAMPLES, &mut shadowed) {
+        None | Some((_, Value::Null)) => vec![],
+        Some((name, Value::Array(items))) => items
             .into_iter()
             .enumerate()
             .map(|(i, v)| match v {
                 Value::String(s) => Ok(s),
-                other => Err(problem(Some("samples"), format!("item {} must be a string, not {}", i + 1, kind(&other)))),
+                other => Err(problem(Some(&name), format!("item {} must be a string, not {}", i + 1, kind(&other)))),
             })
             .collect::<std::result::Result<_, _>>()?,
-        Some(other) => return Err(problem(Some("samples"), format!("must be a list of strings, not {}", kind(&other)))),
+        Some((name, other)) => return Err(problem(Some(&name), format!("must be a list of strings, not {}", kind(&other)))),
     };
     let segments = match obj.remove("segments") {
         None | Some(Value::Null) => BTreeMap::new(),
@@ -794,9 +800,10 @@ impl SuiteFormat {
     }
 }
 
-/// Fields whose cells hold a list: a JSON list (`["a", "b"]`), a Python list as pandas and RAGAS
-/// write them (`['a', "b"]`), or one text (a list of one).
-const LIST_FIELDS: &[&str] = &["contexts", "retrieved_contexts", "retrieval_context", "context", "documents", "expected_chunks", "samples", "ground_truths", "checks"];
+/// Fields whose cells hold a list, besides every name of contexts ([`CONTEXTS`]) and samples
+/// ([`SAMPLES`]): a JSON list (`["a", "b"]`), a Python list as pandas and RAGAS write them
+/// (`['a', "b"]`), or one text (a list of one).
+const LIST_FIELDS: &[&str] = &["ground_truths", "checks"];
 /// Fields whose cells hold a JSON object (or list), parsed when they do.
 const JSON_FIELDS: &[&str] = &["segments", "label", "metadata"];
 /// Fields whose cells hold a number.
@@ -812,7 +819,7 @@ pub fn csv_rows(bytes: &[u8], delimiter: u8) -> std::result::Result<Vec<(usize, 
     // Which columns hold lists, once: a list column under another spelling (`Retrieved Contexts`,
     // `Document`) is one too.
     let list_columns: Vec<bool> =
-        header.iter().map(|h| LIST_FIELDS.contains(&h.as_str()) || CONTEXTS.contains(&known_spelling(h).as_str())).collect();
+        header.iter().map(|h| [LIST_FIELDS, CONTEXTS, SAMPLES].iter().any(|names| names.contains(&known_spelling(h).as_str()))).collect();
     let mut rows = vec![];
     // Lines counted here from byte offsets, in one pass over the rows: the reader's own count is
     // one short in a file whose lines end in "\r\n" (ARES's TSV said "line 1" of its first row,
@@ -1624,6 +1631,14 @@ mod tests {
         assert!(e.reason.contains("`llmResponse`") && !e.reason.contains("expectedOutput"), "{}", e.reason);
         let e = parse_case(4, r#"{"question": "q", "answer": null, "contexts": ["c"]}"#).unwrap_err();
         assert!(e.reason.contains("missing or null") && e.reason.contains("response"), "{}", e.reason);
+        // SelfCheckGPT's WikiBio set: the output is `gpt3_text`, not `wiki_bio_text`; its own
+        // `predict` names the output `passage` beside `sampled_passages`.
+        let e = parse_case(4, r#"{"gpt3_text": "a", "wiki_bio_text": "w", "gpt3_text_samples": ["s"]}"#).unwrap_err();
+        assert!(e.reason.contains("this case has `gpt3_text`, text that may be the output") && !e.reason.contains("wiki_bio_text"), "{}", e.reason);
+        let e = parse_case(4, r#"{"passage": "a", "sampled_passages": ["s1", "s2"]}"#).unwrap_err();
+        assert!(e.reason.contains("pass `--field passage=output`"), "{}", e.reason);
+        let e = parse_case(4, r#"{"question": "q", "passage": "p"}"#).unwrap_err();
+        assert!(!e.reason.contains("passage"), "a passage beside no samples is no output: {}", e.reason);
         let err = SuiteReader::new(&b""[..]).with_renames(vec![("a".into(), "contxts".into())]).err().unwrap();
         assert!(err.contains("`contxts` is not a field candor reads"), "{err}");
         // TruLens's ground truth: expected_response is the reference, expected_chunks the contexts.
@@ -1864,6 +1879,24 @@ mod tests {
         assert_eq!(c.output, "a");
         assert_eq!(c.reference.as_deref(), Some("g"));
         assert_eq!(c.contexts.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec!["1", "2"]);
+    }
+
+    #[test]
+    fn selfcheckgpt_names_for_samples_are_read_as_samples() {
+        let c = parse_case(1, r#"{"output": "a", "sampled_passages": ["s1", "s2"]}"#).unwrap();
+        assert_eq!(c.samples, ["s1", "s2"]);
+        assert!(c.unknown_fields.is_empty(), "{:?}", c.unknown_fields);
+        let c = parse_case(1, r#"{"output": "a", "gpt3_text_samples": ["s1"], "samples": ["own"]}"#).unwrap();
+        assert_eq!(c.samples, ["own"]);
+        assert_eq!(c.shadowed, [("gpt3_text_samples".to_string(), "samples".to_string())]);
+        let e = parse_case(1, r#"{"output": "a", "sampled_passages": "s1"}"#).unwrap_err();
+        assert_eq!((e.field.as_deref(), e.reason.as_str()), (Some("sampled_passages"), "must be a list of strings, not a string"));
+        let e = parse_case(1, r#"{"output": "a", "sampled_passages": ["s1", 2]}"#).unwrap_err();
+        assert!(e.reason.contains("item 2 must be a string"), "{}", e.reason);
+        // A CSV column of samples under any of its names holds a list.
+        let csv = "output,sampled_passages\na,\"['one', 'two']\"\n";
+        let cases: Vec<_> = SuiteReader::with_format(csv.as_bytes(), SuiteFormat::Csv).collect();
+        assert_eq!(cases[0].as_ref().unwrap().samples, ["one", "two"]);
     }
 
     #[test]

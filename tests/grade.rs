@@ -1044,6 +1044,45 @@ fn a_figure_in_no_source_vetoes_a_weakly_supported_claim() {
     assert_eq!(claim("figure-right")["label"], "supported", "{}", r["figure-right"]);
 }
 
+/// A figure the sources give otherwise in the same place contradicts its claim, which the model
+/// may read as supported (Einstein's birth year one off: 0.72); a figure in no source that
+/// no source places beside the same words stays only unsupported.
+#[test]
+fn a_figure_the_sources_give_otherwise_contradicts_its_claim() {
+    let einstein = "Albert Einstein (born 14 March 1879) was a German-born theoretical physicist.";
+    let crates = "Warehouse note: the red crates are stored in bay four. The forklift is charged overnight.";
+    let cases = [
+        serde_json::json!({"id": "year", "input": "When was Einstein born?", "output": "Einstein was born on 14 March 1880.", "contexts": [einstein]}),
+        serde_json::json!({"id": "year-right", "input": "When was Einstein born?", "output": "Einstein was born on 14 March 1879.", "contexts": [einstein]}),
+        serde_json::json!({"id": "bay", "input": "Where are the crates?", "output": "The red crates are stored in bay two.", "contexts": [crates]}),
+        serde_json::json!({"id": "elsewhere", "input": "How many rooms?", "output": "The museum has 40 rooms.", "contexts": ["The museum opened in 1901 and draws 2 million visitors a year."]}),
+    ];
+    let results = grade_cases(&cases, "support");
+    let r = by_id(&results);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    for (id, figure, stated) in [("year", "14 March 1880", "14 March 1879"), ("bay", "two", "four")] {
+        let c = claim(id);
+        assert_eq!(c["label"], "contradicted", "{}", r[id]);
+        assert_eq!(c["specifics"][0]["text"], figure, "{}", r[id]);
+        let s = &c["specifics"][0]["stated"];
+        assert_eq!(s["text"], stated, "{}", r[id]);
+        assert_eq!(s["context"], "1", "{}", r[id]);
+        // The span is in characters of the context, and the evidence is the figure's sentence.
+        let context: Vec<char> = cases.iter().find(|k| k["id"] == id).unwrap()["contexts"][0].as_str().unwrap().chars().collect();
+        let at = |v: &Value| -> String { context[v[0].as_u64().unwrap() as usize..v[1].as_u64().unwrap() as usize].iter().collect() };
+        assert_eq!(at(&s["span"]), stated);
+        assert!(at(&c["evidence"]["span"]).contains(stated) && !at(&c["evidence"]["span"]).contains("forklift"), "{}", r[id]);
+        assert!(r[id]["failures"].as_array().unwrap().contains(&Value::from("contradicted_claim")), "{}", r[id]);
+        assert_eq!(r[id]["passed"], false);
+    }
+    assert_eq!(claim("year-right")["label"], "supported", "{}", r["year-right"]);
+    assert!(claim("year-right")["specifics"].as_array().is_none_or(|s| s.is_empty()), "{}", r["year-right"]);
+    // "40 rooms" is in no source, but no source gives a figure beside "rooms": flagged, not stated.
+    let c = claim("elsewhere");
+    assert_eq!(c["specifics"][0]["text"], "40", "{}", r["elsewhere"]);
+    assert!(c["specifics"][0].get("stated").is_none(), "{}", r["elsewhere"]);
+}
+
 /// Sentences about the sources rather than the world (seen in ARES's human-annotated answers, which
 /// the people who read them marked unfaithful while the default model passed them): one saying the
 /// sources lack something is not graded, and an output of nothing but such sentences claims nothing;

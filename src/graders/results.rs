@@ -191,7 +191,8 @@ pub struct ClaimResult {
     /// answer's best P(entailment) exceeds the claim's, at least 0 (its evidence is then the
     /// opposite's best chunk).
     pub contradiction: f32,
-    /// `supported`, `unsupported` or `contradicted`.
+    /// `supported`, `unsupported` or `contradicted` (by the model, or by a figure its evidence gives
+    /// otherwise: see [`SpecificFound::stated`]).
     pub label: String,
     /// The best-entailing chunk (the contradicting one, for a contradicted claim).
     pub evidence: Option<Evidence>,
@@ -223,6 +224,22 @@ pub struct SpecificFound {
     /// `number`, `amount`, `percent`, `date` or `name`.
     pub kind: crate::text::specifics::SpecificKind,
     /// Character range in the claim's `text`.
+    pub span: [usize; 2],
+    /// Where the claim's evidence gives another figure of the same kind in the same place ("1879"
+    /// beside "born" where the claim says "born on 14 March 1880"): the claim is then
+    /// `contradicted` ([`crate::text::conflicts`]). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stated: Option<Stated>,
+}
+
+/// A figure a context gives in the place where a claim gives another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stated {
+    /// The figure as the context writes it.
+    pub text: String,
+    /// The context id.
+    pub context: String,
+    /// Character range of the figure in that context.
     pub span: [usize; 2],
 }
 

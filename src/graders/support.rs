@@ -22,6 +22,13 @@
 //! accuracy on Factcheck-GPT's held-out part). A claim that repeats a context sentence word for word
 //! is supported by it, with score 1 ([`verbatim_sentence`]).
 //!
+//! Numbers, dates, amounts and names of a claim found in no context are listed with it
+//! ([`crate::text::specifics`]). Where a context gives another figure of the same kind in the same
+//! place ("born on 14 March 1880" against "(born 14 March 1879)"), the claim is `contradicted`
+//! whatever the model read, with that figure (`stated`) and its sentence as evidence
+//! ([`crate::text::conflicts`]): the model reads a sentence with one figure changed as close to its
+//! source.
+//!
 //! A fenced code block of the output is graded beside the claims but never read by the model: its
 //! lines are looked up in the contexts ([`crate::text::code`]), and it is supported where enough of
 //! its words sit on lines found there (`[support] code_threshold`); it is never `contradicted`.
@@ -31,11 +38,12 @@ use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use super::pairs::PairScheduler;
-use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, SupportResult};
+use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, Stated, SupportResult};
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
 use crate::text::{words, CharIndex};
 use crate::text::words::plain_words;
+use crate::text::conflicts;
 use crate::text::specifics::Sources;
 
 /// Aggregates claim supports into a case score.
@@ -249,6 +257,8 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
     // Character offsets of claims and evidence, each text indexed once (not read up to each span).
     let output_chars = CharIndex::new(&case.output);
     let context_chars: Vec<CharIndex> = contexts.iter().map(|c| CharIndex::new(c)).collect();
+    // Each context read for conflicting figures once, when a claim first has a figure in no source.
+    let read: Vec<std::cell::OnceCell<conflicts::Evidence>> = contexts.iter().map(|_| std::cell::OnceCell::new()).collect();
     // The whole output's best chunk: each claim is supported at least as well as the whole.
     let whole = p.whole.as_deref().and_then(|w| best_chunks(p, sched, w, false).0);
     // What each claim counts for in the case score: its score, but 0 for a claim vetoed (a bare
@@ -338,13 +348,19 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let claim_chars = CharIndex::new(&s.text);
         // A bare answer (read with its question, or the whole of a short output) is all name.
         let bare = matches!(s.form, Some(super::results::ClaimForm::WithQuestion)) || (p.support_claims.len() == 1 && crate::text::claim_form::is_bare(&s.text, true));
-        let specifics: Vec<SpecificFound> = sources
-            .unsupported_as(&s.text, bare)
+        let found = sources.unsupported_as(&s.text, bare);
+        // A figure in no source that a context gives otherwise in the same place ("born on 14
+        // March 1880" against "(born 14 March 1879)"): the claim is contradicted, whatever the
+        // model read (0.72 supported for that date). The strongest such pair over the contexts.
+        let conflict = conflicts::strongest(&s.text, &found, read.iter().zip(&contexts).map(|(r, c)| r.get_or_init(|| conflicts::Evidence::new(c))));
+        let specifics: Vec<SpecificFound> = found
             .into_iter()
-            .map(|f| SpecificFound {
-                span: [claim_chars.offset(f.span.start), claim_chars.offset(f.span.end)],
-                text: f.text,
-                kind: f.kind,
+            .map(|f| {
+                let stated = conflict.as_ref().filter(|(_, c)| c.claim.span == f.span).and_then(|(k, c)| {
+                    let at = |byte: usize| context_chars.get(*k).map_or(0, |ix| ix.offset(byte));
+                    Some(Stated { text: c.source.text.clone(), context: case.contexts.get(*k)?.id.clone(), span: [at(c.source.span.start), at(c.source.span.end)] })
+                });
+                SpecificFound { span: [claim_chars.offset(f.span.start), claim_chars.offset(f.span.end)], text: f.text, kind: f.kind, stated }
             })
             .collect();
         if !specifics.is_empty() {
@@ -366,9 +382,17 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let answer = matches!(s.form, Some(super::results::ClaimForm::WithQuestion));
         let figure = (bare || score < WEAK_SUPPORT) && specifics.iter().any(|f| f.kind != crate::text::specifics::SpecificKind::Name);
         let label = if (answer && !specifics.is_empty() || figure) && label == "supported" { "unsupported" } else { label };
+        let label = if conflict.is_some() { "contradicted" } else { label };
         counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
-        let ev = if label == "contradicted" { worst } else { best };
-        let evidence = ev.as_ref().map(|f| evidence_of(f, &context_chars));
+        let evidence = match &conflict {
+            // The sentence of the context that gives the figure otherwise.
+            Some((k, c)) => case.contexts.get(*k).map(|ctx| {
+                let r = conflicts::sentence_span(&ctx.text, &c.source.span);
+                let at = |byte: usize| context_chars.get(*k).map_or(0, |ix| ix.offset(byte));
+                Evidence { context: ctx.id.clone(), span: [at(r.start), at(r.end)] }
+            }),
+            None => if label == "contradicted" { worst } else { best }.as_ref().map(|f| evidence_of(f, &context_chars)),
+        };
         match label {
             "contradicted" => failures.push(Failure::ContradictedClaim),
             "unsupported" => failures.push(Failure::UnsupportedClaim),

@@ -334,7 +334,11 @@ fn names_sources_from(words: &[Word], i: usize) -> bool {
 fn frame(words: &[Word], i: usize) -> Option<usize> {
     FRAME_OPENERS.iter().find_map(|opener| {
         let matches = opener.iter().enumerate().all(|(k, w)| is_word(words, i + k, w));
-        let end = source_chain(words, i + opener.len()).filter(|_| matches)?;
+        let j = i + opener.len();
+        // After an opener, "the sources" alone names them ("According to the sources, ..."),
+        // where as a subject it may not ("the sources close to the minister").
+        let plain = || (is(words, j, DETERMINERS) && is(words, j + 1, &["source", "sources"])).then_some(j + 2);
+        let end = source_chain(words, j).or_else(plain).filter(|_| matches)?;
         (end > 0 && words[end - 1].comma).then_some(end)
     })
 }
@@ -648,6 +652,9 @@ mod tests {
     #[test]
     fn a_frame_naming_the_sources_is_read_off_the_claim() {
         assert_eq!(framed_claim("According to the context, refunds take 30 days.").as_deref(), Some("Refunds take 30 days."));
+        assert_eq!(framed_claim("According to the sources, Gift cards never expire.").as_deref(), Some("Gift cards never expire."));
+        assert_eq!(framed_claim("Based on the source, the fee is $5.").as_deref(), Some("The fee is $5."));
+        assert_eq!(framed_claim("The sources close to the minister said it."), None);
         assert_eq!(framed_claim("Based on the information provided in the documents, the fee is $5.").as_deref(), Some("The fee is $5."));
         assert_eq!(framed_claim("The document states that refunds take 30 days.").as_deref(), Some("Refunds take 30 days."));
         assert_eq!(framed_claim("However, the passage also notes that the fee is waived.").as_deref(), Some("The fee is waived."));

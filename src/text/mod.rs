@@ -9,6 +9,7 @@ pub mod chunks;
 pub mod claim_form;
 pub mod citations;
 pub mod code;
+pub mod conflicts;
 pub mod injection;
 pub mod perturb;
 pub mod sentences;

@@ -135,6 +135,36 @@ impl Sources {
     }
 }
 
+/// The specifics of a text, scanned once to be checked against the specifics of many claims
+/// ([`Sources::unsupported_of`]).
+pub struct Scanned {
+    found: Vec<Found>,
+    specifics: Vec<Specific>,
+}
+
+impl Scanned {
+    /// Scans `text` (linear in its length).
+    pub fn new(text: &str) -> Self {
+        let found = scan(text, true);
+        let specifics = found.iter().map(|f| Specific { text: text.get(f.span.clone()).unwrap_or("").to_string(), span: f.span.clone(), kind: f.kind }).collect();
+        Scanned { found, specifics }
+    }
+
+    /// Every specific of the text, in text order (as [`extract`] gives them).
+    pub fn specifics(&self) -> &[Specific] {
+        &self.specifics
+    }
+}
+
+impl Sources {
+    /// Which specifics of a scanned text are found in none of the contexts, as indices into
+    /// [`Scanned::specifics`], in text order: the same as [`Sources::unsupported`] of that text,
+    /// without scanning it again.
+    pub fn unsupported_of(&self, scanned: &Scanned) -> Vec<usize> {
+        (0..scanned.found.len()).filter(|&i| !scanned.found[i].keys.iter().any(|k| self.index.supports(k, true))).collect()
+    }
+}
+
 /// Every specific of a text (for tests and reuse), in text order.
 pub fn extract(text: &str) -> Vec<Specific> {
     scan(text, true).into_iter().map(|f| f.specific(text)).collect()
@@ -206,6 +236,16 @@ const CALENDAR: &[&str] = &[
     "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
 ];
+/// Whether a lower-case word is a function word, a month, a weekday, an abbreviation or a number
+/// or scale word: never a word that says where a figure stands ([`super::conflicts`]).
+pub(super) fn never_anchors(w: &str) -> bool {
+    STOP.contains(&w)
+        || CALENDAR.contains(&w)
+        || ABBREVIATIONS.contains(&w)
+        || small_number(w).is_some()
+        || multiplier(w).is_some()
+        || context_only_number(w).is_some()
+}
 /// Fiscal and calendar periods: capitalised, but no names ("FY 2018", "Q3 revenue", "YTD").
 const PERIODS: &[&str] = &["fy", "cy", "q1", "q2", "q3", "q4", "h1", "h2", "ytd", "ttm", "ltm"];
 /// Temperature scales: capitalised, but units ("100 degrees Celsius" is "100 °C"), not names.

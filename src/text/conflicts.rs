@@ -1,0 +1,335 @@
+//! Figures a claim states otherwise than its evidence: "born on 14 March 1880" read against
+//! "(born 14 March 1879)", "stored in bay two" against "stored in bay four".
+//!
+//! An NLI model reads a sentence with one figure changed as close to its source (the default model
+//! supported "Einstein was born on 14 March 1880." at 0.72 against a passage giving 1879), and the
+//! specifics check ([`super::specifics`]) only says the figure is in no source. A figure in no source
+//! whose evidence gives another figure of the same kind in the same place is a contradiction a
+//! reader sees at once: this module finds those pairs, and the support grader labels such a claim
+//! `contradicted`.
+//!
+//! **Approach.** For each number, amount, percentage or date of a claim that no source holds, the
+//! evidence chunk's figures of the same kind that the claim does not hold are candidates. A
+//! candidate stands in the same place when the two figures share an anchor: the nearest content
+//! word before or after each figure within its sentence (lower-case words of three
+//! letters or more that are not function words, months or weekdays: "born", "bay", "deposit",
+//! "employees"), or, for a number, the unit written after it ("60 days" and "30 days"), and their
+//! units do not differ ("six months" is not in the place of "90 days"). Names do
+//! not anchor ("Einstein" sits beside every figure of his life), nor do other figures. Anchors
+//! compare without a plural "s". Names are never in conflict: a name in no source is only flagged.
+//!
+//! It prefers missing a conflict to inventing one: a figure the evidence does not place beside the
+//! same word is left to the NLI verdict and the `unsupported_specific` flag.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::sentences::split_sentences;
+use super::specifics::{self, Scanned, Sources, Specific, SpecificKind};
+
+/// A figure of a claim and the figure its evidence gives in the same place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    /// The claim's figure (found in no source), with its byte span in the claim.
+    pub claim: Specific,
+    /// The evidence's figure of the same kind, with its byte span in the evidence text.
+    pub source: Specific,
+    /// How many anchors the two places share (units included).
+    pub shared: usize,
+    /// How many of the claim's content words the evidence figure's sentence holds.
+    pub overlap: usize,
+}
+
+/// How many content words on each side of a figure may anchor it.
+const REACH: usize = 1;
+
+/// A text read for conflicts once, for every claim of a case: its figures (numbers, amounts,
+/// percentages, dates), where each stands, and its sentences.
+pub struct Evidence<'a> {
+    text: &'a str,
+    scanned: Scanned,
+    /// Per specific of `scanned`: its place and the content words of its sentence (`None` for a name).
+    places: Vec<Option<(Place, HashSet<String>)>>,
+}
+
+impl<'a> Evidence<'a> {
+    /// Reads `text` (linear in its length).
+    pub fn new(text: &'a str) -> Self {
+        let scanned = Scanned::new(text);
+        let (words, sentences) = (Words::of(text), split_sentences(text));
+        let places = scanned
+            .specifics()
+            .iter()
+            .map(|s| {
+                (s.kind != SpecificKind::Name).then(|| {
+                    let sentence = text.get(within(&sentences, &s.span)).unwrap_or("");
+                    (words.place(text, s), super::words::content_words(sentence).into_iter().collect())
+                })
+            })
+            .collect();
+        Evidence { text, scanned, places }
+    }
+
+    /// The text read.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+}
+
+/// The conflicts between `unsupported` (specifics of `claim` found in no source, as
+/// [`Sources::unsupported`] gives them) and the figures of `evidence`; one per claim figure at most,
+/// in claim order. Where several figures of the evidence stand in the same place, the one sharing
+/// more anchors is taken, then the one whose sentence holds more of the claim's content words ("You
+/// need 500 points for a $5 reward" against "earn 1 point per dollar. 100 points can be redeemed
+/// for a $5 reward": 100), then the first.
+pub fn conflicts(claim: &str, unsupported: &[Specific], evidence: &Evidence) -> Vec<Conflict> {
+    let figures: Vec<&Specific> = unsupported.iter().filter(|s| s.kind != SpecificKind::Name).collect();
+    if figures.is_empty() {
+        return vec![];
+    }
+    // The evidence's figures that the claim does not hold.
+    let stated: Vec<(&Specific, &(Place, HashSet<String>))> = Sources::new(&[claim])
+        .unsupported_of(&evidence.scanned)
+        .into_iter()
+        .filter_map(|i| Some((evidence.scanned.specifics().get(i)?, evidence.places.get(i)?.as_ref()?)))
+        .collect();
+    if stated.is_empty() {
+        return vec![];
+    }
+    let claim_words = Words::of(claim);
+    let wanted = super::words::content_words(claim);
+    figures
+        .into_iter()
+        .filter_map(|c| {
+            let mine = claim_words.place(claim, c);
+            let ((shared, overlap, _), k) = stated
+                .iter()
+                .enumerate()
+                .filter(|(_, (s, _))| same_kind(s.kind, c.kind))
+                .filter_map(|(k, (_, (place, sentence)))| {
+                    let shared = mine.shared(place)?;
+                    let overlap = wanted.iter().filter(|w| sentence.contains(*w)).count();
+                    Some(((shared, overlap, std::cmp::Reverse(k)), k))
+                })
+                .max()?;
+            Some(Conflict { claim: c.clone(), source: stated[k].0.clone(), shared, overlap })
+        })
+        .collect()
+}
+
+/// The strongest conflict of `claim` against any of `evidences` (by shared anchors, then the
+/// claim's words in the evidence's sentence, then the earlier evidence and figure), with the index
+/// of its evidence: "refunded within 60 days of delivery" is in conflict with "refunded within 30
+/// days of delivery" in one context before "from day 31 to day 90 after delivery" in another.
+/// Evidences are only read (their iterator advanced) for a claim with a figure in no source.
+pub fn strongest<'e, 'a: 'e>(claim: &str, unsupported: &[Specific], evidences: impl IntoIterator<Item = &'e Evidence<'a>>) -> Option<(usize, Conflict)> {
+    if unsupported.iter().all(|s| s.kind == SpecificKind::Name) {
+        return None;
+    }
+    let mut best: Option<(usize, Conflict)> = None;
+    for (k, evidence) in evidences.into_iter().enumerate() {
+        for c in conflicts(claim, unsupported, evidence) {
+            if best.as_ref().is_none_or(|(_, b)| (c.shared, c.overlap) > (b.shared, b.overlap)) {
+                best = Some((k, c));
+            }
+        }
+    }
+    best
+}
+
+/// Kinds that can stand in each other's place: the same kind, or a number and an amount (a table
+/// "in millions" gives a bare number where a claim writes dollars).
+fn same_kind(a: SpecificKind, b: SpecificKind) -> bool {
+    use SpecificKind::*;
+    a == b || matches!((a, b), (Number, Amount) | (Amount, Number))
+}
+
+/// The byte range of the sentence of `text` holding `span` (by [`split_sentences`]; `span` itself
+/// where no sentence holds its start).
+pub fn sentence_span(text: &str, span: &Range<usize>) -> Range<usize> {
+    within(&split_sentences(text), span)
+}
+
+/// The range among `sentences` (in order) holding the start of `span`; `span` where none does.
+fn within(sentences: &[Range<usize>], span: &Range<usize>) -> Range<usize> {
+    let after = sentences.partition_point(|r| r.start <= span.start);
+    match after.checked_sub(1).and_then(|i| sentences.get(i)) {
+        Some(r) if span.start < r.end => r.clone(),
+        _ => span.clone(),
+    }
+}
+
+/// Where a figure stands: its unit (the words of a number's span after the number: "days" of "30
+/// days") and the nearest anchors on each side within its sentence.
+#[derive(Debug, PartialEq)]
+struct Place {
+    unit: Vec<String>,
+    near: Vec<String>,
+}
+
+impl Place {
+    /// How many anchors two places share, where their units do not differ (a number without a
+    /// unit may stand for one with it: "day 90"); `None` when they share none.
+    fn shared(&self, other: &Place) -> Option<usize> {
+        if !self.unit.is_empty() && !other.unit.is_empty() && !self.unit.iter().any(|u| other.unit.contains(u)) {
+            return None;
+        }
+        let theirs: Vec<&String> = other.unit.iter().chain(&other.near).collect();
+        let n = self.unit.iter().chain(&self.near).filter(|a| theirs.contains(a)).count();
+        (n > 0).then_some(n)
+    }
+}
+
+/// The words of a text with their byte ranges.
+struct Words {
+    words: Vec<(String, Range<usize>)>,
+}
+
+impl Words {
+    fn of(text: &str) -> Self {
+        Words { words: super::words::plain_words_at(text) }
+    }
+
+    /// Where the figure `s` stands (see the module docs): its unit, and up to [`REACH`] content
+    /// words on each side within its sentence; normalised.
+    fn place(&self, text: &str, s: &Specific) -> Place {
+        // A number's unit is inside its span ("30 days", "7 business days").
+        let unit = match s.kind {
+            SpecificKind::Number => {
+                self.words.iter().filter(|(_, r)| r.start >= s.span.start && r.end <= s.span.end).filter_map(|(w, r)| anchor(text, w, r)).collect()
+            }
+            _ => vec![],
+        };
+        let before = self.words.iter().rev().filter(|(_, r)| r.end <= s.span.start);
+        let mut near = Self::side(text, before, |r| r.end..s.span.start);
+        let after = self.words.iter().filter(|(_, r)| r.start >= s.span.end);
+        near.extend(Self::side(text, after, |r| s.span.end..r.start));
+        Place { unit, near }
+    }
+
+/// Up to [`REACH`] anchors among `words` (walking away from the figure), stopping at the end of
+    /// its sentence (`gap` gives the text between the figure and a word) or at another figure.
+    fn side<'a>(text: &str, words: impl Iterator<Item = &'a (String, Range<usize>)>, gap: impl Fn(&Range<usize>) -> Range<usize>) -> Vec<String> {
+        let mut out = vec![];
+        for (w, r) in words {
+            if text.get(gap(r)).unwrap_or("").contains(['.', '!', '?', ';', '\n']) {
+                break;
+            }
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                break;
+            }
+            if let Some(a) = anchor(text, w, r) {
+                out.push(a);
+                if out.len() == REACH {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A word as an anchor: letters, three or more, not a function word, month, weekday or number
+/// word, not capitalised (a name, or a sentence's first word, which may be one: "Einstein was
+/// born ..."); lower-case, without a plural "s".
+fn anchor(text: &str, word: &str, at: &Range<usize>) -> Option<String> {
+    if word.chars().count() < 3 || !word.chars().all(char::is_alphabetic) || specifics::never_anchors(word) {
+        return None;
+    }
+    if text.get(at.clone())?.starts_with(char::is_uppercase) {
+        return None;
+    }
+    Some(word.strip_suffix('s').filter(|w| w.len() >= 3 && !w.ends_with('s')).unwrap_or(word).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The conflicts of `claim` against `evidence` as (claim figure, evidence figure) texts.
+    fn found(claim: &str, evidence: &str) -> Vec<(String, String)> {
+        let unsupported = Sources::new(&[evidence]).unsupported(claim);
+        conflicts(claim, &unsupported, &Evidence::new(evidence)).into_iter().map(|c| (c.claim.text, c.source.text)).collect()
+    }
+
+    fn pair(a: &str, b: &str) -> Vec<(String, String)> {
+        vec![(a.to_string(), b.to_string())]
+    }
+
+    #[test]
+    fn a_figure_beside_the_same_word_is_in_conflict() {
+        let einstein = "Albert Einstein (born 14 March 1879) was a German-born theoretical physicist.";
+        assert_eq!(found("Einstein was born on 14 March 1880.", einstein), pair("14 March 1880", "14 March 1879"));
+        assert_eq!(found("Einstein was born in Germany in 1880.", einstein), pair("1880", "14 March 1879"));
+        assert_eq!(found("The blue crates are stored in bay two.", "The red crates are stored in bay four."), pair("two", "four"));
+        assert_eq!(found("It requires a deposit of $134.", "Bookings require a $100 deposit."), pair("$134", "$100"));
+        assert_eq!(found("The store is open until 7 p.m.", "The store is open until 6 p.m. on weekdays."), pair("7", "6"));
+        assert_eq!(found("Refunds are accepted within 60 days.", "Returns are accepted within 30 days of delivery."), pair("60 days", "30 days"));
+        assert_eq!(found("Sales rose 30% last year.", "Sales rose 25% last year."), pair("30%", "25%"));
+        assert_eq!(found("The firm has 340 employees.", "It had 420 employees in 2020."), pair("340", "420"));
+        // Of several figures in the same place, the one in the sentence nearest the claim.
+        let points = "Members earn 1 point per dollar spent. 100 points can be redeemed for a $5 reward.";
+        assert_eq!(found("You need 500 points for a $5 reward.", points), pair("500", "100"));
+        // A unit alone places a number.
+        assert_eq!(found("Shipping takes 9 business days.", "Allow 5 business days for shipping."), pair("9 business days", "5 business days"));
+    }
+
+    #[test]
+    fn the_strongest_conflict_is_taken_across_evidences() {
+        let claim = "Purchases can be refunded within 60 days of delivery.";
+        let unsupported = Sources::new(&[]).unsupported(claim);
+        let credit = "Returns after 30 days: from day 31 to day 90 after delivery, returns are accepted for store credit only.";
+        let refunds = "Refund policy: purchases can be refunded within 30 days of delivery with the original receipt.";
+        let read = [Evidence::new(credit), Evidence::new(refunds)];
+        let (k, c) = strongest(claim, &unsupported, &read).expect("a conflict");
+        assert_eq!((k, c.claim.text.as_str(), c.source.text.as_str()), (1, "60 days", "30 days"));
+        assert!(strongest(claim, &unsupported, &[Evidence::new("Shipping is free on orders over $50.")]).is_none());
+    }
+
+    #[test]
+    fn figures_in_other_places_are_not_in_conflict() {
+        // A figure the claim holds is no conflict, nor one the source holds.
+        assert!(found("Einstein was born on 14 March 1879.", "Albert Einstein (born 14 March 1879) was a physicist.").is_empty());
+        // Other words around the evidence's figure: the claim's figure is only unsupported.
+        assert!(found("The museum has 40 rooms.", "The museum opened in 1901 and draws 2 million visitors.").is_empty());
+        assert!(found("60 percent of the students are women.", "55 percent of its undergraduates and 100 percent overall receive aid.").is_empty());
+        // A name beside both is no anchor.
+        assert!(found("Einstein moved to the United States in 1933.", "Einstein was born in 1879 in Ulm.").is_empty());
+        // Another sentence is another place.
+        assert!(found("The bridge opened in 1932.", "The bridge is 503 metres long. It opened to traffic.").is_empty());
+        assert!(found("Revenue was 5 billion in 2021.", "Revenue grew. In 2019 there were 3 stores.").is_empty());
+        // Names are never in conflict, and a claim without figures has none.
+        assert!(found("Paris is the capital of Italy.", "Rome is the capital of Italy.").is_empty());
+        assert!(found("The crates are red.", "The crates are stored in bay four.").is_empty());
+        // A figure of another kind does not stand in for it, nor a number of another unit.
+        assert!(found("Sales rose 30% in 2020.", "Sales rose in 2019 by 25 units.").is_empty());
+        assert!(found("Store credit from returns expires after six months.", "From day 31 to day 90 after delivery, returns are accepted for store credit only.").is_empty());
+        assert!(found("The warranty lasts 3 years.", "The warranty lasts 24 months.").is_empty());
+    }
+
+    #[test]
+    fn a_sentence_is_found_around_a_figure() {
+        let text = "Hours vary. The store is open until 6 p.m. on weekdays! Call us.";
+        let at = text.find('6').expect("a six");
+        assert_eq!(&text[sentence_span(text, &(at..at + 1))], "The store is open until 6 p.m. on weekdays!");
+        assert_eq!(sentence_span("  ", &(1..1)), 1..1, "no sentence: the span itself");
+    }
+
+    #[test]
+    fn anchors_are_content_words_of_the_figures_sentence() {
+        let text = "Albert Einstein (born 14 March 1879) was a physicist. Bay four holds the crates.";
+        let words = Words::of(text);
+        let place = |figure: &str| {
+            let s = specifics::extract(text).into_iter().find(|s| s.text == figure).expect("a figure");
+            let p = words.place(text, &s);
+            (p.unit, p.near)
+        };
+        let none = Vec::<String>::new();
+        assert_eq!(place("14 March 1879"), (none.clone(), vec!["born".to_string(), "physicist".to_string()]), "names and function words do not anchor");
+        assert_eq!(place("four"), (none.clone(), vec!["hold".to_string()]), "a capitalised first word does not anchor; plurals drop their s");
+        let text = "Returns are accepted for 30 days. Store credit expires after six months.";
+        let words = Words::of(text);
+        let s = specifics::extract(text).into_iter().find(|s| s.text == "six months").expect("a figure");
+        assert_eq!(words.place(text, &s), Place { unit: vec!["month".to_string()], near: vec!["expire".to_string()] }, "a unit; the sentence before is another place");
+    }
+}

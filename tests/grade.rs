@@ -1056,11 +1056,14 @@ fn a_figure_the_sources_give_otherwise_contradicts_its_claim() {
         serde_json::json!({"id": "year-right", "input": "When was Einstein born?", "output": "Einstein was born on 14 March 1879.", "contexts": [einstein]}),
         serde_json::json!({"id": "bay", "input": "Where are the crates?", "output": "The red crates are stored in bay two.", "contexts": [crates]}),
         serde_json::json!({"id": "elsewhere", "input": "How many rooms?", "output": "The museum has 40 rooms.", "contexts": ["The museum opened in 1901 and draws 2 million visitors a year."]}),
+        serde_json::json!({"id": "unit", "output": "Order records are kept for 7 months for tax purposes.", "contexts": ["Order records are kept for 7 years for tax purposes. The forklift is charged overnight."]}),
+        serde_json::json!({"id": "same-length", "output": "Delivery takes 2 weeks.", "contexts": ["Delivery takes 14 days."]}),
     ];
     let results = grade_cases(&cases, "support");
     let r = by_id(&results);
     let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
-    for (id, figure, stated) in [("year", "14 March 1880", "14 March 1879"), ("bay", "two", "four")] {
+    // A unit changed: the specifics check finds the number, so the claim's length is listed for its conflict.
+    for (id, figure, stated) in [("year", "14 March 1880", "14 March 1879"), ("bay", "two", "four"), ("unit", "7 months", "7 years")] {
         let c = claim(id);
         assert_eq!(c["label"], "contradicted", "{}", r[id]);
         assert_eq!(c["specifics"][0]["text"], figure, "{}", r[id]);
@@ -1077,6 +1080,7 @@ fn a_figure_the_sources_give_otherwise_contradicts_its_claim() {
     }
     assert_eq!(claim("year-right")["label"], "supported", "{}", r["year-right"]);
     assert!(claim("year-right")["specifics"].as_array().is_none_or(|s| s.is_empty()), "{}", r["year-right"]);
+    assert!(claim("same-length")["specifics"].as_array().is_none_or(|s| s.iter().all(|f| f.get("stated").is_none())), "{}", r["same-length"]);
     // "40 rooms" is in no source, but no source gives a figure beside "rooms": flagged, not stated.
     let c = claim("elsewhere");
     assert_eq!(c["specifics"][0]["text"], "40", "{}", r["elsewhere"]);

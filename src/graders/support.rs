@@ -348,11 +348,17 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let claim_chars = CharIndex::new(&s.text);
         // A bare answer (read with its question, or the whole of a short output) is all name.
         let bare = matches!(s.form, Some(super::results::ClaimForm::WithQuestion)) || (p.support_claims.len() == 1 && crate::text::claim_form::is_bare(&s.text, true));
-        let found = sources.unsupported_as(&s.text, bare);
+        let mut found = sources.unsupported_as(&s.text, bare);
         // A figure in no source that a context gives otherwise in the same place ("born on 14
-        // March 1880" against "(born 14 March 1879)"): the claim is contradicted, whatever the
-        // model read (0.72 supported for that date). The strongest such pair over the contexts.
+        // March 1880" against "(born 14 March 1879)", "kept for 7 months" against "for 7 years"):
+        // the claim is contradicted, whatever the model read (0.72 supported for that date). The
+        // strongest such pair over the contexts. A length of time in another unit is in no source
+        // either, though the specifics check found its number: it is listed.
         let conflict = conflicts::strongest(&s.text, &found, read.iter().zip(&contexts).map(|(r, c)| r.get_or_init(|| conflicts::Evidence::new(c))));
+        if let Some((_, c)) = conflict.as_ref().filter(|(_, c)| !found.iter().any(|f| f.span == c.claim.span)) {
+            let at = found.partition_point(|f| f.span.start < c.claim.span.start);
+            found.insert(at, c.claim.clone());
+        }
         let specifics: Vec<SpecificFound> = found
             .into_iter()
             .map(|f| {

@@ -18,6 +18,12 @@
 //! not anchor ("Einstein" sits beside every figure of his life), nor do other figures. Anchors
 //! compare without a plural "s". Names are never in conflict: a name in no source is only flagged.
 //!
+//! A time of day takes its "a.m." or "p.m." as its unit. A length of time ("7 months", "six
+//! weeks") counts in days: in another unit, it stands in the place of a length that differs and
+//! shares a word beside it ("kept for 7 months" against "kept for 7 years", which the specifics
+//! check, matching numbers by value, does not flag), and a length any evidence gives in any unit
+//! ("2 weeks" against "14 days", "24 hours" against "one day") is in conflict with nothing.
+//!
 //! It prefers missing a conflict to inventing one: a figure the evidence does not place beside the
 //! same word is left to the NLI verdict and the `unsupported_specific` flag.
 
@@ -50,6 +56,9 @@ pub struct Evidence<'a> {
     scanned: Scanned,
     /// Per specific of `scanned`: its place and the content words of its sentence (`None` for a name).
     places: Vec<Option<(Place, HashSet<String>)>>,
+    /// Every length of time the text gives, in days: its figures', and those written in words
+    /// that are no specific ("a day", "one week", "an hour").
+    lengths: Vec<f64>,
 }
 
 impl<'a> Evidence<'a> {
@@ -57,7 +66,7 @@ impl<'a> Evidence<'a> {
     pub fn new(text: &'a str) -> Self {
         let scanned = Scanned::new(text);
         let (words, sentences) = (Words::of(text), split_sentences(text));
-        let places = scanned
+        let places: Vec<Option<(Place, HashSet<String>)>> = scanned
             .specifics()
             .iter()
             .map(|s| {
@@ -67,7 +76,16 @@ impl<'a> Evidence<'a> {
                 })
             })
             .collect();
-        Evidence { text, scanned, places }
+        let mut lengths: Vec<f64> = places.iter().flatten().filter_map(|(p, _)| p.days).collect();
+        for pair in words.words.windows(2) {
+            let (n, unit) = (pair[0].0.to_lowercase(), pair[1].0.to_lowercase());
+            let n = if matches!(n.as_str(), "a" | "an") { Some(1.0) } else { specifics::number_word(&n) };
+            let unit = unit.strip_suffix('s').unwrap_or(&unit).to_string();
+            if let Some(days) = n.and_then(|n| days_of(&n.to_string(), &[unit])) {
+                lengths.push(days);
+            }
+        }
+        Evidence { text, scanned, places, lengths }
     }
 
     /// The text read.
@@ -77,64 +95,109 @@ impl<'a> Evidence<'a> {
 }
 
 /// The conflicts between `unsupported` (specifics of `claim` found in no source, as
-/// [`Sources::unsupported`] gives them) and the figures of `evidence`; one per claim figure at most,
-/// in claim order. Where several figures of the evidence stand in the same place, the one sharing
-/// more anchors is taken, then the one whose sentence holds more of the claim's content words ("You
-/// need 500 points for a $5 reward" against "earn 1 point per dollar. 100 points can be redeemed
-/// for a $5 reward": 100), then the first.
+/// [`Sources::unsupported`] gives them) or the claim's lengths of time that `evidence` does not give
+/// and the figures of `evidence`; one per claim figure at most, in claim order. Where several
+/// figures of the evidence stand in the same place, the one sharing more anchors is taken, then the
+/// one whose sentence holds more of the claim's content words ("You need 500 points for a $5
+/// reward" against "earn 1 point per dollar. 100 points can be redeemed for a $5 reward": 100),
+/// then the first.
 pub fn conflicts(claim: &str, unsupported: &[Specific], evidence: &Evidence) -> Vec<Conflict> {
-    let figures: Vec<&Specific> = unsupported.iter().filter(|s| s.kind != SpecificKind::Name).collect();
-    if figures.is_empty() {
-        return vec![];
-    }
-    // The evidence's figures that the claim does not hold.
-    let stated: Vec<(&Specific, &(Place, HashSet<String>))> = Sources::new(&[claim])
-        .unsupported_of(&evidence.scanned)
-        .into_iter()
-        .filter_map(|i| Some((evidence.scanned.specifics().get(i)?, evidence.places.get(i)?.as_ref()?)))
-        .collect();
-    if stated.is_empty() {
-        return vec![];
-    }
-    let claim_words = Words::of(claim);
-    let wanted = super::words::content_words(claim);
-    figures
-        .into_iter()
-        .filter_map(|c| {
-            let mine = claim_words.place(claim, c);
-            let ((shared, overlap, _), k) = stated
-                .iter()
-                .enumerate()
-                .filter(|(_, (s, _))| same_kind(s.kind, c.kind))
-                .filter_map(|(k, (_, (place, sentence)))| {
-                    let shared = mine.shared(place)?;
-                    let overlap = wanted.iter().filter(|w| sentence.contains(*w)).count();
-                    Some(((shared, overlap, std::cmp::Reverse(k)), k))
-                })
-                .max()?;
-            Some(Conflict { claim: c.clone(), source: stated[k].0.clone(), shared, overlap })
-        })
-        .collect()
+    let words = Words::of(claim);
+    against(claim, &figures(claim, &words, unsupported, &[evidence]), evidence)
 }
 
 /// The strongest conflict of `claim` against any of `evidences` (by shared anchors, then the
 /// claim's words in the evidence's sentence, then the earlier evidence and figure), with the index
 /// of its evidence: "refunded within 60 days of delivery" is in conflict with "refunded within 30
-/// days of delivery" in one context before "from day 31 to day 90 after delivery" in another.
-/// Evidences are only read (their iterator advanced) for a claim with a figure in no source.
+/// days of delivery" in one context before "from day 31 to day 90 after delivery" in another. A
+/// length of time of the claim is in conflict only where no evidence gives that length. Evidences
+/// are only read (their iterator advanced) for a claim with a figure.
 pub fn strongest<'e, 'a: 'e>(claim: &str, unsupported: &[Specific], evidences: impl IntoIterator<Item = &'e Evidence<'a>>) -> Option<(usize, Conflict)> {
-    if unsupported.iter().all(|s| s.kind == SpecificKind::Name) {
+    if unsupported.iter().all(|s| s.kind == SpecificKind::Name) && !specifics::extract(claim).iter().any(|s| s.kind == SpecificKind::Number) {
         return None;
     }
+    let evidences: Vec<&Evidence> = evidences.into_iter().collect();
+    let words = Words::of(claim);
+    let figures = figures(claim, &words, unsupported, &evidences);
     let mut best: Option<(usize, Conflict)> = None;
     for (k, evidence) in evidences.into_iter().enumerate() {
-        for c in conflicts(claim, unsupported, evidence) {
+        for c in against(claim, &figures, evidence) {
             if best.as_ref().is_none_or(|(_, b)| (c.shared, c.overlap) > (b.shared, b.overlap)) {
                 best = Some((k, c));
             }
         }
     }
     best
+}
+
+/// A figure of a claim that may be in conflict, where it stands, and whether it is in no source
+/// (`false`: a length of time whose number a source holds in another unit).
+type Figure = (Specific, Place, bool);
+
+/// The claim's figures that may be in conflict, in claim order: its figures in no source, and its
+/// lengths of time that none of `evidences` gives (the specifics check matches a number by value
+/// whatever its unit, so "kept for 7 months" is found in "kept for 7 years"; "2 weeks" is given by
+/// "14 days").
+fn figures(claim: &str, words: &Words, unsupported: &[Specific], evidences: &[&Evidence]) -> Vec<Figure> {
+    let given = |days: f64| evidences.iter().any(|e| e.lengths.iter().any(|d| same_length(*d, days)));
+    // A length an evidence gives in another unit is given ("24 hours" by "one day").
+    let mut figures: Vec<Figure> = unsupported
+        .iter()
+        .filter(|s| s.kind != SpecificKind::Name)
+        .map(|s| (s.clone(), words.place(claim, s), true))
+        .filter(|(_, place, _)| !place.days.is_some_and(given))
+        .collect();
+    for s in specifics::extract(claim) {
+        if s.kind == SpecificKind::Number && !figures.iter().any(|(f, _, _)| f.span == s.span) {
+            let place = words.place(claim, &s);
+            if place.days.is_some_and(|d| !given(d)) {
+                figures.push((s, place, false));
+            }
+        }
+    }
+    figures.sort_by_key(|(s, _, _)| s.span.start);
+    figures
+}
+
+/// The conflicts of `figures` (of `claim`) against `evidence`: see [`conflicts`].
+fn against(claim: &str, figures: &[Figure], evidence: &Evidence) -> Vec<Conflict> {
+    if figures.is_empty() {
+        return vec![];
+    }
+    let held: HashSet<usize> = {
+        let stated = Sources::new(&[claim]).unsupported_of(&evidence.scanned);
+        (0..evidence.scanned.specifics().len()).filter(|i| !stated.contains(i)).collect()
+    };
+    let wanted = super::words::content_words(claim);
+    figures
+        .iter()
+        .filter_map(|(c, mine, unsupported)| {
+            // A figure in no source against the evidence's figures the claim does not hold; a
+            // length of time against the evidence's lengths, in whatever unit.
+            let ((shared, overlap, _), k) = evidence
+                .scanned
+                .specifics()
+                .iter()
+                .zip(&evidence.places)
+                .enumerate()
+                .filter_map(|(k, (s, place))| Some((k, s, place.as_ref()?)))
+                .filter(|(k, s, (place, _))| same_kind(s.kind, c.kind) && if *unsupported { !held.contains(k) } else { place.days.is_some() })
+                .filter_map(|(k, _, (place, sentence))| {
+                    let shared = mine.shared(place)?;
+                    let overlap = wanted.iter().filter(|w| sentence.contains(*w)).count();
+                    Some(((shared, overlap, std::cmp::Reverse(k)), k))
+                })
+                .max()?;
+            let source = evidence.scanned.specifics().get(k)?.clone();
+            Some(Conflict { claim: c.clone(), source, shared, overlap })
+        })
+        .collect()
+}
+
+/// Whether two lengths in days are the same (within 2%: a month is 30.4 days, "24 months" is "2
+/// years").
+fn same_length(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 0.02 * a.max(b)
 }
 
 /// Kinds that can stand in each other's place: the same kind, or a number and an amount (a table
@@ -160,24 +223,49 @@ fn within(sentences: &[Range<usize>], span: &Range<usize>) -> Range<usize> {
 }
 
 /// Where a figure stands: its unit (the words of a number's span after the number: "days" of "30
-/// days") and the nearest anchors on each side within its sentence.
+/// days", or the "p.m." written after it), its length in days where its unit is one of time, and
+/// the nearest anchors on each side within its sentence.
 #[derive(Debug, PartialEq)]
 struct Place {
     unit: Vec<String>,
+    days: Option<f64>,
     near: Vec<String>,
 }
 
 impl Place {
     /// How many anchors two places share, where their units do not differ (a number without a
-    /// unit may stand for one with it: "day 90"); `None` when they share none.
+    /// unit may stand for one with it: "day 90"); `None` when they share none. Two lengths of time
+    /// in different units stand in the same place where a word beside them is the same and they
+    /// are not the same length ("kept for 7 months" against "kept for 7 years"; "24 months" is "2
+    /// years").
     fn shared(&self, other: &Place) -> Option<usize> {
+        let near = self.near.iter().filter(|a| other.unit.contains(a) || other.near.contains(a)).count();
         if !self.unit.is_empty() && !other.unit.is_empty() && !self.unit.iter().any(|u| other.unit.contains(u)) {
-            return None;
+            let (a, b) = (self.days?, other.days?);
+            return (!same_length(a, b) && near > 0).then_some(near);
         }
-        let theirs: Vec<&String> = other.unit.iter().chain(&other.near).collect();
-        let n = self.unit.iter().chain(&self.near).filter(|a| theirs.contains(a)).count();
+        let n = self.unit.iter().filter(|a| other.unit.contains(a) || other.near.contains(a)).count() + near;
         (n > 0).then_some(n)
     }
+}
+
+/// Units of time, as anchors (without a plural "s"), with their length in days.
+const TIME_UNITS: &[(&str, f64)] = &[("second", 1.0 / 86400.0), ("minute", 1.0 / 1440.0), ("hour", 1.0 / 24.0), ("day", 1.0), ("week", 7.0), ("month", 30.436875), ("year", 365.2425)];
+
+/// The length in days of a number written with a unit of time ("6 weeks": 42, "six months"),
+/// from its text and its unit's anchors; `None` for any other.
+fn days_of(text: &str, unit: &[String]) -> Option<f64> {
+    let per = unit.iter().find_map(|u| TIME_UNITS.iter().find(|(t, _)| t == u).map(|(_, d)| *d))?;
+    let first = text.split_whitespace().next()?.to_lowercase();
+    let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::number_word(&first))?;
+    Some(n * per)
+}
+
+/// "am" or "pm" where `rest` (the text after a number) starts with a time of day's mark ("7 p.m.",
+/// "7pm", "7 PM").
+fn time_of_day(rest: &str) -> Option<String> {
+    let t = rest.trim_start().to_lowercase();
+    ["a.m.", "a.m", "am", "p.m.", "p.m", "pm"].iter().find(|m| t.starts_with(**m) && !t[m.len()..].starts_with(char::is_alphanumeric)).map(|m| m[..1].to_string() + "m")
 }
 
 /// The words of a text with their byte ranges.
@@ -194,17 +282,21 @@ impl Words {
     /// words on each side within its sentence; normalised.
     fn place(&self, text: &str, s: &Specific) -> Place {
         // A number's unit is inside its span ("30 days", "7 business days").
-        let unit = match s.kind {
+        let mut unit: Vec<String> = match s.kind {
             SpecificKind::Number => {
                 self.words.iter().filter(|(_, r)| r.start >= s.span.start && r.end <= s.span.end).filter_map(|(w, r)| anchor(text, w, r)).collect()
             }
             _ => vec![],
         };
+        if s.kind == SpecificKind::Number {
+            unit.extend(time_of_day(text.get(s.span.end..).unwrap_or("")));
+        }
+        let days = days_of(&s.text, &unit);
         let before = self.words.iter().rev().filter(|(_, r)| r.end <= s.span.start);
         let mut near = Self::side(text, before, |r| r.end..s.span.start);
         let after = self.words.iter().filter(|(_, r)| r.start >= s.span.end);
         near.extend(Self::side(text, after, |r| s.span.end..r.start));
-        Place { unit, near }
+        Place { unit, days, near }
     }
 
 /// Up to [`REACH`] anchors among `words` (walking away from the figure), stopping at the end of
@@ -270,6 +362,10 @@ mod tests {
         // Of several figures in the same place, the one in the sentence nearest the claim.
         let points = "Members earn 1 point per dollar spent. 100 points can be redeemed for a $5 reward.";
         assert_eq!(found("You need 500 points for a $5 reward.", points), pair("500", "100"));
+        // Times of day, and lengths of time in other units.
+        assert_eq!(found("On Sunday our stores are open from 10 a.m. to 7 p.m.", "On Sunday our stores are open from 10 a.m. to 6 p.m."), pair("7", "6"));
+        assert_eq!(found("Order records are kept for 7 months for tax purposes.", "Order records are kept for 7 years for tax purposes."), pair("7 months", "7 years"));
+        assert_eq!(found("The warranty lasts 3 years.", "The warranty lasts 24 months."), pair("3 years", "24 months"));
         // A unit alone places a number.
         assert_eq!(found("Shipping takes 9 business days.", "Allow 5 business days for shipping."), pair("9 business days", "5 business days"));
     }
@@ -284,6 +380,11 @@ mod tests {
         let (k, c) = strongest(claim, &unsupported, &read).expect("a conflict");
         assert_eq!((k, c.claim.text.as_str(), c.source.text.as_str()), (1, "60 days", "30 days"));
         assert!(strongest(claim, &unsupported, &[Evidence::new("Shipping is free on orders over $50.")]).is_none());
+        // A length of time one context gives is no conflict with another length in another.
+        let claim = "The money goes back to your card within 5 to 7 business days.";
+        let read = [Evidence::new("Refunds go back to the card within 5 to 7 business days."), Evidence::new("Returns after 30 days go back to the card as store credit.")];
+        assert!(strongest(claim, &[], &read).is_none());
+        assert!(strongest(claim, &[], &read[1..]).is_some(), "alone, the other context gives another length in the same place");
     }
 
     #[test]
@@ -304,7 +405,9 @@ mod tests {
         // A figure of another kind does not stand in for it, nor a number of another unit.
         assert!(found("Sales rose 30% in 2020.", "Sales rose in 2019 by 25 units.").is_empty());
         assert!(found("Store credit from returns expires after six months.", "From day 31 to day 90 after delivery, returns are accepted for store credit only.").is_empty());
-        assert!(found("The warranty lasts 3 years.", "The warranty lasts 24 months.").is_empty());
+        assert!(found("The warranty lasts 2 years.", "The warranty lasts 24 months.").is_empty(), "the same length");
+        assert!(found("Support replies within 24 hours.", "Support replies within one day. Escalations are answered within 4 hours.").is_empty(), "a length given in another unit");
+        assert!(found("The store opens at 9 a.m.", "The store closes at 6 p.m.").is_empty(), "morning and evening");
     }
 
     #[test]
@@ -330,6 +433,6 @@ mod tests {
         let text = "Returns are accepted for 30 days. Store credit expires after six months.";
         let words = Words::of(text);
         let s = specifics::extract(text).into_iter().find(|s| s.text == "six months").expect("a figure");
-        assert_eq!(words.place(text, &s), Place { unit: vec!["month".to_string()], near: vec!["expire".to_string()] }, "a unit; the sentence before is another place");
+        assert_eq!(words.place(text, &s), Place { unit: vec!["month".to_string()], days: Some(6.0 * 30.436875), near: vec!["expire".to_string()] }, "a unit; the sentence before is another place");
     }
 }

@@ -280,6 +280,11 @@ const DEMONYMS: &[(&str, &str)] = &[
     ("philippines", "filipino"),
 ];
 
+/// The value of a number word ("six": 6), up to ninety-nine's parts; lower-case.
+pub(super) fn number_word(w: &str) -> Option<f64> {
+    small_number(w)
+}
+
 fn small_number(w: &str) -> Option<f64> {
     const UNITS: [&str; 20] = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",

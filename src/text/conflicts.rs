@@ -59,8 +59,7 @@ const WALK: usize = 8;
 /// A text read for conflicts once, for every claim of a case: its figures (numbers, amounts,
 /// percentages, dates), where each stands, and the words of its sentences (in time linear in its
 /// length).
-pub struct Evidence<'a> {
-    text: &'a str,
+pub struct Evidence {
     scanned: Scanned,
     /// Per specific of `scanned`: its place and the content words of its sentence (`None` for a name).
     places: Vec<Option<(Place, Rc<HashSet<String>>)>>,
@@ -71,9 +70,9 @@ pub struct Evidence<'a> {
     lengths: Vec<f64>,
 }
 
-impl<'a> Evidence<'a> {
+impl Evidence {
     /// Reads `text` (linear in its length).
-    pub fn new(text: &'a str) -> Self {
+    pub fn new(text: &str) -> Self {
         let scanned = Scanned::new(text);
         let (words, sentences) = (Words::of(text), split_sentences(text));
         // The content words of each sentence that holds a figure, once per sentence.
@@ -95,18 +94,13 @@ impl<'a> Evidence<'a> {
         let mut lengths: Vec<f64> = places.iter().flatten().filter_map(|(p, _)| p.days).collect();
         for pair in words.words.windows(2) {
             let (n, unit) = (pair[0].0.to_lowercase(), pair[1].0.to_lowercase());
-            let n = if matches!(n.as_str(), "a" | "an") { Some(1.0) } else { specifics::number_word(&n) };
+            let n = if matches!(n.as_str(), "a" | "an") { Some(1.0) } else { specifics::small_number(&n) };
             let unit = unit.strip_suffix('s').unwrap_or(&unit).to_string();
             if let Some(days) = n.and_then(|n| days_of(&n.to_string(), &[unit])) {
                 lengths.push(days);
             }
         }
-        Evidence { text, scanned, places, run: run_together(text), lengths }
-    }
-
-    /// The text read.
-    pub fn text(&self) -> &'a str {
-        self.text
+        Evidence { scanned, places, run: run_together(text), lengths }
     }
 }
 
@@ -118,8 +112,7 @@ impl<'a> Evidence<'a> {
 /// reward" against "earn 1 point per dollar. 100 points can be redeemed for a $5 reward": 100),
 /// then the first.
 pub fn conflicts(claim: &str, unsupported: &[Specific], evidence: &Evidence) -> Vec<Conflict> {
-    let words = Words::of(claim);
-    against(claim, &figures(claim, &words, unsupported, &[evidence]), evidence)
+    against(claim, &figures(claim, unsupported, &specifics::extract(claim), &[evidence]), evidence)
 }
 
 /// The strongest conflict of `claim` against any of `evidences` (by shared anchors, then the
@@ -128,13 +121,13 @@ pub fn conflicts(claim: &str, unsupported: &[Specific], evidence: &Evidence) -> 
 /// days of delivery" in one context before "from day 31 to day 90 after delivery" in another. A
 /// length of time of the claim is in conflict only where no evidence gives that length. Evidences
 /// are only read (their iterator advanced) for a claim with a figure.
-pub fn strongest<'e, 'a: 'e>(claim: &str, unsupported: &[Specific], evidences: impl IntoIterator<Item = &'e Evidence<'a>>) -> Option<(usize, Conflict)> {
-    if unsupported.iter().all(|s| s.kind == SpecificKind::Name) && !specifics::extract(claim).iter().any(|s| s.kind == SpecificKind::Number) {
+pub fn strongest<'e>(claim: &str, unsupported: &[Specific], evidences: impl IntoIterator<Item = &'e Evidence>) -> Option<(usize, Conflict)> {
+    let extracted = specifics::extract(claim);
+    if unsupported.iter().all(|s| s.kind == SpecificKind::Name) && !extracted.iter().any(|s| s.kind == SpecificKind::Number) {
         return None;
     }
     let evidences: Vec<&Evidence> = evidences.into_iter().collect();
-    let words = Words::of(claim);
-    let figures = figures(claim, &words, unsupported, &evidences);
+    let figures = figures(claim, unsupported, &extracted, &evidences);
     let mut best: Option<(usize, Conflict)> = None;
     for (k, evidence) in evidences.into_iter().enumerate() {
         for c in against(claim, &figures, evidence) {
@@ -154,7 +147,9 @@ type Figure = (Specific, Place, bool);
 /// lengths of time that none of `evidences` gives (the specifics check matches a number by value
 /// whatever its unit, so "kept for 7 months" is found in "kept for 7 years"; "2 weeks" is given by
 /// "14 days").
-fn figures(claim: &str, words: &Words, unsupported: &[Specific], evidences: &[&Evidence]) -> Vec<Figure> {
+/// `extracted`: every specific of the claim ([`specifics::extract`]).
+fn figures(claim: &str, unsupported: &[Specific], extracted: &[Specific], evidences: &[&Evidence]) -> Vec<Figure> {
+    let words = Words::of(claim);
     let given = |days: f64| evidences.iter().any(|e| e.lengths.iter().any(|d| same_length(*d, days)));
     // A length an evidence gives in another unit is given ("24 hours" by "one day").
     let mut figures: Vec<Figure> = unsupported
@@ -164,11 +159,11 @@ fn figures(claim: &str, words: &Words, unsupported: &[Specific], evidences: &[&E
         .filter(|(_, place, _)| !place.days.is_some_and(given))
         .filter(|(s, _, _)| !written_otherwise(&s.text, evidences))
         .collect();
-    for s in specifics::extract(claim) {
+    for s in extracted {
         if s.kind == SpecificKind::Number && !figures.iter().any(|(f, _, _)| f.span == s.span) {
-            let place = words.place(claim, &s);
+            let place = words.place(claim, s);
             if place.days.is_some_and(|d| !given(d)) {
-                figures.push((s, place, false));
+                figures.push((s.clone(), place, false));
             }
         }
     }
@@ -294,7 +289,7 @@ const TIME_UNITS: &[(&str, f64)] = &[("second", 1.0 / 86400.0), ("minute", 1.0 /
 fn days_of(text: &str, unit: &[String]) -> Option<f64> {
     let per = unit.iter().find_map(|u| TIME_UNITS.iter().find(|(t, _)| t == u).map(|(_, d)| *d))?;
     let first = text.split_whitespace().next()?.to_lowercase();
-    let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::number_word(&first))?;
+    let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::small_number(&first))?;
     Some(n * per)
 }
 

@@ -146,7 +146,7 @@ impl Scanned {
     /// Scans `text` (linear in its length).
     pub fn new(text: &str) -> Self {
         let found = scan(text, true);
-        let specifics = found.iter().map(|f| Specific { text: text.get(f.span.clone()).unwrap_or("").to_string(), span: f.span.clone(), kind: f.kind }).collect();
+        let specifics = found.iter().map(|f| f.specific(text)).collect();
         Scanned { found, specifics }
     }
 
@@ -213,8 +213,8 @@ struct Found {
 }
 
 impl Found {
-    fn specific(self, text: &str) -> Specific {
-        Specific { text: text.get(self.span.clone()).unwrap_or("").to_string(), span: self.span, kind: self.kind }
+    fn specific(&self, text: &str) -> Specific {
+        Specific { text: text.get(self.span.clone()).unwrap_or("").to_string(), span: self.span.clone(), kind: self.kind }
     }
 }
 
@@ -281,11 +281,7 @@ const DEMONYMS: &[(&str, &str)] = &[
 ];
 
 /// The value of a number word ("six": 6), up to ninety-nine's parts; lower-case.
-pub(super) fn number_word(w: &str) -> Option<f64> {
-    small_number(w)
-}
-
-fn small_number(w: &str) -> Option<f64> {
+pub(super) fn small_number(w: &str) -> Option<f64> {
     const UNITS: [&str; 20] = [
         "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",

@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::ops::Range;
 
 use super::sentences::split_sentences;
-use super::specifics::{self, Scanned, Sources, Specific, SpecificKind};
+use super::specifics::{self, same_length, Scanned, Sources, Specific, SpecificKind};
 
 /// A figure of a claim and the figure its evidence gives in the same place.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,8 +159,10 @@ fn figures(claim: &str, unsupported: &[Specific], extracted: &[Specific], eviden
         .filter(|(_, place, _)| !place.days.is_some_and(given))
         .filter(|(s, _, _)| !written_otherwise(&s.text, evidences))
         .collect();
+    // A figure in no source already read above is not read again as a length (the same figure
+    // written otherwise, or a length given in another unit, stays dropped).
     for s in extracted {
-        if s.kind == SpecificKind::Number && !figures.iter().any(|(f, _, _)| f.span == s.span) {
+        if s.kind == SpecificKind::Number && !unsupported.iter().any(|u| u.span == s.span) {
             let place = words.place(claim, s);
             if place.days.is_some_and(|d| !given(d)) {
                 figures.push((s.clone(), place, false));
@@ -214,22 +216,21 @@ fn run_together(text: &str) -> String {
 }
 
 /// Whether the digits of a claim's figure (three or more) stand in an evidence run together
-/// ([`run_together`]): a table's "1:24.152" may be a claim's "124.152", which the specifics check
-/// does not match.
+/// ([`run_together`]) as a whole figure: a table's "1:24.152" may be a claim's "124.152", which the
+/// specifics check does not match; "1,500" is not "150".
 fn written_otherwise(figure: &str, evidences: &[&Evidence]) -> bool {
     let digits: String = figure.chars().filter(char::is_ascii_digit).collect();
-    digits.len() >= 3 && evidences.iter().any(|e| e.run.contains(&digits))
+    let whole = |run: &str, at: usize| {
+        let before = run[..at].chars().next_back();
+        let after = run[at + digits.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    };
+    digits.len() >= 3 && evidences.iter().any(|e| e.run.match_indices(digits.as_str()).any(|(at, _)| whole(&e.run, at)))
 }
 
 /// A figure's text lower-case without white space.
 fn squeezed(text: &str) -> String {
     text.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
-}
-
-/// Whether two lengths in days are the same (within 2%: a month is 30.4 days, "24 months" is "2
-/// years").
-fn same_length(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 0.02 * a.max(b)
 }
 
 /// Kinds that can stand in each other's place: the same kind, or a number and an amount (a table
@@ -281,13 +282,10 @@ impl Place {
     }
 }
 
-/// Units of time, as anchors (without a plural "s"), with their length in days.
-const TIME_UNITS: &[(&str, f64)] = &[("second", 1.0 / 86400.0), ("minute", 1.0 / 1440.0), ("hour", 1.0 / 24.0), ("day", 1.0), ("week", 7.0), ("month", 30.436875), ("year", 365.2425)];
-
 /// The length in days of a number written with a unit of time ("6 weeks": 42, "six months"),
 /// from its text and its unit's anchors; `None` for any other.
 fn days_of(text: &str, unit: &[String]) -> Option<f64> {
-    let per = unit.iter().find_map(|u| TIME_UNITS.iter().find(|(t, _)| t == u).map(|(_, d)| *d))?;
+    let per = unit.iter().find_map(|u| specifics::unit_seconds(u))? / 86_400.0;
     let first = text.split_whitespace().next()?.to_lowercase();
     let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::small_number(&first))?;
     Some(n * per)
@@ -400,6 +398,9 @@ mod tests {
         assert_eq!(found("On Sunday our stores are open from 10 a.m. to 7 p.m.", "On Sunday our stores are open from 10 a.m. to 6 p.m."), pair("7", "6"));
         assert_eq!(found("Order records are kept for 7 months for tax purposes.", "Order records are kept for 7 years for tax purposes."), pair("7 months", "7 years"));
         assert_eq!(found("The warranty lasts 3 years.", "The warranty lasts 24 months."), pair("3 years", "24 months"));
+        assert_eq!(found("It was founded four decades ago.", "It was founded 30 years ago."), pair("four decades", "30 years"));
+        // Digits a longer figure holds are not that figure written otherwise.
+        assert_eq!(found("The fee is $150 per year.", "The fee is $1,500 per year."), pair("$150", "$1,500"));
         // A unit alone places a number.
         assert_eq!(found("Shipping takes 9 business days.", "Allow 5 business days for shipping."), pair("9 business days", "5 business days"));
     }
@@ -446,6 +447,9 @@ mod tests {
         assert!(found("The warranty lasts 2 years.", "The warranty lasts 24 months.").is_empty(), "the same length");
         assert!(found("Support replies within 24 hours.", "Support replies within one day. Escalations are answered within 4 hours.").is_empty(), "a length given in another unit");
         assert!(found("The store opens at 9 a.m.", "The store closes at 6 p.m.").is_empty(), "morning and evening");
+        assert!(found("It was founded three decades ago.", "It was founded 30 years ago.").is_empty(), "a length in decades");
+        // A figure written otherwise is not read again as a length of time.
+        assert!(found("Her best lap took 124.152 seconds.", "Her best lap took 1:24.152 seconds.").is_empty(), "a time written otherwise");
     }
 
     #[test]

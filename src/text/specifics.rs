@@ -202,6 +202,9 @@ enum Key {
     /// (1577, 1), supported by a context that holds 1,577 and speaks in millions anywhere (a table
     /// "in millions"). Scales: 0 thousand, 1 million, 2 billion, 3 trillion.
     Scaled(Val, u8),
+    /// A length of time in seconds ("2 years", "24 months", "one day"), supported by a context
+    /// giving the same length in any unit (within 2%, as [`same_length`] reads it).
+    Length(i64),
     Name(Vec<String>),
 }
 
@@ -291,6 +294,36 @@ pub(super) fn small_number(w: &str) -> Option<f64> {
         return Some(n as f64);
     }
     TENS.iter().position(|t| *t == w).map(|n| (n as f64 + 2.0) * 10.0)
+}
+
+/// The length in seconds of a unit of time as written after a number ("days", "Month",
+/// "centuries", or an anchor's "centurie"); a month is a twelfth of a Gregorian year. Nights have
+/// no length (a hotel's "3 nights" is not "3 days"), nor have business days.
+pub(super) fn unit_seconds(w: &str) -> Option<f64> {
+    let w = w.to_lowercase();
+    let one = match w.as_str() {
+        "centuries" | "centurie" => "century",
+        s => s.strip_suffix('s').unwrap_or(s),
+    };
+    let seconds: u32 = match one {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        "week" => 604_800,
+        "month" => 2_629_746,
+        "year" => 31_556_952,
+        "decade" => 315_569_520,
+        "century" => 3_155_695_200,
+        _ => return None,
+    };
+    Some(f64::from(seconds))
+}
+
+/// Whether two lengths of time are the same: within 2% of the longer ("24 months" is "2 years",
+/// "30 days" is "one month" at 30.4 days; "4 weeks" is not).
+pub(super) fn same_length(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 0.02 * a.max(b)
 }
 
 /// The scale of a multiplier of at least a thousand, as [`Key::Scaled`] numbers it.
@@ -450,6 +483,14 @@ fn strip_possessive(s: &str) -> &str {
         }
     }
     s
+}
+
+/// A name written with digits and capitals, known by its possessive: "3M's", "7UP's" (a company,
+/// not the number 3 or 7; "3M" alone may be 3 million).
+fn digit_name(s: &str) -> bool {
+    let bare = strip_possessive(s);
+    let letters = bare.trim_start_matches(|c: char| c.is_ascii_digit());
+    bare.len() < s.len() && letters.len() < bare.len() && letters.starts_with(|c: char| c.is_uppercase()) && letters.chars().all(char::is_alphanumeric)
 }
 
 /// A word as names compare it: lower-case, without dots or a possessive `'s`.
@@ -809,6 +850,7 @@ impl<'a> Scan<'a> {
                 }
                 (!p.vals.is_empty()).then_some(p)
             }
+            Tk::Mixed if digit_name(s) => None,
             Tk::Mixed => {
                 let digits = s.find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.')).unwrap_or(s.len());
                 let num = s[..digits].trim_end_matches([',', '.']);
@@ -938,13 +980,17 @@ impl<'a> Scan<'a> {
             return j;
         }
         let mut e = j;
+        let mut length = None;
         if self.word_is(e, &["business", "working", "calendar"]) && self.word_is(e + 1, UNITS) {
             e += 2;
         } else if self.word_is(e, UNITS) {
+            length = unit_seconds(self.s(e));
             e += 1;
         }
         if !(self.claim && self.arithmetic_constant(i, &p)) {
-            self.push(self.tok_span(i, e), SpecificKind::Number, vals.into_iter().map(Key::Num).chain(scaled).collect());
+            // Seconds fit an i64 for any length a text gives (a century is 3.2e9).
+            let lengths = length.into_iter().flat_map(|per| p.vals.iter().map(move |x| Key::Length((x * per).round() as i64)));
+            self.push(self.tok_span(i, e), SpecificKind::Number, vals.into_iter().map(Key::Num).chain(scaled).chain(lengths).collect());
         }
         e
     }
@@ -1052,7 +1098,7 @@ impl<'a> Scan<'a> {
     fn cap_word(&self, i: usize) -> bool {
         let s = self.s(i);
         matches!(self.kind(i), Some(Tk::Word | Tk::Mixed))
-            && s.starts_with(char::is_uppercase)
+            && (s.starts_with(char::is_uppercase) || digit_name(s))
             && s.chars().count() >= 2
     }
 
@@ -1090,7 +1136,8 @@ impl<'a> Scan<'a> {
                 break;
             }
         }
-        if (at_start && words.len() == 1) || *title.get_or_insert_with(|| self.is_title(sent)) {
+        // A sentence's first word may be capitalised as such, not as a name; "3M's" is a name.
+        if (at_start && words.len() == 1 && !digit_name(self.s(i))) || *title.get_or_insert_with(|| self.is_title(sent)) {
             return Some(j);
         }
         let keys = words.iter().map(|&w| norm_word(self.s(w))).filter(|w| !w.is_empty()).collect();
@@ -1149,6 +1196,8 @@ struct Index {
     weekdays: u8,
     /// Scale words a context uses ("in millions", "2 billion"), by [`Key::Scaled`]'s numbering.
     scales: u8,
+    /// Lengths of time the contexts give, in seconds ([`Key::Length`]; "a day" and "an hour" too).
+    lengths: BTreeSet<i64>,
     /// Lower-cased words (and the parts of hyphenated ones), sorted for prefix look-ups.
     words: BTreeSet<String>,
     /// Lower-cased words of the user's question (see [`Sources::with_question`]).
@@ -1170,10 +1219,16 @@ fn with_parts(w: String) -> impl Iterator<Item = String> {
 impl Index {
     fn add(&mut self, text: &str) {
         let toks = tokenize(text);
+        let mut previous = String::new();
         for w in words_of(text, &toks) {
             if let Some(k) = multiplier(w.strip_suffix('s').unwrap_or(&w)).and_then(scale_index) {
                 self.scales |= 1 << k;
             }
+            // "a day", "an hour": a length written without a number.
+            if matches!(previous.as_str(), "a" | "an") {
+                self.lengths.extend(unit_seconds(&w).map(|s| s.round() as i64));
+            }
+            previous.clone_from(&w);
             self.words.extend(with_parts(w));
         }
         self.add_weekdays(text, &toks);
@@ -1193,6 +1248,9 @@ impl Index {
                 }
                 Key::Weekday(d) => self.weekdays |= 1 << d,
                 Key::Scaled(..) => {}
+                Key::Length(s) => {
+                    self.lengths.insert(s);
+                }
                 Key::Date(Ymd { y, m, d }) => {
                     if let (Some(y), Some(m), Some(d)) = (y, m, d) {
                         self.weekdays |= 1 << weekday_of_date(y, m, d);
@@ -1240,6 +1298,11 @@ impl Index {
             },
             Key::Weekday(d) => self.weekdays & (1 << d) != 0,
             Key::Scaled(v, k) => self.scales & (1 << k) != 0 && self.nums.contains(v),
+            Key::Length(s) => {
+                let s = *s as f64;
+                let (lo, hi) = ((s * 0.98).floor() as i64, (s / 0.98).ceil() as i64);
+                self.lengths.range(lo..=hi).any(|&l| same_length(s, l as f64))
+            }
             Key::Name(words) => words.iter().all(|w| self.word_ok(w) || (asked && self.asked.contains(w))),
         }
     }
@@ -1505,6 +1568,26 @@ mod tests {
     }
 
     #[test]
+    fn lengths_of_time_in_any_unit() {
+        supported("The warranty lasts 2 years.", "The warranty lasts 24 months.");
+        supported("The warranty lasts 24 months.", "The warranty lasts two years.");
+        supported("Support replies within 24 hours.", "Support replies within one day.");
+        supported("Support replies within 24 hours.", "Support replies within a day.");
+        supported("Returns are accepted within 2 weeks.", "Returns are accepted within 14 days.");
+        supported("It was founded three decades ago.", "It was founded 30 years ago.");
+        supported("The call lasts 90 minutes.", "The call lasts 1.5 hours.");
+        // A month is a twelfth of a year: 30.4 days, within 2% of 30.
+        supported("Refunds are accepted within 30 days.", "Refunds are accepted within one month.");
+        assert_eq!(flagged("The warranty lasts 3 years.", "The warranty lasts 24 months."), ["3 years"]);
+        assert_eq!(flagged("Refunds are accepted within 4 weeks.", "Refunds are accepted within one month."), ["4 weeks"]);
+        // Business days and nights have no length in calendar time.
+        assert_eq!(flagged("Shipping takes 14 business days.", "Shipping takes 2 weeks."), ["14 business days"]);
+        assert_eq!(flagged("The package includes 7 nights.", "The package includes one week."), ["7 nights"]);
+        // "a" before a unit gives a length, not a number: "a day" is not "1".
+        assert_eq!(flagged("It has 1 pool.", "It opens once a day."), ["1"]);
+    }
+
+    #[test]
     fn money() {
         for ctx in ["1200 dollars", "USD 1,200", "1,200 USD", "US$1,200", "$1.2k", "1,200 US dollars"] {
             supported("The fee is $1,200.", &format!("The fee is {ctx}."));
@@ -1584,6 +1667,21 @@ mod tests {
         assert!(kinds("Albert Einstein Was Born In Ulm").is_empty());
         assert!(kinds("The policy says \"Returns are free\" to “Members only”.").is_empty());
         assert_eq!(kinds("Albert Einstein met Niels Bohr in Copenhagen.").len(), 3);
+    }
+
+    #[test]
+    fn names_written_with_digits() {
+        // FinanceBench: "3M's" was read as the number 3 and flagged against a filing page that
+        // never names the company; with the question, the name is the user's word.
+        assert_eq!(kinds("3M's revenue grew to $34 billion."), [("3M".to_string(), SpecificKind::Name), ("$34 billion".to_string(), SpecificKind::Amount)]);
+        let page = "Total net sales were $34.2 billion in 2022.";
+        assert_eq!(flagged("3M's net sales were $34.2 billion.", page), ["3M"]);
+        let with_question = Sources::new(&[page]).with_question(Some("What were 3M's net sales in FY2022?"));
+        assert!(with_question.unsupported("3M's net sales were $34.2 billion.").is_empty());
+        supported("3M's net sales were $34.2 billion.", "3M reported net sales of $34.2 billion.");
+        // A number with a unit or a scale stays a number.
+        assert_eq!(kinds("It weighs 30mg."), [("30mg".to_string(), SpecificKind::Number)]);
+        assert_eq!(flagged("They raised 3M dollars.", "They raised $2 million."), ["3M dollars"]);
     }
 
     #[test]

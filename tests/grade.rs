@@ -1087,6 +1087,29 @@ fn a_figure_the_sources_give_otherwise_contradicts_its_claim() {
     assert!(c["specifics"][0].get("stated").is_none(), "{}", r["elsewhere"]);
 }
 
+/// A length of time is read as the sources write it: the default model read "The warranty lasts 2
+/// years." against "24 months" as contradicted (0.58), and the reference check read "two years"
+/// against the reference "24 months" as contradicting it. A length the sources give otherwise is
+/// still wrong.
+#[test]
+fn lengths_of_time_are_read_in_the_units_of_the_sources() {
+    let context = "Every laptop is covered by a limited warranty of 24 months from the date of purchase.";
+    let case = |id: &str, output: &str| serde_json::json!({"id": id, "input": "How long is the warranty?", "output": output, "reference": "24 months", "contexts": [context]});
+    let results = grade_cases(&[case("years", "The warranty lasts two years."), case("wrong", "The warranty lasts three years.")], "support,consistency");
+    let r = by_id(&results);
+    println!("{}\n{}", r["years"], r["wrong"]);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    assert_eq!(claim("years")["graded"]["form"], "units_as_in_sources");
+    assert_eq!(claim("years")["graded"]["text"], "The warranty lasts 24 months.");
+    assert_eq!(claim("years")["label"], "supported", "{}", r["years"]);
+    assert!(claim("years")["specifics"].is_null(), "two years is given: {}", r["years"]);
+    assert_eq!(r["years"]["passed"], true, "{}", r["years"]);
+    assert!(claim("wrong")["graded"].is_null());
+    assert_eq!(claim("wrong")["label"], "contradicted", "{}", r["wrong"]);
+    assert_eq!(claim("wrong")["specifics"][0]["text"], "three years", "{}", r["wrong"]);
+    assert_eq!(r["wrong"]["passed"], false);
+}
+
 /// Sentences about the sources rather than the world (seen in ARES's human-annotated answers, which
 /// the people who read them marked unfaithful while the default model passed them): one saying the
 /// sources lack something is not graded, and an output of nothing but such sentences claims nothing;

@@ -49,6 +49,8 @@
 //! `passed` is `score >= [consistency] pass`, or, with `facts`, every fact stated and none
 //! contradicted by the hard decisions and a score of at least half the mark; a case that does not
 //! pass is `reference_mismatch`.
+//! The output is read with its lengths of time written as the reference writes them ("two years"
+//! against "24 months" as "24 months"), as support reads claims against contexts.
 //! The whole-text entailments both ways are still reported (`reference_entails_output`,
 //! `output_entails_reference`) for results read back by older reports. Every NLI question of the
 //! check comes from one place, [`ReferencePlan::questions`], which the grader queues and this module
@@ -282,7 +284,9 @@ impl ReferencePlan {
             reference: reference.to_string(),
             output: output.to_string(),
             reference_text: nli_form(question, reference, short_reference),
-            output_text: nli_form(question, output, short_output),
+            // The output's lengths of time as the reference writes them ("two years" against
+            // "24 months"): a small NLI model does not convert units.
+            output_text: nli_form(question, &in_units_of(reference, output), short_output),
             short_reference,
             short_output,
             fact_texts: facts.iter().map(|f| nli_form(None, f, false)).collect(),
@@ -301,6 +305,13 @@ impl ReferencePlan {
         q.extend(self.fact_texts.iter().map(|f| (self.output_text.clone(), f.clone())));
         q
     }
+}
+
+/// `output` with its lengths of time written as `reference` writes them, where it gives them in
+/// another unit ([`crate::text::specifics::Lengths::in_source_units`]); as it is otherwise.
+fn in_units_of(reference: &str, output: &str) -> String {
+    use crate::text::specifics::Lengths;
+    (Lengths::any_in(output).then(|| Lengths::new(&[reference]).in_source_units(output)).flatten()).unwrap_or_else(|| output.to_string())
 }
 
 /// The reference plan of a case with a non-empty reference.
@@ -530,6 +541,15 @@ mod tests {
 
     fn nli(entail: f32, contradict: f32) -> NliAnswer {
         NliAnswer { entail, contradict }
+    }
+
+    #[test]
+    fn lengths_are_read_in_the_references_units() {
+        let plan = ReferencePlan::new("24 months", "The warranty lasts two years.", Some("How long is the warranty?"));
+        assert_eq!(plan.output_text, "How long is the warranty? The warranty lasts 24 months", "a short answer, read with its question");
+        assert_eq!(plan.output, "The warranty lasts two years.", "exact match and F1 read the output as written");
+        let plan = ReferencePlan::new("24 months", "The warranty lasts three years.", None);
+        assert_eq!(plan.output_text, "The warranty lasts three years.");
     }
 
     #[test]

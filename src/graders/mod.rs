@@ -161,6 +161,26 @@ impl Claim {
     }
 }
 
+/// Writes the lengths of time of each claim's hypotheses as the case's contexts write them
+/// ([`crate::text::specifics::Lengths::in_source_units`]: "2 years" as a context's "24 months");
+/// the contexts are read only when a claim states a length.
+fn in_source_units(claims: &mut [Claim], case: &Case) {
+    use crate::text::specifics::Lengths;
+    let read = |c: &Claim| c.form != Some(results::ClaimForm::Code);
+    if !claims.iter().any(|c| read(c) && Lengths::any_in(&c.hypothesis)) {
+        return;
+    }
+    let contexts: Vec<&str> = case.contexts.iter().map(|c| c.text.as_str()).collect();
+    let lengths = Lengths::new(&contexts);
+    for c in claims.iter_mut().filter(|c| read(c)) {
+        if let Some(h) = lengths.in_source_units(&c.hypothesis) {
+            c.hypothesis = h;
+            c.opposite = c.opposite.take().map(|o| lengths.in_source_units(&o).unwrap_or(o));
+            c.form.get_or_insert(results::ClaimForm::UnitsAsInSources);
+        }
+    }
+}
+
 impl<'c> Prepared<'c> {
     fn new(case: &'c Case) -> Self {
         Self::with_question(case, case.input.as_deref().and_then(claim_form::question_of))
@@ -199,10 +219,11 @@ impl<'c> Prepared<'c> {
         }
         // Support reads the claims and, beside them, the output's fenced code blocks (checked line
         // by line against the sources, `text::code`): code copied from elsewhere is not grounded.
-        let support_claims = (0..sentences.len())
+        let mut support_claims: Vec<Claim> = (0..sentences.len())
             .filter(|i| claim_ix.contains(i) || (!claims_nothing && code::is_fenced(&sentences[*i].text)))
             .map(|i| Claim::new(sentences[i].text.clone(), sentences[i].span.clone(), sentences[i].is_claim, question, None))
             .collect();
+        in_source_units(&mut support_claims, case);
         Prepared {
             case,
             sentences,
@@ -531,6 +552,7 @@ impl<'m> Grader<'m> {
                     )),
                 }
             }
+            in_source_units(&mut claims, p.case);
             claims.extend(code);
             claims.sort_by_key(|c| c.span.start);
             p.support_claims = claims;

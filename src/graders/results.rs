@@ -261,7 +261,7 @@ pub struct GradedAs {
 /// How a claim's hypothesis was made from it: the form `crate::text::claim_form::read` gives it,
 /// written into results as `with_question`, `particle_removed`, `against_opposite`,
 /// `against_affirmative`, `symbols_removed`, `markup_removed`, `source_frame_removed`,
-/// `question_removed` or `code`.
+/// `question_removed`, `units_as_in_sources` or `code`.
 pub use crate::text::claim_form::Form as ClaimForm;
 
 /// Where a checked claim came from.

@@ -241,6 +241,11 @@ pub enum Form {
     /// ([`asserted_in_question`]). A chat answer states its facts this way, and a question mark
     /// must not hide them from the grader.
     QuestionRemoved,
+    /// A claim with its lengths of time written as its sources write them: "The warranty lasts 2
+    /// years." against "a warranty of 24 months" as "The warranty lasts 24 months."
+    /// ([`super::specifics::Lengths::in_source_units`]; a small NLI model does not convert units).
+    /// Only where no other form applies; another form's graded text shows the same rewriting.
+    UnitsAsInSources,
     /// A fenced code block, not read by the NLI model: its lines are looked up in the sources
     /// ([`super::code`]), and its score is the share of its words on lines found there.
     Code,

@@ -165,6 +165,69 @@ impl Sources {
     }
 }
 
+/// The lengths of time a case's contexts give, as written ("24 months", "one day", "a day"), to
+/// write a claim's lengths as the sources do ([`Lengths::in_source_units`]).
+pub struct Lengths {
+    /// Seconds and text, in context order.
+    given: Vec<(f64, String)>,
+}
+
+/// The lengths of time of a text: byte range and seconds, in text order; for a `context`, read as
+/// contexts are (the index's reading: "one day" too), with "a day" and "an hour".
+fn lengths_of(text: &str, context: bool) -> Vec<(Range<usize>, f64)> {
+    let toks = tokenize(text);
+    let mut out: Vec<(Range<usize>, f64)> = scan_tokens(text, &toks, !context)
+        .into_iter()
+        .filter_map(|f| f.keys.iter().find_map(|k| if let Key::Length(s) = k { Some(*s as f64) } else { None }).map(|s| (f.span, s)))
+        .collect();
+    if context {
+        for pair in toks.windows(2) {
+            let word = |t: &Tok| if t.kind == Tk::Word { text.get(t.span.clone()) } else { None };
+            if let (Some(a), Some(unit)) = (word(&pair[0]), word(&pair[1])) {
+                if matches!(a.to_lowercase().as_str(), "a" | "an") && !text[pair[0].span.end..pair[1].span.start].contains('\n') {
+                    out.extend(unit_seconds(unit).map(|s| (pair[0].span.start..pair[1].span.end, s)));
+                }
+            }
+        }
+        out.sort_by_key(|(r, _)| r.start);
+    }
+    out
+}
+
+impl Lengths {
+    /// The lengths `contexts` give (linear in their length).
+    pub fn new(contexts: &[&str]) -> Self {
+        let given = contexts.iter().flat_map(|c| lengths_of(c, true).into_iter().map(|(r, s)| (s, c.get(r).unwrap_or("").to_string()))).collect();
+        Lengths { given }
+    }
+
+    /// Whether `claim` states a length of time (a number with a unit of time).
+    pub fn any_in(claim: &str) -> bool {
+        !lengths_of(claim, false).is_empty()
+    }
+
+    /// `claim` with each of its lengths of time that no context writes as it does, but one gives in
+    /// another unit, written as the first such context writes it: "The warranty lasts 2 years."
+    /// against "24 months" is "The warranty lasts 24 months." (a small NLI model does not convert
+    /// units: the default one read the first as contradicted, 0.58). `None` when nothing changes.
+    pub fn in_source_units(&self, claim: &str) -> Option<String> {
+        let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let mut out = String::with_capacity(claim.len());
+        let mut at = 0;
+        for (span, seconds) in lengths_of(claim, false) {
+            let written = squeeze(claim.get(span.clone())?);
+            if self.given.iter().any(|(_, t)| squeeze(t) == written) {
+                continue;
+            }
+            let Some((_, as_given)) = self.given.iter().find(|(s, _)| same_length(*s, seconds)) else { continue };
+            out.push_str(claim.get(at..span.start)?);
+            out.push_str(as_given);
+            at = span.end;
+        }
+        (at > 0).then(|| out + claim.get(at..).unwrap_or(""))
+    }
+}
+
 /// Every specific of a text (for tests and reuse), in text order.
 pub fn extract(text: &str) -> Vec<Specific> {
     scan(text, true).into_iter().map(|f| f.specific(text)).collect()
@@ -1585,6 +1648,20 @@ mod tests {
         assert_eq!(flagged("The package includes 7 nights.", "The package includes one week."), ["7 nights"]);
         // "a" before a unit gives a length, not a number: "a day" is not "1".
         assert_eq!(flagged("It has 1 pool.", "It opens once a day."), ["1"]);
+    }
+
+    #[test]
+    fn lengths_are_written_as_the_sources_write_them() {
+        let sources = Lengths::new(&["All laptops carry a warranty of 24 months.", "Support replies within a day. Returns: 30 days. Repairs take one week."]);
+        assert_eq!(sources.in_source_units("Repairs take 7 days.").as_deref(), Some("Repairs take one week."));
+        assert_eq!(sources.in_source_units("The warranty lasts 2 years.").as_deref(), Some("The warranty lasts 24 months."));
+        assert_eq!(sources.in_source_units("It lasts two years, and support replies within 24 hours.").as_deref(), Some("It lasts 24 months, and support replies within a day."));
+        // Written as a source writes it, or given by none, or not a length: as it is.
+        assert_eq!(sources.in_source_units("Returns are accepted for 30 days."), None);
+        assert_eq!(sources.in_source_units("The warranty lasts 3 years."), None);
+        assert_eq!(sources.in_source_units("It costs 24 dollars."), None);
+        assert_eq!(sources.in_source_units("Returns are accepted for 1 month.").as_deref(), Some("Returns are accepted for 30 days."), "30.4 days");
+        assert!(Lengths::any_in("It took 3 weeks.") && !Lengths::any_in("It took a week.") && !Lengths::any_in("It took 3 turns."));
     }
 
     #[test]

@@ -320,6 +320,7 @@ mod tests {
                     graded: None,
                     specifics: vec![],
                     verbatim: false,
+                    denied: false,
                 };
                 let mut r = CaseResult::new(c, BTreeMap::new());
                 r.metrics.support = Some(Outcome::Ran(SupportResult { score: claim.score, passed: ok, claims: vec![claim], output: None, spans: vec![], about_sources: vec![] }));

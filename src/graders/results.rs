@@ -214,6 +214,11 @@ pub struct ClaimResult {
     /// line of it is found in the contexts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verbatim: bool,
+    /// Whether a sentence of a context states the claim word for word but for a negation ("can
+    /// not be replaced" against "can be replaced"): then it is `contradicted` with score 0 and
+    /// contradiction 1, and the evidence is that sentence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub denied: bool,
 }
 
 /// A specific of a claim that no context contains.

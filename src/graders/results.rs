@@ -185,7 +185,7 @@ pub struct ClaimResult {
     /// Support: the highest P(entailment) over all chunks of all contexts, for the claim or, with
     /// `[support] whole_output`, for the whole output that contains it. For a claim graded
     /// `against_opposite` (a bare "yes" or "no"): how far its best P(entailment) exceeds the
-    /// opposite answer's, at least 0.
+    /// opposite answer's, at least 0. For a claim `denied` (or `verbatim`): 0 (or 1).
     pub score: f32,
     /// The highest P(contradiction) over all chunks; for `against_opposite`, how far the opposite
     /// answer's best P(entailment) exceeds the claim's, at least 0 (its evidence is then the
@@ -209,9 +209,10 @@ pub struct ClaimResult {
     /// (`unsupported_specific`); absent when there are none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub specifics: Vec<SpecificFound>,
-    /// Whether the claim repeats a sentence of its evidence context word for word (then it is
-    /// supported with score 1, and the evidence is that sentence), or, for a code block, every
-    /// line of it is found in the contexts.
+    /// Whether the claim, as written or as read (`graded.text`: "2 years" read as a context's "24
+    /// months"), repeats a sentence of its evidence context word for word (then it is supported
+    /// with score 1, and the evidence is that sentence), or, for a code block, every line of it is
+    /// found in the contexts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verbatim: bool,
     /// Whether a sentence of a context states the claim word for word but for a negation ("can

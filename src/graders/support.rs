@@ -130,8 +130,9 @@ const VERBATIM_MIN_WORDS: usize = 4;
 #[derive(Debug, Default)]
 pub(super) struct VerbatimIndex {
     said: HashMap<u64, Range<usize>>,
-    /// The sentence and whether it is negated (an odd number of negations).
-    unnegated: HashMap<u64, (Range<usize>, bool)>,
+    /// Whole sentences (no "Label:" lead-in taken off) by their words without negations: each
+    /// sentence and whether it is negated (an odd number of negations).
+    unnegated: HashMap<u64, Vec<(Range<usize>, bool)>>,
 }
 
 fn words_hash(words: &[String]) -> u64 {
@@ -197,19 +198,42 @@ fn without_negations(words: &[String]) -> (Vec<String>, bool) {
 }
 
 /// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`]
-/// and [`negated_sentence`].
+/// and [`negations`].
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
     let mut index = VerbatimIndex::default();
     for r in sentences {
         for words in verbatim_forms(&context[r.clone()]) {
             if words.len() >= VERBATIM_MIN_WORDS {
                 index.said.entry(words_hash(&words)).or_insert_with(|| r.clone());
-                let (bare, negated) = without_negations(&words);
-                index.unnegated.entry(words_hash(&bare)).or_insert_with(|| (r.clone(), negated));
+            }
+        }
+        for words in whole_forms(&context[r.clone()]) {
+            let (bare, negated) = without_negations(&words);
+            if deniable(&bare) {
+                index.unnegated.entry(words_hash(&bare)).or_default().push((r.clone(), negated));
             }
         }
     }
     index
+}
+
+/// The words of a whole sentence, as written and without its markdown (no "Label:" lead-in taken
+/// off: "Myth: vaccines cause autism." does not say that they do).
+fn whole_forms(sentence: &str) -> Vec<Vec<String>> {
+    let mut forms = vec![plain_words(sentence)];
+    if let Some(plain) = crate::text::claim_form::without_markup(sentence) {
+        let words = plain_words(&plain);
+        if !forms.contains(&words) {
+            forms.push(words);
+        }
+    }
+    forms
+}
+
+/// Whether words without their negations are enough to deny a claim by: four or more, two of them
+/// content words ("That is not the case." denies nothing).
+fn deniable(bare: &[String]) -> bool {
+    bare.len() >= VERBATIM_MIN_WORDS && bare.iter().filter(|w| crate::text::words::is_content_word(w)).count() >= 2
 }
 
 /// The sentence of a context that a claim repeats word for word (case, punctuation, spacing and
@@ -230,21 +254,55 @@ pub(super) fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &st
     verbatim_forms(&context[r.clone()]).contains(&want).then(|| r.clone())
 }
 
-/// The sentence of a context that a claim repeats word for word but for a negation, as a byte
-/// range: "A lost gift card can not be replaced only with the original purchase receipt." against
-/// "A lost gift card can be replaced only with the original purchase receipt.", or "International
-/// orders can be returned for a refund." against "International orders cannot be returned for a
-/// refund." (the default model supported both, 0.86 and 0.59). The source denies such a claim. As
-/// [`verbatim_sentence`], a claim of four words or more, the whole sentence; confirmed word by word.
-pub(super) fn negated_sentence(context: &str, index: &VerbatimIndex, claim: &str) -> Option<Range<usize>> {
-    let want = plain_words(claim);
-    if want.len() < VERBATIM_MIN_WORDS {
-        return None;
+/// How a context's sentences read a claim word for word but for their negations
+/// ([`without_negations`]): a sentence that denies it (the other polarity: "A lost gift card can be
+/// replaced only with the original purchase receipt." against "... can not be replaced ...", or
+/// "International orders cannot be returned for a refund." against "... can be returned ..."; the
+/// default model supported both, 0.86 and 0.59), and whether one states it (the same polarity,
+/// "don't" for "do not"). Whole sentences only, as [`verbatim_sentence`] reads them: a claim of
+/// four words or more, two of them content words; confirmed word by word.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Negations {
+    /// The first sentence denying the claim.
+    pub denied: Option<Range<usize>>,
+    /// Whether a sentence states it.
+    pub stated: bool,
+}
+
+pub(super) fn negations(context: &str, index: &VerbatimIndex, claim: &str) -> Negations {
+    let (bare, negated) = without_negations(&plain_words(claim));
+    let mut found = Negations::default();
+    if !deniable(&bare) {
+        return found;
     }
-    let (bare, negated) = without_negations(&want);
-    let (r, _) = index.unnegated.get(&words_hash(&bare))?;
-    let denies = verbatim_forms(&context[r.clone()]).iter().map(|w| without_negations(w)).any(|(b, n)| b == bare && n != negated);
-    denies.then(|| r.clone())
+    for (r, n) in index.unnegated.get(&words_hash(&bare)).into_iter().flatten() {
+        let same = whole_forms(&context[r.clone()]).iter().any(|w| without_negations(w).0 == bare);
+        if !same {
+            continue;
+        }
+        if *n == negated {
+            found.stated = true;
+        } else if found.denied.is_none() {
+            found.denied = Some(r.clone());
+        }
+    }
+    found
+}
+
+/// The sentence of one of `contexts` (each with its index) that denies `claim`, where none of them
+/// states it ([`negations`]): its context id, byte range and index.
+pub(super) fn denied_by<'a>(contexts: impl Iterator<Item = (usize, &'a str, &'a str, &'a VerbatimIndex)>, claim: &str) -> Option<(&'a str, Range<usize>, usize)> {
+    let mut denied = None;
+    for (k, id, text, index) in contexts {
+        let n = negations(text, index, claim);
+        if n.stated {
+            return None;
+        }
+        if denied.is_none() {
+            denied = n.denied.map(|r| (id, r, k));
+        }
+    }
+    denied
 }
 
 /// Over every context of the case: the most entailing and the most contradicting chunk for
@@ -404,16 +462,11 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         });
         let verbatim = quoted.is_some();
         // A claim that a sentence of a context states word for word but for a negation is
-        // contradicted by it, either way round ([`negated_sentence`]); not where the claim itself
-        // is a sentence of a context.
+        // contradicted by it, either way round, unless another sentence states it ([`negations`]);
+        // not where the claim itself is a sentence of a context.
+        let read_against = || case.contexts.iter().enumerate().filter_map(|(k, c)| Some((k, c.id.as_str(), c.text.as_str(), p.verbatim.get(k)?)));
         let denied = (!verbatim)
-            .then(|| {
-                case.contexts.iter().enumerate().find_map(|(k, c)| {
-                    let index = p.verbatim.get(k)?;
-                    let r = negated_sentence(&c.text, index, &s.hypothesis).or_else(|| (s.text != s.hypothesis).then(|| negated_sentence(&c.text, index, &s.text)).flatten())?;
-                    Some((c.id.as_str(), r, k))
-                })
-            })
+            .then(|| denied_by(read_against(), &s.hypothesis).or_else(|| (s.text != s.hypothesis).then(|| denied_by(read_against(), &s.text)).flatten()))
             .flatten();
         let (best, worst) = match denied.clone() {
             Some((id, r, k)) => (Some((0.0, id, r.clone(), k)), Some((1.0, id, r, k))),
@@ -475,6 +528,8 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let label = if conflict.is_some() { "contradicted" } else { label };
         counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
         let evidence = match &conflict {
+            // The sentence that denies the claim (its `worst`), before any figure.
+            _ if denied.is_some() => worst.as_ref().map(|f| evidence_of(f, &context_chars)),
             // The sentence of the context that gives the figure otherwise.
             Some((k, c)) => case.contexts.get(*k).map(|ctx| {
                 let r = conflicts::sentence_span(&ctx.text, &c.source.span);
@@ -542,7 +597,7 @@ mod tests {
         let context = "International orders cannot be returned for a refund; they can only be exchanged. A lost gift card can be replaced only with the original purchase receipt. Members do not need a receipt. Points never expire. Gift cards aren't sold online.";
         let sentences = crate::text::split_sentences(context);
         let index = verbatim_index(context, &sentences);
-        let denied = |claim: &str| negated_sentence(context, &index, claim).map(|r| context[r].to_string());
+        let denied = |claim: &str| negations(context, &index, claim).denied.map(|r| context[r].to_string());
         let first = "International orders cannot be returned for a refund; they can only be exchanged.";
         assert_eq!(denied("International orders can be returned for a refund; they can only be exchanged.").as_deref(), Some(first));
         assert_eq!(denied("International orders can not be returned for a refund; they can only be exchanged."), None, "the same: can not is cannot");
@@ -557,6 +612,19 @@ mod tests {
         // Another word changed is no denial; nor a claim the context states.
         assert!(denied("Domestic orders can be returned for a refund; they can only be exchanged.").is_none());
         assert!(denied("A lost gift card can be replaced only with the original purchase receipt.").is_none());
+        // A review's cases: a sentence after a "Label:" lead-in is not asserted, a sentence of
+        // fewer than two content words denies nothing, and a claim another sentence states is
+        // not denied.
+        let read = |context: &str, claim: &str| {
+            let index = verbatim_index(context, &crate::text::split_sentences(context));
+            denied_by(std::iter::once((0, "1", context, &index)), claim).map(|(_, r, _)| context[r].to_string())
+        };
+        assert_eq!(read("Claim: The Eiffel Tower is in Berlin. Verdict: False.", "The Eiffel Tower is not in Berlin."), None);
+        assert_eq!(read("Myth: Vaccines cause autism in children. Fact: Vaccines do not cause autism in children.", "Vaccines don't cause autism in children."), None);
+        assert_eq!(read("Plan A: Phone support is included. Plan B: Phone support is not included.", "Phone support isn't included."), None);
+        assert_eq!(read("That is not the case.", "That is the case."), None);
+        assert_eq!(read("Members do not need a receipt. Members need a receipt.", "Members don't need a receipt."), None, "stated too");
+        assert_eq!(read("Members do not need a receipt.", "Members need a receipt.").as_deref(), Some("Members do not need a receipt."));
     }
 
     #[test]

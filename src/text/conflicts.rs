@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::ops::Range;
 
 use super::sentences::split_sentences;
-use super::specifics::{self, same_length, Scanned, Sources, Specific, SpecificKind};
+use super::specifics::{self, same_length, same_length_in, Scanned, Sources, Specific, SpecificKind};
 
 /// A figure of a claim and the figure its evidence gives in the same place.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,7 @@ pub struct Evidence {
     run: String,
     /// Every length of time the text gives, in days: its figures', and those written in words
     /// that are no specific ("a day", "one week", "an hour").
-    lengths: Vec<f64>,
+    lengths: Vec<Length>,
 }
 
 impl Evidence {
@@ -91,7 +91,7 @@ impl Evidence {
                 })
             })
             .collect();
-        let mut lengths: Vec<f64> = places.iter().flatten().filter_map(|(p, _)| p.days).collect();
+        let mut lengths: Vec<Length> = places.iter().flatten().filter_map(|(p, _)| p.days).collect();
         for pair in words.words.windows(2) {
             let (n, unit) = (pair[0].0.to_lowercase(), pair[1].0.to_lowercase());
             let n = if matches!(n.as_str(), "a" | "an") { Some(1.0) } else { specifics::small_number(&n) };
@@ -150,7 +150,7 @@ type Figure = (Specific, Place, bool);
 /// `extracted`: every specific of the claim ([`specifics::extract`]).
 fn figures(claim: &str, unsupported: &[Specific], extracted: &[Specific], evidences: &[&Evidence]) -> Vec<Figure> {
     let words = Words::of(claim);
-    let given = |days: f64| evidences.iter().any(|e| e.lengths.iter().any(|d| same_length(*d, days)));
+    let given = |(days, per): Length| evidences.iter().any(|e| e.lengths.iter().any(|&(d, p)| same_length_in(d, p, days, per)));
     // A length an evidence gives in another unit is given ("24 hours" by "one day").
     let mut figures: Vec<Figure> = unsupported
         .iter()
@@ -261,9 +261,13 @@ fn within(sentences: &[Range<usize>], span: &Range<usize>) -> Range<usize> {
 #[derive(Debug, PartialEq)]
 struct Place {
     unit: Vec<String>,
-    days: Option<f64>,
+    days: Option<Length>,
     near: Vec<String>,
 }
+
+/// A length of time in days, and its unit's length in seconds (lengths in one unit compare
+/// exactly, [`same_length_in`]).
+type Length = (f64, u32);
 
 impl Place {
     /// How many anchors two places share, where their units do not differ (a number without a
@@ -274,7 +278,7 @@ impl Place {
     fn shared(&self, other: &Place) -> Option<usize> {
         let near = self.near.iter().filter(|a| other.unit.contains(a) || other.near.contains(a)).count();
         if !self.unit.is_empty() && !other.unit.is_empty() && !self.unit.iter().any(|u| other.unit.contains(u)) {
-            let (a, b) = (self.days?, other.days?);
+            let ((a, _), (b, _)) = (self.days?, other.days?);
             return (!same_length(a, b) && near > 0).then_some(near);
         }
         let n = self.unit.iter().filter(|a| other.unit.contains(a) || other.near.contains(a)).count() + near;
@@ -283,12 +287,16 @@ impl Place {
 }
 
 /// The length in days of a number written with a unit of time ("6 weeks": 42, "six months"),
-/// from its text and its unit's anchors; `None` for any other.
-fn days_of(text: &str, unit: &[String]) -> Option<f64> {
-    let per = unit.iter().find_map(|u| specifics::unit_seconds(u))? / 86_400.0;
+/// with its unit's seconds, from its text and its unit's anchors; `None` for any other, and for
+/// business or working days (no length in calendar time).
+fn days_of(text: &str, unit: &[String]) -> Option<Length> {
+    if unit.iter().any(|u| matches!(u.as_str(), "business" | "working")) {
+        return None;
+    }
+    let per = unit.iter().find_map(|u| specifics::unit_seconds(u))?;
     let first = text.split_whitespace().next()?.to_lowercase();
     let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::small_number(&first))?;
-    Some(n * per)
+    Some((n * per / 86_400.0, per as u32))
 }
 
 /// "am" or "pm" where `rest` (the text after a number) starts with a time of day's mark ("7 p.m.",
@@ -416,8 +424,8 @@ mod tests {
         assert_eq!((k, c.claim.text.as_str(), c.source.text.as_str()), (1, "60 days", "30 days"));
         assert!(strongest(claim, &unsupported, &[Evidence::new("Shipping is free on orders over $50.")]).is_none());
         // A length of time one context gives is no conflict with another length in another.
-        let claim = "The money goes back to your card within 5 to 7 business days.";
-        let read = [Evidence::new("Refunds go back to the card within 5 to 7 business days."), Evidence::new("Returns after 30 days go back to the card as store credit.")];
+        let claim = "The money goes back to your card within 5 to 7 days.";
+        let read = [Evidence::new("Refunds go back to the card within 5 to 7 days."), Evidence::new("Returns after 30 days go back to the card as store credit.")];
         assert!(strongest(claim, &[], &read).is_none());
         assert!(strongest(claim, &[], &read[1..]).is_some(), "alone, the other context gives another length in the same place");
     }
@@ -448,6 +456,9 @@ mod tests {
         assert!(found("Support replies within 24 hours.", "Support replies within one day. Escalations are answered within 4 hours.").is_empty(), "a length given in another unit");
         assert!(found("The store opens at 9 a.m.", "The store closes at 6 p.m.").is_empty(), "morning and evening");
         assert!(found("It was founded three decades ago.", "It was founded 30 years ago.").is_empty(), "a length in decades");
+        // In one unit, lengths are equal or not; business days are no length of time.
+        assert_eq!(found("The trial lasted 51 weeks.", "The trial lasted 52 weeks."), pair("51 weeks", "52 weeks"));
+        assert!(found("Shipping takes 10 business days.", "Shipping takes 2 weeks.").is_empty(), "business days");
         // A figure written otherwise is not read again as a length of time.
         assert!(found("Her best lap took 124.152 seconds.", "Her best lap took 1:24.152 seconds.").is_empty(), "a time written otherwise");
     }
@@ -488,6 +499,6 @@ mod tests {
         let text = "Returns are accepted for 30 days. Store credit expires after six months.";
         let words = Words::of(text);
         let s = specifics::extract(text).into_iter().find(|s| s.text == "six months").expect("a figure");
-        assert_eq!(words.place(text, &s), Place { unit: vec!["month".to_string()], days: Some(6.0 * 30.436875), near: vec!["expire".to_string()] }, "a unit; the sentence before is another place");
+        assert_eq!(words.place(text, &s), Place { unit: vec!["month".to_string()], days: Some((6.0 * 30.436875, 2_629_746)), near: vec!["expire".to_string()] }, "a unit; the sentence before is another place");
     }
 }

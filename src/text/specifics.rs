@@ -168,36 +168,43 @@ impl Sources {
 /// The lengths of time a case's contexts give, as written ("24 months", "one day", "a day"), to
 /// write a claim's lengths as the sources do ([`Lengths::in_source_units`]).
 pub struct Lengths {
-    /// Seconds and text, in context order.
-    given: Vec<(f64, String)>,
+    /// Seconds, the unit's seconds, and the text, in context order.
+    given: Vec<(f64, u32, String)>,
 }
 
-/// The lengths of time of a text: byte range and seconds, in text order; for a `context`, read as
-/// contexts are (the index's reading: "one day" too), with "a day" and "an hour".
-fn lengths_of(text: &str, context: bool) -> Vec<(Range<usize>, f64)> {
+/// The lengths of time of a text: byte range, seconds and the unit's seconds, in text order; for a
+/// `context`, read as contexts are (the index's reading: "one day" too), with "a day" and "an hour".
+fn lengths_of(text: &str, context: bool) -> Vec<(Range<usize>, f64, u32)> {
     let toks = tokenize(text);
-    let mut out: Vec<(Range<usize>, f64)> = scan_tokens(text, &toks, !context)
+    let mut out: Vec<(Range<usize>, f64, u32)> = scan_tokens(text, &toks, !context)
         .into_iter()
-        .filter_map(|f| f.keys.iter().find_map(|k| if let Key::Length(s) = k { Some(*s as f64) } else { None }).map(|s| (f.span, s)))
+        .filter_map(|f| f.keys.iter().find_map(|k| if let Key::Length(s, per) = k { Some((*s as f64, *per)) } else { None }).map(|(s, per)| (f.span, s, per)))
         .collect();
     if context {
-        for pair in toks.windows(2) {
-            let word = |t: &Tok| if t.kind == Tk::Word { text.get(t.span.clone()) } else { None };
-            if let (Some(a), Some(unit)) = (word(&pair[0]), word(&pair[1])) {
-                if matches!(a.to_lowercase().as_str(), "a" | "an") && !text[pair[0].span.end..pair[1].span.start].contains('\n') {
-                    out.extend(unit_seconds(unit).map(|s| (pair[0].span.start..pair[1].span.end, s)));
-                }
-            }
-        }
-        out.sort_by_key(|(r, _)| r.start);
+        out.extend(article_lengths(text, &toks).into_iter().map(|(r, per)| (r, per, per as u32)));
+        out.sort_by_key(|(r, _, _)| r.start);
     }
     out
+}
+
+/// Whether the length at `span` of `claim` is one end of a range ("1 to 2 weeks", "between 6 and
+/// 12 months", "2-3 years") or a rate ("24 hours a day", "every 2 weeks", "the first 50 years"):
+/// written in another unit alone, it would say something else.
+fn tied(claim: &str, span: &Range<usize>) -> bool {
+    let before = claim.get(..span.start).unwrap_or("").trim_end().to_lowercase();
+    let after = claim.get(span.end..).unwrap_or("").trim_start().to_lowercase();
+    let last = before.rsplit(|c: char| c.is_whitespace()).next().unwrap_or("");
+    let next = after.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("");
+    before.ends_with(['-', '–', '—', '/'])
+        || matches!(last, "to" | "and" | "or" | "through" | "thru" | "between" | "every" | "each" | "per" | "first" | "last" | "next" | "past")
+        || matches!(next, "a" | "an" | "per" | "each" | "every")
+        || after.starts_with(['-', '–', '—', '/'])
 }
 
 impl Lengths {
     /// The lengths `contexts` give (linear in their length).
     pub fn new(contexts: &[&str]) -> Self {
-        let given = contexts.iter().flat_map(|c| lengths_of(c, true).into_iter().map(|(r, s)| (s, c.get(r).unwrap_or("").to_string()))).collect();
+        let given = contexts.iter().flat_map(|c| lengths_of(c, true).into_iter().map(|(r, s, per)| (s, per, c.get(r).unwrap_or("").to_string()))).collect();
         Lengths { given }
     }
 
@@ -206,20 +213,19 @@ impl Lengths {
         !lengths_of(claim, false).is_empty()
     }
 
-    /// `claim` with each of its lengths of time that no context writes as it does, but one gives in
-    /// another unit, written as the first such context writes it: "The warranty lasts 2 years."
+    /// `claim` with each of its lengths of time that no context gives in its unit, but one gives
+    /// in another, written as the first such context writes it: "The warranty lasts 2 years."
     /// against "24 months" is "The warranty lasts 24 months." (a small NLI model does not convert
-    /// units: the default one read the first as contradicted, 0.58). `None` when nothing changes.
+    /// units: the default one read the first as contradicted, 0.58). A length in a range or a rate
+    /// ([`tied`]) stays as written. `None` when nothing changes.
     pub fn in_source_units(&self, claim: &str) -> Option<String> {
-        let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
         let mut out = String::with_capacity(claim.len());
         let mut at = 0;
-        for (span, seconds) in lengths_of(claim, false) {
-            let written = squeeze(claim.get(span.clone())?);
-            if self.given.iter().any(|(_, t)| squeeze(t) == written) {
+        for (span, seconds, per) in lengths_of(claim, false) {
+            if tied(claim, &span) || self.given.iter().any(|(s, p, _)| *p == per && same_length_in(*s, *p, seconds, per)) {
                 continue;
             }
-            let Some((_, as_given)) = self.given.iter().find(|(s, _)| same_length(*s, seconds)) else { continue };
+            let Some((_, _, as_given)) = self.given.iter().find(|(s, p, _)| *p != per && same_length(*s, seconds)) else { continue };
             out.push_str(claim.get(at..span.start)?);
             out.push_str(as_given);
             at = span.end;
@@ -265,9 +271,10 @@ enum Key {
     /// (1577, 1), supported by a context that holds 1,577 and speaks in millions anywhere (a table
     /// "in millions"). Scales: 0 thousand, 1 million, 2 billion, 3 trillion.
     Scaled(Val, u8),
-    /// A length of time in seconds ("2 years", "24 months", "one day"), supported by a context
-    /// giving the same length in any unit (within 2%, as [`same_length`] reads it).
-    Length(i64),
+    /// A length of time in seconds, and its unit's length in seconds ("2 years", "24 months", "one
+    /// day"): supported by a context giving the same length, in the same unit exactly, in another
+    /// within 2% ([`same_length_in`]).
+    Length(i64, u32),
     Name(Vec<String>),
 }
 
@@ -387,6 +394,42 @@ pub(super) fn unit_seconds(w: &str) -> Option<f64> {
 /// "30 days" is "one month" at 30.4 days; "4 weeks" is not).
 pub(super) fn same_length(a: f64, b: f64) -> bool {
     (a - b).abs() <= 0.02 * a.max(b)
+}
+
+/// [`same_length`] for lengths written in units of `per_a` and `per_b` seconds: in the same unit
+/// they must be equal ("51 weeks" is not "52 weeks"); the 2% bridges units whose ratio is no whole
+/// number (months and days).
+pub(super) fn same_length_in(a: f64, per_a: u32, b: f64, per_b: u32) -> bool {
+    if per_a == per_b {
+        (a - b).abs() <= 1e-9 * a.max(b)
+    } else {
+        same_length(a, b)
+    }
+}
+
+/// The lengths of time written with an article ("a day", "an hour"): byte range and the unit's
+/// seconds. Not a rate ("twice a day", "24 hours a day", "3 times a week"), nor "a second" before a
+/// word ("a second opinion").
+fn article_lengths(text: &str, toks: &[Tok]) -> Vec<(Range<usize>, f64)> {
+    let word = |k: usize| toks.get(k).filter(|t| t.kind == Tk::Word).and_then(|t| text.get(t.span.clone()));
+    let mut out = vec![];
+    for k in 0..toks.len() {
+        let (Some(a), Some(unit)) = (word(k), word(k + 1)) else { continue };
+        if !matches!(a.to_lowercase().as_str(), "a" | "an") || text.get(toks[k].span.end..toks[k + 1].span.start).is_some_and(|g| g.contains('\n')) {
+            continue;
+        }
+        let Some(per) = unit_seconds(unit) else { continue };
+        let before = k.checked_sub(1).and_then(|b| toks.get(b));
+        let rate = before.is_some_and(|b| {
+            let w = text.get(b.span.clone()).unwrap_or("").to_lowercase();
+            matches!(b.kind, Tk::Num | Tk::Mixed) || matches!(w.as_str(), "once" | "twice" | "thrice" | "times") || unit_seconds(&w).is_some()
+        });
+        let ordinal = unit.eq_ignore_ascii_case("second") && word(k + 2).is_some();
+        if !rate && !ordinal {
+            out.push((toks[k].span.start..toks[k + 1].span.end, per));
+        }
+    }
+    out
 }
 
 /// The scale of a multiplier of at least a thousand, as [`Key::Scaled`] numbers it.
@@ -657,11 +700,13 @@ struct NumP {
     day: Option<u8>,
     year: Option<i32>,
     decade: bool,
+    /// An ordinal ("first", "2nd"): it counts, but gives no length of time ("the first year").
+    ordinal: bool,
 }
 
 impl NumP {
     fn new(x: f64, end: usize) -> Self {
-        NumP { vals: vec![x], end, scaled: None, day: None, year: None, decade: false }
+        NumP { vals: vec![x], end, scaled: None, day: None, year: None, decade: false, ordinal: false }
     }
 }
 
@@ -921,7 +966,12 @@ impl<'a> Scan<'a> {
                 let int = num.bytes().all(|b| b.is_ascii_digit());
                 let mut p = NumP::new(x, i + 1);
                 match s[num.len()..].to_lowercase().as_str() {
-                    "st" | "nd" | "rd" | "th" if int && (1.0..=31.0).contains(&x) => p.day = Some(x as u8),
+                    "st" | "nd" | "rd" | "th" if int => {
+                        p.ordinal = true;
+                        if (1.0..=31.0).contains(&x) {
+                            p.day = Some(x as u8);
+                        }
+                    }
                     "s" if int && num.len() == 4 => (p.decade, p.year) = (true, Some(x as i32)),
                     "k" => p.vals = vec![x * 1e3],
                     "m" | "mn" => p.vals = vec![x * 1e6, x],
@@ -951,7 +1001,9 @@ impl<'a> Scan<'a> {
         let lw = first.to_lowercase();
         if !self.claim {
             if let Some(x) = context_only_number(&lw) {
-                return Some(NumP::new(x, i + 1));
+                let mut p = NumP::new(x, i + 1);
+                p.ordinal = lw != "half";
+                return Some(p);
             }
         }
         let (mut total, mut cur, mut any, mut j) = (0.0f64, 0.0f64, false, i);
@@ -1045,14 +1097,19 @@ impl<'a> Scan<'a> {
         let mut e = j;
         let mut length = None;
         if self.word_is(e, &["business", "working", "calendar"]) && self.word_is(e + 1, UNITS) {
+            // Calendar days are days; business days have no length in calendar time.
+            length = self.word_is(e, &["calendar"]).then(|| unit_seconds(self.s(e + 1))).flatten();
             e += 2;
         } else if self.word_is(e, UNITS) {
             length = unit_seconds(self.s(e));
             e += 1;
         }
+        if p.ordinal {
+            length = None;
+        }
         if !(self.claim && self.arithmetic_constant(i, &p)) {
-            // Seconds fit an i64 for any length a text gives (a century is 3.2e9).
-            let lengths = length.into_iter().flat_map(|per| p.vals.iter().map(move |x| Key::Length((x * per).round() as i64)));
+            // Seconds as an i64 (a cast saturates: a length past 292 billion years is read as that).
+            let lengths = length.into_iter().flat_map(|per| p.vals.iter().map(move |x| Key::Length((x * per).round() as i64, per as u32)));
             self.push(self.tok_span(i, e), SpecificKind::Number, vals.into_iter().map(Key::Num).chain(scaled).chain(lengths).collect());
         }
         e
@@ -1259,8 +1316,9 @@ struct Index {
     weekdays: u8,
     /// Scale words a context uses ("in millions", "2 billion"), by [`Key::Scaled`]'s numbering.
     scales: u8,
-    /// Lengths of time the contexts give, in seconds ([`Key::Length`]; "a day" and "an hour" too).
-    lengths: BTreeSet<i64>,
+    /// Lengths of time the contexts give, in seconds, with their unit's seconds ([`Key::Length`];
+    /// "a day" and "an hour" too).
+    lengths: BTreeSet<(i64, u32)>,
     /// Lower-cased words (and the parts of hyphenated ones), sorted for prefix look-ups.
     words: BTreeSet<String>,
     /// Lower-cased words of the user's question (see [`Sources::with_question`]).
@@ -1282,18 +1340,14 @@ fn with_parts(w: String) -> impl Iterator<Item = String> {
 impl Index {
     fn add(&mut self, text: &str) {
         let toks = tokenize(text);
-        let mut previous = String::new();
         for w in words_of(text, &toks) {
             if let Some(k) = multiplier(w.strip_suffix('s').unwrap_or(&w)).and_then(scale_index) {
                 self.scales |= 1 << k;
             }
-            // "a day", "an hour": a length written without a number.
-            if matches!(previous.as_str(), "a" | "an") {
-                self.lengths.extend(unit_seconds(&w).map(|s| s.round() as i64));
-            }
-            previous.clone_from(&w);
             self.words.extend(with_parts(w));
         }
+        // "a day", "an hour": a length written without a number.
+        self.lengths.extend(article_lengths(text, &toks).into_iter().map(|(_, per)| (per as i64, per as u32)));
         self.add_weekdays(text, &toks);
         for key in scan_tokens(text, &toks, false).into_iter().flat_map(|f| f.keys) {
             match key {
@@ -1311,8 +1365,8 @@ impl Index {
                 }
                 Key::Weekday(d) => self.weekdays |= 1 << d,
                 Key::Scaled(..) => {}
-                Key::Length(s) => {
-                    self.lengths.insert(s);
+                Key::Length(s, per) => {
+                    self.lengths.insert((s, per));
                 }
                 Key::Date(Ymd { y, m, d }) => {
                     if let (Some(y), Some(m), Some(d)) = (y, m, d) {
@@ -1361,10 +1415,10 @@ impl Index {
             },
             Key::Weekday(d) => self.weekdays & (1 << d) != 0,
             Key::Scaled(v, k) => self.scales & (1 << k) != 0 && self.nums.contains(v),
-            Key::Length(s) => {
-                let s = *s as f64;
-                let (lo, hi) = ((s * 0.98).floor() as i64, (s / 0.98).ceil() as i64);
-                self.lengths.range(lo..=hi).any(|&l| same_length(s, l as f64))
+            Key::Length(s, per) => {
+                let x = *s as f64;
+                let (lo, hi) = ((x * 0.98).floor() as i64, (x / 0.98).ceil() as i64);
+                self.lengths.range((lo, 0)..=(hi, u32::MAX)).any(|&(l, p)| same_length_in(x, *per, l as f64, p))
             }
             Key::Name(words) => words.iter().all(|w| self.word_ok(w) || (asked && self.asked.contains(w))),
         }
@@ -1662,6 +1716,23 @@ mod tests {
         assert_eq!(sources.in_source_units("It costs 24 dollars."), None);
         assert_eq!(sources.in_source_units("Returns are accepted for 1 month.").as_deref(), Some("Returns are accepted for 30 days."), "30.4 days");
         assert!(Lengths::any_in("It took 3 weeks.") && !Lengths::any_in("It took a week.") && !Lengths::any_in("It took 3 turns."));
+        // A review's cases: in one unit, lengths are equal or not ("51 weeks" was read as "52
+        // weeks", 2% apart, and then as that sentence word for word); a range's end, a rate and an
+        // ordinal stay as written; a rate is no length a context gives.
+        let weeks = Lengths::new(&["The trial lasted 52 weeks."]);
+        assert_eq!(weeks.in_source_units("The trial lasted 51 weeks."), None);
+        assert_eq!(flagged("The trial lasted 51 weeks.", "The trial lasted 52 weeks."), ["51 weeks"]);
+        assert_eq!(Lengths::new(&["Delivery is within 14 days."]).in_source_units("Delivery takes 1 to 2 weeks."), None);
+        let rates = Lengths::new(&["We reply within one day and ship within a week. Take it twice a day."]);
+        assert_eq!(rates.in_source_units("Support is available 24 hours a day, 7 days a week."), None);
+        assert_eq!(rates.in_source_units("Take it every 12 hours."), None);
+        assert_eq!(Lengths::new(&["Take it twice a day."]).in_source_units("It ships in 24 hours."), None, "twice a day is no length");
+        let first = Lengths::new(&["During the first year, repairs are free. The warranty lasts 12 months."]);
+        assert_eq!(first.in_source_units("The warranty lasts 1 year.").as_deref(), Some("The warranty lasts 12 months."));
+        assert!(!Lengths::any_in("Tuition rises in the 2nd year."));
+        assert_eq!(flagged("It took 1 second.", "Get a second opinion."), ["1 second"]);
+        supported("It took 1 second.", "It took a second.");
+        supported("Refunds take 10 calendar days.", "Refunds take ten days.");
     }
 
     #[test]

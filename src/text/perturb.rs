@@ -422,6 +422,16 @@ pub(crate) struct Negation {
 
 /// [`negate`], saying where: the auxiliary, and the negating word it took off, if any.
 pub(crate) fn negation(s: &str) -> Option<Negation> {
+    negation_with(s, true)
+}
+
+/// [`negation`] reading "cannot" as any other word: the first "not" or "n't" at an auxiliary
+/// ("They cannot swim and are not fast." takes off "are not").
+pub(crate) fn negation_past_cannot(s: &str) -> Option<Negation> {
+    negation_with(s, false)
+}
+
+fn negation_with(s: &str, cannot: bool) -> Option<Negation> {
     let tokens: Vec<(usize, &str)> = s.split(' ').scan(0usize, |at, w| {
         let start = *at;
         *at += w.len() + 1;
@@ -430,7 +440,7 @@ pub(crate) fn negation(s: &str) -> Option<Negation> {
     for (k, &(start, w)) in tokens.iter().enumerate().skip(1) {
         let lower = w.to_lowercase();
         // "cannot" is "can" negated.
-        if lower == "cannot" {
+        if cannot && lower == "cannot" {
             let text = format!("{}{}{}", &s[..start], &w[..3], &s[start + w.len()..]);
             return Some(Negation { text, auxiliary: start, removed: Some(start..start + w.len()) });
         }

@@ -141,14 +141,17 @@ fn words_hash(words: &[String]) -> u64 {
     h.finish()
 }
 
-/// The words of a sentence as a claim may repeat it: the sentence, and where it has a "Label:"
-/// lead-in, its words after it; each also without its markdown (a link as its text: "as [Cluster
-/// libraries](https://...) as needed" repeats as "as Cluster libraries as needed").
-fn verbatim_forms(sentence: &str) -> Vec<Vec<String>> {
+/// The words of a sentence as a claim may repeat it: the sentence, and with `lead_ins`, where it
+/// has a "Label:" lead-in, its words after it; each also without its markdown (a link as its text:
+/// "as [Cluster libraries](https://...) as needed" repeats as "as Cluster libraries as needed").
+/// Without `lead_ins` a sentence is read whole: "Myth: vaccines cause autism." does not say that
+/// they do.
+fn verbatim_forms(sentence: &str, lead_ins: bool) -> Vec<Vec<String>> {
     let plain = crate::text::claim_form::without_markup(sentence);
     let mut forms: Vec<Vec<String>> = vec![];
     for text in std::iter::once(sentence).chain(plain.as_deref()) {
-        for form in std::iter::once(text).chain(text.split_once(':').map(|(_, rest)| rest)) {
+        let after_lead_in = text.split_once(':').filter(|_| lead_ins).map(|(_, rest)| rest);
+        for form in std::iter::once(text).chain(after_lead_in) {
             let words = plain_words(form);
             if !forms.contains(&words) {
                 forms.push(words);
@@ -202,12 +205,12 @@ fn without_negations(words: &[String]) -> (Vec<String>, bool) {
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
     let mut index = VerbatimIndex::default();
     for r in sentences {
-        for words in verbatim_forms(&context[r.clone()]) {
+        for words in verbatim_forms(&context[r.clone()], true) {
             if words.len() >= VERBATIM_MIN_WORDS {
                 index.said.entry(words_hash(&words)).or_insert_with(|| r.clone());
             }
         }
-        for words in whole_forms(&context[r.clone()]) {
+        for words in verbatim_forms(&context[r.clone()], false) {
             let (bare, negated) = without_negations(&words);
             if deniable(&bare) {
                 index.unnegated.entry(words_hash(&bare)).or_default().push((r.clone(), negated));
@@ -215,19 +218,6 @@ pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> Verba
         }
     }
     index
-}
-
-/// The words of a whole sentence, as written and without its markdown (no "Label:" lead-in taken
-/// off: "Myth: vaccines cause autism." does not say that they do).
-fn whole_forms(sentence: &str) -> Vec<Vec<String>> {
-    let mut forms = vec![plain_words(sentence)];
-    if let Some(plain) = crate::text::claim_form::without_markup(sentence) {
-        let words = plain_words(&plain);
-        if !forms.contains(&words) {
-            forms.push(words);
-        }
-    }
-    forms
 }
 
 /// Whether words without their negations are enough to deny a claim by: four or more, two of them
@@ -251,7 +241,7 @@ pub(super) fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &st
         return None;
     }
     let r = index.said.get(&words_hash(&want))?;
-    verbatim_forms(&context[r.clone()]).contains(&want).then(|| r.clone())
+    verbatim_forms(&context[r.clone()], true).contains(&want).then(|| r.clone())
 }
 
 /// How a context's sentences read a claim word for word but for their negations
@@ -276,7 +266,7 @@ pub(super) fn negations(context: &str, index: &VerbatimIndex, claim: &str) -> Ne
         return found;
     }
     for (r, n) in index.unnegated.get(&words_hash(&bare)).into_iter().flatten() {
-        let same = whole_forms(&context[r.clone()]).iter().any(|w| without_negations(w).0 == bare);
+        let same = verbatim_forms(&context[r.clone()], false).iter().any(|w| without_negations(w).0 == bare);
         if !same {
             continue;
         }

@@ -296,7 +296,7 @@ fn days_of(text: &str, unit: &[String]) -> Option<Length> {
     let per = unit.iter().find_map(|u| specifics::unit_seconds(u))?;
     let first = text.split_whitespace().next()?.to_lowercase();
     let n = first.replace(',', "").parse::<f64>().ok().or_else(|| specifics::small_number(&first))?;
-    Some((n * per / 86_400.0, per as u32))
+    Some((n * f64::from(per) / 86_400.0, per))
 }
 
 /// "am" or "pm" where `rest` (the text after a number) starts with a time of day's mark ("7 p.m.",

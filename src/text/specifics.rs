@@ -181,7 +181,7 @@ fn lengths_of(text: &str, context: bool) -> Vec<(Range<usize>, f64, u32)> {
         .filter_map(|f| f.keys.iter().find_map(|k| if let Key::Length(s, per) = k { Some((*s as f64, *per)) } else { None }).map(|(s, per)| (f.span, s, per)))
         .collect();
     if context {
-        out.extend(article_lengths(text, &toks).into_iter().map(|(r, per)| (r, per, per as u32)));
+        out.extend(article_lengths(text, &toks).into_iter().map(|(r, per)| (r, f64::from(per), per)));
         out.sort_by_key(|(r, _, _)| r.start);
     }
     out
@@ -369,7 +369,7 @@ pub(super) fn small_number(w: &str) -> Option<f64> {
 /// The length in seconds of a unit of time as written after a number ("days", "Month",
 /// "centuries", or an anchor's "centurie"); a month is a twelfth of a Gregorian year. Nights have
 /// no length (a hotel's "3 nights" is not "3 days"), nor have business days.
-pub(super) fn unit_seconds(w: &str) -> Option<f64> {
+pub(super) fn unit_seconds(w: &str) -> Option<u32> {
     let w = w.to_lowercase();
     let one = match w.as_str() {
         "centuries" | "centurie" => "century",
@@ -387,7 +387,7 @@ pub(super) fn unit_seconds(w: &str) -> Option<f64> {
         "century" => 3_155_695_200,
         _ => return None,
     };
-    Some(f64::from(seconds))
+    Some(seconds)
 }
 
 /// Whether two lengths of time are the same: within 2% of the longer ("24 months" is "2 years",
@@ -410,7 +410,7 @@ pub(super) fn same_length_in(a: f64, per_a: u32, b: f64, per_b: u32) -> bool {
 /// The lengths of time written with an article ("a day", "an hour"): byte range and the unit's
 /// seconds. Not a rate ("twice a day", "24 hours a day", "3 times a week"), nor "a second" before a
 /// word ("a second opinion").
-fn article_lengths(text: &str, toks: &[Tok]) -> Vec<(Range<usize>, f64)> {
+fn article_lengths(text: &str, toks: &[Tok]) -> Vec<(Range<usize>, u32)> {
     let word = |k: usize| toks.get(k).filter(|t| t.kind == Tk::Word).and_then(|t| text.get(t.span.clone()));
     let mut out = vec![];
     for k in 0..toks.len() {
@@ -1109,7 +1109,7 @@ impl<'a> Scan<'a> {
         }
         if !(self.claim && self.arithmetic_constant(i, &p)) {
             // Seconds as an i64 (a cast saturates: a length past 292 billion years is read as that).
-            let lengths = length.into_iter().flat_map(|per| p.vals.iter().map(move |x| Key::Length((x * per).round() as i64, per as u32)));
+            let lengths = length.into_iter().flat_map(|per| p.vals.iter().map(move |x| Key::Length((x * f64::from(per)).round() as i64, per)));
             self.push(self.tok_span(i, e), SpecificKind::Number, vals.into_iter().map(Key::Num).chain(scaled).chain(lengths).collect());
         }
         e
@@ -1347,7 +1347,7 @@ impl Index {
             self.words.extend(with_parts(w));
         }
         // "a day", "an hour": a length written without a number.
-        self.lengths.extend(article_lengths(text, &toks).into_iter().map(|(_, per)| (per as i64, per as u32)));
+        self.lengths.extend(article_lengths(text, &toks).into_iter().map(|(_, per)| (i64::from(per), per)));
         self.add_weekdays(text, &toks);
         for key in scan_tokens(text, &toks, false).into_iter().flat_map(|f| f.keys) {
             match key {

@@ -1121,6 +1121,32 @@ fn a_claim_a_source_states_but_for_a_negation_is_contradicted() {
     assert_eq!(r["same"]["passed"], true);
 }
 
+/// A claim a source sentence says with another name in the place of one of its names is
+/// contradicted by that sentence, with both names beside it: the default model supported "Croatia
+/// won the 2018 World Cup." at 0.81 against this passage.
+#[test]
+fn a_claim_a_source_says_of_another_name_is_contradicted() {
+    let context = "The 2018 World Cup was held in Russia. France won the 2018 World Cup, defeating Croatia 4-2 in the final.";
+    let case = |id: &str, output: &str| serde_json::json!({"id": id, "output": format!("{output} [1]"), "contexts": [{"id": "1", "text": context}]});
+    let results = grade_cases(&[case("swapped", "Croatia won the 2018 World Cup."), case("right", "France won the 2018 World Cup.")], "support,citation");
+    let r = by_id(&results);
+    println!("{}\n{}", r["swapped"], r["right"]);
+    let claim = |id: &str| r[id]["metrics"]["support"]["claims"][0].clone();
+    let c = claim("swapped");
+    assert_eq!(c["label"], "contradicted", "{}", r["swapped"]);
+    assert_eq!((c["swapped"]["text"].as_str(), c["swapped"]["stated"]["text"].as_str()), (Some("Croatia"), Some("France")), "{}", r["swapped"]);
+    assert_eq!(c["swapped"]["span"], serde_json::json!([0, 7]));
+    let chars: Vec<char> = context.chars().collect();
+    let at = |v: &Value| -> String { chars[v[0].as_u64().unwrap() as usize..v[1].as_u64().unwrap() as usize].iter().collect() };
+    assert_eq!(at(&c["swapped"]["stated"]["span"]), "France");
+    assert!(at(&c["evidence"]["span"]).starts_with("France won"), "the evidence is the sentence: {}", r["swapped"]);
+    assert!(c["denied"].is_null(), "a swap is not a negation");
+    assert_eq!(r["swapped"]["metrics"]["citation"]["sentences"][0]["status"], "not_entailed", "{}", r["swapped"]);
+    assert_eq!(r["swapped"]["passed"], false);
+    assert!(claim("right")["swapped"].is_null(), "{}", r["right"]);
+    assert_eq!(claim("right")["label"], "supported", "{}", r["right"]);
+}
+
 /// A length of time is read as the sources write it: the default model read "The warranty lasts 2
 /// years." against "24 months" as contradicted (0.58), and the reference check read "two years"
 /// against the reference "24 months" as contradicting it. A length the sources give otherwise is

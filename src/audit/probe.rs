@@ -321,6 +321,7 @@ mod tests {
                     specifics: vec![],
                     verbatim: false,
                     denied: false,
+                    swapped: None,
                 };
                 let mut r = CaseResult::new(c, BTreeMap::new());
                 r.metrics.support = Some(Outcome::Ran(SupportResult { score: claim.score, passed: ok, claims: vec![claim], output: None, spans: vec![], about_sources: vec![] }));

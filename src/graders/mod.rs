@@ -761,8 +761,10 @@ fn grade_citation(p: &Prepared, sched: &PairScheduler, cfg: &GradeConfig) -> (Ou
             let verbatim = cited().any(|(k, c)| {
                 p.verbatim.get(k).is_some_and(|index| support::verbatim_sentence(&c.text, index, &s.text).is_some())
             });
-            // One a cited passage states word for word but for a negation is not: it is denied.
-            let denied = !verbatim && support::denied_by(cited().filter_map(|(k, c)| Some((k, c.id.as_str(), c.text.as_str(), p.verbatim.get(k)?))), &s.text).is_some();
+            // One a cited passage states word for word but for a negation, or with another name in
+            // the place of one of its names, is not: it is denied.
+            let indexed = || cited().filter_map(|(k, c)| Some((k, c.id.as_str(), c.text.as_str(), p.verbatim.get(k)?)));
+            let denied = !verbatim && (support::denied_by(indexed(), &s.text).is_some() || support::swapped_by(indexed(), &s.text).is_some());
             (if verbatim { 1.0 } else if denied { 0.0 } else { windows.fold(j.entail, f32::max) }, j.truncated)
         };
         let joint_score = (fabricated.is_empty()).then(|| entailment(&s.cites).0);

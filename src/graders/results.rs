@@ -220,6 +220,23 @@ pub struct ClaimResult {
     /// contradiction 1, and the evidence is that sentence.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub denied: bool,
+    /// Where a sentence of a context says with one name what the claim says with another ("Croatia
+    /// won the 2018 World Cup." against "France won the 2018 World Cup, defeating Croatia ..."):
+    /// the claim's name and the sentence's. The claim is then `contradicted` with score 0 and
+    /// contradiction 1, and the evidence is that sentence ([`crate::text::swaps`]). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swapped: Option<Swapped>,
+}
+
+/// A name of a claim that a context sentence gives as another name in the same words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Swapped {
+    /// The claim's name, as the claim writes it.
+    pub text: String,
+    /// Character range of it in the claim's `text`.
+    pub span: [usize; 2],
+    /// The context's name in its place.
+    pub stated: Stated,
 }
 
 /// A specific of a claim that no context contains.

@@ -45,6 +45,7 @@ pub(super) fn grade(p: &Prepared, d: Option<&Detection>, cfg: &SupportConfig) ->
             specifics: vec![],
             verbatim: false,
             denied: false,
+            swapped: None,
         });
     }
     if claims.is_empty() {

@@ -38,7 +38,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Range;
 
 use super::pairs::PairScheduler;
-use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, Stated, SupportResult};
+use super::results::{ClaimForm, ClaimResult, Evidence, Failure, GradedAs, Outcome, OutputSupport, SpecificFound, Stated, SupportResult, Swapped};
 use super::Prepared;
 use crate::config::{Aggregation, SupportConfig};
 use crate::text::{words, CharIndex};
@@ -133,6 +133,8 @@ pub(super) struct VerbatimIndex {
     /// Whole sentences (no "Label:" lead-in taken off) by their words without negations: each
     /// sentence and whether it is negated (an odd number of negations).
     unnegated: HashMap<u64, Vec<(Range<usize>, bool)>>,
+    /// Sentences by the words beside their names ([`swapped_by`]).
+    names: crate::text::swaps::Index,
 }
 
 fn words_hash(words: &[String]) -> u64 {
@@ -203,7 +205,7 @@ fn without_negations(words: &[String]) -> (Vec<String>, bool) {
 /// Indexes a context's sentences (byte ranges from `split_sentences`) for [`verbatim_sentence`]
 /// and [`negations`].
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
-    let mut index = VerbatimIndex::default();
+    let mut index = VerbatimIndex { names: crate::text::swaps::Index::new(context, sentences), ..Default::default() };
     for r in sentences {
         for words in verbatim_forms(&context[r.clone()], true) {
             if words.len() >= VERBATIM_MIN_WORDS {
@@ -293,6 +295,25 @@ pub(super) fn denied_by<'a>(contexts: impl Iterator<Item = (usize, &'a str, &'a 
         }
     }
     denied
+}
+
+/// The first sentence of one of `contexts` (each with its index) that says with one name what
+/// `claim` says with another ([`crate::text::swaps`]), where no sentence of any of them states it:
+/// its context id, the swap, and the context's index.
+pub(super) fn swapped_by<'a>(
+    contexts: impl Iterator<Item = (usize, &'a str, &'a str, &'a VerbatimIndex)>,
+    claim: &str,
+) -> Option<(&'a str, crate::text::swaps::Swap, usize)> {
+    use crate::text::swaps::Reading;
+    let mut swapped = None;
+    for (k, id, text, index) in contexts {
+        match index.names.read(text, claim) {
+            Reading::Stated => return None,
+            Reading::Swapped(s) if swapped.is_none() => swapped = Some((id, s, k)),
+            _ => {}
+        }
+    }
+    swapped
 }
 
 /// Over every context of the case: the most entailing and the most contradicting chunk for
@@ -404,6 +425,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
                 specifics: vec![],
                 verbatim: found.score == 1.0,
                 denied: false,
+                swapped: None,
             });
             counted.push(match label {
                 "supported" => found.score.max(cfg.claim_threshold),
@@ -458,6 +480,10 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         let denied = (!verbatim)
             .then(|| denied_by(read_against(), &s.hypothesis).or_else(|| (s.text != s.hypothesis).then(|| denied_by(read_against(), &s.text)).flatten()))
             .flatten();
+        // A claim a context sentence says with another name in its place is contradicted by it,
+        // unless a sentence states it ([`swapped_by`]).
+        let swapped = (!verbatim && denied.is_none()).then(|| swapped_by(read_against(), &s.text)).flatten();
+        let denied = denied.or_else(|| swapped.as_ref().map(|(id, w, k)| (*id, w.sentence.clone(), *k)));
         let (best, worst) = match denied.clone() {
             Some((id, r, k)) => (Some((0.0, id, r.clone(), k)), Some((1.0, id, r, k))),
             None => (quoted.or(best), worst),
@@ -544,7 +570,15 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             graded: s.form.map(|form| GradedAs { form, text: s.hypothesis.clone(), against: s.opposite.clone() }),
             specifics,
             verbatim,
-            denied: denied.is_some(),
+            denied: denied.is_some() && swapped.is_none(),
+            swapped: swapped.and_then(|(id, w, k)| {
+                let at = |byte: usize| context_chars.get(k).map_or(0, |ix| ix.offset(byte));
+                Some(Swapped {
+                    text: s.text.get(w.claim_name.clone())?.to_string(),
+                    span: [claim_chars.offset(w.claim_name.start), claim_chars.offset(w.claim_name.end)],
+                    stated: Stated { text: case.contexts.get(k)?.text.get(w.source_name.clone())?.to_string(), context: id.to_string(), span: [at(w.source_name.start), at(w.source_name.end)] },
+                })
+            }),
         });
     }
     if claims.is_empty() {

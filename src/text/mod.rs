@@ -14,6 +14,7 @@ pub mod injection;
 pub mod perturb;
 pub mod sentences;
 pub mod specifics;
+pub mod swaps;
 pub mod words;
 
 use std::ops::Range;

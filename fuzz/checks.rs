@@ -28,6 +28,15 @@ pub fn suite_reader(data: &[u8]) {
             break;
         }
     }
+    // One JSON object over several lines (its first line the brace alone): its cases under a
+    // known key, or one problem.
+    if rest.split(|&b| b == b'\n').next().is_some_and(|l| l.trim_ascii() == b"{") && rest.contains(&b'\n') {
+        let items: Vec<_> = SuiteReader::new(Cursor::new(data)).collect();
+        let lines: Vec<usize> = items.iter().map(|i| i.as_ref().map_or_else(|p| p.line, |c| c.line)).collect();
+        let one_problem = items.len() == 1 && items[0].is_err();
+        assert!(one_problem || lines == (1..=items.len()).collect::<Vec<_>>(), "an object must give its cases in order, or one problem: {items:?}");
+        return;
+    }
     if rest.first() == Some(&b'[') {
         let items: Vec<_> = SuiteReader::new(Cursor::new(data)).collect();
         match serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(rest) {

@@ -20,7 +20,17 @@ use crate::error::{Error, Result};
 /// inode (on unix) or the same canonical path, or when neither exists yet and their folders resolve
 /// to the same folder and their names are equal. An output that does not exist is not any existing
 /// input; devices, pipes and terminals (`/dev/stdout`, `/dev/null`) are never refused.
+///
+/// A results file is read with the summary beside it ([`summary_path`]: the run's manifest and
+/// counts, which `gate`, `report` and `compare` read too): where an input has one, it is an input
+/// as well (`candor gate r.jsonl --junit r.summary.json` had replaced the run's summary).
 pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    let summaries: Vec<(String, PathBuf)> = inputs
+        .iter()
+        .map(|&(r, p)| (format!("{r} summary"), summary_path(p)))
+        .filter(|(_, s)| s.is_file() && !inputs.iter().any(|(_, p)| *p == s.as_path()))
+        .collect();
+    let inputs: Vec<(&str, &Path)> = inputs.iter().copied().chain(summaries.iter().map(|(r, p)| (r.as_str(), p.as_path()))).collect();
     let ins: Vec<(&str, &Path, Option<FileId>)> = inputs.iter().map(|&(r, p)| (r, p, FileId::of(p))).collect();
     let outs: Vec<(&str, &Path, Option<FileId>)> = outputs.iter().map(|&(r, p)| (r, p, FileId::of(p))).collect();
     for (i, (out_role, out, out_id)) in outs.iter().enumerate() {
@@ -38,6 +48,12 @@ pub fn check_outputs(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Res
         }
     }
     Ok(())
+}
+
+/// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
+pub fn summary_path(results: &Path) -> PathBuf {
+    let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
+    results.with_file_name(format!("{stem}.summary.json"))
 }
 
 /// What identifies a file for [`check_outputs`].
@@ -505,6 +521,14 @@ mod tests {
             std::fs::hard_link(&suite, &hard).unwrap();
             refused(&[("suite", &suite)], &[("results", &hard)]);
         }
+        // The summary beside a results file read is read too: a JUnit file written over it is
+        // refused (only where that summary is there).
+        let (results, summary) = (d.join("r.jsonl"), d.join("r.summary.json"));
+        std::fs::write(&results, "{}\n").unwrap();
+        check_outputs(&[("results", &results)], &[("JUnit XML", &summary)]).unwrap();
+        std::fs::write(&summary, "{}").unwrap();
+        refused(&[("results", &results)], &[("JUnit XML", &summary)]);
+        assert_eq!(std::fs::read_to_string(&summary).unwrap(), "{}");
         // Two outputs on one file, existing or not.
         let planned = d.join("new.jsonl");
         refused(&[], &[("results", &planned), ("summary", &d.join("sub/../new.jsonl"))]);

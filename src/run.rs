@@ -677,6 +677,7 @@ pub fn grade(store: &ModelStore, spec: &RunSpec, events: &dyn Events, stop: &Ato
         crate::report::each_result(results_path, |r| counted.add(&r))?;
     }
     let mut summary = counted.finish(problems.len(), grader.model_ids().clone());
+    summary.misspelt_fields = unknown_fields.keys().filter_map(|k| Some((k.clone(), crate::suite::meant_field(k)?.to_string()))).collect();
     // A check scoped to a segment no case has checked nothing (a misspelt `task=refund` for
     // `task=refunds`): said, not passed over.
     if spec.metrics.checks {

@@ -260,7 +260,14 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = note {
         eprintln!("{}", candor::report::escape::terminal(&n));
     }
-    let mut r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg, sources.as_ref());
+    // A run that did not finish (or changed since) is said at the top of the report itself, where
+    // a reader of the file CI uploaded sees it, not only here.
+    // Results with no manifest at all (written by hand, or by an older candor) say nothing either way.
+    let incomplete = match candor::report::manifest::provenance(&args.results)? {
+        candor::report::manifest::Provenance::Unknown => None,
+        p => p.incomplete_reason(&args.results),
+    };
+    let mut r = render::build(&results, &args.by, args.min_cases, args.worst, &cfg, sources.as_ref()).incomplete(incomplete);
     if let Some(p) = &args.policy {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read the policy {}", p.display()))?;
         let policy = candor::report::gate::Policy::parse(&text).map_err(|e| anyhow::anyhow!("policy {}: {e}", p.display()))?;

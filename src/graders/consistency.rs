@@ -350,6 +350,14 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
             // A number, date, amount or percentage of the reference that the output does not give
             // (in any format: `text::specifics`) means another answer, whatever the model says:
             // "1965" for "1956" read with their question drew P(entailment) 0.98.
+            // Answers that open with opposite particles ("No." against "Yes.", or against "Yes,
+            // it is in Paris.") are different answers, whatever the model reads in what follows
+            // them: each read without its particle is the bare question, and the two drew 0.97.
+            // Two bare answers of one polarity ("Yes." and "Yes, it is.") are one answer.
+            let polarity = (claim_form::answer_polarity(&plan.output), claim_form::answer_polarity(&plan.reference));
+            let opposite = matches!(polarity, (Some(a), Some(b)) if a != b);
+            let same_polar = !opposite && claim_form::polar_answer(&plan.output).is_some() && claim_form::polar_answer(&plan.output) == claim_form::polar_answer(&plan.reference);
+            let (em, contradicted) = (em || same_polar, contradicted || opposite);
             let clash: Vec<String> = if em || contradicted {
                 vec![]
             } else {
@@ -364,6 +372,8 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
             }
             let score = if em {
                 1.0
+            } else if opposite {
+                0.0
             } else if contradicted {
                 nli
             } else if !clash.is_empty() {
@@ -575,6 +585,26 @@ mod tests {
     }
 
     #[test]
+    fn opposite_answers_disagree_whatever_the_model_says() {
+        // A new user's case: "No." against the reference "Yes." drew 0.97 (both read as the bare question).
+        let q = Some("Is Canberra the capital of Australia?");
+        for reference in ["Yes.", "Yes, Canberra is the capital of Australia."] {
+            let plan = ReferencePlan::new(reference, "No.", q);
+            let r = decide_reference(&plan, &[nli(0.97, 0.01), nli(0.97, 0.01)], 0.5, Some(0.9));
+            assert_eq!(r.score, 0.0, "{reference}");
+            assert!(!r.passed, "{reference}");
+            assert_eq!(r.contradicted_facts, vec![reference.to_string()], "{reference}");
+        }
+        // One polarity, written two ways, is one answer.
+        let plan = ReferencePlan::new("Yes, it is.", "yes", q);
+        let r = decide_reference(&plan, &[nli(0.2, 0.1), nli(0.2, 0.1)], 0.5, None);
+        assert!(r.passed && r.score == 1.0, "{r:?}");
+        // "No one" opens with no answer: the model's reading stands.
+        let plan = ReferencePlan::new("Yes.", "No one may enter.", q);
+        assert_eq!(decide_reference(&plan, &[nli(0.7, 0.0), nli(0.7, 0.0)], 0.5, None).score, 0.7);
+    }
+
+    #[test]
     fn exact_match_passes_whatever_the_model_says() {
         // The failure this replaces: "Mount Everest" against itself scored 0.03 by mutual implication.
         let plan = ReferencePlan::new("Mount Everest", "mount everest.", None);
@@ -594,9 +624,12 @@ mod tests {
         let r = decide_reference(&plan, &[nli(0.2, 0.0), nli(0.9, 0.0)], 0.5, None);
         assert!((r.score - 2.0 / 3.0).abs() < 1e-6, "{}", r.score);
         // NLI wins when the words differ but the answers agree.
-        let plan = ReferencePlan::new("Yes, it is.", "Correct.", None);
+        let plan = ReferencePlan::new("New York City", "The Big Apple", None);
         let r = decide_reference(&plan, &[nli(0.8, 0.0), nli(0.7, 0.0)], 0.5, None);
         assert!((r.score - 0.7).abs() < 1e-6);
+        // Two bare answers of one polarity are one answer, whatever the model reads.
+        let plan = ReferencePlan::new("Yes, it is.", "Correct.", None);
+        assert_eq!(decide_reference(&plan, &[nli(0.8, 0.0), nli(0.7, 0.0)], 0.5, None).score, 1.0);
         // A long output only has to state the short reference: the reverse direction is not asked of it.
         let long = "Standard repairs such as zippers take 10 business days. Repairs under warranty are free.";
         let plan = ReferencePlan::new("About 10 business days.", long, Some("How long does a zipper repair take?"));

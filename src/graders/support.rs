@@ -130,7 +130,8 @@ const VERBATIM_MIN_WORDS: usize = 4;
 #[derive(Debug, Default)]
 pub(super) struct VerbatimIndex {
     said: HashMap<u64, Range<usize>>,
-    /// Whole sentences (no "Label:" lead-in taken off) by their words without negations: each
+    /// Sentences (a "Label:" lead-in taken off only where it asserts what follows: [`LeadIns`]) by
+    /// their words without negations: each
     /// sentence and whether it is negated (an odd number of negations).
     unnegated: HashMap<u64, Vec<(Range<usize>, bool)>>,
     /// Sentences by the words beside their names ([`swapped_by`]).
@@ -143,16 +144,35 @@ fn words_hash(words: &[String]) -> u64 {
     h.finish()
 }
 
-/// The words of a sentence as a claim may repeat it: the sentence, and with `lead_ins`, where it
-/// has a "Label:" lead-in, its words after it; each also without its markdown (a link as its text:
-/// "as [Cluster libraries](https://...) as needed" repeats as "as Cluster libraries as needed").
-/// Without `lead_ins` a sentence is read whole: "Myth: vaccines cause autism." does not say that
-/// they do.
-fn verbatim_forms(sentence: &str, lead_ins: bool) -> Vec<Vec<String>> {
+/// Lead-in labels under which a sentence is not asserted but held up to be judged ("Myth:
+/// vaccines cause autism.", "Claim: X. Verdict: false."), compared lower-case word by word.
+const UNASSERTED: &[&str] = &[
+    "myth", "myths", "claim", "claims", "claimed", "rumor", "rumour", "rumors", "rumours", "misconception", "misconceptions", "false",
+    "fiction", "question", "q", "hypothesis", "allegation", "alleged", "fake", "hoax", "untrue", "wrong", "incorrect", "misinformation",
+    "statement", "assertion", "says", "said", "quote", "example",
+];
+
+/// Which "Label:" lead-ins a sentence may be read after ([`verbatim_forms`]).
+#[derive(Clone, Copy, PartialEq)]
+enum LeadIns {
+    /// Any: "Price match: we match ..." repeats as "we match ...".
+    Any,
+    /// Only labels that assert what follows ("Refund policy: refunds are accepted ..."), not those
+    /// that hold it up to be judged ([`UNASSERTED`]).
+    Asserting,
+}
+
+/// The words of a sentence as a claim may repeat it: the sentence, and where it has a "Label:"
+/// lead-in the `lead_ins` allow, its words after it; each also without its markdown (a link as its
+/// text: "as [Cluster libraries](https://...) as needed" repeats as "as Cluster libraries as
+/// needed"). "Myth: vaccines cause autism." does not say that they do: with
+/// [`LeadIns::Asserting`] it is read whole.
+fn verbatim_forms(sentence: &str, lead_ins: LeadIns) -> Vec<Vec<String>> {
     let plain = crate::text::claim_form::without_markup(sentence);
     let mut forms: Vec<Vec<String>> = vec![];
+    let allowed = |label: &str| lead_ins == LeadIns::Any || !plain_words(label).iter().any(|w| UNASSERTED.contains(&w.as_str()));
     for text in std::iter::once(sentence).chain(plain.as_deref()) {
-        let after_lead_in = text.split_once(':').filter(|_| lead_ins).map(|(_, rest)| rest);
+        let after_lead_in = text.split_once(':').filter(|(label, _)| allowed(label)).map(|(_, rest)| rest);
         for form in std::iter::once(text).chain(after_lead_in) {
             let words = plain_words(form);
             if !forms.contains(&words) {
@@ -207,12 +227,12 @@ fn without_negations(words: &[String]) -> (Vec<String>, bool) {
 pub(super) fn verbatim_index(context: &str, sentences: &[Range<usize>]) -> VerbatimIndex {
     let mut index = VerbatimIndex { names: crate::text::swaps::Index::new(context, sentences), ..Default::default() };
     for r in sentences {
-        for words in verbatim_forms(&context[r.clone()], true) {
+        for words in verbatim_forms(&context[r.clone()], LeadIns::Any) {
             if words.len() >= VERBATIM_MIN_WORDS {
                 index.said.entry(words_hash(&words)).or_insert_with(|| r.clone());
             }
         }
-        for words in verbatim_forms(&context[r.clone()], false) {
+        for words in verbatim_forms(&context[r.clone()], LeadIns::Asserting) {
             let (bare, negated) = without_negations(&words);
             if deniable(&bare) {
                 index.unnegated.entry(words_hash(&bare)).or_default().push((r.clone(), negated));
@@ -243,7 +263,7 @@ pub(super) fn verbatim_sentence(context: &str, index: &VerbatimIndex, claim: &st
         return None;
     }
     let r = index.said.get(&words_hash(&want))?;
-    verbatim_forms(&context[r.clone()], true).contains(&want).then(|| r.clone())
+    verbatim_forms(&context[r.clone()], LeadIns::Any).contains(&want).then(|| r.clone())
 }
 
 /// How a context's sentences read a claim word for word but for their negations
@@ -268,7 +288,7 @@ pub(super) fn negations(context: &str, index: &VerbatimIndex, claim: &str) -> Ne
         return found;
     }
     for (r, n) in index.unnegated.get(&words_hash(&bare)).into_iter().flatten() {
-        let same = verbatim_forms(&context[r.clone()], false).iter().any(|w| without_negations(w).0 == bare);
+        let same = verbatim_forms(&context[r.clone()], LeadIns::Asserting).iter().any(|w| without_negations(w).0 == bare);
         if !same {
             continue;
         }
@@ -649,6 +669,11 @@ mod tests {
         assert_eq!(read("That is not the case.", "That is the case."), None);
         assert_eq!(read("Members do not need a receipt. Members need a receipt.", "Members don't need a receipt."), None, "stated too");
         assert_eq!(read("Members do not need a receipt.", "Members need a receipt.").as_deref(), Some("Members do not need a receipt."));
+        // A new user's case: a label that asserts what follows it is read past ("Refund policy:"),
+        // one that holds it up to be judged is not ("Myth:", "Claim:", "Rumour:").
+        let policy = "Refund policy: refunds are accepted within 30 days of purchase. After 30 days, we offer store credit.";
+        assert_eq!(read(policy, "Refunds are not accepted within 30 days of purchase.").as_deref(), Some("Refund policy: refunds are accepted within 30 days of purchase."));
+        assert_eq!(read("Rumour: the store will close in May next year.", "The store will not close in May next year."), None);
     }
 
     #[test]

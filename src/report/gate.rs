@@ -208,6 +208,8 @@ struct PolicyFile {
     #[serde(default)]
     allow_invalid_lines: bool,
     #[serde(default)]
+    allow_unknown_fields: bool,
+    #[serde(default)]
     rules: BTreeMap<String, toml::Spanned<String>>,
     #[serde(default)]
     segments: BTreeMap<String, SegmentFile>,
@@ -266,6 +268,9 @@ pub struct Policy {
     pub allow_incomplete: bool,
     /// Let a run be gated whose suite had lines that could not be read (not graded).
     pub allow_invalid_lines: bool,
+    /// Let a run be gated whose suite had fields that look like a known field misspelt (their
+    /// content not graded: `retreival_context`).
+    pub allow_unknown_fields: bool,
     /// Rules on the whole run.
     pub rules: Vec<Rule>,
     /// Rules per segment (`key=value`), with their own minimum.
@@ -339,6 +344,7 @@ impl Policy {
             allow_skipped_cases: f.allow_skipped_cases,
             allow_incomplete: f.allow_incomplete,
             allow_invalid_lines: f.allow_invalid_lines,
+            allow_unknown_fields: f.allow_unknown_fields,
             rules,
             segments,
             baseline: f.baseline,
@@ -776,9 +782,44 @@ pub fn lines_read(policy: &Policy, invalid_lines: usize) -> Option<Check> {
     })
 }
 
+/// The check that no field of the suite was a known field misspelt: such a field's content was not
+/// graded (a case whose `retreival_context` was never read passed on its reference alone), which
+/// fails the gate unless the policy sets `allow_unknown_fields = true`. `misspelt` is the summary's
+/// `misspelt_fields`.
+pub fn fields_known(policy: &Policy, misspelt: &BTreeMap<String, String>) -> Option<Check> {
+    if misspelt.is_empty() {
+        return None;
+    }
+    let name = "every field of the suite known".to_string();
+    let list: Vec<String> = misspelt.iter().map(|(f, k)| format!("`{f}` (did you mean `{k}`?)")).collect();
+    let why = format!("field(s) candor does not know, whose content was not graded: {}", list.join(", "));
+    Some(if policy.allow_unknown_fields {
+        Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
+    } else {
+        Check {
+            group: "overall".into(),
+            name,
+            passed: false,
+            skipped: None,
+            detail: format!("{why}; rename the field (or map it with `candor grade --field`) and grade again, or set `allow_unknown_fields = true` in the policy"),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misspelt_fields_fail_the_gate_unless_allowed() {
+        let misspelt: BTreeMap<String, String> = [("retreival_context".to_string(), "retrieval_context".to_string())].into();
+        let strict = Policy::parse("[rules]\n\"pass_rate\" = \">= 0.1\"\n").unwrap();
+        let c = fields_known(&strict, &misspelt).unwrap();
+        assert!(!c.passed && c.detail.contains("`retreival_context` (did you mean `retrieval_context`?)"), "{c:?}");
+        let lenient = Policy::parse("allow_unknown_fields = true\n[rules]\n\"pass_rate\" = \">= 0.1\"\n").unwrap();
+        assert!(fields_known(&lenient, &misspelt).unwrap().passed);
+        assert!(fields_known(&strict, &BTreeMap::new()).is_none());
+    }
 
     #[test]
     fn rules_parse_and_reject_nonsense() {

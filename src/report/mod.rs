@@ -17,7 +17,7 @@ pub mod render;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,11 @@ pub struct Summary {
     pub segments: BTreeMap<String, GroupSummary>,
     /// Suite lines that could not be graded.
     pub invalid_lines: usize,
+    /// Fields of the suite candor does not know that look like a known field misspelt, each with
+    /// the field it seems meant for ("retreival_context": "retrieval_context"): that field's
+    /// content was not graded, and a gate fails on it unless its policy allows unknown fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub misspelt_fields: BTreeMap<String, String>,
     /// The models that graded.
     pub models: BTreeMap<String, String>,
     /// How the run was made, and whether it finished (see [`manifest`]).
@@ -347,6 +352,7 @@ impl SummaryBuilder {
     /// The summary.
     pub fn finish(self, invalid_lines: usize, models: BTreeMap<String, String>) -> Summary {
         Summary {
+            misspelt_fields: BTreeMap::new(),
             overall: self.overall.finish(),
             segments: self.segments.into_iter().map(|(k, v)| (k, v.finish())).collect(),
             invalid_lines,
@@ -527,11 +533,7 @@ pub fn cut_torn_tail(path: &Path, len: u64) -> Result<u64> {
     Ok(size.saturating_sub(len))
 }
 
-/// The summary file beside a results file: `r.jsonl` -> `r.summary.json`.
-pub fn summary_path(results: &Path) -> PathBuf {
-    let stem = results.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "results".into());
-    results.with_file_name(format!("{stem}.summary.json"))
-}
+pub use crate::io::summary_path;
 
 /// The models recorded in results (those of the first line).
 pub fn models_of(results: &[CaseResult]) -> BTreeMap<String, String> {

@@ -205,6 +205,11 @@ pub struct Report {
     /// cases, verdicts and ranking `candor grade` reported; see [`Report::agreement`]).
     #[serde(skip)]
     pub agreement: Vec<AgreementRow>,
+    /// Why the run these results come from cannot be taken as whole (it did not finish, or its
+    /// results changed since: [`super::manifest::Provenance::incomplete_reason`]), set with
+    /// [`Report::incomplete`]; every format then opens with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// A group's expected cost per case.
@@ -426,10 +431,17 @@ pub fn build(results: &[CaseResult], by: &[String], min_cases: usize, worst: usi
         keys,
         costs: vec![],
         agreement,
+        incomplete: None,
     }
 }
 
 impl Report {
+    /// The report of a run that cannot be taken as whole, saying why (`reason`) at its top.
+    pub fn incomplete(mut self, reason: Option<String>) -> Self {
+        self.incomplete = reason;
+        self
+    }
+
     /// Adds each group's expected cost per case under `cost` (a gate policy's `[cost]` table), from
     /// the cases of `results` in that group.
     pub fn with_costs(mut self, results: &[CaseResult], cost: &super::cost::CostPolicy) -> Self {
@@ -522,6 +534,9 @@ impl Report {
     pub fn table(&self) -> String {
         let ms = self.metric_names();
         let mut s = String::new();
+        if let Some(why) = &self.incomplete {
+            let _ = writeln!(s, "INCOMPLETE: {}\n", terminal(why));
+        }
         let _ = write!(s, "{:<32} {:>6} {:>22}", "group", "cases", "pass rate (95% CI)");
         for m in &ms {
             let _ = write!(s, " {:>24}", format!("{m} mean (95% CI)"));
@@ -581,7 +596,11 @@ impl Report {
     /// Markdown, for a pull request or a wiki.
     pub fn markdown(&self) -> String {
         let ms = self.metric_names();
-        let mut s = String::from("## candor report\n\n| group | cases | pass rate (95% CI) |");
+        let mut s = String::from("## candor report\n\n");
+        if let Some(why) = &self.incomplete {
+            let _ = writeln!(s, "> **INCOMPLETE:** {}\n", super::escape::markdown(why));
+        }
+        s.push_str("| group | cases | pass rate (95% CI) |");
         for m in &ms {
             let _ = write!(s, " {m} mean (95% CI) |");
         }
@@ -649,6 +668,9 @@ impl Report {
         h.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>candor report</title><style>");
         h.push_str("body{font:14px system-ui,sans-serif;margin:24px;color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px}table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.num{text-align:right}.fail{color:#b00020}.ok{color:#18794e}.few{color:#888}svg text{font:11px system-ui,sans-serif}.charts{display:flex;flex-wrap:wrap;gap:24px}#q{padding:4px;width:320px}");
         h.push_str("</style></head><body>\n<h1>candor report</h1>\n");
+        if let Some(why) = &self.incomplete {
+            let _ = writeln!(h, "<p class=\"fail\" role=\"alert\"><strong>INCOMPLETE:</strong> {}</p>", esc(why));
+        }
         let _ = writeln!(h, "<p>{} cases; models: {}</p>", self.groups[0].cases, esc(&self.models.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")));
         h.push_str("<h2>Pass rate by segment (95% Wilson interval)</h2>\n");
         h.push_str(&self.svg_pass_rates());
@@ -942,6 +964,24 @@ mod tests {
         assert_eq!(rows[0][4], "task=</script>");
         assert_eq!(html.matches("<script").count(), 2, "only the page's own scripts");
         assert!(!html.contains("<img") && !html.contains("<!--"), "{html}");
+    }
+
+    /// A report of a run that did not finish says so at the top of every format, and the JSON
+    /// carries the reason; a whole run's says nothing of it.
+    #[test]
+    fn an_incomplete_run_is_said_at_the_top_of_every_format() {
+        let results = vec![hostile("a", "x", "claim")];
+        let whole = build(&results, &[], 1, 10, &GradeConfig::default(), None);
+        assert!(!whole.markdown().contains("INCOMPLETE") && !whole.html().contains("INCOMPLETE") && !whole.table().contains("INCOMPLETE"));
+        assert!(serde_json::to_value(&whole).unwrap().get("incomplete").is_none());
+        let why = "the run that wrote r.jsonl did not finish <b>";
+        let r = whole.incomplete(Some(why.to_string()));
+        assert!(r.table().starts_with("INCOMPLETE: the run that wrote r.jsonl did not finish"), "{}", r.table());
+        assert!(r.markdown().contains("> **INCOMPLETE:** the run that wrote r.jsonl did not finish"), "{}", r.markdown());
+        let html = r.html();
+        let banner = html.find("INCOMPLETE:").expect("a banner");
+        assert!(banner < html.find("<h2>").unwrap() && html.contains("did not finish &lt;b&gt;</p>"), "{html}");
+        assert_eq!(serde_json::to_value(&r).unwrap()["incomplete"], why);
     }
 
     /// Ids, segment values, claims and evidence that carry terminal escapes, line breaks and

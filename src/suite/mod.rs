@@ -160,14 +160,9 @@ fn describe_unknown(unknown: &BTreeMap<String, usize>, first_seen: Option<usize>
                 // pandas writes its index as a column without a header.
                 return format!("a column without a name{}", count(n));
             }
-            let near = known
-                .iter()
-                .map(|k| (edit_distance(&name.to_lowercase(), k), *k))
-                .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-                .min();
-            match (near, first_seen) {
-                (Some((_, k)), None) => format!("`{name}` ({n} case(s); did you mean `{k}`?)"),
-                (Some((_, k)), Some(_)) => format!("`{name}` (did you mean `{k}`?)"),
+            match (meant_field(name), first_seen) {
+                (Some(k), None) => format!("`{name}` ({n} case(s); did you mean `{k}`?)"),
+                (Some(k), Some(_)) => format!("`{name}` (did you mean `{k}`?)"),
                 (None, _) => format!("`{name}`{}", count(n)),
             }
         })
@@ -181,6 +176,17 @@ fn describe_unknown(unknown: &BTreeMap<String, usize>, first_seen: Option<usize>
         Some(a) => format!("{fields}; {a}"),
         None => fields,
     })
+}
+
+/// The known field an unknown one seems a misspelling of ("retreival_context" for
+/// `retrieval_context`): the nearest by edit distance, within 2 or a quarter of its length.
+pub fn meant_field(name: &str) -> Option<&'static str> {
+    known_fields()
+        .into_iter()
+        .map(|k| (edit_distance(&name.to_lowercase(), k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// The fields candor does not know that may hold a case's source passages, most cases first: names
@@ -238,7 +244,8 @@ fn known_spelling(name: &str) -> String {
 /// `Question`, `Document` and `Answer`; camel-case exports' `actualOutput`; `Retrieved Contexts`),
 /// and a single `document` as `documents` (one text is a list of one); returns (as written, as
 /// read) for each. A field is read so only where the case gives no name of that field as it is
-/// (`answer` beside `Response` stays the output; `Response` stays unknown, and is reported as such)
+/// (`answer` beside `Response` stays the output; `Response` stays unknown, and is reported as such;
+/// contexts only where that very name is not given, and then by their precedence, `CONTEXTS`)
 /// and its value is of the field's kind (a text; for contexts, a list too): a `Label`, `ID` or
 /// `Cost` column, or an `Input` holding an object, stays what it was, an unknown field.
 fn respell(obj: &mut Map<String, Value>) -> Vec<(String, String)> {
@@ -251,12 +258,16 @@ fn respell(obj: &mut Map<String, Value>) -> Vec<(String, String)> {
         let Some((group, to)) = [INPUT, OUTPUT, CONTEXTS, REFERENCE].into_iter().find_map(|g| g.iter().find(|n| **n == name).map(|n| (g, *n))) else {
             continue;
         };
+        let contexts = CONTEXTS.contains(&to);
         let fits = match obj.get(&from) {
             Some(Value::String(_)) => true,
-            Some(Value::Array(_)) => std::ptr::eq(group, CONTEXTS),
+            Some(Value::Array(_)) => contexts,
             _ => false,
         };
-        if !fits || group.iter().any(|n| obj.contains_key(*n)) {
+        // Contexts given twice are graded by their precedence, with a note (DeepEval's camel-case
+        // `retrievalContext` beside `context` is the retrieval context, as its snake case is).
+        let taken = if contexts { obj.contains_key(to) } else { group.iter().any(|n| obj.contains_key(*n)) };
+        if !fits || taken {
             continue;
         }
         if let Some(v) = obj.remove(&from) {
@@ -1254,7 +1265,11 @@ impl<R: BufRead> SuiteReader<R> {
                 buf.iter().take_while(|b| b.is_ascii_whitespace()).count()
             };
             if skip == 0 {
-                if buf[0] != b'[' {
+                // One JSON object written over several lines (a tool's export, pretty-printed: its
+                // first line is the opening brace alone; a case of JSON Lines never is).
+                let first_line = buf.iter().position(|&b| b == b'\n').map(|n| &buf[..n]);
+                let object = first_line.is_some_and(|l| l.trim_ascii() == b"{");
+                if buf[0] != b'[' && !object {
                     return None;
                 }
                 break;
@@ -1270,6 +1285,9 @@ impl<R: BufRead> SuiteReader<R> {
             return None;
         }
         self.ended = true;
+        if bytes.first() == Some(&b'{') {
+            return self.wrapped_cases(&bytes);
+        }
         // Items are kept as their raw text, so that each is parsed as a line is (a key repeated in
         // an item is refused, not silently merged).
         match serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(&bytes) {
@@ -1284,7 +1302,46 @@ impl<R: BufRead> SuiteReader<R> {
             }),
         }
     }
+
+    /// A suite written as one JSON object over several lines: its cases are the array under one of
+    /// [`CASE_LISTS`] (read as a JSON array of cases); any other object is one problem that says
+    /// what the file holds and what candor reads, not a line-by-line wall of parse errors.
+    fn wrapped_cases(&mut self, bytes: &[u8]) -> Option<SuiteProblem> {
+        let fail = |line: usize, reason: String| Some(SuiteProblem { line, field: None, reason });
+        let object = match serde_json::from_slice::<serde_json::Map<String, Value>>(bytes) {
+            Ok(o) => o,
+            Err(e) => return fail(self.line + e.line(), format!("the suite starts with a JSON object written over several lines, which does not parse ({e}); write one case per line (JSON Lines) or one JSON array of cases")),
+        };
+        for key in CASE_LISTS {
+            if let Some(items @ Value::Array(_)) = object.get(*key) {
+                let raw = serde_json::to_string(items).ok().and_then(|t| serde_json::from_str::<Vec<Box<serde_json::value::RawValue>>>(&t).ok());
+                if let Some(items) = raw {
+                    self.array = Some(items.into_iter().enumerate());
+                    return None;
+                }
+            }
+        }
+        let keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
+        let promptfoo = object.contains_key("evalId") || object.get("results").is_some_and(|r| r.get("results").is_some());
+        let hint = if promptfoo {
+            " (a promptfoo results file: grade the test cases themselves, `promptfoo` YAML or JSON tests with `vars`, or export each result's `response.output` as a case's `output`)"
+        } else {
+            ""
+        };
+        fail(
+            self.line + 1,
+            format!(
+                "the suite is one JSON object (keys: {}), not cases{hint}: write one case per line (JSON Lines) or one JSON array of cases, or put the cases in an array under one of {}",
+                keys.join(", "),
+                CASE_LISTS.join(", ")
+            ),
+        )
+    }
 }
+
+/// Keys under which a suite written as one JSON object holds its cases (DeepEval's test-run file
+/// `testCases`, and the usual names of a list of rows).
+const CASE_LISTS: &[&str] = &["testCases", "test_cases", "cases", "goldens", "examples", "data", "rows"];
 
 /// A reader that hashes (sha256) and counts the bytes that pass through it: a suite is read once,
 /// and its hash and progress come from that one reading.
@@ -1566,6 +1623,26 @@ mod tests {
     }
 
     #[test]
+    fn a_suite_written_as_one_object_is_read_or_said_once() {
+        // DeepEval's test-run file: its cases under `testCases`, in camel case.
+        let run = "{\n  \"testFile\": \"test_app.py\",\n  \"testCases\": [\n    {\"input\": \"q\", \"actualOutput\": \"a\", \"retrievalContext\": [\"r\"]},\n    {\"input\": \"q2\", \"actualOutput\": \"b\"}\n  ]\n}\n";
+        let items: Vec<_> = SuiteReader::new(run.as_bytes()).collect();
+        assert_eq!(items.len(), 2, "{items:?}");
+        let first = items[0].as_ref().unwrap();
+        assert_eq!((first.id.as_str(), first.output.as_str(), first.contexts.len()), ("1", "a", 1));
+        // promptfoo's results file: one problem naming it, not a parse error per line.
+        let promptfoo = "{\n  \"evalId\": \"eval-1\",\n  \"results\": {\"results\": [{\"response\": {\"output\": \"x\"}}]}\n}\n";
+        let items: Vec<_> = SuiteReader::new(promptfoo.as_bytes()).collect();
+        assert_eq!(items.len(), 1, "{items:?}");
+        let e = items[0].as_ref().unwrap_err();
+        assert!(e.reason.contains("one JSON object (keys: evalId, results)") && e.reason.contains("promptfoo results file"), "{e}");
+        // A case on one line is still a line of JSON Lines.
+        let items: Vec<_> = SuiteReader::new("{\"output\": \"a\"}\n{\"output\": \"b\"}\n".as_bytes()).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(|i| i.is_ok()));
+    }
+
+    #[test]
     fn deepeval_goldens_grade_the_retrieval_context() {
         let line = r#"{"input": "q", "actual_output": "a", "expected_output": "e", "retrieval_context": ["r"], "context": ["ideal"]}"#;
         let mut r = SuiteReader::new(line.as_bytes());
@@ -1575,6 +1652,10 @@ mod tests {
         assert!(c.unknown_fields.is_empty());
         let said = describe_shadowed(r.shadowed_fields()).unwrap();
         assert!(said.contains("`context` given beside `retrieval_context` in 1 case(s)"), "{said}");
+        // The same in DeepEval's camel case (a new user's file: `context` was graded, silently).
+        let c = parse_case(1, r#"{"actualOutput": "a", "retrievalContext": ["r"], "context": ["ideal"]}"#).unwrap();
+        assert_eq!(c.contexts.iter().map(|x| x.text.as_str()).collect::<Vec<_>>(), ["r"]);
+        assert_eq!(c.shadowed, [("context".to_string(), "retrieval_context".to_string())]);
         // A null retrieval_context (a golden with no retrieval) leaves `context` to be graded.
         let c = parse_case(1, r#"{"actual_output": "a", "retrieval_context": null, "context": ["ideal"]}"#).unwrap();
         assert_eq!(c.contexts.len(), 1);
@@ -1917,8 +1998,13 @@ mod tests {
         assert_eq!(c.unknown_fields, ["Output"]);
         assert!(c.respelt.is_empty());
         let c = parse_case(4, r#"{"answer": "a", "Response": "r", "documents": ["d"], "Context": "c"}"#).unwrap();
-        assert_eq!((c.output.as_str(), c.contexts[0].text.as_str()), ("a", "d"));
-        assert_eq!(c.unknown_fields, ["Context", "Response"]);
+        assert_eq!(c.output.as_str(), "a");
+        assert_eq!(c.unknown_fields, ["Response"]);
+        // Contexts are the exception: two context fields are two fields, graded by their
+        // precedence with a note (DeepEval's `retrievalContext` beside `context`), so `Context`
+        // is read as `context`, which comes before `documents`.
+        assert_eq!(c.contexts[0].text.as_str(), "c");
+        assert_eq!(c.shadowed, [("documents".to_string(), "context".to_string())]);
         // Fields of other kinds, or of the wrong type, are not read under another spelling: they
         // load as they did, unknown.
         let c = parse_case(5, r#"{"output": "a", "Label": "SUPPORTS", "ID": 3, "Cost": "high", "Input": {"q": 1}}"#).unwrap();

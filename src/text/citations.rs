@@ -2,7 +2,8 @@
 //!
 //! A marker is a bracketed, comma-separated list of ids. An id counts when it contains a digit
 //! (`1`, `doc2`, `S-12`) or is exactly one of the case's context ids (so `[policy]` cites a context
-//! named `policy`). Markdown links (`[text](url)`) and bracketed prose (`[citation needed]`) are not
+//! named `policy`); a context id after a footnote caret or a word such as "Source" or "doc" (`[^1]`,
+//! `[Source 1]`, `[doc1]`, as other tools write markers) cites that context. Markdown links (`[text](url)`) and bracketed prose (`[citation needed]`) are not
 //! markers, and neither is anything inside code spans.
 
 use std::ops::Range;
@@ -51,14 +52,34 @@ fn parse_marker(s: &str, known_ids: &[&str]) -> Option<(Vec<String>, usize)> {
     if inner.trim().is_empty() || inner.len() > 64 || s[inner_end + 1..].starts_with('(') {
         return None;
     }
-    let ids: Vec<String> = inner.split(',').map(|p| p.trim().to_string()).collect();
-    let ok = ids.iter().all(|id| {
-        !id.is_empty()
-            && (known_ids.contains(&id.as_str())
-                || (id.chars().any(|c| c.is_ascii_digit())
-                    && id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')))
-    });
-    ok.then_some((ids, inner_end + 1))
+    let ids: Option<Vec<String>> = inner.split(',').map(|p| resolve(p.trim(), known_ids)).collect();
+    ids.map(|ids| (ids, inner_end + 1))
+}
+
+/// Words an output may put before a context's id in a marker ("[Source 1]", "[doc2]", "[ref 3]").
+const ID_WORDS: &[&str] = &["source", "document", "doc", "reference", "ref", "context", "passage", "chunk"];
+
+/// The id a marker's part names: a context id as written; a context id written with a footnote
+/// caret or after one of [`ID_WORDS`] ("[^1]", "[Source 1]", "[doc1]" cite the context `1`); else
+/// the part itself where it holds a digit and only letters, digits, `-`, `_` and `.` (an id no
+/// context has: a fabricated citation). `None`: not an id, so no marker.
+fn resolve(id: &str, known_ids: &[&str]) -> Option<String> {
+    if id.is_empty() {
+        return None;
+    }
+    if known_ids.contains(&id) {
+        return Some(id.to_string());
+    }
+    let bare = id.strip_prefix('^').unwrap_or(id);
+    let lower = bare.to_lowercase();
+    let after_word = ID_WORDS.iter().find_map(|w| lower.strip_prefix(w)).map(|r| r.trim_start_matches([' ', '_', '-', '#']));
+    for candidate in [Some(bare), after_word].into_iter().flatten() {
+        if let Some(k) = known_ids.iter().find(|k| k.eq_ignore_ascii_case(candidate)) {
+            return Some(k.to_string());
+        }
+    }
+    let plain = id.chars().any(|c| c.is_ascii_digit()) && id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
+    plain.then(|| id.to_string())
 }
 
 /// `text` with the given markers removed and the spacing they leave tidied
@@ -97,6 +118,22 @@ mod tests {
 
     fn ids(text: &str, known: &[&str]) -> Vec<Vec<String>> {
         find_markers(text, known).into_iter().map(|m| m.ids).collect()
+    }
+
+    #[test]
+    fn markers_written_as_other_tools_write_them_cite_their_context() {
+        let ids = |text: &str, known: &[&str]| find_markers(text, known).into_iter().map(|m| m.ids.join(",")).collect::<Vec<_>>();
+        let known = ["1", "2"];
+        assert_eq!(ids("Refunds take 30 days [Source 1].", &known), ["1"]);
+        assert_eq!(ids("Refunds take 30 days [^2].", &known), ["2"]);
+        assert_eq!(ids("Refunds take 30 days [doc1][ref 2].", &known), ["1", "2"]);
+        assert_eq!(ids("Refunds take 30 days [source 1, source 2].", &known), ["1,2"]);
+        // An id no context has is still a marker (fabricated) where it looks like one ...
+        assert_eq!(ids("Refunds take 30 days [doc7].", &known), ["doc7"]);
+        // ... and prose or a footnote to nothing is no marker.
+        assert!(ids("Refunds take 30 days [Source 7].", &known).is_empty());
+        assert!(ids("Refunds take 30 days [^7].", &known).is_empty());
+        assert!(ids("See [the policy] for more.", &known).is_empty());
     }
 
     #[test]

@@ -154,6 +154,22 @@ fn is_particle(word: &str) -> bool {
     PARTICLES.contains(&word)
 }
 
+/// The answer a text opens with: `Some(true)` for "yes" and `Some(false)` for "no" where it is a
+/// bare polar answer ([`polar_answer`]) or opens with an answer particle followed by a comma, full
+/// stop, dash, semicolon or exclamation mark ("No, Canberra is the capital."); `None` otherwise
+/// ("No one may enter." opens with no answer).
+pub fn answer_polarity(text: &str) -> Option<bool> {
+    if let Some(p) = polar_answer(text) {
+        return Some(p);
+    }
+    let t = folded(text);
+    let end = t.find(|c: char| !c.is_alphabetic()).unwrap_or(t.len());
+    let first = &t[..end];
+    let after = &t[end..];
+    let marked = after.starts_with([',', '.', '!', ';']) || after.trim_start().starts_with(['—', '–', '-']);
+    (end > 0 && is_particle(first) && marked).then(|| !NO_PARTICLES.contains(&first))
+}
+
 /// The claim without a leading answer particle, when one stands before a comma, full stop, dash or
 /// exclamation mark and a claim of at least three words follows it: "Yes, refunds are accepted." →
 /// "refunds are accepted." `None` when there is no such particle.
@@ -797,6 +813,16 @@ mod tests {
         assert!(is_bare("yes", false));
         assert!(is_bare("The answer is Paris.", true));
         assert!(!is_bare("Refunds are accepted within 30 days of delivery.", true));
+    }
+
+    #[test]
+    fn the_answer_a_text_opens_with() {
+        assert_eq!(answer_polarity("Yes."), Some(true));
+        assert_eq!(answer_polarity("no"), Some(false));
+        assert_eq!(answer_polarity("No, Canberra is the capital of Australia."), Some(false));
+        assert_eq!(answer_polarity("Yes - refunds are accepted within 30 days."), Some(true));
+        assert_eq!(answer_polarity("No one may enter after 9 pm."), None);
+        assert_eq!(answer_polarity("Canberra."), None);
     }
 
     #[test]

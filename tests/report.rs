@@ -159,6 +159,11 @@ fn gate_fails_closed_on_what_it_cannot_see() {
     let (code, out) = gate_with(d, "base.toml", baseline, &new, &[]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("nothing to check") && out.contains("base.toml"), "{out}");
+    // Beside other rules, [baseline] rules with no --baseline fail: nothing was compared (a note
+    // on stderr and exit 0 before).
+    let (code, out) = gate_with(d, "mixed.toml", &format!("min_cases = 1\n[rules]\n\"cases\" = \">= 1\"\n{baseline}"), &new, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL  [baseline] [baseline] rules: the policy has [baseline] rules and no baseline was given"), "{out}");
 }
 
 /// A policy that checks nothing, or names a quantity candor does not know (in rules, segment rules or

@@ -73,9 +73,6 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
             eprintln!("note (baseline): {}", candor::report::escape::terminal(&line));
         }
     }
-    if policy.baseline.is_some() && baseline.is_none() {
-        eprintln!("note: the policy has [baseline] rules; pass --baseline OLD_RESULTS.jsonl to check them");
-    }
     let summary = Summary::of(&results, 0, models_of(&results));
     let external = match &args.drift {
         Some(p) => {
@@ -86,6 +83,17 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         None => Default::default(),
     };
     let mut checks = gate::evaluate_with(&policy, &results, &summary, baseline.as_deref(), &external);
+    // A gate that checked nothing must not pass: this is a policy whose only rules compare with a
+    // baseline, run without one.
+    anyhow::ensure!(
+        !checks.is_empty(),
+        "policy {}: nothing to check: its only rules are [baseline] rules; pass --baseline OLD_RESULTS.jsonl",
+        args.policy.display()
+    );
+    // [baseline] rules beside others, with no baseline to compare with: not checked, so not passed.
+    if policy.baseline.is_some() && baseline.is_none() {
+        checks.push(gate::baseline_missing(&policy));
+    }
     // Fail closed on a run that did not finish, or whose manifest does not describe its results.
     if !checks.is_empty() {
         let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
@@ -107,13 +115,6 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
             checks.insert(1, c);
         }
     }
-    // A gate that checked nothing must not pass: this is a policy whose only rules compare with a
-    // baseline, run without one.
-    anyhow::ensure!(
-        !checks.is_empty(),
-        "policy {}: nothing to check: its only rules are [baseline] rules; pass --baseline OLD_RESULTS.jsonl",
-        args.policy.display()
-    );
     let seconds = started.elapsed().as_secs_f64();
     if let Some(p) = &args.junit {
         std::fs::write(p, gate::junit(&checks, seconds)).with_context(|| format!("cannot write {}", p.display()))?;

@@ -766,6 +766,19 @@ pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
     }
 }
 
+/// The check standing for a policy's `[baseline]` rules when the gate was given no baseline to
+/// compare with: they were not checked, so it fails, unless the policy sets `allow_unevaluated`
+/// (then it is skipped, saying why).
+pub fn baseline_missing(policy: &Policy) -> Check {
+    let name = "[baseline] rules".to_string();
+    let why = "the policy has [baseline] rules and no baseline was given (`--baseline OLD_RESULTS.jsonl`): nothing was compared".to_string();
+    if policy.allow_unevaluated {
+        Check { group: "baseline".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
+    } else {
+        Check { group: "baseline".into(), name, passed: false, skipped: None, detail: format!("{why}; `allow_unevaluated = true` in the policy would skip it") }
+    }
+}
+
 /// The check that every line of the suite became a case: a run that set lines aside as unreadable
 /// (`invalid_lines` in its summary) graded less than the suite, which fails the gate unless the
 /// policy sets `allow_invalid_lines = true`.
@@ -809,6 +822,15 @@ pub fn fields_known(policy: &Policy, misspelt: &BTreeMap<String, String>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn baseline_rules_without_a_baseline_fail_unless_allowed() {
+        let rules = "[rules]\n\"pass_rate\" = \">= 0.1\"\n[baseline]\nmax_drop = 0.02\n";
+        let c = baseline_missing(&Policy::parse(rules).unwrap());
+        assert!(!c.passed && c.detail.contains("no baseline was given"), "{c:?}");
+        let c = baseline_missing(&Policy::parse(&format!("allow_unevaluated = true\n{rules}")).unwrap());
+        assert!(c.passed && c.skipped.is_some(), "{c:?}");
+    }
 
     #[test]
     fn misspelt_fields_fail_the_gate_unless_allowed() {

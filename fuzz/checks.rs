@@ -15,6 +15,15 @@ use candor::text::{analyse_output, chunk_text, about_sources, claim_form, code, 
 
 /// The suite reader on arbitrary bytes.
 pub fn suite_reader(data: &[u8]) {
+    // UTF-16 (a byte-order mark FF FE or FE FF, or a zero byte at every other place of its first 64
+    // bytes, at least 4): one problem saying so.
+    let head = &data[..data.len().min(64)];
+    let zeros = head.len() >= 4 && (head.iter().step_by(2).all(|&b| b == 0) || head.iter().skip(1).step_by(2).all(|&b| b == 0));
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) || zeros {
+        let items: Vec<_> = SuiteReader::new(Cursor::new(data)).collect();
+        assert!(items.len() == 1 && items[0].as_ref().is_err_and(|p| p.reason.contains("UTF-16")), "UTF-16 must give one problem: {items:?}");
+        return;
+    }
     // A suite whose first character (after blanks and byte-order marks) is `[` is one JSON array:
     // each item gives exactly one case or one problem, numbered by position; a malformed array gives
     // exactly one problem.

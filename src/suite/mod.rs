@@ -332,6 +332,19 @@ fn output_like(obj: &Map<String, Value>) -> Option<String> {
     Some(format!("; this case has {names}, text that may be the output: pass `--field {first}=output` (or rename the field)"))
 }
 
+/// The hint for a case written as a fact-checking or NLI pair (MiniCheck's and LLM-AggreFact's
+/// `doc`, `claim`, `label`; FEVER-style `evidence`, `claim`; NLI's `premise`, `hypothesis`): the
+/// `--field`s that read it as a case, its 0/1 label included where it has one.
+fn pair_shaped(obj: &Map<String, Value>) -> Option<String> {
+    const PAIRS: &[(&str, &str)] = &[("claim", "doc"), ("claim", "document"), ("claim", "evidence"), ("hypothesis", "premise")];
+    let (claim, source) = PAIRS.iter().find(|(c, d)| obj.get(*c).is_some_and(Value::is_string) && obj.contains_key(*d))?;
+    let label = match obj.get("label") {
+        Some(Value::Number(_) | Value::Bool(_)) => " --field label=label.supported",
+        _ => "",
+    };
+    Some(format!("; this case is a claim and its source (`{claim}`, `{source}`): pass `--field {claim}=output --field {source}=contexts{label}`"))
+}
+
 /// Levenshtein distance in characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -517,7 +530,10 @@ pub fn parse_case_with(line: usize, text: &str, renames: &[(String, String)]) ->
                     ),
                     _ => format!("; this case has `{k}`: did you mean `{o}`? (rename it, or pass `--field {k}=output`)"),
                 });
-            let hint = near.or_else(|| output_like(&obj)).unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
+            let hint = pair_shaped(&obj)
+                .or(near)
+                .or_else(|| output_like(&obj))
+                .unwrap_or_else(|| format!(" under any of the names {}", OUTPUT.join(", ")));
             return Err(problem(Some("output"), format!("is missing or null (the text to grade){hint}")));
         }
     };
@@ -1100,6 +1116,9 @@ impl<R: BufRead> Iterator for SuiteReader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         if !self.sniffed {
             self.sniffed = true;
+            if let Some(problem) = self.sniff_utf16() {
+                return Some(Err(problem));
+            }
             let problem = match self.format {
                 SuiteFormat::Json => self.sniff_array(),
                 SuiteFormat::Csv => self.read_csv(b','),
@@ -1244,6 +1263,25 @@ impl<R: BufRead> SuiteReader<R> {
             }
             Err((line, reason)) => Some(SuiteProblem { line, field: None, reason }),
         }
+    }
+
+    /// A suite in UTF-16 (what Windows PowerShell's `>` writes: a byte-order mark FF FE or FE FF, or
+    /// a zero byte beside each ASCII letter): one problem saying so and how to convert it, and
+    /// reading ends, not a "not valid UTF-8" per line.
+    fn sniff_utf16(&mut self) -> Option<SuiteProblem> {
+        let buf = self.reader.fill_buf().ok()?;
+        let head = &buf[..buf.len().min(64)];
+        let bom = head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]);
+        let zeros = head.len() >= 4 && (head.iter().step_by(2).all(|&b| b == 0) || head.iter().skip(1).step_by(2).all(|&b| b == 0));
+        if !bom && !zeros {
+            return None;
+        }
+        self.ended = true;
+        Some(SuiteProblem {
+            line: 1,
+            field: None,
+            reason: "the suite is UTF-16 text (Windows PowerShell's `>` writes it), not UTF-8: convert it (`iconv -f UTF-16 -t UTF-8 SUITE > SUITE.utf8`, or `Out-File -Encoding utf8` in PowerShell) and grade that".to_string(),
+        })
     }
 
     /// A suite whose first character (after blanks and a byte-order mark) is `[` is one JSON array
@@ -1620,6 +1658,34 @@ mod tests {
         // JSON Lines still read line by line.
         let items: Vec<_> = SuiteReader::new("\n{\"output\": \"a\"}\n".as_bytes()).collect();
         assert_eq!(items[0].as_ref().unwrap().id, "2");
+    }
+
+    #[test]
+    fn a_claim_and_its_source_are_told_how_to_load() {
+        let e = parse_case(1, r#"{"doc": "A group of students study in the library.", "claim": "The students are on vacation.", "label": 0}"#).unwrap_err();
+        assert!(e.reason.contains("pass `--field claim=output --field doc=contexts --field label=label.supported`"), "{e}");
+        let e = parse_case(1, r#"{"premise": "p", "hypothesis": "h", "label": "entailment"}"#).unwrap_err();
+        assert!(e.reason.contains("pass `--field hypothesis=output --field premise=contexts`"), "{e}");
+        // Read so, it loads.
+        let renames = [("claim".to_string(), "output".to_string()), ("doc".to_string(), "contexts".to_string()), ("label".to_string(), "label.supported".to_string())];
+        let c = parse_case_with(1, r#"{"doc": "A group of students study.", "claim": "They are on vacation.", "label": 0}"#, &renames).unwrap();
+        assert_eq!((c.output.as_str(), c.contexts.len()), ("They are on vacation.", 1));
+    }
+
+    #[test]
+    fn a_utf16_suite_is_one_problem_saying_so() {
+        let line = "{\"output\": \"a\"}\r\n{\"output\": \"b\"}\r\n";
+        for bom in [true, false] {
+            let mut bytes: Vec<u8> = if bom { vec![0xFF, 0xFE] } else { vec![] };
+            bytes.extend(line.encode_utf16().flat_map(u16::to_le_bytes));
+            let items: Vec<_> = SuiteReader::new(bytes.as_slice()).collect();
+            assert_eq!(items.len(), 1, "{items:?}");
+            let e = items[0].as_ref().unwrap_err();
+            assert!(e.reason.contains("UTF-16") && e.reason.contains("iconv"), "{e}");
+        }
+        // UTF-8 with its byte-order mark is read as it is.
+        let items: Vec<_> = SuiteReader::new("\u{feff}{\"output\": \"a\"}\n".as_bytes()).collect();
+        assert!(items.len() == 1 && items[0].is_ok(), "{items:?}");
     }
 
     #[test]

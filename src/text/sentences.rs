@@ -14,8 +14,23 @@ const ABBREVIATIONS: &[&str] = &[
     "univ", "assn", "bros", "no", "nos", "vol", "vols", "p", "pp", "fig", "figs", "eq", "sec", "ch", "art", "para", "jan",
     "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed", "thu", "fri",
     "sat", "sun", "a.m", "p.m", "est", "min", "max", "avg", "dept", "ext", "tel", "u.s", "u.k", "u.n", "e.u", "ph.d",
-    "m.d", "b.a", "m.a", "b.sc", "m.sc", "viz", "resp", "incl", "excl", "govt",
+    "m.d", "b.a", "m.a", "b.sc", "m.sc", "viz", "resp", "incl", "excl", "govt", "nr", "bzw", "z.b", "usw", "ggf", "vgl", "evtl",
+    "inkl", "zzgl",
 ];
+
+/// Month names after which a day written as an ordinal with a full stop goes on ("am 14. März
+/// 1879", German and the languages that write dates so): compared lower-case.
+const ORDINAL_MONTHS: &[&str] = &[
+    "januar", "jänner", "februar", "märz", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "dezember",
+];
+
+/// Whether `word` (before a full stop) is a day of the month written as an ordinal ("14") and
+/// `next_word` opens with a month name that follows such a day ([`ORDINAL_MONTHS`]).
+fn day_before_month(word: &str, next_word: &str) -> bool {
+    let day = word.len() <= 2 && word.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d));
+    let month: String = next_word.chars().take_while(|c| c.is_alphabetic()).collect::<String>().to_lowercase();
+    day && ORDINAL_MONTHS.contains(&month.as_str())
+}
 
 /// Abbreviations that often end a sentence too: they split when a capitalised word follows.
 const TERMINAL_ABBREVIATIONS: &[&str] = &["etc", "inc", "ltd", "co", "corp", "llc", "a.m", "p.m"];
@@ -151,8 +166,9 @@ fn sentence_end(text: &str, i: usize, punct_len: usize, in_code: &dyn Fn(usize) 
                 return Err(run_end);
             }
         }
-        // A single capital initial ("J. Smith") or an acronym with stops ("U.S.", "N.Y.").
-        if is_initial(&word) {
+        // A single capital initial ("J. Smith") or an acronym with stops ("U.S.", "N.Y."); a day
+        // before its month ("14. März").
+        if is_initial(&word) || day_before_month(&word, next_word) {
             return Err(run_end);
         }
         // "1." or "a." opening a numbered list line.
@@ -278,7 +294,7 @@ fn trim_range(text: &str, r: Range<usize>) -> Range<usize> {
 mod reference {
     use std::ops::Range;
 
-    use super::{code_regions, ends_heading_line, is_initial, starts_list_item, trim_range, word_before};
+    use super::{code_regions, day_before_month, ends_heading_line, is_initial, starts_list_item, trim_range, word_before};
     use super::{ABBREVIATIONS, TERMINAL_ABBREVIATIONS};
 
     /// Splits `text` into sentences. Returns byte ranges into `text`, trimmed of surrounding
@@ -384,8 +400,9 @@ mod reference {
                     return None;
                 }
             }
-            // A single capital initial ("J. Smith") or an acronym with stops ("U.S.", "N.Y.").
-            if is_initial(&word) {
+            // A single capital initial ("J. Smith") or an acronym with stops ("U.S.", "N.Y."); a
+            // day before its month ("14. März").
+            if is_initial(&word) || day_before_month(&word, next_word) {
                 return None;
             }
             // "1." or "a." opening a numbered list line.
@@ -433,6 +450,15 @@ mod tests {
     #[test]
     fn plain_sentences() {
         assert_eq!(sentences("One two. Three four! Five six?"), vec!["One two.", "Three four!", "Five six?"]);
+    }
+
+    #[test]
+    fn a_day_before_its_month_and_german_abbreviations_do_not_split() {
+        let t = "Einstein wurde am 14. März 1879 in Ulm geboren. Nr. 5 ist richtig. Er starb 1955. Danach kam nichts.";
+        assert_eq!(sentences(t), vec!["Einstein wurde am 14. März 1879 in Ulm geboren.", "Nr. 5 ist richtig.", "Er starb 1955.", "Danach kam nichts."]);
+        assert_eq!(sentences("Die Frist endet am 1. Juli 2025. Danach nicht.").len(), 2);
+        assert_eq!(sentences("The score was 40. Maybe next time.").len(), 2, "40 is no day");
+        assert_eq!(sentences("She finished 3. May was next.").len(), 2, "English month names do not follow a day so");
     }
 
     #[test]

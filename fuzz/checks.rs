@@ -37,9 +37,12 @@ pub fn suite_reader(data: &[u8]) {
             break;
         }
     }
-    // One JSON object over several lines (its first line the brace alone): its cases under a
-    // known key, or one problem.
-    if rest.split(|&b| b == b'\n').next().is_some_and(|l| l.trim_ascii() == b"{") && rest.contains(&b'\n') {
+    // One JSON object over several lines (its first line the brace alone, or an object cut off at
+    // the line's end that the whole file completes): its cases under a known key, or one problem.
+    let first = rest.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let cut_off = first.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_err_and(|e| e.is_eof());
+    let whole = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(rest).is_ok();
+    if rest.contains(&b'\n') && (first.trim_ascii() == b"{" || (cut_off && whole)) {
         let items: Vec<_> = SuiteReader::new(Cursor::new(data)).collect();
         let lines: Vec<usize> = items.iter().map(|i| i.as_ref().map_or_else(|p| p.line, |c| c.line)).collect();
         let one_problem = items.len() == 1 && items[0].is_err();

@@ -1303,10 +1303,11 @@ impl<R: BufRead> SuiteReader<R> {
                 buf.iter().take_while(|b| b.is_ascii_whitespace()).count()
             };
             if skip == 0 {
-                // One JSON object written over several lines (a tool's export, pretty-printed: its
-                // first line is the opening brace alone; a case of JSON Lines never is).
+                // One JSON object written over several lines (a tool's export: its first line is
+                // the opening brace alone, or an object cut off at the line's end; a case of JSON
+                // Lines is neither, and a cut-off first line of JSON Lines is told apart below).
                 let first_line = buf.iter().position(|&b| b == b'\n').map(|n| &buf[..n]);
-                let object = first_line.is_some_and(|l| l.trim_ascii() == b"{");
+                let object = first_line.is_some_and(|l| l.trim_ascii() == b"{" || cut_off_object(l));
                 if buf[0] != b'[' && !object {
                     return None;
                 }
@@ -1324,6 +1325,13 @@ impl<R: BufRead> SuiteReader<R> {
         }
         self.ended = true;
         if bytes.first() == Some(&b'{') {
+            // A first line cut off that does not begin a whole-file object is a broken line of
+            // JSON Lines: the lines are read as lines, each one case or one problem.
+            let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+            if first_line.trim_ascii() != b"{" && serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).is_err() {
+                self.rows = Some(lines_as_rows(&bytes, self.line).into_iter());
+                return None;
+            }
             return self.wrapped_cases(&bytes);
         }
         // Items are kept as their raw text, so that each is parsed as a line is (a key repeated in
@@ -1375,6 +1383,29 @@ impl<R: BufRead> SuiteReader<R> {
             ),
         )
     }
+}
+
+/// Whether a line opens a JSON object that it does not close (`{"testFile": "x.py",`).
+fn cut_off_object(line: &[u8]) -> bool {
+    line.trim_ascii_start().starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err_and(|e| e.is_eof())
+}
+
+/// JSON Lines read whole (`bytes`, after `before` lines already counted), as rows of their
+/// non-blank lines: each line's number and its text, or the problem of a line not in UTF-8.
+fn lines_as_rows(bytes: &[u8], before: usize) -> Vec<(usize, std::result::Result<String, String>)> {
+    let mut pieces: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if pieces.last().is_some_and(|p| p.is_empty()) {
+        pieces.pop();
+    }
+    pieces
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, piece)| match std::str::from_utf8(piece) {
+            Ok(t) if t.trim().is_empty() => None,
+            Ok(t) => Some((before + i + 1, Ok(t.trim().trim_start_matches('\u{feff}').to_string()))),
+            Err(e) => Some((before + i + 1, Err(format!("is not valid UTF-8 ({e})")))),
+        })
+        .collect()
 }
 
 /// Keys under which a suite written as one JSON object holds its cases (DeepEval's test-run file
@@ -1702,6 +1733,16 @@ mod tests {
         assert_eq!(items.len(), 1, "{items:?}");
         let e = items[0].as_ref().unwrap_err();
         assert!(e.reason.contains("one JSON object (keys: evalId, results)") && e.reason.contains("promptfoo results file"), "{e}");
+        // An object whose first line holds a key too (not the brace alone).
+        let compact = "{\"testFile\": \"x.py\",\n \"testCases\": [{\"input\": \"q\", \"actualOutput\": \"a\"}]\n}\n";
+        let items: Vec<_> = SuiteReader::new(compact.as_bytes()).collect();
+        assert!(items.len() == 1 && items[0].as_ref().is_ok_and(|c| c.output == "a"), "{items:?}");
+        // A first line of JSON Lines cut off is one problem of its line, and the next lines are read.
+        let cut = "{\"output\": \"a\",\n{\"output\": \"b\"}\n\n{\"output\": \"c\"}\n";
+        let items: Vec<_> = SuiteReader::new(cut.as_bytes()).collect();
+        let lines: Vec<usize> = items.iter().map(|i| i.as_ref().map_or_else(|p| p.line, |c| c.line)).collect();
+        assert_eq!(lines, [1, 2, 4], "{items:?}");
+        assert!(items[0].is_err() && items[1].is_ok() && items[2].is_ok(), "{items:?}");
         // A case on one line is still a line of JSON Lines.
         let items: Vec<_> = SuiteReader::new("{\"output\": \"a\"}\n{\"output\": \"b\"}\n".as_bytes()).collect();
         assert_eq!(items.len(), 2);

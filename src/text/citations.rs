@@ -57,12 +57,13 @@ fn parse_marker(s: &str, known_ids: &[&str]) -> Option<(Vec<String>, usize)> {
 }
 
 /// Words an output may put before a context's id in a marker ("[Source 1]", "[doc2]", "[ref 3]").
-const ID_WORDS: &[&str] = &["source", "document", "doc", "reference", "ref", "context", "passage", "chunk"];
+const ID_WORDS: &[&str] = &["sources", "source", "documents", "document", "docs", "doc", "references", "reference", "refs", "ref", "contexts", "context", "passages", "passage", "chunks", "chunk"];
 
 /// The id a marker's part names: a context id as written; a context id written with a footnote
 /// caret or after one of [`ID_WORDS`] ("[^1]", "[Source 1]", "[doc1]" cite the context `1`); else
-/// the part itself where it holds a digit and only letters, digits, `-`, `_` and `.` (an id no
-/// context has: a fabricated citation). `None`: not an id, so no marker.
+/// the part itself where it holds a digit and only letters, digits, `-`, `_` and `.`, or so written
+/// after a caret or such a word ("[Source 7]" names `7`): an id no context has, a fabricated
+/// citation. `None`: not an id, so no marker.
 fn resolve(id: &str, known_ids: &[&str]) -> Option<String> {
     if id.is_empty() {
         return None;
@@ -78,8 +79,12 @@ fn resolve(id: &str, known_ids: &[&str]) -> Option<String> {
             return Some(k.to_string());
         }
     }
-    let plain = id.chars().any(|c| c.is_ascii_digit()) && id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
-    plain.then(|| id.to_string())
+    let plain = |id: &str| id.chars().any(|c| c.is_ascii_digit()) && id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if plain(id) {
+        return Some(id.to_string());
+    }
+    let written_so = [after_word, (bare != id).then_some(bare)].into_iter().flatten().find(|c| plain(c)).map(str::to_string);
+    written_so
 }
 
 /// `text` with the given markers removed and the spacing they leave tidied
@@ -130,10 +135,14 @@ mod tests {
         assert_eq!(ids("Refunds take 30 days [source 1, source 2].", &known), ["1,2"]);
         // An id no context has is still a marker (fabricated) where it looks like one ...
         assert_eq!(ids("Refunds take 30 days [doc7].", &known), ["doc7"]);
-        // ... and prose or a footnote to nothing is no marker.
-        assert!(ids("Refunds take 30 days [Source 7].", &known).is_empty());
-        assert!(ids("Refunds take 30 days [^7].", &known).is_empty());
+        // ... so is one written as a source or a footnote ("[Source 7]" names 7, which no context
+        // has) ...
+        assert_eq!(ids("Refunds take 30 days [Source 7].", &known), ["7"]);
+        assert_eq!(ids("Refunds take 30 days [^7].", &known), ["7"]);
+        assert_eq!(ids("Refunds take 30 days [Sources 1, 2].", &known), ["1,2"]);
+        // ... and prose is no marker.
         assert!(ids("See [the policy] for more.", &known).is_empty());
+        assert!(ids("See [Source code] for more.", &known).is_empty());
     }
 
     #[test]

@@ -261,8 +261,8 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", candor::report::escape::terminal(&n));
     }
     // A run that did not finish (or changed since) is said at the top of the report itself, where
-    // a reader of the file CI uploaded sees it, not only here.
-    // Results with no manifest at all (written by hand, or by an older candor) say nothing either way.
+    // a reader of the file CI uploaded sees it, not only here; results with no manifest at all
+    // (written by hand, or by an older candor) say nothing either way.
     let incomplete = match candor::report::manifest::provenance(&args.results)? {
         candor::report::manifest::Provenance::Unknown => None,
         p => p.incomplete_reason(&args.results),

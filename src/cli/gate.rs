@@ -95,25 +95,23 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         checks.push(gate::baseline_missing(&policy));
     }
     // Fail closed on a run that did not finish, or whose manifest does not describe its results.
-    if !checks.is_empty() {
-        let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
-        checks.insert(0, gate::completeness(&policy, why));
-        // Lines of the suite the run could not read were never graded: the summary counts them.
-        // No summary to read: the completeness check above already fails on that (or the policy
-        // allowed an incomplete run); nothing more can be told here.
-        let written = std::fs::read_to_string(candor::report::summary_path(&args.results))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-        let invalid = written.as_ref().and_then(|v| v["invalid_lines"].as_u64()).map(|n| n as usize);
-        if let Some(c) = invalid.and_then(|n| gate::lines_read(&policy, n)) {
-            checks.insert(1, c);
-        }
-        // Fields that look like a known one misspelt: their content was never graded.
-        let misspelt: std::collections::BTreeMap<String, String> =
-            written.as_ref().and_then(|v| serde_json::from_value(v["misspelt_fields"].clone()).ok()).unwrap_or_default();
-        if let Some(c) = gate::fields_known(&policy, &misspelt) {
-            checks.insert(1, c);
-        }
+    let why = candor::report::manifest::provenance(&args.results)?.incomplete_reason(&args.results);
+    checks.insert(0, gate::completeness(&policy, why));
+    // Lines of the suite the run could not read were never graded: the summary counts them.
+    // No summary to read: the completeness check above already fails on that (or the policy
+    // allowed an incomplete run); nothing more can be told here.
+    let written = std::fs::read_to_string(candor::report::summary_path(&args.results))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let invalid = written.as_ref().and_then(|v| v["invalid_lines"].as_u64()).map(|n| n as usize);
+    if let Some(c) = invalid.and_then(|n| gate::lines_read(&policy, n)) {
+        checks.insert(1, c);
+    }
+    // Fields that look like a known one misspelt: their content was never graded.
+    let misspelt: std::collections::BTreeMap<String, String> =
+        written.as_ref().and_then(|v| serde_json::from_value(v["misspelt_fields"].clone()).ok()).unwrap_or_default();
+    if let Some(c) = gate::fields_known(&policy, &misspelt) {
+        checks.insert(1, c);
     }
     let seconds = started.elapsed().as_secs_f64();
     if let Some(p) = &args.junit {

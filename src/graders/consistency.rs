@@ -356,7 +356,7 @@ pub fn decide_reference(plan: &ReferencePlan, answers: &[NliAnswer], pass: f32, 
             // Two bare answers of one polarity ("Yes." and "Yes, it is.") are one answer.
             let polarity = (claim_form::answer_polarity(&plan.output), claim_form::answer_polarity(&plan.reference));
             let opposite = matches!(polarity, (Some(a), Some(b)) if a != b);
-            let same_polar = !opposite && claim_form::polar_answer(&plan.output).is_some() && claim_form::polar_answer(&plan.output) == claim_form::polar_answer(&plan.reference);
+            let same_polar = matches!((claim_form::polar_answer(&plan.output), claim_form::polar_answer(&plan.reference)), (Some(a), Some(b)) if a == b);
             let (em, contradicted) = (em || same_polar, contradicted || opposite);
             let clash: Vec<String> = if em || contradicted {
                 vec![]

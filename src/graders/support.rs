@@ -503,13 +503,14 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         // A claim a context sentence says with another name in its place is contradicted by it,
         // unless a sentence states it ([`swapped_by`]).
         let swapped = (!verbatim && denied.is_none()).then(|| swapped_by(read_against(), &s.text)).flatten();
-        let denied = denied.or_else(|| swapped.as_ref().map(|(id, w, k)| (*id, w.sentence.clone(), *k)));
-        let (best, worst) = match denied.clone() {
+        // The sentence that refutes the claim, by a negation or a name: its evidence, score 0.
+        let refuted = denied.clone().or_else(|| swapped.as_ref().map(|(id, w, k)| (*id, w.sentence.clone(), *k)));
+        let (best, worst) = match refuted.clone() {
             Some((id, r, k)) => (Some((0.0, id, r.clone(), k)), Some((1.0, id, r, k))),
             None => (quoted.or(best), worst),
         };
         let (score, contradiction) = (best.as_ref().map_or(0.0, |b| b.0), worst.as_ref().map_or(0.0, |w| w.0));
-        let label = if denied.is_some() {
+        let label = if refuted.is_some() {
             "contradicted"
         } else if score >= cfg.claim_threshold {
             "supported"
@@ -565,7 +566,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
         counted.push(if label != "supported" && score >= cfg.claim_threshold { 0.0 } else { score });
         let evidence = match &conflict {
             // The sentence that denies the claim (its `worst`), before any figure.
-            _ if denied.is_some() => worst.as_ref().map(|f| evidence_of(f, &context_chars)),
+            _ if refuted.is_some() => worst.as_ref().map(|f| evidence_of(f, &context_chars)),
             // The sentence of the context that gives the figure otherwise.
             Some((k, c)) => case.contexts.get(*k).map(|ctx| {
                 let r = conflicts::sentence_span(&ctx.text, &c.source.span);
@@ -590,7 +591,7 @@ pub(super) fn grade(p: &Prepared, sched: &PairScheduler, cfg: &SupportConfig) ->
             graded: s.form.map(|form| GradedAs { form, text: s.hypothesis.clone(), against: s.opposite.clone() }),
             specifics,
             verbatim,
-            denied: denied.is_some() && swapped.is_none(),
+            denied: denied.is_some(),
             swapped: swapped.and_then(|(id, w, k)| {
                 let at = |byte: usize| context_chars.get(k).map_or(0, |ix| ix.offset(byte));
                 Some(Swapped {

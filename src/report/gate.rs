@@ -746,23 +746,25 @@ pub fn markdown(checks: &[Check]) -> String {
     m
 }
 
+/// A check on what the gate could see: skipped, saying `why`, where the policy `allowed` it; else
+/// failed, with `why` and how the policy would let it pass (`remedy`).
+fn allowed_or_failed(group: &str, name: &str, allowed: bool, why: String, remedy: &str) -> Check {
+    let (group, name) = (group.to_string(), name.to_string());
+    if allowed {
+        Check { group, name, passed: true, skipped: Some(why.clone()), detail: why }
+    } else {
+        Check { group, name, passed: false, skipped: None, detail: format!("{why}; {remedy}") }
+    }
+}
+
 /// The check that the run being gated completed: `why` is the reason it cannot be taken for a
 /// complete run ([`super::manifest::Provenance::incomplete_reason`]), `None` when it can. Fails
 /// unless the policy allows incomplete runs (then skipped, saying why).
 pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
-    let name = "run complete".to_string();
+    let name = "run complete";
     match why {
-        None => Check { group: "overall".into(), name, passed: true, skipped: None, detail: "the run's manifest says it completed".into() },
-        Some(why) if policy.allow_incomplete => {
-            Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
-        }
-        Some(why) => Check {
-            group: "overall".into(),
-            name,
-            passed: false,
-            skipped: None,
-            detail: format!("{why}; `allow_incomplete = true` in the policy would gate it anyway"),
-        },
+        None => Check { group: "overall".into(), name: name.into(), passed: true, skipped: None, detail: "the run's manifest says it completed".into() },
+        Some(why) => allowed_or_failed("overall", name, policy.allow_incomplete, why, "`allow_incomplete = true` in the policy would gate it anyway"),
     }
 }
 
@@ -770,29 +772,20 @@ pub fn completeness(policy: &Policy, why: Option<String>) -> Check {
 /// compare with: they were not checked, so it fails, unless the policy sets `allow_unevaluated`
 /// (then it is skipped, saying why).
 pub fn baseline_missing(policy: &Policy) -> Check {
-    let name = "[baseline] rules".to_string();
     let why = "the policy has [baseline] rules and no baseline was given (`--baseline OLD_RESULTS.jsonl`): nothing was compared".to_string();
-    if policy.allow_unevaluated {
-        Check { group: "baseline".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
-    } else {
-        Check { group: "baseline".into(), name, passed: false, skipped: None, detail: format!("{why}; `allow_unevaluated = true` in the policy would skip it") }
-    }
+    allowed_or_failed("baseline", "[baseline] rules", policy.allow_unevaluated, why, "`allow_unevaluated = true` in the policy would skip it")
 }
 
 /// The check that every line of the suite became a case: a run that set lines aside as unreadable
 /// (`invalid_lines` in its summary) graded less than the suite, which fails the gate unless the
 /// policy sets `allow_invalid_lines = true`.
 pub fn lines_read(policy: &Policy, invalid_lines: usize) -> Option<Check> {
-    let name = "every line of the suite read".to_string();
     if invalid_lines == 0 {
         return None;
     }
     let why = format!("{invalid_lines} line(s) of the suite could not be read and were not graded (the grade run listed them)");
-    Some(if policy.allow_invalid_lines {
-        Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
-    } else {
-        Check { group: "overall".into(), name, passed: false, skipped: None, detail: format!("{why}; `allow_invalid_lines = true` in the policy would gate the rest anyway") }
-    })
+    let remedy = "`allow_invalid_lines = true` in the policy would gate the rest anyway";
+    Some(allowed_or_failed("overall", "every line of the suite read", policy.allow_invalid_lines, why, remedy))
 }
 
 /// The check that no field of the suite was a known field misspelt: such a field's content was not
@@ -803,20 +796,10 @@ pub fn fields_known(policy: &Policy, misspelt: &BTreeMap<String, String>) -> Opt
     if misspelt.is_empty() {
         return None;
     }
-    let name = "every field of the suite known".to_string();
     let list: Vec<String> = misspelt.iter().map(|(f, k)| format!("`{f}` (did you mean `{k}`?)")).collect();
     let why = format!("field(s) candor does not know, whose content was not graded: {}", list.join(", "));
-    Some(if policy.allow_unknown_fields {
-        Check { group: "overall".into(), name, passed: true, skipped: Some(why.clone()), detail: why }
-    } else {
-        Check {
-            group: "overall".into(),
-            name,
-            passed: false,
-            skipped: None,
-            detail: format!("{why}; rename the field (or map it with `candor grade --field`) and grade again, or set `allow_unknown_fields = true` in the policy"),
-        }
-    })
+    let remedy = "rename the field (or map it with `candor grade --field`) and grade again, or set `allow_unknown_fields = true` in the policy";
+    Some(allowed_or_failed("overall", "every field of the suite known", policy.allow_unknown_fields, why, remedy))
 }
 
 #[cfg(test)]

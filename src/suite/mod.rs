@@ -1325,14 +1325,16 @@ impl<R: BufRead> SuiteReader<R> {
         }
         self.ended = true;
         if bytes.first() == Some(&b'{') {
+            // The object's fields kept as their raw text, as an array's items are (parsed once).
+            let object = serde_json::from_slice::<BTreeMap<String, Box<serde_json::value::RawValue>>>(&bytes);
             // A first line cut off that does not begin a whole-file object is a broken line of
             // JSON Lines: the lines are read as lines, each one case or one problem.
             let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
-            if first_line.trim_ascii() != b"{" && serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes).is_err() {
+            if first_line.trim_ascii() != b"{" && object.is_err() {
                 self.rows = Some(lines_as_rows(&bytes, self.line).into_iter());
                 return None;
             }
-            return self.wrapped_cases(&bytes);
+            return self.wrapped_cases(object);
         }
         // Items are kept as their raw text, so that each is parsed as a line is (a key repeated in
         // an item is refused, not silently merged).
@@ -1352,23 +1354,22 @@ impl<R: BufRead> SuiteReader<R> {
     /// A suite written as one JSON object over several lines: its cases are the array under one of
     /// [`CASE_LISTS`] (read as a JSON array of cases); any other object is one problem that says
     /// what the file holds and what candor reads, not a line-by-line wall of parse errors.
-    fn wrapped_cases(&mut self, bytes: &[u8]) -> Option<SuiteProblem> {
+    fn wrapped_cases(&mut self, object: serde_json::Result<BTreeMap<String, Box<serde_json::value::RawValue>>>) -> Option<SuiteProblem> {
         let fail = |line: usize, reason: String| Some(SuiteProblem { line, field: None, reason });
-        let object = match serde_json::from_slice::<serde_json::Map<String, Value>>(bytes) {
+        let object = match object {
             Ok(o) => o,
             Err(e) => return fail(self.line + e.line(), format!("the suite starts with a JSON object written over several lines, which does not parse ({e}); write one case per line (JSON Lines) or one JSON array of cases")),
         };
         for key in CASE_LISTS {
-            if let Some(items @ Value::Array(_)) = object.get(*key) {
-                let raw = serde_json::to_string(items).ok().and_then(|t| serde_json::from_str::<Vec<Box<serde_json::value::RawValue>>>(&t).ok());
-                if let Some(items) = raw {
-                    self.array = Some(items.into_iter().enumerate());
-                    return None;
-                }
+            // Items are kept as their raw text, so that each is parsed as a line is.
+            if let Some(items) = object.get(*key).and_then(|raw| serde_json::from_str::<Vec<Box<serde_json::value::RawValue>>>(raw.get()).ok()) {
+                self.array = Some(items.into_iter().enumerate());
+                return None;
             }
         }
         let keys: Vec<&str> = object.keys().map(String::as_str).take(8).collect();
-        let promptfoo = object.contains_key("evalId") || object.get("results").is_some_and(|r| r.get("results").is_some());
+        let results_within = |r: &serde_json::value::RawValue| serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(r.get()).is_ok_and(|m| m.contains_key("results"));
+        let promptfoo = object.contains_key("evalId") || object.get("results").is_some_and(|r| results_within(r));
         let hint = if promptfoo {
             " (a promptfoo results file: grade the test cases themselves, `promptfoo` YAML or JSON tests with `vars`, or export each result's `response.output` as a case's `output`)"
         } else {

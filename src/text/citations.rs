@@ -80,11 +80,9 @@ fn resolve(id: &str, known_ids: &[&str]) -> Option<String> {
         }
     }
     let plain = |id: &str| id.chars().any(|c| c.is_ascii_digit()) && id.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if plain(id) {
-        return Some(id.to_string());
-    }
-    let written_so = [after_word, (bare != id).then_some(bare)].into_iter().flatten().find(|c| plain(c)).map(str::to_string);
-    written_so
+    // The part as written, else as written after a caret or such a word.
+    let named = [Some(id), after_word, (bare != id).then_some(bare)].into_iter().flatten().find(|c| plain(c)).map(str::to_string);
+    named
 }
 
 /// `text` with the given markers removed and the spacing they leave tidied
